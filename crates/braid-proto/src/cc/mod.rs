@@ -1,0 +1,1 @@
+//! Congestion control behind a trait. Implemented by the tcp work.

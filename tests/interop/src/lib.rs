@@ -1,0 +1,1 @@
+//! Interop harness. Implemented by the interop work.
