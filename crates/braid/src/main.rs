@@ -1,1 +1,6 @@
+//! The `braid` command-line tool.
+
+mod report;
+mod stream;
+
 fn main() {}

@@ -1,0 +1,48 @@
+//! The JSON report printed by `--json` (docs: DESIGN §6, "the CLI contract").
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One subflow in a report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SubflowReport {
+    pub local: String,
+    pub remote: String,
+    pub backup: bool,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rtt_ms: f64,
+}
+
+/// What `braid connect|listen|sim --json` prints on exit. Fields of the contract first;
+/// `scenario`, `integrity_ok` and `goodput_mbps` are set by `braid sim`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub role: String,
+    pub mptcp: bool,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub sha256_sent: String,
+    pub sha256_received: String,
+    pub duration_s: f64,
+    pub subflows: Vec<SubflowReport>,
+    /// Counters under the Linux kernel's MPTcpExt MIB names.
+    pub counters: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity_ok: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_mbps: Option<f64>,
+    /// Further fields a command adds (e.g. the simulator's per-end reports).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Report {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
