@@ -1,6 +1,3 @@
 //! The `braid` command-line tool.
 
-mod report;
-mod stream;
-
 fn main() {}

@@ -1,0 +1,5 @@
+//! braid: the runtime and tools around the sans-IO engine `braid-proto`: the TUN driver, the
+//! simulator glue, and the commands of the `braid` binary.
+
+pub mod report;
+pub mod stream;
