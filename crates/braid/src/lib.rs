@@ -2,4 +2,4 @@
 //! simulator glue, and the commands of the `braid` binary.
 
 pub mod report;
-pub mod stream;
+pub use braid_sim::stream;

@@ -1,0 +1,302 @@
+//! The built-in scenarios of `braid sim`: a braid client sends a reproducible stream to a braid
+//! server over simulated paths, and the run reports integrity and goodput.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use braid_proto::endpoint::{ConnectOptions, ListenOptions};
+use braid_proto::tcp::{CcAlgorithm, TcpConfig};
+use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
+
+use crate::host::{AppRole, AppStats, Host};
+use crate::{LinkConfig, LinkStats, Network, NodeId, PcapWriter};
+
+/// One simulated path: its two directions.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    /// Client to server.
+    pub up: LinkConfig,
+    /// Server to client.
+    pub down: LinkConfig,
+}
+
+/// A named network setup.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub paths: Vec<PathSpec>,
+    /// Needs MPTCP (more than one path used, or an MPTCP-specific middlebox).
+    pub needs_mptcp: bool,
+}
+
+/// Every scenario `braid sim` knows, by name.
+pub const SCENARIOS: &[&str] = &["single-path", "lossy"];
+
+/// Scenarios of the CLI contract that come with the MPTCP connection layer.
+pub const MPTCP_SCENARIOS: &[&str] = &[
+    "two-paths",
+    "failover",
+    "strip-syn",
+    "strip-data",
+    "corrupt",
+    "nat",
+];
+
+/// A path of `rate_bps` with one-way `delay`, random `loss`, and a drop-tail queue of one
+/// bandwidth-delay product (rate x round-trip time) in each direction.
+pub fn path(rate_bps: u64, delay: Duration, loss: f64) -> PathSpec {
+    let rtt = delay * 2;
+    let bdp = (u128::from(rate_bps) * rtt.as_micros() / 8 / 1_000_000) as usize;
+    let dir = LinkConfig {
+        rate_bps,
+        delay,
+        loss,
+        queue_limit_bytes: bdp.max(64 * 1500),
+        mtu: 1500,
+        ..LinkConfig::default()
+    };
+    PathSpec {
+        up: dir.clone(),
+        down: dir,
+    }
+}
+
+impl Scenario {
+    /// The scenario called `name`.
+    pub fn by_name(name: &str) -> Result<Scenario, SimError> {
+        let ms = Duration::from_millis;
+        match name {
+            "single-path" => Ok(Scenario {
+                name: "single-path",
+                description: "one path: 100 Mbit/s, 20 ms one way, no loss",
+                paths: vec![path(100_000_000, ms(20), 0.0)],
+                needs_mptcp: false,
+            }),
+            "lossy" => Ok(Scenario {
+                name: "lossy",
+                description: "one path: 100 Mbit/s, 20 ms one way, 1% random loss each way",
+                paths: vec![path(100_000_000, ms(20), 0.01)],
+                needs_mptcp: false,
+            }),
+            n if MPTCP_SCENARIOS.contains(&n) => Err(SimError::NeedsMptcp(n.to_string())),
+            n => Err(SimError::UnknownScenario(n.to_string())),
+        }
+    }
+}
+
+/// How to run a scenario.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub bytes: u64,
+    pub seed: u64,
+    /// Plain TCP instead of MPTCP.
+    pub tcp: bool,
+    pub cc: CcAlgorithm,
+    /// Give up at this simulated time.
+    pub time_limit: Duration,
+    /// Write every packet of the first path here.
+    pub pcap: Option<std::path::PathBuf>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bytes: 64 << 20,
+            seed: 1,
+            tcp: false,
+            cc: CcAlgorithm::default(),
+            time_limit: Duration::from_secs(3600),
+            pcap: None,
+        }
+    }
+}
+
+/// Why a run could not be made.
+#[derive(Debug)]
+pub enum SimError {
+    UnknownScenario(String),
+    NeedsMptcp(String),
+    Pcap(std::io::Error),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::UnknownScenario(n) => write!(
+                f,
+                "unknown scenario '{n}' (known: {})",
+                SCENARIOS.join(", ")
+            ),
+            SimError::NeedsMptcp(n) => write!(
+                f,
+                "scenario '{n}' needs the MPTCP connection layer, which is not implemented yet; \
+                 available: {}",
+                SCENARIOS.join(", ")
+            ),
+            SimError::Pcap(e) => write!(f, "cannot write pcap: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    pub scenario: &'static str,
+    pub mptcp: bool,
+    pub client: AppStats,
+    pub server: AppStats,
+    pub client_info: Option<ConnInfo>,
+    pub server_info: Option<ConnInfo>,
+    /// Per path: (client to server, server to client) link statistics.
+    pub links: Vec<(LinkStats, LinkStats)>,
+    /// Simulated time when the run ended.
+    pub end: Instant,
+    /// The run finished (both ends closed) before the time limit.
+    pub completed: bool,
+}
+
+impl SimResult {
+    /// The server received exactly what the client sent, all of it, and the client saw the
+    /// server's clean close.
+    pub fn integrity_ok(&self, bytes: u64) -> bool {
+        self.completed
+            && self.client.sent.bytes() == bytes
+            && self.server.received.bytes() == bytes
+            && self.client.sent.hex() == self.server.received.hex()
+            && self.client.error.is_none()
+            && self.server.error.is_none()
+    }
+
+    /// Application bytes delivered to the server per second, from the client's connect (time
+    /// zero) to the last byte's delivery, in Mbit/s.
+    pub fn goodput_mbps(&self) -> f64 {
+        match self.server.last_byte {
+            Some(t) if t > Instant::ZERO => {
+                self.server.received.bytes() as f64 * 8.0 / t.as_secs_f64() / 1e6
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The longest time between two deliveries to the server application.
+    pub fn longest_delivery_gap(&self) -> Duration {
+        let mut prev = self.server.started.unwrap_or(Instant::ZERO);
+        let mut gap = Duration::ZERO;
+        for &(t, _) in &self.server.delivery {
+            gap = gap.max(t - prev);
+            prev = t;
+        }
+        gap
+    }
+}
+
+const CLIENT_PORT: u16 = 40000;
+const SERVER_PORT: u16 = 5201;
+
+fn client_addr(path: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, path as u8 + 1, 1))
+}
+
+fn server_addr(path: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, path as u8 + 1, 2))
+}
+
+fn seed_bytes(seed: u64, who: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    s[8] = who;
+    s
+}
+
+/// Run `scenario`: the client sends `cfg.bytes` to the server, both close.
+pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> {
+    if scenario.needs_mptcp && cfg.tcp {
+        return Err(SimError::NeedsMptcp(scenario.name.to_string()));
+    }
+    let tcp = TcpConfig {
+        cc: cfg.cc,
+        ..TcpConfig::default()
+    };
+    let mk = |who| {
+        Endpoint::new(
+            EndpointConfig { tcp: tcp.clone() },
+            seed_bytes(cfg.seed, who),
+        )
+    };
+    let n = scenario.paths.len();
+    let client_addrs: Vec<IpAddr> = (0..n).map(client_addr).collect();
+    let server_addrs: Vec<IpAddr> = (0..n).map(server_addr).collect();
+    let mptcp = !cfg.tcp;
+    let client = Host::new(
+        mk(1),
+        client_addrs.clone(),
+        AppRole::Client {
+            local: SocketAddr::new(client_addrs[0], CLIENT_PORT),
+            remote: SocketAddr::new(server_addrs[0], SERVER_PORT),
+            options: ConnectOptions { mptcp },
+        },
+        cfg.bytes,
+    );
+    let server = Host::new(
+        mk(2),
+        server_addrs,
+        AppRole::Server {
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SERVER_PORT),
+            options: ListenOptions { mptcp },
+        },
+        0,
+    );
+
+    let mut net = Network::new(cfg.seed);
+    let c = net.add_node(Box::new(client));
+    let s = net.add_node(Box::new(server));
+    let links: Vec<_> = scenario
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| net.add_link((c, i), (s, i), p.up.clone(), p.down.clone()))
+        .collect();
+    if let Some(path) = &cfg.pcap {
+        let file = std::fs::File::create(path).map_err(SimError::Pcap)?;
+        let w = PcapWriter::new(std::io::BufWriter::new(file)).map_err(SimError::Pcap)?;
+        net.set_pcap(w);
+    }
+
+    let deadline = Instant::ZERO + cfg.time_limit;
+    net.run_until(deadline, |net| both_done(net, c, s));
+    let completed = both_done(&mut net, c, s);
+
+    let host = |net: &Network, id| -> Option<(AppStats, Option<ConnInfo>)> {
+        let h = net.node::<Host>(id)?;
+        let info = h.connection().and_then(|k| h.endpoint().conn_info(k));
+        Some((h.stats().clone(), info))
+    };
+    let (client, client_info) = host(&net, c).unwrap_or_default();
+    let (server, server_info) = host(&net, s).unwrap_or_default();
+    let links = links
+        .iter()
+        .map(|&l| {
+            let link = net.link(l);
+            (link.stats(0).clone(), link.stats(1).clone())
+        })
+        .collect();
+    Ok(SimResult {
+        scenario: scenario.name,
+        mptcp: false,
+        client,
+        server,
+        client_info,
+        server_info,
+        links,
+        end: net.now(),
+        completed,
+    })
+}
+
+fn both_done(net: &mut Network, c: NodeId, s: NodeId) -> bool {
+    let done = |id| net.node::<Host>(id).is_some_and(Host::done);
+    done(c) && done(s)
+}

@@ -1,0 +1,202 @@
+//! `braid sim`: both ends in-process over simulated paths.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use braid_proto::tcp::CcAlgorithm;
+use braid_sim::scenario::{self, Scenario, SimConfig, SimResult};
+use clap::Args;
+
+use crate::report::{Report, SubflowReport};
+
+/// Arguments of `braid sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The scenario to run (single-path, lossy; the MPTCP ones: two-paths, failover,
+    /// strip-syn, strip-data, corrupt, nat).
+    #[arg(default_value = "two-paths")]
+    pub scenario: String,
+    /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    pub bytes: u64,
+    /// Packet scheduler (only the default exists until the MPTCP layer lands).
+    #[arg(long, default_value = "default")]
+    pub scheduler: String,
+    /// Congestion control: cubic or reno.
+    #[arg(long, default_value = "cubic", value_parser = parse_cc)]
+    pub cc: CcAlgorithm,
+    /// Seed of every random choice in the run; the same seed replays the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write every packet of the first path to this pcap file.
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
+    /// Use plain TCP instead of MPTCP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// Print one JSON object on exit.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parse a byte count such as `1048576`, `64M`, `64MiB`, `2G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count (e.g. 1048576, 64M, 2G)"))?;
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => return Err(format!("'{s}': unknown size unit '{unit}' (use K, M or G)")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parse a congestion-control name.
+pub fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "cubic" => Ok(CcAlgorithm::Cubic),
+        "reno" | "newreno" => Ok(CcAlgorithm::Reno),
+        _ => Err(format!("unknown congestion control '{s}' (known: cubic, reno)")),
+    }
+}
+
+/// Run `braid sim`.
+pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    if args.scheduler != "default" {
+        bail!(
+            "unknown scheduler '{}' (known: default)",
+            args.scheduler
+        );
+    }
+    let scenario = Scenario::by_name(&args.scenario)?;
+    let cfg = SimConfig {
+        bytes: args.bytes,
+        seed: args.seed,
+        tcp: args.tcp,
+        cc: args.cc,
+        pcap: args.pcap.clone(),
+        ..SimConfig::default()
+    };
+    let result = scenario::run(&scenario, &cfg)
+        .with_context(|| format!("scenario {}", scenario.name))?;
+    let report = report(&scenario, &cfg, &result);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print_human(&scenario, &report, &result);
+    }
+    if report.integrity_ok == Some(true) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("braid sim: {}", failure_reason(&cfg, &result));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn failure_reason(cfg: &SimConfig, r: &SimResult) -> String {
+    if let Some(e) = r.client.error.as_ref().or(r.server.error.as_ref()) {
+        return format!("transfer failed: {e}");
+    }
+    if !r.completed {
+        return format!(
+            "transfer did not complete within {} s of simulated time ({} of {} bytes delivered)",
+            cfg.time_limit.as_secs(),
+            r.server.received.bytes(),
+            cfg.bytes
+        );
+    }
+    format!(
+        "integrity check failed: sent {} bytes (sha256 {}), received {} (sha256 {})",
+        r.client.sent.bytes(),
+        r.client.sent.hex(),
+        r.server.received.bytes(),
+        r.server.received.hex()
+    )
+}
+
+/// The JSON report of a run.
+pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
+    let mut subflows = Vec::new();
+    if let Some(info) = &r.client_info {
+        subflows.push(SubflowReport {
+            local: info.local.to_string(),
+            remote: info.remote.to_string(),
+            backup: false,
+            bytes_sent: r.client.sent.bytes(),
+            bytes_received: r.client.received.bytes(),
+            rtt_ms: info.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        });
+    }
+    let mut report = Report {
+        role: "sim".into(),
+        mptcp: r.mptcp,
+        bytes_sent: r.client.sent.bytes(),
+        bytes_received: r.server.received.bytes(),
+        sha256_sent: r.client.sent.hex(),
+        sha256_received: r.server.received.hex(),
+        duration_s: r.server.last_byte.unwrap_or(r.end).as_secs_f64(),
+        subflows,
+        scenario: Some(scenario.name.to_string()),
+        integrity_ok: Some(r.integrity_ok(cfg.bytes)),
+        goodput_mbps: Some((r.goodput_mbps() * 1000.0).round() / 1000.0),
+        ..Report::default()
+    };
+    report.extra.insert("seed".into(), cfg.seed.into());
+    report.extra.insert("cc".into(), format!("{:?}", cfg.cc).to_lowercase().into());
+    if let Some(info) = &r.client_info {
+        report
+            .extra
+            .insert("retransmits".into(), info.retransmits.into());
+    }
+    let links: Vec<serde_json::Value> = r
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, (up, down))| {
+            serde_json::json!({
+                "path": i,
+                "up": link_json(up),
+                "down": link_json(down),
+            })
+        })
+        .collect();
+    report.extra.insert("links".into(), links.into());
+    report
+}
+
+fn link_json(s: &braid_sim::LinkStats) -> serde_json::Value {
+    serde_json::json!({
+        "packets_sent": s.packets_sent,
+        "packets_delivered": s.packets_delivered,
+        "bytes_delivered": s.bytes_delivered,
+        "dropped_loss": s.dropped_loss,
+        "dropped_queue": s.dropped_queue,
+    })
+}
+
+fn print_human(scenario: &Scenario, report: &Report, r: &SimResult) {
+    println!("scenario     {} ({})", scenario.name, scenario.description);
+    println!(
+        "transfer     {} bytes in {:.3} s simulated, {}",
+        report.bytes_received,
+        report.duration_s,
+        if r.mptcp { "MPTCP" } else { "plain TCP" }
+    );
+    println!("goodput      {:.2} Mbit/s", report.goodput_mbps.unwrap_or(0.0));
+    println!(
+        "integrity    {} (sha256 {})",
+        if report.integrity_ok == Some(true) { "ok" } else { "FAILED" },
+        report.sha256_received
+    );
+    for s in &report.subflows {
+        println!("subflow      {} -> {}  rtt {:.1} ms", s.local, s.remote, s.rtt_ms);
+    }
+}
