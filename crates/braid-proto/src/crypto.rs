@@ -74,7 +74,7 @@ pub fn join_hmac(local_key: u64, remote_key: u64, local_nonce: u32, remote_nonce
 
 //= rfc8684#3.2
 //= The MP_JOIN SYN/ACK carries the leftmost 64 bits of HMAC(Key-B ‖ Key-A, R-B ‖ R-A), B
-//= being the host that answers the join.
+//   being the host that answers the join.
 /// The truncated HMAC of the MP_JOIN SYN/ACK. The *initiator* sends the MP_JOIN SYN, the
 /// *responder* answers with the SYN/ACK; the keys are each host's MP_CAPABLE key and the
 /// nonces each host's MP_JOIN random number. Both hosts call this with the same arguments:
@@ -98,7 +98,7 @@ pub fn join_synack_hmac(
 
 //= rfc8684#3.2
 //= The MP_JOIN third ACK carries the leftmost 160 bits of HMAC(Key-A ‖ Key-B, R-A ‖ R-B), A
-//= being the host that started the join.
+//   being the host that started the join.
 /// The truncated HMAC of the MP_JOIN third ACK (same argument roles as
 /// [`join_synack_hmac`]): the initiator sends it, the responder verifies it.
 pub fn join_ack_hmac(
@@ -120,7 +120,7 @@ pub fn join_ack_hmac(
 
 //= rfc8684#3.4.1
 //= The ADD_ADDR HMAC is over address id ‖ address ‖ port (0 when absent), keyed with the
-//= sender's key ‖ the receiver's key; the option carries its rightmost 64 bits.
+//   sender's key ‖ the receiver's key; the option carries its rightmost 64 bits.
 /// The truncated HMAC of an ADD_ADDR sent by the host owning `sender_key` to the host owning
 /// `receiver_key`. A missing port counts as port 0.
 pub fn add_addr_hmac(
@@ -164,7 +164,7 @@ pub struct DssChecksum {
 impl DssChecksum {
     //= rfc8684#3.3.1
     //= The DSS checksum covers a pseudo-header of the 64-bit DSN, the 32-bit relative subflow
-    //= sequence number, the 16-bit data-level length and a zero 16-bit checksum, then the data.
+    //   sequence number, the 16-bit data-level length and a zero 16-bit checksum, then the data.
     /// Start a checksum over the pseudo-header of the mapping (`dsn` always the full 64 bits,
     /// `subflow_seq` relative to the subflow's ISN, `data_len` as on the wire, which counts a
     /// DATA_FIN as one octet).

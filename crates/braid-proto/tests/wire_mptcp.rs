@@ -259,6 +259,19 @@ fn dss_infinite_mapping() {
     let m = d.mapping.unwrap();
     assert!(m.is_infinite());
     assert!(!DssMapping { data_len: 1, ..m }.is_infinite());
+    let inf = DssMapping::infinite(0x0102_0304_0506_0708, true);
+    assert!(inf.is_infinite());
+    let opt = MptcpOption::Dss(Dss {
+        data_ack: None,
+        data_ack_64: false,
+        mapping: Some(inf),
+        data_fin: false,
+    });
+    assert_eq!(
+        opt.to_vec(),
+        [30, 20, 0x20, 0x0c, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(DssMapping::infinite(5, false).checksum, None);
 }
 
 #[test]
