@@ -439,7 +439,7 @@ fn tcp_eol_stops_parsing_and_unknown_preserved() {
 
 #[test]
 fn tcp_data_offset_checked() {
-    let mut b = vec![0u8; 20];
+    let mut b = [0u8; 20];
     b[12] = 4 << 4;
     assert!(matches!(
         TcpPacket::new_checked(&b[..]),

@@ -345,3 +345,116 @@ proptest! {
         prop_assert_eq!(got, &opts[..]);
     }
 }
+
+/// One well-formed option (or NOP / EOL) as its bytes.
+fn arb_option_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(vec![1u8]),
+        Just(vec![0u8]),
+        any::<u16>().prop_map(|m| vec![2, 4, (m >> 8) as u8, m as u8]),
+        any::<u8>().prop_map(|s| vec![3, 3, s]),
+        Just(vec![4u8, 2]),
+        vec(any::<u8>(), 1..=4).prop_flat_map(|n| {
+            vec(any::<u8>(), n.len() * 8).prop_map(|blocks| {
+                let mut v = vec![5u8, 2 + blocks.len() as u8];
+                v.extend(blocks);
+                v
+            })
+        }),
+        any::<[u8; 8]>().prop_map(|t| {
+            let mut v = vec![8u8, 10];
+            v.extend(t);
+            v
+        }),
+        arb_mptcp_option()
+            .prop_filter("small", |o| o.buffer_len() <= 24)
+            .prop_map(|o| o.to_vec()),
+        arb_unknown_option().prop_map(|u| {
+            let mut v = vec![u.kind, 2 + u.data.len() as u8];
+            v.extend(u.data);
+            v
+        }),
+    ]
+}
+
+/// What a parser must make of a sequence of well-formed options: the model.
+fn model(tokens: &[Vec<u8>]) -> TcpOptions {
+    let mut o = TcpOptions::default();
+    for t in tokens {
+        match t[0] {
+            0 => break,
+            1 => {}
+            2 => o.mss = Some(u16::from_be_bytes([t[2], t[3]])),
+            3 => o.window_scale = Some(t[2].min(14)),
+            4 => o.sack_permitted = true,
+            5 => {
+                o.sack_blocks = t[2..]
+                    .chunks(8)
+                    .map(|c| {
+                        (
+                            u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                            u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                        )
+                    })
+                    .collect()
+            }
+            8 => {
+                o.timestamps = Some(Timestamps {
+                    tsval: u32::from_be_bytes([t[2], t[3], t[4], t[5]]),
+                    tsecr: u32::from_be_bytes([t[6], t[7], t[8], t[9]]),
+                })
+            }
+            30 => o.mptcp.push(MptcpOption::parse(t).unwrap()),
+            kind => o.unknown.push(UnknownOption {
+                kind,
+                data: t[2..].to_vec(),
+            }),
+        }
+    }
+    o
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Any sequence of well-formed options (in any order, repeated, with NOPs and EOLs)
+    /// parses to what the model says: later duplicates win, EOL ends the list, the window
+    /// shift is clamped to 14.
+    #[test]
+    fn well_formed_option_sequences_match_the_model(tokens in vec(arb_option_bytes(), 0..8)) {
+        // Keep the tokens that fit in 40 bytes.
+        let mut kept = Vec::new();
+        let mut area = Vec::new();
+        for t in tokens {
+            if area.len() + t.len() <= MAX_OPTIONS_LEN {
+                area.extend_from_slice(&t);
+                kept.push(t);
+            }
+        }
+        while area.len() % 4 != 0 {
+            area.push(0);
+        }
+        prop_assert_eq!(TcpOptions::parse(&area), Ok(model(&kept)));
+    }
+
+    /// Corrupting one byte of a well-formed options area never panics; what still parses
+    /// re-encodes to the same options (when they fit).
+    #[test]
+    fn corrupted_option_sequences_never_panic(
+        tokens in vec(arb_option_bytes(), 1..8),
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+    ) {
+        let mut area: Vec<u8> = tokens.concat();
+        area.truncate(MAX_OPTIONS_LEN);
+        let i = at.index(area.len());
+        area[i] = value;
+        if let Ok(opts) = TcpOptions::parse(&area) {
+            let mut out = [0u8; MAX_OPTIONS_LEN];
+            match opts.emit(&mut out) {
+                Ok(n) => prop_assert_eq!(TcpOptions::parse(&out[..n]), Ok(opts)),
+                Err(e) => prop_assert!(matches!(e, Error::BufferTooSmall { .. }), "{e}"),
+            }
+        }
+    }
+}
