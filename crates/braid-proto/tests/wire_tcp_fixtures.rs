@@ -583,3 +583,35 @@ fn emit_tcp_packet_too_long_for_ipv4() {
     assert_eq!(n, 65_535);
     assert_eq!(parse_tcp_packet(&buf[..n]).unwrap().payload.len(), 65_495);
 }
+
+#[test]
+fn tcp_emit_order_sack_mptcp_unknown() {
+    use braid_proto::wire::MptcpOption;
+    let mut r = base_repr();
+    r.options.unknown.push(UnknownOption {
+        kind: 99,
+        data: vec![7],
+    });
+    let prio = MptcpOption::MpPrio {
+        backup: true,
+        addr_id: None,
+    };
+    r.options.mptcp.push(prio.clone());
+    r.options.sack_blocks.push((10, 20));
+    r.options.timestamps = Some(Timestamps { tsval: 1, tsecr: 2 });
+    let a = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut buf = [0u8; 60];
+    let mut expected = vec![8u8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    expected.extend_from_slice(&[5, 10, 0, 0, 0, 10, 0, 0, 0, 20]);
+    expected.extend_from_slice(&prio.to_vec());
+    expected.extend_from_slice(&[99, 3, 7]);
+    while expected.len() % 4 != 0 {
+        expected.push(0);
+    }
+    assert_eq!(r.header_len(), 20 + expected.len());
+    r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), a, a, 0)
+        .unwrap();
+    assert_eq!(&buf[20..r.header_len()], &expected[..]);
+    let p = TcpPacket::new_checked(&buf[..r.header_len()]).unwrap();
+    assert_eq!(TcpRepr::parse(&p, a, a, true).unwrap(), r);
+}

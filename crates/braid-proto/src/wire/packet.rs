@@ -20,9 +20,9 @@ pub struct TcpSegment<'a> {
 
 /// Decode an IPv4 or IPv6 packet (told apart by the version nibble) that carries TCP.
 /// The IPv4 header checksum and the TCP checksum are verified; IPv4 options and IPv6
-/// Hop-by-Hop, Routing and Destination Options headers are skipped; fragments, other
-/// protocols and trailing garbage inside the IP payload's TCP header are errors. Bytes past
-/// the IP total length are ignored.
+/// Hop-by-Hop, Routing and Destination Options headers are skipped. Fragments, other
+/// protocols, bad lengths and malformed TCP options are errors. Bytes past the IP total
+/// length (or the IPv6 payload length) are ignored.
 pub fn parse_tcp_packet(packet: &[u8]) -> Result<TcpSegment<'_>> {
     let Some(&first) = packet.first() else {
         return Err(Error::Truncated {
@@ -35,15 +35,16 @@ pub fn parse_tcp_packet(packet: &[u8]) -> Result<TcpSegment<'_>> {
         4 => {
             let p = Ipv4Packet::new_checked(packet)?;
             let repr = Ipv4Repr::parse(&p)?;
-            let start = p.header_len();
             let end = usize::from(p.total_len());
+            let start = end.saturating_sub(repr.payload_len);
             (IpRepr::V4(repr), sub(packet, start, end)?)
         }
         6 => {
             let p = Ipv6Packet::new_checked(packet)?;
             let repr = Ipv6Repr::parse(&p)?;
-            let (_, start) = p.upper_layer()?;
-            let end = 40 + usize::from(p.payload_len());
+            // The extension headers end where the upper-layer payload begins.
+            let end = Ipv6Repr::HEADER_LEN + usize::from(p.payload_len());
+            let start = end.saturating_sub(repr.payload_len);
             (IpRepr::V6(repr), sub(packet, start, end)?)
         }
         _ => {
