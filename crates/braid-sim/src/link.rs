@@ -434,12 +434,12 @@ impl LinkDir {
         let mut arrival = departure + self.config.delay;
         let jitter = duration_us(self.config.jitter);
         if jitter > 0 {
-            arrival = arrival + Duration::from_micros(self.uniform_upto(jitter));
+            arrival += Duration::from_micros(self.uniform_upto(jitter));
         }
         let p = self.config.reorder;
         if self.chance(p) {
             self.stats.reordered += 1;
-            arrival = arrival + self.config.reorder_delay;
+            arrival += self.config.reorder_delay;
         } else if !self.config.jitter_reorders {
             arrival = arrival.max(self.last_arrival);
             self.last_arrival = arrival;
