@@ -722,3 +722,75 @@ fn bulk_transfer_with_acks() {
     );
     assert!(net.now() > Instant::from_millis(5_500));
 }
+
+#[test]
+fn going_down_flushes_the_queue() {
+    // Three 1000-byte packets queue at 1000 bytes/s; the cut at 0.5 s loses all of them, and
+    // a packet sent at 1 s after the link is back does not wait behind the lost backlog.
+    let cfg = LinkConfig::new().rate(8_000);
+    let (mut net, _, s, l) = pair(
+        1,
+        Pinger::new(4, 1000, Duration::from_secs(1)).burst(3),
+        cfg,
+    );
+    net.schedule(
+        Instant::from_millis(500),
+        Box::new(move |net: &mut Network| net.link_mut(l).set_up(false)),
+    );
+    net.schedule(
+        Instant::from_millis(600),
+        Box::new(move |net: &mut Network| net.link_mut(l).set_up(true)),
+    );
+    run_idle(&mut net);
+    assert_eq!(sink(&net, s).seqs(), vec![3]);
+    assert_eq!(times_us(&sink(&net, s).arrivals), vec![2_000_000]);
+    assert_eq!(net.link(l).stats(Direction::AtoB).dropped_down, 3);
+}
+
+#[test]
+fn config_mut_up_only_gates_sending_and_arrival() {
+    // Marked down and up again through config_mut while a packet is in flight: it survives.
+    let cfg = LinkConfig::new().delay(Duration::from_millis(100));
+    let (mut net, _, s, l) = pair(1, Pinger::new(1, 48, Duration::from_secs(1)), cfg);
+    net.schedule(
+        Instant::from_millis(10),
+        Box::new(move |net: &mut Network| net.link_mut(l).config_mut(Direction::AtoB).up = false),
+    );
+    net.schedule(
+        Instant::from_millis(20),
+        Box::new(move |net: &mut Network| net.link_mut(l).config_mut(Direction::AtoB).up = true),
+    );
+    run_idle(&mut net);
+    assert_eq!(sink(&net, s).seqs(), vec![0]);
+
+    // Still down when it arrives: lost.
+    let cfg = LinkConfig::new().delay(Duration::from_millis(100));
+    let (mut net, _, s, l) = pair(1, Pinger::new(1, 48, Duration::from_secs(1)), cfg);
+    net.schedule(
+        Instant::from_millis(10),
+        Box::new(move |net: &mut Network| net.link_mut(l).config_mut(Direction::AtoB).up = false),
+    );
+    run_idle(&mut net);
+    assert!(sink(&net, s).seqs().is_empty());
+    assert_eq!(net.link(l).stats(Direction::AtoB).dropped_down, 1);
+}
+
+#[test]
+fn config_changes_apply_to_later_packets() {
+    // 1000-byte packets each second; at 2.5 s the rate doubles and the delay grows by 1 s.
+    let cfg = LinkConfig::new().rate(8_000);
+    let (mut net, _, s, l) = pair(1, Pinger::new(4, 1000, Duration::from_secs(1)), cfg);
+    net.schedule(
+        Instant::from_millis(2_500),
+        Box::new(move |net: &mut Network| {
+            let c = net.link_mut(l).config_mut(Direction::AtoB);
+            c.rate_bps = 16_000;
+            c.delay = Duration::from_secs(1);
+        }),
+    );
+    run_idle(&mut net);
+    assert_eq!(
+        times_us(&sink(&net, s).arrivals),
+        vec![1_000_000, 2_000_000, 3_000_000, 4_500_000]
+    );
+}
