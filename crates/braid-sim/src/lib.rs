@@ -104,6 +104,7 @@
 mod link;
 mod network;
 mod pcap;
+pub mod stream;
 
 pub use link::{Direction, GilbertElliott, Link, LinkConfig, LinkStats, Middlebox, Verdict};
 pub use network::{
