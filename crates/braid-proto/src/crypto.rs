@@ -59,13 +59,19 @@ pub fn key_idsn(key: u64) -> u64 {
     u64::from_be_bytes(low)
 }
 
+/// The HMAC key of MP_JOIN and ADD_ADDR: `first ‖ second`, each big-endian.
+fn concat_keys(first: u64, second: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&first.to_be_bytes());
+    key[8..].copy_from_slice(&second.to_be_bytes());
+    key
+}
+
 /// The full MP_JOIN HMAC computed by one host: HMAC-SHA256(key = local_key ‖ remote_key,
 /// msg = local_nonce ‖ remote_nonce). Callers truncate; see [`join_synack_hmac`] and
 /// [`join_ack_hmac`].
 pub fn join_hmac(local_key: u64, remote_key: u64, local_nonce: u32, remote_nonce: u32) -> [u8; 32] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&local_key.to_be_bytes());
-    key[8..].copy_from_slice(&remote_key.to_be_bytes());
+    let key = concat_keys(local_key, remote_key);
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&local_nonce.to_be_bytes());
     msg[4..].copy_from_slice(&remote_nonce.to_be_bytes());
@@ -130,9 +136,7 @@ pub fn add_addr_hmac(
     addr: IpAddr,
     port: Option<u16>,
 ) -> u64 {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&sender_key.to_be_bytes());
-    key[8..].copy_from_slice(&receiver_key.to_be_bytes());
+    let key = concat_keys(sender_key, receiver_key);
     // id (1) + address (4 or 16) + port (2)
     let mut msg = [0u8; 19];
     msg[0] = addr_id;

@@ -658,3 +658,25 @@ fn every_subtype_and_length_never_panics() {
         }
     }
 }
+
+// ---------------------------------------------------------------- fuzz seeds
+
+#[test]
+fn fuzz_seeds_parse_and_reencode_exactly() {
+    // fuzz/seeds/mptcp_option holds one canonical encoding of every option form.
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/mptcp_option");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let opt = MptcpOption::parse(&bytes).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert_eq!(opt.to_vec(), bytes, "{path:?}");
+        seen.insert(opt.subtype());
+        n += 1;
+    }
+    assert!(n >= 31, "{n} seeds");
+    // Every assigned subtype plus MP_EXPERIMENTAL.
+    assert_eq!(seen.len(), 10);
+}

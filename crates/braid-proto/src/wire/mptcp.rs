@@ -22,7 +22,10 @@ pub const KIND: u8 = 30;
 
 /// MP_CAPABLE, RFC 8684 §3.1. The four v1 forms are told apart by which fields are present:
 /// SYN (no key), SYN/ACK (`sender_key`), third ACK (both keys), ACK with data (both keys,
-/// `data_len`, optional `checksum`).
+/// `data_len`, optional `checksum`). `emit` picks the form by the first absent field in the
+/// order `sender_key`, `receiver_key`, `data_len`, `checksum` and writes nothing after it;
+/// the constructors [`MpCapable::syn`], [`MpCapable::syn_ack`], [`MpCapable::ack`] and
+/// [`MpCapable::ack_with_data`] build exactly the five wire forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MpCapable {
     /// Version (1 for RFC 8684).
@@ -434,10 +437,12 @@ fn bad_length(what: &'static str, len: usize) -> super::Error {
 impl MptcpOption {
     /// Parse one option; `data` is the whole option including kind and length.
     ///
-    /// The length byte must equal `data.len()`. Errors: [`Error::Truncated`](super::Error)
-    /// when `data` is shorter than the header or than its length byte, [`Error::BadLength`]
-    /// (super::Error) when the length is not one the subtype allows (or `data` runs past it),
-    /// [`Error::Malformed`](super::Error) when the kind is not 30.
+    /// The length byte must equal `data.len()`. Errors:
+    /// - [`Error::Truncated`](super::Error::Truncated) when `data` is shorter than the header
+    ///   or than its length byte;
+    /// - [`Error::BadLength`](super::Error::BadLength) when the length is not one the subtype
+    ///   allows, or `data` runs past it;
+    /// - [`Error::Malformed`](super::Error::Malformed) when the kind is not 30.
     pub fn parse(data: &[u8]) -> super::Result<MptcpOption> {
         let what = "MPTCP option";
         let (kind, len, sub) = match data {
