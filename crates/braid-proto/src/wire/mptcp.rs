@@ -91,7 +91,9 @@ pub enum MptcpOption {
         nonce: u32,
     },
     /// MP_JOIN on the third ACK: the leftmost 160 bits of the HMAC.
-    MpJoinAck { hmac: [u8; 20] },
+    MpJoinAck {
+        hmac: [u8; 20],
+    },
     Dss(Dss),
     /// ADD_ADDR, RFC 8684 §3.4.1. `echo` set means no HMAC is carried.
     AddAddr {
@@ -102,18 +104,33 @@ pub enum MptcpOption {
         hmac: Option<u64>,
     },
     /// REMOVE_ADDR, RFC 8684 §3.4.2.
-    RemoveAddr { addr_ids: Vec<u8> },
+    RemoveAddr {
+        addr_ids: Vec<u8>,
+    },
     /// MP_PRIO, RFC 8684 §3.3.8 (v1 has no address id; a v0-style one is kept if present).
-    MpPrio { backup: bool, addr_id: Option<u8> },
+    MpPrio {
+        backup: bool,
+        addr_id: Option<u8>,
+    },
     /// MP_FAIL, RFC 8684 §3.7.
-    MpFail { dsn: u64 },
+    MpFail {
+        dsn: u64,
+    },
     /// MP_FASTCLOSE, RFC 8684 §3.5.
-    MpFastclose { receiver_key: u64 },
+    MpFastclose {
+        receiver_key: u64,
+    },
     /// MP_TCPRST, RFC 8684 §3.6: `flags` holds U, V, W, T (T = transient, 0x1).
-    MpTcpRst { flags: u8, reason: u8 },
+    MpTcpRst {
+        flags: u8,
+        reason: u8,
+    },
     /// A subtype braid does not know (e.g. MP_EXPERIMENTAL), kept as its bytes after the
     /// subtype nibble.
-    Unknown { subtype: u8, data: Vec<u8> },
+    Unknown {
+        subtype: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl MptcpOption {
