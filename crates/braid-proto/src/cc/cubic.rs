@@ -146,6 +146,13 @@ impl CongestionControl for Cubic {
         self.cwnd = 1.0;
     }
 
+    fn exit_slow_start(&mut self, _now: Instant) {
+        if self.cwnd < self.ssthresh {
+            self.ssthresh = self.cwnd;
+            self.epoch_start = None;
+        }
+    }
+
     fn cwnd(&self) -> usize {
         (self.cwnd * self.mss as f64) as usize
     }

@@ -8,7 +8,9 @@
 //!   does not grow its window);
 //! - [`CongestionControl::on_congestion_event`] once when fast recovery starts (RFC 6675 /
 //!   RFC 6582);
-//! - [`CongestionControl::on_rto`] on the first retransmission timeout of a series.
+//! - [`CongestionControl::on_rto`] on the first retransmission timeout of a series;
+//! - [`CongestionControl::exit_slow_start`] when the engine's HyStart++ (RFC 9406) delay
+//!   detector sees the RTT of a round grow, so slow start ends before the queue overflows.
 //!
 //! During fast recovery the engine does not grow the window: it sends while
 //! `pipe < cwnd()` (RFC 6675) and returns to normal increases after the recovery point.
@@ -85,6 +87,8 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn on_congestion_event(&mut self, now: Instant, bytes_in_flight: usize);
     /// The retransmission timer expired (first expiry of a series).
     fn on_rto(&mut self, now: Instant, bytes_in_flight: usize);
+    /// Slow start should end now (HyStart++ saw the RTT grow, RFC 9406): ssthresh = cwnd.
+    fn exit_slow_start(&mut self, now: Instant);
     /// The congestion window.
     fn cwnd(&self) -> usize;
     /// The slow-start threshold (`usize::MAX` before the first loss).

@@ -57,6 +57,12 @@ impl CongestionControl for Reno {
         self.acked_accum = 0;
     }
 
+    fn exit_slow_start(&mut self, _now: Instant) {
+        if self.cwnd < self.ssthresh {
+            self.ssthresh = self.cwnd;
+        }
+    }
+
     fn cwnd(&self) -> usize {
         self.cwnd
     }

@@ -177,7 +177,27 @@ pub struct Tcb {
     retransmits: u64,
     paws_drops: u64,
     challenge_acks: u64,
+    timeouts: u64,
+    recoveries: u64,
+    hystart: HyStart,
 }
+
+/// RFC 9406 (HyStart++) delay-increase detection, per round of one window.
+#[derive(Debug, Clone, Copy)]
+struct HyStart {
+    /// The round ends when this sequence offset is acknowledged.
+    round_end: u64,
+    last_round_min: Option<Duration>,
+    current_round_min: Option<Duration>,
+    samples: u32,
+    done: bool,
+}
+
+//= rfc9406#4.2
+//# N_RTT_SAMPLE = 8, MIN_RTT_THRESH = 4 ms, MAX_RTT_THRESH = 16 ms, MIN_RTT_DIVISOR = 8
+const HYSTART_SAMPLES: u32 = 8;
+const HYSTART_MIN_THRESH: Duration = Duration::from_millis(4);
+const HYSTART_MAX_THRESH: Duration = Duration::from_millis(16);
 
 fn window_shift(buffer: usize) -> u8 {
     let mut s = 0u8;
@@ -256,6 +276,15 @@ impl Tcb {
             retransmits: 0,
             paws_drops: 0,
             challenge_acks: 0,
+            timeouts: 0,
+            recoveries: 0,
+            hystart: HyStart {
+                round_end: 0,
+                last_round_min: None,
+                current_round_min: None,
+                samples: 0,
+                done: false,
+            },
         }
     }
 
@@ -330,6 +359,14 @@ impl Tcb {
     /// Segments retransmitted.
     pub fn retransmits(&self) -> u64 {
         self.retransmits
+    }
+    /// Retransmission timeouts of data or FIN.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+    /// Fast recoveries entered.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
     }
     /// Segments dropped by PAWS.
     pub fn paws_drops(&self) -> u64 {
@@ -407,6 +444,11 @@ impl Tcb {
         let m = self.effective_mss();
         self.cc.set_mss(m);
     }
+    /// True while a segment is waiting to be sent even though the TCB is closed (the RST
+    /// of an abort).
+    pub fn has_pending_output(&self) -> bool {
+        self.rst_reply.is_some()
+    }
     /// Events since the last call.
     pub fn take_events(&mut self) -> TcbEvents {
         core::mem::take(&mut self.events)
@@ -454,7 +496,11 @@ impl Tcb {
     /// Closes the sending direction: a FIN follows the queued data.
     pub fn close(&mut self) {
         match self.state {
-            TcpState::SynSent | TcpState::Listen => self.enter_closed(None),
+            TcpState::Listen => self.enter_closed(None),
+            //= rfc9293#3.10.4
+            //# SYN-SENT: with nothing queued the TCB is deleted; queued data is sent first (the FIN follows it)
+            TcpState::SynSent if self.send.is_empty() => self.enter_closed(None),
+            TcpState::SynSent => self.fin_queued = true,
             TcpState::SynReceived | TcpState::Established => {
                 //= rfc9293#3.10.4
                 //# ESTABLISHED: queue the FIN until all preceding SENDs are segmentized; enter FIN-WAIT-1
@@ -700,6 +746,7 @@ impl Tcb {
                     let ms = self.ts_now(now).wrapping_sub(ts.tsecr);
                     if ms < 60_000 {
                         self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                        self.hystart_sample(now, ack, Duration::from_millis(u64::from(ms)));
                     }
                 }
                 self.timed = None;
@@ -710,8 +757,39 @@ impl Tcb {
         //# Karn: RTT samples MUST NOT be made using segments that were retransmitted
         if let Some((end, at)) = self.timed {
             if ack >= end {
-                self.rtt.sample(now.saturating_duration_since(at));
+                let r = now.saturating_duration_since(at);
+                self.rtt.sample(r);
+                self.hystart_sample(now, ack, r);
                 self.timed = None;
+            }
+        }
+    }
+
+    fn hystart_sample(&mut self, now: Instant, ack: u64, rtt: Duration) {
+        let h = &mut self.hystart;
+        if h.done || self.cc.cwnd() >= self.cc.ssthresh() || self.in_recovery || self.rto_recovery {
+            return;
+        }
+        //= rfc9406#4.2
+        //# at the start of each round, lastRoundMinRTT = currentRoundMinRTT, currentRoundMinRTT = infinity, rttSampleCount = 0
+        if ack >= h.round_end {
+            h.last_round_min = h.current_round_min;
+            h.current_round_min = None;
+            h.samples = 0;
+            h.round_end = self.snd_nxt;
+        }
+        h.samples += 1;
+        h.current_round_min = Some(h.current_round_min.map_or(rtt, |m| m.min(rtt)));
+        if h.samples < HYSTART_SAMPLES {
+            return;
+        }
+        if let (Some(last), Some(cur)) = (h.last_round_min, h.current_round_min) {
+            //= rfc9406#4.2
+            //# RttThresh = clamp(MIN_RTT_THRESH, lastRoundMinRTT / MIN_RTT_DIVISOR, MAX_RTT_THRESH); exit slow start if currentRoundMinRTT >= lastRoundMinRTT + RttThresh
+            let thresh = (last / 8).clamp(HYSTART_MIN_THRESH, HYSTART_MAX_THRESH);
+            if cur >= last + thresh {
+                h.done = true;
+                self.cc.exit_slow_start(now);
             }
         }
     }
@@ -1166,6 +1244,7 @@ impl Tcb {
             return;
         }
         let flight = self.flight() as usize;
+        self.recoveries += 1;
         self.in_recovery = true;
         self.rto_recovery = false;
         //= rfc6675#5
@@ -1243,6 +1322,7 @@ impl Tcb {
                     self.enter_closed(Some(ConnectionError::TimedOut));
                     return;
                 }
+                self.timeouts += 1;
                 if self.backoff == 0 {
                     let flight = self.flight() as usize;
                     self.cc.on_rto(now, flight);
@@ -1250,7 +1330,7 @@ impl Tcb {
                 //= rfc6298#5
                 //# (5.5) back off the timer: RTO <- RTO * 2
                 self.backoff += 1;
-                if self.backoff >= 2 {
+                if self.backoff >= 3 {
                     //= rfc2018#8
                     //# the sender must not rely on SACKed data after a timeout (the receiver may renege)
                     self.scoreboard.clear();
