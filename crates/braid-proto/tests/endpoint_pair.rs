@@ -253,8 +253,15 @@ fn queue_overflow_in_slow_start_recovers_without_spurious_retransmissions() {
     let o = transfer(fast_config(), total, link(), link(), Instant::from_millis(60_000));
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
-    assert!(o.retransmits <= o.dropped + 2, "{} retransmits for {} drops", o.retransmits, o.dropped);
-    assert!(o.elapsed.as_secs_f64() < 1.5, "took {}", o.elapsed);
+    // No retransmission timeout, few spurious retransmissions (lost retransmissions are
+    // detected from SACKs of later data).
+    assert!(
+        o.retransmits <= o.dropped + o.dropped / 10 + 2,
+        "{} retransmits for {} drops",
+        o.retransmits,
+        o.dropped
+    );
+    assert!(o.elapsed.as_secs_f64() < 1.2, "took {}", o.elapsed);
 }
 
 #[test]

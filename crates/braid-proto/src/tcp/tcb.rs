@@ -1,6 +1,7 @@
 //! The transmission control block: one TCP connection (or one MPTCP subflow).
 
 use core::ops::Range;
+use std::collections::VecDeque;
 
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::ranges::RangeSet;
@@ -43,6 +44,8 @@ const MAX_OPTION_SPACE: usize = 40;
 /// Bytes used by the timestamp option with its two NOPs.
 const TS_OPTION_LEN: usize = 12;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// Most retransmissions tracked for lost-retransmission detection.
+const MAX_REXMIT_LOG: usize = 4096;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// One segment to send: the header, which application bytes it carries, and whether those
@@ -163,6 +166,11 @@ pub struct Tcb {
     high_rxt: u64,
     fast_rexmit: bool,
     nosack_inflation: u64,
+    /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
+    /// sent). Used to detect lost retransmissions.
+    rexmit_log: VecDeque<(u64, u64, u64)>,
+    /// Retransmissions found lost, to be sent again before anything else.
+    relost: VecDeque<(u64, u64)>,
     cc: Box<dyn CongestionControl>,
 
     // --- replies and rate limits ---
@@ -266,6 +274,8 @@ impl Tcb {
             high_rxt: 0,
             fast_rexmit: false,
             nosack_inflation: 0,
+            rexmit_log: VecDeque::new(),
+            relost: VecDeque::new(),
             cc: cfg.cc.build(mss, iw),
             rst_reply: None,
             challenge_window: None,
@@ -1111,6 +1121,7 @@ impl Tcb {
                 }
             }
         }
+        self.detect_lost_retransmissions();
         self.maybe_enter_recovery(now);
 
         //= rfc9293#3.10.7.4
@@ -1162,6 +1173,8 @@ impl Tcb {
                 //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
                 self.in_recovery = false;
                 self.dupacks = 0;
+                self.rexmit_log.clear();
+                self.relost.clear();
             } else if !self.sack_enabled {
                 //= rfc6582#3.2
                 //# partial ACK: retransmit the first unacknowledged segment, deflate cwnd by the amount acked, add back SMSS
@@ -1187,6 +1200,38 @@ impl Tcb {
         } else {
             self.set_timer(Timer::Retransmit, Some(now + self.rtt.rto()));
         }
+    }
+
+    /// A retransmission is lost when data sent after it (more than DupThresh segments
+    /// later) has been SACKed while it is still neither SACKed nor acknowledged (the same
+    /// reasoning as RFC 6675's IsLost, applied to the retransmission's send order; Linux's
+    /// lost-retransmit detection works alike). It is queued to be sent again.
+    fn detect_lost_retransmissions(&mut self) {
+        if !self.in_recovery {
+            return;
+        }
+        let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
+        let slack = DUP_THRESH * self.effective_mss() as u64;
+        while let Some(&(s, e, marker)) = self.rexmit_log.front() {
+            let s = s.max(self.snd_una);
+            if e <= s || self.scoreboard.covered_in(s, e) == e - s {
+                self.rexmit_log.pop_front();
+                continue;
+            }
+            if high_sacked > marker + slack {
+                self.rexmit_log.pop_front();
+                self.relost.push_back((s, e));
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn relost_bytes(&self) -> u64 {
+        self.relost
+            .iter()
+            .map(|&(s, e)| e.saturating_sub(s.max(self.snd_una)))
+            .sum()
     }
 
     /// The RFC 6675 IsLost boundary: every un-SACKed sequence number below it is lost.
@@ -1226,7 +1271,7 @@ impl Tcb {
         } else {
             0
         };
-        not_lost + rexmit
+        (not_lost + rexmit).saturating_sub(self.relost_bytes())
     }
 
     fn maybe_enter_recovery(&mut self, now: Instant) {
@@ -1253,6 +1298,8 @@ impl Tcb {
         self.cc.on_congestion_event(now, flight);
         self.high_rxt = self.snd_una;
         self.fast_rexmit = true;
+        self.rexmit_log.clear();
+        self.relost.clear();
         //= rfc6582#3.2
         //# on entering fast recovery cwnd = ssthresh + 3*SMSS (inflation by the three duplicate ACKs)
         self.nosack_inflation = DUP_THRESH * self.effective_mss() as u64;
@@ -1338,6 +1385,8 @@ impl Tcb {
                 //= rfc6675#5.1
                 //# after an RTO, RecoveryPoint = HighData and fast recovery is terminated
                 self.in_recovery = false;
+                self.rexmit_log.clear();
+                self.relost.clear();
                 self.rto_recovery = true;
                 self.recovery_point = self.snd_nxt;
                 self.high_rxt = self.snd_una;
@@ -1618,6 +1667,28 @@ impl Tcb {
         let pipe = self.pipe();
         let cwnd_avail = cwnd.saturating_sub(pipe);
 
+        // (1b) Retransmissions found lost go again first.
+        while let Some(&(s, e)) = self.relost.front() {
+            let mut p = s.max(self.snd_una);
+            if let Some((_, ce)) = self.scoreboard.containing(p) {
+                p = ce;
+            }
+            if p >= e {
+                self.relost.pop_front();
+                continue;
+            }
+            let hole_end = self.scoreboard.next_from(p).map_or(e, |r| r.0.min(e));
+            if cwnd_avail < max_payload.min(hole_end - p) {
+                return self.pure_ack(now);
+            }
+            let seg = self.retransmit(now, p, hole_end, max_payload);
+            let sent_end = p + (seg.data.end - seg.data.start).max(1);
+            if let Some(front) = self.relost.front_mut() {
+                front.0 = sent_end;
+            }
+            return Some(seg);
+        }
+
         // (2) NextSeg rule 1: the first lost, un-SACKed, not yet retransmitted range.
         let mut rule3: Option<(u64, u64)> = None;
         if self.in_recovery || self.rto_recovery {
@@ -1688,6 +1759,12 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.high_rxt = self.high_rxt.max(end);
+        if self.in_recovery && self.sack_enabled {
+            if self.rexmit_log.len() >= MAX_REXMIT_LOG {
+                self.rexmit_log.pop_front();
+            }
+            self.rexmit_log.push_back((p, end, self.snd_nxt));
+        }
         self.retransmits += 1;
         self.timed = None;
         let repr = self.make_repr(now, p, flags);
