@@ -315,7 +315,11 @@ impl Endpoint {
             let mut found = None;
             for _ in 0..16384 {
                 let p = self.next_port;
-                self.next_port = if p == u16::MAX { EPHEMERAL_FIRST } else { p + 1 };
+                self.next_port = if p == u16::MAX {
+                    EPHEMERAL_FIRST
+                } else {
+                    p + 1
+                };
                 let cand = SocketAddr::new(local.ip(), p);
                 if !self.by_tuple.contains_key(&(cand, remote))
                     && !self.listeners.iter().any(|(l, _)| l.port() == p)
@@ -398,7 +402,11 @@ impl Endpoint {
             (tcp.ack, 0, TcpFlags::RST)
         } else {
             let seg_len = len as u32 + u32::from(f.syn()) + u32::from(f.fin());
-            (0, tcp.seq.wrapping_add(seg_len), TcpFlags::RST | TcpFlags::ACK)
+            (
+                0,
+                tcp.seq.wrapping_add(seg_len),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
         };
         let repr = TcpRepr {
             src_port: local.port(),
@@ -439,7 +447,8 @@ impl Endpoint {
                 continue;
             };
             let (src, dst) = (c.local.ip(), c.remote.ip());
-            let res = wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &seg.repr, c.tcb.payload(&seg));
+            let res =
+                wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &seg.repr, c.tcb.payload(&seg));
             self.rr = idx;
             self.sync(idx);
             match res {
@@ -627,7 +636,10 @@ impl Endpoint {
                 self.half_open = self.half_open.saturating_sub(1);
             } else if error.is_some() || c.tcb.readable() == 0 {
                 c.closed_reported = true;
-                self.events.push_back(Event::Closed { conn: handle, error });
+                self.events.push_back(Event::Closed {
+                    conn: handle,
+                    error,
+                });
             }
         }
         if c.closed_reported && state == TcpState::Closed && c.tcb.poll_timeout().is_none() {

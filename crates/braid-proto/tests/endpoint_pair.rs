@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use braid_proto::{
-    CcAlgorithm, ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error, Event,
-    Instant, ListenOptions, TcpConfig,
+    CcAlgorithm, ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error,
+    Event, Instant, ListenOptions, TcpConfig,
 };
 
 struct Link {
@@ -17,6 +17,9 @@ struct Link {
     busy_until: Instant,
     in_flight: VecDeque<(Instant, Vec<u8>)>,
     drop_every: Option<u64>,
+    /// Random loss probability in parts per million (seeded xorshift).
+    loss_ppm: u32,
+    rng: u64,
     count: u64,
     dropped: u64,
 }
@@ -30,6 +33,8 @@ impl Link {
             busy_until: Instant::ZERO,
             in_flight: VecDeque::new(),
             drop_every,
+            loss_ppm: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
             count: 0,
             dropped: 0,
         }
@@ -39,6 +44,15 @@ impl Link {
         self.count += 1;
         if let Some(n) = self.drop_every {
             if self.count % n == 0 {
+                self.dropped += 1;
+                return;
+            }
+        }
+        if self.loss_ppm > 0 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            if (self.rng % 1_000_000) < u64::from(self.loss_ppm) {
                 self.dropped += 1;
                 return;
             }
@@ -56,7 +70,8 @@ impl Link {
         } else {
             self.busy_until = start;
         }
-        self.in_flight.push_back((self.busy_until + self.delay, pkt.to_vec()));
+        self.in_flight
+            .push_back((self.busy_until + self.delay, pkt.to_vec()));
     }
 
     fn next(&self) -> Option<Instant> {
@@ -128,14 +143,33 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
         if let Some(t) = a.tcb(conn) {
             if std::env::var("TRACE").is_ok() && t.state() != braid_proto::TcpState::Closed {
                 if now >= next_trace {
-                    eprintln!("{now} cwnd {} ssth {} rtt {:?} una {} rexmit {} rec {}", t.cwnd(), t.ssthresh(), t.rtt(), t.snd_una_offset(), t.retransmits(), t.in_recovery());
+                    eprintln!(
+                        "{now} cwnd {} ssth {} rtt {:?} una {} rexmit {} rec {}",
+                        t.cwnd(),
+                        t.ssthresh(),
+                        t.rtt(),
+                        t.snd_una_offset(),
+                        t.retransmits(),
+                        t.in_recovery()
+                    );
                     next_trace = now + Duration::from_millis(50);
                 }
-                last = format!("{:?}", (t.timeouts(), t.recoveries(), t.cwnd(), t.ssthresh(), t.rtt()));
+                last = format!(
+                    "{:?}",
+                    (
+                        t.timeouts(),
+                        t.recoveries(),
+                        t.cwnd(),
+                        t.ssthresh(),
+                        t.rtt()
+                    )
+                );
             }
         }
         while let Some(ev) = a.poll_event() {
-            if std::env::var("TRACE").is_ok() { eprintln!("{now} client {ev:?}"); }
+            if std::env::var("TRACE").is_ok() {
+                eprintln!("{now} client {ev:?}");
+            }
             if let Event::Closed { error, .. } = ev {
                 assert_eq!(error, None);
                 client_closed = true;
@@ -143,7 +177,9 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
             }
         }
         while let Some(ev) = b.poll_event() {
-            if std::env::var("TRACE").is_ok() { eprintln!("{now} server {ev:?}"); }
+            if std::env::var("TRACE").is_ok() {
+                eprintln!("{now} server {ev:?}");
+            }
             match ev {
                 Event::Accepted { conn, .. } => sconn = Some(conn),
                 Event::Closed { error, .. } => {
@@ -165,7 +201,12 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                         }
                         Ok(n) => {
                             for (i, &c) in rbuf[..n].iter().enumerate() {
-                                assert_eq!(c, stream_byte(received + i as u64), "byte {}", received + i as u64);
+                                assert_eq!(
+                                    c,
+                                    stream_byte(received + i as u64),
+                                    "byte {}",
+                                    received + i as u64
+                                );
                             }
                             received += n as u64;
                         }
@@ -191,7 +232,10 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
         .flatten()
         .min();
         let Some(next) = next else {
-            eprintln!("idle at {now}: sent {sent} received {received} a={:?}", a.conn_info(conn));
+            eprintln!(
+                "idle at {now}: sent {sent} received {received} a={:?}",
+                a.conn_info(conn)
+            );
             break;
         };
         now = now.max(next);
@@ -212,9 +256,7 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
     }
     eprintln!(
         "end {now}: received {received} dropped {} {} rexmit {retransmits} info {:?}",
-        links[0].dropped,
-        links[1].dropped,
-        last
+        links[0].dropped, links[1].dropped, last
     );
     Outcome {
         received,
@@ -237,7 +279,13 @@ fn fast_config() -> TcpConfig {
 fn lossless_transfer_is_byte_exact() {
     let total = 8 << 20;
     let link = || Link::new(12_500_000, Duration::from_millis(10), 1_000_000, None);
-    let o = transfer(fast_config(), total, link(), link(), Instant::from_millis(60_000));
+    let o = transfer(
+        fast_config(),
+        total,
+        link(),
+        link(),
+        Instant::from_millis(60_000),
+    );
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
     assert_eq!(o.dropped, 0);
@@ -250,7 +298,13 @@ fn lossless_transfer_is_byte_exact() {
 fn queue_overflow_in_slow_start_recovers_without_spurious_retransmissions() {
     let total = 8 << 20;
     let link = || Link::new(12_500_000, Duration::from_millis(10), 200_000, None);
-    let o = transfer(fast_config(), total, link(), link(), Instant::from_millis(60_000));
+    let o = transfer(
+        fast_config(),
+        total,
+        link(),
+        link(),
+        Instant::from_millis(60_000),
+    );
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
     // No retransmission timeout, few spurious retransmissions (lost retransmissions are
@@ -306,4 +360,29 @@ fn transfer_with_small_buffers_and_tail_drops() {
     let o = transfer(cfg, total, ab, ba, Instant::from_millis(300_000));
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
+}
+
+#[test]
+fn random_loss_goodput_against_mathis() {
+    // 100 Mbit/s, 20 ms one way, 1% random loss on the data path.
+    let total = 8 << 20;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(20), 1_000_000, None);
+    ab.loss_ppm = 10_000;
+    let ba = Link::new(12_500_000, Duration::from_millis(20), 1_000_000, None);
+    let o = transfer(fast_config(), total, ab, ba, Instant::from_millis(600_000));
+    assert_eq!(o.received, total);
+    assert!(o.client_closed && o.server_closed);
+    let goodput = total as f64 / o.elapsed.as_secs_f64();
+    // Mathis: MSS/RTT * 1.22/sqrt(p)
+    let mathis = 1448.0 / 0.040 * 1.22 / 0.01f64.sqrt();
+    eprintln!(
+        "goodput {:.0} B/s, mathis {:.0} B/s, ratio {:.2}",
+        goodput,
+        mathis,
+        goodput / mathis
+    );
+    assert!(
+        goodput >= 0.7 * mathis,
+        "goodput {goodput} vs mathis {mathis}"
+    );
 }

@@ -872,6 +872,14 @@ impl Tcb {
             //# if a segment is not acceptable, send an acknowledgment (unless RST) and drop it
             if !f.rst() {
                 self.ack_now = true;
+                //= rfc9293#3.10.7.4
+                //# TIME-WAIT: a retransmission of the remote FIN is acknowledged and the 2 MSL timeout restarted
+                if self.state == TcpState::TimeWait
+                    && f.fin()
+                    && seq + seg_len as i64 == self.rcv_nxt as i64
+                {
+                    self.set_timer(Timer::TimeWait, Some(now + self.cfg.time_wait));
+                }
             }
             return SegmentOutcome::default();
         }
@@ -1651,6 +1659,7 @@ impl Tcb {
     }
 
     fn send_data(&mut self, now: Instant) -> Option<Segment> {
+        self.update_persist(now);
         let cwnd = self.cc.cwnd() as u64;
         let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
 
