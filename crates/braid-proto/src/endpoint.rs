@@ -619,11 +619,14 @@ impl Endpoint {
             }
         }
         if c.known && !c.closed_reported {
-            if ev.readable {
-                self.events.push_back(Event::Readable(handle));
-            }
-            if ev.writable {
-                self.events.push_back(Event::Writable(handle));
+            // Consecutive duplicates carry no news: keep the queue short.
+            for (flag, e) in [
+                (ev.readable, Event::Readable(handle)),
+                (ev.writable, Event::Writable(handle)),
+            ] {
+                if flag && self.events.back() != Some(&e) {
+                    self.events.push_back(e);
+                }
             }
         }
         let state = c.tcb.state();

@@ -594,8 +594,6 @@ impl Tcb {
             }
             self.timers = [None; TIMER_COUNT];
             self.events.closed = true;
-            self.events.readable = true;
-            self.events.writable |= self.want_writable;
         }
     }
 
