@@ -437,18 +437,26 @@ impl Endpoint {
                 Err(_) => self.stats.emit_errors += 1,
             }
         }
-        let n = self.conns.len();
-        for k in 0..n {
-            let idx = (self.rr + k) % n;
-            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-                continue;
-            };
-            let Some(seg) = c.tcb.poll_segment(now) else {
-                continue;
-            };
-            let (src, dst) = (c.local.ip(), c.remote.ip());
-            let res =
-                wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &seg.repr, c.tcb.payload(&seg));
+        // A segment that does not fit the caller's buffer is dropped (and counted): the TCB
+        // recovers it by retransmission. At most a few are skipped per call (bounded work).
+        for _ in 0..8 {
+            let n = self.conns.len();
+            let mut found = None;
+            for k in 0..n {
+                let idx = (self.rr + k) % n;
+                let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                    continue;
+                };
+                let Some(seg) = c.tcb.poll_segment(now) else {
+                    continue;
+                };
+                let (src, dst) = (c.local.ip(), c.remote.ip());
+                let res =
+                    wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &seg.repr, c.tcb.payload(&seg));
+                found = Some((idx, src, dst, res));
+                break;
+            }
+            let (idx, src, dst, res) = found?;
             self.rr = idx;
             self.sync(idx);
             match res {
@@ -460,10 +468,7 @@ impl Endpoint {
                         segment_size: None,
                     })
                 }
-                Err(_) => {
-                    self.stats.emit_errors += 1;
-                    return self.poll_transmit(now, buf);
-                }
+                Err(_) => self.stats.emit_errors += 1,
             }
         }
         None
