@@ -19,6 +19,10 @@ struct Link {
     drop_every: Option<u64>,
     /// Random loss probability in parts per million (seeded xorshift).
     loss_ppm: u32,
+    /// Extra random delay per packet (reorders packets).
+    jitter_us: u64,
+    /// Deliver every Nth packet twice.
+    dup_every: Option<u64>,
     rng: u64,
     count: u64,
     dropped: u64,
@@ -34,6 +38,8 @@ impl Link {
             in_flight: VecDeque::new(),
             drop_every,
             loss_ppm: 0,
+            jitter_us: 0,
+            dup_every: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             count: 0,
             dropped: 0,
@@ -49,10 +55,7 @@ impl Link {
             }
         }
         if self.loss_ppm > 0 {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            if (self.rng % 1_000_000) < u64::from(self.loss_ppm) {
+            if (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
                 self.dropped += 1;
                 return;
             }
@@ -70,8 +73,25 @@ impl Link {
         } else {
             self.busy_until = start;
         }
-        self.in_flight
-            .push_back((self.busy_until + self.delay, pkt.to_vec()));
+        let mut at = self.busy_until + self.delay;
+        if self.jitter_us > 0 {
+            at += Duration::from_micros(self.next_rand() % self.jitter_us);
+        }
+        let copies = match self.dup_every {
+            Some(n) if self.count % n == 0 => 2,
+            _ => 1,
+        };
+        for _ in 0..copies {
+            let pos = self.in_flight.partition_point(|p| p.0 <= at);
+            self.in_flight.insert(pos, (at, pkt.to_vec()));
+        }
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
     }
 
     fn next(&self) -> Option<Instant> {
@@ -385,4 +405,38 @@ fn random_loss_goodput_against_mathis() {
         goodput >= 0.7 * mathis,
         "goodput {goodput} vs mathis {mathis}"
     );
+}
+
+#[test]
+fn reordering_duplication_and_loss_stay_byte_exact() {
+    let total = 3 << 20;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(10), 1_000_000, None);
+    ab.jitter_us = 3_000;
+    ab.dup_every = Some(17);
+    ab.loss_ppm = 5_000;
+    let mut ba = Link::new(12_500_000, Duration::from_millis(10), 1_000_000, None);
+    ba.jitter_us = 2_000;
+    ba.dup_every = Some(23);
+    ba.loss_ppm = 5_000;
+    let o = transfer(fast_config(), total, ab, ba, Instant::from_millis(600_000));
+    assert_eq!(o.received, total);
+    assert!(o.client_closed && o.server_closed);
+}
+
+#[test]
+fn reno_without_sack_over_reordering_link() {
+    let total = 1 << 20;
+    let cfg = TcpConfig {
+        sack: false,
+        cc: CcAlgorithm::Reno,
+        delayed_ack: false,
+        ..fast_config()
+    };
+    let mut ab = Link::new(2_500_000, Duration::from_millis(15), 200_000, None);
+    ab.jitter_us = 1_500;
+    ab.loss_ppm = 10_000;
+    let ba = Link::new(2_500_000, Duration::from_millis(15), 200_000, None);
+    let o = transfer(cfg, total, ab, ba, Instant::from_millis(600_000));
+    assert_eq!(o.received, total);
+    assert!(o.client_closed && o.server_closed);
 }
