@@ -54,11 +54,9 @@ impl Link {
                 return;
             }
         }
-        if self.loss_ppm > 0 {
-            if (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
-                self.dropped += 1;
-                return;
-            }
+        if self.loss_ppm > 0 && (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
+            self.dropped += 1;
+            return;
         }
         let start = self.busy_until.max(now);
         let queued = start - now;
