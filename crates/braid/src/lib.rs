@@ -2,4 +2,6 @@
 //! simulator glue, and the commands of the `braid` binary.
 
 pub mod report;
+pub mod runtime;
 pub mod stream;
+pub mod tun;
