@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -233,34 +234,59 @@ impl Proc {
         }
     }
 
-    /// Wait for the process and collect its output.
-    pub fn wait(mut self) -> io::Result<Finished> {
+    /// Wait for the process and collect its output. A hang guard, not a timing assertion:
+    /// after `limit` the process is killed and an error returned.
+    pub fn wait_within(mut self, limit: Duration) -> io::Result<Finished> {
         let Some(mut child) = self.child.take() else {
             return Err(io::Error::other("already waited"));
         };
-        let mut stdout = String::new();
         let out: Option<ChildStdout> = child.stdout.take();
-        let reader = std::thread::spawn(move || {
+        let stdout = std::thread::spawn(move || {
             let mut s = String::new();
             if let Some(mut o) = out {
                 let _ = o.read_to_string(&mut s);
             }
             s
         });
-        let mut stderr = std::mem::take(&mut self.stderr_seen);
-        if let Some(mut r) = self.stderr.take() {
-            r.read_to_string(&mut stderr)?;
-        }
-        let status = child.wait()?;
-        if let Ok(s) = reader.join() {
-            stdout = s;
-        }
+        let err = self.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = err {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break Some(st);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = stdout.join().unwrap_or_default();
+        let mut all_err = std::mem::take(&mut self.stderr_seen);
+        all_err.push_str(&stderr.join().unwrap_or_default());
+        let Some(status) = status else {
+            return Err(io::Error::other(format!(
+                "still running after {limit:?}, killed; stderr: {all_err}"
+            )));
+        };
         Ok(Finished {
             success: status.success(),
             code: status.code(),
             stdout,
-            stderr,
+            stderr: all_err,
         })
+    }
+
+    /// [`Proc::wait_within`] with a generous limit for the tests' transfers.
+    pub fn wait(self) -> io::Result<Finished> {
+        self.wait_within(Duration::from_secs(300))
     }
 }
 
@@ -303,6 +329,23 @@ pub fn braid_bin() -> io::Result<PathBuf> {
     Err(io::Error::other(
         "braid binary not found: set BRAID_BIN or run `cargo build -p braid`",
     ))
+}
+
+/// The SHA-256 (hex) of the first `n` bytes of braid's pattern stream: what `--send n`
+/// must deliver.
+pub fn pattern_sha256(n: u64) -> String {
+    let mut stream = braid::stream::PatternStream::new();
+    let mut tally = braid::stream::Tally::new();
+    let mut buf = vec![0u8; 65536];
+    let mut left = n;
+    while left > 0 {
+        let k = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let chunk = &mut buf[..k];
+        stream.fill(chunk);
+        tally.update(chunk);
+        left -= k as u64;
+    }
+    tally.hex()
 }
 
 /// Parse the last line of `stdout` that is a JSON object.
