@@ -776,130 +776,139 @@ impl<E: Engine> Runtime<E> {
                     c.rtt = s.rtt;
                 }
             }
-            // Receive.
-            while !c.eof {
-                let echo = matches!(
-                    app,
-                    App::Server {
-                        mode: ServerMode::Echo,
-                        ..
-                    }
-                );
-                if echo && c.pending() >= ECHO_LIMIT {
-                    break;
-                }
-                match self.engine.read(c.handle, &mut self.app_buf) {
-                    Ok(0) => {
-                        c.eof = true;
-                        if matches!(app, App::Server { .. }) {
-                            c.input_done = true;
-                        }
-                    }
-                    Ok(n) => {
-                        let Some(data) = self.app_buf.get(..n) else {
-                            break;
-                        };
-                        received.update(data);
-                        c.bytes_received += n as u64;
-                        let sink: Option<&mut Box<dyn Write>> = match app {
-                            App::Client {
-                                output: Output::Writer(w),
-                                ..
-                            } => Some(w),
-                            App::Server {
-                                mode: ServerMode::Out(w),
-                                ..
-                            } => Some(w),
-                            _ => None,
-                        };
-                        if let Some(w) = sink {
-                            w.write_all(data).map_err(|source| RuntimeError::Io {
-                                what: "writing output",
-                                source,
-                            })?;
-                        }
-                        if echo {
-                            if c.out_off > 0 && c.out_off == c.out_q.len() {
-                                c.out_q.clear();
-                                c.out_off = 0;
-                            }
-                            c.out_q.extend_from_slice(data);
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            // Send.
+            // Echo stops reading at ECHO_LIMIT; once sending drained the queue, read again
+            // now: the engine will not announce data it already announced.
             loop {
-                if c.pending() == 0 {
-                    c.out_q.clear();
-                    c.out_off = 0;
-                    if c.input_done {
+                let mut limited = false;
+                // Receive.
+                while !c.eof {
+                    let echo = matches!(
+                        app,
+                        App::Server {
+                            mode: ServerMode::Echo,
+                            ..
+                        }
+                    );
+                    if echo && c.pending() >= ECHO_LIMIT {
+                        limited = true;
                         break;
                     }
-                    let App::Client {
-                        source, pattern, ..
-                    } = app
-                    else {
-                        break;
-                    };
-                    match source {
-                        Source::Nothing => c.input_done = true,
-                        Source::Pattern(remaining) => {
-                            let n = usize::try_from(*remaining)
-                                .unwrap_or(usize::MAX)
-                                .min(APP_CHUNK);
-                            c.out_q.resize(n, 0);
-                            pattern.fill(&mut c.out_q);
-                            *remaining -= n as u64;
-                            if *remaining == 0 {
+                    match self.engine.read(c.handle, &mut self.app_buf) {
+                        Ok(0) => {
+                            c.eof = true;
+                            if matches!(app, App::Server { .. }) {
                                 c.input_done = true;
                             }
                         }
-                        Source::Reader(file) => {
-                            if !readable_now(file.as_fd().as_raw_fd()) {
+                        Ok(n) => {
+                            let Some(data) = self.app_buf.get(..n) else {
                                 break;
+                            };
+                            received.update(data);
+                            c.bytes_received += n as u64;
+                            let sink: Option<&mut Box<dyn Write>> = match app {
+                                App::Client {
+                                    output: Output::Writer(w),
+                                    ..
+                                } => Some(w),
+                                App::Server {
+                                    mode: ServerMode::Out(w),
+                                    ..
+                                } => Some(w),
+                                _ => None,
+                            };
+                            if let Some(w) = sink {
+                                w.write_all(data).map_err(|source| RuntimeError::Io {
+                                    what: "writing output",
+                                    source,
+                                })?;
                             }
-                            c.out_q.resize(APP_CHUNK, 0);
-                            match file.read(&mut c.out_q) {
-                                Ok(0) => {
+                            if echo {
+                                if c.out_off > 0 && c.out_off == c.out_q.len() {
                                     c.out_q.clear();
+                                    c.out_off = 0;
+                                }
+                                c.out_q.extend_from_slice(data);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                // Send.
+                loop {
+                    if c.pending() == 0 {
+                        c.out_q.clear();
+                        c.out_off = 0;
+                        if c.input_done {
+                            break;
+                        }
+                        let App::Client {
+                            source, pattern, ..
+                        } = app
+                        else {
+                            break;
+                        };
+                        match source {
+                            Source::Nothing => c.input_done = true,
+                            Source::Pattern(remaining) => {
+                                let n = usize::try_from(*remaining)
+                                    .unwrap_or(usize::MAX)
+                                    .min(APP_CHUNK);
+                                c.out_q.resize(n, 0);
+                                pattern.fill(&mut c.out_q);
+                                *remaining -= n as u64;
+                                if *remaining == 0 {
                                     c.input_done = true;
                                 }
-                                Ok(n) => c.out_q.truncate(n),
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                                    c.out_q.clear();
-                                    continue;
+                            }
+                            Source::Reader(file) => {
+                                if !readable_now(file.as_fd().as_raw_fd()) {
+                                    break;
                                 }
-                                Err(source) => {
-                                    return Err(RuntimeError::Io {
-                                        what: "reading input",
-                                        source,
-                                    })
+                                c.out_q.resize(APP_CHUNK, 0);
+                                match file.read(&mut c.out_q) {
+                                    Ok(0) => {
+                                        c.out_q.clear();
+                                        c.input_done = true;
+                                    }
+                                    Ok(n) => c.out_q.truncate(n),
+                                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                                        c.out_q.clear();
+                                        continue;
+                                    }
+                                    Err(source) => {
+                                        return Err(RuntimeError::Io {
+                                            what: "reading input",
+                                            source,
+                                        })
+                                    }
                                 }
                             }
                         }
-                    }
-                    if c.pending() == 0 {
-                        continue;
-                    }
-                }
-                if !c.established {
-                    break;
-                }
-                let Some(data) = c.out_q.get(c.out_off..) else {
-                    break;
-                };
-                match self.engine.write(c.handle, data) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if let Some(accepted) = data.get(..n) {
-                            sent.update(accepted);
+                        if c.pending() == 0 {
+                            continue;
                         }
-                        c.out_off += n;
-                        c.bytes_sent += n as u64;
                     }
-                    Err(_) => break,
+                    if !c.established {
+                        break;
+                    }
+                    let Some(data) = c.out_q.get(c.out_off..) else {
+                        break;
+                    };
+                    match self.engine.write(c.handle, data) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if let Some(accepted) = data.get(..n) {
+                                sent.update(accepted);
+                            }
+                            c.out_off += n;
+                            c.bytes_sent += n as u64;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !(limited && c.pending() < ECHO_LIMIT) {
+                    break;
                 }
             }
             if c.input_done && c.pending() == 0 && !c.close_sent && c.established {
@@ -1048,5 +1057,307 @@ mod tests {
         assert!(connection_error(a, ConnectionError::TimedOut, true)
             .to_string()
             .contains("timed out"));
+    }
+}
+
+/// The application logic of the runtime against a scripted engine: no packets, no privileges.
+#[cfg(test)]
+mod app_tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A scripted engine: one connection whose peer sends `inbound` then closes; accepts
+    /// writes up to `write_cap` bytes in total; a close ends the connection cleanly.
+    #[derive(Default)]
+    struct Fake {
+        events: VecDeque<Event>,
+        inbound: VecDeque<Vec<u8>>,
+        peer_fin: bool,
+        written: Vec<u8>,
+        write_cap: usize,
+        closed: bool,
+        aborted: bool,
+        refuse: bool,
+        listening: Vec<SocketAddr>,
+    }
+
+    const H: ConnectionHandle = ConnectionHandle(7);
+
+    impl Engine for Fake {
+        fn listen(&mut self, local: SocketAddr, _: ListenOptions) -> Result<(), EngineError> {
+            self.listening.push(local);
+            self.events.push_back(Event::Accepted {
+                conn: H,
+                local,
+                remote: "10.0.0.1:40000".parse().unwrap(),
+            });
+            Ok(())
+        }
+        fn connect(
+            &mut self,
+            _: Instant,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: ConnectOptions,
+        ) -> Result<ConnectionHandle, EngineError> {
+            self.events.push_back(if self.refuse {
+                Event::Closed {
+                    conn: H,
+                    error: Some(ConnectionError::Reset),
+                }
+            } else {
+                Event::Connected(H)
+            });
+            Ok(H)
+        }
+        fn handle_packet(&mut self, _: Instant, _: &[u8]) {}
+        fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_event(&mut self) -> Option<Event> {
+            self.events.pop_front()
+        }
+        fn read(&mut self, _: ConnectionHandle, buf: &mut [u8]) -> Result<usize, EngineError> {
+            match self.inbound.front_mut() {
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.inbound.pop_front();
+                    }
+                    Ok(n)
+                }
+                None if self.peer_fin => Ok(0),
+                None => Err(EngineError::WouldBlock),
+            }
+        }
+        fn write(&mut self, _: ConnectionHandle, data: &[u8]) -> Result<usize, EngineError> {
+            let room = self.write_cap.saturating_sub(self.written.len());
+            if room == 0 {
+                return Err(EngineError::WouldBlock);
+            }
+            let n = room.min(data.len()).min(1000);
+            self.written.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+        fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+            self.closed = true;
+            self.events.push_back(Event::Closed { conn, error: None });
+            Ok(())
+        }
+        fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+            self.aborted = true;
+            self.events.push_back(Event::Closed {
+                conn,
+                error: Some(ConnectionError::Aborted),
+            });
+            Ok(())
+        }
+        fn conn_summary(&self, _: ConnectionHandle) -> Option<ConnSummary> {
+            Some(ConnSummary {
+                local: "10.0.0.2:1234".parse().unwrap(),
+                remote: "10.0.0.1:5000".parse().unwrap(),
+                rtt: Some(Duration::from_micros(1500)),
+            })
+        }
+    }
+
+    fn runtime(fake: Fake) -> (Runtime<Fake>, UnixDatagram) {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let paths = vec![Path {
+            device: Box::new(a),
+            addr: "10.0.0.2".parse().unwrap(),
+        }];
+        (Runtime::new(fake, paths).unwrap(), b)
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        PatternStream::new().fill(&mut v);
+        v
+    }
+
+    fn client(source: Source) -> Role {
+        Role::Client {
+            remote: "10.0.0.1:5000".parse().unwrap(),
+            source,
+            output: Output::Discard,
+        }
+    }
+
+    #[test]
+    fn client_sends_the_pattern_then_closes_and_reports() {
+        let fake = Fake {
+            inbound: VecDeque::from([b"hello".to_vec()]),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt.run(client(Source::Pattern(200_000))).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        let e = rt.engine();
+        assert!(e.closed && !e.aborted);
+        assert_eq!(e.written, pattern(200_000));
+        let mut t = Tally::new();
+        t.update(&pattern(200_000));
+        assert_eq!(out.report.sha256_sent, t.hex());
+        assert_eq!(out.report.bytes_sent, 200_000);
+        assert_eq!(out.report.bytes_received, 5);
+        assert_eq!(out.report.role, "client");
+        assert!(!out.report.mptcp);
+        assert_eq!(out.report.subflows.len(), 1);
+        assert_eq!(out.report.subflows[0].rtt_ms, 1.5);
+        assert_eq!(out.report.subflows[0].local, "10.0.0.2:1234");
+    }
+
+    #[test]
+    fn client_without_input_closes_at_once() {
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt.run(client(Source::Nothing)).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        assert!(rt.engine().closed);
+        assert!(rt.engine().written.is_empty());
+    }
+
+    #[test]
+    fn client_sends_a_file() {
+        let dir = std::env::temp_dir().join(format!("braid-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("in.bin");
+        let data = pattern(150_001);
+        std::fs::write(&path, &data).unwrap();
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt
+            .run(client(Source::Reader(File::open(&path).unwrap())))
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        assert_eq!(rt.engine().written, data);
+    }
+
+    #[test]
+    fn refused_connect_is_an_error() {
+        let fake = Fake {
+            refuse: true,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let e = rt.run(client(Source::Pattern(10))).unwrap_err();
+        assert!(matches!(e, RuntimeError::Refused(_)), "{e}");
+        assert_eq!(e.to_string(), "connection refused by 10.0.0.1:5000 (RST)");
+    }
+
+    #[test]
+    fn echo_server_returns_everything_then_closes_once() {
+        let data = pattern(300_000);
+        let fake = Fake {
+            inbound: data.chunks(7000).map(<[u8]>::to_vec).collect(),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt
+            .run(Role::Server {
+                port: 5000,
+                mode: ServerMode::Echo,
+                once: true,
+            })
+            .unwrap();
+        assert_eq!(out.status, Status::Clean);
+        let e = rt.engine();
+        assert_eq!(e.listening, vec!["10.0.0.2:5000".parse().unwrap()]);
+        assert_eq!(e.written, data);
+        assert!(e.closed);
+        assert_eq!(out.report.role, "server");
+        assert_eq!(out.report.sha256_sent, out.report.sha256_received);
+    }
+
+    #[test]
+    fn sink_server_writes_out_and_closes_after_the_peer() {
+        let data = pattern(100_000);
+        let fake = Fake {
+            inbound: VecDeque::from([data.clone()]),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = rt
+            .run(Role::Server {
+                port: 5000,
+                mode: ServerMode::Out(Box::new(W(shared.clone()))),
+                once: true,
+            })
+            .unwrap();
+        assert_eq!(*shared.borrow(), data);
+        assert!(rt.engine().closed);
+        assert!(rt.engine().written.is_empty());
+        assert_eq!(out.report.bytes_received, 100_000);
+    }
+
+    #[test]
+    fn first_signal_closes_gracefully_second_aborts() {
+        // One signal: the transfer stops, FIN, status Interrupted.
+        {
+            let fake = Fake {
+                peer_fin: true,
+                write_cap: 50_000,
+                ..Fake::default()
+            };
+            let (rt, _peer) = runtime(fake);
+            let mut rt = rt.with_signals(Signals::install().unwrap());
+            // SAFETY: SIGINT is blocked in this thread (Signals above): it only becomes pending.
+            unsafe { libc::raise(libc::SIGINT) };
+            let out = rt.run(client(Source::Pattern(10_000_000))).unwrap();
+            assert_eq!(out.status, Status::Interrupted);
+            assert!(rt.engine().closed && !rt.engine().aborted);
+        }
+        // Two signals: RST.
+        {
+            let fake = Fake {
+                write_cap: 50_000,
+                ..Fake::default()
+            };
+            let (rt, _peer) = runtime(fake);
+            let mut rt = rt.with_signals(Signals::install().unwrap());
+            // SAFETY: as above; two distinct signals so both are counted.
+            unsafe {
+                libc::raise(libc::SIGINT);
+                libc::raise(libc::SIGTERM);
+            }
+            let e = rt.run(client(Source::Pattern(10_000_000))).unwrap_err();
+            assert!(matches!(e, RuntimeError::Aborted), "{e}");
+            assert!(rt.engine().aborted);
+        }
     }
 }
