@@ -1,6 +1,7 @@
 //! braid: the runtime and tools around the sans-IO engine `braid-proto`: the TUN driver, the
 //! simulator glue, and the commands of the `braid` binary.
 
+pub mod cmd;
 pub mod report;
 pub mod runtime;
 pub mod stream;

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use braid_proto::endpoint::{ConnectionError, Error as EngineError};
+use braid_proto::endpoint::{ConnectionError, Endpoint, EndpointConfig, Error as EngineError};
 use braid_proto::{ConnectOptions, ConnectionHandle, Event, Instant, ListenOptions, Transmit};
 
 use crate::report::{Report, SubflowReport};
@@ -1011,6 +1011,64 @@ impl<E: Engine> Runtime<E> {
         }
         Ok(())
     }
+}
+
+impl Engine for Endpoint {
+    fn listen(&mut self, local: SocketAddr, opts: ListenOptions) -> Result<(), EngineError> {
+        Endpoint::listen(self, local, opts)
+    }
+    fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnectOptions,
+    ) -> Result<ConnectionHandle, EngineError> {
+        Endpoint::connect(self, now, local, remote, opts)
+    }
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        Endpoint::handle_packet(self, now, packet)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Endpoint::poll_transmit(self, now, buf)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Endpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Endpoint::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+    fn read(&mut self, conn: ConnectionHandle, buf: &mut [u8]) -> Result<usize, EngineError> {
+        Endpoint::read(self, conn, buf)
+    }
+    fn write(&mut self, conn: ConnectionHandle, data: &[u8]) -> Result<usize, EngineError> {
+        Endpoint::write(self, conn, data)
+    }
+    fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+        Endpoint::close(self, conn)
+    }
+    fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+        Endpoint::abort(self, conn)
+    }
+    fn conn_summary(&self, conn: ConnectionHandle) -> Option<ConnSummary> {
+        self.conn_info(conn).map(|i| ConnSummary {
+            local: i.local,
+            remote: i.remote,
+            rtt: i.rtt,
+        })
+    }
+}
+
+/// braid's plain-TCP engine with the default configuration, seeded from the OS.
+pub fn tcp_engine() -> Result<Endpoint, RuntimeError> {
+    let seed = os_seed().map_err(|source| RuntimeError::Io {
+        what: "reading /dev/urandom",
+        source,
+    })?;
+    Ok(Endpoint::new(EndpointConfig::default(), seed))
 }
 
 /// 32 bytes from the operating system's random source, to seed the engine.
