@@ -66,6 +66,7 @@ pub struct Host {
     record_delivery: bool,
     stats: AppStats,
     scratch: Vec<u8>,
+    events: VecDeque<Event>,
     out: VecDeque<(usize, Vec<u8>)>,
 }
 
@@ -89,6 +90,7 @@ impl Host {
             record_delivery: true,
             stats: AppStats::default(),
             scratch: vec![0; CHUNK],
+            events: VecDeque::new(),
             out: VecDeque::new(),
         }
     }
@@ -152,7 +154,37 @@ impl Host {
     /// Run the application until it can make no more progress.
     fn run_app(&mut self, now: Instant) {
         self.start(now);
-        while let Some(ev) = self.endpoint.poll_event() {
+        loop {
+            self.handle_events(now);
+            let Some(conn) = self.conn else { return };
+            if self.stats.closed {
+                return;
+            }
+            self.read_all(now, conn);
+            self.write_all(conn);
+            // Reading the last bytes or closing may have ended the connection: look again.
+            if !self.endpoint_has_events() {
+                return;
+            }
+        }
+    }
+
+    fn endpoint_has_events(&mut self) -> bool {
+        match self.endpoint.poll_event() {
+            Some(ev) => {
+                self.events.push_back(ev);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn handle_events(&mut self, now: Instant) {
+        while let Some(ev) = self
+            .events
+            .pop_front()
+            .or_else(|| self.endpoint.poll_event())
+        {
             match ev {
                 Event::Accepted { conn, .. } => {
                     if self.conn.is_none() {
@@ -161,21 +193,17 @@ impl Host {
                     }
                 }
                 Event::Closed { conn, error } if Some(conn) == self.conn => {
-                    // Drain whatever is still readable is impossible now; record the end.
                     self.stats.closed = true;
                     if let Some(e) = error {
                         self.stats.error = Some(e.to_string());
+                    } else {
+                        // A clean close: the peer's end of stream came with it.
+                        self.stats.eof = true;
                     }
                 }
                 _ => {}
             }
         }
-        let Some(conn) = self.conn else { return };
-        if self.stats.closed {
-            return;
-        }
-        self.read_all(now, conn);
-        self.write_all(conn);
     }
 
     fn read_all(&mut self, now: Instant, conn: ConnectionHandle) {
@@ -193,7 +221,9 @@ impl Host {
                         self.stats.delivery.push((now, self.stats.received.bytes()));
                     }
                 }
-                Err(EndpointError::WouldBlock) => break,
+                // WouldBlock: nothing yet. UnknownConnection: the read that emptied the
+                // buffer of a closed connection ended it; its Closed event follows.
+                Err(EndpointError::WouldBlock | EndpointError::UnknownConnection) => break,
                 Err(e) => {
                     self.stats.error.get_or_insert_with(|| format!("read: {e}"));
                     break;
@@ -209,7 +239,9 @@ impl Host {
                 if left == 0 {
                     if !self.send_closed {
                         if let Err(e) = self.endpoint.close(conn) {
-                            self.stats.error.get_or_insert_with(|| format!("close: {e}"));
+                            self.stats
+                                .error
+                                .get_or_insert_with(|| format!("close: {e}"));
                         }
                         self.send_closed = true;
                     }
@@ -228,7 +260,9 @@ impl Host {
                     self.pending_off += n;
                 }
                 Err(e) => {
-                    self.stats.error.get_or_insert_with(|| format!("write: {e}"));
+                    self.stats
+                        .error
+                        .get_or_insert_with(|| format!("write: {e}"));
                     return;
                 }
             }

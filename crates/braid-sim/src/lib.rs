@@ -101,9 +101,11 @@
 //! assert_eq!(net.now(), Instant::from_millis(1_000));
 //! ```
 
+pub mod host;
 mod link;
 mod network;
 mod pcap;
+pub mod scenario;
 pub mod stream;
 
 pub use link::{Direction, GilbertElliott, Link, LinkConfig, LinkStats, Middlebox, Verdict};

@@ -4,12 +4,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use braid_proto::cc::CcAlgorithm;
 use braid_proto::endpoint::{ConnectOptions, ListenOptions};
-use braid_proto::tcp::{CcAlgorithm, TcpConfig};
+use braid_proto::tcp::TcpConfig;
 use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
 
 use crate::host::{AppRole, AppStats, Host};
-use crate::{LinkConfig, LinkStats, Network, NodeId, PcapWriter};
+use crate::{Direction, LinkConfig, LinkStats, Network, NodeId, PcapWriter};
 
 /// One simulated path: its two directions.
 #[derive(Debug, Clone)]
@@ -280,7 +281,10 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         .iter()
         .map(|&l| {
             let link = net.link(l);
-            (link.stats(0).clone(), link.stats(1).clone())
+            (
+                link.stats(Direction::AtoB).clone(),
+                link.stats(Direction::BtoA).clone(),
+            )
         })
         .collect();
     Ok(SimResult {

@@ -1,5 +1,8 @@
 //! braid: the runtime and tools around the sans-IO engine `braid-proto`: the TUN driver, the
 //! simulator glue, and the commands of the `braid` binary.
 
+pub mod cmd;
 pub mod report;
+pub mod runtime;
 pub use braid_sim::stream;
+pub mod tun;

@@ -1,1 +1,383 @@
-//! Interop harness. Implemented by the interop work.
+//! Interop harness: network namespaces with TUN devices, so braid (on the userspace side of a
+//! TUN) can talk to the Linux kernel's TCP and MPTCP (on the other side).
+//!
+//! - [`Netns`]: a uniquely named namespace (`braid-<prefix>-<pid>-<n>`), deleted on drop;
+//!   leftovers of dead test processes are swept when a new one is created.
+//! - [`Netns::add_tun`]: a persistent TUN device inside, with the kernel's address and up.
+//! - [`Netns::run`] / [`Netns::spawn`]: commands inside; spawned children die on drop.
+//! - [`require_root`]: the skip-or-fail policy of these tests.
+//! - [`braid_bin`] / [`kpeer_bin`]: the binaries under test.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+const NETNS_DIR: &str = "/var/run/netns";
+
+/// Whether these tests can run here. Root (or CAP_NET_ADMIN) and `ip` are needed. Without
+/// them: outside CI, print why and return false (the test returns early, i.e. is skipped); in
+/// CI (`CI=true`), panic, because a skipped interop test there hides a broken setup.
+pub fn require_root(test: &str) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let root = is_root();
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let why = match (root, ip) {
+        (true, true) => return true,
+        (false, _) => "needs root (network namespaces and TUN devices)",
+        (true, false) => "needs the `ip` tool (iproute2)",
+    };
+    if ci {
+        panic!("{test}: {why}, and CI=true: refusing to skip");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+fn is_root() -> bool {
+    // The effective uid, from /proc: no libc needed for one number.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .is_some_and(|uid| uid == "0")
+}
+
+fn check(what: &str, out: Output) -> io::Result<Output> {
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(io::Error::other(format!(
+            "{what}: {} ({})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn ip(args: &[&str]) -> io::Result<Output> {
+    let out = Command::new("ip").args(args).output()?;
+    check(&format!("ip {}", args.join(" ")), out)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Delete namespaces `braid-<prefix>-<pid>-<n>` left behind by test processes that died
+/// without cleaning up (their pid is gone).
+fn sweep_leftovers(prefix: &str) {
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
+    let head = format!("braid-{prefix}-");
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&head) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) {
+            let _ = ip(&["netns", "del", &name]);
+        }
+    }
+}
+
+/// A network namespace owned by the test; deleted (with its devices) on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Create `braid-<prefix>-<pid>-<n>` with `lo` up.
+    pub fn new(prefix: &str) -> io::Result<Netns> {
+        sweep_leftovers(prefix);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("braid-{prefix}-{}-{n}", std::process::id());
+        if Path::new(NETNS_DIR).join(&name).exists() {
+            let _ = ip(&["netns", "del", &name]);
+        }
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, args: &[&str]) -> io::Result<Output> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// A persistent TUN device `dev` inside, the kernel's side addressed `kernel_cidr` (e.g.
+    /// `10.0.0.1/24`) and up. braid attaches to it with `--path DEV=ADDR`.
+    pub fn add_tun(&self, dev: &str, kernel_cidr: &str) -> io::Result<()> {
+        self.ip(&["tuntap", "add", "dev", dev, "mode", "tun"])?;
+        self.ip(&["addr", "add", kernel_cidr, "dev", dev])?;
+        self.ip(&["link", "set", dev, "up"])?;
+        Ok(())
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Run `program ARGS` inside and wait; an error if it fails.
+    pub fn run(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> io::Result<Output> {
+        let what = format!("{} {}", program.as_ref().to_string_lossy(), args.join(" "));
+        let out = self.command(program).args(args).output()?;
+        check(&what, out)
+    }
+
+    /// Start `program ARGS` inside with stdout and stderr piped; killed when dropped.
+    pub fn spawn(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> io::Result<Proc> {
+        let child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(Proc::new(child))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = ip(&["netns", "del", &self.name]) {
+            eprintln!("warning: could not delete namespace {}: {e}", self.name);
+        }
+    }
+}
+
+/// A child process; killed and reaped on drop unless waited for.
+#[derive(Debug)]
+pub struct Proc {
+    child: Option<Child>,
+    stderr: Option<BufReader<ChildStderr>>,
+    stderr_seen: String,
+}
+
+/// What a finished process left.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Proc {
+    fn new(mut child: Child) -> Proc {
+        let stderr = child.stderr.take().map(BufReader::new);
+        Proc {
+            child: Some(child),
+            stderr,
+            stderr_seen: String::new(),
+        }
+    }
+
+    /// Read stderr lines until one contains `needle` (or the stream ends: an error).
+    pub fn wait_for_stderr(&mut self, needle: &str) -> io::Result<String> {
+        let Some(r) = self.stderr.as_mut() else {
+            return Err(io::Error::other("stderr not captured"));
+        };
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Err(io::Error::other(format!(
+                    "process ended before printing {needle:?}; stderr: {}",
+                    self.stderr_seen
+                )));
+            }
+            self.stderr_seen.push_str(&line);
+            if line.contains(needle) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Send a signal (e.g. libc's SIGINT = 2) through `kill`.
+    pub fn signal(&self, sig: i32) -> io::Result<()> {
+        let Some(child) = &self.child else {
+            return Ok(());
+        };
+        let st = Command::new("kill")
+            .args([format!("-{sig}"), child.id().to_string()])
+            .status()?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other("kill failed"))
+        }
+    }
+
+    /// Wait for the process and collect its output. A hang guard, not a timing assertion:
+    /// after `limit` the process is killed and an error returned.
+    pub fn wait_within(mut self, limit: Duration) -> io::Result<Finished> {
+        let Some(mut child) = self.child.take() else {
+            return Err(io::Error::other("already waited"));
+        };
+        let out: Option<ChildStdout> = child.stdout.take();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut o) = out {
+                let _ = o.read_to_string(&mut s);
+            }
+            s
+        });
+        let err = self.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = err {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break Some(st);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = stdout.join().unwrap_or_default();
+        let mut all_err = std::mem::take(&mut self.stderr_seen);
+        all_err.push_str(&stderr.join().unwrap_or_default());
+        let Some(status) = status else {
+            return Err(io::Error::other(format!(
+                "still running after {limit:?}, killed; stderr: {all_err}"
+            )));
+        };
+        Ok(Finished {
+            success: status.success(),
+            code: status.code(),
+            stdout,
+            stderr: all_err,
+        })
+    }
+
+    /// [`Proc::wait_within`] with a generous limit for the tests' transfers.
+    pub fn wait(self) -> io::Result<Finished> {
+        self.wait_within(Duration::from_secs(300))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The braid binary: `$BRAID_BIN`, else the workspace's `target/debug/braid` (built now with
+/// `cargo build -p braid --bin braid`, so it is never stale), else `target/release/braid`.
+pub fn braid_bin() -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BRAID_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let built = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-q", "-p", "braid", "--bin", "braid"])
+        .status();
+    let debug = target.join("debug/braid");
+    if built.is_ok_and(|s| s.success()) && debug.exists() {
+        return Ok(debug);
+    }
+    let release = target.join("release/braid");
+    if release.exists() {
+        return Ok(release);
+    }
+    Err(io::Error::other(
+        "braid binary not found: set BRAID_BIN or run `cargo build -p braid`",
+    ))
+}
+
+/// The SHA-256 (hex) of the first `n` bytes of braid's pattern stream: what `--send n`
+/// must deliver.
+pub fn pattern_sha256(n: u64) -> String {
+    let mut stream = braid::stream::PatternStream::new();
+    let mut tally = braid::stream::Tally::new();
+    let mut buf = vec![0u8; 65536];
+    let mut left = n;
+    while left > 0 {
+        let k = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let chunk = &mut buf[..k];
+        stream.fill(chunk);
+        tally.update(chunk);
+        left -= k as u64;
+    }
+    tally.hex()
+}
+
+/// Parse the last line of `stdout` that is a JSON object.
+pub fn last_json(stdout: &str) -> io::Result<serde_json::Value> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let l = l.trim();
+            l.starts_with('{')
+                .then(|| serde_json::from_str(l).ok())
+                .flatten()
+        })
+        .ok_or_else(|| io::Error::other(format!("no JSON object in output: {stdout:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_found_after_other_lines() {
+        let v = last_json("hello\n{\"a\":1}\n").unwrap();
+        assert_eq!(v["a"], 1);
+        assert!(last_json("nothing").is_err());
+    }
+
+    #[test]
+    fn root_is_read_from_proc() {
+        // Whatever the answer, it must agree with the uid the kernel reports for `id -u`.
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        let uid = String::from_utf8_lossy(&uid.stdout).trim().to_owned();
+        assert_eq!(is_root(), uid == "0");
+    }
+}

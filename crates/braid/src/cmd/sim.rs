@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use braid_proto::tcp::CcAlgorithm;
+use braid_proto::cc::CcAlgorithm;
 use braid_sim::scenario::{self, Scenario, SimConfig, SimResult};
 use clap::Args;
 
@@ -18,7 +18,7 @@ pub struct SimArgs {
     #[arg(default_value = "two-paths")]
     pub scenario: String,
     /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
-    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    #[arg(long, default_value = "64M", value_parser = super::parse_bytes)]
     pub bytes: u64,
     /// Packet scheduler (only the default exists until the MPTCP layer lands).
     #[arg(long, default_value = "default")]
@@ -40,41 +40,21 @@ pub struct SimArgs {
     pub json: bool,
 }
 
-/// Parse a byte count such as `1048576`, `64M`, `64MiB`, `2G`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a byte count (e.g. 1048576, 64M, 2G)"))?;
-    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        _ => return Err(format!("'{s}': unknown size unit '{unit}' (use K, M or G)")),
-    };
-    n.checked_mul(mul)
-        .ok_or_else(|| format!("'{s}' is too large"))
-}
-
 /// Parse a congestion-control name.
 pub fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
     match s.to_ascii_lowercase().as_str() {
         "cubic" => Ok(CcAlgorithm::Cubic),
         "reno" | "newreno" => Ok(CcAlgorithm::Reno),
-        _ => Err(format!("unknown congestion control '{s}' (known: cubic, reno)")),
+        _ => Err(format!(
+            "unknown congestion control '{s}' (known: cubic, reno)"
+        )),
     }
 }
 
 /// Run `braid sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     if args.scheduler != "default" {
-        bail!(
-            "unknown scheduler '{}' (known: default)",
-            args.scheduler
-        );
+        bail!("unknown scheduler '{}' (known: default)", args.scheduler);
     }
     let scenario = Scenario::by_name(&args.scenario)?;
     let cfg = SimConfig {
@@ -85,8 +65,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         pcap: args.pcap.clone(),
         ..SimConfig::default()
     };
-    let result = scenario::run(&scenario, &cfg)
-        .with_context(|| format!("scenario {}", scenario.name))?;
+    let result =
+        scenario::run(&scenario, &cfg).with_context(|| format!("scenario {}", scenario.name))?;
     let report = report(&scenario, &cfg, &result);
     if args.json {
         println!("{}", report.to_json());
@@ -150,7 +130,9 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
         ..Report::default()
     };
     report.extra.insert("seed".into(), cfg.seed.into());
-    report.extra.insert("cc".into(), format!("{:?}", cfg.cc).to_lowercase().into());
+    report
+        .extra
+        .insert("cc".into(), format!("{:?}", cfg.cc).to_lowercase().into());
     if let Some(info) = &r.client_info {
         report
             .extra
@@ -174,11 +156,17 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
 
 fn link_json(s: &braid_sim::LinkStats) -> serde_json::Value {
     serde_json::json!({
-        "packets_sent": s.packets_sent,
-        "packets_delivered": s.packets_delivered,
-        "bytes_delivered": s.bytes_delivered,
+        "sent_packets": s.sent_packets,
+        "sent_bytes": s.sent_bytes,
+        "delivered_packets": s.delivered_packets,
+        "delivered_bytes": s.delivered_bytes,
         "dropped_loss": s.dropped_loss,
         "dropped_queue": s.dropped_queue,
+        "dropped_mtu": s.dropped_mtu,
+        "dropped_down": s.dropped_down,
+        "dropped_middlebox": s.dropped_middlebox,
+        "duplicated": s.duplicated,
+        "reordered": s.reordered,
     })
 }
 
@@ -190,13 +178,23 @@ fn print_human(scenario: &Scenario, report: &Report, r: &SimResult) {
         report.duration_s,
         if r.mptcp { "MPTCP" } else { "plain TCP" }
     );
-    println!("goodput      {:.2} Mbit/s", report.goodput_mbps.unwrap_or(0.0));
+    println!(
+        "goodput      {:.2} Mbit/s",
+        report.goodput_mbps.unwrap_or(0.0)
+    );
     println!(
         "integrity    {} (sha256 {})",
-        if report.integrity_ok == Some(true) { "ok" } else { "FAILED" },
+        if report.integrity_ok == Some(true) {
+            "ok"
+        } else {
+            "FAILED"
+        },
         report.sha256_received
     );
     for s in &report.subflows {
-        println!("subflow      {} -> {}  rtt {:.1} ms", s.local, s.remote, s.rtt_ms);
+        println!(
+            "subflow      {} -> {}  rtt {:.1} ms",
+            s.local, s.remote, s.rtt_ms
+        );
     }
 }

@@ -1,0 +1,111 @@
+//! `braid listen --port P --path DEV=ADDR ... [--sink | --echo | --out FILE] [--once] [--json]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use super::{execute, open_output, open_paths, parse_paths, MPTCP_UNAVAILABLE};
+use crate::runtime::{Role, ServerMode};
+
+/// Accept connections over TUN devices.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenArgs {
+    /// The port to listen on, on every path's address.
+    #[arg(long)]
+    pub port: u16,
+    /// A TUN device and braid's own address behind it (attach if the device exists, create it
+    /// if not).
+    #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
+    pub paths: Vec<String>,
+    /// Plain TCP instead of MPTCP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// Count and discard what arrives (the default).
+    #[arg(long, group = "mode")]
+    pub sink: bool,
+    /// Send back what arrives.
+    #[arg(long, group = "mode")]
+    pub echo: bool,
+    /// Write what arrives to this file (`-`: standard output).
+    #[arg(long, value_name = "FILE", group = "mode")]
+    pub out: Option<PathBuf>,
+    /// Exit after the first connection closes.
+    #[arg(long)]
+    pub once: bool,
+    /// Print a JSON report on exit.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `braid listen`.
+pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
+    if !args.tcp {
+        bail!("{MPTCP_UNAVAILABLE}");
+    }
+    if args.port == 0 {
+        bail!("bad --port 0: give the port to listen on");
+    }
+    let mode = match (&args.out, args.echo) {
+        (Some(path), _) => ServerMode::Out(open_output(path)?),
+        (None, true) => ServerMode::Echo,
+        (None, false) => ServerMode::Sink,
+    };
+    let path_args = parse_paths(&args.paths)?;
+    let paths = open_paths(&path_args)?;
+    let engine = crate::runtime::tcp_engine()?;
+    for p in &path_args {
+        let addr = std::net::SocketAddr::new(p.addr, args.port);
+        eprintln!("braid: listening on {addr} via {} (tcp)", p.dev);
+    }
+    execute(
+        engine,
+        paths,
+        Role::Server {
+            port: args.port,
+            mode,
+            once: args.once,
+        },
+        args.json,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ListenArgs,
+    }
+
+    fn parse(v: &[&str]) -> Result<ListenArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("listen").chain(v.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = parse(&[
+            "--port",
+            "5000",
+            "--path",
+            "braid0=10.0.0.2",
+            "--tcp",
+            "--echo",
+            "--once",
+        ])
+        .unwrap();
+        assert!(a.echo && a.once && a.tcp && !a.sink);
+        assert!(parse(&["--port", "5000", "--path", "b=10.0.0.2", "--sink", "--echo"]).is_err());
+        assert!(parse(&["--port", "5000"]).is_err(), "--path is required");
+        assert!(parse(&["--port", "x", "--path", "b=10.0.0.2"]).is_err());
+    }
+
+    #[test]
+    fn mptcp_is_refused_with_a_hint() {
+        let a = parse(&["--port", "5000", "--path", "braid0=10.0.0.2"]).unwrap();
+        assert_eq!(run(a).unwrap_err().to_string(), MPTCP_UNAVAILABLE);
+    }
+}

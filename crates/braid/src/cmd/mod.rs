@@ -1,0 +1,169 @@
+//! The `braid` subcommands that run over TUN devices, and the argument parsers they share.
+
+pub mod connect;
+pub mod listen;
+pub mod sim;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::runtime::{self, Engine, Outcome, Runtime, Signals, Status};
+use crate::tun::TunDevice;
+
+/// `--path DEV=ADDR`: a TUN device and braid's own address behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathArg {
+    pub dev: String,
+    pub addr: IpAddr,
+}
+
+impl FromStr for PathArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad --path {s:?}: expected DEV=ADDR, e.g. braid0=10.0.0.2");
+        let (dev, addr) = s.split_once('=').ok_or_else(bad)?;
+        if dev.is_empty() {
+            return Err(bad());
+        }
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?;
+        if addr.is_unspecified() || addr.is_multicast() {
+            return Err(format!(
+                "bad --path {s:?}: {addr} cannot be a host's own address"
+            ));
+        }
+        Ok(PathArg {
+            dev: dev.to_owned(),
+            addr,
+        })
+    }
+}
+
+impl fmt::Display for PathArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.dev, self.addr)
+    }
+}
+
+/// Parse every `--path DEV=ADDR`; at least one is required.
+pub(crate) fn parse_paths(args: &[String]) -> anyhow::Result<Vec<PathArg>> {
+    if args.is_empty() {
+        anyhow::bail!("give at least one --path DEV=ADDR");
+    }
+    args.iter()
+        .map(|s| s.parse::<PathArg>().map_err(|e| anyhow::anyhow!("{e}")))
+        .collect()
+}
+
+/// A byte count: `1048576`, `64K`, `16M`, `1G`, `16MiB`, `2KB` (K/M/G are powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad byte count {s:?}: expected e.g. 16777216 or 16M"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("bad byte count {s:?}: unknown unit {unit:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("bad byte count {s:?}: too large"))
+}
+
+/// Until the MPTCP connection layer exists only `--tcp` runs.
+pub(crate) const MPTCP_UNAVAILABLE: &str = "MPTCP is not available yet; use --tcp";
+
+/// Open every `--path` device, in order.
+pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>> {
+    let mut paths = Vec::with_capacity(args.len());
+    for p in args {
+        let dev = TunDevice::open(&p.dev).map_err(|e| anyhow::anyhow!("{e}"))?;
+        paths.push(runtime::Path {
+            device: Box::new(dev),
+            addr: p.addr,
+        });
+    }
+    Ok(paths)
+}
+
+/// Where `--out FILE` writes (`-`: standard output).
+pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::BufWriter::new(io::stdout())));
+    }
+    let f = std::fs::File::create(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    Ok(Box::new(io::BufWriter::new(f)))
+}
+
+/// Run `role` on a runtime with signals handled; print the report; map the outcome to an
+/// exit status (0 clean, 130 interrupted) or a one-line error.
+pub(crate) fn execute<E: Engine>(
+    engine: E,
+    paths: Vec<runtime::Path>,
+    role: runtime::Role,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
+    let mut rt = Runtime::new(engine, paths)?.with_signals(signals);
+    let Outcome { status, report } = rt.run(role)?;
+    if json {
+        println!("{}", report.to_json());
+    }
+    match status {
+        Status::Clean => Ok(std::process::ExitCode::SUCCESS),
+        Status::Interrupted => {
+            eprintln!(
+                "braid: interrupted after {} bytes sent, {} received",
+                report.bytes_sent, report.bytes_received
+            );
+            Ok(std::process::ExitCode::from(130))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_args_parse() {
+        let p: PathArg = "braid0=10.0.0.2".parse().unwrap();
+        assert_eq!(p.dev, "braid0");
+        assert_eq!(p.addr, "10.0.0.2".parse::<IpAddr>().unwrap());
+        let p: PathArg = "t1=[fd00::2]".parse().unwrap();
+        assert!(p.addr.is_ipv6());
+        assert_eq!(p.to_string(), "t1=fd00::2");
+        for bad in [
+            "braid0",
+            "=10.0.0.2",
+            "braid0=",
+            "braid0=10.0.0",
+            "b=0.0.0.0",
+            "b=x",
+        ] {
+            let e = bad.parse::<PathArg>().unwrap_err();
+            assert!(e.starts_with("bad --path"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn byte_counts_parse() {
+        assert_eq!(parse_bytes("16777216"), Ok(16 << 20));
+        assert_eq!(parse_bytes("16M"), Ok(16 << 20));
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("64k"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999999999999G").is_err());
+    }
+}

@@ -1,0 +1,1421 @@
+//! The runtime: drives one sans-IO engine (`braid_proto`'s `Endpoint`) over packet devices
+//! (TUN devices, one per path) with the real clock, and runs the application of `braid
+//! connect` / `braid listen` on top: send a pattern or a file, sink, echo or write out what
+//! arrives.
+//!
+//! One thread, one loop: read packets from every device → `handle_packet`; `handle_timeout`
+//! once `poll_timeout` has passed; events; application reads and writes; drain
+//! `poll_transmit` into the device owning the packet's source address; then sleep in `ppoll`
+//! until a device (or the signal descriptor, or the input) is readable or the engine's next
+//! deadline. Buffers are allocated once.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use braid_proto::endpoint::{ConnectionError, Endpoint, EndpointConfig, Error as EngineError};
+use braid_proto::{ConnectOptions, ConnectionHandle, Event, Instant, ListenOptions, Transmit};
+
+use crate::report::{Report, SubflowReport};
+use crate::stream::{PatternStream, Tally};
+use crate::tun::TunDevice;
+
+/// What the runtime needs from the engine: the driving calls and the application calls of
+/// the `Endpoint` contract (crates/braid-proto/src/endpoint.rs), plus the round-trip time
+/// from `conn_info`.
+pub trait Engine {
+    fn listen(&mut self, local: SocketAddr, opts: ListenOptions) -> Result<(), EngineError>;
+    fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnectOptions,
+    ) -> Result<ConnectionHandle, EngineError>;
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]);
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_event(&mut self) -> Option<Event>;
+    fn read(&mut self, conn: ConnectionHandle, buf: &mut [u8]) -> Result<usize, EngineError>;
+    fn write(&mut self, conn: ConnectionHandle, data: &[u8]) -> Result<usize, EngineError>;
+    fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError>;
+    fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError>;
+    /// The connection's local address (once known) and smoothed round-trip time.
+    fn conn_summary(&self, conn: ConnectionHandle) -> Option<ConnSummary>;
+}
+
+/// What the runtime reports about one connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnSummary {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub rtt: Option<Duration>,
+}
+
+/// A device that carries whole IP packets and can be waited on with `poll`.
+pub trait PacketDevice: AsRawFd {
+    fn name(&self) -> &str;
+    /// One packet into `buf`; `Ok(None)` when nothing is pending.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    /// One packet out; `Ok(false)` when the device dropped it for lack of room.
+    fn send(&self, packet: &[u8]) -> io::Result<bool>;
+}
+
+impl PacketDevice for TunDevice {
+    fn name(&self) -> &str {
+        TunDevice::name(self)
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        TunDevice::recv(self, buf)
+    }
+    fn send(&self, packet: &[u8]) -> io::Result<bool> {
+        TunDevice::send(self, packet)
+    }
+}
+
+/// A connected, non-blocking datagram socket pair end works as a packet device: tests join
+/// two runtimes with one without needing TUN devices or privileges.
+impl PacketDevice for std::os::unix::net::UnixDatagram {
+    fn name(&self) -> &str {
+        "unix-datagram"
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match std::os::unix::net::UnixDatagram::recv(self, buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn send(&self, packet: &[u8]) -> io::Result<bool> {
+        match std::os::unix::net::UnixDatagram::send(self, packet) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            // The peer end went away: nothing can be delivered, like a link that is down.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One path: a device and braid's own address behind it.
+pub struct Path {
+    pub device: Box<dyn PacketDevice>,
+    pub addr: IpAddr,
+}
+
+/// Where the bytes a client sends come from.
+pub enum Source {
+    /// Send nothing: close the sending direction at once.
+    Nothing,
+    /// `--send N`: N bytes of [`PatternStream`].
+    Pattern(u64),
+    /// `--in FILE` (or standard input): until end of file.
+    Reader(File),
+}
+
+/// Where received bytes go.
+pub enum Output {
+    /// Count and hash, then drop.
+    Discard,
+    /// `--out FILE` / `--out -`.
+    Writer(Box<dyn Write>),
+}
+
+/// What a server does with each connection.
+pub enum ServerMode {
+    /// Count and discard what arrives; close after the peer closes.
+    Sink,
+    /// Send back what arrives; close after the peer closes and everything went back.
+    Echo,
+    /// Write what arrives to the output; close after the peer closes.
+    Out(Box<dyn Write>),
+}
+
+/// What to run.
+pub enum Role {
+    Client {
+        remote: SocketAddr,
+        source: Source,
+        output: Output,
+    },
+    Server {
+        port: u16,
+        mode: ServerMode,
+        /// Exit after the first connection closes.
+        once: bool,
+    },
+}
+
+/// How a run ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Transfer complete, connection closed cleanly (or a server shut down on request).
+    Clean,
+    /// A client interrupted by SIGINT/SIGTERM: the connection was closed gracefully before
+    /// the transfer completed.
+    Interrupted,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub report: Report,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("connection refused by {0} (RST)")]
+    Refused(SocketAddr),
+    #[error("connection to {0} reset by peer")]
+    Reset(SocketAddr),
+    #[error("connection to {0} timed out")]
+    TimedOut(SocketAddr),
+    #[error("aborted by a second signal (RST sent)")]
+    Aborted,
+    #[error("connection to {remote} failed: {error}")]
+    Connection {
+        remote: SocketAddr,
+        error: ConnectionError,
+    },
+    #[error("no path: give at least one --path DEV=ADDR")]
+    NoPath,
+    #[error("no path of the same address family as {0}")]
+    NoPathForFamily(SocketAddr),
+    #[error("{what}: {error}")]
+    Engine {
+        what: &'static str,
+        error: EngineError,
+    },
+    #[error("device {dev}: {source}")]
+    Device {
+        dev: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn connection_error(remote: SocketAddr, error: ConnectionError, established: bool) -> RuntimeError {
+    match error {
+        ConnectionError::Refused => RuntimeError::Refused(remote),
+        ConnectionError::Reset if !established => RuntimeError::Refused(remote),
+        ConnectionError::Reset => RuntimeError::Reset(remote),
+        ConnectionError::TimedOut => RuntimeError::TimedOut(remote),
+        ConnectionError::Aborted => RuntimeError::Aborted,
+        error => RuntimeError::Connection { remote, error },
+    }
+}
+
+/// SIGINT and SIGTERM as a readable descriptor (signalfd). While it lives, both signals are
+/// blocked in the creating thread and only counted; the old mask comes back on drop.
+pub struct Signals {
+    fd: OwnedFd,
+    old: libc::sigset_t,
+}
+
+impl Signals {
+    /// Block SIGINT and SIGTERM in this thread and receive them through a descriptor.
+    pub fn install() -> io::Result<Signals> {
+        // SAFETY: sigset_t is plain data; all-zero is a valid (if unspecified) value which
+        // sigemptyset then initialises.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` and `old` are valid, exclusively borrowed sigset_t values; the signal
+        // numbers are valid constants.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+        }
+        // SAFETY: both pointers refer to valid sigset_t values for the duration of the call.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: -1 asks for a new descriptor; `set` is a valid, initialised sigset_t.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: `old` holds the mask returned by the successful call above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            return Err(e);
+        }
+        // SAFETY: signalfd returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Signals { fd, old })
+    }
+
+    /// How many signals arrived since the last call.
+    pub fn take(&self) -> usize {
+        let mut count = 0;
+        let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+        loop {
+            // SAFETY: the descriptor is owned by `self` and open; `info` is a writable buffer
+            // of exactly `info.len()` bytes; the descriptor is non-blocking.
+            let n =
+                unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            if usize::try_from(n).is_ok_and(|n| n == info.len()) {
+                count += 1;
+            } else {
+                return count;
+            }
+        }
+    }
+}
+
+impl AsRawFd for Signals {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        // SAFETY: `old` is the mask saved by `install`; restoring it is always valid.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// Whether `fd` is readable right now (a zero-timeout poll).
+fn readable_now(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1, zero timeout.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    rc > 0 && pfd.revents != 0
+}
+
+/// Largest IP packet (or GSO batch) the runtime moves at once.
+const PACKET_BUF: usize = 65536;
+/// Application chunk size.
+const APP_CHUNK: usize = 65536;
+/// Packets read per device before the engine gets to send: keeps ACKs flowing.
+const RX_BATCH: usize = 64;
+/// Echo stops reading while this much is waiting to go back.
+const ECHO_LIMIT: usize = 4 * APP_CHUNK;
+
+struct Conn {
+    handle: ConnectionHandle,
+    remote: SocketAddr,
+    local: SocketAddr,
+    established: bool,
+    out_q: Vec<u8>,
+    out_off: usize,
+    /// Nothing more will be queued for sending.
+    input_done: bool,
+    close_sent: bool,
+    eof: bool,
+    bytes_sent: u64,
+    bytes_received: u64,
+    rtt: Option<Duration>,
+}
+
+impl Conn {
+    fn new(handle: ConnectionHandle, local: SocketAddr, remote: SocketAddr) -> Conn {
+        Conn {
+            handle,
+            remote,
+            local,
+            established: false,
+            out_q: Vec::with_capacity(APP_CHUNK),
+            out_off: 0,
+            input_done: false,
+            close_sent: false,
+            eof: false,
+            bytes_sent: 0,
+            bytes_received: 0,
+            rtt: None,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.out_q.len().saturating_sub(self.out_off)
+    }
+
+    fn subflow(&self) -> SubflowReport {
+        SubflowReport {
+            local: self.local.to_string(),
+            remote: self.remote.to_string(),
+            backup: false,
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            rtt_ms: self.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        }
+    }
+}
+
+/// Counters of the runtime's own I/O.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IoStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Packets a device refused (no room); TCP retransmits them.
+    pub packets_dropped: u64,
+}
+
+/// The driver. Build it with the engine and the paths, then [`Runtime::run`] a role.
+pub struct Runtime<E: Engine> {
+    engine: E,
+    paths: Vec<Path>,
+    signals: Option<Signals>,
+    epoch: std::time::Instant,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    app_buf: Vec<u8>,
+    pollfds: Vec<libc::pollfd>,
+    stats: IoStats,
+}
+
+enum App {
+    Client {
+        source: Source,
+        pattern: PatternStream,
+        output: Output,
+    },
+    Server {
+        mode: ServerMode,
+        once: bool,
+    },
+}
+
+struct RunState {
+    app: App,
+    conns: Vec<Conn>,
+    finished: Vec<SubflowReport>,
+    sent: Tally,
+    received: Tally,
+    started: Option<std::time::Instant>,
+    ended: Option<std::time::Instant>,
+    interrupted: bool,
+    aborted: bool,
+    done: bool,
+}
+
+impl<E: Engine> Runtime<E> {
+    /// A runtime over `paths` (the first carries the connection a client opens).
+    pub fn new(engine: E, paths: Vec<Path>) -> Result<Runtime<E>, RuntimeError> {
+        if paths.is_empty() {
+            return Err(RuntimeError::NoPath);
+        }
+        Ok(Runtime {
+            engine,
+            paths,
+            signals: None,
+            epoch: std::time::Instant::now(),
+            rx_buf: vec![0; PACKET_BUF],
+            tx_buf: vec![0; PACKET_BUF],
+            app_buf: vec![0; APP_CHUNK],
+            pollfds: Vec::new(),
+            stats: IoStats::default(),
+        })
+    }
+
+    /// Handle SIGINT/SIGTERM: the first closes gracefully (FIN), the second aborts (RST).
+    pub fn with_signals(mut self, signals: Signals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    /// The engine's clock: microseconds since the runtime was built.
+    fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// The runtime's I/O counters.
+    pub fn io_stats(&self) -> IoStats {
+        self.stats
+    }
+
+    /// The engine, for inspection after a run.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Run `role` to completion.
+    pub fn run(&mut self, role: Role) -> Result<Outcome, RuntimeError> {
+        let mut st = RunState {
+            app: App::Server {
+                mode: ServerMode::Sink,
+                once: true,
+            },
+            conns: Vec::new(),
+            finished: Vec::new(),
+            sent: Tally::new(),
+            received: Tally::new(),
+            started: None,
+            ended: None,
+            interrupted: false,
+            aborted: false,
+            done: false,
+        };
+        let role_name = match role {
+            Role::Client {
+                remote,
+                source,
+                output,
+            } => {
+                let local_ip = self
+                    .paths
+                    .iter()
+                    .map(|p| p.addr)
+                    .find(|a| a.is_ipv4() == remote.is_ipv4())
+                    .ok_or(RuntimeError::NoPathForFamily(remote))?;
+                let first = self.paths.first().map(|p| p.addr);
+                if first.is_some_and(|a| a.is_ipv4() != remote.is_ipv4()) {
+                    return Err(RuntimeError::NoPathForFamily(remote));
+                }
+                let local = SocketAddr::new(local_ip, 0);
+                let now = self.now();
+                let handle = self
+                    .engine
+                    .connect(now, local, remote, ConnectOptions { mptcp: false })
+                    .map_err(|error| RuntimeError::Engine {
+                        what: "connect",
+                        error,
+                    })?;
+                st.started = Some(std::time::Instant::now());
+                let mut conn = Conn::new(handle, local, remote);
+                if matches!(source, Source::Nothing) {
+                    conn.input_done = true;
+                }
+                st.conns.push(conn);
+                st.app = App::Client {
+                    source,
+                    pattern: PatternStream::new(),
+                    output,
+                };
+                "client"
+            }
+            Role::Server { port, mode, once } => {
+                let mut seen: Vec<IpAddr> = Vec::new();
+                for p in &self.paths {
+                    if seen.contains(&p.addr) {
+                        continue;
+                    }
+                    seen.push(p.addr);
+                    self.engine
+                        .listen(
+                            SocketAddr::new(p.addr, port),
+                            ListenOptions { mptcp: false },
+                        )
+                        .map_err(|error| RuntimeError::Engine {
+                            what: "listen",
+                            error,
+                        })?;
+                }
+                st.app = App::Server { mode, once };
+                "server"
+            }
+        };
+
+        let result = self.drive(&mut st);
+        // Whatever happened, put the last packets (a final ACK, a RST) on the wire.
+        let now = self.now();
+        self.flush(now)?;
+        if let App::Client {
+            output: Output::Writer(w),
+            ..
+        } = &mut st.app
+        {
+            w.flush().map_err(|source| RuntimeError::Io {
+                what: "writing output",
+                source,
+            })?;
+        }
+        if let App::Server {
+            mode: ServerMode::Out(w),
+            ..
+        } = &mut st.app
+        {
+            w.flush().map_err(|source| RuntimeError::Io {
+                what: "writing output",
+                source,
+            })?;
+        }
+        result?;
+        if st.aborted {
+            return Err(RuntimeError::Aborted);
+        }
+
+        let ended = st.ended.unwrap_or_else(std::time::Instant::now);
+        let duration_s = st
+            .started
+            .map_or(0.0, |s| ended.saturating_duration_since(s).as_secs_f64());
+        let mut subflows = st.finished;
+        subflows.extend(st.conns.iter().map(Conn::subflow));
+        let moved = st.sent.bytes().max(st.received.bytes());
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "connections".to_owned(),
+            serde_json::Value::from(subflows.len()),
+        );
+        let report = Report {
+            role: role_name.to_owned(),
+            mptcp: false,
+            bytes_sent: st.sent.bytes(),
+            bytes_received: st.received.bytes(),
+            sha256_sent: st.sent.hex(),
+            sha256_received: st.received.hex(),
+            duration_s,
+            subflows,
+            counters: BTreeMap::new(),
+            scenario: None,
+            integrity_ok: None,
+            goodput_mbps: (duration_s > 0.0).then(|| moved as f64 * 8.0 / duration_s / 1e6),
+            extra,
+        };
+        let status = if st.interrupted && role_name == "client" {
+            Status::Interrupted
+        } else {
+            Status::Clean
+        };
+        Ok(Outcome { status, report })
+    }
+
+    fn drive(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
+        loop {
+            let now = self.now();
+            let more = self.receive(now)?;
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+            }
+            self.events(st)?;
+            if st.done {
+                return Ok(());
+            }
+            self.application(st)?;
+            self.flush(now)?;
+            // Application calls (close, abort) can end a connection at once.
+            self.events(st)?;
+            if st.done {
+                return Ok(());
+            }
+            if let Some(sig) = &self.signals {
+                let n = if readable_now(sig.as_raw_fd()) {
+                    sig.take()
+                } else {
+                    0
+                };
+                if n > 0 {
+                    self.on_signals(st, n)?;
+                    if st.done {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                self.engine
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(self.now()))
+            };
+            self.wait(st, timeout)?;
+        }
+    }
+
+    /// Read a batch from every device into the engine. True when a device has more.
+    fn receive(&mut self, now: Instant) -> Result<bool, RuntimeError> {
+        let mut more = false;
+        for path in &self.paths {
+            let mut n = 0;
+            loop {
+                if n == RX_BATCH {
+                    more = true;
+                    break;
+                }
+                match path.device.recv(&mut self.rx_buf) {
+                    Ok(Some(len)) => {
+                        n += 1;
+                        self.stats.packets_in += 1;
+                        if let Some(packet) = self.rx_buf.get(..len) {
+                            self.engine.handle_packet(now, packet);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(source) => {
+                        return Err(RuntimeError::Device {
+                            dev: path.device.name().to_owned(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// Drain `poll_transmit` into the devices: a packet leaves by the path that owns its
+    /// source address (the first path when none does).
+    fn flush(&mut self, now: Instant) -> Result<(), RuntimeError> {
+        while let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) {
+            let Some(data) = self.tx_buf.get(..t.len) else {
+                continue;
+            };
+            let Some(path) = self
+                .paths
+                .iter()
+                .find(|p| p.addr == t.src)
+                .or_else(|| self.paths.first())
+            else {
+                continue;
+            };
+            let seg = match t.segment_size {
+                Some(s) if s > 0 => s,
+                _ => data.len().max(1),
+            };
+            for packet in data.chunks(seg) {
+                match path.device.send(packet) {
+                    Ok(true) => self.stats.packets_out += 1,
+                    Ok(false) => self.stats.packets_dropped += 1,
+                    Err(source) => {
+                        return Err(RuntimeError::Device {
+                            dev: path.device.name().to_owned(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn events(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::Accepted {
+                    conn,
+                    local,
+                    remote,
+                } => {
+                    if st.interrupted {
+                        // Shutting down: no new connections.
+                        let _ = self.engine.abort(conn);
+                        continue;
+                    }
+                    st.started.get_or_insert_with(std::time::Instant::now);
+                    let mut c = Conn::new(conn, local, remote);
+                    c.established = true;
+                    st.conns.push(c);
+                }
+                Event::Connected(conn) => {
+                    if let Some(c) = st.conns.iter_mut().find(|c| c.handle == conn) {
+                        c.established = true;
+                        if let Some(s) = self.engine.conn_summary(conn) {
+                            c.local = s.local;
+                        }
+                    }
+                }
+                Event::Closed { conn, error } => {
+                    let Some(i) = st.conns.iter().position(|c| c.handle == conn) else {
+                        continue;
+                    };
+                    let c = st.conns.swap_remove(i);
+                    st.finished.push(c.subflow());
+                    st.ended = Some(std::time::Instant::now());
+                    match &st.app {
+                        App::Client { .. } => {
+                            st.done = true;
+                            if let Some(error) = error {
+                                if !(st.aborted && error == ConnectionError::Aborted) {
+                                    return Err(connection_error(c.remote, error, c.established));
+                                }
+                            }
+                        }
+                        App::Server { once, .. } => {
+                            if let Some(error) = error {
+                                let e = connection_error(c.remote, error, c.established);
+                                if *once && !st.aborted {
+                                    st.done = true;
+                                    return Err(e);
+                                }
+                                eprintln!("braid: {e}");
+                            }
+                            if *once || (st.interrupted && st.conns.is_empty()) {
+                                st.done = true;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Move application bytes: read what arrived, queue and write what is to be sent, close
+    /// when the sending direction is done.
+    fn application(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
+        let RunState {
+            app,
+            conns,
+            sent,
+            received,
+            ..
+        } = st;
+        for c in conns.iter_mut() {
+            if let Some(s) = self.engine.conn_summary(c.handle) {
+                if s.rtt.is_some() {
+                    c.rtt = s.rtt;
+                }
+            }
+            // Echo stops reading at ECHO_LIMIT; once sending drained the queue, read again
+            // now: the engine will not announce data it already announced.
+            loop {
+                let mut limited = false;
+                // Receive.
+                while !c.eof {
+                    let echo = matches!(
+                        app,
+                        App::Server {
+                            mode: ServerMode::Echo,
+                            ..
+                        }
+                    );
+                    if echo && c.pending() >= ECHO_LIMIT {
+                        limited = true;
+                        break;
+                    }
+                    match self.engine.read(c.handle, &mut self.app_buf) {
+                        Ok(0) => {
+                            c.eof = true;
+                            if matches!(app, App::Server { .. }) {
+                                c.input_done = true;
+                            }
+                        }
+                        Ok(n) => {
+                            let Some(data) = self.app_buf.get(..n) else {
+                                break;
+                            };
+                            received.update(data);
+                            c.bytes_received += n as u64;
+                            let sink: Option<&mut Box<dyn Write>> = match app {
+                                App::Client {
+                                    output: Output::Writer(w),
+                                    ..
+                                } => Some(w),
+                                App::Server {
+                                    mode: ServerMode::Out(w),
+                                    ..
+                                } => Some(w),
+                                _ => None,
+                            };
+                            if let Some(w) = sink {
+                                w.write_all(data).map_err(|source| RuntimeError::Io {
+                                    what: "writing output",
+                                    source,
+                                })?;
+                            }
+                            if echo {
+                                if c.out_off > 0 && c.out_off == c.out_q.len() {
+                                    c.out_q.clear();
+                                    c.out_off = 0;
+                                }
+                                c.out_q.extend_from_slice(data);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                // Send.
+                loop {
+                    if c.pending() == 0 {
+                        c.out_q.clear();
+                        c.out_off = 0;
+                        if c.input_done {
+                            break;
+                        }
+                        let App::Client {
+                            source, pattern, ..
+                        } = app
+                        else {
+                            break;
+                        };
+                        match source {
+                            Source::Nothing => c.input_done = true,
+                            Source::Pattern(remaining) => {
+                                let n = usize::try_from(*remaining)
+                                    .unwrap_or(usize::MAX)
+                                    .min(APP_CHUNK);
+                                c.out_q.resize(n, 0);
+                                pattern.fill(&mut c.out_q);
+                                *remaining -= n as u64;
+                                if *remaining == 0 {
+                                    c.input_done = true;
+                                }
+                            }
+                            Source::Reader(file) => {
+                                if !readable_now(file.as_fd().as_raw_fd()) {
+                                    break;
+                                }
+                                c.out_q.resize(APP_CHUNK, 0);
+                                match file.read(&mut c.out_q) {
+                                    Ok(0) => {
+                                        c.out_q.clear();
+                                        c.input_done = true;
+                                    }
+                                    Ok(n) => c.out_q.truncate(n),
+                                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                                        c.out_q.clear();
+                                        continue;
+                                    }
+                                    Err(source) => {
+                                        return Err(RuntimeError::Io {
+                                            what: "reading input",
+                                            source,
+                                        })
+                                    }
+                                }
+                            }
+                        }
+                        if c.pending() == 0 {
+                            continue;
+                        }
+                    }
+                    if !c.established {
+                        break;
+                    }
+                    let Some(data) = c.out_q.get(c.out_off..) else {
+                        break;
+                    };
+                    match self.engine.write(c.handle, data) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if let Some(accepted) = data.get(..n) {
+                                sent.update(accepted);
+                            }
+                            c.out_off += n;
+                            c.bytes_sent += n as u64;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !(limited && c.pending() < ECHO_LIMIT) {
+                    break;
+                }
+            }
+            if c.input_done && c.pending() == 0 && !c.close_sent && c.established {
+                c.close_sent = true;
+                self.engine
+                    .close(c.handle)
+                    .map_err(|error| RuntimeError::Engine {
+                        what: "close",
+                        error,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_signals(&mut self, st: &mut RunState, n: usize) -> Result<(), RuntimeError> {
+        let second = st.interrupted || n > 1;
+        st.interrupted = true;
+        if second {
+            st.aborted = true;
+            for c in &st.conns {
+                let _ = self.engine.abort(c.handle);
+            }
+            let now = self.now();
+            self.flush(now)?;
+            st.done = true;
+            return Ok(());
+        }
+        // First signal: stop sending more, close every connection gracefully.
+        for c in &mut st.conns {
+            c.input_done = true;
+            c.out_q.clear();
+            c.out_off = 0;
+        }
+        if st.conns.is_empty() {
+            st.done = true;
+        }
+        Ok(())
+    }
+
+    /// Sleep until a device, the signal descriptor or the input is readable, or `timeout`.
+    fn wait(&mut self, st: &RunState, timeout: Option<Duration>) -> Result<(), RuntimeError> {
+        self.pollfds.clear();
+        let fds = self
+            .paths
+            .iter()
+            .map(|p| p.device.as_raw_fd())
+            .chain(self.signals.as_ref().map(AsRawFd::as_raw_fd));
+        for fd in fds {
+            self.pollfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let App::Client {
+            source: Source::Reader(file),
+            ..
+        } = &st.app
+        {
+            if st
+                .conns
+                .first()
+                .is_some_and(|c| c.established && !c.input_done && c.pending() == 0)
+            {
+                self.pollfds.push(libc::pollfd {
+                    fd: file.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below 1e9: fits every c_long.
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `pollfds` is a valid array of `len` pollfd entries that lives across the
+        // call; `ts_ptr` is null or points at a timespec that outlives the call; a null
+        // sigmask leaves the mask unchanged.
+        let rc = unsafe {
+            libc::ppoll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null(),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(RuntimeError::Io {
+                    what: "poll",
+                    source: e,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine for Endpoint {
+    fn listen(&mut self, local: SocketAddr, opts: ListenOptions) -> Result<(), EngineError> {
+        Endpoint::listen(self, local, opts)
+    }
+    fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnectOptions,
+    ) -> Result<ConnectionHandle, EngineError> {
+        Endpoint::connect(self, now, local, remote, opts)
+    }
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        Endpoint::handle_packet(self, now, packet)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Endpoint::poll_transmit(self, now, buf)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Endpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Endpoint::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+    fn read(&mut self, conn: ConnectionHandle, buf: &mut [u8]) -> Result<usize, EngineError> {
+        Endpoint::read(self, conn, buf)
+    }
+    fn write(&mut self, conn: ConnectionHandle, data: &[u8]) -> Result<usize, EngineError> {
+        Endpoint::write(self, conn, data)
+    }
+    fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+        Endpoint::close(self, conn)
+    }
+    fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+        Endpoint::abort(self, conn)
+    }
+    fn conn_summary(&self, conn: ConnectionHandle) -> Option<ConnSummary> {
+        self.conn_info(conn).map(|i| ConnSummary {
+            local: i.local,
+            remote: i.remote,
+            rtt: i.rtt,
+        })
+    }
+}
+
+/// braid's plain-TCP engine with the default configuration, seeded from the OS.
+pub fn tcp_engine() -> Result<Endpoint, RuntimeError> {
+    let seed = os_seed().map_err(|source| RuntimeError::Io {
+        what: "reading /dev/urandom",
+        source,
+    })?;
+    Ok(Endpoint::new(EndpointConfig::default(), seed))
+}
+
+/// 32 bytes from the operating system's random source, to seed the engine.
+pub fn os_seed() -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ() {
+        let a = os_seed().unwrap();
+        let b = os_seed().unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn signals_arrive_through_the_descriptor() {
+        let sig = Signals::install().unwrap();
+        assert_eq!(sig.take(), 0);
+        assert!(!readable_now(sig.as_raw_fd()));
+        // SAFETY: SIGINT is blocked in this thread, so raising it only makes it pending.
+        unsafe { libc::raise(libc::SIGINT) };
+        assert!(readable_now(sig.as_raw_fd()));
+        assert_eq!(sig.take(), 1);
+        assert_eq!(sig.take(), 0);
+    }
+
+    #[test]
+    fn errors_map_to_one_line_reasons() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        assert!(matches!(
+            connection_error(a, ConnectionError::Reset, false),
+            RuntimeError::Refused(_)
+        ));
+        assert!(matches!(
+            connection_error(a, ConnectionError::Reset, true),
+            RuntimeError::Reset(_)
+        ));
+        assert!(connection_error(a, ConnectionError::TimedOut, true)
+            .to_string()
+            .contains("timed out"));
+    }
+}
+
+/// The application logic of the runtime against a scripted engine: no packets, no privileges.
+#[cfg(test)]
+mod app_tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A scripted engine: one connection whose peer sends `inbound` then closes; accepts
+    /// writes up to `write_cap` bytes in total; a close ends the connection cleanly.
+    #[derive(Default)]
+    struct Fake {
+        events: VecDeque<Event>,
+        inbound: VecDeque<Vec<u8>>,
+        peer_fin: bool,
+        written: Vec<u8>,
+        write_cap: usize,
+        closed: bool,
+        aborted: bool,
+        refuse: bool,
+        listening: Vec<SocketAddr>,
+    }
+
+    const H: ConnectionHandle = ConnectionHandle(7);
+
+    impl Engine for Fake {
+        fn listen(&mut self, local: SocketAddr, _: ListenOptions) -> Result<(), EngineError> {
+            self.listening.push(local);
+            self.events.push_back(Event::Accepted {
+                conn: H,
+                local,
+                remote: "10.0.0.1:40000".parse().unwrap(),
+            });
+            Ok(())
+        }
+        fn connect(
+            &mut self,
+            _: Instant,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: ConnectOptions,
+        ) -> Result<ConnectionHandle, EngineError> {
+            self.events.push_back(if self.refuse {
+                Event::Closed {
+                    conn: H,
+                    error: Some(ConnectionError::Reset),
+                }
+            } else {
+                Event::Connected(H)
+            });
+            Ok(H)
+        }
+        fn handle_packet(&mut self, _: Instant, _: &[u8]) {}
+        fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_event(&mut self) -> Option<Event> {
+            self.events.pop_front()
+        }
+        fn read(&mut self, _: ConnectionHandle, buf: &mut [u8]) -> Result<usize, EngineError> {
+            match self.inbound.front_mut() {
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.inbound.pop_front();
+                    }
+                    Ok(n)
+                }
+                None if self.peer_fin => Ok(0),
+                None => Err(EngineError::WouldBlock),
+            }
+        }
+        fn write(&mut self, _: ConnectionHandle, data: &[u8]) -> Result<usize, EngineError> {
+            let room = self.write_cap.saturating_sub(self.written.len());
+            if room == 0 {
+                return Err(EngineError::WouldBlock);
+            }
+            let n = room.min(data.len()).min(1000);
+            self.written.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+        fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+            self.closed = true;
+            self.events.push_back(Event::Closed { conn, error: None });
+            Ok(())
+        }
+        fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
+            self.aborted = true;
+            self.events.push_back(Event::Closed {
+                conn,
+                error: Some(ConnectionError::Aborted),
+            });
+            Ok(())
+        }
+        fn conn_summary(&self, _: ConnectionHandle) -> Option<ConnSummary> {
+            Some(ConnSummary {
+                local: "10.0.0.2:1234".parse().unwrap(),
+                remote: "10.0.0.1:5000".parse().unwrap(),
+                rtt: Some(Duration::from_micros(1500)),
+            })
+        }
+    }
+
+    fn runtime(fake: Fake) -> (Runtime<Fake>, UnixDatagram) {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let paths = vec![Path {
+            device: Box::new(a),
+            addr: "10.0.0.2".parse().unwrap(),
+        }];
+        (Runtime::new(fake, paths).unwrap(), b)
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        PatternStream::new().fill(&mut v);
+        v
+    }
+
+    fn client(source: Source) -> Role {
+        Role::Client {
+            remote: "10.0.0.1:5000".parse().unwrap(),
+            source,
+            output: Output::Discard,
+        }
+    }
+
+    #[test]
+    fn client_sends_the_pattern_then_closes_and_reports() {
+        let fake = Fake {
+            inbound: VecDeque::from([b"hello".to_vec()]),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt.run(client(Source::Pattern(200_000))).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        let e = rt.engine();
+        assert!(e.closed && !e.aborted);
+        assert_eq!(e.written, pattern(200_000));
+        let mut t = Tally::new();
+        t.update(&pattern(200_000));
+        assert_eq!(out.report.sha256_sent, t.hex());
+        assert_eq!(out.report.bytes_sent, 200_000);
+        assert_eq!(out.report.bytes_received, 5);
+        assert_eq!(out.report.role, "client");
+        assert!(!out.report.mptcp);
+        assert_eq!(out.report.subflows.len(), 1);
+        assert_eq!(out.report.subflows[0].rtt_ms, 1.5);
+        assert_eq!(out.report.subflows[0].local, "10.0.0.2:1234");
+    }
+
+    #[test]
+    fn client_without_input_closes_at_once() {
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt.run(client(Source::Nothing)).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        assert!(rt.engine().closed);
+        assert!(rt.engine().written.is_empty());
+    }
+
+    #[test]
+    fn client_sends_a_file() {
+        let dir = std::env::temp_dir().join(format!("braid-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("in.bin");
+        let data = pattern(150_001);
+        std::fs::write(&path, &data).unwrap();
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt
+            .run(client(Source::Reader(File::open(&path).unwrap())))
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(out.status, Status::Clean);
+        assert_eq!(rt.engine().written, data);
+    }
+
+    #[test]
+    fn refused_connect_is_an_error() {
+        let fake = Fake {
+            refuse: true,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let e = rt.run(client(Source::Pattern(10))).unwrap_err();
+        assert!(matches!(e, RuntimeError::Refused(_)), "{e}");
+        assert_eq!(e.to_string(), "connection refused by 10.0.0.1:5000 (RST)");
+    }
+
+    #[test]
+    fn echo_server_returns_everything_then_closes_once() {
+        let data = pattern(300_000);
+        let fake = Fake {
+            inbound: data.chunks(7000).map(<[u8]>::to_vec).collect(),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let out = rt
+            .run(Role::Server {
+                port: 5000,
+                mode: ServerMode::Echo,
+                once: true,
+            })
+            .unwrap();
+        assert_eq!(out.status, Status::Clean);
+        let e = rt.engine();
+        assert_eq!(e.listening, vec!["10.0.0.2:5000".parse().unwrap()]);
+        assert_eq!(e.written, data);
+        assert!(e.closed);
+        assert_eq!(out.report.role, "server");
+        assert_eq!(out.report.sha256_sent, out.report.sha256_received);
+    }
+
+    #[test]
+    fn sink_server_writes_out_and_closes_after_the_peer() {
+        let data = pattern(100_000);
+        let fake = Fake {
+            inbound: VecDeque::from([data.clone()]),
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = rt
+            .run(Role::Server {
+                port: 5000,
+                mode: ServerMode::Out(Box::new(W(shared.clone()))),
+                once: true,
+            })
+            .unwrap();
+        assert_eq!(*shared.borrow(), data);
+        assert!(rt.engine().closed);
+        assert!(rt.engine().written.is_empty());
+        assert_eq!(out.report.bytes_received, 100_000);
+    }
+
+    #[test]
+    fn first_signal_closes_gracefully_second_aborts() {
+        // One signal: the transfer stops, FIN, status Interrupted.
+        {
+            let fake = Fake {
+                peer_fin: true,
+                write_cap: 50_000,
+                ..Fake::default()
+            };
+            let (rt, _peer) = runtime(fake);
+            let mut rt = rt.with_signals(Signals::install().unwrap());
+            // SAFETY: SIGINT is blocked in this thread (Signals above): it only becomes pending.
+            unsafe { libc::raise(libc::SIGINT) };
+            let out = rt.run(client(Source::Pattern(10_000_000))).unwrap();
+            assert_eq!(out.status, Status::Interrupted);
+            assert!(rt.engine().closed && !rt.engine().aborted);
+        }
+        // Two signals: RST.
+        {
+            let fake = Fake {
+                write_cap: 50_000,
+                ..Fake::default()
+            };
+            let (rt, _peer) = runtime(fake);
+            let mut rt = rt.with_signals(Signals::install().unwrap());
+            // SAFETY: as above; two distinct signals so both are counted.
+            unsafe {
+                libc::raise(libc::SIGINT);
+                libc::raise(libc::SIGTERM);
+            }
+            let e = rt.run(client(Source::Pattern(10_000_000))).unwrap_err();
+            assert!(matches!(e, RuntimeError::Aborted), "{e}");
+            assert!(rt.engine().aborted);
+        }
+    }
+}

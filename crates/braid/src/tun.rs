@@ -1,0 +1,192 @@
+//! A Linux TUN device: whole IP packets in and out, no packet-information header, non-blocking.
+//!
+//! [`TunDevice::open`] attaches to an existing device (for example one created persistent with
+//! `ip tuntap add dev NAME mode tun`) or creates it when it does not exist. The kernel side of
+//! the device (its address, routes, link state) is configured by whoever runs braid.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The clone device every TUN is opened through.
+const CLONE_DEVICE: &str = "/dev/net/tun";
+
+/// Why a TUN device could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TunError {
+    #[error("invalid TUN device name {0:?}: 1 to 15 bytes, no '/', ':', whitespace or NUL")]
+    InvalidName(String),
+    #[error("{CLONE_DEVICE} is missing: the kernel has no TUN support (modprobe tun)")]
+    NoCloneDevice,
+    #[error(
+        "permission denied opening TUN device {name}: {reason} (run as root or with CAP_NET_ADMIN)"
+    )]
+    PermissionDenied { name: String, reason: &'static str },
+    #[error("TUN device {name} is busy: another process is attached to it")]
+    Busy { name: String },
+    #[error("{name} exists but is not a TUN device (a TAP, or a device of another kind)")]
+    NotTun { name: String },
+    #[error("cannot open TUN device {name}: {source}")]
+    Io {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An open TUN device.
+#[derive(Debug)]
+pub struct TunDevice {
+    file: File,
+    name: String,
+    created: bool,
+}
+
+/// Whether a network device of that name exists in this network namespace.
+fn device_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+}
+
+impl TunDevice {
+    /// Open the TUN device `name`: attach if it exists, create it (non-persistent: it goes away
+    /// when braid exits) if it does not. Packets are raw IPv4/IPv6 (`IFF_TUN | IFF_NO_PI`), and
+    /// the descriptor is non-blocking.
+    pub fn open(name: &str) -> Result<TunDevice, TunError> {
+        if !valid_name(name) {
+            return Err(TunError::InvalidName(name.to_owned()));
+        }
+        let existed = device_exists(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(CLONE_DEVICE)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => TunError::NoCloneDevice,
+                io::ErrorKind::PermissionDenied => TunError::PermissionDenied {
+                    name: name.to_owned(),
+                    reason: "cannot open /dev/net/tun",
+                },
+                _ => TunError::Io {
+                    name: name.to_owned(),
+                    source: e,
+                },
+            })?;
+
+        // SAFETY: `ifreq` is a plain C struct (arrays, integers, a union of plain data and a
+        // raw pointer); all-zero bytes are a valid value of it.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        // The name was checked to be shorter than IFNAMSIZ, so the zeroed tail terminates it.
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: the descriptor is an open /dev/net/tun owned by `file`, which outlives the
+        // call; TUNSETIFF reads and writes exactly one `struct ifreq`, and `req` is a valid,
+        // initialised, exclusively borrowed `ifreq`.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            let name = name.to_owned();
+            return Err(match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => TunError::PermissionDenied {
+                    name,
+                    reason: if existed {
+                        "the device belongs to another user or group"
+                    } else {
+                        "the device does not exist and creating it needs CAP_NET_ADMIN"
+                    },
+                },
+                Some(libc::EBUSY) => TunError::Busy { name },
+                Some(libc::EINVAL) if existed => TunError::NotTun { name },
+                _ => TunError::Io { name, source: e },
+            });
+        }
+        Ok(TunDevice {
+            file,
+            name: name.to_owned(),
+            created: !existed,
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether `open` created the device (it did not exist before).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Read one IP packet into `buf`. `Ok(None)`: nothing to read now.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match (&self.file).read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Write one IP packet. `Ok(false)`: the device could not take it now (dropped; TCP
+    /// retransmits).
+    pub fn send(&self, packet: &[u8]) -> io::Result<bool> {
+        loop {
+            match (&self.file).write(packet) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsRawFd for TunDevice {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_any_syscall() {
+        for bad in ["", "a/b", "a:b", "a b", "0123456789abcdef", ".", ".."] {
+            assert!(
+                matches!(TunDevice::open(bad), Err(TunError::InvalidName(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(valid_name("braid0"));
+        assert!(valid_name("0123456789abcde"));
+    }
+
+    #[test]
+    fn errors_read_as_one_line() {
+        let e = TunError::PermissionDenied {
+            name: "braid0".into(),
+            reason: "the device does not exist and creating it needs CAP_NET_ADMIN",
+        };
+        let s = e.to_string();
+        assert!(s.contains("braid0") && !s.contains('\n'), "{s}");
+    }
+}

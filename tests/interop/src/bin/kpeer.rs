@@ -1,0 +1,163 @@
+//! kpeer: the Linux kernel's TCP or MPTCP as a test peer for braid.
+//!
+//! ```text
+//! kpeer listen  [--bind ADDR] --port P       [--proto tcp|mptcp] [--send N] [--sink] [--json]
+//! kpeer connect HOST:PORT [--bind ADDR]      [--proto tcp|mptcp] [--send N] [--sink] [--json]
+//! ```
+//! One connection: sends N bytes of braid's pattern stream (then shuts down its sending
+//! direction) while reading until the peer closes; `--json` prints bytes and SHA-256 of both
+//! directions. `listen` prints `listening on ADDR` on stderr once it accepts connections.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use braid::stream::{PatternStream, Tally};
+use clap::{Parser, Subcommand, ValueEnum};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// IPPROTO_MPTCP.
+const IPPROTO_MPTCP: i32 = 262;
+
+#[derive(Parser)]
+#[command(name = "kpeer", about = "The kernel's TCP/MPTCP as a braid test peer")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Accept one connection.
+    Listen {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+        bind: IpAddr,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Open one connection.
+    Connect {
+        remote: SocketAddr,
+        #[arg(long)]
+        bind: Option<IpAddr>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+    proto: Proto,
+    /// Bytes of the pattern stream to send (0: only shut down the sending direction).
+    #[arg(long, default_value_t = 0)]
+    send: u64,
+    /// Discard what arrives (the default; counted and hashed either way).
+    #[arg(long)]
+    sink: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Proto {
+    Tcp,
+    Mptcp,
+}
+
+fn socket_for(addr: &SocketAddr, proto: Proto) -> anyhow::Result<Socket> {
+    let protocol = match proto {
+        Proto::Tcp => Protocol::TCP,
+        Proto::Mptcp => Protocol::from(IPPROTO_MPTCP),
+    };
+    Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol)).context("socket")
+}
+
+fn transfer(stream: TcpStream, send: u64, json: bool) -> anyhow::Result<()> {
+    let mut writer = stream.try_clone().context("clone socket")?;
+    let sender = std::thread::spawn(move || -> std::io::Result<Tally> {
+        let mut tally = Tally::new();
+        let mut pattern = PatternStream::new();
+        let mut buf = vec![0u8; 65536];
+        let mut left = send;
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let chunk = &mut buf[..n];
+            pattern.fill(chunk);
+            writer.write_all(chunk)?;
+            tally.update(chunk);
+            left -= n as u64;
+        }
+        writer.shutdown(Shutdown::Write)?;
+        Ok(tally)
+    });
+    let mut received = Tally::new();
+    let mut buf = vec![0u8; 65536];
+    let mut reader = &stream;
+    loop {
+        let n = reader.read(&mut buf).context("read")?;
+        if n == 0 {
+            break;
+        }
+        received.update(&buf[..n]);
+    }
+    let sent = match sender.join() {
+        Ok(r) => r.context("send")?,
+        Err(_) => bail!("sender thread panicked"),
+    };
+    if json {
+        let v = serde_json::json!({
+            "bytes_sent": sent.bytes(),
+            "bytes_received": received.bytes(),
+            "sha256_sent": sent.hex(),
+            "sha256_received": received.hex(),
+        });
+        println!("{v}");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.mode {
+        Mode::Listen { port, bind, common } => {
+            let addr = SocketAddr::new(bind, port);
+            let sock = socket_for(&addr, common.proto)?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&addr.into())
+                .with_context(|| format!("bind {addr}"))?;
+            sock.listen(16)?;
+            eprintln!("listening on {addr}");
+            let (conn, peer) = sock.accept().context("accept")?;
+            let peer = peer.as_socket().map(|a| a.to_string()).unwrap_or_default();
+            eprintln!("accepted {peer}");
+            transfer(conn.into(), common.send, common.json)
+        }
+        Mode::Connect {
+            remote,
+            bind,
+            common,
+        } => {
+            let sock = socket_for(&remote, common.proto)?;
+            if let Some(b) = bind {
+                sock.bind(&SocketAddr::new(b, 0).into())
+                    .with_context(|| format!("bind {b}"))?;
+            }
+            sock.connect(&remote.into())
+                .with_context(|| format!("connect {remote}"))?;
+            transfer(sock.into(), common.send, common.json)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kpeer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

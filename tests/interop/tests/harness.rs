@@ -1,0 +1,75 @@
+//! The harness on its own, without braid's TCP: namespaces come and go, a TUN device inside
+//! receives the kernel's packets through braid's TUN driver, and device errors are clear.
+
+use braid_interop::{require_root, Netns};
+
+fn ns_exists(name: &str) -> bool {
+    std::path::Path::new("/var/run/netns").join(name).exists()
+}
+
+#[test]
+fn namespace_is_deleted_on_drop() {
+    if !require_root("namespace_is_deleted_on_drop") {
+        return;
+    }
+    let ns = Netns::new("harness").unwrap();
+    let name = ns.name().to_owned();
+    assert!(ns_exists(&name));
+    let out = ns.run("ip", &["-o", "link", "show", "lo"]).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UP"));
+    drop(ns);
+    assert!(!ns_exists(&name));
+}
+
+#[test]
+fn kernel_syn_arrives_on_the_tun() {
+    if !require_root("kernel_syn_arrives_on_the_tun") {
+        return;
+    }
+    let ns = Netns::new("ping").unwrap();
+    ns.add_tun("braid0", "10.0.0.1/24").unwrap();
+    let mut probe = ns
+        .spawn(env!("CARGO_BIN_EXE_tunprobe"), &["braid0", "1"])
+        .unwrap();
+    let ready = probe.wait_for_stderr("ready").unwrap();
+    // Attached to the persistent device, not created.
+    assert!(ready.contains("created=false"), "{ready}");
+    // Nobody answers: the kernel's connect hangs, but its SYN must reach the TUN.
+    let client = ns
+        .spawn(env!("CARGO_BIN_EXE_kpeer"), &["connect", "10.0.0.2:9"])
+        .unwrap();
+    let done = probe.wait().unwrap();
+    drop(client);
+    assert!(done.success, "{}", done.stderr);
+    assert!(
+        done.stdout.contains("v4 proto=6 src=10.0.0.1 dst=10.0.0.2"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn missing_device_is_created_and_a_tap_is_refused() {
+    if !require_root("missing_device_is_created_and_a_tap_is_refused") {
+        return;
+    }
+    let ns = Netns::new("create").unwrap();
+    // Missing: created (with CAP_NET_ADMIN), gone again when the probe exits.
+    let mut probe = ns
+        .spawn(env!("CARGO_BIN_EXE_tunprobe"), &["braidnew", "1"])
+        .unwrap();
+    let ready = probe.wait_for_stderr("ready").unwrap();
+    assert!(ready.contains("created=true"), "{ready}");
+    drop(probe);
+    // A TAP device of that name: not a TUN, a clear error.
+    ns.ip(&["tuntap", "add", "dev", "braidtap", "mode", "tap"])
+        .unwrap();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_tunprobe"))
+        .arg("braidtap")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a TUN device"), "{err}");
+}
