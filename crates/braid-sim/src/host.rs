@@ -186,11 +186,9 @@ impl Host {
             .or_else(|| self.endpoint.poll_event())
         {
             match ev {
-                Event::Accepted { conn, .. } => {
-                    if self.conn.is_none() {
-                        self.conn = Some(conn);
-                        self.stats.started = Some(now);
-                    }
+                Event::Accepted { conn, .. } if self.conn.is_none() => {
+                    self.conn = Some(conn);
+                    self.stats.started = Some(now);
                 }
                 Event::Closed { conn, error } if Some(conn) == self.conn => {
                     self.stats.closed = true;

@@ -282,8 +282,8 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         .map(|&l| {
             let link = net.link(l);
             (
-                link.stats(Direction::AtoB).clone(),
-                link.stats(Direction::BtoA).clone(),
+                *link.stats(Direction::AtoB),
+                *link.stats(Direction::BtoA),
             )
         })
         .collect();
