@@ -3,6 +3,17 @@
 //! CONTRACT (implemented by the wire-mptcp work): `MptcpOption::parse` takes the whole option
 //! bytes *including* kind (30) and length; `buffer_len` is the number of bytes `emit` writes
 //! (kind and length included, no padding); `emit` writes exactly that many bytes.
+//!
+//! Decoding rules (all of them are exercised by `tests/wire_mptcp*.rs`):
+//! - `parse` needs the length byte to equal `data.len()`; a shorter buffer is
+//!   [`Error::Truncated`](super::Error::Truncated), any length a subtype does not allow is
+//!   [`Error::BadLength`](super::Error::BadLength). Parsing never panics.
+//! - Which form of a subtype is present is told by the length alone (MP_CAPABLE, MP_JOIN,
+//!   the DSS checksum, ADD_ADDR's address family, port and HMAC, MP_PRIO's address id).
+//! - Reserved bits are ignored on parse and written as zero.
+//! - Every value `parse` returns survives `emit` + `parse` unchanged. The other way round,
+//!   `emit` writes the canonical encoding, which differs from the input only in reserved
+//!   bits and in the DSS `m` flag of an option without a mapping (it has no field to live in).
 
 use core::net::IpAddr;
 
@@ -11,7 +22,10 @@ pub const KIND: u8 = 30;
 
 /// MP_CAPABLE, RFC 8684 §3.1. The four v1 forms are told apart by which fields are present:
 /// SYN (no key), SYN/ACK (`sender_key`), third ACK (both keys), ACK with data (both keys,
-/// `data_len`, optional `checksum`).
+/// `data_len`, optional `checksum`). `emit` picks the form by the first absent field in the
+/// order `sender_key`, `receiver_key`, `data_len`, `checksum` and writes nothing after it;
+/// the constructors [`MpCapable::syn`], [`MpCapable::syn_ack`], [`MpCapable::ack`] and
+/// [`MpCapable::ack_with_data`] build exactly the five wire forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MpCapable {
     /// Version (1 for RFC 8684).
@@ -43,7 +57,7 @@ pub struct DssMapping {
     pub dsn_64: bool,
     /// Subflow sequence number, relative to the subflow's initial sequence number.
     pub subflow_seq: u32,
-    /// Data-level length; 0 with a DSN of 0 is the infinite mapping.
+    /// Data-level length; 0 is the infinite mapping (see [`DssMapping::is_infinite`]).
     pub data_len: u16,
     /// The DSS checksum, present when checksums were negotiated.
     pub checksum: Option<u16>,
@@ -54,6 +68,7 @@ pub struct DssMapping {
 pub struct Dss {
     /// DATA_ACK (64-bit, or the low 32 bits when `data_ack_64` is false).
     pub data_ack: Option<u64>,
+    /// The `a` flag. Kept even without a DATA_ACK so that every parsed flag byte round-trips.
     pub data_ack_64: bool,
     pub mapping: Option<DssMapping>,
     /// The F flag: the mapping covers a DATA_FIN.
@@ -91,9 +106,15 @@ pub enum MptcpOption {
         nonce: u32,
     },
     /// MP_JOIN on the third ACK: the leftmost 160 bits of the HMAC.
-    MpJoinAck { hmac: [u8; 20] },
+    MpJoinAck {
+        hmac: [u8; 20],
+    },
     Dss(Dss),
-    /// ADD_ADDR, RFC 8684 §3.4.1. `echo` set means no HMAC is carried.
+    /// ADD_ADDR, RFC 8684 §3.4.1. `echo` set means no HMAC is carried. The decoder takes the
+    /// address family, the port and the HMAC's presence from the length alone (all eight
+    /// combinations have distinct lengths) and `echo` from the E bit, so an RFC 6824-style
+    /// announcement (no HMAC, E = 0) parses with `hmac: None`; judging such combinations is
+    /// the engine's business.
     AddAddr {
         echo: bool,
         addr_id: u8,
@@ -101,36 +122,764 @@ pub enum MptcpOption {
         port: Option<u16>,
         hmac: Option<u64>,
     },
-    /// REMOVE_ADDR, RFC 8684 §3.4.2.
-    RemoveAddr { addr_ids: Vec<u8> },
+    /// REMOVE_ADDR, RFC 8684 §3.4.2. At least one id on the wire; `emit` writes at most
+    /// [`MAX_REMOVE_ADDR_IDS`].
+    RemoveAddr {
+        addr_ids: Vec<u8>,
+    },
     /// MP_PRIO, RFC 8684 §3.3.8 (v1 has no address id; a v0-style one is kept if present).
-    MpPrio { backup: bool, addr_id: Option<u8> },
+    MpPrio {
+        backup: bool,
+        addr_id: Option<u8>,
+    },
     /// MP_FAIL, RFC 8684 §3.7.
-    MpFail { dsn: u64 },
+    MpFail {
+        dsn: u64,
+    },
     /// MP_FASTCLOSE, RFC 8684 §3.5.
-    MpFastclose { receiver_key: u64 },
+    MpFastclose {
+        receiver_key: u64,
+    },
     /// MP_TCPRST, RFC 8684 §3.6: `flags` holds U, V, W, T (T = transient, 0x1).
-    MpTcpRst { flags: u8, reason: u8 },
+    MpTcpRst {
+        flags: u8,
+        reason: u8,
+    },
     /// A subtype braid does not know (e.g. MP_EXPERIMENTAL), kept as its bytes after the
-    /// subtype nibble.
-    Unknown { subtype: u8, data: Vec<u8> },
+    /// subtype nibble: `data[0]` is the low nibble of the subtype byte (0..=15), `data[1..]`
+    /// are the bytes after it. A parsed `Unknown` always has `data.len() >= 1`; on emit an empty
+    /// `data` writes a zero nibble, `data[0]`'s high nibble is dropped and at most 253 bytes
+    /// are written (the option length is one byte).
+    Unknown {
+        subtype: u8,
+        data: Vec<u8>,
+    },
+}
+
+/// MPTCP option subtypes, RFC 8684 §7.2 (IANA "MPTCP Option Subtypes").
+pub mod subtype {
+    pub const MP_CAPABLE: u8 = 0x0;
+    pub const MP_JOIN: u8 = 0x1;
+    pub const DSS: u8 = 0x2;
+    pub const ADD_ADDR: u8 = 0x3;
+    pub const REMOVE_ADDR: u8 = 0x4;
+    pub const MP_PRIO: u8 = 0x5;
+    pub const MP_FAIL: u8 = 0x6;
+    pub const MP_FASTCLOSE: u8 = 0x7;
+    pub const MP_TCPRST: u8 = 0x8;
+    pub const MP_EXPERIMENTAL: u8 = 0xf;
+}
+
+/// The DSS flag bits, RFC 8684 §3.3 (Figure 9).
+pub mod dss_flag {
+    /// A: a DATA_ACK is present.
+    pub const DATA_ACK: u8 = 0x01;
+    /// a: the DATA_ACK is 8 octets.
+    pub const DATA_ACK_64: u8 = 0x02;
+    /// M: DSN, subflow sequence number, data-level length (and checksum) are present.
+    pub const MAPPING: u8 = 0x04;
+    /// m: the DSN is 8 octets.
+    pub const DSN_64: u8 = 0x08;
+    /// F: DATA_FIN.
+    pub const DATA_FIN: u8 = 0x10;
+}
+
+/// The MP_TCPRST flag bits (low nibble of the subtype byte), RFC 8684 §3.6.
+pub mod rst_flag {
+    pub const U: u8 = 0x8;
+    pub const V: u8 = 0x4;
+    pub const W: u8 = 0x2;
+    /// T: the error is transient, the subflow may be retried.
+    pub const TRANSIENT: u8 = 0x1;
+}
+
+/// The largest value of the one-byte option length.
+const MAX_OPTION_LEN: usize = 255;
+/// kind + length + subtype byte.
+const HEADER_LEN: usize = 3;
+/// REMOVE_ADDR ids that fit the one-byte length.
+pub const MAX_REMOVE_ADDR_IDS: usize = MAX_OPTION_LEN - HEADER_LEN;
+/// Bytes of `Unknown::data` that fit the one-byte length.
+pub const MAX_UNKNOWN_DATA: usize = MAX_OPTION_LEN - HEADER_LEN + 1;
+
+impl MpCapable {
+    /// Form 1, on the SYN: no key.
+    pub fn syn(version: u8, flags: u8) -> MpCapable {
+        MpCapable {
+            version,
+            flags,
+            sender_key: None,
+            receiver_key: None,
+            data_len: None,
+            checksum: None,
+        }
+    }
+
+    /// Form 2, on the SYN/ACK: the sender's key.
+    pub fn syn_ack(version: u8, flags: u8, sender_key: u64) -> MpCapable {
+        MpCapable {
+            sender_key: Some(sender_key),
+            ..MpCapable::syn(version, flags)
+        }
+    }
+
+    /// Form 3, on the third ACK: both keys.
+    pub fn ack(version: u8, flags: u8, sender_key: u64, receiver_key: u64) -> MpCapable {
+        MpCapable {
+            receiver_key: Some(receiver_key),
+            ..MpCapable::syn_ack(version, flags, sender_key)
+        }
+    }
+
+    /// Form 4, on the first data packet: both keys, the data-level length and, with
+    /// checksums in use, the DSS checksum.
+    pub fn ack_with_data(
+        version: u8,
+        flags: u8,
+        sender_key: u64,
+        receiver_key: u64,
+        data_len: u16,
+        checksum: Option<u16>,
+    ) -> MpCapable {
+        MpCapable {
+            data_len: Some(data_len),
+            checksum,
+            ..MpCapable::ack(version, flags, sender_key, receiver_key)
+        }
+    }
+
+    /// The option length of the form these fields select. The form is chosen by the first
+    /// absent field in the order sender key, receiver key, data length, checksum; fields
+    /// after an absent one are not written (a `receiver_key` without a `sender_key` is
+    /// ignored, for example).
+    fn wire_len(&self) -> usize {
+        match (
+            self.sender_key,
+            self.receiver_key,
+            self.data_len,
+            self.checksum,
+        ) {
+            (None, ..) => 4,
+            (Some(_), None, ..) => 12,
+            (Some(_), Some(_), None, _) => 20,
+            (Some(_), Some(_), Some(_), None) => 22,
+            (Some(_), Some(_), Some(_), Some(_)) => 24,
+        }
+    }
+
+    /// Whether the A flag (checksum required) is set.
+    pub fn checksum_required(&self) -> bool {
+        self.flags & Self::FLAG_CHECKSUM != 0
+    }
+
+    /// Whether the H flag (HMAC-SHA256) is set.
+    pub fn hmac_sha256(&self) -> bool {
+        self.flags & Self::FLAG_HMAC_SHA256 != 0
+    }
+}
+
+impl DssMapping {
+    //= rfc8684#3.3.1
+    //= A data-level length of zero announces the infinite mapping (used on fallback).
+    /// Whether this is the infinite mapping: a data-level length of 0.
+    pub fn is_infinite(&self) -> bool {
+        self.data_len == 0
+    }
+
+    /// The infinite mapping a host sends when it falls back to plain TCP after the handshake
+    /// (RFC 8684 §3.7): `dsn` is the DSN of the first byte the subflow carries from now on,
+    /// the subflow sequence number and length are 0, and the checksum field, when checksums
+    /// are in use, is 0 as well.
+    pub fn infinite(dsn: u64, with_checksum: bool) -> DssMapping {
+        DssMapping {
+            dsn,
+            dsn_64: true,
+            subflow_seq: 0,
+            data_len: 0,
+            checksum: with_checksum.then_some(0),
+        }
+    }
+
+    /// The option bytes the mapping takes (DSN, subflow sequence number, length, checksum).
+    fn wire_len(&self) -> usize {
+        (if self.dsn_64 { 8 } else { 4 }) + 4 + 2 + if self.checksum.is_some() { 2 } else { 0 }
+    }
+}
+
+impl Dss {
+    /// The flag byte these fields encode.
+    pub fn flags(&self) -> u8 {
+        let mut f = 0;
+        if self.data_ack.is_some() {
+            f |= dss_flag::DATA_ACK;
+        }
+        if self.data_ack_64 {
+            f |= dss_flag::DATA_ACK_64;
+        }
+        if let Some(m) = &self.mapping {
+            f |= dss_flag::MAPPING;
+            if m.dsn_64 {
+                f |= dss_flag::DSN_64;
+            }
+        }
+        if self.data_fin {
+            f |= dss_flag::DATA_FIN;
+        }
+        f
+    }
+
+    fn wire_len(&self) -> usize {
+        let ack = match self.data_ack {
+            None => 0,
+            Some(_) if self.data_ack_64 => 8,
+            Some(_) => 4,
+        };
+        4 + ack + self.mapping.as_ref().map_or(0, DssMapping::wire_len)
+    }
+}
+
+/// A bounds-checked big-endian reader over one option's bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> super::Result<&'a [u8]> {
+        match (self.buf.get(..n), self.buf.get(n..)) {
+            (Some(head), Some(rest)) => {
+                self.buf = rest;
+                Ok(head)
+            }
+            _ => Err(super::Error::Truncated {
+                what: self.what,
+                need: n,
+                have: self.buf.len(),
+            }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> super::Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> super::Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> super::Result<u16> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> super::Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> super::Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    /// A DSN or DATA_ACK: 8 octets, or 4 zero-extended.
+    fn seq(&mut self, wide: bool) -> super::Result<u64> {
+        if wide {
+            self.u64()
+        } else {
+            Ok(u64::from(self.u32()?))
+        }
+    }
+}
+
+/// A writer over the output buffer; `emit` sizes the buffer with `buffer_len` first.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        self.buf[self.pos..end].copy_from_slice(bytes);
+        self.pos = end;
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.put(&v.to_be_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_be_bytes());
+    }
+
+    fn seq(&mut self, v: u64, wide: bool) {
+        if wide {
+            self.u64(v);
+        } else {
+            // Only the low 32 bits go on the wire.
+            self.u32(v as u32);
+        }
+    }
+}
+
+fn bad_length(what: &'static str, len: usize) -> super::Error {
+    super::Error::BadLength { what, len }
 }
 
 impl MptcpOption {
     /// Parse one option; `data` is the whole option including kind and length.
+    ///
+    /// The length byte must equal `data.len()`. Errors:
+    /// - [`Error::Truncated`](super::Error::Truncated) when `data` is shorter than the header
+    ///   or than its length byte;
+    /// - [`Error::BadLength`](super::Error::BadLength) when the length is not one the subtype
+    ///   allows, or `data` runs past it;
+    /// - [`Error::Malformed`](super::Error::Malformed) when the kind is not 30.
     pub fn parse(data: &[u8]) -> super::Result<MptcpOption> {
-        let _ = data;
-        todo!("wire-mptcp")
+        let what = "MPTCP option";
+        let (kind, len, sub) = match data {
+            [kind, len, sub, ..] => (*kind, usize::from(*len), *sub),
+            _ => {
+                return Err(super::Error::Truncated {
+                    what,
+                    need: HEADER_LEN,
+                    have: data.len(),
+                })
+            }
+        };
+        if kind != KIND {
+            return Err(super::Error::Malformed {
+                what,
+                why: "option kind is not 30",
+            });
+        }
+        if len < HEADER_LEN {
+            return Err(bad_length(what, len));
+        }
+        if data.len() < len {
+            return Err(super::Error::Truncated {
+                what,
+                need: len,
+                have: data.len(),
+            });
+        }
+        if data.len() > len {
+            return Err(bad_length(what, data.len()));
+        }
+        let subtype = sub >> 4;
+        let low = sub & 0x0f;
+        let body = data.get(HEADER_LEN..).unwrap_or_default();
+        match subtype {
+            subtype::MP_CAPABLE => parse_mp_capable(len, low, body),
+            subtype::MP_JOIN => parse_mp_join(len, low, body),
+            subtype::DSS => parse_dss(len, body),
+            subtype::ADD_ADDR => parse_add_addr(len, low, body),
+            subtype::REMOVE_ADDR => {
+                //= rfc8684#3.4.2
+                //= REMOVE_ADDR lists one or more address ids, one octet each.
+                if len < 4 {
+                    return Err(bad_length("REMOVE_ADDR", len));
+                }
+                Ok(MptcpOption::RemoveAddr {
+                    addr_ids: body.to_vec(),
+                })
+            }
+            subtype::MP_PRIO => {
+                //= rfc8684#3.3.8
+                //= MP_PRIO is 3 octets with the B flag; RFC 6824's form adds an address id.
+                let backup = low & 0x1 != 0;
+                match (len, body) {
+                    (3, []) => Ok(MptcpOption::MpPrio {
+                        backup,
+                        addr_id: None,
+                    }),
+                    (4, [id]) => Ok(MptcpOption::MpPrio {
+                        backup,
+                        addr_id: Some(*id),
+                    }),
+                    _ => Err(bad_length("MP_PRIO", len)),
+                }
+            }
+            subtype::MP_FAIL => {
+                //= rfc8684#3.7
+                //= MP_FAIL is 12 octets: reserved bits, then the 64-bit DSN.
+                if len != 12 {
+                    return Err(bad_length("MP_FAIL", len));
+                }
+                let mut r = Reader {
+                    buf: body,
+                    what: "MP_FAIL",
+                };
+                r.u8()?;
+                Ok(MptcpOption::MpFail { dsn: r.u64()? })
+            }
+            subtype::MP_FASTCLOSE => {
+                //= rfc8684#3.5
+                //= MP_FASTCLOSE is 12 octets: reserved bits, then the option receiver's key.
+                if len != 12 {
+                    return Err(bad_length("MP_FASTCLOSE", len));
+                }
+                let mut r = Reader {
+                    buf: body,
+                    what: "MP_FASTCLOSE",
+                };
+                r.u8()?;
+                Ok(MptcpOption::MpFastclose {
+                    receiver_key: r.u64()?,
+                })
+            }
+            subtype::MP_TCPRST => {
+                //= rfc8684#3.6
+                //= MP_TCPRST is 4 octets: flags U V W T after the subtype, then a reason code.
+                match (len, body) {
+                    (4, [reason]) => Ok(MptcpOption::MpTcpRst {
+                        flags: low,
+                        reason: *reason,
+                    }),
+                    _ => Err(bad_length("MP_TCPRST", len)),
+                }
+            }
+            _ => {
+                let mut data = Vec::with_capacity(1 + body.len());
+                data.push(low);
+                data.extend_from_slice(body);
+                Ok(MptcpOption::Unknown { subtype, data })
+            }
+        }
     }
 
     /// The number of bytes `emit` writes.
     pub fn buffer_len(&self) -> usize {
-        todo!("wire-mptcp")
+        match self {
+            MptcpOption::MpCapable(c) => c.wire_len(),
+            MptcpOption::MpJoinSyn { .. } => 12,
+            MptcpOption::MpJoinSynAck { .. } => 16,
+            MptcpOption::MpJoinAck { .. } => 24,
+            MptcpOption::Dss(d) => d.wire_len(),
+            MptcpOption::AddAddr {
+                addr, port, hmac, ..
+            } => {
+                4 + match addr {
+                    IpAddr::V4(_) => 4,
+                    IpAddr::V6(_) => 16,
+                } + if port.is_some() { 2 } else { 0 }
+                    + if hmac.is_some() { 8 } else { 0 }
+            }
+            MptcpOption::RemoveAddr { addr_ids } => {
+                HEADER_LEN + addr_ids.len().min(MAX_REMOVE_ADDR_IDS)
+            }
+            MptcpOption::MpPrio { addr_id, .. } => {
+                HEADER_LEN + if addr_id.is_some() { 1 } else { 0 }
+            }
+            MptcpOption::MpFail { .. } | MptcpOption::MpFastclose { .. } => 12,
+            MptcpOption::MpTcpRst { .. } => 4,
+            MptcpOption::Unknown { data, .. } => {
+                HEADER_LEN + data.len().clamp(1, MAX_UNKNOWN_DATA) - 1
+            }
+        }
     }
 
     /// Write the option into `buf[..self.buffer_len()]`.
+    ///
+    /// # Panics
+    ///
+    /// If `buf` is shorter than [`buffer_len`](Self::buffer_len) (a caller bug, never a
+    /// property of received data).
     pub fn emit(&self, buf: &mut [u8]) {
-        let _ = buf;
-        todo!("wire-mptcp")
+        let len = self.buffer_len();
+        let mut w = Writer { buf, pos: 0 };
+        w.u8(KIND);
+        // buffer_len never exceeds 255: every variable part is clamped above.
+        w.u8(len as u8);
+        match self {
+            MptcpOption::MpCapable(c) => {
+                w.u8((subtype::MP_CAPABLE << 4) | (c.version & 0x0f));
+                w.u8(c.flags);
+                let fields = [c.sender_key, c.receiver_key];
+                for key in fields.iter().map_while(|k| *k) {
+                    w.u64(key);
+                }
+                if len >= 22 {
+                    w.u16(c.data_len.unwrap_or(0));
+                }
+                if len >= 24 {
+                    w.u16(c.checksum.unwrap_or(0));
+                }
+            }
+            MptcpOption::MpJoinSyn {
+                backup,
+                addr_id,
+                token,
+                nonce,
+            } => {
+                w.u8((subtype::MP_JOIN << 4) | u8::from(*backup));
+                w.u8(*addr_id);
+                w.u32(*token);
+                w.u32(*nonce);
+            }
+            MptcpOption::MpJoinSynAck {
+                backup,
+                addr_id,
+                hmac,
+                nonce,
+            } => {
+                w.u8((subtype::MP_JOIN << 4) | u8::from(*backup));
+                w.u8(*addr_id);
+                w.u64(*hmac);
+                w.u32(*nonce);
+            }
+            MptcpOption::MpJoinAck { hmac } => {
+                w.u8(subtype::MP_JOIN << 4);
+                w.u8(0);
+                w.put(hmac);
+            }
+            MptcpOption::Dss(d) => {
+                w.u8(subtype::DSS << 4);
+                w.u8(d.flags());
+                if let Some(ack) = d.data_ack {
+                    w.seq(ack, d.data_ack_64);
+                }
+                if let Some(m) = &d.mapping {
+                    w.seq(m.dsn, m.dsn_64);
+                    w.u32(m.subflow_seq);
+                    w.u16(m.data_len);
+                    if let Some(c) = m.checksum {
+                        w.u16(c);
+                    }
+                }
+            }
+            MptcpOption::AddAddr {
+                echo,
+                addr_id,
+                addr,
+                port,
+                hmac,
+            } => {
+                w.u8((subtype::ADD_ADDR << 4) | u8::from(*echo));
+                w.u8(*addr_id);
+                match addr {
+                    IpAddr::V4(a) => w.put(&a.octets()),
+                    IpAddr::V6(a) => w.put(&a.octets()),
+                }
+                if let Some(p) = port {
+                    w.u16(*p);
+                }
+                if let Some(h) = hmac {
+                    w.u64(*h);
+                }
+            }
+            MptcpOption::RemoveAddr { addr_ids } => {
+                w.u8(subtype::REMOVE_ADDR << 4);
+                let n = addr_ids.len().min(MAX_REMOVE_ADDR_IDS);
+                w.put(addr_ids.get(..n).unwrap_or_default());
+            }
+            MptcpOption::MpPrio { backup, addr_id } => {
+                w.u8((subtype::MP_PRIO << 4) | u8::from(*backup));
+                if let Some(id) = addr_id {
+                    w.u8(*id);
+                }
+            }
+            MptcpOption::MpFail { dsn } => {
+                w.u8(subtype::MP_FAIL << 4);
+                w.u8(0);
+                w.u64(*dsn);
+            }
+            MptcpOption::MpFastclose { receiver_key } => {
+                w.u8(subtype::MP_FASTCLOSE << 4);
+                w.u8(0);
+                w.u64(*receiver_key);
+            }
+            MptcpOption::MpTcpRst { flags, reason } => {
+                w.u8((subtype::MP_TCPRST << 4) | (flags & 0x0f));
+                w.u8(*reason);
+            }
+            MptcpOption::Unknown { subtype, data } => {
+                let low = data.first().copied().unwrap_or(0) & 0x0f;
+                w.u8(((subtype & 0x0f) << 4) | low);
+                let n = data.len().clamp(1, MAX_UNKNOWN_DATA);
+                w.put(data.get(1..n).unwrap_or_default());
+            }
+        }
+        debug_assert_eq!(w.pos, len);
     }
+
+    /// The option's subtype nibble.
+    pub fn subtype(&self) -> u8 {
+        match self {
+            MptcpOption::MpCapable(_) => subtype::MP_CAPABLE,
+            MptcpOption::MpJoinSyn { .. }
+            | MptcpOption::MpJoinSynAck { .. }
+            | MptcpOption::MpJoinAck { .. } => subtype::MP_JOIN,
+            MptcpOption::Dss(_) => subtype::DSS,
+            MptcpOption::AddAddr { .. } => subtype::ADD_ADDR,
+            MptcpOption::RemoveAddr { .. } => subtype::REMOVE_ADDR,
+            MptcpOption::MpPrio { .. } => subtype::MP_PRIO,
+            MptcpOption::MpFail { .. } => subtype::MP_FAIL,
+            MptcpOption::MpFastclose { .. } => subtype::MP_FASTCLOSE,
+            MptcpOption::MpTcpRst { .. } => subtype::MP_TCPRST,
+            MptcpOption::Unknown { subtype, .. } => subtype & 0x0f,
+        }
+    }
+
+    /// The option encoded into a fresh vector (`buffer_len` bytes).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.buffer_len()];
+        self.emit(&mut v);
+        v
+    }
+}
+
+//= rfc8684#3.1
+//= MP_CAPABLE is 4 (SYN), 12 (SYN/ACK), 20 (ACK) or 22/24 (ACK with data, ± checksum) octets;
+//   the version is the low nibble of the subtype byte, the flags A..H follow.
+fn parse_mp_capable(len: usize, version: u8, body: &[u8]) -> super::Result<MptcpOption> {
+    if !matches!(len, 4 | 12 | 20 | 22 | 24) {
+        return Err(bad_length("MP_CAPABLE", len));
+    }
+    let mut r = Reader {
+        buf: body,
+        what: "MP_CAPABLE",
+    };
+    let flags = r.u8()?;
+    let mut c = MpCapable::syn(version, flags);
+    if len >= 12 {
+        c.sender_key = Some(r.u64()?);
+    }
+    if len >= 20 {
+        c.receiver_key = Some(r.u64()?);
+    }
+    if len >= 22 {
+        c.data_len = Some(r.u16()?);
+    }
+    if len >= 24 {
+        c.checksum = Some(r.u16()?);
+    }
+    Ok(MptcpOption::MpCapable(c))
+}
+
+//= rfc8684#3.2
+//= MP_JOIN is 12 octets on the SYN (token, nonce), 16 on the SYN/ACK (64-bit truncated HMAC,
+//   nonce) and 24 on the third ACK (160-bit HMAC); B is the low bit of the subtype byte.
+fn parse_mp_join(len: usize, low: u8, body: &[u8]) -> super::Result<MptcpOption> {
+    let mut r = Reader {
+        buf: body,
+        what: "MP_JOIN",
+    };
+    let backup = low & 0x1 != 0;
+    match len {
+        12 => Ok(MptcpOption::MpJoinSyn {
+            backup,
+            addr_id: r.u8()?,
+            token: r.u32()?,
+            nonce: r.u32()?,
+        }),
+        16 => Ok(MptcpOption::MpJoinSynAck {
+            backup,
+            addr_id: r.u8()?,
+            hmac: r.u64()?,
+            nonce: r.u32()?,
+        }),
+        24 => {
+            r.u8()?;
+            Ok(MptcpOption::MpJoinAck { hmac: r.array()? })
+        }
+        _ => Err(bad_length("MP_JOIN", len)),
+    }
+}
+
+//= rfc8684#3.3
+//= DSS: flags F m M a A; a 4- or 8-octet DATA_ACK when A, then when M a 4- or 8-octet DSN,
+//   the 32-bit subflow sequence number, the 16-bit data-level length and, when checksums are
+//   in use, a 16-bit checksum (its presence is told by the option length).
+fn parse_dss(len: usize, body: &[u8]) -> super::Result<MptcpOption> {
+    let mut r = Reader {
+        buf: body,
+        what: "DSS",
+    };
+    let flags = r.u8().map_err(|_| bad_length("DSS", len))?;
+    let has_ack = flags & dss_flag::DATA_ACK != 0;
+    let ack_64 = flags & dss_flag::DATA_ACK_64 != 0;
+    let has_map = flags & dss_flag::MAPPING != 0;
+    let dsn_64 = flags & dss_flag::DSN_64 != 0;
+    let ack_len = match (has_ack, ack_64) {
+        (false, _) => 0,
+        (true, false) => 4,
+        (true, true) => 8,
+    };
+    let map_len = match (has_map, dsn_64) {
+        (false, _) => 0,
+        (true, false) => 4 + 4 + 2,
+        (true, true) => 8 + 4 + 2,
+    };
+    let base = 4 + ack_len + map_len;
+    let with_checksum = if len == base {
+        false
+    } else if has_map && len == base + 2 {
+        true
+    } else {
+        return Err(bad_length("DSS", len));
+    };
+    let data_ack = if has_ack { Some(r.seq(ack_64)?) } else { None };
+    let mapping = if has_map {
+        Some(DssMapping {
+            dsn: r.seq(dsn_64)?,
+            dsn_64,
+            subflow_seq: r.u32()?,
+            data_len: r.u16()?,
+            checksum: if with_checksum { Some(r.u16()?) } else { None },
+        })
+    } else {
+        None
+    };
+    Ok(MptcpOption::Dss(Dss {
+        data_ack,
+        data_ack_64: ack_64,
+        mapping,
+        data_fin: flags & dss_flag::DATA_FIN != 0,
+    }))
+}
+
+//= rfc8684#3.4.1
+//= ADD_ADDR: E flag, address id, a 4- or 16-octet address, an optional port and, unless it
+//   is an echo, the rightmost 64 bits of an HMAC; the IP version is told by the length.
+fn parse_add_addr(len: usize, low: u8, body: &[u8]) -> super::Result<MptcpOption> {
+    // (IPv6, port, HMAC) by length; every combination has a distinct length.
+    let (v6, has_port, has_hmac) = match len {
+        8 => (false, false, false),
+        10 => (false, true, false),
+        16 => (false, false, true),
+        18 => (false, true, true),
+        20 => (true, false, false),
+        22 => (true, true, false),
+        28 => (true, false, true),
+        30 => (true, true, true),
+        _ => return Err(bad_length("ADD_ADDR", len)),
+    };
+    let mut r = Reader {
+        buf: body,
+        what: "ADD_ADDR",
+    };
+    let addr_id = r.u8()?;
+    let addr = if v6 {
+        IpAddr::from(r.array::<16>()?)
+    } else {
+        IpAddr::from(r.array::<4>()?)
+    };
+    let port = if has_port { Some(r.u16()?) } else { None };
+    let hmac = if has_hmac { Some(r.u64()?) } else { None };
+    Ok(MptcpOption::AddAddr {
+        echo: low & 0x1 != 0,
+        addr_id,
+        addr,
+        port,
+        hmac,
+    })
 }
