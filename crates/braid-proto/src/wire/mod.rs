@@ -7,11 +7,13 @@
 pub mod checksum;
 pub mod ip;
 pub mod mptcp;
+pub mod packet;
 pub mod tcp;
 
-// (wire-ip-tcp) re-exports IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket here.
+pub use ip::{IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 pub use mptcp::MptcpOption;
-pub use tcp::{TcpFlags, TcpOptions, TcpRepr};
+pub use packet::{emit_tcp_packet, parse_tcp_packet, TcpSegment};
+pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps, UnknownOption};
 
 /// Why a packet or option could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
