@@ -31,7 +31,14 @@ use braid_proto::crypto::{
 use braid_proto::wire::mptcp::{Dss, MpCapable, MptcpOption, KIND};
 use braid_proto::wire::{parse_tcp_packet, TcpPacket};
 
-const FIXTURES: &[&str] = &["basic", "join", "addaddr", "checksum", "fastclose"];
+const FIXTURES: &[&str] = &[
+    "basic",
+    "join",
+    "addaddr",
+    "checksum",
+    "fastclose",
+    "corrupt",
+];
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -374,6 +381,10 @@ fn tshark_fields(opt: &MptcpOption) -> Vec<(String, String)> {
                 put("addrid", id.to_string());
             }
         }
+        MptcpOption::MpFail { dsn } => {
+            put("reserved", "0x0000".to_string());
+            put("rawdataseqno", dsn.to_string());
+        }
         MptcpOption::MpFastclose { receiver_key } => {
             put("reserved", "0x0000".to_string());
             put("recvkey", receiver_key.to_string());
@@ -386,8 +397,7 @@ fn tshark_fields(opt: &MptcpOption) -> Vec<(String, String)> {
             put("flag_T.flag", bit(*flags, 0x1));
             put("rst_reason", format!("0x{reason:02x}"));
         }
-        // No fixture holds MP_FAIL or unknown subtypes: the kernel sends MP_FAIL only on a
-        // checksum failure, which a clean capture does not have.
+        // Linux sends no other subtype.
         other => panic!("no tshark field mapping for {other:?}"),
     }
     f
@@ -478,7 +488,7 @@ fn compare_with_tshark(name: &str, segments: &[Segment], tshark: &[TsharkOption]
 // ---------------------------------------------------------------------------------------------
 // Crypto on the captured values
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Checked {
     options: usize,
     key_echoes: usize,
@@ -492,6 +502,11 @@ struct Checked {
     fastclose_keys: usize,
     tcprsts: usize,
     dss_checksums: usize,
+    /// DSNs of the mappings whose DSS checksum does not verify over the captured payload.
+    bad_dss_checksums: Vec<u64>,
+    /// DSNs carried by MP_FAIL, in order.
+    mp_fails: Vec<u64>,
+    infinite_mappings: usize,
     mpc_checksums: usize,
     data_fins: usize,
     hidden_checksums: usize,
@@ -691,6 +706,7 @@ fn check_crypto(name: &str, segments: &[Segment]) -> Checked {
                     c.fastclose_keys += 1;
                 }
                 MptcpOption::MpTcpRst { .. } => c.tcprsts += 1,
+                MptcpOption::MpFail { dsn } => c.mp_fails.push(*dsn),
                 MptcpOption::Dss(d) => {
                     let Some(m) = d.mapping else { continue };
                     if d.data_fin {
@@ -699,6 +715,14 @@ fn check_crypto(name: &str, segments: &[Segment]) -> Checked {
                     let Some(sum) = m.checksum else { continue };
                     assert!(m.dsn_64, "{at}: fixtures carry 64-bit DSNs");
                     let fin = u16::from(d.data_fin);
+                    if m.data_len == 0 {
+                        //= rfc8684#3.7
+                        //= an infinite mapping (data-level length 0) maps the rest of the
+                        //  subflow; Linux sends it with a zero checksum.
+                        assert_eq!(sum, 0, "{at}: infinite mapping checksum");
+                        c.infinite_mappings += 1;
+                        continue;
+                    }
                     if s.payload.is_empty() && d.data_fin && m.data_len == 1 {
                         //= rfc8684#3.3.1
                         //= a DATA_FIN alone has a mapping of length 1 with subflow sequence 0.
@@ -715,10 +739,9 @@ fn check_crypto(name: &str, segments: &[Segment]) -> Checked {
                             "{at}: the fixture's mappings each cover one segment"
                         );
                     }
-                    assert!(
-                        verify_dss_checksum(m.dsn, m.subflow_seq, m.data_len, &s.payload, sum),
-                        "{at}: DSS checksum {sum:#06x} does not verify"
-                    );
+                    if !verify_dss_checksum(m.dsn, m.subflow_seq, m.data_len, &s.payload, sum) {
+                        c.bad_dss_checksums.push(m.dsn);
+                    }
                     c.dss_checksums += 1;
                 }
                 _ => {}
@@ -735,6 +758,15 @@ fn check(name: &str) -> Checked {
     let mut c = check_crypto(name, &segments);
     c.hidden_checksums = hidden;
     eprintln!("{name}: {c:?}");
+    if name != "corrupt" {
+        assert_eq!(
+            c.bad_dss_checksums,
+            Vec::<u64>::new(),
+            "{name}: DSS checksums that fail"
+        );
+        assert_eq!(c.mp_fails, Vec::<u64>::new(), "{name}: MP_FAIL");
+        assert_eq!(c.infinite_mappings, 0, "{name}: infinite mappings");
+    }
     c
 }
 
@@ -807,4 +839,23 @@ fn fastclose() {
     let c = check("fastclose");
     assert_eq!(c.fastclose_keys, 1);
     assert_eq!(c.tcprsts, 1);
+}
+
+#[test]
+fn corrupt() {
+    let c = check("corrupt");
+    // One payload was changed in flight with the TCP checksum kept valid (parse_tcp_packet
+    // verified it): its DSS checksum does not verify, all the others do.
+    assert_eq!(c.bad_dss_checksums.len(), 1, "{c:?}");
+    assert!(c.dss_checksums >= 3, "{c:?}");
+    assert_eq!(c.mpc_checksums, 1);
+    //= rfc8684#3.7
+    //= the receiver of the bad checksum sends MP_FAIL with the DSN of the failed mapping; the
+    //  other end answers with MP_FAIL and falls back with an infinite mapping.
+    assert_eq!(c.mp_fails.len(), 2, "{c:?}");
+    assert_eq!(
+        c.mp_fails[0], c.bad_dss_checksums[0],
+        "MP_FAIL names the corrupted mapping"
+    );
+    assert_eq!(c.infinite_mappings, 1);
 }
