@@ -438,3 +438,38 @@ fn reno_without_sack_over_reordering_link() {
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
 }
+
+/// The lead's benchmark shape (run with `--ignored`): 100 Mbit/s, 20 ms one way, a queue of
+/// `BENCH_QUEUE` bytes, `BENCH_LOSS_PPM` random loss, `BENCH_MIB` MiB.
+#[test]
+#[ignore]
+fn bench_shape() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let total = env("BENCH_MIB", 64) << 20;
+    let queue = env("BENCH_QUEUE", 64 * 1024) as usize;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(20), queue, None);
+    ab.loss_ppm = env("BENCH_LOSS_PPM", 0) as u32;
+    let ba = Link::new(12_500_000, Duration::from_millis(20), queue, None);
+    let o = transfer(
+        TcpConfig::default(),
+        total,
+        ab,
+        ba,
+        Instant::from_millis(3_600_000),
+    );
+    let goodput = total as f64 / o.elapsed.as_secs_f64();
+    eprintln!(
+        "bench: {:.2} s, goodput {:.1} Mbit/s ({:.1}% of link), drops {}, retransmits {}",
+        o.elapsed.as_secs_f64(),
+        goodput * 8e-6,
+        goodput / 12_500_000.0 * 100.0,
+        o.dropped,
+        o.retransmits
+    );
+    assert_eq!(o.received, total);
+}

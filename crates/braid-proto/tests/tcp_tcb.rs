@@ -885,3 +885,54 @@ fn reserved_option_space_shrinks_payload_and_offsets_track_data() {
     assert_eq!(t.snd_una_offset(), 1960);
     assert_eq!(t.bytes_acked(), 1960);
 }
+
+// ------------------------------------------------------------------ pacing
+
+fn established_with_rtt(cfg: &TcpConfig, rtt: Duration) -> Tcb {
+    let mut t = Tcb::connect(cfg, params());
+    recv!(t, T0).unwrap();
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options.mss = Some(1000);
+    send!(t, T0 + rtt, sa);
+    recv!(t, T0 + rtt).unwrap();
+    t
+}
+
+#[test]
+fn pacing_spreads_segments_over_the_rtt() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    // slow start: 2 * cwnd / srtt = 2 * 10_000 B / 0.1 s = 200 kB/s
+    assert_eq!(t.pacing_rate(), Some(200_000));
+    t.write(&[5u8; 10_000]);
+    let now = T0 + rtt;
+    let (_, p) = recv!(t, now).unwrap();
+    assert_eq!(p.len(), 1000);
+    // The next segment waits (1040 wire bytes at 200 kB/s = 5.2 ms).
+    recv_nothing!(t, now);
+    let next = t.timer(Timer::Pacing).unwrap();
+    assert_eq!(next - now, Duration::from_micros(5200));
+    t.handle_timeout(next);
+    let (_, p) = recv!(t, next).unwrap();
+    assert_eq!(p.len(), 1000);
+    recv_nothing!(t, next);
+}
+
+#[test]
+fn without_pacing_the_window_goes_out_at_once() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        pacing: false,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    assert_eq!(t.pacing_rate(), None);
+    t.write(&[5u8; 20_000]);
+    // initial window: 10 segments
+    assert_eq!(drain(&mut t, T0 + rtt).len(), 10);
+}

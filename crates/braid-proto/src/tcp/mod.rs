@@ -87,6 +87,10 @@ pub struct TcpConfig {
     pub max_syn_retransmissions: u32,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window: u32,
+    /// Pace data segments at 2 × cwnd / SRTT in slow start and 1.2 × cwnd / SRTT after
+    /// (like Linux), instead of sending bursts. On by default: it keeps slow start from
+    /// overflowing small bottleneck queues.
+    pub pacing: bool,
 }
 
 impl Default for TcpConfig {
@@ -109,6 +113,7 @@ impl Default for TcpConfig {
             max_retransmissions: 15,
             max_syn_retransmissions: 6,
             initial_window: 10,
+            pacing: true,
         }
     }
 }

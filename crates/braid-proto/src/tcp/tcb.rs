@@ -24,14 +24,17 @@ pub enum Timer {
     DelayedAck = 2,
     /// 2 × MSL in TIME-WAIT.
     TimeWait = 3,
+    /// Pacing: the next data segment may leave at this instant.
+    Pacing = 4,
 }
 
-const TIMER_COUNT: usize = 4;
+const TIMER_COUNT: usize = 5;
 const ALL_TIMERS: [Timer; TIMER_COUNT] = [
     Timer::Retransmit,
     Timer::Persist,
     Timer::DelayedAck,
     Timer::TimeWait,
+    Timer::Pacing,
 ];
 
 //= rfc6675#2
@@ -44,6 +47,8 @@ const MAX_OPTION_SPACE: usize = 40;
 /// Bytes used by the timestamp option with its two NOPs.
 const TS_OPTION_LEN: usize = 12;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// How far behind a late driver may let pacing catch up.
+const PACING_CREDIT: Duration = Duration::from_millis(1);
 /// Most retransmissions tracked for lost-retransmission detection.
 const MAX_REXMIT_LOG: usize = 4096;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -169,6 +174,8 @@ pub struct Tcb {
     /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
     /// sent). Used to detect lost retransmissions.
     rexmit_log: VecDeque<(u64, u64, u64)>,
+    /// Earliest departure of the next paced segment.
+    pace_next: Option<Instant>,
     /// Retransmissions found lost, to be sent again before anything else.
     relost: VecDeque<(u64, u64)>,
     cc: Box<dyn CongestionControl>,
@@ -275,6 +282,7 @@ impl Tcb {
             fast_rexmit: false,
             nosack_inflation: 0,
             rexmit_log: VecDeque::new(),
+            pace_next: None,
             relost: VecDeque::new(),
             cc: cfg.cc.build(mss, iw),
             rst_reply: None,
@@ -1342,6 +1350,7 @@ impl Tcb {
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
             }
             Timer::DelayedAck => self.ack_now = true,
+            Timer::Pacing => {}
             Timer::TimeWait => {
                 if self.state == TcpState::TimeWait {
                     self.state = TcpState::Closed;
@@ -1656,8 +1665,59 @@ impl Tcb {
         })
     }
 
+    /// Pacing rate in bytes per second: 2 × cwnd / SRTT in slow start, 1.2 × cwnd / SRTT
+    /// after (Linux's defaults), `None` before an RTT sample or with pacing off.
+    pub fn pacing_rate(&self) -> Option<u64> {
+        if !self.cfg.pacing {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?.as_micros() as u64;
+        if srtt == 0 {
+            return None;
+        }
+        let cwnd = self.cc.cwnd() as u64;
+        let factor = if cwnd < self.cc.ssthresh() as u64 {
+            200
+        } else {
+            120
+        };
+        Some(cwnd.saturating_mul(factor).saturating_mul(10_000) / srtt)
+    }
+
+    fn pacing_blocked(&mut self, now: Instant) -> bool {
+        match self.pace_next {
+            Some(t) if t > now => {
+                self.set_timer(Timer::Pacing, Some(t));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn paced(&mut self, now: Instant, wire_len: usize) {
+        let Some(rate) = self.pacing_rate() else {
+            self.pace_next = None;
+            return;
+        };
+        // A driver that wakes up late may catch up by at most PACING_CREDIT.
+        let base = self.pace_next.unwrap_or(now).max(now - PACING_CREDIT);
+        let us = (wire_len as u64).saturating_mul(1_000_000) / rate.max(1);
+        self.pace_next = Some(base + Duration::from_micros(us));
+    }
+
     fn send_data(&mut self, now: Instant) -> Option<Segment> {
         self.update_persist(now);
+        let forced = self.fast_rexmit;
+        let blocked = !forced && self.pacing_blocked(now);
+        let seg = self.send_data_inner(now, blocked)?;
+        if !seg.data.is_empty() || seg.repr.flags.fin() {
+            let opts = seg.repr.options.padded_len();
+            self.paced(now, (seg.data.end - seg.data.start) as usize + 40 + opts);
+        }
+        Some(seg)
+    }
+
+    fn send_data_inner(&mut self, now: Instant, blocked: bool) -> Option<Segment> {
         let cwnd = self.cc.cwnd() as u64;
         let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
 
@@ -1671,6 +1731,9 @@ impl Tcb {
             }
         }
 
+        if blocked {
+            return self.probe_or_ack(now);
+        }
         let pipe = self.pipe();
         let cwnd_avail = cwnd.saturating_sub(pipe);
 
@@ -1733,6 +1796,10 @@ impl Tcb {
             }
         }
 
+        self.probe_or_ack(now)
+    }
+
+    fn probe_or_ack(&mut self, now: Instant) -> Option<Segment> {
         // (5) Zero-window probe.
         if self.probe_pending {
             self.probe_pending = false;
