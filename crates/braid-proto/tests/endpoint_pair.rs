@@ -130,6 +130,8 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
     let mut closed_write = false;
     let mut server_fin_sent = false;
     let mut chunk = vec![0u8; 65536];
+    let mut chunk_at = 0u64;
+    let mut chunk_len = 0usize;
     let mut rbuf = vec![0u8; 65536];
     let mut retransmits = 0;
     let mut last = String::new();
@@ -144,11 +146,16 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                     closed_write = true;
                     break;
                 }
-                let n = (total - sent).min(chunk.len() as u64) as usize;
-                for (i, c) in chunk[..n].iter_mut().enumerate() {
-                    *c = stream_byte(sent + i as u64);
+                // `chunk` holds the stream from offset `chunk_at`; refill only when used up.
+                if sent >= chunk_at + chunk_len as u64 {
+                    chunk_at = sent;
+                    chunk_len = (total - sent).min(chunk.len() as u64) as usize;
+                    for (i, c) in chunk[..chunk_len].iter_mut().enumerate() {
+                        *c = stream_byte(sent + i as u64);
+                    }
                 }
-                match a.write(conn, &chunk[..n]) {
+                let from = (sent - chunk_at) as usize;
+                match a.write(conn, &chunk[from..chunk_len]) {
                     Ok(w) => sent += w as u64,
                     Err(Error::WouldBlock) => break,
                     Err(e) => panic!("write: {e}"),
