@@ -936,3 +936,100 @@ fn without_pacing_the_window_goes_out_at_once() {
     // initial window: 10 segments
     assert_eq!(drain(&mut t, T0 + rtt).len(), 10);
 }
+
+// ------------------------------------------------------------------ spurious recovery undo
+
+#[test]
+fn reordering_detected_by_timestamps_undoes_the_reduction() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // MSS 1012 - 12 bytes of timestamps = 1000 bytes per segment.
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    assert_eq!(segs.len(), 10);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let cwnd_before = t.cwnd();
+    // Segment 0 is delayed; SACKs for 1..4 arrive later and trigger a fast retransmit.
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a.clone());
+    assert!(t.in_recovery());
+    assert!(t.cwnd() < cwnd_before);
+    let (re, _) = recv!(t, t2).unwrap();
+    assert_eq!(re.seq, l(1));
+    assert!(re.options.timestamps.unwrap().tsval > orig_ts);
+    // The original segment 0 arrives: the cumulative ACK echoes its (older) timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: orig_ts,
+    });
+    send!(t, t2, full);
+    assert!(!t.in_recovery());
+    assert_eq!(t.spurious_recoveries(), 1);
+    assert!(t.cwnd() >= cwnd_before);
+}
+
+#[test]
+fn a_real_loss_is_not_undone() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a);
+    let (re, _) = recv!(t, t2).unwrap();
+    let rexmit_ts = re.options.timestamps.unwrap().tsval;
+    let reduced = t.cwnd();
+    // The retransmission filled the hole: the ACK echoes its timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: rexmit_ts,
+    });
+    send!(t, Instant::from_millis(40), full);
+    assert_eq!(t.spurious_recoveries(), 0);
+    assert!(t.cwnd() <= reduced + 2000);
+}

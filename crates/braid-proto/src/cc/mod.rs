@@ -87,6 +87,10 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn on_congestion_event(&mut self, now: Instant, bytes_in_flight: usize);
     /// The retransmission timer expired (first expiry of a series).
     fn on_rto(&mut self, now: Instant, bytes_in_flight: usize);
+    /// The last congestion event was spurious (the "lost" segment was only reordered, as
+    /// the timestamps showed, RFC 3522 style): restore the state from before it. Controllers
+    /// that cannot undo keep their reduced window (the default).
+    fn undo_congestion_event(&mut self) {}
     /// Slow start should end now (HyStart++ saw the RTT grow, RFC 9406): ssthresh = cwnd.
     fn exit_slow_start(&mut self, now: Instant);
     /// The congestion window.

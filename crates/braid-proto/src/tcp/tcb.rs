@@ -174,6 +174,12 @@ pub struct Tcb {
     /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
     /// sent). Used to detect lost retransmissions.
     rexmit_log: VecDeque<(u64, u64, u64)>,
+    /// TSval of the first retransmission of the current fast recovery (for undo).
+    undo_tsval: Option<u32>,
+    /// Retransmissions in the current fast recovery.
+    episode_rexmits: u32,
+    /// Fast recoveries undone because they were spurious.
+    spurious_recoveries: u64,
     /// Earliest departure of the next paced segment.
     pace_next: Option<Instant>,
     /// Retransmissions found lost, to be sent again before anything else.
@@ -283,6 +289,9 @@ impl Tcb {
             nosack_inflation: 0,
             rexmit_log: VecDeque::new(),
             pace_next: None,
+            undo_tsval: None,
+            episode_rexmits: 0,
+            spurious_recoveries: 0,
             relost: VecDeque::new(),
             cc: cfg.cc.build(mss, iw),
             rst_reply: None,
@@ -381,6 +390,10 @@ impl Tcb {
     /// Retransmission timeouts of data or FIN.
     pub fn timeouts(&self) -> u64 {
         self.timeouts
+    }
+    /// Fast recoveries undone as spurious (reordering detected by timestamps).
+    pub fn spurious_recoveries(&self) -> u64 {
+        self.spurious_recoveries
     }
     /// Fast recoveries entered.
     pub fn recoveries(&self) -> u64 {
@@ -1181,7 +1194,17 @@ impl Tcb {
             self.events.writable = true;
         }
 
-        if self.in_recovery {
+        if self.in_recovery && self.recovery_was_spurious(repr) {
+            //= rfc3522#3.2
+            //# an ACK echoing a timestamp older than the retransmission's shows the original arrived: the retransmission was spurious
+            self.cc.undo_congestion_event();
+            self.spurious_recoveries += 1;
+            self.in_recovery = false;
+            self.dupacks = 0;
+            self.rexmit_log.clear();
+            self.relost.clear();
+            self.recovery_point = ack;
+        } else if self.in_recovery {
             if ack >= self.recovery_point {
                 //= rfc6675#5
                 //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
@@ -1248,6 +1271,18 @@ impl Tcb {
             .sum()
     }
 
+    /// True when the single retransmission of this recovery was unnecessary: the ACK that
+    /// covers it echoes a timestamp older than the retransmission.
+    fn recovery_was_spurious(&self, repr: &TcpRepr) -> bool {
+        if !self.ts_enabled || self.episode_rexmits != 1 {
+            return false;
+        }
+        match (self.undo_tsval, repr.options.timestamps) {
+            (Some(u), Some(ts)) => (ts.tsecr.wrapping_sub(u) as i32) < 0,
+            _ => false,
+        }
+    }
+
     /// The RFC 6675 IsLost boundary: every un-SACKed sequence number below it is lost.
     fn lost_boundary(&self) -> u64 {
         if self.rto_recovery {
@@ -1312,6 +1347,8 @@ impl Tcb {
         self.cc.on_congestion_event(now, flight);
         self.high_rxt = self.snd_una;
         self.fast_rexmit = true;
+        self.undo_tsval = None;
+        self.episode_rexmits = 0;
         self.rexmit_log.clear();
         self.relost.clear();
         //= rfc6582#3.2
@@ -1833,6 +1870,9 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.high_rxt = self.high_rxt.max(end);
+        if self.in_recovery {
+            self.episode_rexmits += 1;
+        }
         if self.in_recovery && self.sack_enabled {
             if self.rexmit_log.len() >= MAX_REXMIT_LOG {
                 self.rexmit_log.pop_front();
@@ -1842,6 +1882,9 @@ impl Tcb {
         self.retransmits += 1;
         self.timed = None;
         let repr = self.make_repr(now, p, flags);
+        if self.in_recovery && self.episode_rexmits == 1 {
+            self.undo_tsval = repr.options.timestamps.map(|t| t.tsval);
+        }
         self.arm_rto(now);
         Segment {
             repr,
