@@ -183,6 +183,7 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                     "{:?}",
                     (
                         t.timeouts(),
+                        t.spurious_recoveries(),
                         t.recoveries(),
                         t.cwnd(),
                         t.ssthresh(),

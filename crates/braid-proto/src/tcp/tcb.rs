@@ -1208,10 +1208,10 @@ impl Tcb {
             if ack >= self.recovery_point {
                 //= rfc6675#5
                 //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
+                // Retransmissions still in flight stay tracked: a recovery that starts right
+                // away must neither resend them nor lose sight of them.
                 self.in_recovery = false;
                 self.dupacks = 0;
-                self.rexmit_log.clear();
-                self.relost.clear();
             } else if !self.sack_enabled {
                 //= rfc6582#3.2
                 //# partial ACK: retransmit the first unacknowledged segment, deflate cwnd by the amount acked, add back SMSS
@@ -1244,7 +1244,7 @@ impl Tcb {
     /// reasoning as RFC 6675's IsLost, applied to the retransmission's send order; Linux's
     /// lost-retransmit detection works alike). It is queued to be sent again.
     fn detect_lost_retransmissions(&mut self) {
-        if !self.in_recovery {
+        if !self.in_recovery && self.rexmit_log.is_empty() {
             return;
         }
         let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
@@ -1345,12 +1345,13 @@ impl Tcb {
         //# (4.1) RecoveryPoint = HighData; (4.2) ssthresh and cwnd reduced; (4.3) retransmit the first segment presumed dropped
         self.recovery_point = self.snd_nxt;
         self.cc.on_congestion_event(now, flight);
-        self.high_rxt = self.snd_una;
-        self.fast_rexmit = true;
+        // HighRxt stays above SND.UNA when the previous recovery's retransmissions are still
+        // in flight (they are tracked by the lost-retransmission detector); otherwise the
+        // first segment presumed dropped goes out at once.
+        self.high_rxt = self.high_rxt.max(self.snd_una);
+        self.fast_rexmit = self.high_rxt == self.snd_una;
         self.undo_tsval = None;
         self.episode_rexmits = 0;
-        self.rexmit_log.clear();
-        self.relost.clear();
         //= rfc6582#3.2
         //# on entering fast recovery cwnd = ssthresh + 3*SMSS (inflation by the three duplicate ACKs)
         self.nosack_inflation = DUP_THRESH * self.effective_mss() as u64;
