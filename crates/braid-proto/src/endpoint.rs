@@ -262,9 +262,9 @@ impl Endpoint {
         if ip.is_ipv4() {
             (cfg.mss, 536)
         } else {
-            //= rfc8200#5
-            //# IPv6 minimum MTU 1280: default MSS 1220
-            (cfg.mss.saturating_sub(20).max(1220), 1220)
+            //= rfc9293#3.7.1
+            //# the MSS excludes IP and TCP headers: 20 bytes less on IPv6 (default 1220 = 1280 - 60)
+            (cfg.mss.saturating_sub(20).max(64), 1220)
         }
     }
 
