@@ -379,3 +379,27 @@ fn write_after_close_is_refused_and_small_buffer_blocks() {
     a.close(c).unwrap();
     assert_eq!(a.write(c, b"late"), Err(Error::InvalidState));
 }
+
+#[test]
+fn simultaneous_open_between_two_endpoints() {
+    let (mut a, mut b) = (ep(15), ep(16));
+    let now = Instant::ZERO;
+    let (pa, pb) = (addr("10.5.0.1:7001"), addr("10.5.0.2:7002"));
+    let ca = a.connect(now, pa, pb, ConnectOptions::default()).unwrap();
+    let cb = b.connect(now, pb, pa, ConnectOptions::default()).unwrap();
+    // Both SYNs are in flight before either arrives.
+    let mut buf = vec![0u8; 2048];
+    let ta = a.poll_transmit(now, &mut buf).unwrap();
+    let syn_a = buf[..ta.len].to_vec();
+    let tb = b.poll_transmit(now, &mut buf).unwrap();
+    let syn_b = buf[..tb.len].to_vec();
+    a.handle_packet(now, &syn_b);
+    b.handle_packet(now, &syn_a);
+    pump(&mut a, &mut b, now);
+    assert_eq!(events(&mut a), vec![Event::Connected(ca)]);
+    assert_eq!(events(&mut b), vec![Event::Connected(cb)]);
+    assert_eq!(a.write(ca, b"x").unwrap(), 1);
+    pump(&mut a, &mut b, now);
+    let mut r = [0u8; 4];
+    assert_eq!(b.read(cb, &mut r).unwrap(), 1);
+}

@@ -234,9 +234,19 @@ fn simultaneous_open() {
     assert_eq!(sa.flags.0, SYN | ACK);
     assert_eq!(sa.seq, l(0));
     assert_eq!(sa.ack, r(1));
-    // The peer's SYN-ACK acknowledges our SYN.
-    send!(t, T0, seg(r(0), l(1), SYN | ACK));
-    // A SYN-ACK with seq = IRS is a retransmitted SYN: not an ACK yet; the plain ACK finishes.
+    // The peer's SYN-ACK crosses ours. It acknowledges our SYN: the handshake completes
+    // (as in Linux), and an ACK goes out so that the peer completes too.
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.window = 3000;
+    send!(t, T0, sa);
+    assert_eq!(t.state(), TcpState::Established);
+    assert!(t.take_events().established);
+    assert_eq!(t.send_window(), 3000);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.flags.0, ACK);
+    assert_eq!(a.seq, l(1));
+    assert_eq!(a.ack, r(1));
+    // The peer's own ACK is a harmless duplicate.
     send!(t, T0, seg(r(1), l(1), ACK));
     assert_eq!(t.state(), TcpState::Established);
 }

@@ -712,6 +712,25 @@ impl Tcb {
         out
     }
 
+    /// SYN-RECEIVED -> ESTABLISHED on an acceptable ACK of our SYN.
+    fn establish_passive(&mut self, now: Instant, repr: &TcpRepr, seq: i64, wnd: u64) {
+        self.snd_una = 1;
+        self.rtt_sample_on_ack(now, repr, 1);
+        self.backoff = 0;
+        self.retries = 0;
+        self.set_timer(Timer::Retransmit, None);
+        self.state = if self.fin_queued {
+            TcpState::FinWait1
+        } else {
+            TcpState::Established
+        };
+        self.events.established = true;
+        self.snd_wnd = wnd;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = 1;
+    }
+
     fn handle_syn_sent(&mut self, now: Instant, repr: &TcpRepr) -> SegmentOutcome {
         let f = repr.flags;
         //= rfc9293#3.10.7.3
@@ -866,6 +885,26 @@ impl Tcb {
             return SegmentOutcome::default();
         }
 
+        // Simultaneous open: the peer's SYN-ACK crosses ours. It acknowledges our SYN, so it
+        // completes the handshake (as Linux does), and our ACK lets the peer complete too.
+        if self.state == TcpState::SynReceived
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && repr.seq == self.irs
+            && self.snd_nxt >= 1
+            && self.snd_abs(repr.ack) == 1
+        {
+            //= rfc7323#2.2
+            //# the window field of a SYN-ACK is not scaled
+            self.establish_passive(now, repr, 0, u64::from(repr.window));
+            self.ack_now = true;
+            return SegmentOutcome {
+                accepted: true,
+                data: 0..0,
+            };
+        }
+
         //= rfc7323#5.3
         //# PAWS: a segment with SEG.TSval < TS.Recent is not acceptable (send an ACK, drop), RST excepted
         if self.ts_enabled && !f.rst() {
@@ -956,21 +995,8 @@ impl Tcb {
             //= rfc9293#3.10.7.4
             //# SYN-RECEIVED: if SND.UNA < SEG.ACK =< SND.NXT enter ESTABLISHED, else send <SEQ=SEG.ACK><CTL=RST>
             if ack == 1 && self.snd_nxt >= 1 {
-                self.snd_una = 1;
-                self.rtt_sample_on_ack(now, repr, 1);
-                self.backoff = 0;
-                self.retries = 0;
-                self.set_timer(Timer::Retransmit, None);
-                self.state = if self.fin_queued {
-                    TcpState::FinWait1
-                } else {
-                    TcpState::Established
-                };
-                self.events.established = true;
-                self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = 1;
+                let wnd = u64::from(repr.window) << self.snd_wscale;
+                self.establish_passive(now, repr, seq, wnd);
             } else {
                 self.rst_reply = Some(RstReply {
                     seq: repr.ack,
@@ -1689,10 +1715,14 @@ impl Tcb {
     }
 
     fn pure_ack(&mut self, now: Instant) -> Option<Segment> {
-        if !self.ack_now || !self.state.is_synchronized() && self.state != TcpState::SynReceived {
+        if !self.ack_now {
             return None;
         }
-        if self.state == TcpState::SynReceived {
+        //= rfc9293#3.10.7.4
+        //# SYN-RECEIVED answers an unacceptable segment (the crossing SYN-ACK of a simultaneous open) with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        let ok = self.state.is_synchronized()
+            || (self.state == TcpState::SynReceived && self.snd_nxt >= 1);
+        if !ok {
             return None;
         }
         let repr = self.make_repr(now, self.snd_nxt, TcpFlags::ACK);
