@@ -403,3 +403,57 @@ fn simultaneous_open_between_two_endpoints() {
     let mut r = [0u8; 4];
     assert_eq!(b.read(cb, &mut r).unwrap(), 1);
 }
+
+#[test]
+fn simultaneous_close_between_two_endpoints() {
+    let (mut a, mut b) = (ep(17), ep(18));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.6.0.1:0"),
+            addr("10.6.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    let s = match events(&mut b).first() {
+        Some(Event::Accepted { conn, .. }) => *conn,
+        e => panic!("{e:?}"),
+    };
+    events(&mut a);
+    a.close(c).unwrap();
+    b.close(s).unwrap();
+    // Both FINs cross.
+    let mut buf = vec![0u8; 2048];
+    let fa = a
+        .poll_transmit(now, &mut buf)
+        .map(|t| buf[..t.len].to_vec())
+        .unwrap();
+    let fb = b
+        .poll_transmit(now, &mut buf)
+        .map(|t| buf[..t.len].to_vec())
+        .unwrap();
+    a.handle_packet(now, &fb);
+    b.handle_packet(now, &fa);
+    assert_eq!(a.tcb(c).unwrap().state(), TcpState::Closing);
+    assert_eq!(b.tcb(s).unwrap().state(), TcpState::Closing);
+    pump(&mut a, &mut b, now);
+    assert_eq!(a.tcb(c).unwrap().state(), TcpState::TimeWait);
+    assert_eq!(b.tcb(s).unwrap().state(), TcpState::TimeWait);
+    assert!(events(&mut a).contains(&Event::Closed {
+        conn: c,
+        error: None
+    }));
+    assert!(events(&mut b).contains(&Event::Closed {
+        conn: s,
+        error: None
+    }));
+    let later = now + Duration::from_millis(500);
+    a.handle_timeout(later);
+    b.handle_timeout(later);
+    assert_eq!(a.connection_count(), 0);
+    assert_eq!(b.connection_count(), 0);
+}
