@@ -33,6 +33,24 @@
 //! conn_info(&self, conn) -> Option<ConnInfo>                           // addrs, state, rtt, cwnd, bytes
 //! ```
 
+//!
+//! Behaviour of this implementation (plain TCP; MPTCP arrives with the connection layer):
+//! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
+//!   unspecified listener address matches every local address) creates a connection in
+//!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
+//!   handshakes are pending at once; further SYNs are dropped and counted.
+//! - A segment for no connection and no listener gets a RST (RFC 9293 §3.10.7.1), never in
+//!   reply to a RST; at most 64 such replies are queued.
+//! - Malformed packets (bad checksum, truncated, not TCP, ...) are dropped and counted in
+//!   [`EndpointStats::malformed`]; no input panics.
+//! - ISNs, timestamp offsets and the first ephemeral port come from a ChaCha20 generator
+//!   seeded with `seed`: the same seed and inputs give the same packets. Ephemeral ports are
+//!   49152..=65535.
+//! - `Closed` is emitted when the connection reaches CLOSED or TIME-WAIT and the application
+//!   has read every received byte (at once on an error). A connection in TIME-WAIT keeps its
+//!   4-tuple until the timer expires, but its handle is invalid after `Closed`.
+//! - The MSS advertised is `TcpConfig::mss` on IPv4 and 20 bytes less on IPv6.
+
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
 

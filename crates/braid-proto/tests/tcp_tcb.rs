@@ -1043,3 +1043,54 @@ fn a_real_loss_is_not_undone() {
     assert_eq!(t.spurious_recoveries(), 0);
     assert!(t.cwnd() <= reduced + 2000);
 }
+
+#[test]
+fn options_never_exceed_forty_bytes_with_reserved_space() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    cfg.timestamps = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // Four out-of-order blocks held.
+    for i in 0..4u32 {
+        let mut s = seg(r(1 + 100 * (2 * i + 1)), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 2, tsecr: 0 });
+        send!(t, T0, s, &[0u8; 100]);
+    }
+    drain(&mut t, T0);
+    for (reserved, blocks) in [(0usize, 3usize), (12, 2), (20, 1), (28, 0)] {
+        t.set_reserved_option_len(reserved);
+        // Timestamps (10) + reserved, padded: the payload shrinks accordingly.
+        assert_eq!(t.effective_mss(), 1460 - (10 + reserved).div_ceil(4) * 4);
+        let mut s = seg(r(2), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 3, tsecr: 0 });
+        send!(t, T0, s, b"dup");
+        let (a, _) = recv!(t, T0).unwrap();
+        assert_eq!(a.options.sack_blocks.len(), blocks, "reserved {reserved}");
+        let used = a.options.padded_len() + reserved.div_ceil(4) * 4;
+        assert!(used <= 40 + 4, "reserved {reserved}: {used}");
+        assert!(a.options.unpadded_len() + reserved <= 40);
+        // A full data segment with these options still fits the MSS.
+        t.write(&[7u8; 3000]);
+        let seg = t.poll_segment(T0).unwrap();
+        let len = (seg.data.end - seg.data.start) as usize;
+        assert!(len + seg.repr.options.unpadded_len() + reserved <= 1460 + 3);
+        send!(t, T0, {
+            let mut s = seg_ack(seg.data.end as u32 + 1);
+            s.options.timestamps = Some(Timestamps { tsval: 4, tsecr: 0 });
+            s
+        });
+        drain(&mut t, T0);
+    }
+}
+
+fn seg_ack(ack_off: u32) -> TcpRepr {
+    seg(r(1), l(ack_off), ACK)
+}

@@ -44,8 +44,8 @@ const DUP_THRESH: u64 = 3;
 const CHALLENGE_ACK_LIMIT: u32 = 10;
 /// TCP option space (RFC 9293 §3.1: data offset of 15 words).
 const MAX_OPTION_SPACE: usize = 40;
-/// Bytes used by the timestamp option with its two NOPs.
-const TS_OPTION_LEN: usize = 12;
+/// Bytes of the timestamp option (braid's wire codec packs options without NOPs).
+const TS_OPTION_LEN: usize = 10;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
 /// How far behind a late driver may let pacing catch up.
 const PACING_CREDIT: Duration = Duration::from_millis(1);
@@ -369,7 +369,23 @@ impl Tcb {
     /// Payload bytes of a full-sized segment (MSS minus timestamps and reserved options).
     pub fn effective_mss(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-        self.snd_mss.saturating_sub(ts + self.reserved_opt).max(1)
+        //= rfc6691#2
+        //# the MSS excludes TCP options: the sender subtracts the options it sends
+        let opts = (ts + self.reserved_opt).div_ceil(4) * 4;
+        self.snd_mss.saturating_sub(opts).max(1)
+    }
+
+    /// How many SACK blocks fit after the timestamps and the reserved option space.
+    fn sack_block_budget(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
+        //= rfc2018#3
+        //# a SACK option with n blocks is 8*n+2 bytes long; at most 4 blocks fit the 40-byte option space
+        if space < 10 {
+            0
+        } else {
+            ((space - 2) / 8).min(4)
+        }
     }
     /// Application bytes sent at least once.
     pub fn bytes_sent(&self) -> u64 {
@@ -1580,9 +1596,7 @@ impl Tcb {
                 });
             }
             if self.sack_enabled && !self.recv.ooo().is_empty() && flags & TcpFlags::RST == 0 {
-                let used = self.reserved_opt + if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-                let space = MAX_OPTION_SPACE.saturating_sub(used);
-                let max = (space.saturating_sub(4) / 8).min(4);
+                let max = self.sack_block_budget();
                 options.sack_blocks = self.sack_blocks(max);
             }
             window = self.window_field();
@@ -1608,12 +1622,9 @@ impl Tcb {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         let mut sack = 0;
         if self.sack_enabled && !self.recv.ooo().is_empty() {
-            let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
-            let n = (space.saturating_sub(4) / 8)
-                .min(4)
-                .min(self.recv.ooo().len());
+            let n = self.sack_block_budget().min(self.recv.ooo().len());
             if n > 0 {
-                sack = 4 + 8 * n;
+                sack = 2 + 8 * n;
             }
         }
         (self.reserved_opt + ts + sack).div_ceil(4) * 4
