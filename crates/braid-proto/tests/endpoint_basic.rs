@@ -457,3 +457,10 @@ fn simultaneous_close_between_two_endpoints() {
     assert_eq!(a.connection_count(), 0);
     assert_eq!(b.connection_count(), 0);
 }
+
+#[test]
+fn endpoint_is_send() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Endpoint>();
+    assert_send::<braid_proto::tcp::Tcb>();
+}
