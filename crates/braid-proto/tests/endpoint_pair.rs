@@ -463,13 +463,12 @@ fn bench_shape() {
     let mut ab = Link::new(12_500_000, Duration::from_millis(20), queue, None);
     ab.loss_ppm = env("BENCH_LOSS_PPM", 0) as u32;
     let ba = Link::new(12_500_000, Duration::from_millis(20), queue, None);
-    let o = transfer(
-        TcpConfig::default(),
-        total,
-        ab,
-        ba,
-        Instant::from_millis(3_600_000),
-    );
+    let cfg = TcpConfig {
+        pacing: env("BENCH_PACING", 1) == 1,
+        delayed_ack: env("BENCH_DELACK", 1) == 1,
+        ..TcpConfig::default()
+    };
+    let o = transfer(cfg, total, ab, ba, Instant::from_millis(3_600_000));
     let goodput = total as f64 / o.elapsed.as_secs_f64();
     eprintln!(
         "bench: {:.2} s, goodput {:.1} Mbit/s ({:.1}% of link), drops {}, retransmits {}",

@@ -263,7 +263,7 @@ impl Tcb {
             recv: RecvBuffer::new(cfg.recv_buffer),
             fin_recv: None,
             fin_received: false,
-            rcv_mss: usize::from(params.default_mss.max(64)),
+            rcv_mss: 536,
             rcv_unacked: 0,
             ack_now: false,
             last_ack_sent: 0,
@@ -693,7 +693,8 @@ impl Tcb {
             }
             _ => self.ts_enabled = false,
         }
-        self.rcv_mss = self.snd_mss;
+        // rcv_mss (the delayed-ACK unit) is learnt from the segments received: a "full-sized"
+        // segment is the largest seen so far (the peer's options make it smaller than the MSS).
         //= rfc9293#3.10.7.3
         //# the window in a SYN is never scaled
         self.snd_wnd = u64::from(syn.window);
@@ -1264,7 +1265,13 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            if flight_before * 2 >= self.cc.cwnd() {
+            // Grow only when the window was the limit: much in flight, or data waiting (for
+            // pacing or the congestion window) that the peer's window would take.
+            //= rfc7661#4.1
+            //# cwnd should not grow while the sender is application-limited
+            let waiting =
+                self.snd_nxt < self.data_end() && self.snd_nxt < self.snd_una + self.snd_wnd;
+            if flight_before * 2 >= self.cc.cwnd() || waiting {
                 self.cc
                     .on_ack(now, acked as usize, self.rtt.srtt(), flight_before);
             }
