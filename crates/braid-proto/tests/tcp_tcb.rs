@@ -1094,3 +1094,25 @@ fn options_never_exceed_forty_bytes_with_reserved_space() {
 fn seg_ack(ack_off: u32) -> TcpRepr {
     seg(r(1), l(ack_off), ACK)
 }
+
+#[test]
+fn delayed_ack_unit_is_the_segment_size_seen_not_the_mss() {
+    let cfg = TcpConfig {
+        delayed_ack: true,
+        ..plain()
+    };
+    // The peer's MSS is 1460 but its segments carry 1448 bytes (12 bytes of options).
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        },
+    );
+    let seg_data = vec![1u8; 1448];
+    send!(t, T0, seg(r(1), l(1), ACK), &seg_data);
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1449), l(1), ACK), &seg_data);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(2897));
+}
