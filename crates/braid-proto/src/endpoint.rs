@@ -47,7 +47,8 @@
 //!   seeded with `seed`: the same seed and inputs give the same packets. Ephemeral ports are
 //!   49152..=65535.
 //! - `Closed` is emitted when the connection reaches CLOSED or TIME-WAIT and the application
-//!   has read every received byte (at once on an error). A connection in TIME-WAIT keeps its
+//!   has read every received byte (at once on an error, and at CLOSED if the application
+//!   closed without reading everything). A connection in TIME-WAIT keeps its
 //!   4-tuple until the timer expires, but its handle is invalid after `Closed`.
 //! - The MSS advertised is `TcpConfig::mss` on IPv4 and 20 bytes less on IPv6.
 
@@ -211,6 +212,8 @@ struct Conn {
     known: bool,
     /// Closed was emitted: the handle is invalid for the application.
     closed_reported: bool,
+    /// The application called `close`.
+    app_closed: bool,
 }
 
 /// The endpoint: all connections and listeners of one host. See the module docs for the
@@ -359,6 +362,7 @@ impl Endpoint {
             passive: false,
             known: true,
             closed_reported: false,
+            app_closed: false,
         });
         Ok(ConnectionHandle(idx))
     }
@@ -401,6 +405,7 @@ impl Endpoint {
                         passive: true,
                         known: false,
                         closed_reported: false,
+                        app_closed: false,
                     });
                 }
                 return;
@@ -573,6 +578,7 @@ impl Endpoint {
     /// Closes the sending direction (FIN after the queued data).
     pub fn close(&mut self, conn: ConnectionHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
+        c.app_closed = true;
         c.tcb.close();
         self.sync(conn.0);
         Ok(())
@@ -660,7 +666,10 @@ impl Endpoint {
                 // An embryonic passive connection: nobody to tell.
                 c.closed_reported = true;
                 self.half_open = self.half_open.saturating_sub(1);
-            } else if error.is_some() || c.tcb.readable() == 0 {
+            } else if error.is_some()
+                || c.tcb.readable() == 0
+                || (state == TcpState::Closed && c.app_closed)
+            {
                 c.closed_reported = true;
                 self.events.push_back(Event::Closed {
                     conn: handle,

@@ -464,3 +464,39 @@ fn endpoint_is_send() {
     assert_send::<Endpoint>();
     assert_send::<braid_proto::tcp::Tcb>();
 }
+
+#[test]
+fn closing_without_reading_still_reports_closed() {
+    let (mut a, mut b) = (ep(19), ep(20));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.7.0.1:0"),
+            addr("10.7.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    let s = match events(&mut b).first() {
+        Some(Event::Accepted { conn, .. }) => *conn,
+        e => panic!("{e:?}"),
+    };
+    a.write(c, b"unread").unwrap();
+    a.close(c).unwrap();
+    pump(&mut a, &mut b, now);
+    // The server closes without reading the 6 bytes.
+    b.close(s).unwrap();
+    pump(&mut a, &mut b, now);
+    assert!(events(&mut b).contains(&Event::Closed {
+        conn: s,
+        error: None
+    }));
+    assert_eq!(b.connection_count(), 0);
+    assert!(events(&mut a).contains(&Event::Closed {
+        conn: c,
+        error: None
+    }));
+}
