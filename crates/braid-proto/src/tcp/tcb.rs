@@ -1751,11 +1751,15 @@ impl Tcb {
         })
     }
 
-    /// Pacing rate in bytes per second: 2 × cwnd / SRTT in slow start, 1.2 × cwnd / SRTT
-    /// after (Linux's defaults), `None` before an RTT sample or with pacing off.
+    /// Pacing rate in bytes per second: the congestion controller's hint if it gives one,
+    /// else 2 × cwnd / SRTT in slow start and 1.2 × cwnd / SRTT after (Linux's defaults);
+    /// `None` before an RTT sample or with pacing off.
     pub fn pacing_rate(&self) -> Option<u64> {
         if !self.cfg.pacing {
             return None;
+        }
+        if let Some(rate) = self.cc.pacing_rate(self.rtt.srtt()) {
+            return Some(rate.max(1));
         }
         let srtt = self.rtt.srtt()?.as_micros() as u64;
         if srtt == 0 {
