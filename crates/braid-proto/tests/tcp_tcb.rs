@@ -1116,3 +1116,37 @@ fn delayed_ack_unit_is_the_segment_size_seen_not_the_mss() {
     let (a, _) = recv!(t, T0).unwrap();
     assert_eq!(a.ack, r(2897));
 }
+
+#[test]
+fn duplicate_data_is_reported_with_dsack() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    send!(t, T0, seg(r(1), l(1), ACK), b"abcdef");
+    drain(&mut t, T0);
+    // A duplicate below RCV.NXT: the D-SACK block comes first and covers it.
+    send!(t, T0, seg(r(3), l(1), ACK), b"cd");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(7));
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(r(3), r(5))]);
+    // Reported once.
+    send!(t, T0, seg(r(7), l(1), ACK), b"gh");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert!(a.options.sack_blocks.is_empty());
+    // A duplicate of out-of-order data: D-SACK first, then the block holding it.
+    send!(t, T0, seg(r(20), l(1), ACK), b"xyz");
+    drain(&mut t, T0);
+    send!(t, T0, seg(r(21), l(1), ACK), b"y");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(
+        a.options.sack_blocks.as_slice(),
+        &[(r(21), r(22)), (r(20), r(23))]
+    );
+}
