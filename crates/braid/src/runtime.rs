@@ -307,6 +307,9 @@ const PACKET_BUF: usize = 65536;
 const APP_CHUNK: usize = 65536;
 /// Packets read per device before the engine gets to send: keeps ACKs flowing.
 const RX_BATCH: usize = 64;
+/// How long an aborting runtime keeps answering (plus two RTTs, at most `LINGER_MAX`).
+const LINGER_MIN: Duration = Duration::from_millis(200);
+const LINGER_MAX: Duration = Duration::from_secs(2);
 /// Echo stops reading while this much is waiting to go back.
 const ECHO_LIMIT: usize = 4 * APP_CHUNK;
 
@@ -525,6 +528,15 @@ impl<E: Engine> Runtime<E> {
         };
 
         let result = self.drive(&mut st);
+        if result.is_ok() && st.aborted {
+            let rtt = st
+                .conns
+                .iter()
+                .filter_map(|c| c.rtt)
+                .max()
+                .unwrap_or_default();
+            self.linger(&st, (LINGER_MIN + 2 * rtt).min(LINGER_MAX))?;
+        }
         // Whatever happened, put the last packets (a final ACK, a RST) on the wire.
         let now = self.now();
         self.flush(now)?;
@@ -929,7 +941,8 @@ impl<E: Engine> Runtime<E> {
         st.interrupted = true;
         if second {
             st.aborted = true;
-            for c in &st.conns {
+            for c in &mut st.conns {
+                c.input_done = true;
                 let _ = self.engine.abort(c.handle);
             }
             let now = self.now();
@@ -947,6 +960,36 @@ impl<E: Engine> Runtime<E> {
             st.done = true;
         }
         Ok(())
+    }
+
+    /// After an abort, keep the endpoint answering for a moment. A RST that the peer finds
+    /// in its window but not at RCV.NXT (some of our data still in flight or lost) draws a
+    /// challenge ACK; the endpoint, which no longer knows the connection, answers that with
+    /// a RST whose sequence number is the ACK's, which the peer accepts.
+    //= rfc5961#3.2 in-window RST not exactly at RCV.NXT: the receiver sends a challenge ACK
+    fn linger(&mut self, st: &RunState, d: Duration) -> Result<(), RuntimeError> {
+        let end = std::time::Instant::now() + d;
+        loop {
+            let now = self.now();
+            self.receive(now)?;
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+            }
+            while self.engine.poll_event().is_some() {}
+            self.flush(now)?;
+            if let Some(sig) = &self.signals {
+                sig.take();
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let next = self
+                .engine
+                .poll_timeout()
+                .map_or(left, |t| t.saturating_duration_since(self.now()).min(left));
+            self.wait(st, Some(next))?;
+        }
     }
 
     /// Sleep until a device, the signal descriptor or the input is readable, or `timeout`.

@@ -348,6 +348,31 @@ pub fn pattern_sha256(n: u64) -> String {
     tally.hex()
 }
 
+/// A temporary directory, removed with its contents on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> io::Result<TempDir> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("braid-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Parse the last line of `stdout` that is a JSON object.
 pub fn last_json(stdout: &str) -> io::Result<serde_json::Value> {
     stdout
