@@ -186,7 +186,7 @@ pub enum RuntimeError {
     },
     #[error("no path: give at least one --path DEV=ADDR")]
     NoPath,
-    #[error("no path of the same address family as {0}")]
+    #[error("the first --path is not of the same address family as {0}")]
     NoPathForFamily(SocketAddr),
     #[error("{what}: {error}")]
     Engine {
@@ -382,6 +382,8 @@ pub struct Runtime<E: Engine> {
     tx_buf: Vec<u8>,
     app_buf: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
+    /// The signal descriptor was readable at the last poll (or not polled yet).
+    signal_ready: bool,
     stats: IoStats,
 }
 
@@ -425,6 +427,7 @@ impl<E: Engine> Runtime<E> {
             tx_buf: vec![0; PACKET_BUF],
             app_buf: vec![0; APP_CHUNK],
             pollfds: Vec::new(),
+            signal_ready: true,
             stats: IoStats::default(),
         })
     }
@@ -473,16 +476,13 @@ impl<E: Engine> Runtime<E> {
                 source,
                 output,
             } => {
+                // The first path carries the connection.
                 let local_ip = self
                     .paths
-                    .iter()
+                    .first()
                     .map(|p| p.addr)
-                    .find(|a| a.is_ipv4() == remote.is_ipv4())
+                    .filter(|a| a.is_ipv4() == remote.is_ipv4())
                     .ok_or(RuntimeError::NoPathForFamily(remote))?;
-                let first = self.paths.first().map(|p| p.addr);
-                if first.is_some_and(|a| a.is_ipv4() != remote.is_ipv4()) {
-                    return Err(RuntimeError::NoPathForFamily(remote));
-                }
                 let local = SocketAddr::new(local_ip, 0);
                 let now = self.now();
                 let handle = self
@@ -618,12 +618,9 @@ impl<E: Engine> Runtime<E> {
             if st.done {
                 return Ok(());
             }
-            if let Some(sig) = &self.signals {
-                let n = if readable_now(sig.as_raw_fd()) {
-                    sig.take()
-                } else {
-                    0
-                };
+            if let Some(sig) = self.signals.as_ref().filter(|_| self.signal_ready) {
+                self.signal_ready = false;
+                let n = sig.take();
                 if n > 0 {
                     self.on_signals(st, n)?;
                     if st.done {
@@ -1043,6 +1040,15 @@ impl<E: Engine> Runtime<E> {
                 std::ptr::null(),
             )
         };
+        let signal_slot = self.paths.len();
+        if self.signals.is_some()
+            && self
+                .pollfds
+                .get(signal_slot)
+                .is_some_and(|p| p.revents != 0)
+        {
+            self.signal_ready = true;
+        }
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
