@@ -137,6 +137,22 @@ impl Netns {
         Ok(())
     }
 
+    /// The namespace's kernel counter `name` (as `nstat` names it, e.g.
+    /// `MPTcpExtMPCapableSYNRX`, `TcpExtTCPTimeouts`), absolute; 0 when unknown.
+    pub fn counter(&self, name: &str) -> io::Result<u64> {
+        // -a absolute, -s leave nstat's history file alone, -z zeros too.
+        let out = self.run("nstat", &["-asz", name])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(name))
+                    .then(|| f.next().and_then(|v| v.parse().ok()))
+                    .flatten()
+            })
+            .unwrap_or(0))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
