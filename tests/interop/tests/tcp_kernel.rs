@@ -430,3 +430,36 @@ fn braid_to_braid_through_the_kernel_router() {
     let sj = last_json(&s.stdout).unwrap();
     assert_eq!(sj["bytes_received"], 2u64 << 20);
 }
+
+#[test]
+fn permission_denied_is_a_one_line_error() {
+    if !require_root("permission_denied_is_a_one_line_error") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcpperm");
+    // As nobody, without capabilities: neither attaching nor creating is allowed.
+    let out = ns
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&braid)
+        .args([
+            "connect",
+            "10.0.0.1:5001",
+            "--tcp",
+            "--path",
+            "braid0=10.0.0.2",
+            "--send",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.trim_start().starts_with("setpriv") {
+        eprintln!("SKIPPED permission_denied_is_a_one_line_error: setpriv unusable: {err}");
+        return;
+    }
+    assert!(!out.status.success());
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
