@@ -1187,6 +1187,8 @@ mod app_tests {
         aborted: bool,
         refuse: bool,
         listening: Vec<SocketAddr>,
+        /// Packets to hand out: source address, GSO segment size, bytes.
+        transmits: VecDeque<(IpAddr, Option<usize>, Vec<u8>)>,
     }
 
     const H: ConnectionHandle = ConnectionHandle(7);
@@ -1219,8 +1221,15 @@ mod app_tests {
             Ok(H)
         }
         fn handle_packet(&mut self, _: Instant, _: &[u8]) {}
-        fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
-            None
+        fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<Transmit> {
+            let (src, segment_size, data) = self.transmits.pop_front()?;
+            buf[..data.len()].copy_from_slice(&data);
+            Some(Transmit {
+                len: data.len(),
+                src,
+                dst: "10.9.9.9".parse().unwrap(),
+                segment_size,
+            })
         }
         fn poll_timeout(&self) -> Option<Instant> {
             None
@@ -1358,6 +1367,59 @@ mod app_tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(out.status, Status::Clean);
         assert_eq!(rt.engine().written, data);
+    }
+
+    #[test]
+    fn packets_leave_by_the_path_of_their_source_and_gso_batches_are_split() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            transmits: VecDeque::from([
+                (v4("10.0.0.2"), None, b"first".to_vec()),
+                (v4("10.1.0.2"), None, b"second".to_vec()),
+                (v4("10.1.0.2"), Some(3), b"abcdefgh".to_vec()),
+                (v4("192.0.2.1"), None, b"stray".to_vec()),
+            ]),
+            ..Fake::default()
+        };
+        let (a0, b0) = UnixDatagram::pair().unwrap();
+        let (a1, b1) = UnixDatagram::pair().unwrap();
+        for s in [&a0, &b0, &a1, &b1] {
+            s.set_nonblocking(true).unwrap();
+        }
+        let paths = vec![
+            Path {
+                device: Box::new(a0),
+                addr: v4("10.0.0.2"),
+            },
+            Path {
+                device: Box::new(a1),
+                addr: v4("10.1.0.2"),
+            },
+        ];
+        let mut rt = Runtime::new(fake, paths).unwrap();
+        rt.run(client(Source::Nothing)).unwrap();
+        let drain = |s: &UnixDatagram| {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            got
+        };
+        // A source no path owns leaves by the first path.
+        assert_eq!(drain(&b0), vec![b"first".to_vec(), b"stray".to_vec()]);
+        assert_eq!(
+            drain(&b1),
+            vec![
+                b"second".to_vec(),
+                b"abc".to_vec(),
+                b"def".to_vec(),
+                b"gh".to_vec()
+            ]
+        );
+        assert_eq!(rt.io_stats().packets_out, 6);
     }
 
     #[test]
