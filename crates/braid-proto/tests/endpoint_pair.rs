@@ -23,6 +23,8 @@ struct Link {
     jitter_us: u64,
     /// Deliver every Nth packet twice.
     dup_every: Option<u64>,
+    /// Everything sent in this interval is lost (an outage).
+    outage: Option<(Instant, Instant)>,
     rng: u64,
     count: u64,
     dropped: u64,
@@ -40,6 +42,7 @@ impl Link {
             loss_ppm: 0,
             jitter_us: 0,
             dup_every: None,
+            outage: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             count: 0,
             dropped: 0,
@@ -53,6 +56,13 @@ impl Link {
                 self.dropped += 1;
                 return;
             }
+        }
+        if self
+            .outage
+            .is_some_and(|(from, to)| now >= from && now < to)
+        {
+            self.dropped += 1;
+            return;
         }
         if self.loss_ppm > 0 && (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
             self.dropped += 1;
@@ -130,6 +140,8 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
     let mut closed_write = false;
     let mut server_fin_sent = false;
     let mut chunk = vec![0u8; 65536];
+    let mut chunk_at = 0u64;
+    let mut chunk_len = 0usize;
     let mut rbuf = vec![0u8; 65536];
     let mut retransmits = 0;
     let mut last = String::new();
@@ -144,11 +156,16 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                     closed_write = true;
                     break;
                 }
-                let n = (total - sent).min(chunk.len() as u64) as usize;
-                for (i, c) in chunk[..n].iter_mut().enumerate() {
-                    *c = stream_byte(sent + i as u64);
+                // `chunk` holds the stream from offset `chunk_at`; refill only when used up.
+                if sent >= chunk_at + chunk_len as u64 {
+                    chunk_at = sent;
+                    chunk_len = (total - sent).min(chunk.len() as u64) as usize;
+                    for (i, c) in chunk[..chunk_len].iter_mut().enumerate() {
+                        *c = stream_byte(sent + i as u64);
+                    }
                 }
-                match a.write(conn, &chunk[..n]) {
+                let from = (sent - chunk_at) as usize;
+                match a.write(conn, &chunk[from..chunk_len]) {
                     Ok(w) => sent += w as u64,
                     Err(Error::WouldBlock) => break,
                     Err(e) => panic!("write: {e}"),
@@ -176,6 +193,7 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                     "{:?}",
                     (
                         t.timeouts(),
+                        t.spurious_recoveries(),
                         t.recoveries(),
                         t.cwnd(),
                         t.ssthresh(),
@@ -437,4 +455,58 @@ fn reno_without_sack_over_reordering_link() {
     let o = transfer(cfg, total, ab, ba, Instant::from_millis(600_000));
     assert_eq!(o.received, total);
     assert!(o.client_closed && o.server_closed);
+}
+
+/// The lead's benchmark shape (run with `--ignored`): 100 Mbit/s, 20 ms one way, a queue of
+/// `BENCH_QUEUE` bytes, `BENCH_LOSS_PPM` random loss, `BENCH_MIB` MiB.
+#[test]
+#[ignore]
+fn bench_shape() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let total = env("BENCH_MIB", 64) << 20;
+    let queue = env("BENCH_QUEUE", 64 * 1024) as usize;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(20), queue, None);
+    ab.loss_ppm = env("BENCH_LOSS_PPM", 0) as u32;
+    let mut ba = Link::new(12_500_000, Duration::from_millis(20), queue, None);
+    ba.loss_ppm = env("BENCH_ACK_LOSS_PPM", 0) as u32;
+    let cfg = TcpConfig {
+        pacing: env("BENCH_PACING", 1) == 1,
+        delayed_ack: env("BENCH_DELACK", 1) == 1,
+        ..TcpConfig::default()
+    };
+    let o = transfer(cfg, total, ab, ba, Instant::from_millis(3_600_000));
+    let goodput = total as f64 / o.elapsed.as_secs_f64();
+    eprintln!(
+        "bench: {:.2} s, goodput {:.1} Mbit/s ({:.1}% of link), drops {}, retransmits {}",
+        o.elapsed.as_secs_f64(),
+        goodput * 8e-6,
+        goodput / 12_500_000.0 * 100.0,
+        o.dropped,
+        o.retransmits
+    );
+    assert_eq!(o.received, total);
+}
+
+#[test]
+fn outage_mid_transfer_recovers_by_rto() {
+    let total = 4 << 20;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(10), 500_000, None);
+    ab.outage = Some((Instant::from_millis(150), Instant::from_millis(2_150)));
+    let mut ba = Link::new(12_500_000, Duration::from_millis(10), 500_000, None);
+    ba.outage = Some((Instant::from_millis(150), Instant::from_millis(2_150)));
+    let o = transfer(fast_config(), total, ab, ba, Instant::from_millis(120_000));
+    assert_eq!(o.received, total);
+    assert!(o.client_closed && o.server_closed);
+    assert!(o.dropped > 0);
+    // Backoff 0.2 + 0.4 + 0.8 + 1.6 s: resumes within one backed-off RTO after the outage.
+    assert!(
+        o.elapsed < Instant::from_millis(2_150 + 1_600 + 2_000),
+        "{}",
+        o.elapsed
+    );
 }

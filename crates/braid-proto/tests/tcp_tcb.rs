@@ -234,9 +234,19 @@ fn simultaneous_open() {
     assert_eq!(sa.flags.0, SYN | ACK);
     assert_eq!(sa.seq, l(0));
     assert_eq!(sa.ack, r(1));
-    // The peer's SYN-ACK acknowledges our SYN.
-    send!(t, T0, seg(r(0), l(1), SYN | ACK));
-    // A SYN-ACK with seq = IRS is a retransmitted SYN: not an ACK yet; the plain ACK finishes.
+    // The peer's SYN-ACK crosses ours. It acknowledges our SYN: the handshake completes
+    // (as in Linux), and an ACK goes out so that the peer completes too.
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.window = 3000;
+    send!(t, T0, sa);
+    assert_eq!(t.state(), TcpState::Established);
+    assert!(t.take_events().established);
+    assert_eq!(t.send_window(), 3000);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.flags.0, ACK);
+    assert_eq!(a.seq, l(1));
+    assert_eq!(a.ack, r(1));
+    // The peer's own ACK is a harmless duplicate.
     send!(t, T0, seg(r(1), l(1), ACK));
     assert_eq!(t.state(), TcpState::Established);
 }
@@ -884,4 +894,225 @@ fn reserved_option_space_shrinks_payload_and_offsets_track_data() {
     send!(t, T0, seg(r(1), l(1961), ACK));
     assert_eq!(t.snd_una_offset(), 1960);
     assert_eq!(t.bytes_acked(), 1960);
+}
+
+// ------------------------------------------------------------------ pacing
+
+fn established_with_rtt(cfg: &TcpConfig, rtt: Duration) -> Tcb {
+    let mut t = Tcb::connect(cfg, params());
+    recv!(t, T0).unwrap();
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options.mss = Some(1000);
+    send!(t, T0 + rtt, sa);
+    recv!(t, T0 + rtt).unwrap();
+    t
+}
+
+#[test]
+fn pacing_spreads_segments_over_the_rtt() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    // slow start: 2 * cwnd / srtt = 2 * 10_000 B / 0.1 s = 200 kB/s
+    assert_eq!(t.pacing_rate(), Some(200_000));
+    t.write(&[5u8; 10_000]);
+    let now = T0 + rtt;
+    let (_, p) = recv!(t, now).unwrap();
+    assert_eq!(p.len(), 1000);
+    // The next segment waits (1040 wire bytes at 200 kB/s = 5.2 ms).
+    recv_nothing!(t, now);
+    let next = t.timer(Timer::Pacing).unwrap();
+    assert_eq!(next - now, Duration::from_micros(5200));
+    t.handle_timeout(next);
+    let (_, p) = recv!(t, next).unwrap();
+    assert_eq!(p.len(), 1000);
+    recv_nothing!(t, next);
+}
+
+#[test]
+fn without_pacing_the_window_goes_out_at_once() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        pacing: false,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    assert_eq!(t.pacing_rate(), None);
+    t.write(&[5u8; 20_000]);
+    // initial window: 10 segments
+    assert_eq!(drain(&mut t, T0 + rtt).len(), 10);
+}
+
+// ------------------------------------------------------------------ spurious recovery undo
+
+#[test]
+fn reordering_detected_by_timestamps_undoes_the_reduction() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // MSS 1012 - 12 bytes of timestamps = 1000 bytes per segment.
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    assert_eq!(segs.len(), 10);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let cwnd_before = t.cwnd();
+    // Segment 0 is delayed; SACKs for 1..4 arrive later and trigger a fast retransmit.
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a.clone());
+    assert!(t.in_recovery());
+    assert!(t.cwnd() < cwnd_before);
+    let (re, _) = recv!(t, t2).unwrap();
+    assert_eq!(re.seq, l(1));
+    assert!(re.options.timestamps.unwrap().tsval > orig_ts);
+    // The original segment 0 arrives: the cumulative ACK echoes its (older) timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: orig_ts,
+    });
+    send!(t, t2, full);
+    assert!(!t.in_recovery());
+    assert_eq!(t.spurious_recoveries(), 1);
+    assert!(t.cwnd() >= cwnd_before);
+}
+
+#[test]
+fn a_real_loss_is_not_undone() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a);
+    let (re, _) = recv!(t, t2).unwrap();
+    let rexmit_ts = re.options.timestamps.unwrap().tsval;
+    let reduced = t.cwnd();
+    // The retransmission filled the hole: the ACK echoes its timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: rexmit_ts,
+    });
+    send!(t, Instant::from_millis(40), full);
+    assert_eq!(t.spurious_recoveries(), 0);
+    assert!(t.cwnd() <= reduced + 2000);
+}
+
+#[test]
+fn options_never_exceed_forty_bytes_with_reserved_space() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    cfg.timestamps = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // Four out-of-order blocks held.
+    for i in 0..4u32 {
+        let mut s = seg(r(1 + 100 * (2 * i + 1)), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 2, tsecr: 0 });
+        send!(t, T0, s, &[0u8; 100]);
+    }
+    drain(&mut t, T0);
+    for (reserved, blocks) in [(0usize, 3usize), (12, 2), (20, 1), (28, 0)] {
+        t.set_reserved_option_len(reserved);
+        // Timestamps (10) + reserved, padded: the payload shrinks accordingly.
+        assert_eq!(t.effective_mss(), 1460 - (10 + reserved).div_ceil(4) * 4);
+        let mut s = seg(r(2), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 3, tsecr: 0 });
+        send!(t, T0, s, b"dup");
+        let (a, _) = recv!(t, T0).unwrap();
+        assert_eq!(a.options.sack_blocks.len(), blocks, "reserved {reserved}");
+        let used = a.options.padded_len() + reserved.div_ceil(4) * 4;
+        assert!(used <= 40 + 4, "reserved {reserved}: {used}");
+        assert!(a.options.unpadded_len() + reserved <= 40);
+        // A full data segment with these options still fits the MSS.
+        t.write(&[7u8; 3000]);
+        let seg = t.poll_segment(T0).unwrap();
+        let len = (seg.data.end - seg.data.start) as usize;
+        assert!(len + seg.repr.options.unpadded_len() + reserved <= 1460 + 3);
+        send!(t, T0, {
+            let mut s = seg_ack(seg.data.end as u32 + 1);
+            s.options.timestamps = Some(Timestamps { tsval: 4, tsecr: 0 });
+            s
+        });
+        drain(&mut t, T0);
+    }
+}
+
+fn seg_ack(ack_off: u32) -> TcpRepr {
+    seg(r(1), l(ack_off), ACK)
+}
+
+#[test]
+fn delayed_ack_unit_is_the_segment_size_seen_not_the_mss() {
+    let cfg = TcpConfig {
+        delayed_ack: true,
+        ..plain()
+    };
+    // The peer's MSS is 1460 but its segments carry 1448 bytes (12 bytes of options).
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        },
+    );
+    let seg_data = vec![1u8; 1448];
+    send!(t, T0, seg(r(1), l(1), ACK), &seg_data);
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1449), l(1), ACK), &seg_data);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(2897));
 }

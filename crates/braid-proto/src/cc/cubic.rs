@@ -30,6 +30,8 @@ pub struct Cubic {
     /// W_est of §4.3, segments.
     w_est: f64,
     fast_convergence: bool,
+    /// State before the last congestion event, for undo.
+    prior: Option<Box<Cubic>>,
 }
 
 impl Cubic {
@@ -45,6 +47,7 @@ impl Cubic {
             epoch_start: None,
             w_est: 0.0,
             fast_convergence: true,
+            prior: None,
         }
     }
 
@@ -134,12 +137,24 @@ impl CongestionControl for Cubic {
         }
     }
 
+    fn undo_congestion_event(&mut self) {
+        if let Some(prior) = self.prior.take() {
+            let cwnd = self.cwnd;
+            *self = *prior;
+            self.cwnd = self.cwnd.max(cwnd);
+        }
+    }
+
     fn on_congestion_event(&mut self, _now: Instant, _flight: usize) {
+        let mut saved = self.clone();
+        saved.prior = None;
+        self.prior = Some(Box::new(saved));
         self.reduce();
         self.cwnd = self.ssthresh;
     }
 
     fn on_rto(&mut self, _now: Instant, _flight: usize) {
+        self.prior = None;
         //= rfc9438#4.8
         //# on RTO: ssthresh and W_max as for a congestion event; cwnd = 1 segment, then slow start
         self.reduce();
@@ -264,6 +279,20 @@ mod tests {
         // After ~20 windows, W_est grew by about alpha (0.53) then 1 segment per window.
         let w = c.cwnd() as f64 / MSS as f64;
         assert!(w > 7.0 + 10.0 && w < 7.0 + 20.0, "{w}");
+    }
+
+    #[test]
+    fn undo_restores_the_window_before_the_event() {
+        let mut c = Cubic::new(MSS, 100 * MSS);
+        c.on_congestion_event(Instant::ZERO, 0);
+        assert_eq!(c.cwnd(), 70 * MSS);
+        c.undo_congestion_event();
+        assert_eq!(c.cwnd(), 100 * MSS);
+        assert_eq!(c.ssthresh(), usize::MAX);
+        // Nothing left to undo.
+        c.on_rto(Instant::ZERO, 0);
+        c.undo_congestion_event();
+        assert_eq!(c.cwnd(), MSS);
     }
 
     #[test]

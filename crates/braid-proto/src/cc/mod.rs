@@ -87,6 +87,10 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn on_congestion_event(&mut self, now: Instant, bytes_in_flight: usize);
     /// The retransmission timer expired (first expiry of a series).
     fn on_rto(&mut self, now: Instant, bytes_in_flight: usize);
+    /// The last congestion event was spurious (the "lost" segment was only reordered, as
+    /// the timestamps showed, RFC 3522 style): restore the state from before it. Controllers
+    /// that cannot undo keep their reduced window (the default).
+    fn undo_congestion_event(&mut self) {}
     /// Slow start should end now (HyStart++ saw the RTT grow, RFC 9406): ssthresh = cwnd.
     fn exit_slow_start(&mut self, now: Instant);
     /// The congestion window.
@@ -95,8 +99,9 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn ssthresh(&self) -> usize;
     /// The sender's MSS changed (after the handshake).
     fn set_mss(&mut self, mss: usize);
-    /// A pacing rate in bytes per second, if the controller wants one. The engine does not
-    /// pace by default; drivers may use it.
+    /// A pacing rate in bytes per second, if the controller wants its own. With `None` (the
+    /// default) the engine paces at 2 × cwnd / SRTT in slow start and 1.2 × after, when
+    /// `TcpConfig::pacing` is on.
     fn pacing_rate(&self, _srtt: Option<Duration>) -> Option<u64> {
         None
     }

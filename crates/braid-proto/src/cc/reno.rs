@@ -11,6 +11,8 @@ pub struct Reno {
     ssthresh: usize,
     /// Bytes acknowledged in congestion avoidance since the last increase.
     acked_accum: usize,
+    /// (cwnd, ssthresh) before the last congestion event, for undo.
+    prior: Option<(usize, usize)>,
 }
 
 impl Reno {
@@ -20,6 +22,7 @@ impl Reno {
             cwnd: initial_window.max(mss),
             ssthresh: usize::MAX,
             acked_accum: 0,
+            prior: None,
         }
     }
 }
@@ -41,7 +44,15 @@ impl CongestionControl for Reno {
         }
     }
 
+    fn undo_congestion_event(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.prior.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+        }
+    }
+
     fn on_congestion_event(&mut self, _now: Instant, flight: usize) {
+        self.prior = Some((self.cwnd, self.ssthresh));
         //= rfc5681#3.1
         //# ssthresh = max (FlightSize / 2, 2*SMSS)
         self.ssthresh = (flight / 2).max(2 * self.mss);

@@ -96,7 +96,9 @@ pub const MAX_OOO_RANGES: usize = 512;
 /// for the gap before it to fill. All of it lives in one ring of `capacity` bytes.
 #[derive(Debug)]
 pub struct RecvBuffer {
+    /// Allocated on the first byte stored, so idle and half-open connections cost nothing.
     ring: Vec<u8>,
+    capacity: usize,
     /// Stream offset of the first unread byte.
     read: u64,
     /// Stream offset just past the in-order data.
@@ -108,7 +110,8 @@ pub struct RecvBuffer {
 impl RecvBuffer {
     pub fn new(capacity: usize) -> Self {
         RecvBuffer {
-            ring: vec![0; capacity.max(1)],
+            ring: Vec::new(),
+            capacity: capacity.max(1),
             read: 0,
             contiguous: 0,
             ooo: RangeSet::new(),
@@ -116,7 +119,7 @@ impl RecvBuffer {
     }
 
     pub fn capacity(&self) -> usize {
-        self.ring.len()
+        self.capacity
     }
 
     /// Bytes readable now.
@@ -158,6 +161,9 @@ impl RecvBuffer {
         }
         let src = &data[(lo - offset) as usize..(hi - offset) as usize];
         let cap = self.capacity();
+        if self.ring.len() != cap {
+            self.ring = vec![0; cap];
+        }
         let pos = (lo % cap as u64) as usize;
         let first = src.len().min(cap - pos);
         self.ring[pos..pos + first].copy_from_slice(&src[..first]);
@@ -181,6 +187,9 @@ impl RecvBuffer {
     /// Copies readable bytes into `out`; returns how many.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.readable());
+        if n == 0 {
+            return 0;
+        }
         let cap = self.capacity();
         let pos = (self.read % cap as u64) as usize;
         let first = n.min(cap - pos);

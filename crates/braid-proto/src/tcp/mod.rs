@@ -11,6 +11,17 @@
 //! - [`Tcb::poll_timeout`] / [`Tcb::handle_timeout`] drive the timers (an enum-indexed array);
 //! - [`Tcb::write`], [`Tcb::read`], [`Tcb::close`], [`Tcb::abort`] are the application side.
 //!
+//! Sending follows RFC 6675's NextSeg order: the forced first retransmission of a fast
+//! recovery, retransmissions found lost again, lost holes (IsLost), new data (bounded by
+//! `min(cwnd - pipe, peer window)`, sender SWS avoidance, optional Nagle), then holes below
+//! the highest SACK, then a zero-window probe or a pure ACK. Beyond the RFCs, three things keep
+//! throughput up on real paths, each modelled on Linux: **pacing** (2 × cwnd / SRTT in slow
+//! start, 1.2 × after; [`TcpConfig::pacing`]), **HyStart++** delay-based slow-start exit
+//! (RFC 9406, without the conservative phase), **lost-retransmission detection** (a
+//! retransmission is lost when data sent after it is SACKed first) and **undo** of a fast
+//! recovery whose single retransmission turned out unnecessary (the ACK echoes the original's
+//! timestamp: reordering, not loss; RFC 3522).
+//!
 //! Sequence numbers are handled internally as 64-bit offsets from the initial sequence numbers
 //! (the SYN is offset 0, the first data byte offset 1), so wrap-around is confined to the
 //! conversions at the edge of the TCB.
@@ -87,6 +98,10 @@ pub struct TcpConfig {
     pub max_syn_retransmissions: u32,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window: u32,
+    /// Pace data segments at 2 × cwnd / SRTT in slow start and 1.2 × cwnd / SRTT after
+    /// (like Linux), instead of sending bursts. On by default: it keeps slow start from
+    /// overflowing small bottleneck queues.
+    pub pacing: bool,
 }
 
 impl Default for TcpConfig {
@@ -109,6 +124,7 @@ impl Default for TcpConfig {
             max_retransmissions: 15,
             max_syn_retransmissions: 6,
             initial_window: 10,
+            pacing: true,
         }
     }
 }

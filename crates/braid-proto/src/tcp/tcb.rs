@@ -24,14 +24,17 @@ pub enum Timer {
     DelayedAck = 2,
     /// 2 × MSL in TIME-WAIT.
     TimeWait = 3,
+    /// Pacing: the next data segment may leave at this instant.
+    Pacing = 4,
 }
 
-const TIMER_COUNT: usize = 4;
+const TIMER_COUNT: usize = 5;
 const ALL_TIMERS: [Timer; TIMER_COUNT] = [
     Timer::Retransmit,
     Timer::Persist,
     Timer::DelayedAck,
     Timer::TimeWait,
+    Timer::Pacing,
 ];
 
 //= rfc6675#2
@@ -41,9 +44,11 @@ const DUP_THRESH: u64 = 3;
 const CHALLENGE_ACK_LIMIT: u32 = 10;
 /// TCP option space (RFC 9293 §3.1: data offset of 15 words).
 const MAX_OPTION_SPACE: usize = 40;
-/// Bytes used by the timestamp option with its two NOPs.
-const TS_OPTION_LEN: usize = 12;
+/// Bytes of the timestamp option (braid's wire codec packs options without NOPs).
+const TS_OPTION_LEN: usize = 10;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// How far behind a late driver may let pacing catch up.
+const PACING_CREDIT: Duration = Duration::from_millis(1);
 /// Most retransmissions tracked for lost-retransmission detection.
 const MAX_REXMIT_LOG: usize = 4096;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -169,6 +174,14 @@ pub struct Tcb {
     /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
     /// sent). Used to detect lost retransmissions.
     rexmit_log: VecDeque<(u64, u64, u64)>,
+    /// TSval of the first retransmission of the current fast recovery (for undo).
+    undo_tsval: Option<u32>,
+    /// Retransmissions in the current fast recovery.
+    episode_rexmits: u32,
+    /// Fast recoveries undone because they were spurious.
+    spurious_recoveries: u64,
+    /// Earliest departure of the next paced segment.
+    pace_next: Option<Instant>,
     /// Retransmissions found lost, to be sent again before anything else.
     relost: VecDeque<(u64, u64)>,
     cc: Box<dyn CongestionControl>,
@@ -250,7 +263,7 @@ impl Tcb {
             recv: RecvBuffer::new(cfg.recv_buffer),
             fin_recv: None,
             fin_received: false,
-            rcv_mss: usize::from(params.default_mss.max(64)),
+            rcv_mss: 536,
             rcv_unacked: 0,
             ack_now: false,
             last_ack_sent: 0,
@@ -275,6 +288,10 @@ impl Tcb {
             fast_rexmit: false,
             nosack_inflation: 0,
             rexmit_log: VecDeque::new(),
+            pace_next: None,
+            undo_tsval: None,
+            episode_rexmits: 0,
+            spurious_recoveries: 0,
             relost: VecDeque::new(),
             cc: cfg.cc.build(mss, iw),
             rst_reply: None,
@@ -352,7 +369,23 @@ impl Tcb {
     /// Payload bytes of a full-sized segment (MSS minus timestamps and reserved options).
     pub fn effective_mss(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-        self.snd_mss.saturating_sub(ts + self.reserved_opt).max(1)
+        //= rfc6691#2
+        //# the MSS excludes TCP options: the sender subtracts the options it sends
+        let opts = (ts + self.reserved_opt).div_ceil(4) * 4;
+        self.snd_mss.saturating_sub(opts).max(1)
+    }
+
+    /// How many SACK blocks fit after the timestamps and the reserved option space.
+    fn sack_block_budget(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
+        //= rfc2018#3
+        //# a SACK option with n blocks is 8*n+2 bytes long; at most 4 blocks fit the 40-byte option space
+        if space < 10 {
+            0
+        } else {
+            ((space - 2) / 8).min(4)
+        }
     }
     /// Application bytes sent at least once.
     pub fn bytes_sent(&self) -> u64 {
@@ -373,6 +406,10 @@ impl Tcb {
     /// Retransmission timeouts of data or FIN.
     pub fn timeouts(&self) -> u64 {
         self.timeouts
+    }
+    /// Fast recoveries undone as spurious (reordering detected by timestamps).
+    pub fn spurious_recoveries(&self) -> u64 {
+        self.spurious_recoveries
     }
     /// Fast recoveries entered.
     pub fn recoveries(&self) -> u64 {
@@ -656,7 +693,8 @@ impl Tcb {
             }
             _ => self.ts_enabled = false,
         }
-        self.rcv_mss = self.snd_mss;
+        // rcv_mss (the delayed-ACK unit) is learnt from the segments received: a "full-sized"
+        // segment is the largest seen so far (the peer's options make it smaller than the MSS).
         //= rfc9293#3.10.7.3
         //# the window in a SYN is never scaled
         self.snd_wnd = u64::from(syn.window);
@@ -689,6 +727,25 @@ impl Tcb {
         };
         self.update_persist(now);
         out
+    }
+
+    /// SYN-RECEIVED -> ESTABLISHED on an acceptable ACK of our SYN.
+    fn establish_passive(&mut self, now: Instant, repr: &TcpRepr, seq: i64, wnd: u64) {
+        self.snd_una = 1;
+        self.rtt_sample_on_ack(now, repr, 1);
+        self.backoff = 0;
+        self.retries = 0;
+        self.set_timer(Timer::Retransmit, None);
+        self.state = if self.fin_queued {
+            TcpState::FinWait1
+        } else {
+            TcpState::Established
+        };
+        self.events.established = true;
+        self.snd_wnd = wnd;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = 1;
     }
 
     fn handle_syn_sent(&mut self, now: Instant, repr: &TcpRepr) -> SegmentOutcome {
@@ -845,6 +902,26 @@ impl Tcb {
             return SegmentOutcome::default();
         }
 
+        // Simultaneous open: the peer's SYN-ACK crosses ours. It acknowledges our SYN, so it
+        // completes the handshake (as Linux does), and our ACK lets the peer complete too.
+        if self.state == TcpState::SynReceived
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && repr.seq == self.irs
+            && self.snd_nxt >= 1
+            && self.snd_abs(repr.ack) == 1
+        {
+            //= rfc7323#2.2
+            //# the window field of a SYN-ACK is not scaled
+            self.establish_passive(now, repr, 0, u64::from(repr.window));
+            self.ack_now = true;
+            return SegmentOutcome {
+                accepted: true,
+                data: 0..0,
+            };
+        }
+
         //= rfc7323#5.3
         //# PAWS: a segment with SEG.TSval < TS.Recent is not acceptable (send an ACK, drop), RST excepted
         if self.ts_enabled && !f.rst() {
@@ -935,21 +1012,8 @@ impl Tcb {
             //= rfc9293#3.10.7.4
             //# SYN-RECEIVED: if SND.UNA < SEG.ACK =< SND.NXT enter ESTABLISHED, else send <SEQ=SEG.ACK><CTL=RST>
             if ack == 1 && self.snd_nxt >= 1 {
-                self.snd_una = 1;
-                self.rtt_sample_on_ack(now, repr, 1);
-                self.backoff = 0;
-                self.retries = 0;
-                self.set_timer(Timer::Retransmit, None);
-                self.state = if self.fin_queued {
-                    TcpState::FinWait1
-                } else {
-                    TcpState::Established
-                };
-                self.events.established = true;
-                self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = 1;
+                let wnd = u64::from(repr.window) << self.snd_wscale;
+                self.establish_passive(now, repr, seq, wnd);
             } else {
                 self.rst_reply = Some(RstReply {
                     seq: repr.ack,
@@ -1173,14 +1237,24 @@ impl Tcb {
             self.events.writable = true;
         }
 
-        if self.in_recovery {
+        if self.in_recovery && self.recovery_was_spurious(repr) {
+            //= rfc3522#3.2
+            //# an ACK echoing a timestamp older than the retransmission's shows the original arrived: the retransmission was spurious
+            self.cc.undo_congestion_event();
+            self.spurious_recoveries += 1;
+            self.in_recovery = false;
+            self.dupacks = 0;
+            self.rexmit_log.clear();
+            self.relost.clear();
+            self.recovery_point = ack;
+        } else if self.in_recovery {
             if ack >= self.recovery_point {
                 //= rfc6675#5
                 //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
+                // Retransmissions still in flight stay tracked: a recovery that starts right
+                // away must neither resend them nor lose sight of them.
                 self.in_recovery = false;
                 self.dupacks = 0;
-                self.rexmit_log.clear();
-                self.relost.clear();
             } else if !self.sack_enabled {
                 //= rfc6582#3.2
                 //# partial ACK: retransmit the first unacknowledged segment, deflate cwnd by the amount acked, add back SMSS
@@ -1191,7 +1265,13 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            if flight_before * 2 >= self.cc.cwnd() {
+            // Grow only when the window was the limit: much in flight, or data waiting (for
+            // pacing or the congestion window) that the peer's window would take.
+            //= rfc7661#4.1
+            //# cwnd should not grow while the sender is application-limited
+            let waiting =
+                self.snd_nxt < self.data_end() && self.snd_nxt < self.snd_una + self.snd_wnd;
+            if flight_before * 2 >= self.cc.cwnd() || waiting {
                 self.cc
                     .on_ack(now, acked as usize, self.rtt.srtt(), flight_before);
             }
@@ -1213,7 +1293,7 @@ impl Tcb {
     /// reasoning as RFC 6675's IsLost, applied to the retransmission's send order; Linux's
     /// lost-retransmit detection works alike). It is queued to be sent again.
     fn detect_lost_retransmissions(&mut self) {
-        if !self.in_recovery {
+        if !self.in_recovery && self.rexmit_log.is_empty() {
             return;
         }
         let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
@@ -1238,6 +1318,18 @@ impl Tcb {
             .iter()
             .map(|&(s, e)| e.saturating_sub(s.max(self.snd_una)))
             .sum()
+    }
+
+    /// True when the single retransmission of this recovery was unnecessary: the ACK that
+    /// covers it echoes a timestamp older than the retransmission.
+    fn recovery_was_spurious(&self, repr: &TcpRepr) -> bool {
+        if !self.ts_enabled || self.episode_rexmits != 1 {
+            return false;
+        }
+        match (self.undo_tsval, repr.options.timestamps) {
+            (Some(u), Some(ts)) => (ts.tsecr.wrapping_sub(u) as i32) < 0,
+            _ => false,
+        }
     }
 
     /// The RFC 6675 IsLost boundary: every un-SACKed sequence number below it is lost.
@@ -1302,10 +1394,13 @@ impl Tcb {
         //# (4.1) RecoveryPoint = HighData; (4.2) ssthresh and cwnd reduced; (4.3) retransmit the first segment presumed dropped
         self.recovery_point = self.snd_nxt;
         self.cc.on_congestion_event(now, flight);
-        self.high_rxt = self.snd_una;
-        self.fast_rexmit = true;
-        self.rexmit_log.clear();
-        self.relost.clear();
+        // HighRxt stays above SND.UNA when the previous recovery's retransmissions are still
+        // in flight (they are tracked by the lost-retransmission detector); otherwise the
+        // first segment presumed dropped goes out at once.
+        self.high_rxt = self.high_rxt.max(self.snd_una);
+        self.fast_rexmit = self.high_rxt == self.snd_una;
+        self.undo_tsval = None;
+        self.episode_rexmits = 0;
         //= rfc6582#3.2
         //# on entering fast recovery cwnd = ssthresh + 3*SMSS (inflation by the three duplicate ACKs)
         self.nosack_inflation = DUP_THRESH * self.effective_mss() as u64;
@@ -1342,6 +1437,7 @@ impl Tcb {
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
             }
             Timer::DelayedAck => self.ack_now = true,
+            Timer::Pacing => {}
             Timer::TimeWait => {
                 if self.state == TcpState::TimeWait {
                     self.state = TcpState::Closed;
@@ -1507,9 +1603,7 @@ impl Tcb {
                 });
             }
             if self.sack_enabled && !self.recv.ooo().is_empty() && flags & TcpFlags::RST == 0 {
-                let used = self.reserved_opt + if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-                let space = MAX_OPTION_SPACE.saturating_sub(used);
-                let max = (space.saturating_sub(4) / 8).min(4);
+                let max = self.sack_block_budget();
                 options.sack_blocks = self.sack_blocks(max);
             }
             window = self.window_field();
@@ -1535,12 +1629,9 @@ impl Tcb {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         let mut sack = 0;
         if self.sack_enabled && !self.recv.ooo().is_empty() {
-            let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
-            let n = (space.saturating_sub(4) / 8)
-                .min(4)
-                .min(self.recv.ooo().len());
+            let n = self.sack_block_budget().min(self.recv.ooo().len());
             if n > 0 {
-                sack = 4 + 8 * n;
+                sack = 2 + 8 * n;
             }
         }
         (self.reserved_opt + ts + sack).div_ceil(4) * 4
@@ -1642,10 +1733,14 @@ impl Tcb {
     }
 
     fn pure_ack(&mut self, now: Instant) -> Option<Segment> {
-        if !self.ack_now || !self.state.is_synchronized() && self.state != TcpState::SynReceived {
+        if !self.ack_now {
             return None;
         }
-        if self.state == TcpState::SynReceived {
+        //= rfc9293#3.10.7.4
+        //# SYN-RECEIVED answers an unacceptable segment (the crossing SYN-ACK of a simultaneous open) with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        let ok = self.state.is_synchronized()
+            || (self.state == TcpState::SynReceived && self.snd_nxt >= 1);
+        if !ok {
             return None;
         }
         let repr = self.make_repr(now, self.snd_nxt, TcpFlags::ACK);
@@ -1656,8 +1751,63 @@ impl Tcb {
         })
     }
 
+    /// Pacing rate in bytes per second: the congestion controller's hint if it gives one,
+    /// else 2 × cwnd / SRTT in slow start and 1.2 × cwnd / SRTT after (Linux's defaults);
+    /// `None` before an RTT sample or with pacing off.
+    pub fn pacing_rate(&self) -> Option<u64> {
+        if !self.cfg.pacing {
+            return None;
+        }
+        if let Some(rate) = self.cc.pacing_rate(self.rtt.srtt()) {
+            return Some(rate.max(1));
+        }
+        let srtt = self.rtt.srtt()?.as_micros() as u64;
+        if srtt == 0 {
+            return None;
+        }
+        let cwnd = self.cc.cwnd() as u64;
+        let factor = if cwnd < self.cc.ssthresh() as u64 {
+            200
+        } else {
+            120
+        };
+        Some(cwnd.saturating_mul(factor).saturating_mul(10_000) / srtt)
+    }
+
+    fn pacing_blocked(&mut self, now: Instant) -> bool {
+        match self.pace_next {
+            Some(t) if t > now => {
+                self.set_timer(Timer::Pacing, Some(t));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn paced(&mut self, now: Instant, wire_len: usize) {
+        let Some(rate) = self.pacing_rate() else {
+            self.pace_next = None;
+            return;
+        };
+        // A driver that wakes up late may catch up by at most PACING_CREDIT.
+        let base = self.pace_next.unwrap_or(now).max(now - PACING_CREDIT);
+        let us = (wire_len as u64).saturating_mul(1_000_000) / rate.max(1);
+        self.pace_next = Some(base + Duration::from_micros(us));
+    }
+
     fn send_data(&mut self, now: Instant) -> Option<Segment> {
         self.update_persist(now);
+        let forced = self.fast_rexmit;
+        let blocked = !forced && self.pacing_blocked(now);
+        let seg = self.send_data_inner(now, blocked)?;
+        if !seg.data.is_empty() || seg.repr.flags.fin() {
+            let opts = seg.repr.options.padded_len();
+            self.paced(now, (seg.data.end - seg.data.start) as usize + 40 + opts);
+        }
+        Some(seg)
+    }
+
+    fn send_data_inner(&mut self, now: Instant, blocked: bool) -> Option<Segment> {
         let cwnd = self.cc.cwnd() as u64;
         let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
 
@@ -1671,6 +1821,9 @@ impl Tcb {
             }
         }
 
+        if blocked {
+            return self.probe_or_ack(now);
+        }
         let pipe = self.pipe();
         let cwnd_avail = cwnd.saturating_sub(pipe);
 
@@ -1733,6 +1886,10 @@ impl Tcb {
             }
         }
 
+        self.probe_or_ack(now)
+    }
+
+    fn probe_or_ack(&mut self, now: Instant) -> Option<Segment> {
         // (5) Zero-window probe.
         if self.probe_pending {
             self.probe_pending = false;
@@ -1766,6 +1923,9 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.high_rxt = self.high_rxt.max(end);
+        if self.in_recovery {
+            self.episode_rexmits += 1;
+        }
         if self.in_recovery && self.sack_enabled {
             if self.rexmit_log.len() >= MAX_REXMIT_LOG {
                 self.rexmit_log.pop_front();
@@ -1775,6 +1935,9 @@ impl Tcb {
         self.retransmits += 1;
         self.timed = None;
         let repr = self.make_repr(now, p, flags);
+        if self.in_recovery && self.episode_rexmits == 1 {
+            self.undo_tsval = repr.options.timestamps.map(|t| t.tsval);
+        }
         self.arm_rto(now);
         Segment {
             repr,
