@@ -137,6 +137,22 @@ impl Netns {
         Ok(())
     }
 
+    /// The namespace's kernel counter `name` (as `nstat` names it, e.g.
+    /// `MPTcpExtMPCapableSYNRX`, `TcpExtTCPTimeouts`), absolute; 0 when unknown.
+    pub fn counter(&self, name: &str) -> io::Result<u64> {
+        // -a absolute, -s leave nstat's history file alone, -z zeros too.
+        let out = self.run("nstat", &["-asz", name])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(name))
+                    .then(|| f.next().and_then(|v| v.parse().ok()))
+                    .flatten()
+            })
+            .unwrap_or(0))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
@@ -346,6 +362,31 @@ pub fn pattern_sha256(n: u64) -> String {
         left -= k as u64;
     }
     tally.hex()
+}
+
+/// A temporary directory, removed with its contents on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> io::Result<TempDir> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("braid-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Parse the last line of `stdout` that is a JSON object.

@@ -73,3 +73,60 @@ fn missing_device_is_created_and_a_tap_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a TUN device"), "{err}");
 }
+
+#[test]
+fn kpeer_speaks_mptcp_with_the_kernel() {
+    if !require_root("kpeer_speaks_mptcp_with_the_kernel") {
+        return;
+    }
+    let ns = Netns::new("kmptcp").unwrap();
+    if ns.counter("MPTcpExtMPCapableSYNRX").is_err() {
+        eprintln!("SKIPPED kpeer_speaks_mptcp_with_the_kernel: no nstat");
+        return;
+    }
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "listen",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "7000",
+                "--proto",
+                "mptcp",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let n: u64 = 1 << 20;
+    let client = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "connect",
+                "127.0.0.1:7000",
+                "--proto",
+                "mptcp",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(client.success, "{}", client.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "{}", s.stderr);
+    let sj = braid_interop::last_json(&s.stdout).unwrap();
+    assert_eq!(sj["bytes_received"], n);
+    assert_eq!(
+        sj["sha256_received"],
+        braid_interop::pattern_sha256(n).as_str()
+    );
+    // The kernel's own view: the connection was MPTCP, not a fallback.
+    assert!(ns.counter("MPTcpExtMPCapableSYNRX").unwrap() >= 1);
+    assert!(ns.counter("MPTcpExtMPCapableACKRX").unwrap() >= 1);
+}

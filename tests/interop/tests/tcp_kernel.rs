@@ -5,7 +5,7 @@
 //! Layout of every test: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0` whose
 //! kernel side is 10.0.0.1/24; braid attaches to it as 10.0.0.2.
 
-use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns};
+use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns, TempDir};
 
 const SIXTEEN_MIB: u64 = 16 << 20;
 
@@ -223,4 +223,243 @@ fn unusable_device_and_bad_path_are_one_line_errors() {
         assert!(err.contains(needle), "{path}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{path}: {err}");
     }
+}
+
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+#[test]
+fn first_signal_closes_gracefully() {
+    if !require_root("first_signal_closes_gracefully") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcpsig");
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--port", "5004", "--sink", "--json"],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    // Far more than will ever be sent: only the signal ends this transfer.
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5004",
+                "--tcp",
+                "--path",
+                "braid0=10.0.0.2",
+                "--send",
+                "1000G",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("accepted").unwrap();
+    client.signal(SIGINT).unwrap();
+    let c = client.wait().unwrap();
+    assert_eq!(c.code, Some(130), "{}", c.stderr);
+    assert!(c.stderr.contains("interrupted"), "{}", c.stderr);
+    // The kernel saw a FIN: a clean end of stream, and exactly the bytes braid sent.
+    let s = server.wait().unwrap();
+    assert!(s.success, "kpeer: {}", s.stderr);
+    let cj = last_json(&c.stdout).unwrap();
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(cj["bytes_sent"], sj["bytes_received"]);
+    assert_eq!(cj["sha256_sent"], sj["sha256_received"]);
+    let n = cj["bytes_sent"].as_u64().unwrap();
+    assert_eq!(sj["sha256_received"], pattern_sha256(n).as_str());
+}
+
+#[test]
+fn second_signal_aborts_with_rst() {
+    if !require_root("second_signal_aborts_with_rst") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcpabrt");
+    let dir = TempDir::new("abrt").unwrap();
+    let go = dir.path().join("go");
+    let go_arg = go.to_string_lossy().into_owned();
+    // The kernel does not read until `go` exists: braid's data (and so its FIN) stays queued,
+    // the graceful close cannot finish, the second signal must abort.
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--port", "5005", "--sink", "--wait-for", &go_arg],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5005",
+                "--tcp",
+                "--path",
+                "braid0=10.0.0.2",
+                "--send",
+                "1000G",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("accepted").unwrap();
+    client.signal(SIGINT).unwrap();
+    client.signal(SIGTERM).unwrap();
+    let c = client.wait().unwrap();
+    assert!(!c.success);
+    assert!(c.stderr.contains("aborted"), "{}", c.stderr);
+    assert_eq!(c.stderr.trim().lines().count(), 1, "{}", c.stderr);
+    std::fs::write(&go, b"").unwrap();
+    let s = server
+        .wait_within(std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(!s.success, "the kernel must see a reset, not a clean close");
+    assert!(s.stderr.to_lowercase().contains("reset"), "{}", s.stderr);
+}
+
+#[test]
+fn braid_to_braid_through_the_kernel_router() {
+    if !require_root("braid_to_braid_through_the_kernel_router") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let braid = braid.to_string_lossy().into_owned();
+    let ns = setup("tcpb2b");
+    ns.add_tun("braid1", "10.1.0.1/24").unwrap();
+    ns.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    let dir = TempDir::new("b2b").unwrap();
+    let input = dir.path().join("in.bin");
+    let echoed = dir.path().join("echoed.bin");
+    let stored = dir.path().join("stored.bin");
+    // An odd size, not a multiple of any buffer.
+    let mut data = vec![0u8; (3 << 20) + 17];
+    braid::stream::PatternStream::with_seed(42).fill(&mut data);
+    std::fs::write(&input, &data).unwrap();
+    let p = |x: &std::path::Path| x.to_string_lossy().into_owned();
+
+    // 1. Echo: the client's file comes back into --out.
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "6000",
+                "--path",
+                "braid1=10.1.0.2",
+                "--echo",
+                "--once",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.1.0.2:6000",
+                "--tcp",
+                "--path",
+                "braid0=10.0.0.2",
+                "--in",
+                &p(&input),
+                "--out",
+                &p(&echoed),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "client: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "server: {}", s.stderr);
+    assert!(std::fs::read(&echoed).unwrap() == data, "echo differs");
+
+    // 2. --out on the server: what --send sent, stored byte-exact.
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "6001",
+                "--path",
+                "braid1=10.1.0.2",
+                "--out",
+                &p(&stored),
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.1.0.2:6001",
+                "--tcp",
+                "--path",
+                "braid0=10.0.0.2",
+                "--send",
+                "2M",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "client: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "server: {}", s.stderr);
+    let mut want = vec![0u8; 2 << 20];
+    braid::stream::PatternStream::new().fill(&mut want);
+    assert!(
+        std::fs::read(&stored).unwrap() == want,
+        "stored file differs"
+    );
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(sj["bytes_received"], 2u64 << 20);
+}
+
+#[test]
+fn permission_denied_is_a_one_line_error() {
+    if !require_root("permission_denied_is_a_one_line_error") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcpperm");
+    // As nobody, without capabilities: neither attaching nor creating is allowed.
+    let out = ns
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&braid)
+        .args([
+            "connect",
+            "10.0.0.1:5001",
+            "--tcp",
+            "--path",
+            "braid0=10.0.0.2",
+            "--send",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.trim_start().starts_with("setpriv") {
+        eprintln!("SKIPPED permission_denied_is_a_one_line_error: setpriv unusable: {err}");
+        return;
+    }
+    assert!(!out.status.success());
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -60,6 +60,10 @@ struct Common {
     sink: bool,
     #[arg(long)]
     json: bool,
+    /// Once connected, wait until this file exists before reading (lets a test hold the
+    /// receive window shut).
+    #[arg(long, value_name = "FILE")]
+    wait_for: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,7 +80,8 @@ fn socket_for(addr: &SocketAddr, proto: Proto) -> anyhow::Result<Socket> {
     Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol)).context("socket")
 }
 
-fn transfer(stream: TcpStream, send: u64, json: bool) -> anyhow::Result<()> {
+fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
+    let (send, json) = (common.send, common.json);
     let mut writer = stream.try_clone().context("clone socket")?;
     let sender = std::thread::spawn(move || -> std::io::Result<Tally> {
         let mut tally = Tally::new();
@@ -94,6 +99,15 @@ fn transfer(stream: TcpStream, send: u64, json: bool) -> anyhow::Result<()> {
         writer.shutdown(Shutdown::Write)?;
         Ok(tally)
     });
+    if let Some(f) = &common.wait_for {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !f.exists() {
+            if std::time::Instant::now() > deadline {
+                bail!("{} never appeared", f.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     let mut received = Tally::new();
     let mut buf = vec![0u8; 65536];
     let mut reader = &stream;
@@ -133,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (conn, peer) = sock.accept().context("accept")?;
             let peer = peer.as_socket().map(|a| a.to_string()).unwrap_or_default();
             eprintln!("accepted {peer}");
-            transfer(conn.into(), common.send, common.json)
+            transfer(conn.into(), &common)
         }
         Mode::Connect {
             remote,
@@ -147,7 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             sock.connect(&remote.into())
                 .with_context(|| format!("connect {remote}"))?;
-            transfer(sock.into(), common.send, common.json)
+            transfer(sock.into(), &common)
         }
     }
 }
