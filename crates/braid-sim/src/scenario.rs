@@ -281,10 +281,7 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         .iter()
         .map(|&l| {
             let link = net.link(l);
-            (
-                *link.stats(Direction::AtoB),
-                *link.stats(Direction::BtoA),
-            )
+            (*link.stats(Direction::AtoB), *link.stats(Direction::BtoA))
         })
         .collect();
     Ok(SimResult {
