@@ -1,0 +1,158 @@
+//! `braid sim` as users and scripts call it: the JSON of the CLI contract, pcap output that
+//! tshark decodes, and one-line errors with a non-zero exit.
+
+use std::process::{Command, Output};
+
+fn braid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(args)
+        .output()
+        .expect("run the braid binary")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn sim_single_path_json_has_the_contract_fields() {
+    let out = braid(&["sim", "single-path", "--tcp", "--bytes", "2M", "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["role"], "sim");
+    assert_eq!(v["scenario"], "single-path");
+    assert_eq!(v["mptcp"], false);
+    assert_eq!(v["integrity_ok"], true);
+    assert_eq!(v["bytes_sent"], 2 << 20);
+    assert_eq!(v["bytes_received"], 2 << 20);
+    assert_eq!(v["sha256_sent"], v["sha256_received"]);
+    assert_eq!(v["sha256_sent"].as_str().map(str::len), Some(64));
+    assert!(v["goodput_mbps"]
+        .as_f64()
+        .is_some_and(|g| g > 0.0 && g <= 100.0));
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d > 0.0));
+    assert!(v["counters"].is_object());
+    let sub = &v["subflows"][0];
+    for key in [
+        "local",
+        "remote",
+        "backup",
+        "bytes_sent",
+        "bytes_received",
+        "rtt_ms",
+    ] {
+        assert!(!sub[key].is_null(), "subflow field {key} missing: {sub}");
+    }
+    // 100 Mbit/s, 20 ms each way: the smoothed RTT is at least the 40 ms base.
+    assert!(sub["rtt_ms"].as_f64().is_some_and(|r| r >= 40.0));
+}
+
+#[test]
+fn sim_is_deterministic_per_seed() {
+    let a = json(&braid(&[
+        "sim", "lossy", "--tcp", "--bytes", "512K", "--json", "--seed", "3",
+    ]));
+    let b = json(&braid(&[
+        "sim", "lossy", "--tcp", "--bytes", "512K", "--json", "--seed", "3",
+    ]));
+    let c = json(&braid(&[
+        "sim", "lossy", "--tcp", "--bytes", "512K", "--json", "--seed", "4",
+    ]));
+    assert_eq!(a, b);
+    assert_eq!(a["integrity_ok"], true);
+    assert_ne!(
+        a["links"], c["links"],
+        "a different seed draws different losses"
+    );
+}
+
+#[test]
+fn sim_reno_and_cubic_both_transfer() {
+    for cc in ["reno", "cubic"] {
+        let v = json(&braid(&[
+            "sim", "lossy", "--tcp", "--bytes", "1M", "--cc", cc, "--json",
+        ]));
+        assert_eq!(v["integrity_ok"], true, "{cc}");
+        assert_eq!(v["cc"], cc);
+    }
+}
+
+#[test]
+fn sim_pcap_decodes_in_tshark() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap = dir.join("lossy.pcap");
+    let pcap_s = pcap.to_str().expect("utf-8 temp path");
+    let out = braid(&["sim", "lossy", "--tcp", "--bytes", "256K", "--pcap", pcap_s]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            pcap_s,
+            "-T",
+            "fields",
+            "-e",
+            "tcp.flags.syn",
+            "-e",
+            "tcp.len",
+        ])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let tshark = match tshark {
+        Ok(o) => o,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("SKIPPED sim_pcap_decodes_in_tshark: tshark not runnable: {e}");
+            return;
+        }
+        Err(e) => panic!("CI=true but tshark is not runnable: {e}"),
+    };
+    assert!(
+        tshark.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tshark.stderr)
+    );
+    let text = String::from_utf8_lossy(&tshark.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 200, "only {} packets decoded", lines.len());
+    assert!(lines.iter().any(|l| l.starts_with("1\t")), "no SYN decoded");
+    let payload: u64 = lines
+        .iter()
+        .filter_map(|l| l.split('\t').nth(1)?.parse::<u64>().ok())
+        .sum();
+    // Every byte crossed at least once (retransmissions make it more).
+    assert!(
+        payload >= 256 * 1024,
+        "tshark saw only {payload} payload bytes"
+    );
+}
+
+#[test]
+fn errors_are_one_line_and_non_zero() {
+    for args in [
+        &["sim", "no-such-scenario"][..],
+        &["sim", "single-path", "--tcp", "--cc", "vegas"],
+        &["sim", "single-path", "--tcp", "--bytes", "12X"],
+        &["sim", "single-path", "--tcp", "--scheduler", "magic"],
+    ] {
+        let out = braid(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.trim().is_empty(), "{args:?}: empty stderr");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // Run-time errors (after argument parsing) are exactly one line.
+    let out = braid(&["sim", "no-such-scenario"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+}
