@@ -1195,3 +1195,30 @@ fn an_installed_controller_governs_the_window() {
     assert_eq!(acks.load(std::sync::atomic::Ordering::Relaxed), 1000);
     assert_eq!(drain(&mut t, T0).len(), 1);
 }
+
+#[test]
+fn sack_scoreboard_is_bounded() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    t.write(&[0u8; 10_000]);
+    drain(&mut t, T0);
+    // 4 one-byte blocks per ACK, at even offsets: 5000 disjoint ranges asked for.
+    for k in 0..1250u32 {
+        let mut a = seg(r(1), l(1), ACK);
+        for j in 0..4u32 {
+            let off = 2 + 2 * (4 * k + j);
+            a.options.sack_blocks.push((l(off), l(off + 1)));
+        }
+        send!(t, T0, a);
+        drain(&mut t, T0);
+    }
+    assert_eq!(t.sack_ranges(), 1024);
+}

@@ -444,6 +444,10 @@ impl Tcb {
     pub fn send_window(&self) -> u64 {
         self.snd_wnd
     }
+    /// Disjoint SACKed ranges on the scoreboard.
+    pub fn sack_ranges(&self) -> usize {
+        self.scoreboard.len()
+    }
     /// True during SACK / NewReno fast recovery.
     pub fn in_recovery(&self) -> bool {
         self.in_recovery
