@@ -1198,7 +1198,7 @@ impl Tcb {
                 if r > l
                     && r <= self.snd_nxt as i64
                     && (self.scoreboard.len() < MAX_SACK_RANGES
-                        || self.scoreboard.containing(l as u64).is_some())
+                        || self.scoreboard.touches(l as u64, r as u64))
                 {
                     new_sacked += self.scoreboard.insert(l as u64, r as u64);
                 }
