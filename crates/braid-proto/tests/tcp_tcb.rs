@@ -1150,3 +1150,75 @@ fn duplicate_data_is_reported_with_dsack() {
         &[(r(21), r(22)), (r(20), r(23))]
     );
 }
+
+// ------------------------------------------------------------------ pluggable congestion control
+
+/// A controller with a fixed window, standing in for a coupled (MPTCP) controller.
+#[derive(Debug)]
+struct Fixed {
+    cwnd: usize,
+    acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl braid_proto::cc::CongestionControl for Fixed {
+    fn on_ack(&mut self, _: Instant, acked: usize, _: Option<Duration>, _: usize) {
+        self.acks
+            .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
+    fn on_rto(&mut self, _: Instant, _: usize) {}
+    fn exit_slow_start(&mut self, _: Instant) {}
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> usize {
+        self.cwnd
+    }
+    fn set_mss(&mut self, _: usize) {}
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+}
+
+#[test]
+fn an_installed_controller_governs_the_window() {
+    let mut t = established();
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    t.set_congestion_control(Box::new(Fixed {
+        cwnd: 2000,
+        acks: acks.clone(),
+    }));
+    assert_eq!(t.congestion_control().name(), "fixed");
+    t.write(&[0u8; 10_000]);
+    assert_eq!(drain(&mut t, T0).len(), 2);
+    send!(t, T0, seg(r(1), l(1001), ACK));
+    assert_eq!(acks.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    assert_eq!(drain(&mut t, T0).len(), 1);
+}
+
+#[test]
+fn sack_scoreboard_is_bounded() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    t.write(&[0u8; 10_000]);
+    drain(&mut t, T0);
+    // 4 one-byte blocks per ACK, at even offsets: 5000 disjoint ranges asked for.
+    for k in 0..1250u32 {
+        let mut a = seg(r(1), l(1), ACK);
+        for j in 0..4u32 {
+            let off = 2 + 2 * (4 * k + j);
+            a.options.sack_blocks.push((l(off), l(off + 1)));
+        }
+        send!(t, T0, a);
+        drain(&mut t, T0);
+    }
+    assert_eq!(t.sack_ranges(), 1024);
+}

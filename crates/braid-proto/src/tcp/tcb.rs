@@ -47,6 +47,8 @@ const MAX_OPTION_SPACE: usize = 40;
 /// Bytes of the timestamp option (braid's wire codec packs options without NOPs).
 const TS_OPTION_LEN: usize = 10;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// Most disjoint SACKed ranges kept on the scoreboard.
+const MAX_SACK_RANGES: usize = 1024;
 /// How far behind a late driver may let pacing catch up.
 const PACING_CREDIT: Duration = Duration::from_millis(1);
 /// Most retransmissions tracked for lost-retransmission detection.
@@ -441,6 +443,10 @@ impl Tcb {
     /// The peer's receive window in bytes (scaled).
     pub fn send_window(&self) -> u64 {
         self.snd_wnd
+    }
+    /// Disjoint SACKed ranges on the scoreboard.
+    pub fn sack_ranges(&self) -> usize {
+        self.scoreboard.len()
     }
     /// True during SACK / NewReno fast recovery.
     pub fn in_recovery(&self) -> bool {
@@ -1188,7 +1194,12 @@ impl Tcb {
             for &(l, r) in &repr.options.sack_blocks {
                 let l = self.snd_abs(l).max(ack as i64);
                 let r = self.snd_abs(r);
-                if r > l && r <= self.snd_nxt as i64 {
+                // The scoreboard is bounded: a peer cannot make it grow without limit.
+                if r > l
+                    && r <= self.snd_nxt as i64
+                    && (self.scoreboard.len() < MAX_SACK_RANGES
+                        || self.scoreboard.touches(l as u64, r as u64))
+                {
                     new_sacked += self.scoreboard.insert(l as u64, r as u64);
                 }
             }
