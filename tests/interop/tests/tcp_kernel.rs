@@ -285,11 +285,21 @@ fn second_signal_aborts_with_rst() {
     let go = dir.path().join("go");
     let go_arg = go.to_string_lossy().into_owned();
     // The kernel does not read until `go` exists: braid's data (and so its FIN) stays queued,
-    // the graceful close cannot finish, the second signal must abort.
+    // the graceful close cannot finish, the second signal must abort. The kernel keeps its
+    // own direction open, so braid is in FIN-WAIT-1 when it aborts (an abort in LAST-ACK sends
+    // no RST, RFC 9293 3.10.5).
     let mut server = ns
         .spawn(
             env!("CARGO_BIN_EXE_kpeer"),
-            &["listen", "--port", "5005", "--sink", "--wait-for", &go_arg],
+            &[
+                "listen",
+                "--port",
+                "5005",
+                "--sink",
+                "--hold-open",
+                "--wait-for",
+                &go_arg,
+            ],
         )
         .unwrap();
     server.wait_for_stderr("listening").unwrap();
