@@ -473,3 +473,55 @@ fn permission_denied_is_a_one_line_error() {
     assert!(err.contains("permission denied"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn replies_leave_by_the_path_that_owns_their_address() {
+    if !require_root("replies_leave_by_the_path_that_owns_their_address") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcp2p");
+    ns.add_tun("braid1", "10.1.0.1/24").unwrap();
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "5006",
+                "--path",
+                "braid0=10.0.0.2",
+                "--path",
+                "braid1=10.1.0.2",
+                "--sink",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("via braid1").unwrap();
+    let n: u64 = 1 << 20;
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "connect",
+                "10.1.0.2:5006",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid: {}", s.stderr);
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(sj["sha256_received"], pattern_sha256(n).as_str());
+    // Everything braid sent (SYN/ACK, ACKs, FIN) came out of braid1, nothing out of braid0.
+    assert!(ns.rx_packets("braid1").unwrap() > 0);
+    assert_eq!(ns.rx_packets("braid0").unwrap(), 0);
+}
