@@ -525,3 +525,53 @@ fn replies_leave_by_the_path_that_owns_their_address() {
     assert!(ns.rx_packets("braid1").unwrap() > 0);
     assert_eq!(ns.rx_packets("braid0").unwrap(), 0);
 }
+
+#[test]
+fn a_device_braid_creates_works_once_the_kernel_side_is_configured() {
+    if !require_root("a_device_braid_creates_works_once_the_kernel_side_is_configured") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = Netns::new("tcpnew").unwrap();
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--port", "5007", "--sink", "--json"],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    // `fresh0` does not exist: braid creates it (down, no address); its SYNs are dropped
+    // until the kernel side is configured, then a retransmission gets through.
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5007",
+                "--tcp",
+                "--path",
+                "fresh0=10.0.0.2",
+                "--send",
+                "64K",
+                "--json",
+            ],
+        )
+        .unwrap();
+    let mut tries = 0;
+    while ns.ip(&["link", "show", "fresh0"]).is_err() {
+        tries += 1;
+        assert!(tries < 1000, "braid never created fresh0");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "fresh0"])
+        .unwrap();
+    ns.ip(&["link", "set", "fresh0", "up"]).unwrap();
+    let c = client.wait().unwrap();
+    assert!(c.success, "braid: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "kpeer: {}", s.stderr);
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(sj["sha256_received"], pattern_sha256(64 << 10).as_str());
+    // Non-persistent: the device went away with braid.
+    assert!(ns.ip(&["link", "show", "fresh0"]).is_err());
+}
