@@ -333,8 +333,17 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The braid binary: `$BRAID_BIN`, else the workspace's `target/debug/braid` (built now with
-/// `cargo build -p braid --bin braid`, so it is never stale), else `target/release/braid`.
+/// `cargo build -p braid --bin braid`, once per test process, so it is never stale), else
+/// `target/release/braid`.
 pub fn braid_bin() -> io::Result<PathBuf> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| find_braid_bin().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
+}
+
+fn find_braid_bin() -> io::Result<PathBuf> {
     if let Some(p) = std::env::var_os("BRAID_BIN") {
         return Ok(PathBuf::from(p));
     }
