@@ -480,7 +480,8 @@ impl Endpoint {
                 break;
             }
             let (idx, src, dst, res) = found?;
-            self.rr = idx;
+            // Next call starts with the next connection: connections take turns.
+            self.rr = idx + 1;
             self.sync(idx);
             match res {
                 Ok(len) => {

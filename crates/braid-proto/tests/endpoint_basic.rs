@@ -500,3 +500,40 @@ fn closing_without_reading_still_reports_closed() {
         error: None
     }));
 }
+
+#[test]
+fn connections_take_turns_sending() {
+    let (mut a, mut b) = (ep(21), ep(22));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c1 = a
+        .connect(
+            now,
+            addr("10.8.0.1:0"),
+            addr("10.8.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let c2 = a
+        .connect(
+            now,
+            addr("10.8.0.1:0"),
+            addr("10.8.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    a.write(c1, &[1u8; 20_000]).unwrap();
+    a.write(c2, &[2u8; 20_000]).unwrap();
+    let p1 = a.conn_info(c1).unwrap().local.port();
+    let mut buf = vec![0u8; 2048];
+    let mut ports = Vec::new();
+    for _ in 0..6 {
+        let t = a.poll_transmit(now, &mut buf).unwrap();
+        let seg = wire::parse_tcp_packet(&buf[..t.len]).unwrap();
+        ports.push(seg.tcp.src_port == p1);
+    }
+    // Alternating: never the same connection twice in a row.
+    assert!(ports.windows(2).all(|w| w[0] != w[1]), "{ports:?}");
+}

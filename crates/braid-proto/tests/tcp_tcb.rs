@@ -1116,3 +1116,109 @@ fn delayed_ack_unit_is_the_segment_size_seen_not_the_mss() {
     let (a, _) = recv!(t, T0).unwrap();
     assert_eq!(a.ack, r(2897));
 }
+
+#[test]
+fn duplicate_data_is_reported_with_dsack() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    send!(t, T0, seg(r(1), l(1), ACK), b"abcdef");
+    drain(&mut t, T0);
+    // A duplicate below RCV.NXT: the D-SACK block comes first and covers it.
+    send!(t, T0, seg(r(3), l(1), ACK), b"cd");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(7));
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(r(3), r(5))]);
+    // Reported once.
+    send!(t, T0, seg(r(7), l(1), ACK), b"gh");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert!(a.options.sack_blocks.is_empty());
+    // A duplicate of out-of-order data: D-SACK first, then the block holding it.
+    send!(t, T0, seg(r(20), l(1), ACK), b"xyz");
+    drain(&mut t, T0);
+    send!(t, T0, seg(r(21), l(1), ACK), b"y");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(
+        a.options.sack_blocks.as_slice(),
+        &[(r(21), r(22)), (r(20), r(23))]
+    );
+}
+
+// ------------------------------------------------------------------ pluggable congestion control
+
+/// A controller with a fixed window, standing in for a coupled (MPTCP) controller.
+#[derive(Debug)]
+struct Fixed {
+    cwnd: usize,
+    acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl braid_proto::cc::CongestionControl for Fixed {
+    fn on_ack(&mut self, _: Instant, acked: usize, _: Option<Duration>, _: usize) {
+        self.acks
+            .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
+    fn on_rto(&mut self, _: Instant, _: usize) {}
+    fn exit_slow_start(&mut self, _: Instant) {}
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> usize {
+        self.cwnd
+    }
+    fn set_mss(&mut self, _: usize) {}
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+}
+
+#[test]
+fn an_installed_controller_governs_the_window() {
+    let mut t = established();
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    t.set_congestion_control(Box::new(Fixed {
+        cwnd: 2000,
+        acks: acks.clone(),
+    }));
+    assert_eq!(t.congestion_control().name(), "fixed");
+    t.write(&[0u8; 10_000]);
+    assert_eq!(drain(&mut t, T0).len(), 2);
+    send!(t, T0, seg(r(1), l(1001), ACK));
+    assert_eq!(acks.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    assert_eq!(drain(&mut t, T0).len(), 1);
+}
+
+#[test]
+fn sack_scoreboard_is_bounded() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    t.write(&[0u8; 10_000]);
+    drain(&mut t, T0);
+    // 4 one-byte blocks per ACK, at even offsets: 5000 disjoint ranges asked for.
+    for k in 0..1250u32 {
+        let mut a = seg(r(1), l(1), ACK);
+        for j in 0..4u32 {
+            let off = 2 + 2 * (4 * k + j);
+            a.options.sack_blocks.push((l(off), l(off + 1)));
+        }
+        send!(t, T0, a);
+        drain(&mut t, T0);
+    }
+    assert_eq!(t.sack_ranges(), 1024);
+}

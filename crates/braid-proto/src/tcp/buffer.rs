@@ -153,10 +153,8 @@ impl RecvBuffer {
         if hi <= lo {
             return 0;
         }
-        if lo > self.contiguous
-            && self.ooo.len() >= MAX_OOO_RANGES
-            && self.ooo.containing(lo).is_none()
-        {
+        if lo > self.contiguous && self.ooo.len() >= MAX_OOO_RANGES && !self.ooo.touches(lo, hi) {
+            // A new disjoint range would exceed the bound: drop (the peer retransmits).
             return 0;
         }
         let src = &data[(lo - offset) as usize..(hi - offset) as usize];
@@ -215,6 +213,20 @@ mod tests {
         assert_eq!(b.write(b"XYZ"), 3);
         assert_eq!(b.slice(6, 13), b"worlXYZ");
         assert_eq!(b.end(), 13);
+    }
+
+    #[test]
+    fn out_of_order_ranges_are_bounded() {
+        let mut r = RecvBuffer::new(1 << 20);
+        for i in 0..(MAX_OOO_RANGES as u64 + 100) {
+            r.write_at(2 + 2 * i, b"x");
+        }
+        assert_eq!(r.ooo().len(), MAX_OOO_RANGES);
+        // Data extending an existing range is still taken.
+        assert_eq!(r.write_at(3, b"y"), 0);
+        assert_eq!(r.ooo().len(), MAX_OOO_RANGES - 1);
+        // In-order data drains what is contiguous.
+        assert_eq!(r.write_at(0, b"ab"), 5);
     }
 
     #[test]

@@ -47,6 +47,8 @@ const MAX_OPTION_SPACE: usize = 40;
 /// Bytes of the timestamp option (braid's wire codec packs options without NOPs).
 const TS_OPTION_LEN: usize = 10;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// Most disjoint SACKed ranges kept on the scoreboard.
+const MAX_SACK_RANGES: usize = 1024;
 /// How far behind a late driver may let pacing catch up.
 const PACING_CREDIT: Duration = Duration::from_millis(1);
 /// Most retransmissions tracked for lost-retransmission detection.
@@ -148,6 +150,8 @@ pub struct Tcb {
     ack_now: bool,
     last_ack_sent: u64,
     recent_ooo: [Option<u64>; 4],
+    /// Duplicate data to report in the next ACK (RFC 2883), as stream offsets.
+    dsack: Option<(u64, u64)>,
 
     // --- options ---
     ts_enabled: bool,
@@ -268,6 +272,7 @@ impl Tcb {
             ack_now: false,
             last_ack_sent: 0,
             recent_ooo: [None; 4],
+            dsack: None,
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: None,
@@ -438,6 +443,10 @@ impl Tcb {
     /// The peer's receive window in bytes (scaled).
     pub fn send_window(&self) -> u64 {
         self.snd_wnd
+    }
+    /// Disjoint SACKed ranges on the scoreboard.
+    pub fn sack_ranges(&self) -> usize {
+        self.scoreboard.len()
     }
     /// True during SACK / NewReno fast recovery.
     pub fn in_recovery(&self) -> bool {
@@ -947,6 +956,16 @@ impl Tcb {
             //# if a segment is not acceptable, send an acknowledgment (unless RST) and drop it
             if !f.rst() {
                 self.ack_now = true;
+                let end = seq + payload.len() as i64;
+                if self.sack_enabled
+                    && !payload.is_empty()
+                    && seq >= 1
+                    && end <= self.rcv_nxt as i64
+                {
+                    //= rfc2883#4
+                    //# a duplicate segment is reported in a D-SACK block
+                    self.dsack = Some((seq as u64 - 1, end as u64 - 1));
+                }
                 //= rfc9293#3.10.7.4
                 //# TIME-WAIT: a retransmission of the remote FIN is acknowledged and the 2 MSL timeout restarted
                 if self.state == TcpState::TimeWait
@@ -1102,12 +1121,24 @@ impl Tcb {
         };
         let start_seq = (seq + skip as i64) as u64;
         let bytes = &payload[skip..];
+        if skip > 0 && self.sack_enabled && seq >= 1 {
+            let lo = seq as u64 - 1;
+            self.dsack = Some((lo, lo + skip as u64));
+        }
         if bytes.is_empty() {
             // A pure duplicate: acknowledge at once (RFC 9293 §3.10.7.4, RFC 5681 §4.2).
             self.ack_now = true;
             return 0..0;
         }
         let offset = start_seq - 1;
+        if self.sack_enabled && self.dsack.is_none() {
+            if let Some((a, b)) = self.recv.ooo().containing(offset) {
+                let end = offset + bytes.len() as u64;
+                if end <= b && offset >= a {
+                    self.dsack = Some((offset, end));
+                }
+            }
+        }
         let had_gap = !self.recv.ooo().is_empty();
         let in_order = start_seq == self.rcv_nxt;
         let newly = self.recv.write_at(offset, bytes);
@@ -1163,7 +1194,12 @@ impl Tcb {
             for &(l, r) in &repr.options.sack_blocks {
                 let l = self.snd_abs(l).max(ack as i64);
                 let r = self.snd_abs(r);
-                if r > l && r <= self.snd_nxt as i64 {
+                // The scoreboard is bounded: a peer cannot make it grow without limit.
+                if r > l
+                    && r <= self.snd_nxt as i64
+                    && (self.scoreboard.len() < MAX_SACK_RANGES
+                        || self.scoreboard.touches(l as u64, r as u64))
+                {
                     new_sacked += self.scoreboard.insert(l as u64, r as u64);
                 }
             }
@@ -1537,6 +1573,13 @@ impl Tcb {
 
     fn sack_blocks(&self, max: usize) -> arrayvec::ArrayVec<(u32, u32), 4> {
         let mut blocks: arrayvec::ArrayVec<(u64, u64), 4> = arrayvec::ArrayVec::new();
+        //= rfc2883#4
+        //# a D-SACK block reporting duplicate data is the first block of the next ACK
+        if let Some(d) = self.dsack {
+            if max > 0 {
+                blocks.push(d);
+            }
+        }
         //= rfc2018#4
         //# the first SACK block MUST specify the block containing the most recently received segment
         for at in self.recent_ooo.iter().flatten() {
@@ -1602,7 +1645,10 @@ impl Tcb {
                     tsecr: self.ts_recent,
                 });
             }
-            if self.sack_enabled && !self.recv.ooo().is_empty() && flags & TcpFlags::RST == 0 {
+            if self.sack_enabled
+                && (!self.recv.ooo().is_empty() || self.dsack.is_some())
+                && flags & TcpFlags::RST == 0
+            {
                 let max = self.sack_block_budget();
                 options.sack_blocks = self.sack_blocks(max);
             }
@@ -1628,8 +1674,10 @@ impl Tcb {
     fn option_len(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         let mut sack = 0;
-        if self.sack_enabled && !self.recv.ooo().is_empty() {
-            let n = self.sack_block_budget().min(self.recv.ooo().len());
+        if self.sack_enabled && (!self.recv.ooo().is_empty() || self.dsack.is_some()) {
+            let n = self
+                .sack_block_budget()
+                .min(self.recv.ooo().len() + usize::from(self.dsack.is_some()));
             if n > 0 {
                 sack = 2 + 8 * n;
             }
@@ -1652,6 +1700,7 @@ impl Tcb {
     }
 
     fn ack_sent(&mut self) {
+        self.dsack = None;
         self.ack_now = false;
         self.rcv_unacked = 0;
         self.last_ack_sent = self.rcv_nxt;
