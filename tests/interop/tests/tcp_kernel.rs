@@ -575,3 +575,81 @@ fn a_device_braid_creates_works_once_the_kernel_side_is_configured() {
     // Non-persistent: the device went away with braid.
     assert!(ns.ip(&["link", "show", "fresh0"]).is_err());
 }
+
+#[test]
+fn ipv6_both_ways() {
+    if !require_root("ipv6_both_ways") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcp6");
+    // nodad: usable at once, no duplicate address detection delay.
+    ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
+        .unwrap();
+    let n: u64 = 2 << 20;
+    let want = pattern_sha256(n);
+
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--bind", "fd00::1", "--port", "5008", "--json"],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "[fd00::1]:5008",
+                "--tcp",
+                "--path",
+                "braid0=fd00::2",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "braid: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "kpeer: {}", s.stderr);
+    assert_eq!(
+        last_json(&s.stdout).unwrap()["sha256_received"],
+        want.as_str()
+    );
+
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "5009",
+                "--path",
+                "braid0=fd00::2",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["connect", "[fd00::2]:5009", "--send", &n.to_string()],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid: {}", s.stderr);
+    assert_eq!(
+        last_json(&s.stdout).unwrap()["sha256_received"],
+        want.as_str()
+    );
+}
