@@ -612,6 +612,8 @@ impl<E: Engine> Runtime<E> {
                 return Ok(());
             }
             self.application(st)?;
+            // A fresh clock for what is sent: timestamps and RTT samples stay honest.
+            let now = self.now();
             self.flush(now)?;
             // Application calls (close, abort) can end a connection at once.
             self.events(st)?;

@@ -144,13 +144,14 @@ impl TunDevice {
         }
     }
 
-    /// Write one IP packet. `Ok(false)`: the device could not take it now (dropped; TCP
-    /// retransmits).
+    /// Write one IP packet. `Ok(false)`: the device could not take it now, or it is down
+    /// (the kernel answers EIO until someone sets the link up): dropped, TCP retransmits.
     pub fn send(&self, packet: &[u8]) -> io::Result<bool> {
         loop {
             match (&self.file).write(packet) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }

@@ -153,6 +153,19 @@ impl Netns {
             .unwrap_or(0))
     }
 
+    /// Packets the kernel received on device `dev` (for a TUN: packets braid wrote to it).
+    pub fn rx_packets(&self, dev: &str) -> io::Result<u64> {
+        let out = self.ip(&["-s", "-j", "link", "show", "dev", dev])?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| io::Error::other(format!("ip -j output: {e}")))?;
+        v.get(0)
+            .and_then(|l| l.get("stats64"))
+            .and_then(|s| s.get("rx"))
+            .and_then(|r| r.get("packets"))
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| io::Error::other("no rx packet count in `ip -s -j link`"))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
@@ -320,8 +333,17 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The braid binary: `$BRAID_BIN`, else the workspace's `target/debug/braid` (built now with
-/// `cargo build -p braid --bin braid`, so it is never stale), else `target/release/braid`.
+/// `cargo build -p braid --bin braid`, once per test process, so it is never stale), else
+/// `target/release/braid`.
 pub fn braid_bin() -> io::Result<PathBuf> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| find_braid_bin().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
+}
+
+fn find_braid_bin() -> io::Result<PathBuf> {
     if let Some(p) = std::env::var_os("BRAID_BIN") {
         return Ok(PathBuf::from(p));
     }

@@ -285,11 +285,21 @@ fn second_signal_aborts_with_rst() {
     let go = dir.path().join("go");
     let go_arg = go.to_string_lossy().into_owned();
     // The kernel does not read until `go` exists: braid's data (and so its FIN) stays queued,
-    // the graceful close cannot finish, the second signal must abort.
+    // the graceful close cannot finish, the second signal must abort. The kernel keeps its
+    // own direction open, so braid is in FIN-WAIT-1 when it aborts (an abort in LAST-ACK sends
+    // no RST, RFC 9293 3.10.5).
     let mut server = ns
         .spawn(
             env!("CARGO_BIN_EXE_kpeer"),
-            &["listen", "--port", "5005", "--sink", "--wait-for", &go_arg],
+            &[
+                "listen",
+                "--port",
+                "5005",
+                "--sink",
+                "--hold-open",
+                "--wait-for",
+                &go_arg,
+            ],
         )
         .unwrap();
     server.wait_for_stderr("listening").unwrap();
@@ -462,4 +472,184 @@ fn permission_denied_is_a_one_line_error() {
     assert!(!out.status.success());
     assert!(err.contains("permission denied"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn replies_leave_by_the_path_that_owns_their_address() {
+    if !require_root("replies_leave_by_the_path_that_owns_their_address") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcp2p");
+    ns.add_tun("braid1", "10.1.0.1/24").unwrap();
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "5006",
+                "--path",
+                "braid0=10.0.0.2",
+                "--path",
+                "braid1=10.1.0.2",
+                "--sink",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("via braid1").unwrap();
+    let n: u64 = 1 << 20;
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "connect",
+                "10.1.0.2:5006",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid: {}", s.stderr);
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(sj["sha256_received"], pattern_sha256(n).as_str());
+    // Everything braid sent (SYN/ACK, ACKs, FIN) came out of braid1, nothing out of braid0.
+    assert!(ns.rx_packets("braid1").unwrap() > 0);
+    assert_eq!(ns.rx_packets("braid0").unwrap(), 0);
+}
+
+#[test]
+fn a_device_braid_creates_works_once_the_kernel_side_is_configured() {
+    if !require_root("a_device_braid_creates_works_once_the_kernel_side_is_configured") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = Netns::new("tcpnew").unwrap();
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--port", "5007", "--sink", "--json"],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    // `fresh0` does not exist: braid creates it (down, no address); its SYNs are dropped
+    // until the kernel side is configured, then a retransmission gets through.
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5007",
+                "--tcp",
+                "--path",
+                "fresh0=10.0.0.2",
+                "--send",
+                "64K",
+                "--json",
+            ],
+        )
+        .unwrap();
+    let mut tries = 0;
+    while ns.ip(&["link", "show", "fresh0"]).is_err() {
+        tries += 1;
+        assert!(tries < 1000, "braid never created fresh0");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "fresh0"])
+        .unwrap();
+    ns.ip(&["link", "set", "fresh0", "up"]).unwrap();
+    let c = client.wait().unwrap();
+    assert!(c.success, "braid: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "kpeer: {}", s.stderr);
+    let sj = last_json(&s.stdout).unwrap();
+    assert_eq!(sj["sha256_received"], pattern_sha256(64 << 10).as_str());
+    // Non-persistent: the device went away with braid.
+    assert!(ns.ip(&["link", "show", "fresh0"]).is_err());
+}
+
+#[test]
+fn ipv6_both_ways() {
+    if !require_root("ipv6_both_ways") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let ns = setup("tcp6");
+    // nodad: usable at once, no duplicate address detection delay.
+    ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
+        .unwrap();
+    let n: u64 = 2 << 20;
+    let want = pattern_sha256(n);
+
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["listen", "--bind", "fd00::1", "--port", "5008", "--json"],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "[fd00::1]:5008",
+                "--tcp",
+                "--path",
+                "braid0=fd00::2",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "braid: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "kpeer: {}", s.stderr);
+    assert_eq!(
+        last_json(&s.stdout).unwrap()["sha256_received"],
+        want.as_str()
+    );
+
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--tcp",
+                "--port",
+                "5009",
+                "--path",
+                "braid0=fd00::2",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &["connect", "[fd00::2]:5009", "--send", &n.to_string()],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid: {}", s.stderr);
+    assert_eq!(
+        last_json(&s.stdout).unwrap()["sha256_received"],
+        want.as_str()
+    );
 }

@@ -83,7 +83,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         None => Output::Discard,
     };
     let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::tcp_engine()?;
+    let engine = crate::runtime::tcp_engine().map_err(|e| anyhow::anyhow!("{e}"))?;
     execute(
         engine,
         paths,

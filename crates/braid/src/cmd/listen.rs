@@ -33,7 +33,8 @@ pub struct ListenArgs {
     /// Exit after the first connection closes.
     #[arg(long)]
     pub once: bool,
-    /// Print a JSON report on exit.
+    /// Print a JSON report on exit (with several connections: totals over all of them, one
+    /// subflow entry per connection).
     #[arg(long)]
     pub json: bool,
 }
@@ -53,7 +54,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     };
     let path_args = parse_paths(&args.paths)?;
     let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::tcp_engine()?;
+    let engine = crate::runtime::tcp_engine().map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in &path_args {
         let addr = std::net::SocketAddr::new(p.addr, args.port);
         eprintln!("braid: listening on {addr} via {} (tcp)", p.dev);

@@ -112,8 +112,12 @@ pub(crate) fn execute<E: Engine>(
     json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
-    let mut rt = Runtime::new(engine, paths)?.with_signals(signals);
-    let Outcome { status, report } = rt.run(role)?;
+    // Errors become one flat line: their Display already names the cause.
+    let flat = |e: runtime::RuntimeError| anyhow::anyhow!("{e}");
+    let mut rt = Runtime::new(engine, paths)
+        .map_err(flat)?
+        .with_signals(signals);
+    let Outcome { status, report } = rt.run(role).map_err(flat)?;
     if json {
         println!("{}", report.to_json());
     }

@@ -64,6 +64,10 @@ struct Common {
     /// receive window shut).
     #[arg(long, value_name = "FILE")]
     wait_for: Option<std::path::PathBuf>,
+    /// Do not shut down the sending direction after `--send`: keep the peer's connection
+    /// fully open (ESTABLISHED) until it closes or resets.
+    #[arg(long)]
+    hold_open: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,7 +85,7 @@ fn socket_for(addr: &SocketAddr, proto: Proto) -> anyhow::Result<Socket> {
 }
 
 fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
-    let (send, json) = (common.send, common.json);
+    let (send, json, hold_open) = (common.send, common.json, common.hold_open);
     let mut writer = stream.try_clone().context("clone socket")?;
     let sender = std::thread::spawn(move || -> std::io::Result<Tally> {
         let mut tally = Tally::new();
@@ -96,7 +100,9 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
             tally.update(chunk);
             left -= n as u64;
         }
-        writer.shutdown(Shutdown::Write)?;
+        if !hold_open {
+            writer.shutdown(Shutdown::Write)?;
+        }
         Ok(tally)
     });
     if let Some(f) = &common.wait_for {
