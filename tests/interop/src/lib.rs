@@ -1,8 +1,8 @@
 //! Interop harness: network namespaces with TUN devices, so braid (on the userspace side of a
 //! TUN) can talk to the Linux kernel's TCP and MPTCP (on the other side).
 //!
-//! - [`Netns`]: a uniquely named namespace (`braid-<prefix>-<pid>-<n>`), deleted on drop;
-//!   leftovers of dead test processes are swept when a new one is created.
+//! - [`Netns`]: a uniquely named namespace (`braid-<prefix>-<pid>-<n>`), deleted on drop.
+//!   The harness never touches a namespace it did not create in this process.
 //! - [`Netns::add_tun`]: a persistent TUN device inside, with the kernel's address and up.
 //! - [`Netns::run`] / [`Netns::spawn`]: commands inside; spawned children die on drop.
 //! - [`require_root`]: the skip-or-fail policy of these tests.
@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-const NETNS_DIR: &str = "/var/run/netns";
 
 /// Whether these tests can run here. Root (or CAP_NET_ADMIN) and `ip` are needed. Without
 /// them: outside CI, print why and return false (the test returns early, i.e. is skipped); in
@@ -71,31 +69,6 @@ fn ip(args: &[&str]) -> io::Result<Output> {
     check(&format!("ip {}", args.join(" ")), out)
 }
 
-fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Delete namespaces `braid-<prefix>-<pid>-<n>` left behind by test processes that died
-/// without cleaning up (their pid is gone).
-fn sweep_leftovers(prefix: &str) {
-    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
-        return;
-    };
-    let head = format!("braid-{prefix}-");
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&head) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !pid_alive(pid) {
-            let _ = ip(&["netns", "del", &name]);
-        }
-    }
-}
-
 /// A network namespace owned by the test; deleted (with its devices) on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -105,12 +78,10 @@ pub struct Netns {
 impl Netns {
     /// Create `braid-<prefix>-<pid>-<n>` with `lo` up.
     pub fn new(prefix: &str) -> io::Result<Netns> {
-        sweep_leftovers(prefix);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("braid-{prefix}-{}-{n}", std::process::id());
-        if Path::new(NETNS_DIR).join(&name).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
+        // A namespace of that name is not ours: `ip netns add` fails and the test with it,
+        // rather than touching what another process created.
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
