@@ -19,7 +19,10 @@ pub mod tcp;
 pub mod time;
 pub mod wire;
 
+pub use cc::{CcAlgorithm, CongestionControl};
 pub use endpoint::{
-    ConnectOptions, ConnectionHandle, EndpointConfig, Event, ListenOptions, Transmit,
+    ConnInfo, ConnectOptions, ConnectionError, ConnectionHandle, Endpoint, EndpointConfig,
+    EndpointStats, Error, Event, ListenOptions, Transmit,
 };
+pub use tcp::{TcpConfig, TcpState};
 pub use time::{Duration, Instant};

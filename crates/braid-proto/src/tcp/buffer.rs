@@ -1,0 +1,228 @@
+//! The send buffer (contiguous bytes, segments reference ranges of it) and the receive buffer
+//! (a ring with out-of-order reassembly bounded by its capacity).
+
+use super::ranges::RangeSet;
+
+/// Bytes the application wrote and the peer has not acknowledged yet.
+///
+/// Stored contiguously in one `Vec`; acknowledged bytes are dropped from the front lazily, in
+/// large batches, so every byte is moved at most about once. A segment's payload is a slice
+/// of this buffer, copied once into the outgoing packet.
+#[derive(Debug)]
+pub struct SendBuffer {
+    data: Vec<u8>,
+    /// Index in `data` of the byte at stream offset `base`.
+    start: usize,
+    /// Stream offset of `data[start]` (the first unacknowledged byte).
+    base: u64,
+    capacity: usize,
+}
+
+impl SendBuffer {
+    pub fn new(capacity: usize) -> Self {
+        SendBuffer {
+            data: Vec::new(),
+            start: 0,
+            base: 0,
+            capacity,
+        }
+    }
+
+    /// Bytes held (written, not yet acknowledged).
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Free space.
+    pub fn free(&self) -> usize {
+        self.capacity.saturating_sub(self.len())
+    }
+
+    /// Stream offset just past the last byte written.
+    pub fn end(&self) -> u64 {
+        self.base + self.len() as u64
+    }
+
+    /// Appends as much of `bytes` as fits; returns how much.
+    pub fn write(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.free());
+        if n > 0 {
+            if self.start > 0 && self.start >= self.data.len() / 2 {
+                self.data.drain(..self.start);
+                self.start = 0;
+            }
+            self.data.extend_from_slice(&bytes[..n]);
+        }
+        n
+    }
+
+    /// Drops every byte below stream offset `offset`.
+    pub fn ack_to(&mut self, offset: u64) {
+        if offset <= self.base {
+            return;
+        }
+        let n = usize::try_from(offset - self.base)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
+        self.start += n;
+        self.base += n as u64;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+
+    /// The bytes at stream offsets `[from, to)`, clipped to what is held.
+    pub fn slice(&self, from: u64, to: u64) -> &[u8] {
+        let lo = from.max(self.base);
+        let hi = to.min(self.end());
+        if hi <= lo {
+            return &[];
+        }
+        let a = self.start + (lo - self.base) as usize;
+        let b = self.start + (hi - self.base) as usize;
+        self.data.get(a..b).unwrap_or(&[])
+    }
+}
+
+/// Maximum number of disjoint out-of-order ranges kept (the byte budget is the capacity).
+pub const MAX_OOO_RANGES: usize = 512;
+
+/// Received bytes: in-order data waiting for the application and out-of-order data waiting
+/// for the gap before it to fill. All of it lives in one ring of `capacity` bytes.
+#[derive(Debug)]
+pub struct RecvBuffer {
+    ring: Vec<u8>,
+    /// Stream offset of the first unread byte.
+    read: u64,
+    /// Stream offset just past the in-order data.
+    contiguous: u64,
+    /// Out-of-order data above `contiguous`.
+    ooo: RangeSet,
+}
+
+impl RecvBuffer {
+    pub fn new(capacity: usize) -> Self {
+        RecvBuffer {
+            ring: vec![0; capacity.max(1)],
+            read: 0,
+            contiguous: 0,
+            ooo: RangeSet::new(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Bytes readable now.
+    pub fn readable(&self) -> usize {
+        (self.contiguous - self.read) as usize
+    }
+
+    /// Stream offset just past the in-order data (the next byte expected).
+    pub fn contiguous_end(&self) -> u64 {
+        self.contiguous
+    }
+
+    /// Space from the next expected byte to the end of the buffer.
+    pub fn window(&self) -> usize {
+        self.capacity() - self.readable()
+    }
+
+    /// Out-of-order ranges held.
+    pub fn ooo(&self) -> &RangeSet {
+        &self.ooo
+    }
+
+    /// Stores `data` at stream offset `offset`. Bytes outside the buffer's reach are dropped.
+    /// Returns the number of bytes that became readable.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> usize {
+        let limit = self.read + self.capacity() as u64;
+        let mut lo = offset;
+        let mut hi = offset + data.len() as u64;
+        lo = lo.max(self.contiguous);
+        hi = hi.min(limit);
+        if hi <= lo {
+            return 0;
+        }
+        if lo > self.contiguous
+            && self.ooo.len() >= MAX_OOO_RANGES
+            && self.ooo.containing(lo).is_none()
+        {
+            return 0;
+        }
+        let src = &data[(lo - offset) as usize..(hi - offset) as usize];
+        let cap = self.capacity();
+        let pos = (lo % cap as u64) as usize;
+        let first = src.len().min(cap - pos);
+        self.ring[pos..pos + first].copy_from_slice(&src[..first]);
+        self.ring[..src.len() - first].copy_from_slice(&src[first..]);
+        let before = self.contiguous;
+        if lo == self.contiguous {
+            self.contiguous = hi;
+            while let Some((a, b)) = self.ooo.first() {
+                if a > self.contiguous {
+                    break;
+                }
+                self.ooo.pop_first();
+                self.contiguous = self.contiguous.max(b);
+            }
+        } else {
+            self.ooo.insert(lo, hi);
+        }
+        (self.contiguous - before) as usize
+    }
+
+    /// Copies readable bytes into `out`; returns how many.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.readable());
+        let cap = self.capacity();
+        let pos = (self.read % cap as u64) as usize;
+        let first = n.min(cap - pos);
+        out[..first].copy_from_slice(&self.ring[pos..pos + first]);
+        out[first..n].copy_from_slice(&self.ring[..n - first]);
+        self.read += n as u64;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_buffer_slices_and_acks() {
+        let mut b = SendBuffer::new(10);
+        assert_eq!(b.write(b"hello world"), 10);
+        assert_eq!(b.slice(2, 5), b"llo");
+        b.ack_to(6);
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.slice(0, 8), b"wo");
+        assert_eq!(b.write(b"XYZ"), 3);
+        assert_eq!(b.slice(6, 13), b"worlXYZ");
+        assert_eq!(b.end(), 13);
+    }
+
+    #[test]
+    fn recv_buffer_reassembles_and_wraps() {
+        let mut r = RecvBuffer::new(8);
+        assert_eq!(r.write_at(3, b"def"), 0);
+        assert_eq!(r.ooo().len(), 1);
+        assert_eq!(r.write_at(0, b"abc"), 6);
+        assert!(r.ooo().is_empty());
+        let mut out = [0u8; 4];
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        // wraps around the ring; bytes beyond the capacity are dropped
+        assert_eq!(r.write_at(6, b"ghijklmnop"), 6);
+        let mut out = [0u8; 16];
+        let n = r.read(&mut out);
+        assert_eq!(&out[..n], b"efghijkl");
+        assert_eq!(r.window(), 8);
+    }
+}

@@ -1,0 +1,1962 @@
+//! The transmission control block: one TCP connection (or one MPTCP subflow).
+
+use core::ops::Range;
+use std::collections::VecDeque;
+
+use super::buffer::{RecvBuffer, SendBuffer};
+use super::ranges::RangeSet;
+use super::rtt::RttEstimator;
+use super::{TcpConfig, TcpState};
+use crate::cc::CongestionControl;
+use crate::endpoint::ConnectionError;
+use crate::time::{Duration, Instant};
+use crate::wire::tcp::Timestamps;
+use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
+
+/// The timers of a TCB, indexing a fixed array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Retransmission of SYN, SYN-ACK, data or FIN (RFC 6298).
+    Retransmit = 0,
+    /// Zero-window probing (RFC 9293 §3.8.6.1).
+    Persist = 1,
+    /// Delayed acknowledgment (RFC 9293 §3.8.6.3).
+    DelayedAck = 2,
+    /// 2 × MSL in TIME-WAIT.
+    TimeWait = 3,
+    /// Pacing: the next data segment may leave at this instant.
+    Pacing = 4,
+}
+
+const TIMER_COUNT: usize = 5;
+const ALL_TIMERS: [Timer; TIMER_COUNT] = [
+    Timer::Retransmit,
+    Timer::Persist,
+    Timer::DelayedAck,
+    Timer::TimeWait,
+    Timer::Pacing,
+];
+
+//= rfc6675#2
+//# DupThresh: the number of duplicate acknowledgments required to trigger a fast retransmission (3)
+const DUP_THRESH: u64 = 3;
+/// RFC 5961 §7: challenge ACKs are rate limited (per TCB here).
+const CHALLENGE_ACK_LIMIT: u32 = 10;
+/// TCP option space (RFC 9293 §3.1: data offset of 15 words).
+const MAX_OPTION_SPACE: usize = 40;
+/// Bytes used by the timestamp option with its two NOPs.
+const TS_OPTION_LEN: usize = 12;
+/// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// How far behind a late driver may let pacing catch up.
+const PACING_CREDIT: Duration = Duration::from_millis(1);
+/// Most retransmissions tracked for lost-retransmission detection.
+const MAX_REXMIT_LOG: usize = 4096;
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+/// One segment to send: the header, which application bytes it carries, and whether those
+/// bytes were sent before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The header. Callers may add MPTCP options (within the reserved option length).
+    pub repr: TcpRepr,
+    /// Stream offsets of the payload (0 = the first byte ever written); empty for none.
+    pub data: Range<u64>,
+    /// True when the payload (or SYN/FIN) is a retransmission.
+    pub retransmission: bool,
+}
+
+/// What [`Tcb::handle_segment`] did with a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SegmentOutcome {
+    /// The segment passed the acceptability tests and was processed.
+    pub accepted: bool,
+    /// Stream offsets of the payload as received (after trimming to the window), possibly
+    /// empty. Bytes are readable once contiguous.
+    pub data: Range<u64>,
+}
+
+/// Things that happened since the last [`Tcb::take_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcbEvents {
+    /// The connection reached ESTABLISHED.
+    pub established: bool,
+    /// New bytes are readable, or the peer's FIN arrived.
+    pub readable: bool,
+    /// Send buffer space became available after a write was refused.
+    pub writable: bool,
+    /// The connection reached CLOSED (or TIME-WAIT, after which nothing is delivered).
+    pub closed: bool,
+}
+
+/// Addressing and per-connection constants supplied by the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct TcbParams {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// Initial send sequence number.
+    pub iss: u32,
+    /// Offset added to the millisecond clock for TSval (RFC 7323 §5.4 randomisation).
+    pub ts_offset: u32,
+    /// MSS advertised in our SYN (from the config and the address family).
+    pub mss: u16,
+    /// MSS assumed when the peer sends none (536 on IPv4, 1220 on IPv6).
+    pub default_mss: u16,
+}
+
+/// A pending RST reply not tied to the connection's own sequence state.
+#[derive(Debug, Clone, Copy)]
+struct RstReply {
+    seq: u32,
+    ack: Option<u32>,
+}
+
+/// A transmission control block. See the [module docs](super).
+#[derive(Debug)]
+pub struct Tcb {
+    cfg: TcpConfig,
+    params: TcbParams,
+    state: TcpState,
+    error: Option<ConnectionError>,
+    events: TcbEvents,
+    timers: [Option<Instant>; TIMER_COUNT],
+
+    // --- send sequence space (offsets from ISS; SYN = 0, first data byte = 1) ---
+    snd_una: u64,
+    snd_nxt: u64,
+    snd_wnd: u64,
+    max_snd_wnd: u64,
+    snd_wl1: i64,
+    snd_wl2: u64,
+    snd_wscale: u8,
+    snd_mss: usize,
+    send: SendBuffer,
+    fin_queued: bool,
+    fin_sent: bool,
+    syn_pending: bool,
+    want_writable: bool,
+
+    // --- receive sequence space (offsets from IRS) ---
+    irs: u32,
+    rcv_nxt: u64,
+    rcv_adv: u64,
+    rcv_wscale: u8,
+    recv: RecvBuffer,
+    fin_recv: Option<u64>,
+    fin_received: bool,
+    rcv_mss: usize,
+    rcv_unacked: usize,
+    ack_now: bool,
+    last_ack_sent: u64,
+    recent_ooo: [Option<u64>; 4],
+
+    // --- options ---
+    ts_enabled: bool,
+    ts_recent: u32,
+    ts_recent_age: Option<Instant>,
+    sack_enabled: bool,
+    reserved_opt: usize,
+
+    // --- timing and recovery ---
+    rtt: RttEstimator,
+    backoff: u32,
+    retries: u32,
+    persist_backoff: u32,
+    probe_pending: bool,
+    timed: Option<(u64, Instant)>,
+    scoreboard: RangeSet,
+    dupacks: u64,
+    in_recovery: bool,
+    rto_recovery: bool,
+    recovery_point: u64,
+    high_rxt: u64,
+    fast_rexmit: bool,
+    nosack_inflation: u64,
+    /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
+    /// sent). Used to detect lost retransmissions.
+    rexmit_log: VecDeque<(u64, u64, u64)>,
+    /// TSval of the first retransmission of the current fast recovery (for undo).
+    undo_tsval: Option<u32>,
+    /// Retransmissions in the current fast recovery.
+    episode_rexmits: u32,
+    /// Fast recoveries undone because they were spurious.
+    spurious_recoveries: u64,
+    /// Earliest departure of the next paced segment.
+    pace_next: Option<Instant>,
+    /// Retransmissions found lost, to be sent again before anything else.
+    relost: VecDeque<(u64, u64)>,
+    cc: Box<dyn CongestionControl>,
+
+    // --- replies and rate limits ---
+    rst_reply: Option<RstReply>,
+    challenge_window: Option<Instant>,
+    challenge_count: u32,
+
+    // --- statistics ---
+    bytes_sent: u64,
+    bytes_acked: u64,
+    bytes_received: u64,
+    retransmits: u64,
+    paws_drops: u64,
+    challenge_acks: u64,
+    timeouts: u64,
+    recoveries: u64,
+    hystart: HyStart,
+}
+
+/// RFC 9406 (HyStart++) delay-increase detection, per round of one window.
+#[derive(Debug, Clone, Copy)]
+struct HyStart {
+    /// The round ends when this sequence offset is acknowledged.
+    round_end: u64,
+    last_round_min: Option<Duration>,
+    current_round_min: Option<Duration>,
+    samples: u32,
+    done: bool,
+}
+
+//= rfc9406#4.2
+//# N_RTT_SAMPLE = 8, MIN_RTT_THRESH = 4 ms, MAX_RTT_THRESH = 16 ms, MIN_RTT_DIVISOR = 8
+const HYSTART_SAMPLES: u32 = 8;
+const HYSTART_MIN_THRESH: Duration = Duration::from_millis(4);
+const HYSTART_MAX_THRESH: Duration = Duration::from_millis(16);
+
+fn window_shift(buffer: usize) -> u8 {
+    let mut s = 0u8;
+    while s < 14 && (buffer >> s) > 65535 {
+        s += 1;
+    }
+    s
+}
+
+impl Tcb {
+    fn new(cfg: &TcpConfig, params: TcbParams, state: TcpState) -> Tcb {
+        let mss = usize::from(params.mss.max(64));
+        let iw = (cfg.initial_window.max(1) as usize) * mss;
+        Tcb {
+            cfg: cfg.clone(),
+            params,
+            state,
+            error: None,
+            events: TcbEvents::default(),
+            timers: [None; TIMER_COUNT],
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: 0,
+            snd_wl2: 0,
+            snd_wscale: 0,
+            snd_mss: usize::from(params.default_mss.max(64)),
+            send: SendBuffer::new(cfg.send_buffer),
+            fin_queued: false,
+            fin_sent: false,
+            syn_pending: true,
+            want_writable: false,
+            irs: 0,
+            rcv_nxt: 0,
+            rcv_adv: 0,
+            rcv_wscale: if cfg.window_scaling {
+                window_shift(cfg.recv_buffer)
+            } else {
+                0
+            },
+            recv: RecvBuffer::new(cfg.recv_buffer),
+            fin_recv: None,
+            fin_received: false,
+            rcv_mss: usize::from(params.default_mss.max(64)),
+            rcv_unacked: 0,
+            ack_now: false,
+            last_ack_sent: 0,
+            recent_ooo: [None; 4],
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_recent_age: None,
+            sack_enabled: false,
+            reserved_opt: 0,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            backoff: 0,
+            retries: 0,
+            persist_backoff: 0,
+            probe_pending: false,
+            timed: None,
+            scoreboard: RangeSet::new(),
+            dupacks: 0,
+            in_recovery: false,
+            rto_recovery: false,
+            recovery_point: 0,
+            high_rxt: 0,
+            fast_rexmit: false,
+            nosack_inflation: 0,
+            rexmit_log: VecDeque::new(),
+            pace_next: None,
+            undo_tsval: None,
+            episode_rexmits: 0,
+            spurious_recoveries: 0,
+            relost: VecDeque::new(),
+            cc: cfg.cc.build(mss, iw),
+            rst_reply: None,
+            challenge_window: None,
+            challenge_count: 0,
+            bytes_sent: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            retransmits: 0,
+            paws_drops: 0,
+            challenge_acks: 0,
+            timeouts: 0,
+            recoveries: 0,
+            hystart: HyStart {
+                round_end: 0,
+                last_round_min: None,
+                current_round_min: None,
+                samples: 0,
+                done: false,
+            },
+        }
+    }
+
+    /// An active open: the TCB starts in SYN-SENT and its first segment is the SYN.
+    pub fn connect(cfg: &TcpConfig, params: TcbParams) -> Tcb {
+        Tcb::new(cfg, params, TcpState::SynSent)
+    }
+
+    /// A passive open from a received SYN (the listener's job): the TCB starts in
+    /// SYN-RECEIVED and its first segment is the SYN-ACK. Returns `None` if `syn` is not a
+    /// plain SYN.
+    pub fn accept(cfg: &TcpConfig, params: TcbParams, now: Instant, syn: &TcpRepr) -> Option<Tcb> {
+        let f = syn.flags;
+        if !f.syn() || f.ack() || f.rst() || f.fin() {
+            return None;
+        }
+        let mut tcb = Tcb::new(cfg, params, TcpState::SynReceived);
+        tcb.receive_syn(now, syn);
+        Some(tcb)
+    }
+
+    // ------------------------------------------------------------------ getters
+
+    pub fn state(&self) -> TcpState {
+        self.state
+    }
+    /// Why the connection ended, if it ended abnormally.
+    pub fn error(&self) -> Option<ConnectionError> {
+        self.error
+    }
+    pub fn local_port(&self) -> u16 {
+        self.params.local_port
+    }
+    pub fn remote_port(&self) -> u16 {
+        self.params.remote_port
+    }
+    /// Smoothed RTT.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+    /// The current retransmission timeout (with backoff).
+    pub fn rto(&self) -> Duration {
+        self.rtt.backed_off(self.backoff)
+    }
+    pub fn cwnd(&self) -> usize {
+        self.cc.cwnd()
+    }
+    pub fn ssthresh(&self) -> usize {
+        self.cc.ssthresh()
+    }
+    /// The MSS used for sending (before options).
+    pub fn mss(&self) -> usize {
+        self.snd_mss
+    }
+    /// Payload bytes of a full-sized segment (MSS minus timestamps and reserved options).
+    pub fn effective_mss(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        self.snd_mss.saturating_sub(ts + self.reserved_opt).max(1)
+    }
+    /// Application bytes sent at least once.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+    /// Application bytes acknowledged by the peer (only grows).
+    pub fn bytes_acked(&self) -> u64 {
+        self.bytes_acked
+    }
+    /// Application bytes received in order (made readable).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+    /// Segments retransmitted.
+    pub fn retransmits(&self) -> u64 {
+        self.retransmits
+    }
+    /// Retransmission timeouts of data or FIN.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+    /// Fast recoveries undone as spurious (reordering detected by timestamps).
+    pub fn spurious_recoveries(&self) -> u64 {
+        self.spurious_recoveries
+    }
+    /// Fast recoveries entered.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+    /// Segments dropped by PAWS.
+    pub fn paws_drops(&self) -> u64 {
+        self.paws_drops
+    }
+    /// Challenge ACKs sent (RFC 5961).
+    pub fn challenge_acks(&self) -> u64 {
+        self.challenge_acks
+    }
+    /// True when timestamps were negotiated.
+    pub fn timestamps_enabled(&self) -> bool {
+        self.ts_enabled
+    }
+    /// True when SACK was negotiated.
+    pub fn sack_enabled(&self) -> bool {
+        self.sack_enabled
+    }
+    /// (our shift, peer's shift) when window scaling was negotiated.
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.rcv_wscale, self.snd_wscale)
+    }
+    /// The peer's receive window in bytes (scaled).
+    pub fn send_window(&self) -> u64 {
+        self.snd_wnd
+    }
+    /// True during SACK / NewReno fast recovery.
+    pub fn in_recovery(&self) -> bool {
+        self.in_recovery
+    }
+    /// The congestion controller (read only).
+    pub fn congestion_control(&self) -> &dyn CongestionControl {
+        self.cc.as_ref()
+    }
+    /// Replaces the congestion controller (MPTCP installs coupled ones).
+    pub fn set_congestion_control(&mut self, cc: Box<dyn CongestionControl>) {
+        self.cc = cc;
+        let m = self.effective_mss();
+        self.cc.set_mss(m);
+    }
+    /// Stream offset of the first unacknowledged byte.
+    pub fn snd_una_offset(&self) -> u64 {
+        self.snd_una.saturating_sub(1).min(self.send.end())
+    }
+    /// Stream offset of the next new byte to send.
+    pub fn snd_nxt_offset(&self) -> u64 {
+        self.snd_nxt.saturating_sub(1).min(self.send.end())
+    }
+    /// Stream offset of the next byte [`Tcb::read`] returns.
+    pub fn recv_offset(&self) -> u64 {
+        self.recv.contiguous_end() - self.recv.readable() as u64
+    }
+    /// Bytes waiting to be read.
+    pub fn readable(&self) -> usize {
+        self.recv.readable()
+    }
+    /// Space left in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        if self.fin_queued {
+            0
+        } else {
+            self.send.free()
+        }
+    }
+    /// Bytes written but not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.send.len()
+    }
+    /// True when the peer's FIN has been received and every byte before it read.
+    pub fn is_read_finished(&self) -> bool {
+        self.fin_received && self.recv.readable() == 0
+    }
+    /// Reserves `len` bytes of option space on every segment after the SYN (MPTCP options).
+    pub fn set_reserved_option_len(&mut self, len: usize) {
+        self.reserved_opt = len.min(MAX_OPTION_SPACE);
+        let m = self.effective_mss();
+        self.cc.set_mss(m);
+    }
+    /// True while a segment is waiting to be sent even though the TCB is closed (the RST
+    /// of an abort).
+    pub fn has_pending_output(&self) -> bool {
+        self.rst_reply.is_some()
+    }
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> TcbEvents {
+        core::mem::take(&mut self.events)
+    }
+    /// The deadline of one timer.
+    pub fn timer(&self, t: Timer) -> Option<Instant> {
+        self.timers[t as usize]
+    }
+
+    // ------------------------------------------------------------------ application side
+
+    /// Queues bytes for sending; returns how many were accepted (0 when the buffer is full
+    /// or the connection can no longer send).
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let can = matches!(
+            self.state,
+            TcpState::SynSent | TcpState::SynReceived | TcpState::Established | TcpState::CloseWait
+        ) && !self.fin_queued;
+        if !can {
+            return 0;
+        }
+        let n = self.send.write(data);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        n
+    }
+
+    /// Copies readable bytes into `buf`.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let before_wnd = self.rcv_adv.saturating_sub(self.rcv_nxt);
+        let n = self.recv.read(buf);
+        if n > 0 && self.state.is_synchronized() && !self.fin_received {
+            //= rfc9293#3.8.6.2.2
+            //# receiver SWS avoidance: only announce a window increase of at least min(RCV.BUFF/2, Eff.snd.MSS)
+            let new_wnd = self.recv.window() as u64;
+            let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
+            if new_wnd >= before_wnd.saturating_mul(2) && new_wnd - before_wnd >= thresh {
+                self.ack_now = true;
+            }
+        }
+        n
+    }
+
+    /// Closes the sending direction: a FIN follows the queued data.
+    pub fn close(&mut self) {
+        match self.state {
+            TcpState::Listen => self.enter_closed(None),
+            //= rfc9293#3.10.4
+            //# SYN-SENT: with nothing queued the TCB is deleted; queued data is sent first (the FIN follows it)
+            TcpState::SynSent if self.send.is_empty() => self.enter_closed(None),
+            TcpState::SynSent => self.fin_queued = true,
+            TcpState::SynReceived | TcpState::Established => {
+                //= rfc9293#3.10.4
+                //# ESTABLISHED: queue the FIN until all preceding SENDs are segmentized; enter FIN-WAIT-1
+                self.fin_queued = true;
+                self.state = TcpState::FinWait1;
+                if !self.state_synchronized_once() {
+                    // SYN-RECEIVED: the FIN goes out after the handshake completes.
+                    self.state = TcpState::SynReceived;
+                }
+            }
+            TcpState::CloseWait => {
+                self.fin_queued = true;
+                self.state = TcpState::LastAck;
+            }
+            _ => {}
+        }
+    }
+
+    fn state_synchronized_once(&self) -> bool {
+        self.snd_una >= 1
+    }
+
+    /// Aborts: a RST is sent (if synchronized) and the TCB closes with `Aborted`.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            TcpState::SynReceived
+                | TcpState::Established
+                | TcpState::FinWait1
+                | TcpState::FinWait2
+                | TcpState::CloseWait
+        ) {
+            self.rst_reply = Some(RstReply {
+                seq: self.wire_seq(self.snd_nxt),
+                ack: None,
+            });
+        }
+        self.enter_closed(Some(ConnectionError::Aborted));
+    }
+
+    // ------------------------------------------------------------------ sequence helpers
+
+    fn wire_seq(&self, abs: u64) -> u32 {
+        self.params.iss.wrapping_add(abs as u32)
+    }
+    fn wire_ack(&self) -> u32 {
+        self.irs.wrapping_add(self.rcv_nxt as u32)
+    }
+    fn snd_abs(&self, wire: u32) -> i64 {
+        let base = self.wire_seq(self.snd_una);
+        self.snd_una as i64 + i64::from(wire.wrapping_sub(base) as i32)
+    }
+    fn rcv_abs(&self, wire: u32) -> i64 {
+        let base = self.irs.wrapping_add(self.rcv_nxt as u32);
+        self.rcv_nxt as i64 + i64::from(wire.wrapping_sub(base) as i32)
+    }
+    fn ts_now(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.params.ts_offset)
+    }
+    /// Sequence offset just past the last data byte written.
+    fn data_end(&self) -> u64 {
+        1 + self.send.end()
+    }
+    /// Sequence offset of our FIN (valid once queued).
+    fn fin_seq(&self) -> u64 {
+        self.data_end()
+    }
+    fn flight(&self) -> u64 {
+        self.snd_nxt - self.snd_una
+    }
+
+    fn set_timer(&mut self, t: Timer, at: Option<Instant>) {
+        self.timers[t as usize] = at;
+    }
+
+    fn enter_closed(&mut self, error: Option<ConnectionError>) {
+        if self.state != TcpState::Closed {
+            self.state = TcpState::Closed;
+            if self.error.is_none() {
+                self.error = error;
+            }
+            self.timers = [None; TIMER_COUNT];
+            self.events.closed = true;
+        }
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.state = TcpState::TimeWait;
+        self.timers = [None; TIMER_COUNT];
+        self.set_timer(Timer::TimeWait, Some(now + self.cfg.time_wait));
+        self.events.closed = true;
+    }
+
+    fn challenge_ack(&mut self, now: Instant) {
+        //= rfc5961#7
+        //# an implementation SHOULD limit the number of challenge ACKs sent in a time window
+        let fresh = match self.challenge_window {
+            Some(s) => now.saturating_duration_since(s) >= Duration::from_secs(1),
+            None => true,
+        };
+        if fresh {
+            self.challenge_count = 0;
+            self.challenge_window = Some(now);
+        }
+        if self.challenge_count < CHALLENGE_ACK_LIMIT {
+            self.challenge_count += 1;
+            self.challenge_acks += 1;
+            self.ack_now = true;
+        }
+    }
+
+    // ------------------------------------------------------------------ receiving
+
+    /// Negotiates options from the peer's SYN (or SYN-ACK) and records its ISN.
+    fn receive_syn(&mut self, now: Instant, syn: &TcpRepr) {
+        self.irs = syn.seq;
+        self.rcv_nxt = 1;
+        self.last_ack_sent = 1;
+        let o = &syn.options;
+        //= rfc9293#3.7.1
+        //# the send MSS is the peer's advertised MSS (default 536 / 1220 if absent), bounded by ours
+        let peer_mss = usize::from(o.mss.unwrap_or(self.params.default_mss).max(64));
+        self.snd_mss = peer_mss.min(usize::from(self.params.mss.max(64)));
+        //= rfc7323#2.2
+        //# window scaling is in effect only if both sides sent the Window Scale option on SYN
+        match (self.cfg.window_scaling, o.window_scale) {
+            (true, Some(ws)) => {
+                //= rfc7323#2.3
+                //# a shift count greater than 14 is treated as 14
+                self.snd_wscale = ws.min(14);
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_enabled = self.cfg.sack && o.sack_permitted;
+        match (self.cfg.timestamps, o.timestamps) {
+            (true, Some(ts)) => {
+                self.ts_enabled = true;
+                self.ts_recent = ts.tsval;
+                self.ts_recent_age = Some(now);
+            }
+            _ => self.ts_enabled = false,
+        }
+        self.rcv_mss = self.snd_mss;
+        //= rfc9293#3.10.7.3
+        //# the window in a SYN is never scaled
+        self.snd_wnd = u64::from(syn.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = 0;
+        self.snd_wl2 = 0;
+        let m = self.effective_mss();
+        self.cc.set_mss(m);
+        let iw = (self.cfg.initial_window.max(1) as usize) * m;
+        self.cc = self.cfg.cc.build(m, iw);
+        self.rcv_adv = 1 + self.advertisable_window();
+    }
+
+    fn advertisable_window(&self) -> u64 {
+        let max = 65535u64 << self.rcv_wscale;
+        (self.recv.window() as u64).min(max)
+    }
+
+    /// Processes one received segment addressed to this connection.
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        repr: &TcpRepr,
+        payload: &[u8],
+    ) -> SegmentOutcome {
+        let out = match self.state {
+            TcpState::Closed | TcpState::Listen => SegmentOutcome::default(),
+            TcpState::SynSent => self.handle_syn_sent(now, repr),
+            _ => self.handle_synchronized(now, repr, payload),
+        };
+        self.update_persist(now);
+        out
+    }
+
+    fn handle_syn_sent(&mut self, now: Instant, repr: &TcpRepr) -> SegmentOutcome {
+        let f = repr.flags;
+        //= rfc9293#3.10.7.3
+        //# SYN-SENT: if SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless RST) and discard
+        if f.ack() {
+            let ack = self.snd_abs(repr.ack);
+            if ack <= 0 || ack > self.snd_nxt as i64 {
+                if !f.rst() {
+                    self.rst_reply = Some(RstReply {
+                        seq: repr.ack,
+                        ack: None,
+                    });
+                }
+                return SegmentOutcome::default();
+            }
+        }
+        if f.rst() {
+            //= rfc9293#3.10.7.3
+            //# if the ACK was acceptable, signal "connection reset" and enter CLOSED; else drop
+            if f.ack() {
+                self.enter_closed(Some(ConnectionError::Refused));
+            }
+            return SegmentOutcome::default();
+        }
+        if !f.syn() {
+            return SegmentOutcome::default();
+        }
+        self.receive_syn(now, repr);
+        if f.ack() {
+            self.snd_una = 1;
+            self.rtt_sample_on_ack(now, repr, 1);
+            self.backoff = 0;
+            self.retries = 0;
+            self.set_timer(Timer::Retransmit, None);
+            self.snd_wl1 = 0;
+            self.snd_wl2 = 1;
+            self.state = TcpState::Established;
+            self.events.established = true;
+            self.ack_now = true;
+            if self.fin_queued {
+                self.state = TcpState::FinWait1;
+            }
+        } else {
+            //= rfc9293#3.10.7.3
+            //# simultaneous open: enter SYN-RECEIVED and send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
+            self.state = TcpState::SynReceived;
+            self.syn_pending = true;
+        }
+        SegmentOutcome {
+            accepted: true,
+            data: 0..0,
+        }
+    }
+
+    fn rtt_sample_on_ack(&mut self, now: Instant, repr: &TcpRepr, ack: u64) {
+        if self.ts_enabled {
+            //= rfc7323#4.1
+            //# RTT measurement from the echoed timestamp of an ACK that advances the left edge
+            if let Some(ts) = repr.options.timestamps {
+                if ts.tsecr != 0 || self.params.ts_offset == 0 {
+                    let ms = self.ts_now(now).wrapping_sub(ts.tsecr);
+                    if ms < 60_000 {
+                        self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                        self.hystart_sample(now, ack, Duration::from_millis(u64::from(ms)));
+                    }
+                }
+                self.timed = None;
+                return;
+            }
+        }
+        //= rfc6298#3
+        //# Karn: RTT samples MUST NOT be made using segments that were retransmitted
+        if let Some((end, at)) = self.timed {
+            if ack >= end {
+                let r = now.saturating_duration_since(at);
+                self.rtt.sample(r);
+                self.hystart_sample(now, ack, r);
+                self.timed = None;
+            }
+        }
+    }
+
+    fn hystart_sample(&mut self, now: Instant, ack: u64, rtt: Duration) {
+        let h = &mut self.hystart;
+        if h.done || self.cc.cwnd() >= self.cc.ssthresh() || self.in_recovery || self.rto_recovery {
+            return;
+        }
+        //= rfc9406#4.2
+        //# at the start of each round, lastRoundMinRTT = currentRoundMinRTT, currentRoundMinRTT = infinity, rttSampleCount = 0
+        if ack >= h.round_end {
+            h.last_round_min = h.current_round_min;
+            h.current_round_min = None;
+            h.samples = 0;
+            h.round_end = self.snd_nxt;
+        }
+        h.samples += 1;
+        h.current_round_min = Some(h.current_round_min.map_or(rtt, |m| m.min(rtt)));
+        if h.samples < HYSTART_SAMPLES {
+            return;
+        }
+        if let (Some(last), Some(cur)) = (h.last_round_min, h.current_round_min) {
+            //= rfc9406#4.2
+            //# RttThresh = clamp(MIN_RTT_THRESH, lastRoundMinRTT / MIN_RTT_DIVISOR, MAX_RTT_THRESH); exit slow start if currentRoundMinRTT >= lastRoundMinRTT + RttThresh
+            let thresh = (last / 8).clamp(HYSTART_MIN_THRESH, HYSTART_MAX_THRESH);
+            if cur >= last + thresh {
+                h.done = true;
+                self.cc.exit_slow_start(now);
+            }
+        }
+    }
+
+    fn segment_acceptable(&self, seq: i64, len: u64) -> bool {
+        //= rfc9293#3.10.7.4
+        //# four cases of the acceptability test on segment length and receive window
+        let wnd = self
+            .rcv_adv
+            .saturating_sub(self.rcv_nxt)
+            .max(self.recv.window() as u64) as i64;
+        let nxt = self.rcv_nxt as i64;
+        let len = len as i64;
+        if len == 0 {
+            if wnd == 0 {
+                seq == nxt
+            } else {
+                nxt <= seq && seq < nxt + wnd
+            }
+        } else if wnd == 0 {
+            false
+        } else {
+            (nxt <= seq && seq < nxt + wnd) || (nxt < seq + len && seq + len - 1 < nxt + wnd)
+        }
+    }
+
+    fn handle_synchronized(
+        &mut self,
+        now: Instant,
+        repr: &TcpRepr,
+        payload: &[u8],
+    ) -> SegmentOutcome {
+        let f = repr.flags;
+        let seq = self.rcv_abs(repr.seq);
+        let seg_len = payload.len() as u64 + u64::from(f.syn()) + u64::from(f.fin());
+
+        // SYN-RECEIVED: a retransmitted SYN gets the SYN-ACK again.
+        if self.state == TcpState::SynReceived
+            && f.syn()
+            && !f.ack()
+            && !f.rst()
+            && repr.seq == self.irs
+        {
+            self.syn_pending = true;
+            return SegmentOutcome::default();
+        }
+
+        //= rfc7323#5.3
+        //# PAWS: a segment with SEG.TSval < TS.Recent is not acceptable (send an ACK, drop), RST excepted
+        if self.ts_enabled && !f.rst() {
+            if let Some(ts) = repr.options.timestamps {
+                if let Some(age) = self.ts_recent_age {
+                    if (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                        if now.saturating_duration_since(age) > PAWS_IDLE {
+                            //= rfc7323#5.5
+                            //# a TS.Recent idle for more than 24 days is invalid
+                            self.ts_recent_age = None;
+                        } else {
+                            self.paws_drops += 1;
+                            self.ack_now = true;
+                            return SegmentOutcome::default();
+                        }
+                    }
+                }
+            }
+        }
+
+        if !self.segment_acceptable(seq, seg_len) {
+            //= rfc9293#3.10.7.4
+            //# if a segment is not acceptable, send an acknowledgment (unless RST) and drop it
+            if !f.rst() {
+                self.ack_now = true;
+                //= rfc9293#3.10.7.4
+                //# TIME-WAIT: a retransmission of the remote FIN is acknowledged and the 2 MSL timeout restarted
+                if self.state == TcpState::TimeWait
+                    && f.fin()
+                    && seq + seg_len as i64 == self.rcv_nxt as i64
+                {
+                    self.set_timer(Timer::TimeWait, Some(now + self.cfg.time_wait));
+                }
+            }
+            return SegmentOutcome::default();
+        }
+
+        if f.rst() {
+            //= rfc5961#3.2
+            //# RST: reset only if SEG.SEQ exactly matches RCV.NXT; otherwise (in window) send a challenge ACK
+            if seq == self.rcv_nxt as i64 {
+                let err = if self.state == TcpState::SynReceived {
+                    ConnectionError::Refused
+                } else {
+                    ConnectionError::Reset
+                };
+                if self.state == TcpState::TimeWait {
+                    self.enter_closed(None);
+                } else {
+                    self.enter_closed(Some(err));
+                }
+            } else {
+                self.challenge_ack(now);
+            }
+            return SegmentOutcome::default();
+        }
+
+        if f.syn() {
+            //= rfc5961#4.2
+            //# a SYN in a synchronized state gets a challenge ACK, whatever its sequence number
+            self.challenge_ack(now);
+            return SegmentOutcome::default();
+        }
+
+        if !f.ack() {
+            //= rfc9293#3.10.7.4
+            //# fifth: if the ACK bit is off, drop the segment
+            return SegmentOutcome::default();
+        }
+
+        // Timestamps: TS.Recent update (RFC 7323 §4.3).
+        if self.ts_enabled {
+            if let Some(ts) = repr.options.timestamps {
+                //= rfc7323#4.3
+                //# if SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent then TS.Recent = SEG.TSval
+                if seq <= self.last_ack_sent as i64
+                    && (self.ts_recent_age.is_none()
+                        || (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0)
+                {
+                    self.ts_recent = ts.tsval;
+                    self.ts_recent_age = Some(now);
+                }
+            }
+        }
+
+        if self.state == TcpState::SynReceived {
+            let ack = self.snd_abs(repr.ack);
+            //= rfc9293#3.10.7.4
+            //# SYN-RECEIVED: if SND.UNA < SEG.ACK =< SND.NXT enter ESTABLISHED, else send <SEQ=SEG.ACK><CTL=RST>
+            if ack == 1 && self.snd_nxt >= 1 {
+                self.snd_una = 1;
+                self.rtt_sample_on_ack(now, repr, 1);
+                self.backoff = 0;
+                self.retries = 0;
+                self.set_timer(Timer::Retransmit, None);
+                self.state = if self.fin_queued {
+                    TcpState::FinWait1
+                } else {
+                    TcpState::Established
+                };
+                self.events.established = true;
+                self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = 1;
+            } else {
+                self.rst_reply = Some(RstReply {
+                    seq: repr.ack,
+                    ack: None,
+                });
+                return SegmentOutcome::default();
+            }
+        }
+
+        if !self.process_ack(now, repr, seq, payload.len()) {
+            return SegmentOutcome::default();
+        }
+        if self.state == TcpState::Closed {
+            return SegmentOutcome {
+                accepted: true,
+                data: 0..0,
+            };
+        }
+
+        // Data.
+        let mut data_range = 0..0;
+        if !payload.is_empty()
+            && matches!(
+                self.state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            )
+        {
+            data_range = self.receive_data(now, seq, payload);
+        } else if !payload.is_empty() {
+            // Data after the peer's FIN: acknowledge and ignore.
+            self.ack_now = true;
+        }
+
+        // FIN.
+        if f.fin() && !self.fin_received {
+            let fin_at = seq + payload.len() as i64;
+            if fin_at >= self.rcv_nxt as i64 {
+                self.fin_recv = Some(fin_at as u64);
+            }
+        }
+        if let Some(fin_at) = self.fin_recv {
+            if !self.fin_received && fin_at == self.rcv_nxt {
+                self.accept_fin(now);
+            }
+        } else if f.fin() && self.state == TcpState::TimeWait {
+            //= rfc9293#3.10.7.4
+            //# TIME-WAIT: a retransmitted FIN is acknowledged and the 2 MSL timeout restarted
+            self.ack_now = true;
+            self.set_timer(Timer::TimeWait, Some(now + self.cfg.time_wait));
+        }
+        SegmentOutcome {
+            accepted: true,
+            data: data_range,
+        }
+    }
+
+    fn accept_fin(&mut self, now: Instant) {
+        self.fin_received = true;
+        self.rcv_nxt += 1;
+        self.ack_now = true;
+        self.events.readable = true;
+        //= rfc9293#3.10.7.4
+        //# eighth, FIN: ESTABLISHED -> CLOSE-WAIT; FIN-WAIT-1 -> CLOSING (or TIME-WAIT if our FIN is acked); FIN-WAIT-2 -> TIME-WAIT
+        match self.state {
+            TcpState::SynReceived | TcpState::Established => self.state = TcpState::CloseWait,
+            TcpState::FinWait1 => {
+                if self.fin_sent && self.snd_una > self.fin_seq() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.state = TcpState::Closing;
+                }
+            }
+            TcpState::FinWait2 => self.enter_time_wait(now),
+            TcpState::TimeWait => self.set_timer(Timer::TimeWait, Some(now + self.cfg.time_wait)),
+            _ => {}
+        }
+    }
+
+    fn receive_data(&mut self, now: Instant, seq: i64, payload: &[u8]) -> Range<u64> {
+        let rcv_nxt = self.rcv_nxt as i64;
+        // Trim what was already received.
+        let skip = if seq < rcv_nxt {
+            ((rcv_nxt - seq) as usize).min(payload.len())
+        } else {
+            0
+        };
+        let start_seq = (seq + skip as i64) as u64;
+        let bytes = &payload[skip..];
+        if bytes.is_empty() {
+            // A pure duplicate: acknowledge at once (RFC 9293 §3.10.7.4, RFC 5681 §4.2).
+            self.ack_now = true;
+            return 0..0;
+        }
+        let offset = start_seq - 1;
+        let had_gap = !self.recv.ooo().is_empty();
+        let in_order = start_seq == self.rcv_nxt;
+        let newly = self.recv.write_at(offset, bytes);
+        self.rcv_mss = self.rcv_mss.max(payload.len());
+        if newly > 0 {
+            self.rcv_nxt += newly as u64;
+            self.bytes_received += newly as u64;
+            self.events.readable = true;
+        }
+        if !in_order {
+            self.note_ooo(offset);
+        }
+        //= rfc5681#4.2
+        //# an out-of-order segment or one that fills a gap SHOULD be acknowledged immediately
+        if !in_order || had_gap || !self.cfg.delayed_ack {
+            self.ack_now = true;
+        } else {
+            //= rfc9293#3.8.6.3
+            //# an ACK SHOULD be generated for at least every second full-sized segment
+            self.rcv_unacked += newly;
+            if self.rcv_unacked >= 2 * self.rcv_mss {
+                self.ack_now = true;
+            } else if self.timer(Timer::DelayedAck).is_none() {
+                self.set_timer(Timer::DelayedAck, Some(now + self.cfg.delayed_ack_timeout));
+            }
+        }
+        offset..offset + bytes.len() as u64
+    }
+
+    fn note_ooo(&mut self, offset: u64) {
+        self.recent_ooo.rotate_right(1);
+        self.recent_ooo[0] = Some(offset);
+    }
+
+    /// The ACK field, SACK blocks and window update. Returns false when the segment must be
+    /// dropped.
+    fn process_ack(&mut self, now: Instant, repr: &TcpRepr, seq: i64, payload_len: usize) -> bool {
+        let ack = self.snd_abs(repr.ack);
+        //= rfc5961#5.2
+        //# the ACK is acceptable only in [SND.UNA - MAX.SND.WND, SND.NXT]; otherwise send an ACK and drop
+        if ack > self.snd_nxt as i64 {
+            self.ack_now = true;
+            return false;
+        }
+        if ack < self.snd_una as i64 - self.max_snd_wnd.max(1) as i64 {
+            self.challenge_ack(now);
+            return false;
+        }
+        let ack = ack.max(0) as u64;
+
+        let mut new_sacked = 0;
+        if self.sack_enabled {
+            for &(l, r) in &repr.options.sack_blocks {
+                let l = self.snd_abs(l).max(ack as i64);
+                let r = self.snd_abs(r);
+                if r > l && r <= self.snd_nxt as i64 {
+                    new_sacked += self.scoreboard.insert(l as u64, r as u64);
+                }
+            }
+        }
+
+        let flight_before = self.flight() as usize;
+        let old_wnd = self.snd_wnd;
+        if ack > self.snd_una {
+            self.on_new_ack(now, repr, ack, flight_before);
+        } else if ack == self.snd_una && self.snd_nxt > self.snd_una {
+            //= rfc5681#2
+            //# DUPLICATE ACKNOWLEDGMENT: no data, no SYN/FIN, same window, outstanding data
+            let window = u64::from(repr.window) << self.snd_wscale;
+            let dup = if self.sack_enabled {
+                new_sacked > 0
+            } else {
+                payload_len == 0 && !repr.flags.fin() && window == old_wnd
+            };
+            if dup {
+                self.dupacks += 1;
+                if self.in_recovery && !self.sack_enabled {
+                    //= rfc6582#3.2
+                    //# for each additional duplicate ACK, increment cwnd by SMSS (window inflation)
+                    self.nosack_inflation += self.effective_mss() as u64;
+                }
+            }
+        }
+        self.detect_lost_retransmissions();
+        self.maybe_enter_recovery(now);
+
+        //= rfc9293#3.10.7.4
+        //# update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+        }
+
+        // Our FIN acknowledged?
+        if self.fin_sent && self.snd_una > self.fin_seq() {
+            match self.state {
+                TcpState::FinWait1 => self.state = TcpState::FinWait2,
+                TcpState::Closing => self.enter_time_wait(now),
+                TcpState::LastAck => {
+                    self.enter_closed(None);
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn on_new_ack(&mut self, now: Instant, repr: &TcpRepr, ack: u64, flight_before: usize) {
+        let acked = ack - self.snd_una;
+        self.rtt_sample_on_ack(now, repr, ack);
+        // Application bytes acknowledged: sequence offsets [1, data_end).
+        let data_lo = self.snd_una.max(1);
+        let data_hi = ack.min(self.data_end());
+        if data_hi > data_lo {
+            self.bytes_acked += data_hi - data_lo;
+        }
+        self.send.ack_to(ack.saturating_sub(1));
+        self.snd_una = ack;
+        self.scoreboard.remove_below(ack);
+        self.high_rxt = self.high_rxt.max(ack);
+        self.backoff = 0;
+        self.retries = 0;
+        if self.want_writable && self.send.free() > 0 {
+            self.want_writable = false;
+            self.events.writable = true;
+        }
+
+        if self.in_recovery && self.recovery_was_spurious(repr) {
+            //= rfc3522#3.2
+            //# an ACK echoing a timestamp older than the retransmission's shows the original arrived: the retransmission was spurious
+            self.cc.undo_congestion_event();
+            self.spurious_recoveries += 1;
+            self.in_recovery = false;
+            self.dupacks = 0;
+            self.rexmit_log.clear();
+            self.relost.clear();
+            self.recovery_point = ack;
+        } else if self.in_recovery {
+            if ack >= self.recovery_point {
+                //= rfc6675#5
+                //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
+                // Retransmissions still in flight stay tracked: a recovery that starts right
+                // away must neither resend them nor lose sight of them.
+                self.in_recovery = false;
+                self.dupacks = 0;
+            } else if !self.sack_enabled {
+                //= rfc6582#3.2
+                //# partial ACK: retransmit the first unacknowledged segment, deflate cwnd by the amount acked, add back SMSS
+                let mss = self.effective_mss() as u64;
+                self.nosack_inflation = self.nosack_inflation.saturating_sub(acked) + mss;
+                self.high_rxt = ack;
+                self.fast_rexmit = true;
+            }
+        } else {
+            self.dupacks = 0;
+            if flight_before * 2 >= self.cc.cwnd() {
+                self.cc
+                    .on_ack(now, acked as usize, self.rtt.srtt(), flight_before);
+            }
+        }
+        if self.rto_recovery && ack >= self.recovery_point {
+            self.rto_recovery = false;
+        }
+        //= rfc6298#5
+        //# (5.2) all data acknowledged: stop the timer; (5.3) new data acknowledged: restart it
+        if self.snd_una >= self.snd_nxt {
+            self.set_timer(Timer::Retransmit, None);
+        } else {
+            self.set_timer(Timer::Retransmit, Some(now + self.rtt.rto()));
+        }
+    }
+
+    /// A retransmission is lost when data sent after it (more than DupThresh segments
+    /// later) has been SACKed while it is still neither SACKed nor acknowledged (the same
+    /// reasoning as RFC 6675's IsLost, applied to the retransmission's send order; Linux's
+    /// lost-retransmit detection works alike). It is queued to be sent again.
+    fn detect_lost_retransmissions(&mut self) {
+        if !self.in_recovery && self.rexmit_log.is_empty() {
+            return;
+        }
+        let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
+        let slack = DUP_THRESH * self.effective_mss() as u64;
+        while let Some(&(s, e, marker)) = self.rexmit_log.front() {
+            let s = s.max(self.snd_una);
+            if e <= s || self.scoreboard.covered_in(s, e) == e - s {
+                self.rexmit_log.pop_front();
+                continue;
+            }
+            if high_sacked > marker + slack {
+                self.rexmit_log.pop_front();
+                self.relost.push_back((s, e));
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn relost_bytes(&self) -> u64 {
+        self.relost
+            .iter()
+            .map(|&(s, e)| e.saturating_sub(s.max(self.snd_una)))
+            .sum()
+    }
+
+    /// True when the single retransmission of this recovery was unnecessary: the ACK that
+    /// covers it echoes a timestamp older than the retransmission.
+    fn recovery_was_spurious(&self, repr: &TcpRepr) -> bool {
+        if !self.ts_enabled || self.episode_rexmits != 1 {
+            return false;
+        }
+        match (self.undo_tsval, repr.options.timestamps) {
+            (Some(u), Some(ts)) => (ts.tsecr.wrapping_sub(u) as i32) < 0,
+            _ => false,
+        }
+    }
+
+    /// The RFC 6675 IsLost boundary: every un-SACKed sequence number below it is lost.
+    fn lost_boundary(&self) -> u64 {
+        if self.rto_recovery {
+            return self.snd_nxt;
+        }
+        if !self.sack_enabled {
+            return self.snd_una;
+        }
+        //= rfc6675#4
+        //# IsLost: DupThresh discontiguous SACKed sequences above it, or more than (DupThresh - 1) * SMSS bytes SACKed above it
+        let limit = (DUP_THRESH - 1) * self.effective_mss() as u64;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for (s, e) in self.scoreboard.iter_rev() {
+            count += 1;
+            bytes += e - s;
+            if count >= DUP_THRESH || bytes > limit {
+                return s.max(self.snd_una);
+            }
+        }
+        self.snd_una
+    }
+
+    /// RFC 6675 SetPipe: octets believed to be in the network.
+    fn pipe(&self) -> u64 {
+        if !self.sack_enabled && self.in_recovery && !self.rto_recovery {
+            return self.flight().saturating_sub(self.nosack_inflation);
+        }
+        //= rfc6675#4
+        //# pipe counts each octet not SACKed and not lost, plus each retransmitted octet not SACKed
+        let b = self.lost_boundary().clamp(self.snd_una, self.snd_nxt);
+        let not_lost = (self.snd_nxt - b) - self.scoreboard.covered_in(b, self.snd_nxt);
+        let hr = self.high_rxt.clamp(self.snd_una, self.snd_nxt);
+        let rexmit = if self.in_recovery || self.rto_recovery {
+            (hr - self.snd_una) - self.scoreboard.covered_in(self.snd_una, hr)
+        } else {
+            0
+        };
+        (not_lost + rexmit).saturating_sub(self.relost_bytes())
+    }
+
+    fn maybe_enter_recovery(&mut self, now: Instant) {
+        if self.in_recovery || self.snd_nxt <= self.snd_una || self.snd_una < self.recovery_point {
+            return;
+        }
+        let trigger = if self.sack_enabled {
+            //= rfc6675#5
+            //# enter loss recovery when DupThresh duplicate ACKs arrive or IsLost(HighACK + 1)
+            self.dupacks >= DUP_THRESH || self.lost_boundary() > self.snd_una
+        } else {
+            self.dupacks >= DUP_THRESH
+        };
+        if !trigger {
+            return;
+        }
+        let flight = self.flight() as usize;
+        self.recoveries += 1;
+        self.in_recovery = true;
+        self.rto_recovery = false;
+        //= rfc6675#5
+        //# (4.1) RecoveryPoint = HighData; (4.2) ssthresh and cwnd reduced; (4.3) retransmit the first segment presumed dropped
+        self.recovery_point = self.snd_nxt;
+        self.cc.on_congestion_event(now, flight);
+        // HighRxt stays above SND.UNA when the previous recovery's retransmissions are still
+        // in flight (they are tracked by the lost-retransmission detector); otherwise the
+        // first segment presumed dropped goes out at once.
+        self.high_rxt = self.high_rxt.max(self.snd_una);
+        self.fast_rexmit = self.high_rxt == self.snd_una;
+        self.undo_tsval = None;
+        self.episode_rexmits = 0;
+        //= rfc6582#3.2
+        //# on entering fast recovery cwnd = ssthresh + 3*SMSS (inflation by the three duplicate ACKs)
+        self.nosack_inflation = DUP_THRESH * self.effective_mss() as u64;
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// The earliest timer deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in ALL_TIMERS {
+            match self.timers[t as usize] {
+                Some(at) if at <= now => {
+                    self.timers[t as usize] = None;
+                    self.fire(now, t);
+                }
+                _ => {}
+            }
+        }
+        self.update_persist(now);
+    }
+
+    fn fire(&mut self, now: Instant, t: Timer) {
+        match t {
+            Timer::Retransmit => self.on_rto(now),
+            Timer::Persist => {
+                //= rfc9293#3.8.6.1
+                //# the sender keeps probing a zero window, with exponential backoff
+                self.probe_pending = true;
+                self.persist_backoff = (self.persist_backoff + 1).min(16);
+            }
+            Timer::DelayedAck => self.ack_now = true,
+            Timer::Pacing => {}
+            Timer::TimeWait => {
+                if self.state == TcpState::TimeWait {
+                    self.state = TcpState::Closed;
+                    self.events.closed = true;
+                }
+            }
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        match self.state {
+            TcpState::SynSent | TcpState::SynReceived => {
+                self.retries += 1;
+                if self.retries > self.cfg.max_syn_retransmissions {
+                    self.enter_closed(Some(ConnectionError::TimedOut));
+                    return;
+                }
+                self.backoff += 1;
+                self.syn_pending = true;
+                self.timed = None;
+            }
+            TcpState::Closed | TcpState::Listen | TcpState::TimeWait => {}
+            _ => {
+                if self.snd_nxt <= self.snd_una {
+                    return;
+                }
+                self.retries += 1;
+                if self.retries > self.cfg.max_retransmissions {
+                    //= rfc9293#3.8.3
+                    //# excessive retransmissions (R2) close the connection
+                    self.enter_closed(Some(ConnectionError::TimedOut));
+                    return;
+                }
+                self.timeouts += 1;
+                if self.backoff == 0 {
+                    let flight = self.flight() as usize;
+                    self.cc.on_rto(now, flight);
+                }
+                //= rfc6298#5
+                //# (5.5) back off the timer: RTO <- RTO * 2
+                self.backoff += 1;
+                if self.backoff >= 3 {
+                    //= rfc2018#8
+                    //# the sender must not rely on SACKed data after a timeout (the receiver may renege)
+                    self.scoreboard.clear();
+                }
+                //= rfc6675#5.1
+                //# after an RTO, RecoveryPoint = HighData and fast recovery is terminated
+                self.in_recovery = false;
+                self.rexmit_log.clear();
+                self.relost.clear();
+                self.rto_recovery = true;
+                self.recovery_point = self.snd_nxt;
+                self.high_rxt = self.snd_una;
+                self.dupacks = 0;
+                self.timed = None;
+            }
+        }
+        self.set_timer(
+            Timer::Retransmit,
+            Some(now + self.rtt.backed_off(self.backoff)),
+        );
+    }
+
+    fn can_send_data(&self) -> bool {
+        matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        )
+    }
+
+    fn update_persist(&mut self, now: Instant) {
+        let waiting = self.can_send_data()
+            && self.snd_nxt < self.data_end()
+            && self.snd_nxt >= self.snd_una
+            && self.snd_wnd == 0
+            && self.snd_nxt == self.snd_una;
+        if waiting {
+            if self.timer(Timer::Persist).is_none() {
+                let at = now + self.rtt.backed_off(self.persist_backoff);
+                self.set_timer(Timer::Persist, Some(at));
+            }
+        } else {
+            self.set_timer(Timer::Persist, None);
+            if self.snd_wnd > 0 {
+                self.persist_backoff = 0;
+                self.probe_pending = false;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    fn sack_blocks(&self, max: usize) -> arrayvec::ArrayVec<(u32, u32), 4> {
+        let mut blocks: arrayvec::ArrayVec<(u64, u64), 4> = arrayvec::ArrayVec::new();
+        //= rfc2018#4
+        //# the first SACK block MUST specify the block containing the most recently received segment
+        for at in self.recent_ooo.iter().flatten() {
+            if blocks.len() >= max {
+                break;
+            }
+            if let Some(r) = self.recv.ooo().containing(*at) {
+                if !blocks.contains(&r) {
+                    blocks.push(r);
+                }
+            }
+        }
+        for r in self.recv.ooo().iter_rev() {
+            if blocks.len() >= max {
+                break;
+            }
+            if !blocks.contains(&r) {
+                blocks.push(r);
+            }
+        }
+        let base = self.irs.wrapping_add(1);
+        blocks
+            .iter()
+            .map(|&(s, e)| (base.wrapping_add(s as u32), base.wrapping_add(e as u32)))
+            .collect()
+    }
+
+    /// Builds a header; `data_len` is used to size the SACK blocks.
+    fn make_repr(&mut self, now: Instant, seq: u64, flags: u8) -> TcpRepr {
+        let syn = flags & TcpFlags::SYN != 0;
+        let mut options = TcpOptions::default();
+        let window;
+        if syn {
+            options.mss = Some(self.params.mss);
+            let peer_said_ws =
+                self.state == TcpState::SynSent || self.rcv_wscale > 0 || self.snd_wscale > 0;
+            if self.cfg.window_scaling && (self.state == TcpState::SynSent || peer_said_ws) {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            let offer = |negotiated: bool, cfg: bool, state: TcpState| {
+                if state == TcpState::SynSent {
+                    cfg
+                } else {
+                    negotiated
+                }
+            };
+            options.sack_permitted = offer(self.sack_enabled, self.cfg.sack, self.state);
+            if offer(self.ts_enabled, self.cfg.timestamps, self.state) {
+                options.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: if flags & TcpFlags::ACK != 0 {
+                        self.ts_recent
+                    } else {
+                        0
+                    },
+                });
+            }
+            window = self.recv.window().min(65535) as u16;
+        } else {
+            if self.ts_enabled {
+                options.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: self.ts_recent,
+                });
+            }
+            if self.sack_enabled && !self.recv.ooo().is_empty() && flags & TcpFlags::RST == 0 {
+                let used = self.reserved_opt + if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+                let space = MAX_OPTION_SPACE.saturating_sub(used);
+                let max = (space.saturating_sub(4) / 8).min(4);
+                options.sack_blocks = self.sack_blocks(max);
+            }
+            window = self.window_field();
+        }
+        let ack_flag = flags & TcpFlags::ACK != 0;
+        if ack_flag {
+            self.ack_sent();
+        }
+        TcpRepr {
+            src_port: self.params.local_port,
+            dst_port: self.params.remote_port,
+            seq: self.wire_seq(seq),
+            ack: if ack_flag { self.wire_ack() } else { 0 },
+            flags: TcpFlags(flags),
+            window,
+            urgent: 0,
+            options,
+        }
+    }
+
+    /// Length of the options (rounded to 4) that a non-SYN segment will carry now.
+    fn option_len(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        let mut sack = 0;
+        if self.sack_enabled && !self.recv.ooo().is_empty() {
+            let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
+            let n = (space.saturating_sub(4) / 8)
+                .min(4)
+                .min(self.recv.ooo().len());
+            if n > 0 {
+                sack = 4 + 8 * n;
+            }
+        }
+        (self.reserved_opt + ts + sack).div_ceil(4) * 4
+    }
+
+    fn window_field(&mut self) -> u16 {
+        let candidate = self.rcv_nxt + self.advertisable_window();
+        let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
+        //= rfc9293#3.8.6.2.2
+        //# the right window edge is advanced only by at least min(RCV.BUFF/2, Eff.snd.MSS); it never moves left
+        if candidate >= self.rcv_adv + thresh || self.rcv_adv < self.rcv_nxt {
+            self.rcv_adv = candidate.max(self.rcv_nxt);
+        }
+        let wnd = self.rcv_adv - self.rcv_nxt;
+        //= rfc7323#2.3
+        //# the window field is the window shifted right by Rcv.Wind.Shift
+        (wnd >> self.rcv_wscale).min(65535) as u16
+    }
+
+    fn ack_sent(&mut self) {
+        self.ack_now = false;
+        self.rcv_unacked = 0;
+        self.last_ack_sent = self.rcv_nxt;
+        self.set_timer(Timer::DelayedAck, None);
+    }
+
+    fn arm_rto(&mut self, now: Instant) {
+        if self.timer(Timer::Retransmit).is_none() {
+            //= rfc6298#5
+            //# (5.1) every time a packet containing data is sent, start the timer if it is not running
+            self.set_timer(
+                Timer::Retransmit,
+                Some(now + self.rtt.backed_off(self.backoff)),
+            );
+        }
+    }
+
+    /// The next segment to send, or `None`. One segment per call (bounded work).
+    pub fn poll_segment(&mut self, now: Instant) -> Option<Segment> {
+        if let Some(r) = self.rst_reply.take() {
+            let mut repr = TcpRepr {
+                src_port: self.params.local_port,
+                dst_port: self.params.remote_port,
+                seq: r.seq,
+                ack: r.ack.unwrap_or(0),
+                flags: TcpFlags(TcpFlags::RST | if r.ack.is_some() { TcpFlags::ACK } else { 0 }),
+                window: 0,
+                urgent: 0,
+                options: TcpOptions::default(),
+            };
+            if self.ts_enabled && self.state != TcpState::Closed {
+                repr.options.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: self.ts_recent,
+                });
+            }
+            return Some(Segment {
+                repr,
+                data: 0..0,
+                retransmission: false,
+            });
+        }
+        match self.state {
+            TcpState::Closed | TcpState::Listen => None,
+            TcpState::SynSent | TcpState::SynReceived => {
+                if !self.syn_pending {
+                    return self.pure_ack(now);
+                }
+                self.syn_pending = false;
+                let flags = if self.state == TcpState::SynSent {
+                    TcpFlags::SYN
+                } else {
+                    TcpFlags::SYN | TcpFlags::ACK
+                };
+                let retransmission = self.snd_nxt > 0;
+                if retransmission {
+                    self.retransmits += 1;
+                    self.timed = None;
+                } else {
+                    self.timed = Some((1, now));
+                }
+                self.snd_nxt = 1;
+                let repr = self.make_repr(now, 0, flags);
+                self.arm_rto(now);
+                Some(Segment {
+                    repr,
+                    data: 0..0,
+                    retransmission,
+                })
+            }
+            TcpState::TimeWait | TcpState::FinWait2 if !self.can_send_data() => {
+                if self.fin_sent && self.snd_una <= self.fin_seq() {
+                    return self.send_data(now);
+                }
+                self.pure_ack(now)
+            }
+            _ => self.send_data(now),
+        }
+    }
+
+    fn pure_ack(&mut self, now: Instant) -> Option<Segment> {
+        if !self.ack_now || !self.state.is_synchronized() && self.state != TcpState::SynReceived {
+            return None;
+        }
+        if self.state == TcpState::SynReceived {
+            return None;
+        }
+        let repr = self.make_repr(now, self.snd_nxt, TcpFlags::ACK);
+        Some(Segment {
+            repr,
+            data: 0..0,
+            retransmission: false,
+        })
+    }
+
+    /// Pacing rate in bytes per second: 2 × cwnd / SRTT in slow start, 1.2 × cwnd / SRTT
+    /// after (Linux's defaults), `None` before an RTT sample or with pacing off.
+    pub fn pacing_rate(&self) -> Option<u64> {
+        if !self.cfg.pacing {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?.as_micros() as u64;
+        if srtt == 0 {
+            return None;
+        }
+        let cwnd = self.cc.cwnd() as u64;
+        let factor = if cwnd < self.cc.ssthresh() as u64 {
+            200
+        } else {
+            120
+        };
+        Some(cwnd.saturating_mul(factor).saturating_mul(10_000) / srtt)
+    }
+
+    fn pacing_blocked(&mut self, now: Instant) -> bool {
+        match self.pace_next {
+            Some(t) if t > now => {
+                self.set_timer(Timer::Pacing, Some(t));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn paced(&mut self, now: Instant, wire_len: usize) {
+        let Some(rate) = self.pacing_rate() else {
+            self.pace_next = None;
+            return;
+        };
+        // A driver that wakes up late may catch up by at most PACING_CREDIT.
+        let base = self.pace_next.unwrap_or(now).max(now - PACING_CREDIT);
+        let us = (wire_len as u64).saturating_mul(1_000_000) / rate.max(1);
+        self.pace_next = Some(base + Duration::from_micros(us));
+    }
+
+    fn send_data(&mut self, now: Instant) -> Option<Segment> {
+        self.update_persist(now);
+        let forced = self.fast_rexmit;
+        let blocked = !forced && self.pacing_blocked(now);
+        let seg = self.send_data_inner(now, blocked)?;
+        if !seg.data.is_empty() || seg.repr.flags.fin() {
+            let opts = seg.repr.options.padded_len();
+            self.paced(now, (seg.data.end - seg.data.start) as usize + 40 + opts);
+        }
+        Some(seg)
+    }
+
+    fn send_data_inner(&mut self, now: Instant, blocked: bool) -> Option<Segment> {
+        let cwnd = self.cc.cwnd() as u64;
+        let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+
+        // (1) The forced first retransmission of fast recovery.
+        if self.fast_rexmit {
+            self.fast_rexmit = false;
+            if self.snd_una < self.snd_nxt {
+                let p = self.snd_una;
+                let hole_end = self.scoreboard.next_from(p).map_or(self.snd_nxt, |r| r.0);
+                return Some(self.retransmit(now, p, hole_end, max_payload));
+            }
+        }
+
+        if blocked {
+            return self.probe_or_ack(now);
+        }
+        let pipe = self.pipe();
+        let cwnd_avail = cwnd.saturating_sub(pipe);
+
+        // (1b) Retransmissions found lost go again first.
+        while let Some(&(s, e)) = self.relost.front() {
+            let mut p = s.max(self.snd_una);
+            if let Some((_, ce)) = self.scoreboard.containing(p) {
+                p = ce;
+            }
+            if p >= e {
+                self.relost.pop_front();
+                continue;
+            }
+            let hole_end = self.scoreboard.next_from(p).map_or(e, |r| r.0.min(e));
+            if cwnd_avail < max_payload.min(hole_end - p) {
+                return self.pure_ack(now);
+            }
+            let seg = self.retransmit(now, p, hole_end, max_payload);
+            let sent_end = p + (seg.data.end - seg.data.start).max(1);
+            if let Some(front) = self.relost.front_mut() {
+                front.0 = sent_end;
+            }
+            return Some(seg);
+        }
+
+        // (2) NextSeg rule 1: the first lost, un-SACKed, not yet retransmitted range.
+        let mut rule3: Option<(u64, u64)> = None;
+        if self.in_recovery || self.rto_recovery {
+            let boundary = self.lost_boundary();
+            let mut p = self.high_rxt.max(self.snd_una);
+            if let Some((_, e)) = self.scoreboard.containing(p) {
+                p = e;
+            }
+            if p < self.snd_nxt {
+                let hole_end = self.scoreboard.next_from(p).map_or(self.snd_nxt, |r| r.0);
+                if p < boundary {
+                    //= rfc6675#4
+                    //# NextSeg (1): the first un-SACKed sequence number > HighRxt that IsLost, if cwnd - pipe >= 1 SMSS
+                    if cwnd_avail >= max_payload.min(hole_end - p) {
+                        return Some(self.retransmit(now, p, hole_end, max_payload));
+                    }
+                    return self.pure_ack(now);
+                }
+                let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
+                if self.in_recovery && p < high_sacked {
+                    rule3 = Some((p, hole_end));
+                }
+            }
+        }
+
+        // (3) NextSeg rule 2: new data.
+        if let Some(seg) = self.send_new(now, cwnd_avail, max_payload) {
+            return Some(seg);
+        }
+
+        // (4) NextSeg rule 3: an un-SACKed range below the highest SACK, not yet deemed lost.
+        if let Some((p, hole_end)) = rule3 {
+            if cwnd_avail >= max_payload.min(hole_end - p) {
+                return Some(self.retransmit(now, p, hole_end, max_payload));
+            }
+        }
+
+        self.probe_or_ack(now)
+    }
+
+    fn probe_or_ack(&mut self, now: Instant) -> Option<Segment> {
+        // (5) Zero-window probe.
+        if self.probe_pending {
+            self.probe_pending = false;
+            //= rfc9293#3.8.6.1
+            //# a zero-window probe elicits an ACK carrying the current window (sent with an old sequence number)
+            let repr = self.make_repr(now, self.snd_una.saturating_sub(1), TcpFlags::ACK);
+            let at = now + self.rtt.backed_off(self.persist_backoff);
+            self.set_timer(Timer::Persist, Some(at));
+            return Some(Segment {
+                repr,
+                data: 0..0,
+                retransmission: false,
+            });
+        }
+        self.pure_ack(now)
+    }
+
+    /// Retransmits from `p` up to `hole_end` (at most one segment); FIN included if it is the
+    /// last thing in the hole.
+    fn retransmit(&mut self, now: Instant, p: u64, hole_end: u64, max_payload: u64) -> Segment {
+        let data_end = self.data_end();
+        let mut flags = TcpFlags::ACK;
+        let data_hi = (p + max_payload).min(hole_end).min(data_end);
+        let data = if p < data_end { p..data_hi } else { p..p };
+        let mut end = data.end;
+        if self.fin_sent && end == data_end && hole_end > data_end {
+            flags |= TcpFlags::FIN;
+            end += 1;
+        }
+        if !data.is_empty() && end == data_end {
+            flags |= TcpFlags::PSH;
+        }
+        self.high_rxt = self.high_rxt.max(end);
+        if self.in_recovery {
+            self.episode_rexmits += 1;
+        }
+        if self.in_recovery && self.sack_enabled {
+            if self.rexmit_log.len() >= MAX_REXMIT_LOG {
+                self.rexmit_log.pop_front();
+            }
+            self.rexmit_log.push_back((p, end, self.snd_nxt));
+        }
+        self.retransmits += 1;
+        self.timed = None;
+        let repr = self.make_repr(now, p, flags);
+        if self.in_recovery && self.episode_rexmits == 1 {
+            self.undo_tsval = repr.options.timestamps.map(|t| t.tsval);
+        }
+        self.arm_rto(now);
+        Segment {
+            repr,
+            data: data.start.saturating_sub(1)..data.end.saturating_sub(1),
+            retransmission: true,
+        }
+    }
+
+    fn send_new(&mut self, now: Instant, cwnd_avail: u64, max_payload: u64) -> Option<Segment> {
+        if !self.can_send_data() {
+            return None;
+        }
+        let data_end = self.data_end();
+        let fin_pending = self.fin_queued && !self.fin_sent;
+        if self.snd_nxt > data_end || (self.snd_nxt == data_end && !fin_pending) {
+            return None;
+        }
+        let avail = data_end - self.snd_nxt;
+        let rwnd_avail = (self.snd_una + self.snd_wnd).saturating_sub(self.snd_nxt);
+        let len = avail.min(max_payload).min(rwnd_avail).min(cwnd_avail);
+        let nothing_in_flight = self.snd_nxt == self.snd_una;
+        if avail > 0 {
+            if len == 0 {
+                return None;
+            }
+            if len < max_payload && len < avail {
+                //= rfc9293#3.8.6.2.1
+                //# sender SWS avoidance: send a partial segment only if at least half the max window fits, or nothing is in flight
+                let sws_ok = len >= self.max_snd_wnd / 2 && len == rwnd_avail.min(len);
+                if !(nothing_in_flight || sws_ok && cwnd_avail > len) {
+                    return None;
+                }
+            }
+            //= rfc9293#3.7.4
+            //# Nagle: hold a small segment while unacknowledged data is outstanding
+            if self.cfg.nagle && len < max_payload && !nothing_in_flight && !fin_pending {
+                return None;
+            }
+        }
+        let start = self.snd_nxt;
+        let mut end = start + len;
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && end == data_end {
+            flags |= TcpFlags::PSH;
+        }
+        if fin_pending && end == data_end {
+            flags |= TcpFlags::FIN;
+            self.fin_sent = true;
+            end += 1;
+        }
+        if len == 0 && flags & TcpFlags::FIN == 0 {
+            return None;
+        }
+        if self.timed.is_none() && !self.ts_enabled && !self.rto_recovery && !self.in_recovery {
+            self.timed = Some((end, now));
+        }
+        self.snd_nxt = end;
+        self.high_rxt = self.high_rxt.max(self.snd_una);
+        self.bytes_sent += len;
+        let repr = self.make_repr(now, start, flags);
+        self.arm_rto(now);
+        Some(Segment {
+            repr,
+            data: start - 1..start - 1 + len,
+            retransmission: false,
+        })
+    }
+
+    /// The payload bytes of a segment returned by [`Tcb::poll_segment`] (call before the next
+    /// `handle_segment`, which may free acknowledged bytes).
+    pub fn payload(&self, seg: &Segment) -> &[u8] {
+        self.send.slice(seg.data.start, seg.data.end)
+    }
+}

@@ -1,0 +1,381 @@
+//! Endpoint behaviour on raw IP packets: demultiplexing, listeners, resets, events.
+
+use std::net::{IpAddr, SocketAddr};
+
+use braid_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use braid_proto::{
+    ConnectOptions, ConnectionError, Duration, Endpoint, EndpointConfig, Error, Event, Instant,
+    ListenOptions, TcpConfig, TcpState,
+};
+
+fn ep(seed: u8) -> Endpoint {
+    Endpoint::new(
+        EndpointConfig {
+            tcp: TcpConfig {
+                time_wait: Duration::from_millis(500),
+                ..TcpConfig::default()
+            },
+        },
+        [seed; 32],
+    )
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Moves every pending packet between the two endpoints until both are quiet.
+fn pump(a: &mut Endpoint, b: &mut Endpoint, now: Instant) -> usize {
+    let mut buf = vec![0u8; 2048];
+    let mut moved = 0;
+    loop {
+        let mut any = false;
+        while let Some(t) = a.poll_transmit(now, &mut buf) {
+            b.handle_packet(now, &buf[..t.len]);
+            any = true;
+            moved += 1;
+        }
+        while let Some(t) = b.poll_transmit(now, &mut buf) {
+            a.handle_packet(now, &buf[..t.len]);
+            any = true;
+            moved += 1;
+        }
+        if !any {
+            return moved;
+        }
+        assert!(moved < 100_000);
+    }
+}
+
+fn events(e: &mut Endpoint) -> Vec<Event> {
+    std::iter::from_fn(|| e.poll_event()).collect()
+}
+
+fn tcp_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq,
+        ack,
+        flags: TcpFlags(flags),
+        window: 1000,
+        urgent: 0,
+        options: TcpOptions::default(),
+    };
+    let mut buf = vec![0u8; 1600];
+    let n = wire::emit_tcp_packet(&mut buf, src.ip(), dst.ip(), 64, &repr, payload).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn connect_accept_exchange_and_close_v4() {
+    let (mut a, mut b) = (ep(1), ep(2));
+    b.listen(addr("0.0.0.0:8080"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("192.0.2.1:0"),
+            addr("192.0.2.2:8080"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!(events(&mut a), vec![Event::Connected(c)]);
+    let ev = events(&mut b);
+    let Some(Event::Accepted {
+        conn: s,
+        local,
+        remote,
+    }) = ev.first().cloned()
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(local, addr("192.0.2.2:8080"));
+    assert_eq!(remote.ip(), "192.0.2.1".parse::<IpAddr>().unwrap());
+    assert!(remote.port() >= 49152);
+    let info = a.conn_info(c).unwrap();
+    assert_eq!(info.state, TcpState::Established);
+    assert_eq!(info.mss, 1460);
+    assert_eq!(info.remote, addr("192.0.2.2:8080"));
+
+    assert_eq!(a.write(c, b"ping").unwrap(), 4);
+    pump(&mut a, &mut b, now);
+    assert!(events(&mut b).contains(&Event::Readable(s)));
+    let mut buf = [0u8; 16];
+    assert_eq!(b.read(s, &mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"ping");
+    assert_eq!(b.read(s, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(b.write(s, b"pong").unwrap(), 4);
+    pump(&mut a, &mut b, now);
+    assert_eq!(a.read(c, &mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"pong");
+    assert_eq!(a.conn_info(c).unwrap().bytes_acked, 4);
+    assert_eq!(a.conn_info(c).unwrap().bytes_received, 4);
+
+    a.close(c).unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!(b.read(s, &mut buf).unwrap(), 0);
+    b.close(s).unwrap();
+    pump(&mut a, &mut b, now);
+    assert!(events(&mut b).contains(&Event::Closed {
+        conn: s,
+        error: None
+    }));
+    assert!(events(&mut a).contains(&Event::Closed {
+        conn: c,
+        error: None
+    }));
+    assert_eq!(a.read(c, &mut buf), Err(Error::UnknownConnection));
+    assert!(a.conn_info(c).is_none());
+    // The active closer keeps TIME-WAIT until it expires.
+    assert_eq!(a.connection_count(), 1);
+    assert_eq!(b.connection_count(), 0);
+    let t = a.poll_timeout().unwrap();
+    a.handle_timeout(t);
+    assert_eq!(a.connection_count(), 0);
+}
+
+#[test]
+fn ipv6_pair_uses_ipv6_mss() {
+    let (mut a, mut b) = (ep(3), ep(4));
+    b.listen(addr("[2001:db8::2]:443"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("[2001:db8::1]:40000"),
+            addr("[2001:db8::2]:443"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!(events(&mut a), vec![Event::Connected(c)]);
+    assert_eq!(a.conn_info(c).unwrap().mss, 1440);
+    assert_eq!(a.conn_info(c).unwrap().local, addr("[2001:db8::1]:40000"));
+}
+
+#[test]
+fn syn_to_closed_port_is_refused() {
+    let (mut a, mut b) = (ep(5), ep(6));
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("192.0.2.1:0"),
+            addr("192.0.2.2:9"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!(b.stats().resets_sent, 1);
+    assert_eq!(
+        events(&mut a),
+        vec![Event::Closed {
+            conn: c,
+            error: Some(ConnectionError::Refused)
+        }]
+    );
+}
+
+#[test]
+fn unknown_ack_segment_gets_rst_with_its_ack_as_seq() {
+    let mut b = ep(7);
+    let from = addr("198.51.100.7:5555");
+    let to = addr("198.51.100.1:80");
+    b.handle_packet(
+        Instant::ZERO,
+        &tcp_packet(from, to, 100, 4242, TcpFlags::ACK, b"x"),
+    );
+    let mut buf = [0u8; 128];
+    let t = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let seg = wire::parse_tcp_packet(&buf[..t.len]).unwrap();
+    assert_eq!(seg.tcp.flags.0, TcpFlags::RST);
+    assert_eq!(seg.tcp.seq, 4242);
+    assert_eq!(seg.tcp.dst_port, 5555);
+    assert_eq!(t.dst, from.ip());
+    // A segment without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    b.handle_packet(
+        Instant::ZERO,
+        &tcp_packet(from, to, 100, 0, TcpFlags::FIN, b"abc"),
+    );
+    let t = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let seg = wire::parse_tcp_packet(&buf[..t.len]).unwrap();
+    assert_eq!(seg.tcp.flags.0, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(seg.tcp.seq, 0);
+    assert_eq!(seg.tcp.ack, 104);
+    // Never a RST for a RST.
+    b.handle_packet(
+        Instant::ZERO,
+        &tcp_packet(from, to, 100, 0, TcpFlags::RST, b""),
+    );
+    assert!(b.poll_transmit(Instant::ZERO, &mut buf).is_none());
+}
+
+#[test]
+fn malformed_packets_are_counted_and_dropped() {
+    let mut b = ep(8);
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let mut p = tcp_packet(
+        addr("10.0.0.1:1000"),
+        addr("10.0.0.2:80"),
+        1,
+        0,
+        TcpFlags::SYN,
+        b"",
+    );
+    let last = p.len() - 1;
+    p[last] ^= 0xff; // breaks the TCP checksum
+    b.handle_packet(Instant::ZERO, &p);
+    b.handle_packet(Instant::ZERO, &[]);
+    b.handle_packet(Instant::ZERO, &[0x45, 0, 0]);
+    b.handle_packet(Instant::ZERO, &[0x60; 7]);
+    assert_eq!(b.stats().malformed, 4);
+    assert_eq!(b.connection_count(), 0);
+    let mut buf = [0u8; 128];
+    assert!(b.poll_transmit(Instant::ZERO, &mut buf).is_none());
+}
+
+#[test]
+fn abort_sends_rst_and_peer_sees_reset() {
+    let (mut a, mut b) = (ep(9), ep(10));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.1.0.1:0"),
+            addr("10.1.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    let s = match events(&mut b).first() {
+        Some(Event::Accepted { conn, .. }) => *conn,
+        e => panic!("{e:?}"),
+    };
+    events(&mut a);
+    a.abort(c).unwrap();
+    assert_eq!(
+        events(&mut a),
+        vec![Event::Closed {
+            conn: c,
+            error: Some(ConnectionError::Aborted)
+        }]
+    );
+    pump(&mut a, &mut b, now);
+    assert_eq!(
+        events(&mut b),
+        vec![Event::Closed {
+            conn: s,
+            error: Some(ConnectionError::Reset)
+        }]
+    );
+    assert_eq!(a.connection_count(), 0);
+    assert_eq!(b.connection_count(), 0);
+}
+
+#[test]
+fn ephemeral_ports_are_distinct_and_tuples_exclusive() {
+    let mut a = ep(11);
+    let now = Instant::ZERO;
+    let remote = addr("10.2.0.2:80");
+    let c1 = a
+        .connect(now, addr("10.2.0.1:0"), remote, ConnectOptions::default())
+        .unwrap();
+    let c2 = a
+        .connect(now, addr("10.2.0.1:0"), remote, ConnectOptions::default())
+        .unwrap();
+    let p1 = a.conn_info(c1).unwrap().local.port();
+    let p2 = a.conn_info(c2).unwrap().local.port();
+    assert_ne!(p1, p2);
+    let again = a.connect(
+        now,
+        SocketAddr::new("10.2.0.1".parse().unwrap(), p1),
+        remote,
+        ConnectOptions::default(),
+    );
+    assert_eq!(again, Err(Error::AddrInUse));
+    assert_eq!(
+        a.connect(now, addr("0.0.0.0:0"), remote, ConnectOptions::default()),
+        Err(Error::InvalidState)
+    );
+    a.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    assert_eq!(
+        a.listen(addr("0.0.0.0:80"), ListenOptions::default()),
+        Err(Error::AddrInUse)
+    );
+}
+
+#[test]
+fn same_seed_same_packets() {
+    let run = || {
+        let mut a = ep(12);
+        let now = Instant::ZERO;
+        a.connect(
+            now,
+            addr("10.3.0.1:0"),
+            addr("10.3.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 256];
+        let t = a.poll_transmit(now, &mut buf).unwrap();
+        buf.truncate(t.len);
+        buf
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn write_after_close_is_refused_and_small_buffer_blocks() {
+    let (mut a, mut b) = (
+        Endpoint::new(
+            EndpointConfig {
+                tcp: TcpConfig {
+                    send_buffer: 1000,
+                    ..TcpConfig::default()
+                },
+            },
+            [13; 32],
+        ),
+        ep(14),
+    );
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.4.0.1:0"),
+            addr("10.4.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!(a.write(c, &[0u8; 1500]).unwrap(), 1000);
+    assert_eq!(a.write(c, b"more"), Err(Error::WouldBlock));
+    events(&mut a);
+    pump(&mut a, &mut b, now);
+    // One small segment: the peer's ACK is delayed.
+    let later = b.poll_timeout().unwrap();
+    assert_eq!(later, now + Duration::from_millis(40));
+    b.handle_timeout(later);
+    pump(&mut a, &mut b, later);
+    assert!(events(&mut a).contains(&Event::Writable(c)));
+    a.close(c).unwrap();
+    assert_eq!(a.write(c, b"late"), Err(Error::InvalidState));
+}

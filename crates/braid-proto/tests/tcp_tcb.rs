@@ -1,0 +1,1035 @@
+//! Transmission control block tests in smoltcp's style: segments are built from a template,
+//! fed with `send!` and the TCB's output checked with `recv!`.
+
+use braid_proto::cc::CcAlgorithm;
+use braid_proto::tcp::{Tcb, TcbParams, TcpConfig, TcpState, Timer};
+use braid_proto::wire::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
+use braid_proto::{ConnectionError, Duration, Instant};
+
+const LOCAL_PORT: u16 = 80;
+const REMOTE_PORT: u16 = 49500;
+const LOCAL_ISS: u32 = 0xffff_ff00; // wraps during the tests
+const REMOTE_ISS: u32 = 5000;
+const T0: Instant = Instant::ZERO;
+
+fn params() -> TcbParams {
+    TcbParams {
+        local_port: LOCAL_PORT,
+        remote_port: REMOTE_PORT,
+        iss: LOCAL_ISS,
+        ts_offset: 0,
+        mss: 1460,
+        default_mss: 536,
+    }
+}
+
+/// A plain config: no timestamps, no window scaling, no delayed ACKs, small buffers.
+fn plain() -> TcpConfig {
+    TcpConfig {
+        timestamps: false,
+        window_scaling: false,
+        delayed_ack: false,
+        sack: false,
+        send_buffer: 64 * 1024,
+        recv_buffer: 16 * 1024,
+        cc: CcAlgorithm::Reno,
+        time_wait: Duration::from_secs(2),
+        ..TcpConfig::default()
+    }
+}
+
+fn l(off: u32) -> u32 {
+    LOCAL_ISS.wrapping_add(off)
+}
+fn r(off: u32) -> u32 {
+    REMOTE_ISS.wrapping_add(off)
+}
+
+/// The template of a segment from the peer.
+fn seg(seq: u32, ack: u32, flags: u8) -> TcpRepr {
+    TcpRepr {
+        src_port: REMOTE_PORT,
+        dst_port: LOCAL_PORT,
+        seq,
+        ack,
+        flags: TcpFlags(flags),
+        window: 65535,
+        urgent: 0,
+        options: TcpOptions::default(),
+    }
+}
+
+const ACK: u8 = TcpFlags::ACK;
+const SYN: u8 = TcpFlags::SYN;
+const FIN: u8 = TcpFlags::FIN;
+const RST: u8 = TcpFlags::RST;
+const PSH: u8 = TcpFlags::PSH;
+
+macro_rules! send {
+    ($t:expr, $now:expr, $repr:expr) => {
+        $t.handle_segment($now, &$repr, &[])
+    };
+    ($t:expr, $now:expr, $repr:expr, $payload:expr) => {
+        $t.handle_segment($now, &$repr, $payload)
+    };
+}
+
+macro_rules! recv {
+    ($t:expr, $now:expr) => {{
+        match $t.poll_segment($now) {
+            Some(s) => {
+                let p = $t.payload(&s).to_vec();
+                Some((s.repr, p))
+            }
+            None => None,
+        }
+    }};
+}
+
+macro_rules! recv_nothing {
+    ($t:expr, $now:expr) => {{
+        let s = recv!($t, $now);
+        assert!(s.is_none(), "unexpected segment {:?}", s);
+    }};
+}
+
+fn drain(t: &mut Tcb, now: Instant) -> Vec<(TcpRepr, Vec<u8>)> {
+    let mut v = Vec::new();
+    while let Some(s) = recv!(t, now) {
+        v.push(s);
+        assert!(v.len() < 10_000);
+    }
+    v
+}
+
+/// An established connection from an active open with `cfg`; the peer offered `peer_opts`.
+fn established_with(cfg: &TcpConfig, peer_opts: TcpOptions) -> Tcb {
+    let mut t = Tcb::connect(cfg, params());
+    let (syn, _) = recv!(t, T0).unwrap();
+    assert_eq!(syn.flags.0, SYN);
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options = peer_opts;
+    if let Some(ts) = sa.options.timestamps.as_mut() {
+        ts.tsecr = syn.options.timestamps.map_or(0, |t| t.tsval);
+    }
+    send!(t, T0, sa);
+    assert_eq!(t.state(), TcpState::Established);
+    let (ack, _) = recv!(t, T0).unwrap();
+    assert_eq!(ack.flags.0, ACK);
+    t.take_events();
+    t
+}
+
+fn established() -> Tcb {
+    established_with(
+        &plain(),
+        TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    )
+}
+
+// ------------------------------------------------------------------ handshake
+
+#[test]
+fn active_open_negotiates_options() {
+    let cfg = TcpConfig::default();
+    let mut t = Tcb::connect(&cfg, params());
+    assert_eq!(t.state(), TcpState::SynSent);
+    let (syn, p) = recv!(t, T0).unwrap();
+    assert!(p.is_empty());
+    assert_eq!(syn.flags.0, SYN);
+    assert_eq!(syn.seq, LOCAL_ISS);
+    assert_eq!(syn.options.mss, Some(1460));
+    // 4 MiB buffer: shift 7 (4 MiB >> 7 = 32 KiB fits 16 bits)
+    assert_eq!(syn.options.window_scale, Some(7));
+    assert!(syn.options.sack_permitted);
+    let tsval = syn.options.timestamps.unwrap().tsval;
+    recv_nothing!(t, T0);
+
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options.mss = Some(1400);
+    sa.options.window_scale = Some(2);
+    sa.options.sack_permitted = true;
+    sa.options.timestamps = Some(Timestamps {
+        tsval: 777,
+        tsecr: tsval,
+    });
+    let now = Instant::from_millis(30);
+    send!(t, now, sa);
+    assert_eq!(t.state(), TcpState::Established);
+    assert!(t.take_events().established);
+    assert_eq!(t.mss(), 1400);
+    assert_eq!(t.window_scales(), (7, 2));
+    assert!(t.sack_enabled() && t.timestamps_enabled());
+    assert_eq!(t.rtt(), Some(Duration::from_millis(30)));
+    let (ack, _) = recv!(t, now).unwrap();
+    assert_eq!(ack.flags.0, ACK);
+    assert_eq!(ack.seq, l(1));
+    assert_eq!(ack.ack, r(1));
+    assert_eq!(ack.options.timestamps.unwrap().tsecr, 777);
+    // window scaled by our shift: 4 MiB >> 7 = 32768
+    assert_eq!(ack.window, 32768);
+}
+
+#[test]
+fn passive_open_answers_only_offered_options() {
+    let cfg = TcpConfig::default();
+    let mut syn = seg(r(0), 0, SYN);
+    syn.options.mss = Some(1200);
+    let mut t = Tcb::accept(&cfg, params(), T0, &syn).unwrap();
+    assert_eq!(t.state(), TcpState::SynReceived);
+    let (sa, _) = recv!(t, T0).unwrap();
+    assert_eq!(sa.flags.0, SYN | ACK);
+    assert_eq!(sa.ack, r(1));
+    assert_eq!(sa.options.mss, Some(1460));
+    // The peer offered neither window scaling, SACK nor timestamps.
+    assert_eq!(sa.options.window_scale, None);
+    assert!(!sa.options.sack_permitted);
+    assert_eq!(sa.options.timestamps, None);
+    assert_eq!(t.mss(), 1200);
+    send!(t, T0, seg(r(1), l(1), ACK));
+    assert_eq!(t.state(), TcpState::Established);
+    assert!(t.take_events().established);
+    assert_eq!(t.window_scales(), (0, 0));
+}
+
+#[test]
+fn mss_defaults_to_536_when_absent() {
+    let mut t = Tcb::connect(&plain(), params());
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(0), l(1), SYN | ACK));
+    assert_eq!(t.mss(), 536);
+}
+
+#[test]
+fn syn_sent_bad_ack_gets_reset() {
+    let mut t = Tcb::connect(&plain(), params());
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(0), l(77), SYN | ACK));
+    assert_eq!(t.state(), TcpState::SynSent);
+    let (rst, _) = recv!(t, T0).unwrap();
+    assert_eq!(rst.flags.0, RST);
+    assert_eq!(rst.seq, l(77));
+}
+
+#[test]
+fn syn_sent_rst_with_acceptable_ack_refuses() {
+    let mut t = Tcb::connect(&plain(), params());
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(0, l(1), RST | ACK));
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), Some(ConnectionError::Refused));
+}
+
+#[test]
+fn simultaneous_open() {
+    let mut t = Tcb::connect(&plain(), params());
+    recv!(t, T0).unwrap();
+    // The peer's SYN crosses ours.
+    send!(t, T0, seg(r(0), 0, SYN));
+    assert_eq!(t.state(), TcpState::SynReceived);
+    let (sa, _) = recv!(t, T0).unwrap();
+    assert_eq!(sa.flags.0, SYN | ACK);
+    assert_eq!(sa.seq, l(0));
+    assert_eq!(sa.ack, r(1));
+    // The peer's SYN-ACK acknowledges our SYN.
+    send!(t, T0, seg(r(0), l(1), SYN | ACK));
+    // A SYN-ACK with seq = IRS is a retransmitted SYN: not an ACK yet; the plain ACK finishes.
+    send!(t, T0, seg(r(1), l(1), ACK));
+    assert_eq!(t.state(), TcpState::Established);
+}
+
+#[test]
+fn syn_retransmits_then_times_out() {
+    let cfg = TcpConfig {
+        max_syn_retransmissions: 2,
+        ..plain()
+    };
+    let mut t = Tcb::connect(&cfg, params());
+    recv!(t, T0).unwrap();
+    let first = t.poll_timeout().unwrap();
+    assert_eq!(first, T0 + Duration::from_secs(1));
+    t.handle_timeout(first);
+    let (syn, _) = recv!(t, first).unwrap();
+    assert_eq!(syn.flags.0, SYN);
+    assert_eq!(t.retransmits(), 1);
+    let second = t.poll_timeout().unwrap();
+    assert_eq!(second, first + Duration::from_secs(2));
+    t.handle_timeout(second);
+    recv!(t, second).unwrap();
+    let third = t.poll_timeout().unwrap();
+    t.handle_timeout(third);
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), Some(ConnectionError::TimedOut));
+}
+
+// ------------------------------------------------------------------ data
+
+#[test]
+fn data_both_ways() {
+    let mut t = established();
+    assert_eq!(t.write(b"hello world"), 11);
+    let (s, p) = recv!(t, T0).unwrap();
+    assert_eq!(p, b"hello world");
+    assert_eq!(s.seq, l(1));
+    assert_eq!(s.flags.0, ACK | PSH);
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1), l(12), ACK), b"and back");
+    assert_eq!(t.bytes_acked(), 11);
+    assert!(t.take_events().readable);
+    let mut buf = [0u8; 64];
+    assert_eq!(t.read(&mut buf), 8);
+    assert_eq!(&buf[..8], b"and back");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(9));
+}
+
+#[test]
+fn segments_respect_mss_and_peer_window() {
+    let mut t = established();
+    let data = vec![7u8; 5000];
+    assert_eq!(t.write(&data), 5000);
+    let mut w = seg(r(1), l(1), ACK);
+    w.window = 2500;
+    send!(t, T0, w);
+    let lens = |t: &mut Tcb| drain(t, T0).iter().map(|s| s.1.len()).collect::<Vec<_>>();
+    // MSS 1000; the window allows 2500 bytes, but the last 500 would be a silly segment
+    // (less than half the largest window seen) while data is in flight: held.
+    assert_eq!(lens(&mut t), vec![1000, 1000]);
+    let mut w = seg(r(1), l(2001), ACK);
+    w.window = 2500;
+    send!(t, T0, w);
+    assert_eq!(lens(&mut t), vec![1000, 1000]);
+    send!(t, T0, seg(r(1), l(4001), ACK));
+    assert_eq!(lens(&mut t), vec![1000]);
+}
+
+#[test]
+fn out_of_order_reassembly_with_sack_blocks() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    send!(t, T0, seg(r(11), l(1), ACK), b"world");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(1));
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(r(11), r(16))]);
+    send!(t, T0, seg(r(21), l(1), ACK), b"!!!");
+    let (a, _) = recv!(t, T0).unwrap();
+    // The most recent block first (RFC 2018 §4).
+    assert_eq!(
+        a.options.sack_blocks.as_slice(),
+        &[(r(21), r(24)), (r(11), r(16))]
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(t.read(&mut buf), 0);
+    send!(t, T0, seg(r(1), l(1), ACK), b"hello, the");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(16));
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(r(21), r(24))]);
+    assert_eq!(t.read(&mut buf), 15);
+    assert_eq!(&buf[..15], b"hello, theworld");
+    send!(t, T0, seg(r(16), l(1), ACK), b"12345");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(24));
+    assert!(a.options.sack_blocks.is_empty());
+    assert_eq!(t.read(&mut buf), 8);
+    assert_eq!(&buf[..8], b"12345!!!");
+}
+
+#[test]
+fn duplicate_segment_is_acked_and_not_delivered_twice() {
+    let mut t = established();
+    send!(t, T0, seg(r(1), l(1), ACK), b"abc");
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(1), l(1), ACK), b"abc");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(4));
+    let mut buf = [0u8; 8];
+    assert_eq!(t.read(&mut buf), 3);
+    assert_eq!(t.bytes_received(), 3);
+}
+
+#[test]
+fn unacceptable_segment_gets_an_ack() {
+    let mut t = established();
+    // Far outside the 16 KiB window.
+    let out = send!(t, T0, seg(r(100_000), l(1), ACK), b"x");
+    assert!(!out.accepted);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(1));
+}
+
+#[test]
+fn delayed_ack_every_second_segment_or_timer() {
+    let cfg = TcpConfig {
+        delayed_ack: true,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    );
+    let full = vec![1u8; 1000];
+    send!(t, T0, seg(r(1), l(1), ACK), &full);
+    recv_nothing!(t, T0);
+    let at = t.timer(Timer::DelayedAck).unwrap();
+    assert_eq!(at, T0 + Duration::from_millis(40));
+    send!(t, T0, seg(r(1001), l(1), ACK), &full);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(2001));
+    assert_eq!(t.timer(Timer::DelayedAck), None);
+    // A single segment is acknowledged when the timer fires.
+    send!(t, T0, seg(r(2001), l(1), ACK), &full);
+    recv_nothing!(t, T0);
+    let at = t.poll_timeout().unwrap();
+    t.handle_timeout(at);
+    let (a, _) = recv!(t, at).unwrap();
+    assert_eq!(a.ack, r(3001));
+    // Out of order: immediately.
+    send!(t, at, seg(r(4001), l(1), ACK), &full);
+    let (a, _) = recv!(t, at).unwrap();
+    assert_eq!(a.ack, r(3001));
+}
+
+#[test]
+fn window_scaling_math() {
+    let cfg = TcpConfig {
+        window_scaling: true,
+        recv_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = Tcb::connect(&cfg, params());
+    let (syn, _) = recv!(t, T0).unwrap();
+    // 1 MiB >> 4 = 65536 > 65535, >> 5 fits.
+    assert_eq!(syn.options.window_scale, Some(5));
+    // The window in a SYN is never scaled.
+    assert_eq!(syn.window, 65535);
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options.window_scale = Some(3);
+    sa.window = 1000;
+    send!(t, T0, sa);
+    // SYN-ACK window unscaled.
+    assert_eq!(t.send_window(), 1000);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.window, ((1u32 << 20) >> 5) as u16);
+    let mut w = seg(r(1), l(1), ACK);
+    w.window = 1000;
+    send!(t, T0, w);
+    assert_eq!(t.send_window(), 8000);
+}
+
+#[test]
+fn window_scale_needs_both_sides() {
+    let cfg = TcpConfig {
+        window_scaling: true,
+        recv_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = Tcb::connect(&cfg, params());
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(0), l(1), SYN | ACK));
+    assert_eq!(t.window_scales(), (0, 0));
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.window, 65535);
+}
+
+#[test]
+fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
+    let mut t = established();
+    let chunk = vec![3u8; 1000];
+    for i in 0..16u32 {
+        send!(t, T0, seg(r(1 + 1000 * i), l(1), ACK), &chunk);
+        drain(&mut t, T0);
+    }
+    // 16 KiB buffer: 384 bytes left.
+    send!(t, T0, seg(r(16_001), l(1), ACK), &chunk[..384]);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.window, 0);
+    let mut buf = vec![0u8; 16 * 1024];
+    assert_eq!(t.read(&mut buf), 16_384);
+    // A window update goes out after the application drained the buffer.
+    let (u, _) = recv!(t, T0).unwrap();
+    assert_eq!(u.window, 16_384);
+}
+
+#[test]
+fn zero_window_persist_probe() {
+    let mut t = established();
+    let mut z = seg(r(1), l(1), ACK);
+    z.window = 0;
+    send!(t, T0, z.clone());
+    assert_eq!(t.write(b"blocked"), 7);
+    recv_nothing!(t, T0);
+    let probe_at = t.timer(Timer::Persist).unwrap();
+    t.handle_timeout(probe_at);
+    let (p, payload) = recv!(t, probe_at).unwrap();
+    // A zero-length probe with an old sequence number elicits an ACK with the window.
+    assert!(payload.is_empty());
+    assert_eq!(p.seq, l(0));
+    // Backoff: the next probe is later than the first interval.
+    let next = t.timer(Timer::Persist).unwrap();
+    assert!(next - probe_at > probe_at - T0);
+    send!(t, probe_at, z);
+    recv_nothing!(t, probe_at);
+    // The window opens: data flows and the persist timer stops.
+    send!(t, probe_at, seg(r(1), l(1), ACK));
+    let (d, payload) = recv!(t, probe_at).unwrap();
+    assert_eq!(payload, b"blocked");
+    assert_eq!(d.seq, l(1));
+    assert_eq!(t.timer(Timer::Persist), None);
+}
+
+#[test]
+fn zero_window_probe_is_answered_with_an_ack() {
+    let mut t = established();
+    // The peer probes with an old sequence number.
+    send!(t, T0, seg(r(0), l(1), ACK));
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(1));
+    assert_eq!(a.window, 16 * 1024);
+}
+
+#[test]
+fn nagle_holds_small_segments_while_unacked() {
+    let cfg = TcpConfig {
+        nagle: true,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    );
+    t.write(b"a");
+    recv!(t, T0).unwrap();
+    t.write(b"b");
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1), l(2), ACK));
+    let (_, p) = recv!(t, T0).unwrap();
+    assert_eq!(p, b"b");
+}
+
+#[test]
+fn nagle_off_sends_small_segments_at_once() {
+    let mut t = established();
+    t.write(b"a");
+    recv!(t, T0).unwrap();
+    t.write(b"b");
+    let (_, p) = recv!(t, T0).unwrap();
+    assert_eq!(p, b"b");
+}
+
+// ------------------------------------------------------------------ RTT, RTO
+
+#[test]
+fn rto_backoff_doubles_and_karn_skips_retransmitted_samples() {
+    let mut t = established();
+    t.write(b"0123456789");
+    recv!(t, T0).unwrap();
+    // The handshake measured an RTT of 0: RTO = max(G, 4 * 0) raised to the 200 ms minimum.
+    assert_eq!(t.rtt(), Some(Duration::ZERO));
+    let rto1 = t.timer(Timer::Retransmit).unwrap();
+    assert_eq!(rto1, T0 + Duration::from_millis(200));
+    t.handle_timeout(rto1);
+    let (s, p) = recv!(t, rto1).unwrap();
+    assert_eq!(s.seq, l(1));
+    assert_eq!(p, b"0123456789");
+    assert_eq!(t.retransmits(), 1);
+    assert_eq!(t.cwnd(), 1000);
+    let rto2 = t.timer(Timer::Retransmit).unwrap();
+    assert_eq!(rto2 - rto1, Duration::from_millis(400));
+    t.handle_timeout(rto2);
+    recv!(t, rto2).unwrap();
+    let rto3 = t.timer(Timer::Retransmit).unwrap();
+    assert_eq!(rto3 - rto2, Duration::from_millis(800));
+    // The ACK of retransmitted data gives no RTT sample (Karn).
+    send!(t, rto2 + Duration::from_millis(10), seg(r(1), l(11), ACK));
+    assert_eq!(t.rtt(), Some(Duration::ZERO));
+    assert_eq!(t.timer(Timer::Retransmit), None);
+    // Fresh data is timed again and the backoff is gone.
+    let now = rto2 + Duration::from_millis(10);
+    t.write(b"x");
+    recv!(t, now).unwrap();
+    assert_eq!(
+        t.timer(Timer::Retransmit),
+        Some(now + Duration::from_millis(200))
+    );
+    send!(t, now + Duration::from_millis(50), seg(r(1), l(12), ACK));
+    // RFC 6298: SRTT = 7/8 * 0 + 1/8 * 50 ms
+    assert_eq!(t.rtt(), Some(Duration::from_micros(6250)));
+    assert_eq!(t.rto(), Duration::from_millis(200));
+}
+
+#[test]
+fn retransmission_limit_times_out() {
+    let cfg = TcpConfig {
+        max_retransmissions: 3,
+        ..plain()
+    };
+    let mut t = established_with(&cfg, TcpOptions::default());
+    t.write(b"data");
+    recv!(t, T0).unwrap();
+    for _ in 0..3 {
+        let now = t.poll_timeout().unwrap();
+        t.handle_timeout(now);
+        recv!(t, now).unwrap();
+        assert_eq!(t.state(), TcpState::Established);
+    }
+    let now = t.poll_timeout().unwrap();
+    t.handle_timeout(now);
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), Some(ConnectionError::TimedOut));
+    assert!(t.take_events().closed);
+}
+
+// ------------------------------------------------------------------ loss recovery
+
+fn send_segments(t: &mut Tcb, n: usize) -> Vec<(TcpRepr, Vec<u8>)> {
+    let data: Vec<u8> = (0..n * 1000).map(|i| i as u8).collect();
+    assert_eq!(t.write(&data), data.len());
+    let segs = drain(t, T0);
+    assert_eq!(segs.len(), n);
+    segs
+}
+
+#[test]
+fn newreno_fast_retransmit_on_three_dupacks_and_partial_ack() {
+    let mut t = established();
+    let segs = send_segments(&mut t, 10);
+    // Segments 1 and 4 lost; duplicate ACKs for the rest.
+    let now = Instant::from_millis(10);
+    for _ in 0..2 {
+        send!(t, now, seg(r(1), l(1), ACK));
+        recv_nothing!(t, now);
+    }
+    assert!(!t.in_recovery());
+    send!(t, now, seg(r(1), l(1), ACK));
+    assert!(t.in_recovery());
+    let (re, p) = recv!(t, now).unwrap();
+    assert_eq!(re.seq, l(1));
+    assert_eq!(p, segs[0].1);
+    // Reno: ssthresh = flight / 2
+    assert_eq!(t.ssthresh(), 5000);
+    // Partial ACK up to the second hole: its segment goes out at once.
+    send!(t, now, seg(r(1), l(3001), ACK));
+    assert!(t.in_recovery());
+    let (re, _) = recv!(t, now).unwrap();
+    assert_eq!(re.seq, l(3001));
+    // Full ACK ends recovery.
+    send!(t, now, seg(r(1), l(10_001), ACK));
+    assert!(!t.in_recovery());
+    assert_eq!(t.retransmits(), 2);
+}
+
+#[test]
+fn sack_recovery_retransmits_only_holes() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    let _ = send_segments(&mut t, 10);
+    let now = Instant::from_millis(10);
+    // Segments 0 and 5 lost. SACKs for 1..5 and 6..10 arrive.
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.sack_blocks.push((l(1001), l(3001)));
+    send!(t, now, a.clone());
+    assert!(!t.in_recovery());
+    a.options.sack_blocks[0] = (l(1001), l(5001));
+    send!(t, now, a.clone());
+    // more than 2 * SMSS SACKed above segment 0: IsLost, recovery starts
+    assert!(t.in_recovery());
+    let (re, _) = recv!(t, now).unwrap();
+    assert_eq!(re.seq, l(1));
+    a.options.sack_blocks.clear();
+    a.options.sack_blocks.push((l(6001), l(10_001)));
+    a.options.sack_blocks.push((l(1001), l(5001)));
+    send!(t, now, a);
+    let (re, _) = recv!(t, now).unwrap();
+    assert_eq!(re.seq, l(5001));
+    // nothing else is lost: no more retransmissions
+    let rest = drain(&mut t, now);
+    assert!(rest.iter().all(|s| s.1.is_empty()), "{rest:?}");
+    assert_eq!(t.retransmits(), 2);
+    send!(t, now, seg(r(1), l(10_001), ACK));
+    assert!(!t.in_recovery());
+}
+
+// ------------------------------------------------------------------ RFC 5961, PAWS
+
+#[test]
+fn in_window_rst_gets_challenge_ack_and_exact_rst_resets() {
+    let mut t = established();
+    send!(t, T0, seg(r(100), 0, RST));
+    assert_eq!(t.state(), TcpState::Established);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.flags.0, ACK);
+    assert_eq!(a.ack, r(1));
+    assert_eq!(t.challenge_acks(), 1);
+    // Out of window: silently dropped.
+    send!(t, T0, seg(r(1_000_000), 0, RST));
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1), 0, RST));
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), Some(ConnectionError::Reset));
+}
+
+#[test]
+fn syn_in_established_gets_challenge_ack() {
+    let mut t = established();
+    send!(t, T0, seg(r(5), 0, SYN));
+    assert_eq!(t.state(), TcpState::Established);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.flags.0, ACK);
+    assert_eq!(a.ack, r(1));
+    assert_eq!(t.challenge_acks(), 1);
+}
+
+#[test]
+fn ack_of_unsent_data_is_dropped_and_acked() {
+    let mut t = established();
+    let out = send!(t, T0, seg(r(1), l(500), ACK), b"zz");
+    assert!(!out.accepted);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(1));
+    assert_eq!(t.readable(), 0);
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let mut t = established();
+    for _ in 0..50 {
+        send!(t, T0, seg(r(5), 0, SYN));
+        drain(&mut t, T0);
+    }
+    assert_eq!(t.challenge_acks(), 10);
+}
+
+#[test]
+fn paws_drops_old_timestamps() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            timestamps: Some(Timestamps {
+                tsval: 1000,
+                tsecr: 0,
+            }),
+            ..TcpOptions::default()
+        },
+    );
+    let mut s = seg(r(1), l(1), ACK);
+    s.options.timestamps = Some(Timestamps {
+        tsval: 1010,
+        tsecr: 0,
+    });
+    send!(t, T0, s.clone(), b"new");
+    assert_eq!(t.readable(), 3);
+    drain(&mut t, T0);
+    // An older TSval on otherwise acceptable data: dropped, ACK sent.
+    s.seq = r(4);
+    s.options.timestamps = Some(Timestamps {
+        tsval: 1005,
+        tsecr: 0,
+    });
+    let out = send!(t, T0, s.clone(), b"old");
+    assert!(!out.accepted);
+    assert_eq!(t.readable(), 3);
+    assert_eq!(t.paws_drops(), 1);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.options.timestamps.unwrap().tsecr, 1010);
+    s.options.timestamps = Some(Timestamps {
+        tsval: 1020,
+        tsecr: 0,
+    });
+    send!(t, T0, s, b"old");
+    assert_eq!(t.readable(), 6);
+}
+
+// ------------------------------------------------------------------ close
+
+#[test]
+fn active_close_through_time_wait() {
+    let mut t = established();
+    t.write(b"bye");
+    t.close();
+    assert_eq!(t.state(), TcpState::FinWait1);
+    let (s, p) = recv!(t, T0).unwrap();
+    assert_eq!(p, b"bye");
+    assert_eq!(s.flags.0, ACK | PSH | FIN);
+    send!(t, T0, seg(r(1), l(5), ACK));
+    assert_eq!(t.state(), TcpState::FinWait2);
+    send!(t, T0, seg(r(1), l(5), ACK | FIN));
+    assert_eq!(t.state(), TcpState::TimeWait);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(2));
+    assert!(t.is_read_finished());
+    // A retransmitted FIN restarts TIME-WAIT.
+    let later = T0 + Duration::from_secs(1);
+    send!(t, later, seg(r(1), l(5), ACK | FIN));
+    recv!(t, later).unwrap();
+    assert_eq!(t.poll_timeout(), Some(later + Duration::from_secs(2)));
+    t.handle_timeout(later + Duration::from_secs(2));
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), None);
+}
+
+#[test]
+fn passive_close_through_last_ack() {
+    let mut t = established();
+    send!(t, T0, seg(r(1), l(1), ACK | FIN), b"end");
+    assert_eq!(t.state(), TcpState::CloseWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(t.read(&mut buf), 3);
+    assert!(t.is_read_finished());
+    recv!(t, T0).unwrap();
+    t.close();
+    assert_eq!(t.state(), TcpState::LastAck);
+    let (f, _) = recv!(t, T0).unwrap();
+    assert_eq!(f.flags.0, ACK | FIN);
+    send!(t, T0, seg(r(5), l(2), ACK));
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), None);
+}
+
+#[test]
+fn simultaneous_close_through_closing() {
+    let mut t = established();
+    t.close();
+    let (f, _) = recv!(t, T0).unwrap();
+    assert_eq!(f.flags.0, ACK | FIN);
+    // The peer's FIN crosses ours (it has not seen our FIN).
+    send!(t, T0, seg(r(1), l(1), ACK | FIN));
+    assert_eq!(t.state(), TcpState::Closing);
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(2), l(2), ACK));
+    assert_eq!(t.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn fin_is_retransmitted() {
+    let mut t = established();
+    t.close();
+    recv!(t, T0).unwrap();
+    let at = t.poll_timeout().unwrap();
+    t.handle_timeout(at);
+    let (f, p) = recv!(t, at).unwrap();
+    assert!(p.is_empty());
+    assert_eq!(f.flags.0, ACK | FIN);
+    assert_eq!(f.seq, l(1));
+}
+
+#[test]
+fn out_of_order_fin_waits_for_the_gap() {
+    let mut t = established();
+    send!(t, T0, seg(r(4), l(1), ACK | FIN), b"def");
+    assert_eq!(t.state(), TcpState::Established);
+    send!(t, T0, seg(r(1), l(1), ACK), b"abc");
+    assert_eq!(t.state(), TcpState::CloseWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(t.read(&mut buf), 6);
+    assert_eq!(&buf[..6], b"abcdef");
+}
+
+#[test]
+fn abort_sends_rst() {
+    let mut t = established();
+    t.abort();
+    let (s, _) = recv!(t, T0).unwrap();
+    assert_eq!(s.flags.0, RST);
+    assert_eq!(s.seq, l(1));
+    assert_eq!(t.state(), TcpState::Closed);
+    assert_eq!(t.error(), Some(ConnectionError::Aborted));
+}
+
+// ------------------------------------------------------------------ MPTCP hooks
+
+#[test]
+fn reserved_option_space_shrinks_payload_and_offsets_track_data() {
+    let mut t = established();
+    t.set_reserved_option_len(20);
+    assert_eq!(t.effective_mss(), 980);
+    let data = vec![9u8; 3000];
+    t.write(&data);
+    let s = t.poll_segment(T0).unwrap();
+    assert_eq!(s.data, 0..980);
+    assert!(!s.retransmission);
+    let s2 = t.poll_segment(T0).unwrap();
+    assert_eq!(s2.data, 980..1960);
+    assert_eq!(t.snd_una_offset(), 0);
+    assert_eq!(t.snd_nxt_offset(), 1960);
+    send!(t, T0, seg(r(1), l(1961), ACK));
+    assert_eq!(t.snd_una_offset(), 1960);
+    assert_eq!(t.bytes_acked(), 1960);
+}
+
+// ------------------------------------------------------------------ pacing
+
+fn established_with_rtt(cfg: &TcpConfig, rtt: Duration) -> Tcb {
+    let mut t = Tcb::connect(cfg, params());
+    recv!(t, T0).unwrap();
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.options.mss = Some(1000);
+    send!(t, T0 + rtt, sa);
+    recv!(t, T0 + rtt).unwrap();
+    t
+}
+
+#[test]
+fn pacing_spreads_segments_over_the_rtt() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    // slow start: 2 * cwnd / srtt = 2 * 10_000 B / 0.1 s = 200 kB/s
+    assert_eq!(t.pacing_rate(), Some(200_000));
+    t.write(&[5u8; 10_000]);
+    let now = T0 + rtt;
+    let (_, p) = recv!(t, now).unwrap();
+    assert_eq!(p.len(), 1000);
+    // The next segment waits (1040 wire bytes at 200 kB/s = 5.2 ms).
+    recv_nothing!(t, now);
+    let next = t.timer(Timer::Pacing).unwrap();
+    assert_eq!(next - now, Duration::from_micros(5200));
+    t.handle_timeout(next);
+    let (_, p) = recv!(t, next).unwrap();
+    assert_eq!(p.len(), 1000);
+    recv_nothing!(t, next);
+}
+
+#[test]
+fn without_pacing_the_window_goes_out_at_once() {
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        pacing: false,
+        ..plain()
+    };
+    let rtt = Duration::from_millis(100);
+    let mut t = established_with_rtt(&cfg, rtt);
+    assert_eq!(t.pacing_rate(), None);
+    t.write(&[5u8; 20_000]);
+    // initial window: 10 segments
+    assert_eq!(drain(&mut t, T0 + rtt).len(), 10);
+}
+
+// ------------------------------------------------------------------ spurious recovery undo
+
+#[test]
+fn reordering_detected_by_timestamps_undoes_the_reduction() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // MSS 1012 - 12 bytes of timestamps = 1000 bytes per segment.
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    assert_eq!(segs.len(), 10);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let cwnd_before = t.cwnd();
+    // Segment 0 is delayed; SACKs for 1..4 arrive later and trigger a fast retransmit.
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a.clone());
+    assert!(t.in_recovery());
+    assert!(t.cwnd() < cwnd_before);
+    let (re, _) = recv!(t, t2).unwrap();
+    assert_eq!(re.seq, l(1));
+    assert!(re.options.timestamps.unwrap().tsval > orig_ts);
+    // The original segment 0 arrives: the cumulative ACK echoes its (older) timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: orig_ts,
+    });
+    send!(t, t2, full);
+    assert!(!t.in_recovery());
+    assert_eq!(t.spurious_recoveries(), 1);
+    assert!(t.cwnd() >= cwnd_before);
+}
+
+#[test]
+fn a_real_loss_is_not_undone() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        sack: true,
+        pacing: false,
+        send_buffer: 1 << 20,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1012),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    let t1 = Instant::from_millis(5);
+    t.write(&[1u8; 10_000]);
+    let segs = drain(&mut t, t1);
+    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let t2 = Instant::from_millis(20);
+    let mut a = seg(r(1), l(1), ACK);
+    a.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: orig_ts,
+    });
+    a.options.sack_blocks.push((l(1001), l(4001)));
+    send!(t, t2, a);
+    let (re, _) = recv!(t, t2).unwrap();
+    let rexmit_ts = re.options.timestamps.unwrap().tsval;
+    let reduced = t.cwnd();
+    // The retransmission filled the hole: the ACK echoes its timestamp.
+    let mut full = seg(r(1), l(10_001), ACK);
+    full.options.timestamps = Some(Timestamps {
+        tsval: 3,
+        tsecr: rexmit_ts,
+    });
+    send!(t, Instant::from_millis(40), full);
+    assert_eq!(t.spurious_recoveries(), 0);
+    assert!(t.cwnd() <= reduced + 2000);
+}
