@@ -33,6 +33,25 @@
 //! conn_info(&self, conn) -> Option<ConnInfo>                           // addrs, state, rtt, cwnd, bytes
 //! ```
 
+//!
+//! Behaviour of this implementation (plain TCP; MPTCP arrives with the connection layer):
+//! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
+//!   unspecified listener address matches every local address) creates a connection in
+//!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
+//!   handshakes are pending at once; further SYNs are dropped and counted.
+//! - A segment for no connection and no listener gets a RST (RFC 9293 §3.10.7.1), never in
+//!   reply to a RST; at most 64 such replies are queued.
+//! - Malformed packets (bad checksum, truncated, not TCP, ...) are dropped and counted in
+//!   [`EndpointStats::malformed`]; no input panics.
+//! - ISNs, timestamp offsets and the first ephemeral port come from a ChaCha20 generator
+//!   seeded with `seed`: the same seed and inputs give the same packets. Ephemeral ports are
+//!   49152..=65535.
+//! - `Closed` is emitted when the connection reaches CLOSED or TIME-WAIT and the application
+//!   has read every received byte (at once on an error, and at CLOSED if the application
+//!   closed without reading everything). A connection in TIME-WAIT keeps its
+//!   4-tuple until the timer expires, but its handle is invalid after `Closed`.
+//! - The MSS advertised is `TcpConfig::mss` on IPv4 and 20 bytes less on IPv6.
+
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
 
@@ -193,6 +212,8 @@ struct Conn {
     known: bool,
     /// Closed was emitted: the handle is invalid for the application.
     closed_reported: bool,
+    /// The application called `close`.
+    app_closed: bool,
 }
 
 /// The endpoint: all connections and listeners of one host. See the module docs for the
@@ -262,9 +283,9 @@ impl Endpoint {
         if ip.is_ipv4() {
             (cfg.mss, 536)
         } else {
-            //= rfc8200#5
-            //# IPv6 minimum MTU 1280: default MSS 1220
-            (cfg.mss.saturating_sub(20).max(1220), 1220)
+            //= rfc9293#3.7.1
+            //# the MSS excludes IP and TCP headers: 20 bytes less on IPv6 (default 1220 = 1280 - 60)
+            (cfg.mss.saturating_sub(20).max(64), 1220)
         }
     }
 
@@ -341,6 +362,7 @@ impl Endpoint {
             passive: false,
             known: true,
             closed_reported: false,
+            app_closed: false,
         });
         Ok(ConnectionHandle(idx))
     }
@@ -383,6 +405,7 @@ impl Endpoint {
                         passive: true,
                         known: false,
                         closed_reported: false,
+                        app_closed: false,
                     });
                 }
                 return;
@@ -457,7 +480,8 @@ impl Endpoint {
                 break;
             }
             let (idx, src, dst, res) = found?;
-            self.rr = idx;
+            // Next call starts with the next connection: connections take turns.
+            self.rr = idx + 1;
             self.sync(idx);
             match res {
                 Ok(len) => {
@@ -555,6 +579,7 @@ impl Endpoint {
     /// Closes the sending direction (FIN after the queued data).
     pub fn close(&mut self, conn: ConnectionHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
+        c.app_closed = true;
         c.tcb.close();
         self.sync(conn.0);
         Ok(())
@@ -642,7 +667,10 @@ impl Endpoint {
                 // An embryonic passive connection: nobody to tell.
                 c.closed_reported = true;
                 self.half_open = self.half_open.saturating_sub(1);
-            } else if error.is_some() || c.tcb.readable() == 0 {
+            } else if error.is_some()
+                || c.tcb.readable() == 0
+                || (state == TcpState::Closed && c.app_closed)
+            {
                 c.closed_reported = true;
                 self.events.push_back(Event::Closed {
                     conn: handle,

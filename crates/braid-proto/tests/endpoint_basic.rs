@@ -379,3 +379,161 @@ fn write_after_close_is_refused_and_small_buffer_blocks() {
     a.close(c).unwrap();
     assert_eq!(a.write(c, b"late"), Err(Error::InvalidState));
 }
+
+#[test]
+fn simultaneous_open_between_two_endpoints() {
+    let (mut a, mut b) = (ep(15), ep(16));
+    let now = Instant::ZERO;
+    let (pa, pb) = (addr("10.5.0.1:7001"), addr("10.5.0.2:7002"));
+    let ca = a.connect(now, pa, pb, ConnectOptions::default()).unwrap();
+    let cb = b.connect(now, pb, pa, ConnectOptions::default()).unwrap();
+    // Both SYNs are in flight before either arrives.
+    let mut buf = vec![0u8; 2048];
+    let ta = a.poll_transmit(now, &mut buf).unwrap();
+    let syn_a = buf[..ta.len].to_vec();
+    let tb = b.poll_transmit(now, &mut buf).unwrap();
+    let syn_b = buf[..tb.len].to_vec();
+    a.handle_packet(now, &syn_b);
+    b.handle_packet(now, &syn_a);
+    pump(&mut a, &mut b, now);
+    assert_eq!(events(&mut a), vec![Event::Connected(ca)]);
+    assert_eq!(events(&mut b), vec![Event::Connected(cb)]);
+    assert_eq!(a.write(ca, b"x").unwrap(), 1);
+    pump(&mut a, &mut b, now);
+    let mut r = [0u8; 4];
+    assert_eq!(b.read(cb, &mut r).unwrap(), 1);
+}
+
+#[test]
+fn simultaneous_close_between_two_endpoints() {
+    let (mut a, mut b) = (ep(17), ep(18));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.6.0.1:0"),
+            addr("10.6.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    let s = match events(&mut b).first() {
+        Some(Event::Accepted { conn, .. }) => *conn,
+        e => panic!("{e:?}"),
+    };
+    events(&mut a);
+    a.close(c).unwrap();
+    b.close(s).unwrap();
+    // Both FINs cross.
+    let mut buf = vec![0u8; 2048];
+    let fa = a
+        .poll_transmit(now, &mut buf)
+        .map(|t| buf[..t.len].to_vec())
+        .unwrap();
+    let fb = b
+        .poll_transmit(now, &mut buf)
+        .map(|t| buf[..t.len].to_vec())
+        .unwrap();
+    a.handle_packet(now, &fb);
+    b.handle_packet(now, &fa);
+    assert_eq!(a.tcb(c).unwrap().state(), TcpState::Closing);
+    assert_eq!(b.tcb(s).unwrap().state(), TcpState::Closing);
+    pump(&mut a, &mut b, now);
+    assert_eq!(a.tcb(c).unwrap().state(), TcpState::TimeWait);
+    assert_eq!(b.tcb(s).unwrap().state(), TcpState::TimeWait);
+    assert!(events(&mut a).contains(&Event::Closed {
+        conn: c,
+        error: None
+    }));
+    assert!(events(&mut b).contains(&Event::Closed {
+        conn: s,
+        error: None
+    }));
+    let later = now + Duration::from_millis(500);
+    a.handle_timeout(later);
+    b.handle_timeout(later);
+    assert_eq!(a.connection_count(), 0);
+    assert_eq!(b.connection_count(), 0);
+}
+
+#[test]
+fn endpoint_is_send() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Endpoint>();
+    assert_send::<braid_proto::tcp::Tcb>();
+}
+
+#[test]
+fn closing_without_reading_still_reports_closed() {
+    let (mut a, mut b) = (ep(19), ep(20));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c = a
+        .connect(
+            now,
+            addr("10.7.0.1:0"),
+            addr("10.7.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    let s = match events(&mut b).first() {
+        Some(Event::Accepted { conn, .. }) => *conn,
+        e => panic!("{e:?}"),
+    };
+    a.write(c, b"unread").unwrap();
+    a.close(c).unwrap();
+    pump(&mut a, &mut b, now);
+    // The server closes without reading the 6 bytes.
+    b.close(s).unwrap();
+    pump(&mut a, &mut b, now);
+    assert!(events(&mut b).contains(&Event::Closed {
+        conn: s,
+        error: None
+    }));
+    assert_eq!(b.connection_count(), 0);
+    assert!(events(&mut a).contains(&Event::Closed {
+        conn: c,
+        error: None
+    }));
+}
+
+#[test]
+fn connections_take_turns_sending() {
+    let (mut a, mut b) = (ep(21), ep(22));
+    b.listen(addr("0.0.0.0:80"), ListenOptions::default())
+        .unwrap();
+    let now = Instant::ZERO;
+    let c1 = a
+        .connect(
+            now,
+            addr("10.8.0.1:0"),
+            addr("10.8.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let c2 = a
+        .connect(
+            now,
+            addr("10.8.0.1:0"),
+            addr("10.8.0.2:80"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    a.write(c1, &[1u8; 20_000]).unwrap();
+    a.write(c2, &[2u8; 20_000]).unwrap();
+    let p1 = a.conn_info(c1).unwrap().local.port();
+    let mut buf = vec![0u8; 2048];
+    let mut ports = Vec::new();
+    for _ in 0..6 {
+        let t = a.poll_transmit(now, &mut buf).unwrap();
+        let seg = wire::parse_tcp_packet(&buf[..t.len]).unwrap();
+        ports.push(seg.tcp.src_port == p1);
+    }
+    // Alternating: never the same connection twice in a row.
+    assert!(ports.windows(2).all(|w| w[0] != w[1]), "{ports:?}");
+}

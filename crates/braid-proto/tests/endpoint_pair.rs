@@ -23,6 +23,8 @@ struct Link {
     jitter_us: u64,
     /// Deliver every Nth packet twice.
     dup_every: Option<u64>,
+    /// Everything sent in this interval is lost (an outage).
+    outage: Option<(Instant, Instant)>,
     rng: u64,
     count: u64,
     dropped: u64,
@@ -40,6 +42,7 @@ impl Link {
             loss_ppm: 0,
             jitter_us: 0,
             dup_every: None,
+            outage: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             count: 0,
             dropped: 0,
@@ -53,6 +56,13 @@ impl Link {
                 self.dropped += 1;
                 return;
             }
+        }
+        if self
+            .outage
+            .is_some_and(|(from, to)| now >= from && now < to)
+        {
+            self.dropped += 1;
+            return;
         }
         if self.loss_ppm > 0 && (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
             self.dropped += 1;
@@ -462,14 +472,14 @@ fn bench_shape() {
     let queue = env("BENCH_QUEUE", 64 * 1024) as usize;
     let mut ab = Link::new(12_500_000, Duration::from_millis(20), queue, None);
     ab.loss_ppm = env("BENCH_LOSS_PPM", 0) as u32;
-    let ba = Link::new(12_500_000, Duration::from_millis(20), queue, None);
-    let o = transfer(
-        TcpConfig::default(),
-        total,
-        ab,
-        ba,
-        Instant::from_millis(3_600_000),
-    );
+    let mut ba = Link::new(12_500_000, Duration::from_millis(20), queue, None);
+    ba.loss_ppm = env("BENCH_ACK_LOSS_PPM", 0) as u32;
+    let cfg = TcpConfig {
+        pacing: env("BENCH_PACING", 1) == 1,
+        delayed_ack: env("BENCH_DELACK", 1) == 1,
+        ..TcpConfig::default()
+    };
+    let o = transfer(cfg, total, ab, ba, Instant::from_millis(3_600_000));
     let goodput = total as f64 / o.elapsed.as_secs_f64();
     eprintln!(
         "bench: {:.2} s, goodput {:.1} Mbit/s ({:.1}% of link), drops {}, retransmits {}",
@@ -480,4 +490,23 @@ fn bench_shape() {
         o.retransmits
     );
     assert_eq!(o.received, total);
+}
+
+#[test]
+fn outage_mid_transfer_recovers_by_rto() {
+    let total = 4 << 20;
+    let mut ab = Link::new(12_500_000, Duration::from_millis(10), 500_000, None);
+    ab.outage = Some((Instant::from_millis(150), Instant::from_millis(2_150)));
+    let mut ba = Link::new(12_500_000, Duration::from_millis(10), 500_000, None);
+    ba.outage = Some((Instant::from_millis(150), Instant::from_millis(2_150)));
+    let o = transfer(fast_config(), total, ab, ba, Instant::from_millis(120_000));
+    assert_eq!(o.received, total);
+    assert!(o.client_closed && o.server_closed);
+    assert!(o.dropped > 0);
+    // Backoff 0.2 + 0.4 + 0.8 + 1.6 s: resumes within one backed-off RTO after the outage.
+    assert!(
+        o.elapsed < Instant::from_millis(2_150 + 1_600 + 2_000),
+        "{}",
+        o.elapsed
+    );
 }

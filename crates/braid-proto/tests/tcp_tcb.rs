@@ -234,9 +234,19 @@ fn simultaneous_open() {
     assert_eq!(sa.flags.0, SYN | ACK);
     assert_eq!(sa.seq, l(0));
     assert_eq!(sa.ack, r(1));
-    // The peer's SYN-ACK acknowledges our SYN.
-    send!(t, T0, seg(r(0), l(1), SYN | ACK));
-    // A SYN-ACK with seq = IRS is a retransmitted SYN: not an ACK yet; the plain ACK finishes.
+    // The peer's SYN-ACK crosses ours. It acknowledges our SYN: the handshake completes
+    // (as in Linux), and an ACK goes out so that the peer completes too.
+    let mut sa = seg(r(0), l(1), SYN | ACK);
+    sa.window = 3000;
+    send!(t, T0, sa);
+    assert_eq!(t.state(), TcpState::Established);
+    assert!(t.take_events().established);
+    assert_eq!(t.send_window(), 3000);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.flags.0, ACK);
+    assert_eq!(a.seq, l(1));
+    assert_eq!(a.ack, r(1));
+    // The peer's own ACK is a harmless duplicate.
     send!(t, T0, seg(r(1), l(1), ACK));
     assert_eq!(t.state(), TcpState::Established);
 }
@@ -1032,4 +1042,183 @@ fn a_real_loss_is_not_undone() {
     send!(t, Instant::from_millis(40), full);
     assert_eq!(t.spurious_recoveries(), 0);
     assert!(t.cwnd() <= reduced + 2000);
+}
+
+#[test]
+fn options_never_exceed_forty_bytes_with_reserved_space() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    cfg.timestamps = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+            ..TcpOptions::default()
+        },
+    );
+    // Four out-of-order blocks held.
+    for i in 0..4u32 {
+        let mut s = seg(r(1 + 100 * (2 * i + 1)), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 2, tsecr: 0 });
+        send!(t, T0, s, &[0u8; 100]);
+    }
+    drain(&mut t, T0);
+    for (reserved, blocks) in [(0usize, 3usize), (12, 2), (20, 1), (28, 0)] {
+        t.set_reserved_option_len(reserved);
+        // Timestamps (10) + reserved, padded: the payload shrinks accordingly.
+        assert_eq!(t.effective_mss(), 1460 - (10 + reserved).div_ceil(4) * 4);
+        let mut s = seg(r(2), l(1), ACK);
+        s.options.timestamps = Some(Timestamps { tsval: 3, tsecr: 0 });
+        send!(t, T0, s, b"dup");
+        let (a, _) = recv!(t, T0).unwrap();
+        assert_eq!(a.options.sack_blocks.len(), blocks, "reserved {reserved}");
+        let used = a.options.padded_len() + reserved.div_ceil(4) * 4;
+        assert!(used <= 40 + 4, "reserved {reserved}: {used}");
+        assert!(a.options.unpadded_len() + reserved <= 40);
+        // A full data segment with these options still fits the MSS.
+        t.write(&[7u8; 3000]);
+        let seg = t.poll_segment(T0).unwrap();
+        let len = (seg.data.end - seg.data.start) as usize;
+        assert!(len + seg.repr.options.unpadded_len() + reserved <= 1460 + 3);
+        send!(t, T0, {
+            let mut s = seg_ack(seg.data.end as u32 + 1);
+            s.options.timestamps = Some(Timestamps { tsval: 4, tsecr: 0 });
+            s
+        });
+        drain(&mut t, T0);
+    }
+}
+
+fn seg_ack(ack_off: u32) -> TcpRepr {
+    seg(r(1), l(ack_off), ACK)
+}
+
+#[test]
+fn delayed_ack_unit_is_the_segment_size_seen_not_the_mss() {
+    let cfg = TcpConfig {
+        delayed_ack: true,
+        ..plain()
+    };
+    // The peer's MSS is 1460 but its segments carry 1448 bytes (12 bytes of options).
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        },
+    );
+    let seg_data = vec![1u8; 1448];
+    send!(t, T0, seg(r(1), l(1), ACK), &seg_data);
+    recv_nothing!(t, T0);
+    send!(t, T0, seg(r(1449), l(1), ACK), &seg_data);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(2897));
+}
+
+#[test]
+fn duplicate_data_is_reported_with_dsack() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    send!(t, T0, seg(r(1), l(1), ACK), b"abcdef");
+    drain(&mut t, T0);
+    // A duplicate below RCV.NXT: the D-SACK block comes first and covers it.
+    send!(t, T0, seg(r(3), l(1), ACK), b"cd");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(7));
+    assert_eq!(a.options.sack_blocks.as_slice(), &[(r(3), r(5))]);
+    // Reported once.
+    send!(t, T0, seg(r(7), l(1), ACK), b"gh");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert!(a.options.sack_blocks.is_empty());
+    // A duplicate of out-of-order data: D-SACK first, then the block holding it.
+    send!(t, T0, seg(r(20), l(1), ACK), b"xyz");
+    drain(&mut t, T0);
+    send!(t, T0, seg(r(21), l(1), ACK), b"y");
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(
+        a.options.sack_blocks.as_slice(),
+        &[(r(21), r(22)), (r(20), r(23))]
+    );
+}
+
+// ------------------------------------------------------------------ pluggable congestion control
+
+/// A controller with a fixed window, standing in for a coupled (MPTCP) controller.
+#[derive(Debug)]
+struct Fixed {
+    cwnd: usize,
+    acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl braid_proto::cc::CongestionControl for Fixed {
+    fn on_ack(&mut self, _: Instant, acked: usize, _: Option<Duration>, _: usize) {
+        self.acks
+            .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
+    fn on_rto(&mut self, _: Instant, _: usize) {}
+    fn exit_slow_start(&mut self, _: Instant) {}
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> usize {
+        self.cwnd
+    }
+    fn set_mss(&mut self, _: usize) {}
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+}
+
+#[test]
+fn an_installed_controller_governs_the_window() {
+    let mut t = established();
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    t.set_congestion_control(Box::new(Fixed {
+        cwnd: 2000,
+        acks: acks.clone(),
+    }));
+    assert_eq!(t.congestion_control().name(), "fixed");
+    t.write(&[0u8; 10_000]);
+    assert_eq!(drain(&mut t, T0).len(), 2);
+    send!(t, T0, seg(r(1), l(1001), ACK));
+    assert_eq!(acks.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    assert_eq!(drain(&mut t, T0).len(), 1);
+}
+
+#[test]
+fn sack_scoreboard_is_bounded() {
+    let mut cfg = plain();
+    cfg.sack = true;
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        },
+    );
+    t.write(&[0u8; 10_000]);
+    drain(&mut t, T0);
+    // 4 one-byte blocks per ACK, at even offsets: 5000 disjoint ranges asked for.
+    for k in 0..1250u32 {
+        let mut a = seg(r(1), l(1), ACK);
+        for j in 0..4u32 {
+            let off = 2 + 2 * (4 * k + j);
+            a.options.sack_blocks.push((l(off), l(off + 1)));
+        }
+        send!(t, T0, a);
+        drain(&mut t, T0);
+    }
+    assert_eq!(t.sack_ranges(), 1024);
 }

@@ -99,8 +99,9 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn ssthresh(&self) -> usize;
     /// The sender's MSS changed (after the handshake).
     fn set_mss(&mut self, mss: usize);
-    /// A pacing rate in bytes per second, if the controller wants one. The engine does not
-    /// pace by default; drivers may use it.
+    /// A pacing rate in bytes per second, if the controller wants its own. With `None` (the
+    /// default) the engine paces at 2 × cwnd / SRTT in slow start and 1.2 × after, when
+    /// `TcpConfig::pacing` is on.
     fn pacing_rate(&self, _srtt: Option<Duration>) -> Option<u64> {
         None
     }

@@ -96,7 +96,9 @@ pub const MAX_OOO_RANGES: usize = 512;
 /// for the gap before it to fill. All of it lives in one ring of `capacity` bytes.
 #[derive(Debug)]
 pub struct RecvBuffer {
+    /// Allocated on the first byte stored, so idle and half-open connections cost nothing.
     ring: Vec<u8>,
+    capacity: usize,
     /// Stream offset of the first unread byte.
     read: u64,
     /// Stream offset just past the in-order data.
@@ -108,7 +110,8 @@ pub struct RecvBuffer {
 impl RecvBuffer {
     pub fn new(capacity: usize) -> Self {
         RecvBuffer {
-            ring: vec![0; capacity.max(1)],
+            ring: Vec::new(),
+            capacity: capacity.max(1),
             read: 0,
             contiguous: 0,
             ooo: RangeSet::new(),
@@ -116,7 +119,7 @@ impl RecvBuffer {
     }
 
     pub fn capacity(&self) -> usize {
-        self.ring.len()
+        self.capacity
     }
 
     /// Bytes readable now.
@@ -150,14 +153,15 @@ impl RecvBuffer {
         if hi <= lo {
             return 0;
         }
-        if lo > self.contiguous
-            && self.ooo.len() >= MAX_OOO_RANGES
-            && self.ooo.containing(lo).is_none()
-        {
+        if lo > self.contiguous && self.ooo.len() >= MAX_OOO_RANGES && !self.ooo.touches(lo, hi) {
+            // A new disjoint range would exceed the bound: drop (the peer retransmits).
             return 0;
         }
         let src = &data[(lo - offset) as usize..(hi - offset) as usize];
         let cap = self.capacity();
+        if self.ring.len() != cap {
+            self.ring = vec![0; cap];
+        }
         let pos = (lo % cap as u64) as usize;
         let first = src.len().min(cap - pos);
         self.ring[pos..pos + first].copy_from_slice(&src[..first]);
@@ -181,6 +185,9 @@ impl RecvBuffer {
     /// Copies readable bytes into `out`; returns how many.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.readable());
+        if n == 0 {
+            return 0;
+        }
         let cap = self.capacity();
         let pos = (self.read % cap as u64) as usize;
         let first = n.min(cap - pos);
@@ -206,6 +213,20 @@ mod tests {
         assert_eq!(b.write(b"XYZ"), 3);
         assert_eq!(b.slice(6, 13), b"worlXYZ");
         assert_eq!(b.end(), 13);
+    }
+
+    #[test]
+    fn out_of_order_ranges_are_bounded() {
+        let mut r = RecvBuffer::new(1 << 20);
+        for i in 0..(MAX_OOO_RANGES as u64 + 100) {
+            r.write_at(2 + 2 * i, b"x");
+        }
+        assert_eq!(r.ooo().len(), MAX_OOO_RANGES);
+        // Data extending an existing range is still taken.
+        assert_eq!(r.write_at(3, b"y"), 0);
+        assert_eq!(r.ooo().len(), MAX_OOO_RANGES - 1);
+        // In-order data drains what is contiguous.
+        assert_eq!(r.write_at(0, b"ab"), 5);
     }
 
     #[test]

@@ -11,6 +11,18 @@
 //! - [`Tcb::poll_timeout`] / [`Tcb::handle_timeout`] drive the timers (an enum-indexed array);
 //! - [`Tcb::write`], [`Tcb::read`], [`Tcb::close`], [`Tcb::abort`] are the application side.
 //!
+//! Sending follows RFC 6675's NextSeg order: the forced first retransmission of a fast
+//! recovery, retransmissions found lost again, lost holes (IsLost), new data (bounded by
+//! `min(cwnd - pipe, peer window)`, sender SWS avoidance, optional Nagle), then holes below
+//! the highest SACK, then a zero-window probe or a pure ACK. Beyond the core RFCs, these keep
+//! throughput up on real paths, each modelled on Linux: **pacing** (2 × cwnd / SRTT in slow
+//! start, 1.2 × after; [`TcpConfig::pacing`]), **HyStart++** delay-based slow-start exit
+//! (RFC 9406, without the conservative phase), **lost-retransmission detection** (a
+//! retransmission is lost when data sent after it is SACKed first) and **undo** of a fast
+//! recovery whose single retransmission turned out unnecessary (the ACK echoes the original's
+//! timestamp: reordering, not loss; RFC 3522). Duplicate segments are reported with D-SACK
+//! (RFC 2883) so that peers can undo their own spurious retransmissions.
+//!
 //! Sequence numbers are handled internally as 64-bit offsets from the initial sequence numbers
 //! (the SYN is offset 0, the first data byte offset 1), so wrap-around is confined to the
 //! conversions at the edge of the TCB.
@@ -20,7 +32,10 @@
 //! Every MPTCP subflow is one `Tcb`. The connection layer uses these hooks:
 //! - **Option space.** [`Tcb::set_reserved_option_len`] reserves bytes of TCP option space on
 //!   every segment; the payload per segment shrinks accordingly (RFC 6691: the MSS excludes
-//!   options), so the MPTCP options the caller adds always fit in the 40-byte option area.
+//!   options), so the MPTCP options the caller adds always fit in the 40-byte option area
+//!   (SACK blocks shrink to what is left). SYN and SYN-ACK carry at most 20 bytes of TCP
+//!   options (MSS, SACK-permitted, window scale, timestamps), leaving 20 for MP_CAPABLE or
+//!   MP_JOIN.
 //! - **Outgoing options.** [`Tcb::poll_segment`] returns a [`Segment`] whose `repr` the caller
 //!   may amend before emitting: push DSS / MP_CAPABLE / ADD_ADDR options into
 //!   `segment.repr.options.mptcp`. The segment tells which subflow bytes it carries

@@ -85,6 +85,14 @@ impl RangeSet {
         }
     }
 
+    /// True when `[start, end)` overlaps or is adjacent to a held range (inserting it would
+    /// not add a range).
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let before = matches!(self.map.range(..=start).next_back(), Some((_, &e)) if e >= start);
+        let after = matches!(self.map.range(start..).next(), Some((&s, _)) if s <= end);
+        before || after
+    }
+
     /// The first range starting at or after `x`.
     pub fn next_from(&self, x: u64) -> Option<(u64, u64)> {
         self.map.range(x..).next().map(|(&a, &b)| (a, b))

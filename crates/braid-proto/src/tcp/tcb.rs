@@ -44,9 +44,11 @@ const DUP_THRESH: u64 = 3;
 const CHALLENGE_ACK_LIMIT: u32 = 10;
 /// TCP option space (RFC 9293 §3.1: data offset of 15 words).
 const MAX_OPTION_SPACE: usize = 40;
-/// Bytes used by the timestamp option with its two NOPs.
-const TS_OPTION_LEN: usize = 12;
+/// Bytes of the timestamp option (braid's wire codec packs options without NOPs).
+const TS_OPTION_LEN: usize = 10;
 /// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid.
+/// Most disjoint SACKed ranges kept on the scoreboard.
+const MAX_SACK_RANGES: usize = 1024;
 /// How far behind a late driver may let pacing catch up.
 const PACING_CREDIT: Duration = Duration::from_millis(1);
 /// Most retransmissions tracked for lost-retransmission detection.
@@ -148,6 +150,8 @@ pub struct Tcb {
     ack_now: bool,
     last_ack_sent: u64,
     recent_ooo: [Option<u64>; 4],
+    /// Duplicate data to report in the next ACK (RFC 2883), as stream offsets.
+    dsack: Option<(u64, u64)>,
 
     // --- options ---
     ts_enabled: bool,
@@ -263,11 +267,12 @@ impl Tcb {
             recv: RecvBuffer::new(cfg.recv_buffer),
             fin_recv: None,
             fin_received: false,
-            rcv_mss: usize::from(params.default_mss.max(64)),
+            rcv_mss: 536,
             rcv_unacked: 0,
             ack_now: false,
             last_ack_sent: 0,
             recent_ooo: [None; 4],
+            dsack: None,
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: None,
@@ -369,7 +374,23 @@ impl Tcb {
     /// Payload bytes of a full-sized segment (MSS minus timestamps and reserved options).
     pub fn effective_mss(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-        self.snd_mss.saturating_sub(ts + self.reserved_opt).max(1)
+        //= rfc6691#2
+        //# the MSS excludes TCP options: the sender subtracts the options it sends
+        let opts = (ts + self.reserved_opt).div_ceil(4) * 4;
+        self.snd_mss.saturating_sub(opts).max(1)
+    }
+
+    /// How many SACK blocks fit after the timestamps and the reserved option space.
+    fn sack_block_budget(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
+        //= rfc2018#3
+        //# a SACK option with n blocks is 8*n+2 bytes long; at most 4 blocks fit the 40-byte option space
+        if space < 10 {
+            0
+        } else {
+            ((space - 2) / 8).min(4)
+        }
     }
     /// Application bytes sent at least once.
     pub fn bytes_sent(&self) -> u64 {
@@ -422,6 +443,10 @@ impl Tcb {
     /// The peer's receive window in bytes (scaled).
     pub fn send_window(&self) -> u64 {
         self.snd_wnd
+    }
+    /// Disjoint SACKed ranges on the scoreboard.
+    pub fn sack_ranges(&self) -> usize {
+        self.scoreboard.len()
     }
     /// True during SACK / NewReno fast recovery.
     pub fn in_recovery(&self) -> bool {
@@ -677,7 +702,8 @@ impl Tcb {
             }
             _ => self.ts_enabled = false,
         }
-        self.rcv_mss = self.snd_mss;
+        // rcv_mss (the delayed-ACK unit) is learnt from the segments received: a "full-sized"
+        // segment is the largest seen so far (the peer's options make it smaller than the MSS).
         //= rfc9293#3.10.7.3
         //# the window in a SYN is never scaled
         self.snd_wnd = u64::from(syn.window);
@@ -710,6 +736,25 @@ impl Tcb {
         };
         self.update_persist(now);
         out
+    }
+
+    /// SYN-RECEIVED -> ESTABLISHED on an acceptable ACK of our SYN.
+    fn establish_passive(&mut self, now: Instant, repr: &TcpRepr, seq: i64, wnd: u64) {
+        self.snd_una = 1;
+        self.rtt_sample_on_ack(now, repr, 1);
+        self.backoff = 0;
+        self.retries = 0;
+        self.set_timer(Timer::Retransmit, None);
+        self.state = if self.fin_queued {
+            TcpState::FinWait1
+        } else {
+            TcpState::Established
+        };
+        self.events.established = true;
+        self.snd_wnd = wnd;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = 1;
     }
 
     fn handle_syn_sent(&mut self, now: Instant, repr: &TcpRepr) -> SegmentOutcome {
@@ -866,6 +911,26 @@ impl Tcb {
             return SegmentOutcome::default();
         }
 
+        // Simultaneous open: the peer's SYN-ACK crosses ours. It acknowledges our SYN, so it
+        // completes the handshake (as Linux does), and our ACK lets the peer complete too.
+        if self.state == TcpState::SynReceived
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && repr.seq == self.irs
+            && self.snd_nxt >= 1
+            && self.snd_abs(repr.ack) == 1
+        {
+            //= rfc7323#2.2
+            //# the window field of a SYN-ACK is not scaled
+            self.establish_passive(now, repr, 0, u64::from(repr.window));
+            self.ack_now = true;
+            return SegmentOutcome {
+                accepted: true,
+                data: 0..0,
+            };
+        }
+
         //= rfc7323#5.3
         //# PAWS: a segment with SEG.TSval < TS.Recent is not acceptable (send an ACK, drop), RST excepted
         if self.ts_enabled && !f.rst() {
@@ -891,6 +956,16 @@ impl Tcb {
             //# if a segment is not acceptable, send an acknowledgment (unless RST) and drop it
             if !f.rst() {
                 self.ack_now = true;
+                let end = seq + payload.len() as i64;
+                if self.sack_enabled
+                    && !payload.is_empty()
+                    && seq >= 1
+                    && end <= self.rcv_nxt as i64
+                {
+                    //= rfc2883#4
+                    //# a duplicate segment is reported in a D-SACK block
+                    self.dsack = Some((seq as u64 - 1, end as u64 - 1));
+                }
                 //= rfc9293#3.10.7.4
                 //# TIME-WAIT: a retransmission of the remote FIN is acknowledged and the 2 MSL timeout restarted
                 if self.state == TcpState::TimeWait
@@ -956,21 +1031,8 @@ impl Tcb {
             //= rfc9293#3.10.7.4
             //# SYN-RECEIVED: if SND.UNA < SEG.ACK =< SND.NXT enter ESTABLISHED, else send <SEQ=SEG.ACK><CTL=RST>
             if ack == 1 && self.snd_nxt >= 1 {
-                self.snd_una = 1;
-                self.rtt_sample_on_ack(now, repr, 1);
-                self.backoff = 0;
-                self.retries = 0;
-                self.set_timer(Timer::Retransmit, None);
-                self.state = if self.fin_queued {
-                    TcpState::FinWait1
-                } else {
-                    TcpState::Established
-                };
-                self.events.established = true;
-                self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = 1;
+                let wnd = u64::from(repr.window) << self.snd_wscale;
+                self.establish_passive(now, repr, seq, wnd);
             } else {
                 self.rst_reply = Some(RstReply {
                     seq: repr.ack,
@@ -1059,12 +1121,24 @@ impl Tcb {
         };
         let start_seq = (seq + skip as i64) as u64;
         let bytes = &payload[skip..];
+        if skip > 0 && self.sack_enabled && seq >= 1 {
+            let lo = seq as u64 - 1;
+            self.dsack = Some((lo, lo + skip as u64));
+        }
         if bytes.is_empty() {
             // A pure duplicate: acknowledge at once (RFC 9293 §3.10.7.4, RFC 5681 §4.2).
             self.ack_now = true;
             return 0..0;
         }
         let offset = start_seq - 1;
+        if self.sack_enabled && self.dsack.is_none() {
+            if let Some((a, b)) = self.recv.ooo().containing(offset) {
+                let end = offset + bytes.len() as u64;
+                if end <= b && offset >= a {
+                    self.dsack = Some((offset, end));
+                }
+            }
+        }
         let had_gap = !self.recv.ooo().is_empty();
         let in_order = start_seq == self.rcv_nxt;
         let newly = self.recv.write_at(offset, bytes);
@@ -1120,7 +1194,12 @@ impl Tcb {
             for &(l, r) in &repr.options.sack_blocks {
                 let l = self.snd_abs(l).max(ack as i64);
                 let r = self.snd_abs(r);
-                if r > l && r <= self.snd_nxt as i64 {
+                // The scoreboard is bounded: a peer cannot make it grow without limit.
+                if r > l
+                    && r <= self.snd_nxt as i64
+                    && (self.scoreboard.len() < MAX_SACK_RANGES
+                        || self.scoreboard.touches(l as u64, r as u64))
+                {
                     new_sacked += self.scoreboard.insert(l as u64, r as u64);
                 }
             }
@@ -1222,7 +1301,13 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            if flight_before * 2 >= self.cc.cwnd() {
+            // Grow only when the window was the limit: much in flight, or data waiting (for
+            // pacing or the congestion window) that the peer's window would take.
+            //= rfc7661#4.1
+            //# cwnd should not grow while the sender is application-limited
+            let waiting =
+                self.snd_nxt < self.data_end() && self.snd_nxt < self.snd_una + self.snd_wnd;
+            if flight_before * 2 >= self.cc.cwnd() || waiting {
                 self.cc
                     .on_ack(now, acked as usize, self.rtt.srtt(), flight_before);
             }
@@ -1488,6 +1573,13 @@ impl Tcb {
 
     fn sack_blocks(&self, max: usize) -> arrayvec::ArrayVec<(u32, u32), 4> {
         let mut blocks: arrayvec::ArrayVec<(u64, u64), 4> = arrayvec::ArrayVec::new();
+        //= rfc2883#4
+        //# a D-SACK block reporting duplicate data is the first block of the next ACK
+        if let Some(d) = self.dsack {
+            if max > 0 {
+                blocks.push(d);
+            }
+        }
         //= rfc2018#4
         //# the first SACK block MUST specify the block containing the most recently received segment
         for at in self.recent_ooo.iter().flatten() {
@@ -1553,10 +1645,11 @@ impl Tcb {
                     tsecr: self.ts_recent,
                 });
             }
-            if self.sack_enabled && !self.recv.ooo().is_empty() && flags & TcpFlags::RST == 0 {
-                let used = self.reserved_opt + if self.ts_enabled { TS_OPTION_LEN } else { 0 };
-                let space = MAX_OPTION_SPACE.saturating_sub(used);
-                let max = (space.saturating_sub(4) / 8).min(4);
+            if self.sack_enabled
+                && (!self.recv.ooo().is_empty() || self.dsack.is_some())
+                && flags & TcpFlags::RST == 0
+            {
+                let max = self.sack_block_budget();
                 options.sack_blocks = self.sack_blocks(max);
             }
             window = self.window_field();
@@ -1581,13 +1674,12 @@ impl Tcb {
     fn option_len(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
         let mut sack = 0;
-        if self.sack_enabled && !self.recv.ooo().is_empty() {
-            let space = MAX_OPTION_SPACE.saturating_sub(self.reserved_opt + ts);
-            let n = (space.saturating_sub(4) / 8)
-                .min(4)
-                .min(self.recv.ooo().len());
+        if self.sack_enabled && (!self.recv.ooo().is_empty() || self.dsack.is_some()) {
+            let n = self
+                .sack_block_budget()
+                .min(self.recv.ooo().len() + usize::from(self.dsack.is_some()));
             if n > 0 {
-                sack = 4 + 8 * n;
+                sack = 2 + 8 * n;
             }
         }
         (self.reserved_opt + ts + sack).div_ceil(4) * 4
@@ -1608,6 +1700,7 @@ impl Tcb {
     }
 
     fn ack_sent(&mut self) {
+        self.dsack = None;
         self.ack_now = false;
         self.rcv_unacked = 0;
         self.last_ack_sent = self.rcv_nxt;
@@ -1689,10 +1782,14 @@ impl Tcb {
     }
 
     fn pure_ack(&mut self, now: Instant) -> Option<Segment> {
-        if !self.ack_now || !self.state.is_synchronized() && self.state != TcpState::SynReceived {
+        if !self.ack_now {
             return None;
         }
-        if self.state == TcpState::SynReceived {
+        //= rfc9293#3.10.7.4
+        //# SYN-RECEIVED answers an unacceptable segment (the crossing SYN-ACK of a simultaneous open) with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        let ok = self.state.is_synchronized()
+            || (self.state == TcpState::SynReceived && self.snd_nxt >= 1);
+        if !ok {
             return None;
         }
         let repr = self.make_repr(now, self.snd_nxt, TcpFlags::ACK);
@@ -1703,11 +1800,15 @@ impl Tcb {
         })
     }
 
-    /// Pacing rate in bytes per second: 2 × cwnd / SRTT in slow start, 1.2 × cwnd / SRTT
-    /// after (Linux's defaults), `None` before an RTT sample or with pacing off.
+    /// Pacing rate in bytes per second: the congestion controller's hint if it gives one,
+    /// else 2 × cwnd / SRTT in slow start and 1.2 × cwnd / SRTT after (Linux's defaults);
+    /// `None` before an RTT sample or with pacing off.
     pub fn pacing_rate(&self) -> Option<u64> {
         if !self.cfg.pacing {
             return None;
+        }
+        if let Some(rate) = self.cc.pacing_rate(self.rtt.srtt()) {
+            return Some(rate.max(1));
         }
         let srtt = self.rtt.srtt()?.as_micros() as u64;
         if srtt == 0 {
