@@ -59,13 +59,19 @@ pub fn key_idsn(key: u64) -> u64 {
     u64::from_be_bytes(low)
 }
 
+/// The HMAC key of MP_JOIN and ADD_ADDR: `first ‖ second`, each big-endian.
+fn concat_keys(first: u64, second: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&first.to_be_bytes());
+    key[8..].copy_from_slice(&second.to_be_bytes());
+    key
+}
+
 /// The full MP_JOIN HMAC computed by one host: HMAC-SHA256(key = local_key ‖ remote_key,
 /// msg = local_nonce ‖ remote_nonce). Callers truncate; see [`join_synack_hmac`] and
 /// [`join_ack_hmac`].
 pub fn join_hmac(local_key: u64, remote_key: u64, local_nonce: u32, remote_nonce: u32) -> [u8; 32] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&local_key.to_be_bytes());
-    key[8..].copy_from_slice(&remote_key.to_be_bytes());
+    let key = concat_keys(local_key, remote_key);
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&local_nonce.to_be_bytes());
     msg[4..].copy_from_slice(&remote_nonce.to_be_bytes());
@@ -74,7 +80,7 @@ pub fn join_hmac(local_key: u64, remote_key: u64, local_nonce: u32, remote_nonce
 
 //= rfc8684#3.2
 //= The MP_JOIN SYN/ACK carries the leftmost 64 bits of HMAC(Key-B ‖ Key-A, R-B ‖ R-A), B
-//= being the host that answers the join.
+//   being the host that answers the join.
 /// The truncated HMAC of the MP_JOIN SYN/ACK. The *initiator* sends the MP_JOIN SYN, the
 /// *responder* answers with the SYN/ACK; the keys are each host's MP_CAPABLE key and the
 /// nonces each host's MP_JOIN random number. Both hosts call this with the same arguments:
@@ -98,7 +104,7 @@ pub fn join_synack_hmac(
 
 //= rfc8684#3.2
 //= The MP_JOIN third ACK carries the leftmost 160 bits of HMAC(Key-A ‖ Key-B, R-A ‖ R-B), A
-//= being the host that started the join.
+//   being the host that started the join.
 /// The truncated HMAC of the MP_JOIN third ACK (same argument roles as
 /// [`join_synack_hmac`]): the initiator sends it, the responder verifies it.
 pub fn join_ack_hmac(
@@ -120,7 +126,7 @@ pub fn join_ack_hmac(
 
 //= rfc8684#3.4.1
 //= The ADD_ADDR HMAC is over address id ‖ address ‖ port (0 when absent), keyed with the
-//= sender's key ‖ the receiver's key; the option carries its rightmost 64 bits.
+//   sender's key ‖ the receiver's key; the option carries its rightmost 64 bits.
 /// The truncated HMAC of an ADD_ADDR sent by the host owning `sender_key` to the host owning
 /// `receiver_key`. A missing port counts as port 0.
 pub fn add_addr_hmac(
@@ -130,9 +136,7 @@ pub fn add_addr_hmac(
     addr: IpAddr,
     port: Option<u16>,
 ) -> u64 {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&sender_key.to_be_bytes());
-    key[8..].copy_from_slice(&receiver_key.to_be_bytes());
+    let key = concat_keys(sender_key, receiver_key);
     // id (1) + address (4 or 16) + port (2)
     let mut msg = [0u8; 19];
     msg[0] = addr_id;
@@ -164,7 +168,7 @@ pub struct DssChecksum {
 impl DssChecksum {
     //= rfc8684#3.3.1
     //= The DSS checksum covers a pseudo-header of the 64-bit DSN, the 32-bit relative subflow
-    //= sequence number, the 16-bit data-level length and a zero 16-bit checksum, then the data.
+    //   sequence number, the 16-bit data-level length and a zero 16-bit checksum, then the data.
     /// Start a checksum over the pseudo-header of the mapping (`dsn` always the full 64 bits,
     /// `subflow_seq` relative to the subflow's ISN, `data_len` as on the wire, which counts a
     /// DATA_FIN as one octet).

@@ -259,6 +259,19 @@ fn dss_infinite_mapping() {
     let m = d.mapping.unwrap();
     assert!(m.is_infinite());
     assert!(!DssMapping { data_len: 1, ..m }.is_infinite());
+    let inf = DssMapping::infinite(0x0102_0304_0506_0708, true);
+    assert!(inf.is_infinite());
+    let opt = MptcpOption::Dss(Dss {
+        data_ack: None,
+        data_ack_64: false,
+        mapping: Some(inf),
+        data_fin: false,
+    });
+    assert_eq!(
+        opt.to_vec(),
+        [30, 20, 0x20, 0x0c, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(DssMapping::infinite(5, false).checksum, None);
 }
 
 #[test]
@@ -644,4 +657,26 @@ fn every_subtype_and_length_never_panics() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- fuzz seeds
+
+#[test]
+fn fuzz_seeds_parse_and_reencode_exactly() {
+    // fuzz/seeds/mptcp_option holds one canonical encoding of every option form.
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/mptcp_option");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let opt = MptcpOption::parse(&bytes).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert_eq!(opt.to_vec(), bytes, "{path:?}");
+        seen.insert(opt.subtype());
+        n += 1;
+    }
+    assert!(n >= 31, "{n} seeds");
+    // Every assigned subtype plus MP_EXPERIMENTAL.
+    assert_eq!(seen.len(), 10);
 }

@@ -22,7 +22,10 @@ pub const KIND: u8 = 30;
 
 /// MP_CAPABLE, RFC 8684 §3.1. The four v1 forms are told apart by which fields are present:
 /// SYN (no key), SYN/ACK (`sender_key`), third ACK (both keys), ACK with data (both keys,
-/// `data_len`, optional `checksum`).
+/// `data_len`, optional `checksum`). `emit` picks the form by the first absent field in the
+/// order `sender_key`, `receiver_key`, `data_len`, `checksum` and writes nothing after it;
+/// the constructors [`MpCapable::syn`], [`MpCapable::syn_ack`], [`MpCapable::ack`] and
+/// [`MpCapable::ack_with_data`] build exactly the five wire forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MpCapable {
     /// Version (1 for RFC 8684).
@@ -283,6 +286,20 @@ impl DssMapping {
         self.data_len == 0
     }
 
+    /// The infinite mapping a host sends when it falls back to plain TCP after the handshake
+    /// (RFC 8684 §3.7): `dsn` is the DSN of the first byte the subflow carries from now on,
+    /// the subflow sequence number and length are 0, and the checksum field, when checksums
+    /// are in use, is 0 as well.
+    pub fn infinite(dsn: u64, with_checksum: bool) -> DssMapping {
+        DssMapping {
+            dsn,
+            dsn_64: true,
+            subflow_seq: 0,
+            data_len: 0,
+            checksum: with_checksum.then_some(0),
+        }
+    }
+
     /// The option bytes the mapping takes (DSN, subflow sequence number, length, checksum).
     fn wire_len(&self) -> usize {
         (if self.dsn_64 { 8 } else { 4 }) + 4 + 2 + if self.checksum.is_some() { 2 } else { 0 }
@@ -420,10 +437,12 @@ fn bad_length(what: &'static str, len: usize) -> super::Error {
 impl MptcpOption {
     /// Parse one option; `data` is the whole option including kind and length.
     ///
-    /// The length byte must equal `data.len()`. Errors: [`Error::Truncated`](super::Error)
-    /// when `data` is shorter than the header or than its length byte, [`Error::BadLength`]
-    /// (super::Error) when the length is not one the subtype allows (or `data` runs past it),
-    /// [`Error::Malformed`](super::Error) when the kind is not 30.
+    /// The length byte must equal `data.len()`. Errors:
+    /// - [`Error::Truncated`](super::Error::Truncated) when `data` is shorter than the header
+    ///   or than its length byte;
+    /// - [`Error::BadLength`](super::Error::BadLength) when the length is not one the subtype
+    ///   allows, or `data` runs past it;
+    /// - [`Error::Malformed`](super::Error::Malformed) when the kind is not 30.
     pub fn parse(data: &[u8]) -> super::Result<MptcpOption> {
         let what = "MPTCP option";
         let (kind, len, sub) = match data {
@@ -720,7 +739,7 @@ impl MptcpOption {
 
 //= rfc8684#3.1
 //= MP_CAPABLE is 4 (SYN), 12 (SYN/ACK), 20 (ACK) or 22/24 (ACK with data, ± checksum) octets;
-//= the version is the low nibble of the subtype byte, the flags A..H follow.
+//   the version is the low nibble of the subtype byte, the flags A..H follow.
 fn parse_mp_capable(len: usize, version: u8, body: &[u8]) -> super::Result<MptcpOption> {
     if !matches!(len, 4 | 12 | 20 | 22 | 24) {
         return Err(bad_length("MP_CAPABLE", len));
@@ -748,7 +767,7 @@ fn parse_mp_capable(len: usize, version: u8, body: &[u8]) -> super::Result<Mptcp
 
 //= rfc8684#3.2
 //= MP_JOIN is 12 octets on the SYN (token, nonce), 16 on the SYN/ACK (64-bit truncated HMAC,
-//= nonce) and 24 on the third ACK (160-bit HMAC); B is the low bit of the subtype byte.
+//   nonce) and 24 on the third ACK (160-bit HMAC); B is the low bit of the subtype byte.
 fn parse_mp_join(len: usize, low: u8, body: &[u8]) -> super::Result<MptcpOption> {
     let mut r = Reader {
         buf: body,
@@ -778,8 +797,8 @@ fn parse_mp_join(len: usize, low: u8, body: &[u8]) -> super::Result<MptcpOption>
 
 //= rfc8684#3.3
 //= DSS: flags F m M a A; a 4- or 8-octet DATA_ACK when A, then when M a 4- or 8-octet DSN,
-//= the 32-bit subflow sequence number, the 16-bit data-level length and, when checksums are
-//= in use, a 16-bit checksum (its presence is told by the option length).
+//   the 32-bit subflow sequence number, the 16-bit data-level length and, when checksums are
+//   in use, a 16-bit checksum (its presence is told by the option length).
 fn parse_dss(len: usize, body: &[u8]) -> super::Result<MptcpOption> {
     let mut r = Reader {
         buf: body,
@@ -830,7 +849,7 @@ fn parse_dss(len: usize, body: &[u8]) -> super::Result<MptcpOption> {
 
 //= rfc8684#3.4.1
 //= ADD_ADDR: E flag, address id, a 4- or 16-octet address, an optional port and, unless it
-//= is an echo, the rightmost 64 bits of an HMAC; the IP version is told by the length.
+//   is an echo, the rightmost 64 bits of an HMAC; the IP version is told by the length.
 fn parse_add_addr(len: usize, low: u8, body: &[u8]) -> super::Result<MptcpOption> {
     // (IPv6, port, HMAC) by length; every combination has a distinct length.
     let (v6, has_port, has_hmac) = match len {
