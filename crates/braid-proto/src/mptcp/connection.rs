@@ -44,6 +44,11 @@ pub type SubflowId = usize;
 /// TCP option bytes reserved on every subflow segment after the SYN: a DSS with a 64-bit
 /// DATA_ACK and a 64-bit mapping with checksum (28 bytes; MP_CAPABLE form 4 is 24).
 pub const DSS_OPTION_SPACE: usize = 28;
+/// Option bytes reserved while a subflow has no data to send: a DSS with a 64-bit DATA_ACK
+/// (12 bytes), so pure ACKs keep room for two SACK blocks beside the timestamps.
+pub const ACK_OPTION_SPACE: usize = 12;
+/// TCP option space.
+const MAX_OPTION_SPACE: usize = 40;
 /// Largest chunk read out of a subflow at once.
 const PULL_CHUNK: usize = 64 * 1024;
 
@@ -127,6 +132,8 @@ struct Subflow {
     backup: bool,
     /// The TCB was closed because the DATA_FIN rides on its FIN.
     fin_closed: bool,
+    /// Option bytes currently reserved in the TCB.
+    reserved: usize,
 }
 
 /// An MPTCP connection. See the [module docs](self).
@@ -178,6 +185,7 @@ impl MptcpConnection {
                 remote_id: 0,
                 backup: false,
                 fin_closed: false,
+                reserved: DSS_OPTION_SPACE,
             }],
             send: DataSend::new(cfg.send_buffer.max(1), 0),
             recv: DataRecv::new(cfg.recv_buffer.max(1)),
@@ -358,6 +366,7 @@ impl MptcpConnection {
         self.fallback = true;
         for s in &mut self.subflows {
             s.tcb.set_reserved_option_len(0);
+            s.reserved = 0;
             // Every later subflow byte is the next data byte: subflow and data offsets
             // coincide (no data was mapped before the handshake finished).
             s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
@@ -655,6 +664,10 @@ impl MptcpConnection {
         if self.send.fin_ready() {
             s.tcb.close();
             s.fin_closed = true;
+            if self.fallback {
+                // In fallback the subflow's FIN is the DATA_FIN.
+                self.send.mark_fin_sent();
+            }
         }
     }
 
@@ -663,12 +676,31 @@ impl MptcpConnection {
         for id in 0..self.subflows.len() {
             self.fill(id);
             let s = self.subflows.get_mut(id)?;
+            // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
+            // they save goes to SACK blocks (the TCB sizes payload and SACK by the
+            // reservation; switching keeps the congestion window in bytes).
+            if !self.fallback {
+                let want = if s.tcb.send_queued() > 0 {
+                    DSS_OPTION_SPACE
+                } else {
+                    ACK_OPTION_SPACE
+                };
+                if want != s.reserved {
+                    s.tcb.set_reserved_option_len(want);
+                    s.reserved = want;
+                }
+            }
             let Some(mut seg) = s.tcb.poll_segment(now) else {
                 continue;
             };
             let payload = s.tcb.payload(&seg).to_vec();
             s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start));
             self.add_options(id, &mut seg.repr, seg.data.start, &payload);
+            // A segment without payload may carry more than the ACK reservation (a
+            // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
+            while seg.repr.options.padded_len() > MAX_OPTION_SPACE
+                && seg.repr.options.sack_blocks.pop().is_some()
+            {}
             return Some((id, seg.repr, payload));
         }
         None

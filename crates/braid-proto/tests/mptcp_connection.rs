@@ -1,0 +1,619 @@
+//! In-process pairs of `MptcpConnection`s: a client and a server exchange real packets
+//! (emitted and parsed with the wire codec, so every option must fit and round-trip) over a
+//! simulated path with delay, a bottleneck rate, seeded loss and reordering.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use braid_proto::mptcp::connection::MptcpError;
+use braid_proto::mptcp::mapping::MappingError;
+use braid_proto::mptcp::{MptcpConfig, MptcpConnection};
+use braid_proto::tcp::TcbParams;
+use braid_proto::time::{Duration, Instant};
+use braid_proto::wire::mptcp::MptcpOption;
+use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpRepr};
+use braid_proto::TcpState;
+
+const CLIENT_KEY: u64 = 0xa460_6019_1787_3ac7;
+const SERVER_KEY: u64 = 0xb100_1876_e183_73d4;
+const C_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const S_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+fn params(local: u16, remote: u16, iss: u32) -> TcbParams {
+    TcbParams {
+        local_port: local,
+        remote_port: remote,
+        iss,
+        ts_offset: 0,
+        mss: 1460,
+        default_mss: 536,
+    }
+}
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.next() % 1000 < per_mille
+    }
+}
+
+/// What the network does to packets.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    loss_per_mille: u64,
+    reorder_per_mille: u64,
+    strip_syn: bool,
+    strip_syn_ack: bool,
+}
+
+fn stream_byte(seed: u64, i: usize) -> u8 {
+    ((i as u64).wrapping_mul(2654435761).wrapping_add(seed) >> 7) as u8
+}
+
+struct Pair {
+    now: Instant,
+    client: MptcpConnection,
+    server: Option<MptcpConnection>,
+    /// (arrival time, sequence) → (to server?, packet bytes)
+    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
+    seq: u64,
+    link_free: [Instant; 2],
+    rng: Rng,
+    faults: Faults,
+    cfg: MptcpConfig,
+    delivered: u64,
+}
+
+impl Pair {
+    fn new(cfg: MptcpConfig, faults: Faults, seed: u64) -> Pair {
+        let client = MptcpConnection::connect(&cfg, params(40000, 80, 1000), CLIENT_KEY);
+        Pair {
+            now: Instant::ZERO,
+            client,
+            server: None,
+            queue: BTreeMap::new(),
+            seq: 0,
+            link_free: [Instant::ZERO; 2],
+            rng: Rng(seed | 1),
+            faults,
+            cfg,
+            delivered: 0,
+        }
+    }
+
+    fn send(&mut self, to_server: bool, mut repr: TcpRepr, payload: &[u8]) {
+        if repr.flags.syn() {
+            let strip = if repr.flags.ack() {
+                self.faults.strip_syn_ack
+            } else {
+                self.faults.strip_syn
+            };
+            if strip {
+                repr.options.mptcp.clear();
+            }
+        } else if self.rng.chance(self.faults.loss_per_mille) {
+            return;
+        }
+        let (src, dst) = if to_server {
+            (C_ADDR, S_ADDR)
+        } else {
+            (S_ADDR, C_ADDR)
+        };
+        let mut buf = vec![0u8; 1600];
+        let n = emit_tcp_packet(&mut buf, src, dst, 64, &repr, payload).expect("packet fits");
+        buf.truncate(n);
+        // 100 Mbit/s bottleneck, 10 ms one way.
+        let dir = usize::from(to_server);
+        let tx = Duration::from_micros(n as u64 * 8 / 100);
+        let start = self.link_free[dir].max(self.now);
+        self.link_free[dir] = start + tx;
+        let mut at = start + tx + Duration::from_millis(10);
+        if self.rng.chance(self.faults.reorder_per_mille) {
+            at += Duration::from_millis(3);
+        }
+        self.seq += 1;
+        self.queue.insert((at, self.seq), (to_server, buf));
+    }
+
+    fn poll_all(&mut self) {
+        while let Some((_, repr, payload)) = self.client.poll_segment(self.now) {
+            self.send(true, repr, &payload);
+        }
+        while let Some(s) = self.server.as_mut() {
+            let Some((_, repr, payload)) = s.poll_segment(self.now) else {
+                break;
+            };
+            self.send(false, repr, &payload);
+        }
+    }
+
+    fn deliver_due(&mut self) {
+        while let Some((&(at, k), _)) = self.queue.iter().next() {
+            if at > self.now {
+                break;
+            }
+            let Some((to_server, pkt)) = self.queue.remove(&(at, k)) else {
+                break;
+            };
+            self.delivered += 1;
+            let seg = parse_tcp_packet(&pkt).expect("valid packet");
+            if to_server {
+                match self.server.as_mut() {
+                    Some(s) => s.handle_segment(self.now, 0, &seg.tcp, seg.payload),
+                    None => {
+                        self.server = MptcpConnection::accept(
+                            &self.cfg,
+                            params(80, 40000, 7_000_000),
+                            self.now,
+                            &seg.tcp,
+                            SERVER_KEY,
+                        );
+                    }
+                }
+            } else {
+                self.client
+                    .handle_segment(self.now, 0, &seg.tcp, seg.payload);
+            }
+        }
+    }
+
+    /// Advances time to the next event. Returns false when nothing is left to happen.
+    fn advance(&mut self) -> bool {
+        let mut next = self.queue.keys().next().map(|k| k.0);
+        for t in [
+            self.client.poll_timeout(),
+            self.server.as_ref().and_then(|s| s.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        }
+        let Some(t) = next else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        self.client.handle_timeout(self.now);
+        let now = self.now;
+        if let Some(s) = self.server.as_mut() {
+            s.handle_timeout(now);
+        }
+        true
+    }
+}
+
+struct Transfer {
+    up: usize,
+    down: usize,
+}
+
+/// Runs a bidirectional transfer; returns the pair for inspection.
+fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
+    let mut p = Pair::new(cfg, faults, seed);
+    let (mut up_w, mut down_w) = (0usize, 0usize);
+    let mut up_r: Vec<u8> = Vec::with_capacity(t.up);
+    let mut down_r: Vec<u8> = Vec::with_capacity(t.down);
+    let (mut c_closed, mut s_closed) = (false, false);
+    let mut buf = vec![0u8; 65536];
+    let mut steps = 0u64;
+    loop {
+        steps += 1;
+        assert!(steps < 5_000_000, "transfer did not finish");
+        // client writes, reads
+        while up_w < t.up {
+            let chunk: Vec<u8> = (up_w..(up_w + 16384).min(t.up))
+                .map(|i| stream_byte(1, i))
+                .collect();
+            let n = p.client.write(&chunk);
+            up_w += n;
+            if n < chunk.len() {
+                break;
+            }
+        }
+        if up_w == t.up && !c_closed {
+            p.client.close();
+            c_closed = true;
+        }
+        loop {
+            let n = p.client.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            down_r.extend_from_slice(&buf[..n]);
+        }
+        if let Some(s) = p.server.as_mut() {
+            while down_w < t.down {
+                let chunk: Vec<u8> = (down_w..(down_w + 16384).min(t.down))
+                    .map(|i| stream_byte(2, i))
+                    .collect();
+                let n = s.write(&chunk);
+                down_w += n;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            if down_w == t.down && !s_closed {
+                s.close();
+                s_closed = true;
+            }
+            loop {
+                let n = s.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                up_r.extend_from_slice(&buf[..n]);
+            }
+        }
+        p.poll_all();
+        p.deliver_due();
+        let done = p.client.is_read_finished()
+            && p.server.as_ref().is_some_and(|s| s.is_read_finished())
+            && p.client.is_write_finished()
+            && p.server.as_ref().is_some_and(|s| s.is_write_finished());
+        if done {
+            break;
+        }
+        if p.queue.keys().next().is_some_and(|k| k.0 <= p.now) {
+            continue;
+        }
+        // nothing due now: anything new to send?
+        let before = p.seq;
+        p.poll_all();
+        if p.seq == before && !p.advance() {
+            panic!("stalled at {:?}", p.now);
+        }
+    }
+    assert_eq!(up_r.len(), t.up, "upload length");
+    assert_eq!(down_r.len(), t.down, "download length");
+    assert!(
+        up_r.iter()
+            .enumerate()
+            .all(|(i, &b)| b == stream_byte(1, i)),
+        "upload bytes differ"
+    );
+    assert!(
+        down_r
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == stream_byte(2, i)),
+        "download bytes differ"
+    );
+    p
+}
+
+#[test]
+fn mptcp_handshake_and_clean_transfer_both_ways() {
+    let p = run(
+        MptcpConfig::default(),
+        Faults::default(),
+        7,
+        Transfer {
+            up: 1 << 20,
+            down: 300_000,
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_mptcp() && s.is_mptcp());
+    let (c, sv) = (
+        p.client.negotiated().expect("keys"),
+        s.negotiated().expect("keys"),
+    );
+    assert_eq!(c.local_key, sv.remote_key);
+    assert_eq!(c.remote_token, sv.local_token);
+    assert_eq!(c.remote_token, 1314713917);
+    assert!(!c.checksum && !sv.checksum);
+    assert_eq!(s.counters().MPCapableSYNRX, 1);
+    assert_eq!(p.client.counters().MPCapableSYNACKRX, 1);
+    assert_eq!(s.counters().DataCsumErr, 0);
+    assert!(s.error().is_none() && p.client.error().is_none());
+}
+
+#[test]
+fn several_mib_with_loss_and_reordering_are_byte_exact() {
+    let faults = Faults {
+        loss_per_mille: 10,
+        reorder_per_mille: 30,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        42,
+        Transfer {
+            up: 4 << 20,
+            down: 1 << 20,
+        },
+    );
+    assert!(p.client.is_mptcp());
+    let tcb = p.client.subflow(0).expect("subflow");
+    eprintln!(
+        "now {:?} sent {} retx {} rto {} delivered {}",
+        p.now,
+        tcb.bytes_sent(),
+        tcb.retransmits(),
+        tcb.timeouts(),
+        p.delivered
+    );
+    assert!(tcb.retransmits() > 0);
+}
+
+#[test]
+fn checksums_when_the_client_asks_with_loss() {
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        loss_per_mille: 10,
+        reorder_per_mille: 20,
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        9,
+        Transfer {
+            up: 2 << 20,
+            down: 200_000,
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(s.negotiated().expect("keys").checksum);
+    assert!(p.client.negotiated().expect("keys").checksum);
+    assert_eq!(s.counters().DataCsumErr, 0);
+}
+
+#[test]
+fn checksum_only_on_the_server_side_is_negotiated_too() {
+    // the client does not ask; a server that asks turns checksums on for both
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 3);
+    p.cfg.checksum = true;
+    for _ in 0..200 {
+        p.poll_all();
+        p.deliver_due();
+        if p.client.negotiated().is_some() && p.server.as_ref().is_some_and(|s| s.is_mptcp()) {
+            break;
+        }
+        p.advance();
+    }
+    assert!(p.client.negotiated().expect("keys").checksum);
+}
+
+#[test]
+fn fallback_when_the_syn_ack_lacks_mp_capable() {
+    let faults = Faults {
+        strip_syn_ack: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        11,
+        Transfer {
+            up: 1 << 20,
+            down: 100_000,
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_fallback() && !p.client.is_mptcp());
+    assert!(s.is_fallback() && !s.is_mptcp());
+    assert_eq!(p.client.counters().MPCapableFallbackSYNACK, 1);
+    assert_eq!(s.counters().MPCapableFallbackACK, 1);
+}
+
+#[test]
+fn fallback_when_the_syn_lacks_mp_capable() {
+    let faults = Faults {
+        strip_syn: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        13,
+        Transfer {
+            up: 500_000,
+            down: 500_000,
+        },
+    );
+    assert!(p.client.is_fallback());
+    assert!(p.server.as_ref().expect("server").is_fallback());
+}
+
+#[test]
+fn every_data_segment_carries_a_dss_mapping() {
+    // Watch both directions of a short transfer: after the handshake every segment with
+    // payload has a DSS mapping of exactly its payload (or, on the client's first data,
+    // MP_CAPABLE with the data-level length), and every DSS has a 64-bit DATA_ACK.
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 5);
+    let (mut mapped, mut mpc_data, mut seen) = (0, 0, 0u64);
+    p.client.write(&[1u8; 30_000]);
+    for _ in 0..10_000 {
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            if s.is_mptcp() && mapped == 0 {
+                s.write(&[7u8; 20_000]);
+            }
+        }
+        p.poll_all();
+        for (&(_, k), (_, pkt)) in p.queue.iter() {
+            if k <= seen {
+                continue;
+            }
+            seen = seen.max(k);
+            let seg = parse_tcp_packet(pkt).expect("packet");
+            if seg.payload.is_empty() {
+                continue;
+            }
+            let mut found = false;
+            for o in &seg.tcp.options.mptcp {
+                match o {
+                    MptcpOption::Dss(d) => {
+                        let m = d.mapping.expect("data segment without a mapping");
+                        assert_eq!(usize::from(m.data_len), seg.payload.len());
+                        assert!(m.dsn_64 && d.data_ack_64 && d.data_ack.is_some());
+                        mapped += 1;
+                        found = true;
+                    }
+                    MptcpOption::MpCapable(c) => {
+                        assert_eq!(c.data_len.map(usize::from), Some(seg.payload.len()));
+                        mpc_data += 1;
+                        found = true;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(found, "data without MPTCP option");
+        }
+        if mapped > 20 && p.queue.is_empty() {
+            break;
+        }
+        if !p.advance() {
+            break;
+        }
+    }
+    assert!(mapped > 20, "mapped {mapped}");
+    assert!(mpc_data >= 1);
+}
+
+/// Runs a pair until the server's first DSS-mapped data packet is queued, takes it out of
+/// the network and returns it decoded.
+fn intercept_server_data(p: &mut Pair) -> (TcpRepr, Vec<u8>) {
+    for _ in 0..10_000 {
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            if s.is_mptcp() && s.send_capacity() == MptcpConfig::default().send_buffer {
+                s.write(&[0x5a; 5000]);
+            }
+        }
+        p.poll_all();
+        let hit = p.queue.iter().find_map(|(k, (to_server, pkt))| {
+            let seg = parse_tcp_packet(pkt).ok()?;
+            let dss = seg
+                .tcp
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::Dss(d) if d.mapping.is_some()));
+            (!*to_server && !seg.payload.is_empty() && dss)
+                .then(|| (*k, seg.tcp.clone(), seg.payload.to_vec()))
+        });
+        if let Some((k, repr, payload)) = hit {
+            p.queue.remove(&k);
+            return (repr, payload);
+        }
+        assert!(p.advance(), "no server data");
+    }
+    panic!("no server data");
+}
+
+#[test]
+fn a_contradicting_mapping_resets_the_subflow() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 21);
+    let (repr, payload) = intercept_server_data(&mut p);
+    // A pure ACK announcing a mapping of the same subflow bytes at another DSN arrives first.
+    let mut fake = repr.clone();
+    for o in &mut fake.options.mptcp {
+        if let MptcpOption::Dss(d) = o {
+            if let Some(m) = d.mapping.as_mut() {
+                m.dsn = m.dsn.wrapping_add(1000);
+            }
+        }
+    }
+    let now = p.now;
+    p.client.handle_segment(now, 0, &fake, &[]);
+    assert!(p.client.error().is_none());
+    p.client.handle_segment(now, 0, &repr, &payload);
+    assert_eq!(p.client.counters().DSSNotMatching, 1);
+    assert_eq!(
+        p.client.error(),
+        Some(MptcpError::Mapping {
+            subflow: 0,
+            error: MappingError::NotMatching
+        })
+    );
+    assert_eq!(
+        p.client.subflow(0).expect("subflow").state(),
+        TcpState::Closed
+    );
+    assert_eq!(p.client.readable(), 0);
+}
+
+#[test]
+fn a_dss_checksum_failure_is_detected_and_reported() {
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, Faults::default(), 23);
+    let (repr, mut payload) = intercept_server_data(&mut p);
+    let dsn = repr
+        .options
+        .mptcp
+        .iter()
+        .find_map(|o| match o {
+            MptcpOption::Dss(d) => d.mapping.map(|m| m.dsn),
+            _ => None,
+        })
+        .expect("mapping");
+    // The TCP checksum would be valid (the packet is re-emitted); only the DSS one fails.
+    payload[10] ^= 0x40;
+    let now = p.now;
+    p.client.handle_segment(now, 0, &repr, &payload);
+    assert_eq!(p.client.counters().DataCsumErr, 1);
+    assert_eq!(
+        p.client.error(),
+        Some(MptcpError::Checksum { subflow: 0, dsn })
+    );
+    assert_eq!(p.client.readable(), 0);
+}
+
+#[test]
+fn hostile_segments_do_not_panic() {
+    // Random MPTCP options on otherwise valid segments of an established connection.
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 31);
+    let (repr, payload) = intercept_server_data(&mut p);
+    let mut rng = Rng(99);
+    for i in 0..2000 {
+        let mut r = repr.clone();
+        let dss = braid_proto::wire::mptcp::Dss {
+            data_ack: (rng.next() % 2 == 0).then(|| rng.next()),
+            data_ack_64: rng.next() % 2 == 0,
+            mapping: (rng.next() % 3 != 0).then(|| braid_proto::wire::mptcp::DssMapping {
+                dsn: rng.next(),
+                dsn_64: rng.next() % 2 == 0,
+                subflow_seq: rng.next() as u32,
+                data_len: rng.next() as u16,
+                checksum: (rng.next() % 2 == 0).then(|| rng.next() as u16),
+            }),
+            data_fin: rng.next() % 4 == 0,
+        };
+        r.options.mptcp = vec![MptcpOption::Dss(dss)];
+        if i % 7 == 0 {
+            r.options.mptcp.push(MptcpOption::MpCapable(
+                braid_proto::wire::mptcp::MpCapable::ack_with_data(
+                    1,
+                    1,
+                    rng.next(),
+                    rng.next(),
+                    rng.next() as u16,
+                    None,
+                ),
+            ));
+        }
+        let cut = (rng.next() as usize) % (payload.len() + 1);
+        let now = p.now;
+        p.client.handle_segment(now, 0, &r, &payload[..cut]);
+        let mut buf = [0u8; 4096];
+        p.client.read(&mut buf);
+        while p.client.poll_segment(now).is_some() {}
+    }
+}
