@@ -51,6 +51,12 @@ struct Faults {
     reorder_per_mille: u64,
     strip_syn: bool,
     strip_syn_ack: bool,
+    /// Drop MP_CAPABLE-only pure ACKs from the client (the third ACK and its repeats).
+    drop_third_ack: bool,
+    /// Strip every MPTCP option from segments without SYN.
+    strip_data: bool,
+    /// Rewrite DATA_ACKs and mappings to their 32-bit forms.
+    narrow_dss: bool,
 }
 
 fn stream_byte(seed: u64, i: usize) -> u8 {
@@ -69,6 +75,7 @@ struct Pair {
     faults: Faults,
     cfg: MptcpConfig,
     delivered: u64,
+    third_acks_dropped: u64,
 }
 
 impl Pair {
@@ -85,6 +92,7 @@ impl Pair {
             faults,
             cfg,
             delivered: 0,
+            third_acks_dropped: 0,
         }
     }
 
@@ -98,8 +106,37 @@ impl Pair {
             if strip {
                 repr.options.mptcp.clear();
             }
-        } else if self.rng.chance(self.faults.loss_per_mille) {
-            return;
+        } else {
+            if self.rng.chance(self.faults.loss_per_mille) {
+                return;
+            }
+            let mpc_only_ack = payload.is_empty()
+                && repr
+                    .options
+                    .mptcp
+                    .iter()
+                    .any(|o| matches!(o, MptcpOption::MpCapable(c) if c.data_len.is_none()));
+            if to_server && self.faults.drop_third_ack && mpc_only_ack {
+                self.third_acks_dropped += 1;
+                return;
+            }
+            if self.faults.strip_data {
+                repr.options.mptcp.clear();
+            }
+            if self.faults.narrow_dss {
+                for o in &mut repr.options.mptcp {
+                    if let MptcpOption::Dss(d) = o {
+                        if let Some(a) = d.data_ack.as_mut() {
+                            *a &= 0xffff_ffff;
+                            d.data_ack_64 = false;
+                        }
+                        if let Some(m) = d.mapping.as_mut() {
+                            m.dsn &= 0xffff_ffff;
+                            m.dsn_64 = false;
+                        }
+                    }
+                }
+            }
         }
         let (src, dst) = if to_server {
             (C_ADDR, S_ADDR)
@@ -189,9 +226,12 @@ impl Pair {
     }
 }
 
+#[derive(Default)]
 struct Transfer {
     up: usize,
     down: usize,
+    /// The client starts writing only at this time.
+    up_start: Duration,
 }
 
 /// Runs a bidirectional transfer; returns the pair for inspection.
@@ -207,7 +247,7 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
         steps += 1;
         assert!(steps < 5_000_000, "transfer did not finish");
         // client writes, reads
-        while up_w < t.up {
+        while up_w < t.up && p.now >= Instant::ZERO + t.up_start {
             let chunk: Vec<u8> = (up_w..(up_w + 16384).min(t.up))
                 .map(|i| stream_byte(1, i))
                 .collect();
@@ -217,7 +257,7 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
                 break;
             }
         }
-        if up_w == t.up && !c_closed {
+        if up_w == t.up && !c_closed && p.now >= Instant::ZERO + t.up_start {
             p.client.close();
             c_closed = true;
         }
@@ -297,6 +337,7 @@ fn mptcp_handshake_and_clean_transfer_both_ways() {
         Transfer {
             up: 1 << 20,
             down: 300_000,
+            ..Transfer::default()
         },
     );
     let s = p.server.as_ref().expect("server");
@@ -329,6 +370,7 @@ fn several_mib_with_loss_and_reordering_are_byte_exact() {
         Transfer {
             up: 4 << 20,
             down: 1 << 20,
+            ..Transfer::default()
         },
     );
     assert!(p.client.is_mptcp());
@@ -362,6 +404,7 @@ fn checksums_when_the_client_asks_with_loss() {
         Transfer {
             up: 2 << 20,
             down: 200_000,
+            ..Transfer::default()
         },
     );
     let s = p.server.as_ref().expect("server");
@@ -400,6 +443,7 @@ fn fallback_when_the_syn_ack_lacks_mp_capable() {
         Transfer {
             up: 1 << 20,
             down: 100_000,
+            ..Transfer::default()
         },
     );
     let s = p.server.as_ref().expect("server");
@@ -422,6 +466,7 @@ fn fallback_when_the_syn_lacks_mp_capable() {
         Transfer {
             up: 500_000,
             down: 500_000,
+            ..Transfer::default()
         },
     );
     assert!(p.client.is_fallback());
@@ -616,4 +661,70 @@ fn hostile_segments_do_not_panic() {
         p.client.read(&mut buf);
         while p.client.poll_segment(now).is_some() {}
     }
+}
+
+#[test]
+fn lost_third_ack_the_first_data_carries_the_keys() {
+    let faults = Faults {
+        drop_third_ack: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        17,
+        Transfer {
+            up: 300_000,
+            down: 300_000,
+            up_start: Duration::from_millis(200),
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.third_acks_dropped > 0);
+    assert!(s.is_mptcp() && p.client.is_mptcp());
+    assert_eq!(s.counters().MPCapableACKRX, 1);
+}
+
+#[test]
+fn options_stripped_after_the_syn_fall_back_on_both_sides() {
+    let faults = Faults {
+        strip_data: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        19,
+        Transfer {
+            up: 1 << 20,
+            down: 200_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_fallback() && s.is_fallback());
+    assert_eq!(s.counters().MPCapableFallbackACK, 1);
+    assert_eq!(p.client.counters().MPCapableFallbackACK, 1);
+}
+
+#[test]
+fn thirty_two_bit_data_acks_and_dsns_are_accepted() {
+    // Linux sends a 32-bit DATA_ACK in its first DSS; peers may use 4-byte DSNs throughout.
+    let faults = Faults {
+        narrow_dss: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        29,
+        Transfer {
+            up: 1 << 20,
+            down: 1 << 20,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_mptcp() && p.server.as_ref().expect("server").is_mptcp());
 }

@@ -109,6 +109,9 @@ pub struct MptcpCounters {
     pub DataCsumErr: u64,
     pub InfiniteMapRx: u64,
     pub DuplicateData: u64,
+    /// Fallbacks because in-order data arrived without a DSS mapping (braid's own counter;
+    /// Linux shows these only as the fallback itself).
+    pub DSSNoMapFallback: u64,
 }
 
 /// Which side opened the connection.
@@ -367,8 +370,8 @@ impl MptcpConnection {
         for s in &mut self.subflows {
             s.tcb.set_reserved_option_len(0);
             s.reserved = 0;
-            // Every later subflow byte is the next data byte: subflow and data offsets
-            // coincide (no data was mapped before the handshake finished).
+            // Every later subflow byte is the next data byte (after any mapping still held:
+            // see `RxMap::set_infinite`).
             s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
         }
     }
@@ -442,6 +445,20 @@ impl MptcpConnection {
                     self.enter_fallback();
                 }
             }
+            //= rfc8684#3.7
+            //= Until the initiator sees a DSS from the listener it may still fall back: a
+            //   segment with neither MP_CAPABLE nor DSS shows the options are not getting
+            //   through (Linux: check_fully_established).
+            HandshakeState::ClientUnconfirmed
+                if out.accepted
+                    && !repr.flags.syn()
+                    && !repr.flags.rst()
+                    && mpc.is_none()
+                    && dss.is_none() =>
+            {
+                self.counters.MPCapableFallbackACK += 1;
+                self.enter_fallback();
+            }
             _ => {}
         }
         if self.fallback || !out.accepted {
@@ -490,7 +507,7 @@ impl MptcpConnection {
                             s.rx.set_infinite(s.tcb.recv_offset(), off);
                         }
                     }
-                    self.fallback = true;
+                    self.enter_fallback();
                 } else {
                     self.apply_mapping(id, &rx_space, &m, d.data_fin);
                 }
@@ -586,6 +603,19 @@ impl MptcpConnection {
             let sub = s.tcb.recv_offset();
             let readable = s.tcb.readable() as u64;
             let step = s.rx.step(sub, readable);
+            if step == RxStep::Unmapped && readable > 0 && !self.fallback {
+                //= rfc8684#3.7
+                //= In-order data without a DSS mapping means a middlebox dropped the options:
+                //   with a single subflow the connection falls back to plain TCP (Linux:
+                //   MAPPING_NODSS with infinite fallback allowed), the data being the next
+                //   data-level bytes.
+                if self.subflows.len() == 1 {
+                    self.counters.DSSNoMapFallback += 1;
+                    self.enter_fallback();
+                    continue;
+                }
+                break;
+            }
             let RxStep::Deliver { data, len, mapping } = step else {
                 break;
             };

@@ -266,11 +266,12 @@ impl RxMap {
     //= rfc8684#3.7
     //= The infinite mapping: from the given DSN on, the subflow carries the data stream
     //   one-to-one (fallback).
-    /// Switches to fallback: subflow offset `sub` carries data offset `data` and everything
-    /// after it maps one-to-one.
+    /// Switches to fallback: subflow offset `sub` (the next byte to deliver) carries data
+    /// offset `data` and everything after it maps one-to-one. Mappings still held are
+    /// dropped: from here on the subflow is a plain TCP byte stream.
     pub fn set_infinite(&mut self, sub: u64, data: u64) {
         if self.infinite.is_none() {
-            let sub = self.maps.back().map_or(sub, |m| m.end().max(sub));
+            self.maps.clear();
             self.infinite = Some((sub, data));
         }
     }
