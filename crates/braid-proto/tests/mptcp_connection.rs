@@ -57,6 +57,9 @@ struct Faults {
     strip_data: bool,
     /// Rewrite DATA_ACKs and mappings to their 32-bit forms.
     narrow_dss: bool,
+    /// Flip one payload bit of the client's n-th data segment (the TCP checksum stays valid,
+    /// as with a middlebox rewriting payload).
+    corrupt_client_data: Option<u64>,
 }
 
 fn stream_byte(seed: u64, i: usize) -> u8 {
@@ -76,6 +79,7 @@ struct Pair {
     cfg: MptcpConfig,
     delivered: u64,
     third_acks_dropped: u64,
+    client_data_segments: u64,
 }
 
 impl Pair {
@@ -93,10 +97,22 @@ impl Pair {
             cfg,
             delivered: 0,
             third_acks_dropped: 0,
+            client_data_segments: 0,
         }
     }
 
     fn send(&mut self, to_server: bool, mut repr: TcpRepr, payload: &[u8]) {
+        let corrupted;
+        let mut payload = payload;
+        if to_server && !payload.is_empty() {
+            self.client_data_segments += 1;
+            if self.faults.corrupt_client_data == Some(self.client_data_segments) {
+                let mut c = payload.to_vec();
+                c[payload.len() / 2] ^= 0x04;
+                corrupted = c;
+                payload = &corrupted;
+            }
+        }
         if repr.flags.syn() {
             let strip = if repr.flags.ack() {
                 self.faults.strip_syn_ack
@@ -312,12 +328,13 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
     }
     assert_eq!(up_r.len(), t.up, "upload length");
     assert_eq!(down_r.len(), t.down, "download length");
-    assert!(
-        up_r.iter()
-            .enumerate()
-            .all(|(i, &b)| b == stream_byte(1, i)),
-        "upload bytes differ"
-    );
+    let differing = up_r
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b != stream_byte(1, i))
+        .count();
+    let expected = usize::from(p.faults.corrupt_client_data.is_some());
+    assert_eq!(differing, expected, "upload bytes differ");
     assert!(
         down_r
             .iter()
@@ -593,7 +610,7 @@ fn a_contradicting_mapping_resets_the_subflow() {
 }
 
 #[test]
-fn a_dss_checksum_failure_is_detected_and_reported() {
+fn a_dss_checksum_failure_sends_mp_fail() {
     let cfg = MptcpConfig {
         checksum: true,
         ..MptcpConfig::default()
@@ -618,7 +635,23 @@ fn a_dss_checksum_failure_is_detected_and_reported() {
         p.client.error(),
         Some(MptcpError::Checksum { subflow: 0, dsn })
     );
-    assert_eq!(p.client.readable(), 0);
+    // Like Linux, the bytes (acknowledged by the subflow) are delivered.
+    assert_eq!(p.client.readable(), payload.len());
+    // The next segment carries MP_FAIL with the failed mapping's DSN.
+    let mut now = now;
+    let ack = loop {
+        if let Some((_, r, _)) = p.client.poll_segment(now) {
+            break r;
+        }
+        now = p.client.poll_timeout().expect("a timer (delayed ACK)");
+        p.client.handle_timeout(now);
+    };
+    assert!(ack.options.mptcp.contains(&MptcpOption::MpFail { dsn }));
+    assert_eq!(p.client.counters().MPFailTx, 1);
+    assert_ne!(
+        p.client.subflow(0).expect("subflow").state(),
+        TcpState::Closed
+    );
 }
 
 #[test]
@@ -727,4 +760,118 @@ fn thirty_two_bit_data_acks_and_dsns_are_accepted() {
         },
     );
     assert!(p.client.is_mptcp() && p.server.as_ref().expect("server").is_mptcp());
+}
+
+#[test]
+fn corrupted_payload_mp_fail_infinite_mapping_and_fallback() {
+    // Like the kernel in tests/fixtures/corrupt.pcap: the receiver counts DataCsumErr and
+    // sends MP_FAIL; the sender answers with MP_FAIL and an infinite mapping; both go on as
+    // plain TCP. The corrupted bytes were acknowledged by the subflow and are delivered.
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        corrupt_client_data: Some(40),
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        37,
+        Transfer {
+            up: 1 << 20,
+            down: 100_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    let (sc, cc) = (s.counters(), p.client.counters());
+    assert_eq!(sc.DataCsumErr, 1);
+    assert_eq!(sc.MPFailTx, 1);
+    assert_eq!(cc.MPFailRx, 1);
+    // The echo rides on a pure ACK when one goes out before the infinite mapping.
+    assert!(cc.MPFailTx <= 1);
+    assert_eq!(cc.InfiniteMapTx, 1);
+    assert_eq!(sc.InfiniteMapRx, 1);
+    assert!(s.is_fallback() && p.client.is_fallback());
+}
+
+#[test]
+fn corruption_and_fallbacks_with_loss_over_seeds() {
+    for seed in 100..108u64 {
+        let cfg = MptcpConfig {
+            checksum: true,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            corrupt_client_data: Some(5 + seed % 30),
+            loss_per_mille: 15,
+            reorder_per_mille: 20,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            seed,
+            Transfer {
+                up: 400_000,
+                down: 400_000,
+                ..Transfer::default()
+            },
+        );
+        // (Whether the sender still had data to carry the infinite mapping depends on
+        // where the corruption fell; completion and integrity are what counts.)
+        let s = p.server.as_ref().expect("server");
+        assert_eq!(s.counters().DataCsumErr, 1, "seed {seed}");
+        let faults = Faults {
+            strip_data: seed % 2 == 0,
+            strip_syn_ack: seed % 2 == 1,
+            drop_third_ack: seed % 3 == 0,
+            loss_per_mille: 15,
+            reorder_per_mille: 20,
+            ..Faults::default()
+        };
+        let p = run(
+            MptcpConfig::default(),
+            faults,
+            seed,
+            Transfer {
+                up: 300_000,
+                down: 300_000,
+                ..Transfer::default()
+            },
+        );
+        assert!(p.client.is_fallback(), "seed {seed}");
+    }
+}
+
+#[test]
+fn heavy_loss_over_seeds_stays_mptcp_and_byte_exact() {
+    for seed in 200..208u64 {
+        let cfg = MptcpConfig {
+            checksum: seed % 2 == 0,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            loss_per_mille: 40,
+            reorder_per_mille: 50,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            seed,
+            Transfer {
+                up: 500_000,
+                down: 300_000,
+                ..Transfer::default()
+            },
+        );
+        assert!(p.client.is_mptcp(), "seed {seed}");
+        assert!(
+            p.server.as_ref().is_some_and(|s| s.is_mptcp()),
+            "seed {seed}"
+        );
+    }
 }

@@ -29,7 +29,7 @@
 use crate::crypto::dss_checksum;
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
-use crate::wire::mptcp::{Dss, MpCapable, MptcpOption};
+use crate::wire::mptcp::{Dss, DssMapping, MpCapable, MptcpOption};
 use crate::wire::TcpRepr;
 
 use super::dsn::DsnSpace;
@@ -49,6 +49,8 @@ pub const DSS_OPTION_SPACE: usize = 28;
 pub const ACK_OPTION_SPACE: usize = 12;
 /// TCP option space.
 const MAX_OPTION_SPACE: usize = 40;
+/// Bytes of the MP_FAIL option.
+const MP_FAIL_LEN: usize = 12;
 /// Largest chunk read out of a subflow at once.
 const PULL_CHUNK: usize = 64 * 1024;
 
@@ -112,6 +114,9 @@ pub struct MptcpCounters {
     /// Fallbacks because in-order data arrived without a DSS mapping (braid's own counter;
     /// Linux shows these only as the fallback itself).
     pub DSSNoMapFallback: u64,
+    pub MPFailTx: u64,
+    pub MPFailRx: u64,
+    pub InfiniteMapTx: u64,
 }
 
 /// Which side opened the connection.
@@ -152,6 +157,13 @@ pub struct MptcpConnection {
     send: DataSend,
     recv: DataRecv,
     fallback: bool,
+    /// MP_FAIL to put on every segment until the peer answers (DSN of the failed mapping,
+    /// or for an echo our receive position).
+    mp_fail_tx: Option<u64>,
+    /// The peer sent MP_FAIL: the next data segment carries the infinite mapping.
+    infinite_tx_pending: bool,
+    /// The pending MP_FAIL was put on a segment at least once (counted).
+    mp_fail_emitted: bool,
     error: Option<MptcpError>,
     counters: MptcpCounters,
 }
@@ -193,6 +205,9 @@ impl MptcpConnection {
             send: DataSend::new(cfg.send_buffer.max(1), 0),
             recv: DataRecv::new(cfg.recv_buffer.max(1)),
             fallback: false,
+            mp_fail_tx: None,
+            infinite_tx_pending: false,
+            mp_fail_emitted: false,
             error: None,
             counters: MptcpCounters::default(),
         }
@@ -262,7 +277,8 @@ impl MptcpConnection {
         &mut self.hs
     }
 
-    /// The first error that ended a subflow or the connection.
+    /// The first error seen: one that ended a subflow, or a DSS checksum failure that made
+    /// the connection fall back (see [`MptcpCounters::MPFailTx`]).
     pub fn error(&self) -> Option<MptcpError> {
         self.error
     }
@@ -314,7 +330,11 @@ impl MptcpConnection {
 
     /// Queues bytes at the data level; returns how many were taken.
     pub fn write(&mut self, data: &[u8]) -> usize {
-        if self.error.is_some() {
+        let dead = self
+            .subflows
+            .iter()
+            .all(|s| s.tcb.state() == TcpState::Closed && s.tcb.error().is_some());
+        if dead || (self.error.is_some() && self.is_closed()) {
             return 0;
         }
         self.send.write(data)
@@ -367,6 +387,8 @@ impl MptcpConnection {
             return;
         }
         self.fallback = true;
+        // Nothing MPTCP is sent any more, an MP_FAIL echo not sent yet included.
+        self.mp_fail_tx = None;
         for s in &mut self.subflows {
             s.tcb.set_reserved_option_len(0);
             s.reserved = 0;
@@ -486,6 +508,23 @@ impl MptcpConnection {
             }
         }
 
+        //= rfc8684#3.7
+        //= MP_FAIL received: answer with MP_FAIL and send an infinite mapping on the next data
+        //   segment, then fall back (Linux echoes its own receive position).
+        let mp_fail = repr
+            .options
+            .mptcp
+            .iter()
+            .any(|o| matches!(o, MptcpOption::MpFail { .. }));
+        if mp_fail && self.subflows.len() == 1 && !self.infinite_tx_pending {
+            self.counters.MPFailRx += 1;
+            self.infinite_tx_pending = true;
+            if self.mp_fail_tx.is_none() {
+                self.mp_fail_tx = Some(rx_space.dsn(self.recv.data_ack()));
+                self.mp_fail_emitted = false;
+            }
+        }
+
         if let Some(d) = dss {
             if self.role == Role::Client {
                 self.hs.on_peer_dss();
@@ -504,9 +543,23 @@ impl MptcpConnection {
                     self.counters.InfiniteMapRx += 1;
                     if let Some(off) = rx_space.offset(m.dsn, m.dsn_64, self.recv.next_expected()) {
                         if let Some(s) = self.subflows.get_mut(id) {
-                            s.rx.set_infinite(s.tcb.recv_offset(), off);
+                            // The mapping starts at its subflow sequence number (Linux sends
+                            // the segment's own); 0 means "from this segment's payload".
+                            let at = if m.subflow_seq != 0 {
+                                let rel = super::dsn::expand_32(
+                                    m.subflow_seq,
+                                    s.tcb.recv_offset().wrapping_add(1),
+                                );
+                                rel.wrapping_sub(1)
+                            } else if !out.data.is_empty() {
+                                out.data.start
+                            } else {
+                                s.tcb.recv_offset()
+                            };
+                            s.rx.set_infinite(at, off);
                         }
                     }
+                    self.mp_fail_tx = None;
                     self.enter_fallback();
                 } else {
                     self.apply_mapping(id, &rx_space, &m, d.data_fin);
@@ -640,14 +693,34 @@ impl MptcpConnection {
             if let Some(m) = mapping.filter(|_| checksum) {
                 if !RxMap::verify(&m, &buf) {
                     self.counters.DataCsumErr += 1;
-                    self.fail_subflow(
-                        id,
-                        MptcpError::Checksum {
+                    if self.subflows.len() > 1 {
+                        //= rfc8684#3.7
+                        //= With other subflows, a checksum failure closes the subflow (the
+                        //   data is reinjected elsewhere by the sender).
+                        self.fail_subflow(
+                            id,
+                            MptcpError::Checksum {
+                                subflow: id,
+                                dsn: m.dsn,
+                            },
+                        );
+                        return;
+                    }
+                    //= rfc8684#3.7
+                    //= On the only subflow, the receiver sends MP_FAIL with the DSN of the
+                    //   failed mapping and the sender answers with an infinite mapping: the
+                    //   connection continues as plain TCP. Like Linux, the data (already
+                    //   acknowledged by the subflow) is delivered.
+                    if self.mp_fail_tx.is_none() && !self.infinite_tx_pending {
+                        self.mp_fail_tx = Some(m.dsn);
+                        self.mp_fail_emitted = false;
+                    }
+                    if self.error.is_none() {
+                        self.error = Some(MptcpError::Checksum {
                             subflow: id,
                             dsn: m.dsn,
-                        },
-                    );
-                    return;
+                        });
+                    }
                 }
             }
             if data + (n as u64) <= self.recv.next_expected() {
@@ -794,9 +867,44 @@ impl MptcpConnection {
             dss.mapping = Some(tx_mapping(&tx_space, sub, f, &[], true, checksum));
             dss.data_fin = true;
         }
+        let mut go_fallback = false;
+        if self.infinite_tx_pending && !payload.is_empty() {
+            if let Some((data, _)) = s.tx.lookup(sub, 1) {
+                //= rfc8684#3.7
+                //= The infinite mapping: data-level length 0 (checksum 0), from the DSN of
+                //   this segment's first byte on, the subflow carries the data stream as is.
+                let mut m = DssMapping::infinite(tx_space.dsn(data), checksum);
+                m.subflow_seq = super::mapping::relative_seq(sub);
+                dss.mapping = Some(m);
+                dss.data_fin = false;
+                self.counters.InfiniteMapTx += 1;
+                go_fallback = true;
+            }
+        }
         if dss.data_fin {
             self.send.mark_fin_sent();
         }
         repr.options.mptcp.push(MptcpOption::Dss(dss));
+        if let Some(dsn) = self.mp_fail_tx {
+            // MP_FAIL goes where it fits (pure ACKs: DATA_ACK + MP_FAIL + timestamps); SACK
+            // blocks give way to it.
+            let mut without_sack = repr.options.clone();
+            without_sack.sack_blocks.clear();
+            if without_sack.padded_len() + MP_FAIL_LEN <= MAX_OPTION_SPACE {
+                repr.options.mptcp.push(MptcpOption::MpFail { dsn });
+                if !self.mp_fail_emitted {
+                    self.mp_fail_emitted = true;
+                    self.counters.MPFailTx += 1;
+                }
+                if self.infinite_tx_pending {
+                    // The echo goes once, before the infinite mapping.
+                    self.mp_fail_tx = None;
+                }
+            }
+        }
+        if go_fallback {
+            self.infinite_tx_pending = false;
+            self.enter_fallback();
+        }
     }
 }

@@ -266,12 +266,19 @@ impl RxMap {
     //= rfc8684#3.7
     //= The infinite mapping: from the given DSN on, the subflow carries the data stream
     //   one-to-one (fallback).
-    /// Switches to fallback: subflow offset `sub` (the next byte to deliver) carries data
-    /// offset `data` and everything after it maps one-to-one. Mappings still held are
-    /// dropped: from here on the subflow is a plain TCP byte stream.
+    /// Switches to fallback: subflow offset `sub` carries data offset `data` and everything
+    /// after it maps one-to-one. Mappings of the bytes before `sub` stay (cut at `sub`), later
+    /// ones are dropped: from `sub` on the subflow is a plain TCP byte stream.
     pub fn set_infinite(&mut self, sub: u64, data: u64) {
         if self.infinite.is_none() {
-            self.maps.clear();
+            self.maps.retain(|m| m.sub < sub);
+            for m in &mut self.maps {
+                m.len = m.len.min(sub - m.sub);
+                // A cut mapping can no longer be verified as a whole.
+                if m.len < u64::from(m.data_len) {
+                    m.checksum = None;
+                }
+            }
             self.infinite = Some((sub, data));
         }
     }
