@@ -248,6 +248,8 @@ struct Transfer {
     down: usize,
     /// The client starts writing only at this time.
     up_start: Duration,
+    /// The server reads at most this many bytes per step (a slow reader); 0 = all.
+    server_read_chunk: usize,
 }
 
 /// Runs a bidirectional transfer; returns the pair for inspection.
@@ -299,11 +301,19 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
                 s.close();
                 s_closed = true;
             }
-            loop {
-                let n = s.read(&mut buf);
+            let limit = if t.server_read_chunk == 0 {
+                usize::MAX
+            } else {
+                t.server_read_chunk
+            };
+            let mut got = 0;
+            while got < limit {
+                let want = buf.len().min(limit - got);
+                let n = s.read(&mut buf[..want]);
                 if n == 0 {
                     break;
                 }
+                got += n;
                 up_r.extend_from_slice(&buf[..n]);
             }
         }
@@ -323,7 +333,8 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
         let before = p.seq;
         p.poll_all();
         if p.seq == before && !p.advance() {
-            panic!("stalled at {:?}", p.now);
+            let unread = p.client.readable() + p.server.as_ref().map_or(0, |s| s.readable());
+            assert!(unread > 0, "stalled at {:?}", p.now);
         }
     }
     assert_eq!(up_r.len(), t.up, "upload length");
@@ -710,6 +721,7 @@ fn lost_third_ack_the_first_data_carries_the_keys() {
             up: 300_000,
             down: 300_000,
             up_start: Duration::from_millis(200),
+            ..Transfer::default()
         },
     );
     let s = p.server.as_ref().expect("server");
@@ -874,4 +886,44 @@ fn heavy_loss_over_seeds_stays_mptcp_and_byte_exact() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn a_small_connection_level_window_and_a_slow_reader() {
+    // The data-level receive buffer (16 KiB) is much smaller than the subflow buffers: the
+    // DATA_ACK + window bound the sender, and reading reopens it.
+    let cfg = MptcpConfig {
+        recv_buffer: 16 * 1024,
+        send_buffer: 64 * 1024,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        loss_per_mille: 10,
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        41,
+        Transfer {
+            up: 600_000,
+            down: 50_000,
+            server_read_chunk: 3000,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_mptcp());
+}
+
+#[test]
+fn unacked_ranges_are_visible_per_subflow_and_at_the_data_level() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 43);
+    let _ = intercept_server_data(&mut p);
+    let s = p.server.as_ref().expect("server");
+    let on = s.unacked_on(0);
+    let all = s.data_send().unacked();
+    assert!(!on.is_empty());
+    assert_eq!(on.first().map(|r| r.start), Some(all.start));
+    assert!(on.iter().all(|r| r.start >= all.start && r.end <= all.end));
+    assert_eq!(all.start, 0);
 }

@@ -241,8 +241,8 @@ impl MptcpConnection {
                 c.counters.MPCapableSYNRX = 1;
                 Some(c)
             }
-            Err(_) => {
-                let hs = MpCapableHandshake::client(local_key, false);
+            Err(reason) => {
+                let hs = MpCapableHandshake::plain(local_key, reason);
                 let mut c = MptcpConnection::new(cfg, Role::Server, hs, tcb);
                 c.enter_fallback();
                 Some(c)
@@ -290,6 +290,23 @@ impl MptcpConnection {
     /// The TCB of a subflow.
     pub fn subflow(&self, id: SubflowId) -> Option<&Tcb> {
         self.subflows.get(id).map(|s| &s.tcb)
+    }
+
+    /// Data ranges handed to a subflow and not yet acknowledged by it (what a scheduler
+    /// would reinject elsewhere), clipped to what the connection has not DATA_ACKed.
+    pub fn unacked_on(&self, id: SubflowId) -> Vec<core::ops::Range<u64>> {
+        let una = self.send.una();
+        self.subflows.get(id).map_or_else(Vec::new, |s| {
+            s.tx.data_ranges_from(s.tcb.snd_una_offset())
+                .filter(|r| r.end > una)
+                .map(|r| r.start.max(una)..r.end)
+                .collect()
+        })
+    }
+
+    /// The data-level send state (data_una, data_nxt, the peer's window, unacked ranges).
+    pub fn data_send(&self) -> &DataSend {
+        &self.send
     }
 
     /// Address ids (local, remote) and backup flag of a subflow.

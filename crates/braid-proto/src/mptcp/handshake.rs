@@ -139,6 +139,18 @@ impl MpCapableHandshake {
         })
     }
 
+    /// A connection that is plain TCP from the start (a SYN without a usable MP_CAPABLE).
+    pub fn plain(local_key: u64, reason: FallbackReason) -> MpCapableHandshake {
+        MpCapableHandshake {
+            state: HandshakeState::Fallback,
+            local_key,
+            remote_key: None,
+            want_checksum: false,
+            checksum: false,
+            fallback: Some(reason),
+        }
+    }
+
     pub fn state(&self) -> HandshakeState {
         self.state
     }

@@ -112,6 +112,23 @@ impl TxMap {
         }
     }
 
+    /// The data ranges carried by subflow offsets at and above `sub_una` (sent or queued on
+    /// the subflow, not yet acknowledged by it): what a scheduler reinjects on another
+    /// subflow when this one goes stale.
+    pub fn data_ranges_from(
+        &self,
+        sub_una: u64,
+    ) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
+        self.chunks.iter().filter_map(move |c| {
+            let end = c.sub + c.len;
+            if end <= sub_una {
+                return None;
+            }
+            let skip = sub_una.saturating_sub(c.sub);
+            Some(c.data + skip..c.data + c.len)
+        })
+    }
+
     /// Number of chunks held.
     pub fn len(&self) -> usize {
         self.chunks.len()
@@ -414,6 +431,10 @@ mod tests {
         assert_eq!(t.lookup(3, 4), Some((103, 4)));
         assert_eq!(t.lookup(16, 100), Some((501, 4)));
         assert_eq!(t.lookup(20, 100), None);
+        let r: Vec<_> = t.data_ranges_from(12).collect();
+        assert_eq!(r, vec![112..115, 500..505]);
+        let r: Vec<_> = t.data_ranges_from(17).collect();
+        assert_eq!(r, vec![502..505]);
         t.trim(15);
         assert_eq!(t.len(), 1);
         assert_eq!(t.lookup(3, 100), None);

@@ -231,4 +231,39 @@ mod tests {
         assert!(r.set_fin(6).is_ok());
         assert!(!r.is_finished() && r.fin_reached());
     }
+
+    #[test]
+    fn random_pieces_in_random_order_reassemble_exactly() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20 {
+            let mut r = DataRecv::new(2048);
+            let mut out = Vec::new();
+            let mut guard = 0;
+            while out.len() < data.len() {
+                guard += 1;
+                assert!(guard < 100_000);
+                // a random piece near the window, possibly overlapping or duplicate
+                let base = r.next_expected() as usize;
+                let start = (base + (next() % 2500) as usize).saturating_sub(500);
+                let len = 1 + (next() % 700) as usize;
+                let end = (start + len).min(data.len());
+                if start < end {
+                    r.insert(start as u64, &data[start..end]);
+                }
+                if next() % 3 == 0 {
+                    let mut buf = vec![0u8; (next() % 1500) as usize];
+                    let n = r.read(&mut buf);
+                    out.extend_from_slice(&buf[..n]);
+                }
+            }
+            assert_eq!(out, data);
+        }
+    }
 }
