@@ -890,10 +890,11 @@ fn heavy_loss_over_seeds_stays_mptcp_and_byte_exact() {
 
 #[test]
 fn a_small_connection_level_window_and_a_slow_reader() {
-    // The data-level receive buffer (16 KiB) is much smaller than the subflow buffers: the
-    // DATA_ACK + window bound the sender, and reading reopens it.
+    // The data-level receive buffer (64 KiB, the minimum) is much smaller than the subflow
+    // buffers: the DATA_ACK + window bound the sender, and reading reopens it.
     let cfg = MptcpConfig {
         recv_buffer: 16 * 1024,
+        checksum: true,
         send_buffer: 64 * 1024,
         ..MptcpConfig::default()
     };

@@ -51,6 +51,9 @@ pub const ACK_OPTION_SPACE: usize = 12;
 const MAX_OPTION_SPACE: usize = 40;
 /// Bytes of the MP_FAIL option.
 const MP_FAIL_LEN: usize = 12;
+/// Smallest data-level receive buffer: a whole DSS mapping (at most 64 KiB, the size Linux
+/// uses) must fit, since a checksummed mapping is verified before any of it is delivered.
+pub const MIN_RECV_BUFFER: usize = 64 * 1024;
 /// Largest chunk read out of a subflow at once.
 const PULL_CHUNK: usize = 64 * 1024;
 
@@ -63,7 +66,8 @@ pub struct MptcpConfig {
     pub checksum: bool,
     /// Data-level send buffer (bytes kept until DATA_ACKed).
     pub send_buffer: usize,
-    /// Data-level receive buffer (the receive window shared by all subflows).
+    /// Data-level receive buffer (the receive window shared by all subflows); at least
+    /// [`MIN_RECV_BUFFER`].
     pub recv_buffer: usize,
 }
 
@@ -203,7 +207,7 @@ impl MptcpConnection {
                 reserved: DSS_OPTION_SPACE,
             }],
             send: DataSend::new(cfg.send_buffer.max(1), 0),
-            recv: DataRecv::new(cfg.recv_buffer.max(1)),
+            recv: DataRecv::new(cfg.recv_buffer.max(MIN_RECV_BUFFER)),
             fallback: false,
             mp_fail_tx: None,
             infinite_tx_pending: false,
@@ -562,12 +566,17 @@ impl MptcpConnection {
                         if let Some(s) = self.subflows.get_mut(id) {
                             // The mapping starts at its subflow sequence number (Linux sends
                             // the segment's own); 0 means "from this segment's payload".
+                            let here = s.tcb.recv_offset();
                             let at = if m.subflow_seq != 0 {
-                                let rel = super::dsn::expand_32(
-                                    m.subflow_seq,
-                                    s.tcb.recv_offset().wrapping_add(1),
-                                );
-                                rel.wrapping_sub(1)
+                                let rel =
+                                    super::dsn::expand_32(m.subflow_seq, here.wrapping_add(1));
+                                let at = rel.wrapping_sub(1);
+                                // Only the bytes not delivered yet can be remapped.
+                                if at < here || at - here > u64::from(u32::MAX >> 1) {
+                                    here
+                                } else {
+                                    at
+                                }
                             } else if !out.data.is_empty() {
                                 out.data.start
                             } else {

@@ -158,7 +158,9 @@ pub fn tx_mapping(
     fin: bool,
     checksum: bool,
 ) -> DssMapping {
-    let len = payload.len() as u16 + u16::from(fin);
+    let len = u16::try_from(payload.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(u16::from(fin));
     let dsn = space.dsn(data);
     //= rfc8684#3.3.3
     //= A DATA_FIN without data has a subflow sequence number of 0 and a length of 1.
