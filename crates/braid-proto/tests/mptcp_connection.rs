@@ -928,3 +928,25 @@ fn unacked_ranges_are_visible_per_subflow_and_at_the_data_level() {
     assert!(on.iter().all(|r| r.start >= all.start && r.end <= all.end));
     assert_eq!(all.start, 0);
 }
+
+#[test]
+fn the_server_key_can_be_redrawn_before_the_syn_ack() {
+    // The endpoint's token-collision path: a new key before the SYN/ACK goes out.
+    let cfg = MptcpConfig::default();
+    let mut client = MptcpConnection::connect(&cfg, params(40000, 80, 1000), CLIENT_KEY);
+    let (_, syn, _) = client.poll_segment(Instant::ZERO).expect("SYN");
+    let mut server =
+        MptcpConnection::accept(&cfg, params(80, 40000, 5), Instant::ZERO, &syn, SERVER_KEY)
+            .expect("server");
+    assert_eq!(server.local_token(), 1314713917);
+    assert!(server.handshake_mut().redraw_key(CLIENT_KEY));
+    assert_eq!(server.local_token(), 182769222);
+    let (_, syn_ack, _) = server.poll_segment(Instant::ZERO).expect("SYN/ACK");
+    let key = syn_ack.options.mptcp.iter().find_map(|o| match o {
+        MptcpOption::MpCapable(c) => c.sender_key,
+        _ => None,
+    });
+    assert_eq!(key, Some(CLIENT_KEY));
+    assert!(!server.handshake_mut().redraw_key(SERVER_KEY));
+    assert_eq!(server.local_token(), 182769222);
+}

@@ -6,21 +6,42 @@
 //! [`MptcpConnection::handle_timeout`]) and the application side
 //! ([`MptcpConnection::write`], [`MptcpConnection::read`], [`MptcpConnection::close`]).
 //!
-//! This first version runs the initial subflow: the MP_CAPABLE handshake, a DSS mapping (and
-//! DATA_ACK) on every segment, DSS checksums when negotiated, the DATA_FIN close in both
-//! directions, and fallback to plain TCP when the SYN/ACK (or the third ACK) carries no
-//! MP_CAPABLE or an infinite mapping arrives. The structure (a subflow table, per-subflow
-//! mapping state, a shared data-level send buffer that keeps bytes until DATA_ACKed) is the
-//! one more subflows plug into.
+//! This first version runs the initial subflow: the MP_CAPABLE handshake (the client repeats
+//! MP_CAPABLE until the server's first DSS; the server also completes from the first data's
+//! MP_CAPABLE when the third ACK was lost), a DSS with a 64-bit DATA_ACK on every segment and
+//! a 64-bit mapping on every data segment, DSS checksums when either side asks, the DATA_FIN
+//! close in both directions, and the single-subflow fallbacks of RFC 8684 §3.7 with Linux's
+//! choices:
+//! - no (valid) MP_CAPABLE on the SYN, the SYN/ACK or the first segment after it;
+//! - the client, before the server's first DSS, gets a segment with no MPTCP option;
+//! - in-order data without a mapping (a middlebox stripped the options);
+//! - a DSS checksum failure: the receiver sends MP_FAIL with the failed mapping's DSN and
+//!   delivers the bytes (the subflow acknowledged them); the sender answers with an
+//!   infinite mapping on its next data segment; both go on as plain TCP.
+//!
+//! A mapping that contradicts an earlier one (`DSSNotMatching`) or any other invalid mapping
+//! resets the subflow, as the brief for this layer asks (Linux falls back instead while the
+//! connection has a single subflow; with more subflows it resets, as here).
+//!
+//! The structure (a subflow table, per-subflow mapping state, a shared data-level send
+//! buffer that keeps bytes until DATA_ACKed, [`MptcpConnection::unacked_on`] for
+//! reinjection) is the one more subflows plug into.
 //!
 //! How the layers meet (workarounds for hooks the TCB does not have):
 //! - **Receiving** is pull-based: payload stays in the subflow TCB until a mapping covers it
 //!   and the connection-level buffer has room; only then is it read out of the TCB
-//!   ([`crate::tcp::Tcb::read`]). So unmapped data is held, the TCB's own window gives
-//!   back-pressure, and reading at the data level opens the subflow window again.
+//!   ([`crate::tcp::Tcb::read`]). So the TCB's own window gives back-pressure, and reading at
+//!   the data level opens the subflow window again.
 //! - **Sending**: the connection hands the TCB at most what the peer's data-level window
 //!   allows (or one MSS as a window probe when the subflow is idle) and records in a
-//!   [`TxMap`] which subflow offsets carry which data offsets.
+//!   [`TxMap`] which subflow offsets carry which data offsets. Each data segment's mapping
+//!   covers exactly its payload. A TCB segment must not straddle two discontiguous DSN runs
+//!   (one DSS per segment); with one subflow the runs are always contiguous, but reinjection
+//!   onto a second subflow will need a TCB hook that ends segments at a given stream offset.
+//! - **Option space**: the TCB reserves [`DSS_OPTION_SPACE`] while it has data to send and
+//!   [`ACK_OPTION_SPACE`] otherwise, so pure ACKs keep room for SACK blocks; SACK blocks give
+//!   way when a segment without payload carries more (MP_CAPABLE, a DATA_FIN mapping,
+//!   MP_FAIL).
 //! - **DATA_FIN** rides on the last data segment when the close came first, otherwise on
 //!   the subflow's FIN: once every byte was handed to the subflow the connection closes the
 //!   TCB, so the TCB's FIN retransmissions carry the DATA_FIN reliably (a FIN-only mapping:
@@ -268,6 +289,13 @@ impl MptcpConnection {
     /// True when the connection fell back to plain TCP.
     pub fn is_fallback(&self) -> bool {
         self.fallback
+    }
+
+    /// Our token (from our key): what the endpoint files the connection under. On a
+    /// collision it draws another key with [`MpCapableHandshake::redraw_key`] through
+    /// [`MptcpConnection::handshake_mut`] before the first poll.
+    pub fn local_token(&self) -> u32 {
+        crate::crypto::key_token(self.hs.local_key())
     }
 
     /// The keys, tokens and IDSNs once both keys are known.

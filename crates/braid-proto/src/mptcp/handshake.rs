@@ -82,6 +82,8 @@ pub struct MpCapableHandshake {
     want_checksum: bool,
     checksum: bool,
     fallback: Option<FallbackReason>,
+    /// An option carrying our key was handed out (it may be on the wire).
+    key_sent: bool,
 }
 
 //= rfc8684#3.1
@@ -107,6 +109,7 @@ impl MpCapableHandshake {
             want_checksum,
             checksum: want_checksum,
             fallback: None,
+            key_sent: false,
         }
     }
 
@@ -136,6 +139,7 @@ impl MpCapableHandshake {
             //= Checksums are used when either host sets the A bit.
             checksum: want_checksum || o.checksum_required(),
             fallback: None,
+            key_sent: false,
         })
     }
 
@@ -148,6 +152,7 @@ impl MpCapableHandshake {
             want_checksum: false,
             checksum: false,
             fallback: Some(reason),
+            key_sent: false,
         }
     }
 
@@ -170,7 +175,7 @@ impl MpCapableHandshake {
     pub fn redraw_key(&mut self, new_key: u64) -> bool {
         match self.state {
             HandshakeState::ClientSynSent | HandshakeState::ServerSynReceived
-                if self.remote_key.is_none() =>
+                if self.remote_key.is_none() && !self.key_sent =>
             {
                 self.local_key = new_key;
                 true
@@ -198,8 +203,9 @@ impl MpCapableHandshake {
         MpCapable::syn(VERSION, self.flags(self.want_checksum))
     }
 
-    /// The server's SYN/ACK option (form 2).
-    pub fn syn_ack_option(&self) -> MpCapable {
+    /// The server's SYN/ACK option (form 2). From here on the key may be on the wire.
+    pub fn syn_ack_option(&mut self) -> MpCapable {
+        self.key_sent = true;
         MpCapable::syn_ack(VERSION, self.flags(self.checksum), self.local_key)
     }
 
@@ -350,11 +356,11 @@ mod tests {
     #[test]
     fn checksum_when_either_side_asks() {
         let c = MpCapableHandshake::client(KA, true);
-        let s = MpCapableHandshake::server(KB, false, Some(&c.syn_option())).unwrap();
+        let mut s = MpCapableHandshake::server(KB, false, Some(&c.syn_option())).unwrap();
         assert!(s.checksum());
         assert_eq!(s.syn_ack_option().flags, 0x81);
         let mut c = MpCapableHandshake::client(KA, false);
-        let s = MpCapableHandshake::server(KB, true, Some(&c.syn_option())).unwrap();
+        let mut s = MpCapableHandshake::server(KB, true, Some(&c.syn_option())).unwrap();
         assert!(c.on_syn_ack(Some(&s.syn_ack_option())).unwrap().checksum);
         assert_eq!(c.data_option(3, Some(9)).unwrap().checksum, Some(9));
     }
@@ -380,7 +386,7 @@ mod tests {
             Some(FallbackReason::Version(0))
         );
         // a higher version on the SYN is answered with v1
-        let s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(2, 1))).unwrap();
+        let mut s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(2, 1))).unwrap();
         assert_eq!(s.syn_ack_option().version, 1);
 
         let mut s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(1, 1))).unwrap();
@@ -396,6 +402,8 @@ mod tests {
         let mut s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(1, 1))).unwrap();
         assert!(s.redraw_key(KB ^ 0xff));
         assert!(s.redraw_key(KB));
+        let _ = s.syn_ack_option();
+        assert!(!s.redraw_key(KB ^ 1)); // the key may be on the wire now
         let form4 = MpCapable::ack_with_data(1, 1, KA, KB, 10, None);
         assert!(s.on_ack(Some(&form4)).unwrap().is_some());
         assert!(!s.redraw_key(5));
