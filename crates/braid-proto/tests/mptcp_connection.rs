@@ -950,3 +950,55 @@ fn the_server_key_can_be_redrawn_before_the_syn_ack() {
     assert!(!server.handshake_mut().redraw_key(SERVER_KEY));
     assert_eq!(server.local_token(), 182769222);
 }
+
+#[test]
+fn events_established_readable_writable_closed() {
+    let cfg = MptcpConfig {
+        send_buffer: 10_000,
+        ..MptcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, Faults::default(), 47);
+    let mut c_ev = braid_proto::mptcp::ConnEvents::default();
+    let mut s_ev = braid_proto::mptcp::ConnEvents::default();
+    let merge = |a: &mut braid_proto::mptcp::ConnEvents, b: braid_proto::mptcp::ConnEvents| {
+        a.established |= b.established;
+        a.readable |= b.readable;
+        a.writable |= b.writable;
+        a.closed |= b.closed;
+    };
+    assert_eq!(p.client.write(&[9u8; 25_000]), 10_000); // cut short: writable later
+    let mut buf = vec![0u8; 65536];
+    let mut closed = false;
+    for _ in 0..10_000 {
+        p.poll_all();
+        p.deliver_due();
+        merge(&mut c_ev, p.client.take_events());
+        if let Some(s) = p.server.as_mut() {
+            merge(&mut s_ev, s.take_events());
+            while s.read(&mut buf) > 0 {}
+            if s.is_read_finished() {
+                s.close();
+            }
+        }
+        if c_ev.writable && !closed {
+            p.client.close();
+            closed = true;
+        }
+        while p.client.read(&mut buf) > 0 {}
+        if c_ev.closed && s_ev.closed {
+            break;
+        }
+        if !p.advance() {
+            break;
+        }
+    }
+    assert!(c_ev.established && s_ev.established);
+    assert!(c_ev.writable);
+    assert!(s_ev.readable && c_ev.readable); // data, and the server's DATA_FIN
+    assert!(c_ev.closed && s_ev.closed);
+    // nothing is reported twice
+    assert_eq!(
+        p.client.take_events(),
+        braid_proto::mptcp::ConnEvents::default()
+    );
+}

@@ -144,6 +144,29 @@ pub struct MptcpCounters {
     pub InfiniteMapTx: u64,
 }
 
+/// What happened since the last [`MptcpConnection::take_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnEvents {
+    /// The connection is established (as MPTCP, or as plain TCP after a fallback).
+    pub established: bool,
+    /// New data-level bytes are readable, or the peer's DATA_FIN was reached.
+    pub readable: bool,
+    /// Send buffer space became available after a write was cut short.
+    pub writable: bool,
+    /// Every subflow closed.
+    pub closed: bool,
+}
+
+/// Event bookkeeping: what was reported already.
+#[derive(Debug, Default)]
+struct Reported {
+    established: bool,
+    /// DATA_ACK offset at the last report (it moves with every in-order byte and the FIN).
+    data_ack: u64,
+    want_writable: bool,
+    closed: bool,
+}
+
 /// Which side opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -191,6 +214,7 @@ pub struct MptcpConnection {
     mp_fail_emitted: bool,
     error: Option<MptcpError>,
     counters: MptcpCounters,
+    reported: Reported,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -235,6 +259,7 @@ impl MptcpConnection {
             mp_fail_emitted: false,
             error: None,
             counters: MptcpCounters::default(),
+            reported: Reported::default(),
         }
     }
 
@@ -386,7 +411,41 @@ impl MptcpConnection {
         if dead || (self.error.is_some() && self.is_closed()) {
             return 0;
         }
-        self.send.write(data)
+        let n = self.send.write(data);
+        if n < data.len() {
+            self.reported.want_writable = true;
+        }
+        n
+    }
+
+    /// Events since the last call (derived from the state, so none is lost or repeated).
+    pub fn take_events(&mut self) -> ConnEvents {
+        let mut ev = ConnEvents::default();
+        let synced = self
+            .subflows
+            .first()
+            .is_some_and(|s| s.tcb.state().is_synchronized());
+        if !self.reported.established && synced && (self.neg.is_some() || self.fallback) {
+            self.reported.established = true;
+            ev.established = true;
+        }
+        let ack = self.recv.data_ack();
+        if ack != self.reported.data_ack {
+            self.reported.data_ack = ack;
+            ev.readable = true;
+        }
+        if self.reported.want_writable && self.send.capacity() > 0 {
+            self.reported.want_writable = false;
+            ev.writable = true;
+        }
+        if !self.reported.closed && self.is_closed() {
+            self.reported.closed = true;
+            ev.closed = true;
+        }
+        for s in &mut self.subflows {
+            s.tcb.take_events();
+        }
+        ev
     }
 
     /// Reads in-order data-level bytes.

@@ -15,4 +15,6 @@ pub mod mapping;
 pub mod recv;
 pub mod send;
 
-pub use connection::{MptcpConfig, MptcpConnection, MptcpError, SubflowId};
+pub use connection::{
+    ConnEvents, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError, SubflowId,
+};
