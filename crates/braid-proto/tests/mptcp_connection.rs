@@ -55,6 +55,8 @@ struct Faults {
     drop_third_ack: bool,
     /// Strip every MPTCP option from segments without SYN.
     strip_data: bool,
+    /// Drop every SYN that carries an MPTCP option (a middlebox that blocks MPTCP).
+    drop_mptcp_syn: bool,
     /// Rewrite DATA_ACKs and mappings to their 32-bit forms.
     narrow_dss: bool,
     /// Flip one payload bit of the client's n-th data segment (the TCP checksum stays valid,
@@ -121,6 +123,9 @@ impl Pair {
             };
             if strip {
                 repr.options.mptcp.clear();
+            }
+            if self.faults.drop_mptcp_syn && !repr.options.mptcp.is_empty() {
+                return;
             }
         } else {
             if self.rng.chance(self.faults.loss_per_mille) {
@@ -1001,4 +1006,63 @@ fn events_established_readable_writable_closed() {
         p.client.take_events(),
         braid_proto::mptcp::ConnEvents::default()
     );
+}
+
+#[test]
+#[ignore = "prints goodput; run by hand"]
+fn goodput_report() {
+    for (loss, checksum, plain) in [
+        (0, false, false),
+        (0, true, false),
+        (5, false, false),
+        (5, false, true),
+    ] {
+        let cfg = MptcpConfig {
+            checksum,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            loss_per_mille: loss,
+            strip_syn: plain,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            3,
+            Transfer {
+                up: 16 << 20,
+                down: 0,
+                ..Transfer::default()
+            },
+        );
+        let secs = p.now.saturating_duration_since(Instant::ZERO).as_secs_f64();
+        eprintln!(
+            "loss {loss}‰ checksum {checksum} plain TCP {plain}: {:.1} Mbit/s",
+            (16u64 << 23) as f64 / secs / 1e6
+        );
+    }
+}
+
+#[test]
+fn mptcp_syns_dropped_by_a_middlebox_then_plain_syns() {
+    // Like Linux (syn_retrans_before_tcp_fallback = 2): the first SYN and two
+    // retransmissions carry MP_CAPABLE, the next ones do not.
+    let faults = Faults {
+        drop_mptcp_syn: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        53,
+        Transfer {
+            up: 200_000,
+            down: 100_000,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_fallback());
+    assert_eq!(p.client.counters().MPCapableSYNTXDrop, 1);
+    assert_eq!(p.client.subflow(0).expect("subflow").retransmits(), 3);
 }

@@ -90,6 +90,10 @@ pub struct MptcpConfig {
     /// Data-level receive buffer (the receive window shared by all subflows); at least
     /// [`MIN_RECV_BUFFER`].
     pub recv_buffer: usize,
+    /// SYN retransmissions that still carry MP_CAPABLE; later ones go without, in case a
+    /// middlebox drops MPTCP SYNs (Linux's `net.mptcp.syn_retrans_before_tcp_fallback`,
+    /// default 2).
+    pub syn_retrans_before_tcp_fallback: u32,
 }
 
 impl Default for MptcpConfig {
@@ -100,6 +104,7 @@ impl Default for MptcpConfig {
             recv_buffer: tcp.recv_buffer,
             tcp,
             checksum: false,
+            syn_retrans_before_tcp_fallback: 2,
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct MptcpCounters {
     /// Fallbacks because in-order data arrived without a DSS mapping (braid's own counter;
     /// Linux shows these only as the fallback itself).
     pub DSSNoMapFallback: u64,
+    /// SYNs sent without MP_CAPABLE after `syn_retrans_before_tcp_fallback` retransmissions.
+    pub MPCapableSYNTXDrop: u64,
     pub MPFailTx: u64,
     pub MPFailRx: u64,
     pub InfiniteMapTx: u64,
@@ -212,6 +219,8 @@ pub struct MptcpConnection {
     infinite_tx_pending: bool,
     /// The pending MP_FAIL was put on a segment at least once (counted).
     mp_fail_emitted: bool,
+    /// SYNs (first and retransmissions) polled so far.
+    syns_sent: u32,
     error: Option<MptcpError>,
     counters: MptcpCounters,
     reported: Reported,
@@ -257,6 +266,7 @@ impl MptcpConnection {
             mp_fail_tx: None,
             infinite_tx_pending: false,
             mp_fail_emitted: false,
+            syns_sent: 0,
             error: None,
             counters: MptcpCounters::default(),
             reported: Reported::default(),
@@ -930,6 +940,13 @@ impl MptcpConnection {
             let opt = if repr.flags.ack() {
                 self.hs.syn_ack_option()
             } else {
+                self.syns_sent += 1;
+                if self.syns_sent > self.cfg.syn_retrans_before_tcp_fallback.saturating_add(1) {
+                    // Linux: after this many MP_CAPABLE SYN retransmissions, plain SYNs (a
+                    // SYN/ACK without MP_CAPABLE then falls back as usual).
+                    self.counters.MPCapableSYNTXDrop += 1;
+                    return;
+                }
                 self.hs.syn_option()
             };
             repr.options.mptcp.push(MptcpOption::MpCapable(opt));
