@@ -55,6 +55,10 @@ struct Faults {
     drop_third_ack: bool,
     /// Strip every MPTCP option from segments without SYN.
     strip_data: bool,
+    /// Strip every MPTCP option once this many packets were sent (both directions, or only
+    /// towards the server with `strip_one_way`).
+    strip_after: Option<u64>,
+    strip_one_way: bool,
     /// Drop every SYN that carries an MPTCP option (a middlebox that blocks MPTCP).
     drop_mptcp_syn: bool,
     /// Rewrite DATA_ACKs and mappings to their 32-bit forms.
@@ -142,6 +146,13 @@ impl Pair {
                 return;
             }
             if self.faults.strip_data {
+                repr.options.mptcp.clear();
+            }
+            if self
+                .faults
+                .strip_after
+                .is_some_and(|n| self.seq >= n && (to_server || !self.faults.strip_one_way))
+            {
                 repr.options.mptcp.clear();
             }
             if self.faults.narrow_dss {
@@ -1065,4 +1076,36 @@ fn mptcp_syns_dropped_by_a_middlebox_then_plain_syns() {
     assert!(p.client.is_fallback());
     assert_eq!(p.client.counters().MPCapableSYNTXDrop, 1);
     assert_eq!(p.client.subflow(0).expect("subflow").retransmits(), 3);
+}
+
+#[test]
+fn options_stripped_mid_transfer_fall_back_without_loss_or_duplication() {
+    for (one_way, seed) in [(false, 61u64), (true, 62), (false, 63), (true, 64)] {
+        let faults = Faults {
+            strip_after: Some(300),
+            strip_one_way: one_way,
+            loss_per_mille: 5,
+            reorder_per_mille: 10,
+            ..Faults::default()
+        };
+        let p = run(
+            MptcpConfig {
+                checksum: seed > 62,
+                ..MptcpConfig::default()
+            },
+            faults,
+            seed,
+            Transfer {
+                up: 2 << 20,
+                down: if one_way { 0 } else { 300_000 },
+                ..Transfer::default()
+            },
+        );
+        let s = p.server.as_ref().expect("server");
+        assert!(p.client.is_fallback() && s.is_fallback(), "seed {seed}");
+        assert!(
+            p.client.counters().NoDSSFallback + s.counters().NoDSSFallback >= 1,
+            "seed {seed}"
+        );
+    }
 }

@@ -141,9 +141,10 @@ pub struct MptcpCounters {
     pub DataCsumErr: u64,
     pub InfiniteMapRx: u64,
     pub DuplicateData: u64,
-    /// Fallbacks because in-order data arrived without a DSS mapping (braid's own counter;
-    /// Linux shows these only as the fallback itself).
-    pub DSSNoMapFallback: u64,
+    /// Fallbacks because the MPTCP options vanished after the handshake: in-order data
+    /// without a mapping, or a segment without DSS (braid's own counter; Linux shows these
+    /// only as the fallback itself).
+    pub NoDSSFallback: u64,
     /// SYNs sent without MP_CAPABLE after `syn_retrans_before_tcp_fallback` retransmissions.
     pub MPCapableSYNTXDrop: u64,
     pub MPFailTx: u64,
@@ -221,6 +222,8 @@ pub struct MptcpConnection {
     mp_fail_emitted: bool,
     /// SYNs (first and retransmissions) polled so far.
     syns_sent: u32,
+    /// A DSS from the peer was accepted (MPTCP is running in both directions).
+    peer_dss_seen: bool,
     error: Option<MptcpError>,
     counters: MptcpCounters,
     reported: Reported,
@@ -267,6 +270,7 @@ impl MptcpConnection {
             infinite_tx_pending: false,
             mp_fail_emitted: false,
             syns_sent: 0,
+            peer_dss_seen: false,
             error: None,
             counters: MptcpCounters::default(),
             reported: Reported::default(),
@@ -601,6 +605,21 @@ impl MptcpConnection {
             }
             _ => {}
         }
+        //= rfc8684#3.7
+        //= Once MPTCP runs, every segment of the peer carries a DSS (Linux always adds its
+        //   DATA_ACK); one without any MPTCP option means the options are being stripped, and
+        //   the only subflow falls back (its data then maps one-to-one).
+        if !self.fallback
+            && out.accepted
+            && self.peer_dss_seen
+            && self.subflows.len() == 1
+            && !repr.flags.syn()
+            && !repr.flags.rst()
+            && repr.options.mptcp.is_empty()
+        {
+            self.counters.NoDSSFallback += 1;
+            self.enter_fallback();
+        }
         if self.fallback || !out.accepted {
             self.after_input(id);
             return;
@@ -644,6 +663,7 @@ impl MptcpConnection {
         }
 
         if let Some(d) = dss {
+            self.peer_dss_seen = true;
             if self.role == Role::Client {
                 self.hs.on_peer_dss();
             }
@@ -786,7 +806,7 @@ impl MptcpConnection {
                 //   MAPPING_NODSS with infinite fallback allowed), the data being the next
                 //   data-level bytes.
                 if self.subflows.len() == 1 {
-                    self.counters.DSSNoMapFallback += 1;
+                    self.counters.NoDSSFallback += 1;
                     self.enter_fallback();
                     continue;
                 }
