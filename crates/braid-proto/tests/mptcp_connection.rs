@@ -634,6 +634,14 @@ fn a_contradicting_mapping_resets_the_subflow() {
         TcpState::Closed
     );
     assert_eq!(p.client.readable(), 0);
+    // The reset says why: MP_TCPRST, reason 1 (MPTCP-specific error).
+    let (_, rst, _) = p.client.poll_segment(now).expect("RST");
+    assert!(rst.flags.rst());
+    assert!(rst.options.mptcp.contains(&MptcpOption::MpTcpRst {
+        flags: 0,
+        reason: braid_proto::wire::mptcp::rst_reason::MPTCP_SPECIFIC
+    }));
+    assert_eq!(p.client.counters().MPRstTx, 1);
 }
 
 #[test]

@@ -50,7 +50,7 @@
 use crate::crypto::dss_checksum;
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
-use crate::wire::mptcp::{Dss, DssMapping, MpCapable, MptcpOption};
+use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
 use crate::wire::TcpRepr;
 
 use super::dsn::DsnSpace;
@@ -147,6 +147,7 @@ pub struct MptcpCounters {
     pub NoDSSFallback: u64,
     /// SYNs sent without MP_CAPABLE after `syn_retrans_before_tcp_fallback` retransmissions.
     pub MPCapableSYNTXDrop: u64,
+    pub MPRstTx: u64,
     pub MPFailTx: u64,
     pub MPFailRx: u64,
     pub InfiniteMapTx: u64,
@@ -198,6 +199,8 @@ struct Subflow {
     fin_closed: bool,
     /// Option bytes currently reserved in the TCB.
     reserved: usize,
+    /// MP_TCPRST reason for the reset the TCB is about to send.
+    rst_reason: Option<u8>,
 }
 
 /// An MPTCP connection. See the [module docs](self).
@@ -262,6 +265,7 @@ impl MptcpConnection {
                 backup: false,
                 fin_closed: false,
                 reserved: DSS_OPTION_SPACE,
+                rst_reason: None,
             }],
             send: DataSend::new(cfg.send_buffer.max(1), 0),
             recv: DataRecv::new(cfg.recv_buffer.max(MIN_RECV_BUFFER)),
@@ -534,6 +538,13 @@ impl MptcpConnection {
             self.error = Some(err);
         }
         if let Some(s) = self.subflows.get_mut(id) {
+            //= rfc8684#3.6
+            //= The reset carries MP_TCPRST with the reason: a DSS checksum failure is middlebox
+            //   interference, any other mapping or data-level error is MPTCP-specific.
+            s.rst_reason = Some(match err {
+                MptcpError::Checksum { .. } => rst_reason::MIDDLEBOX_INTERFERENCE,
+                _ => rst_reason::MPTCP_SPECIFIC,
+            });
             s.tcb.abort();
         }
     }
@@ -953,7 +964,18 @@ impl MptcpConnection {
     }
 
     fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {
-        if self.fallback || repr.flags.rst() {
+        if repr.flags.rst() {
+            if let Some(reason) = self.subflows.get_mut(id).and_then(|s| s.rst_reason.take()) {
+                if !self.fallback {
+                    repr.options
+                        .mptcp
+                        .push(MptcpOption::MpTcpRst { flags: 0, reason });
+                    self.counters.MPRstTx += 1;
+                }
+            }
+            return;
+        }
+        if self.fallback {
             return;
         }
         if repr.flags.syn() {
