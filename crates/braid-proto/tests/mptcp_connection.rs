@@ -398,6 +398,24 @@ fn mptcp_handshake_and_clean_transfer_both_ways() {
     assert_eq!(p.client.counters().MPCapableSYNACKRX, 1);
     assert_eq!(s.counters().DataCsumErr, 0);
     assert!(s.error().is_none() && p.client.error().is_none());
+    // MPTCP_INFO-style snapshots agree with each other and with the transfer.
+    let (ci, si) = (p.client.info(), s.info());
+    assert_eq!(ci.token, c.local_token);
+    assert_eq!(si.token, sv.local_token);
+    assert_eq!(
+        ci.flags,
+        braid_proto::mptcp::MptcpInfo::FLAG_REMOTE_KEY_RECEIVED
+    );
+    assert_eq!(ci.bytes_sent, 1 << 20);
+    assert_eq!(ci.bytes_acked, 1 << 20);
+    assert_eq!(si.bytes_received, 1 << 20);
+    assert_eq!(ci.bytes_received, 300_000);
+    // Both DATA_FINs were acknowledged: each side's snd_una is one past its write_seq, and
+    // it is what the other side expects next.
+    assert_eq!(ci.snd_una, ci.write_seq.wrapping_add(1));
+    assert_eq!(si.rcv_nxt, ci.snd_una);
+    assert_eq!(ci.rcv_nxt, si.snd_una);
+    assert_eq!((ci.subflows, ci.subflows_total), (0, 1));
 }
 
 #[test]

@@ -153,6 +153,41 @@ pub struct MptcpCounters {
     pub InfiniteMapTx: u64,
 }
 
+/// A snapshot of the connection, after the kernel's `struct mptcp_info` (MPTCP_INFO):
+/// the same quantities under the same names, without the `mptcpi_` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MptcpInfo {
+    /// Subflows beyond the initial one (the kernel counts additional subflows).
+    pub subflows: u8,
+    /// Subflows ever created, the initial one included.
+    pub subflows_total: u8,
+    /// `MPTCP_INFO_FLAG_FALLBACK` (1) and `MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED` (2).
+    pub flags: u32,
+    /// Our token.
+    pub token: u32,
+    /// DSN of the next byte the application writes (the end of the send buffer).
+    pub write_seq: u64,
+    /// DSN of the first byte not DATA_ACKed by the peer.
+    pub snd_una: u64,
+    /// DSN of the next byte expected from the peer (our DATA_ACK).
+    pub rcv_nxt: u64,
+    /// DSS checksums in use.
+    pub csum_enabled: bool,
+    /// Retransmitted segments, all subflows.
+    pub retransmits: u64,
+    /// Data bytes handed to subflows at least once.
+    pub bytes_sent: u64,
+    /// Data bytes DATA_ACKed by the peer.
+    pub bytes_acked: u64,
+    /// Data bytes received in order.
+    pub bytes_received: u64,
+}
+
+impl MptcpInfo {
+    pub const FLAG_FALLBACK: u32 = 1;
+    pub const FLAG_REMOTE_KEY_RECEIVED: u32 = 2;
+}
+
 /// What happened since the last [`MptcpConnection::take_events`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnEvents {
@@ -434,6 +469,33 @@ impl MptcpConnection {
             self.reported.want_writable = true;
         }
         n
+    }
+
+    /// The MPTCP_INFO-style snapshot of the connection.
+    pub fn info(&self) -> MptcpInfo {
+        let n = self.subflows.len();
+        let mut flags = 0;
+        if self.fallback {
+            flags |= MptcpInfo::FLAG_FALLBACK;
+        }
+        if self.neg.is_some() {
+            flags |= MptcpInfo::FLAG_REMOTE_KEY_RECEIVED;
+        }
+        let dsn_tx = |off: u64| self.tx_space.map_or(0, |sp| sp.dsn(off));
+        MptcpInfo {
+            subflows: u8::try_from(n.saturating_sub(1)).unwrap_or(u8::MAX),
+            subflows_total: u8::try_from(n).unwrap_or(u8::MAX),
+            flags,
+            token: self.local_token(),
+            write_seq: dsn_tx(self.send.end()),
+            snd_una: dsn_tx(self.send.una()),
+            rcv_nxt: self.rx_space.map_or(0, |sp| sp.dsn(self.recv.data_ack())),
+            csum_enabled: self.neg.is_some_and(|n| n.checksum) && !self.fallback,
+            retransmits: self.subflows.iter().map(|s| s.tcb.retransmits()).sum(),
+            bytes_sent: self.send.nxt(),
+            bytes_acked: self.send.una().min(self.send.end()),
+            bytes_received: self.recv.next_expected(),
+        }
     }
 
     /// Events since the last call (derived from the state, so none is lost or repeated).

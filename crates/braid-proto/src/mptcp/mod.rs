@@ -16,5 +16,5 @@ pub mod recv;
 pub mod send;
 
 pub use connection::{
-    ConnEvents, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError, SubflowId,
+    ConnEvents, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError, MptcpInfo, SubflowId,
 };
