@@ -36,8 +36,10 @@
 //!   allows (or one MSS as a window probe when the subflow is idle) and records in a
 //!   [`TxMap`] which subflow offsets carry which data offsets. Each data segment's mapping
 //!   covers exactly its payload. A TCB segment must not straddle two discontiguous DSN runs
-//!   (one DSS per segment); with one subflow the runs are always contiguous, but reinjection
-//!   onto a second subflow will need a TCB hook that ends segments at a given stream offset.
+//!   (one DSS per segment); with one subflow the runs are always contiguous, and a scheduler
+//!   for more subflows appends a reinjected run only to a subflow with nothing
+//!   unacknowledged ([`TxMap::continues`]), unless the TCB gains a hook to end segments at a
+//!   given stream offset.
 //! - **Option space**: the TCB reserves [`DSS_OPTION_SPACE`] while it has data to send and
 //!   [`ACK_OPTION_SPACE`] otherwise, so pure ACKs keep room for SACK blocks; SACK blocks give
 //!   way when a segment without payload carries more (MP_CAPABLE, a DATA_FIN mapping,
@@ -968,7 +970,10 @@ impl MptcpConnection {
             } else {
                 cap
             };
+            // With one subflow the runs handed out are always contiguous in DSN space; a
+            // scheduler for more subflows checks `TxMap::continues` before a reinjection.
             if let Some(r) = self.send.next_range(max.min(cap), probe) {
+                debug_assert!(s.tx.continues(s.written, r.start) || s.tcb.send_queued() == 0);
                 let bytes = self.send.slice(r.clone());
                 let n = s.tcb.write(bytes) as u64;
                 s.tx.record(s.written, r.start, n);

@@ -89,6 +89,16 @@ impl TxMap {
         true
     }
 
+    /// Whether bytes written at subflow offset `sub` with data offset `data` continue the
+    /// last chunk. One DSS maps one contiguous run, so a segment must not straddle two
+    /// runs: a scheduler appends a discontiguous run (a reinjection) only when the subflow has
+    /// nothing unacknowledged left (every later segment then starts in the new run).
+    pub fn continues(&self, sub: u64, data: u64) -> bool {
+        self.chunks
+            .back()
+            .is_none_or(|c| c.sub + c.len == sub && c.data + c.len == data)
+    }
+
     /// The data offset of subflow offset `sub` and how many bytes from there map
     /// contiguously (up to `max`).
     pub fn lookup(&self, sub: u64, max: u64) -> Option<(u64, u64)> {
@@ -427,6 +437,8 @@ mod tests {
         t.record(0, 100, 10);
         t.record(10, 110, 5); // contiguous: merged
         assert_eq!(t.len(), 1);
+        assert!(t.continues(15, 115));
+        assert!(!t.continues(15, 500));
         t.record(15, 500, 5); // a reinjection-style jump
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(3, 100), Some((103, 12)));
