@@ -15,6 +15,7 @@
 pub mod cc;
 pub mod crypto;
 pub mod endpoint;
+pub mod mptcp;
 pub mod tcp;
 pub mod time;
 pub mod wire;

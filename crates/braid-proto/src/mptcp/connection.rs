@@ -1,0 +1,1149 @@
+//! [`MptcpConnection`]: one MPTCP connection at the data level, driving its subflow TCBs.
+//!
+//! Sans-IO like the rest of the engine: decoded segments in
+//! ([`MptcpConnection::handle_segment`]), decoded segments out
+//! ([`MptcpConnection::poll_segment`]), timers ([`MptcpConnection::poll_timeout`] /
+//! [`MptcpConnection::handle_timeout`]) and the application side
+//! ([`MptcpConnection::write`], [`MptcpConnection::read`], [`MptcpConnection::close`]).
+//!
+//! This first version runs the initial subflow: the MP_CAPABLE handshake (the client repeats
+//! MP_CAPABLE until the server's first DSS; the server also completes from the first data's
+//! MP_CAPABLE when the third ACK was lost), a DSS with a 64-bit DATA_ACK on every segment and
+//! a 64-bit mapping on every data segment, DSS checksums when either side asks, the DATA_FIN
+//! close in both directions, and the single-subflow fallbacks of RFC 8684 §3.7 with Linux's
+//! choices:
+//! - no (valid) MP_CAPABLE on the SYN, the SYN/ACK or the first segment after it;
+//! - the client, before the server's first DSS, gets a segment with no MPTCP option;
+//! - in-order data without a mapping (a middlebox stripped the options);
+//! - a DSS checksum failure: the receiver sends MP_FAIL with the failed mapping's DSN and
+//!   delivers the bytes (the subflow acknowledged them); the sender answers with an
+//!   infinite mapping on its next data segment; both go on as plain TCP.
+//!
+//! A mapping that contradicts an earlier one (`DSSNotMatching`) or any other invalid mapping
+//! resets the subflow, as the brief for this layer asks (Linux falls back instead while the
+//! connection has a single subflow; with more subflows it resets, as here).
+//!
+//! The structure (a subflow table, per-subflow mapping state, a shared data-level send
+//! buffer that keeps bytes until DATA_ACKed, [`MptcpConnection::unacked_on`] for
+//! reinjection) is the one more subflows plug into.
+//!
+//! How the layers meet (workarounds for hooks the TCB does not have):
+//! - **Receiving** is pull-based: payload stays in the subflow TCB until a mapping covers it
+//!   and the connection-level buffer has room; only then is it read out of the TCB
+//!   ([`crate::tcp::Tcb::read`]). So the TCB's own window gives back-pressure, and reading at
+//!   the data level opens the subflow window again.
+//! - **Sending**: the connection hands the TCB at most what the peer's data-level window
+//!   allows (or one MSS as a window probe when the subflow is idle) and records in a
+//!   [`TxMap`] which subflow offsets carry which data offsets. Each data segment's mapping
+//!   covers exactly its payload. A TCB segment must not straddle two discontiguous DSN runs
+//!   (one DSS per segment); with one subflow the runs are always contiguous, and a scheduler
+//!   for more subflows appends a reinjected run only to a subflow with nothing
+//!   unacknowledged ([`TxMap::continues`]), unless the TCB gains a hook to end segments at a
+//!   given stream offset.
+//! - **Option space**: the TCB reserves [`DSS_OPTION_SPACE`] while it has data to send and
+//!   [`ACK_OPTION_SPACE`] otherwise, so pure ACKs keep room for SACK blocks; SACK blocks give
+//!   way when a segment without payload carries more (MP_CAPABLE, a DATA_FIN mapping,
+//!   MP_FAIL).
+//! - **DATA_FIN** rides on the last data segment when the close came first, otherwise on
+//!   the subflow's FIN: once every byte was handed to the subflow the connection closes the
+//!   TCB, so the TCB's FIN retransmissions carry the DATA_FIN reliably (a FIN-only mapping:
+//!   subflow sequence 0, length 1, like Linux).
+
+use crate::crypto::dss_checksum;
+use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
+use crate::time::Instant;
+use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
+use crate::wire::TcpRepr;
+
+use super::dsn::DsnSpace;
+use super::handshake::{HandshakeState, MpCapableHandshake, Negotiated};
+use super::mapping::{tx_mapping, MappingError, RxMap, RxStep, TxMap};
+use super::recv::{DataRecv, RecvError};
+use super::send::DataSend;
+
+/// Index of a subflow in its connection.
+pub type SubflowId = usize;
+
+/// TCP option bytes reserved on every subflow segment after the SYN: a DSS with a 64-bit
+/// DATA_ACK and a 64-bit mapping with checksum (28 bytes; MP_CAPABLE form 4 is 24).
+pub const DSS_OPTION_SPACE: usize = 28;
+/// Option bytes reserved while a subflow has no data to send: a DSS with a 64-bit DATA_ACK
+/// (12 bytes), so pure ACKs keep room for two SACK blocks beside the timestamps.
+pub const ACK_OPTION_SPACE: usize = 12;
+/// TCP option space.
+const MAX_OPTION_SPACE: usize = 40;
+/// Bytes of the MP_FAIL option.
+const MP_FAIL_LEN: usize = 12;
+/// Smallest data-level receive buffer: a whole DSS mapping (at most 64 KiB, the size Linux
+/// uses) must fit, since a checksummed mapping is verified before any of it is delivered.
+pub const MIN_RECV_BUFFER: usize = 64 * 1024;
+/// Largest chunk read out of a subflow at once.
+const PULL_CHUNK: usize = 64 * 1024;
+
+/// Configuration of an MPTCP connection.
+#[derive(Debug, Clone)]
+pub struct MptcpConfig {
+    /// The subflows' TCP configuration.
+    pub tcp: TcpConfig,
+    /// Ask for DSS checksums (the A flag; Linux's `net.mptcp.checksum_enabled`).
+    pub checksum: bool,
+    /// Data-level send buffer (bytes kept until DATA_ACKed).
+    pub send_buffer: usize,
+    /// Data-level receive buffer (the receive window shared by all subflows); at least
+    /// [`MIN_RECV_BUFFER`].
+    pub recv_buffer: usize,
+    /// SYN retransmissions that still carry MP_CAPABLE; later ones go without, in case a
+    /// middlebox drops MPTCP SYNs (Linux's `net.mptcp.syn_retrans_before_tcp_fallback`,
+    /// default 2).
+    pub syn_retrans_before_tcp_fallback: u32,
+}
+
+impl Default for MptcpConfig {
+    fn default() -> Self {
+        let tcp = TcpConfig::default();
+        MptcpConfig {
+            send_buffer: tcp.send_buffer,
+            recv_buffer: tcp.recv_buffer,
+            tcp,
+            checksum: false,
+            syn_retrans_before_tcp_fallback: 2,
+        }
+    }
+}
+
+/// Why a connection or subflow failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MptcpError {
+    /// A received mapping was refused; the subflow was reset.
+    #[error("subflow {subflow}: {error}")]
+    Mapping {
+        subflow: SubflowId,
+        error: MappingError,
+    },
+    /// A DSS checksum failed (MP_FAIL territory); the subflow was reset.
+    #[error("subflow {subflow}: DSS checksum failed for DSN {dsn}")]
+    Checksum { subflow: SubflowId, dsn: u64 },
+    /// Inconsistent DATA_FIN.
+    #[error("data level: {0}")]
+    Recv(RecvError),
+}
+
+/// Counters under the Linux kernel's MPTcpExt MIB names (the ones this layer can see).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(non_snake_case)]
+pub struct MptcpCounters {
+    pub MPCapableSYNRX: u64,
+    pub MPCapableSYNTX: u64,
+    pub MPCapableSYNACKRX: u64,
+    pub MPCapableACKRX: u64,
+    pub MPCapableFallbackACK: u64,
+    pub MPCapableFallbackSYNACK: u64,
+    pub DSSNotMatching: u64,
+    pub DataCsumErr: u64,
+    pub InfiniteMapRx: u64,
+    pub DuplicateData: u64,
+    /// Fallbacks because the MPTCP options vanished after the handshake: in-order data
+    /// without a mapping, or a segment without DSS (braid's own counter; Linux shows these
+    /// only as the fallback itself).
+    pub NoDSSFallback: u64,
+    /// SYNs sent without MP_CAPABLE after `syn_retrans_before_tcp_fallback` retransmissions.
+    pub MPCapableSYNTXDrop: u64,
+    pub MPRstTx: u64,
+    pub MPFailTx: u64,
+    pub MPFailRx: u64,
+    pub InfiniteMapTx: u64,
+}
+
+/// A snapshot of the connection, after the kernel's `struct mptcp_info` (MPTCP_INFO):
+/// the same quantities under the same names, without the `mptcpi_` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MptcpInfo {
+    /// Subflows beyond the initial one (the kernel counts additional subflows).
+    pub subflows: u8,
+    /// Subflows ever created, the initial one included.
+    pub subflows_total: u8,
+    /// `MPTCP_INFO_FLAG_FALLBACK` (1) and `MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED` (2).
+    pub flags: u32,
+    /// Our token.
+    pub token: u32,
+    /// DSN of the next byte the application writes (the end of the send buffer).
+    pub write_seq: u64,
+    /// DSN of the first byte not DATA_ACKed by the peer.
+    pub snd_una: u64,
+    /// DSN of the next byte expected from the peer (our DATA_ACK).
+    pub rcv_nxt: u64,
+    /// DSS checksums in use.
+    pub csum_enabled: bool,
+    /// Retransmitted segments, all subflows.
+    pub retransmits: u64,
+    /// Data bytes handed to subflows at least once.
+    pub bytes_sent: u64,
+    /// Data bytes DATA_ACKed by the peer.
+    pub bytes_acked: u64,
+    /// Data bytes received in order.
+    pub bytes_received: u64,
+}
+
+impl MptcpInfo {
+    pub const FLAG_FALLBACK: u32 = 1;
+    pub const FLAG_REMOTE_KEY_RECEIVED: u32 = 2;
+}
+
+/// What happened since the last [`MptcpConnection::take_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnEvents {
+    /// The connection is established (as MPTCP, or as plain TCP after a fallback).
+    pub established: bool,
+    /// New data-level bytes are readable, or the peer's DATA_FIN was reached.
+    pub readable: bool,
+    /// Send buffer space became available after a write was cut short.
+    pub writable: bool,
+    /// Every subflow closed.
+    pub closed: bool,
+}
+
+/// Event bookkeeping: what was reported already.
+#[derive(Debug, Default)]
+struct Reported {
+    established: bool,
+    /// DATA_ACK offset at the last report (it moves with every in-order byte and the FIN).
+    data_ack: u64,
+    want_writable: bool,
+    closed: bool,
+}
+
+/// Which side opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// One subflow: a TCB with its mapping state.
+#[derive(Debug)]
+struct Subflow {
+    tcb: Tcb,
+    tx: TxMap,
+    rx: RxMap,
+    /// Bytes written into the TCB so far (its next stream offset).
+    written: u64,
+    /// Address ids (0 for the initial subflow) and the backup flag.
+    local_id: u8,
+    remote_id: u8,
+    backup: bool,
+    /// The TCB was closed because the DATA_FIN rides on its FIN.
+    fin_closed: bool,
+    /// Option bytes currently reserved in the TCB.
+    reserved: usize,
+    /// MP_TCPRST reason for the reset the TCB is about to send.
+    rst_reason: Option<u8>,
+}
+
+/// An MPTCP connection. See the [module docs](self).
+#[derive(Debug)]
+pub struct MptcpConnection {
+    cfg: MptcpConfig,
+    role: Role,
+    hs: MpCapableHandshake,
+    neg: Option<Negotiated>,
+    tx_space: Option<DsnSpace>,
+    rx_space: Option<DsnSpace>,
+    subflows: Vec<Subflow>,
+    send: DataSend,
+    recv: DataRecv,
+    fallback: bool,
+    /// MP_FAIL to put on every segment until the peer answers (DSN of the failed mapping,
+    /// or for an echo our receive position).
+    mp_fail_tx: Option<u64>,
+    /// The peer sent MP_FAIL: the next data segment carries the infinite mapping.
+    infinite_tx_pending: bool,
+    /// The pending MP_FAIL was put on a segment at least once (counted).
+    mp_fail_emitted: bool,
+    /// SYNs (first and retransmissions) polled so far.
+    syns_sent: u32,
+    /// A DSS from the peer was accepted (MPTCP is running in both directions).
+    peer_dss_seen: bool,
+    error: Option<MptcpError>,
+    counters: MptcpCounters,
+    reported: Reported,
+}
+
+fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
+    repr.options.mptcp.iter().find_map(|o| match o {
+        MptcpOption::MpCapable(m) => Some(m),
+        _ => None,
+    })
+}
+
+fn find_dss(repr: &TcpRepr) -> Option<&Dss> {
+    repr.options.mptcp.iter().find_map(|o| match o {
+        MptcpOption::Dss(d) => Some(d),
+        _ => None,
+    })
+}
+
+impl MptcpConnection {
+    fn new(cfg: &MptcpConfig, role: Role, hs: MpCapableHandshake, tcb: Tcb) -> Self {
+        MptcpConnection {
+            cfg: cfg.clone(),
+            role,
+            hs,
+            neg: None,
+            tx_space: None,
+            rx_space: None,
+            subflows: vec![Subflow {
+                tcb,
+                tx: TxMap::new(),
+                rx: RxMap::new(),
+                written: 0,
+                local_id: 0,
+                remote_id: 0,
+                backup: false,
+                fin_closed: false,
+                reserved: DSS_OPTION_SPACE,
+                rst_reason: None,
+            }],
+            send: DataSend::new(cfg.send_buffer.max(1), 0),
+            recv: DataRecv::new(cfg.recv_buffer.max(MIN_RECV_BUFFER)),
+            fallback: false,
+            mp_fail_tx: None,
+            infinite_tx_pending: false,
+            mp_fail_emitted: false,
+            syns_sent: 0,
+            peer_dss_seen: false,
+            error: None,
+            counters: MptcpCounters::default(),
+            reported: Reported::default(),
+        }
+    }
+
+    /// An active open: the first segment polled is the SYN with MP_CAPABLE. `local_key`
+    /// comes from [`crate::crypto::generate_key`] (unique token: the endpoint's job).
+    pub fn connect(cfg: &MptcpConfig, params: TcbParams, local_key: u64) -> Self {
+        let mut tcb = Tcb::connect(&cfg.tcp, params);
+        tcb.set_reserved_option_len(DSS_OPTION_SPACE);
+        let hs = MpCapableHandshake::client(local_key, cfg.checksum);
+        let mut c = MptcpConnection::new(cfg, Role::Client, hs, tcb);
+        c.counters.MPCapableSYNTX = 1;
+        c
+    }
+
+    /// A passive open from a received SYN. Without a usable MP_CAPABLE on the SYN the
+    /// connection is plain TCP from the start. `None` when `syn` is not a SYN.
+    pub fn accept(
+        cfg: &MptcpConfig,
+        params: TcbParams,
+        now: Instant,
+        syn: &TcpRepr,
+        local_key: u64,
+    ) -> Option<Self> {
+        let mut tcb = Tcb::accept(&cfg.tcp, params, now, syn)?;
+        match MpCapableHandshake::server(local_key, cfg.checksum, find_mpc(syn)) {
+            Ok(hs) => {
+                tcb.set_reserved_option_len(DSS_OPTION_SPACE);
+                let mut c = MptcpConnection::new(cfg, Role::Server, hs, tcb);
+                c.counters.MPCapableSYNRX = 1;
+                Some(c)
+            }
+            Err(reason) => {
+                let hs = MpCapableHandshake::plain(local_key, reason);
+                let mut c = MptcpConnection::new(cfg, Role::Server, hs, tcb);
+                c.enter_fallback();
+                Some(c)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ getters
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True while MPTCP is in use (the handshake succeeded and no fallback happened).
+    pub fn is_mptcp(&self) -> bool {
+        !self.fallback && self.neg.is_some()
+    }
+
+    /// True when the connection fell back to plain TCP.
+    pub fn is_fallback(&self) -> bool {
+        self.fallback
+    }
+
+    /// Our token (from our key): what the endpoint files the connection under. On a
+    /// collision it draws another key with [`MpCapableHandshake::redraw_key`] through
+    /// [`MptcpConnection::handshake_mut`] before the first poll.
+    pub fn local_token(&self) -> u32 {
+        crate::crypto::key_token(self.hs.local_key())
+    }
+
+    /// The keys, tokens and IDSNs once both keys are known.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.neg
+    }
+
+    /// The MP_CAPABLE state machine (e.g. for [`MpCapableHandshake::redraw_key`] by the
+    /// endpoint on a token collision, before the first poll).
+    pub fn handshake_mut(&mut self) -> &mut MpCapableHandshake {
+        &mut self.hs
+    }
+
+    /// The first error seen: one that ended a subflow, or a DSS checksum failure that made
+    /// the connection fall back (see [`MptcpCounters::MPFailTx`]).
+    pub fn error(&self) -> Option<MptcpError> {
+        self.error
+    }
+
+    pub fn counters(&self) -> MptcpCounters {
+        self.counters
+    }
+
+    /// The TCB of a subflow.
+    pub fn subflow(&self, id: SubflowId) -> Option<&Tcb> {
+        self.subflows.get(id).map(|s| &s.tcb)
+    }
+
+    /// Data ranges handed to a subflow and not yet acknowledged by it (what a scheduler
+    /// would reinject elsewhere), clipped to what the connection has not DATA_ACKed.
+    pub fn unacked_on(&self, id: SubflowId) -> Vec<core::ops::Range<u64>> {
+        let una = self.send.una();
+        self.subflows.get(id).map_or_else(Vec::new, |s| {
+            s.tx.data_ranges_from(s.tcb.snd_una_offset())
+                .filter(|r| r.end > una)
+                .map(|r| r.start.max(una)..r.end)
+                .collect()
+        })
+    }
+
+    /// The data-level send state (data_una, data_nxt, the peer's window, unacked ranges).
+    pub fn data_send(&self) -> &DataSend {
+        &self.send
+    }
+
+    /// Address ids (local, remote) and backup flag of a subflow.
+    pub fn subflow_info(&self, id: SubflowId) -> Option<(u8, u8, bool)> {
+        self.subflows
+            .get(id)
+            .map(|s| (s.local_id, s.remote_id, s.backup))
+    }
+
+    /// True once the DATA_FIN was reached and every byte read (EOF).
+    pub fn is_read_finished(&self) -> bool {
+        self.recv.is_finished()
+    }
+
+    /// True when our DATA_FIN was acknowledged.
+    pub fn is_write_finished(&self) -> bool {
+        self.send.fin_acked()
+    }
+
+    /// True when every subflow is closed (or in TIME-WAIT).
+    pub fn is_closed(&self) -> bool {
+        self.subflows
+            .iter()
+            .all(|s| matches!(s.tcb.state(), TcpState::Closed | TcpState::TimeWait))
+    }
+
+    /// Bytes readable now.
+    pub fn readable(&self) -> usize {
+        self.recv.readable()
+    }
+
+    /// Space for [`MptcpConnection::write`].
+    pub fn send_capacity(&self) -> usize {
+        self.send.capacity()
+    }
+
+    // ------------------------------------------------------------------ application side
+
+    /// Queues bytes at the data level; returns how many were taken.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let dead = self
+            .subflows
+            .iter()
+            .all(|s| s.tcb.state() == TcpState::Closed && s.tcb.error().is_some());
+        if dead || (self.error.is_some() && self.is_closed()) {
+            return 0;
+        }
+        let n = self.send.write(data);
+        if n < data.len() {
+            self.reported.want_writable = true;
+        }
+        n
+    }
+
+    /// The MPTCP_INFO-style snapshot of the connection.
+    pub fn info(&self) -> MptcpInfo {
+        let n = self.subflows.len();
+        let mut flags = 0;
+        if self.fallback {
+            flags |= MptcpInfo::FLAG_FALLBACK;
+        }
+        if self.neg.is_some() {
+            flags |= MptcpInfo::FLAG_REMOTE_KEY_RECEIVED;
+        }
+        let dsn_tx = |off: u64| self.tx_space.map_or(0, |sp| sp.dsn(off));
+        MptcpInfo {
+            subflows: u8::try_from(n.saturating_sub(1)).unwrap_or(u8::MAX),
+            subflows_total: u8::try_from(n).unwrap_or(u8::MAX),
+            flags,
+            token: self.local_token(),
+            write_seq: dsn_tx(self.send.end()),
+            snd_una: dsn_tx(self.send.una()),
+            rcv_nxt: self.rx_space.map_or(0, |sp| sp.dsn(self.recv.data_ack())),
+            csum_enabled: self.neg.is_some_and(|n| n.checksum) && !self.fallback,
+            retransmits: self.subflows.iter().map(|s| s.tcb.retransmits()).sum(),
+            bytes_sent: self.send.nxt(),
+            bytes_acked: self.send.una().min(self.send.end()),
+            bytes_received: self.recv.next_expected(),
+        }
+    }
+
+    /// Events since the last call (derived from the state, so none is lost or repeated).
+    pub fn take_events(&mut self) -> ConnEvents {
+        let mut ev = ConnEvents::default();
+        let synced = self
+            .subflows
+            .first()
+            .is_some_and(|s| s.tcb.state().is_synchronized());
+        if !self.reported.established && synced && (self.neg.is_some() || self.fallback) {
+            self.reported.established = true;
+            ev.established = true;
+        }
+        let ack = self.recv.data_ack();
+        if ack != self.reported.data_ack {
+            self.reported.data_ack = ack;
+            ev.readable = true;
+        }
+        if self.reported.want_writable && self.send.capacity() > 0 {
+            self.reported.want_writable = false;
+            ev.writable = true;
+        }
+        if !self.reported.closed && self.is_closed() {
+            self.reported.closed = true;
+            ev.closed = true;
+        }
+        for s in &mut self.subflows {
+            s.tcb.take_events();
+        }
+        ev
+    }
+
+    /// Reads in-order data-level bytes.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.recv.read(buf);
+        for id in 0..self.subflows.len() {
+            self.pull(id);
+        }
+        n
+    }
+
+    /// Closes the sending direction: the DATA_FIN follows the data written.
+    pub fn close(&mut self) {
+        self.send.close();
+        if self.neg.is_none() && !self.fallback {
+            // Still in the handshake: closing before keys is closing the subflow.
+            if self.send.end() == 0 {
+                for s in &mut self.subflows {
+                    s.tcb.close();
+                    s.fin_closed = true;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.subflows
+            .iter()
+            .filter_map(|s| s.tcb.poll_timeout())
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for s in &mut self.subflows {
+            if s.tcb.poll_timeout().is_some_and(|t| t <= now) {
+                s.tcb.handle_timeout(now);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ input
+
+    fn enter_fallback(&mut self) {
+        if self.fallback {
+            return;
+        }
+        self.fallback = true;
+        // Nothing MPTCP is sent any more, an MP_FAIL echo not sent yet included.
+        self.mp_fail_tx = None;
+        for s in &mut self.subflows {
+            s.tcb.set_reserved_option_len(0);
+            s.reserved = 0;
+            // Every later subflow byte is the next data byte (after any mapping still held:
+            // see `RxMap::set_infinite`).
+            s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
+        }
+    }
+
+    fn on_negotiated(&mut self, n: Negotiated) {
+        self.neg = Some(n);
+        self.tx_space = Some(DsnSpace::from_idsn(n.local_idsn));
+        self.rx_space = Some(DsnSpace::from_idsn(n.remote_idsn));
+        if let Some(s) = self.subflows.first() {
+            self.send.open_window(s.tcb.send_window());
+        }
+    }
+
+    fn fail_subflow(&mut self, id: SubflowId, err: MptcpError) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+        if let Some(s) = self.subflows.get_mut(id) {
+            //= rfc8684#3.6
+            //= The reset carries MP_TCPRST with the reason: a DSS checksum failure is middlebox
+            //   interference, any other mapping or data-level error is MPTCP-specific.
+            s.rst_reason = Some(match err {
+                MptcpError::Checksum { .. } => rst_reason::MIDDLEBOX_INTERFERENCE,
+                _ => rst_reason::MPTCP_SPECIFIC,
+            });
+            s.tcb.abort();
+        }
+    }
+
+    /// Processes one received segment of subflow `id` (decoded header and payload).
+    pub fn handle_segment(&mut self, now: Instant, id: SubflowId, repr: &TcpRepr, payload: &[u8]) {
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        let before = s.tcb.state();
+        let out = s.tcb.handle_segment(now, repr, payload);
+        let after = s.tcb.state();
+
+        if self.fallback {
+            self.after_input(id);
+            return;
+        }
+        let mpc = find_mpc(repr).copied();
+        let dss = find_dss(repr).copied();
+
+        // The handshake.
+        match self.hs.state() {
+            HandshakeState::ClientSynSent
+                if before == TcpState::SynSent && after.is_synchronized() =>
+            {
+                match self.hs.on_syn_ack(mpc.as_ref()) {
+                    Ok(n) => {
+                        self.counters.MPCapableSYNACKRX += 1;
+                        self.on_negotiated(n);
+                    }
+                    Err(_) => {
+                        self.counters.MPCapableFallbackSYNACK += 1;
+                        self.enter_fallback();
+                    }
+                }
+            }
+            HandshakeState::ServerSynReceived if out.accepted && !repr.flags.syn() => {
+                if mpc.is_some() {
+                    match self.hs.on_ack(mpc.as_ref()) {
+                        Ok(Some(n)) => {
+                            self.counters.MPCapableACKRX += 1;
+                            self.on_negotiated(n);
+                        }
+                        Ok(None) => {}
+                        Err(_) => {
+                            self.counters.MPCapableFallbackACK += 1;
+                            self.enter_fallback();
+                        }
+                    }
+                } else if !repr.flags.rst() {
+                    self.counters.MPCapableFallbackACK += 1;
+                    self.hs.on_missing_option();
+                    self.enter_fallback();
+                }
+            }
+            //= rfc8684#3.7
+            //= Until the initiator sees a DSS from the listener it may still fall back: a
+            //   segment with neither MP_CAPABLE nor DSS shows the options are not getting
+            //   through (Linux: check_fully_established).
+            HandshakeState::ClientUnconfirmed
+                if out.accepted
+                    && !repr.flags.syn()
+                    && !repr.flags.rst()
+                    && mpc.is_none()
+                    && dss.is_none() =>
+            {
+                self.counters.MPCapableFallbackACK += 1;
+                self.enter_fallback();
+            }
+            _ => {}
+        }
+        //= rfc8684#3.7
+        //= Once MPTCP runs, every segment of the peer carries a DSS (Linux always adds its
+        //   DATA_ACK); one without any MPTCP option means the options are being stripped, and
+        //   the only subflow falls back (its data then maps one-to-one).
+        if !self.fallback
+            && out.accepted
+            && self.peer_dss_seen
+            && self.subflows.len() == 1
+            && !repr.flags.syn()
+            && !repr.flags.rst()
+            && repr.options.mptcp.is_empty()
+        {
+            self.counters.NoDSSFallback += 1;
+            self.enter_fallback();
+        }
+        if self.fallback || !out.accepted {
+            self.after_input(id);
+            return;
+        }
+        let (Some(tx_space), Some(rx_space)) = (self.tx_space, self.rx_space) else {
+            self.after_input(id);
+            return;
+        };
+
+        // MP_CAPABLE with data (form 4): the implicit mapping DSN = IDSN + 1, subflow seq 1.
+        if let Some(m) = mpc.filter(|m| m.data_len.is_some()) {
+            if self.role == Role::Server {
+                let wire = crate::wire::mptcp::DssMapping {
+                    dsn: rx_space.dsn(0),
+                    dsn_64: true,
+                    subflow_seq: 1,
+                    data_len: m.data_len.unwrap_or(0),
+                    checksum: m.checksum,
+                };
+                if !wire.is_infinite() {
+                    self.apply_mapping(id, &rx_space, &wire, false);
+                }
+            }
+        }
+
+        //= rfc8684#3.7
+        //= MP_FAIL received: answer with MP_FAIL and send an infinite mapping on the next data
+        //   segment, then fall back (Linux echoes its own receive position).
+        let mp_fail = repr
+            .options
+            .mptcp
+            .iter()
+            .any(|o| matches!(o, MptcpOption::MpFail { .. }));
+        if mp_fail && self.subflows.len() == 1 && !self.infinite_tx_pending {
+            self.counters.MPFailRx += 1;
+            self.infinite_tx_pending = true;
+            if self.mp_fail_tx.is_none() {
+                self.mp_fail_tx = Some(rx_space.dsn(self.recv.data_ack()));
+                self.mp_fail_emitted = false;
+            }
+        }
+
+        if let Some(d) = dss {
+            self.peer_dss_seen = true;
+            if self.role == Role::Client {
+                self.hs.on_peer_dss();
+            }
+            //= rfc8684#3.3.2
+            //= A DATA_ACK (32 or 64 bits) acknowledges data at the connection level.
+            if let Some(ack) = d.data_ack {
+                if let Some(off) = tx_space.offset(ack, d.data_ack_64, self.send.una()) {
+                    let shift = self.subflows.get(id).map_or(0, |s| s.tcb.window_scales().1);
+                    let wnd = u64::from(repr.window) << shift;
+                    self.send.on_data_ack(off, wnd);
+                }
+            }
+            if let Some(m) = d.mapping {
+                if m.is_infinite() {
+                    self.counters.InfiniteMapRx += 1;
+                    if let Some(off) = rx_space.offset(m.dsn, m.dsn_64, self.recv.next_expected()) {
+                        if let Some(s) = self.subflows.get_mut(id) {
+                            // The mapping starts at its subflow sequence number (Linux sends
+                            // the segment's own); 0 means "from this segment's payload".
+                            let here = s.tcb.recv_offset();
+                            let at = if m.subflow_seq != 0 {
+                                let rel =
+                                    super::dsn::expand_32(m.subflow_seq, here.wrapping_add(1));
+                                let at = rel.wrapping_sub(1);
+                                // Only the bytes not delivered yet can be remapped.
+                                if at < here || at - here > u64::from(u32::MAX >> 1) {
+                                    here
+                                } else {
+                                    at
+                                }
+                            } else if !out.data.is_empty() {
+                                out.data.start
+                            } else {
+                                s.tcb.recv_offset()
+                            };
+                            s.rx.set_infinite(at, off);
+                        }
+                    }
+                    self.mp_fail_tx = None;
+                    self.enter_fallback();
+                } else {
+                    self.apply_mapping(id, &rx_space, &m, d.data_fin);
+                }
+            }
+        }
+        self.after_input(id);
+    }
+
+    fn apply_mapping(
+        &mut self,
+        id: SubflowId,
+        rx_space: &DsnSpace,
+        wire: &crate::wire::mptcp::DssMapping,
+        data_fin: bool,
+    ) {
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        let consumed = s.tcb.recv_offset();
+        let max_len = self.cfg.tcp.recv_buffer as u64;
+        let res = RxMap::decode(
+            rx_space,
+            wire,
+            data_fin,
+            consumed,
+            self.recv.next_expected(),
+        )
+        .and_then(|m| s.rx.add(m, consumed, max_len).map(|()| m));
+        match res {
+            Ok(m) => {
+                if m.fin {
+                    if let Err(e) = self.recv.set_fin(m.data + m.len) {
+                        self.fail_subflow(id, MptcpError::Recv(e));
+                    }
+                }
+            }
+            Err(error) => {
+                if error == MappingError::NotMatching {
+                    self.counters.DSSNotMatching += 1;
+                }
+                self.fail_subflow(id, MptcpError::Mapping { subflow: id, error });
+            }
+        }
+    }
+
+    fn after_input(&mut self, id: SubflowId) {
+        self.pull(id);
+        if self.fallback {
+            self.fallback_acks(id);
+        }
+    }
+
+    /// In fallback the subflow's acknowledgments are the data-level ones, and its FIN the
+    /// DATA_FIN.
+    fn fallback_acks(&mut self, id: SubflowId) {
+        let Some(s) = self.subflows.get(id) else {
+            return;
+        };
+        let una = s.tcb.snd_una_offset();
+        let data = if una >= s.written {
+            Some(self.send.nxt())
+        } else {
+            s.tx.lookup(una, 1).map(|(d, _)| d)
+        };
+        let fin_acked = s.fin_closed && s.tcb.state() != TcpState::FinWait1 && {
+            matches!(
+                s.tcb.state(),
+                TcpState::FinWait2 | TcpState::TimeWait | TcpState::Closed
+            )
+        };
+        let read_finished = s.tcb.is_read_finished();
+        if let Some(d) = data {
+            self.send.on_data_ack(d, u64::MAX >> 2);
+            if fin_acked && self.send.fin_sent() {
+                self.send.on_data_ack(d + 1, 0);
+            }
+        }
+        if read_finished {
+            let at = self.recv.next_expected();
+            if let Err(e) = self.recv.set_fin(at) {
+                self.fail_subflow(id, MptcpError::Recv(e));
+            }
+        }
+    }
+
+    /// Moves mapped, in-order subflow data into the data-level buffer as room allows.
+    fn pull(&mut self, id: SubflowId) {
+        let checksum = self.neg.is_some_and(|n| n.checksum) && !self.fallback;
+        loop {
+            let Some(s) = self.subflows.get_mut(id) else {
+                return;
+            };
+            let sub = s.tcb.recv_offset();
+            let readable = s.tcb.readable() as u64;
+            let step = s.rx.step(sub, readable);
+            if step == RxStep::Unmapped && readable > 0 && !self.fallback {
+                //= rfc8684#3.7
+                //= In-order data without a DSS mapping means a middlebox dropped the options:
+                //   with a single subflow the connection falls back to plain TCP (Linux:
+                //   MAPPING_NODSS with infinite fallback allowed), the data being the next
+                //   data-level bytes.
+                if self.subflows.len() == 1 {
+                    self.counters.NoDSSFallback += 1;
+                    self.enter_fallback();
+                    continue;
+                }
+                break;
+            }
+            let RxStep::Deliver { data, len, mapping } = step else {
+                break;
+            };
+            let right = self.recv.right_edge();
+            let take = if mapping.is_some() {
+                if data + len > right {
+                    break;
+                }
+                len
+            } else {
+                len.min(right.saturating_sub(data)).min(PULL_CHUNK as u64)
+            };
+            if take == 0 {
+                break;
+            }
+            let mut buf = vec![0u8; take as usize];
+            let n = s.tcb.read(&mut buf);
+            buf.truncate(n);
+            if n == 0 {
+                break;
+            }
+            if let Some(m) = mapping.filter(|_| checksum) {
+                if !RxMap::verify(&m, &buf) {
+                    self.counters.DataCsumErr += 1;
+                    if self.subflows.len() > 1 {
+                        //= rfc8684#3.7
+                        //= With other subflows, a checksum failure closes the subflow (the
+                        //   data is reinjected elsewhere by the sender).
+                        self.fail_subflow(
+                            id,
+                            MptcpError::Checksum {
+                                subflow: id,
+                                dsn: m.dsn,
+                            },
+                        );
+                        return;
+                    }
+                    //= rfc8684#3.7
+                    //= On the only subflow, the receiver sends MP_FAIL with the DSN of the
+                    //   failed mapping and the sender answers with an infinite mapping: the
+                    //   connection continues as plain TCP. Like Linux, the data (already
+                    //   acknowledged by the subflow) is delivered.
+                    if self.mp_fail_tx.is_none() && !self.infinite_tx_pending {
+                        self.mp_fail_tx = Some(m.dsn);
+                        self.mp_fail_emitted = false;
+                    }
+                    if self.error.is_none() {
+                        self.error = Some(MptcpError::Checksum {
+                            subflow: id,
+                            dsn: m.dsn,
+                        });
+                    }
+                }
+            }
+            if data + (n as u64) <= self.recv.next_expected() {
+                self.counters.DuplicateData += 1;
+            }
+            self.recv.insert(data, &buf);
+        }
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// Hands data-level bytes to subflow `id` (the single-subflow scheduler).
+    fn fill(&mut self, id: SubflowId) {
+        if self.neg.is_none() && !self.fallback {
+            return;
+        }
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        if s.fin_closed {
+            return;
+        }
+        let cap = s.tcb.send_capacity();
+        if cap > 0 && self.send.unsent() > 0 {
+            let idle = s.tcb.send_queued() == 0;
+            let probe = idle && self.send.window_left() == 0;
+            let max = if probe {
+                s.tcb.effective_mss().max(1)
+            } else {
+                cap
+            };
+            // With one subflow the runs handed out are always contiguous in DSN space; a
+            // scheduler for more subflows checks `TxMap::continues` before a reinjection.
+            if let Some(r) = self.send.next_range(max.min(cap), probe) {
+                debug_assert!(s.tx.continues(s.written, r.start) || s.tcb.send_queued() == 0);
+                let bytes = self.send.slice(r.clone());
+                let n = s.tcb.write(bytes) as u64;
+                s.tx.record(s.written, r.start, n);
+                s.written += n;
+                if r.start + n < r.end {
+                    self.send.unsend(r.start + n);
+                }
+            }
+        }
+        //= rfc8684#3.3.3
+        //= The DATA_FIN follows every data byte; here it rides on the subflow's FIN.
+        if self.send.fin_ready() {
+            s.tcb.close();
+            s.fin_closed = true;
+            if self.fallback {
+                // In fallback the subflow's FIN is the DATA_FIN.
+                self.send.mark_fin_sent();
+            }
+        }
+    }
+
+    /// The next segment to send: subflow, header (with MPTCP options) and payload.
+    pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Vec<u8>)> {
+        for id in 0..self.subflows.len() {
+            self.fill(id);
+            let s = self.subflows.get_mut(id)?;
+            // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
+            // they save goes to SACK blocks (the TCB sizes payload and SACK by the
+            // reservation; switching keeps the congestion window in bytes).
+            if !self.fallback {
+                let want = if s.tcb.send_queued() > 0 {
+                    DSS_OPTION_SPACE
+                } else {
+                    ACK_OPTION_SPACE
+                };
+                if want != s.reserved {
+                    s.tcb.set_reserved_option_len(want);
+                    s.reserved = want;
+                }
+            }
+            let Some(mut seg) = s.tcb.poll_segment(now) else {
+                continue;
+            };
+            let payload = s.tcb.payload(&seg).to_vec();
+            s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start));
+            self.add_options(id, &mut seg.repr, seg.data.start, &payload);
+            // A segment without payload may carry more than the ACK reservation (a
+            // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
+            while seg.repr.options.padded_len() > MAX_OPTION_SPACE
+                && seg.repr.options.sack_blocks.pop().is_some()
+            {}
+            return Some((id, seg.repr, payload));
+        }
+        None
+    }
+
+    fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {
+        if repr.flags.rst() {
+            if let Some(reason) = self.subflows.get_mut(id).and_then(|s| s.rst_reason.take()) {
+                if !self.fallback {
+                    repr.options
+                        .mptcp
+                        .push(MptcpOption::MpTcpRst { flags: 0, reason });
+                    self.counters.MPRstTx += 1;
+                }
+            }
+            return;
+        }
+        if self.fallback {
+            return;
+        }
+        if repr.flags.syn() {
+            let opt = if repr.flags.ack() {
+                self.hs.syn_ack_option()
+            } else {
+                self.syns_sent += 1;
+                if self.syns_sent > self.cfg.syn_retrans_before_tcp_fallback.saturating_add(1) {
+                    // Linux: after this many MP_CAPABLE SYN retransmissions, plain SYNs (a
+                    // SYN/ACK without MP_CAPABLE then falls back as usual).
+                    self.counters.MPCapableSYNTXDrop += 1;
+                    return;
+                }
+                self.hs.syn_option()
+            };
+            repr.options.mptcp.push(MptcpOption::MpCapable(opt));
+            return;
+        }
+        let (Some(tx_space), Some(rx_space)) = (self.tx_space, self.rx_space) else {
+            return;
+        };
+        let checksum = self.neg.is_some_and(|n| n.checksum);
+
+        // The client repeats MP_CAPABLE until the server's first DSS.
+        if self.hs.state() == HandshakeState::ClientUnconfirmed {
+            if payload.is_empty() {
+                if let Some(o) = self.hs.ack_option() {
+                    repr.options.mptcp.push(MptcpOption::MpCapable(o));
+                    return;
+                }
+            } else if sub == 0 && payload.len() <= usize::from(u16::MAX) {
+                let len = payload.len() as u16;
+                let sum = checksum.then(|| dss_checksum(tx_space.dsn(0), 1, len, payload));
+                if let Some(o) = self.hs.data_option(len, sum) {
+                    repr.options.mptcp.push(MptcpOption::MpCapable(o));
+                    return;
+                }
+            }
+        }
+
+        let Some(s) = self.subflows.get(id) else {
+            return;
+        };
+        let mut dss = Dss {
+            data_ack: Some(rx_space.dsn(self.recv.data_ack())),
+            data_ack_64: true,
+            mapping: None,
+            data_fin: false,
+        };
+        let fin = self.send.fin();
+        if !payload.is_empty() {
+            if let Some((data, n)) = s.tx.lookup(sub, payload.len() as u64) {
+                let part = payload.get(..n as usize).unwrap_or(payload);
+                let with_fin = fin == Some(data + n) && self.send.fin_ready();
+                dss.mapping = Some(tx_mapping(&tx_space, sub, data, part, with_fin, checksum));
+                dss.data_fin = with_fin;
+            }
+        } else if let Some(f) = fin.filter(|_| self.send.fin_ready() && !self.send.fin_acked()) {
+            //= rfc8684#3.3.3
+            //= A DATA_FIN without data: subflow sequence number 0, data-level length 1.
+            dss.mapping = Some(tx_mapping(&tx_space, sub, f, &[], true, checksum));
+            dss.data_fin = true;
+        }
+        let mut go_fallback = false;
+        if self.infinite_tx_pending && !payload.is_empty() {
+            if let Some((data, _)) = s.tx.lookup(sub, 1) {
+                //= rfc8684#3.7
+                //= The infinite mapping: data-level length 0 (checksum 0), from the DSN of
+                //   this segment's first byte on, the subflow carries the data stream as is.
+                let mut m = DssMapping::infinite(tx_space.dsn(data), checksum);
+                m.subflow_seq = super::mapping::relative_seq(sub);
+                dss.mapping = Some(m);
+                dss.data_fin = false;
+                self.counters.InfiniteMapTx += 1;
+                go_fallback = true;
+            }
+        }
+        if dss.data_fin {
+            self.send.mark_fin_sent();
+        }
+        repr.options.mptcp.push(MptcpOption::Dss(dss));
+        if let Some(dsn) = self.mp_fail_tx {
+            // MP_FAIL goes where it fits (pure ACKs: DATA_ACK + MP_FAIL + timestamps); SACK
+            // blocks give way to it.
+            let mut without_sack = repr.options.clone();
+            without_sack.sack_blocks.clear();
+            if without_sack.padded_len() + MP_FAIL_LEN <= MAX_OPTION_SPACE {
+                repr.options.mptcp.push(MptcpOption::MpFail { dsn });
+                if !self.mp_fail_emitted {
+                    self.mp_fail_emitted = true;
+                    self.counters.MPFailTx += 1;
+                }
+                if self.infinite_tx_pending {
+                    // The echo goes once, before the infinite mapping.
+                    self.mp_fail_tx = None;
+                }
+            }
+        }
+        if go_fallback {
+            self.infinite_tx_pending = false;
+            self.enter_fallback();
+        }
+    }
+}

@@ -1,0 +1,1137 @@
+//! In-process pairs of `MptcpConnection`s: a client and a server exchange real packets
+//! (emitted and parsed with the wire codec, so every option must fit and round-trip) over a
+//! simulated path with delay, a bottleneck rate, seeded loss and reordering.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use braid_proto::mptcp::connection::MptcpError;
+use braid_proto::mptcp::mapping::MappingError;
+use braid_proto::mptcp::{MptcpConfig, MptcpConnection};
+use braid_proto::tcp::TcbParams;
+use braid_proto::time::{Duration, Instant};
+use braid_proto::wire::mptcp::MptcpOption;
+use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpRepr};
+use braid_proto::TcpState;
+
+const CLIENT_KEY: u64 = 0xa460_6019_1787_3ac7;
+const SERVER_KEY: u64 = 0xb100_1876_e183_73d4;
+const C_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const S_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+fn params(local: u16, remote: u16, iss: u32) -> TcbParams {
+    TcbParams {
+        local_port: local,
+        remote_port: remote,
+        iss,
+        ts_offset: 0,
+        mss: 1460,
+        default_mss: 536,
+    }
+}
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.next() % 1000 < per_mille
+    }
+}
+
+/// What the network does to packets.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    loss_per_mille: u64,
+    reorder_per_mille: u64,
+    strip_syn: bool,
+    strip_syn_ack: bool,
+    /// Drop MP_CAPABLE-only pure ACKs from the client (the third ACK and its repeats).
+    drop_third_ack: bool,
+    /// Strip every MPTCP option from segments without SYN.
+    strip_data: bool,
+    /// Strip every MPTCP option once this many packets were sent (both directions, or only
+    /// towards the server with `strip_one_way`).
+    strip_after: Option<u64>,
+    strip_one_way: bool,
+    /// Drop every SYN that carries an MPTCP option (a middlebox that blocks MPTCP).
+    drop_mptcp_syn: bool,
+    /// Rewrite DATA_ACKs and mappings to their 32-bit forms.
+    narrow_dss: bool,
+    /// Flip one payload bit of the client's n-th data segment (the TCP checksum stays valid,
+    /// as with a middlebox rewriting payload).
+    corrupt_client_data: Option<u64>,
+}
+
+fn stream_byte(seed: u64, i: usize) -> u8 {
+    ((i as u64).wrapping_mul(2654435761).wrapping_add(seed) >> 7) as u8
+}
+
+struct Pair {
+    now: Instant,
+    client: MptcpConnection,
+    server: Option<MptcpConnection>,
+    /// (arrival time, sequence) → (to server?, packet bytes)
+    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
+    seq: u64,
+    link_free: [Instant; 2],
+    rng: Rng,
+    faults: Faults,
+    cfg: MptcpConfig,
+    delivered: u64,
+    third_acks_dropped: u64,
+    client_data_segments: u64,
+}
+
+impl Pair {
+    fn new(cfg: MptcpConfig, faults: Faults, seed: u64) -> Pair {
+        let client = MptcpConnection::connect(&cfg, params(40000, 80, 1000), CLIENT_KEY);
+        Pair {
+            now: Instant::ZERO,
+            client,
+            server: None,
+            queue: BTreeMap::new(),
+            seq: 0,
+            link_free: [Instant::ZERO; 2],
+            rng: Rng(seed | 1),
+            faults,
+            cfg,
+            delivered: 0,
+            third_acks_dropped: 0,
+            client_data_segments: 0,
+        }
+    }
+
+    fn send(&mut self, to_server: bool, mut repr: TcpRepr, payload: &[u8]) {
+        let corrupted;
+        let mut payload = payload;
+        if to_server && !payload.is_empty() {
+            self.client_data_segments += 1;
+            if self.faults.corrupt_client_data == Some(self.client_data_segments) {
+                let mut c = payload.to_vec();
+                c[payload.len() / 2] ^= 0x04;
+                corrupted = c;
+                payload = &corrupted;
+            }
+        }
+        if repr.flags.syn() {
+            let strip = if repr.flags.ack() {
+                self.faults.strip_syn_ack
+            } else {
+                self.faults.strip_syn
+            };
+            if strip {
+                repr.options.mptcp.clear();
+            }
+            if self.faults.drop_mptcp_syn && !repr.options.mptcp.is_empty() {
+                return;
+            }
+        } else {
+            if self.rng.chance(self.faults.loss_per_mille) {
+                return;
+            }
+            let mpc_only_ack = payload.is_empty()
+                && repr
+                    .options
+                    .mptcp
+                    .iter()
+                    .any(|o| matches!(o, MptcpOption::MpCapable(c) if c.data_len.is_none()));
+            if to_server && self.faults.drop_third_ack && mpc_only_ack {
+                self.third_acks_dropped += 1;
+                return;
+            }
+            if self.faults.strip_data {
+                repr.options.mptcp.clear();
+            }
+            if self
+                .faults
+                .strip_after
+                .is_some_and(|n| self.seq >= n && (to_server || !self.faults.strip_one_way))
+            {
+                repr.options.mptcp.clear();
+            }
+            if self.faults.narrow_dss {
+                for o in &mut repr.options.mptcp {
+                    if let MptcpOption::Dss(d) = o {
+                        if let Some(a) = d.data_ack.as_mut() {
+                            *a &= 0xffff_ffff;
+                            d.data_ack_64 = false;
+                        }
+                        if let Some(m) = d.mapping.as_mut() {
+                            m.dsn &= 0xffff_ffff;
+                            m.dsn_64 = false;
+                        }
+                    }
+                }
+            }
+        }
+        let (src, dst) = if to_server {
+            (C_ADDR, S_ADDR)
+        } else {
+            (S_ADDR, C_ADDR)
+        };
+        let mut buf = vec![0u8; 1600];
+        let n = emit_tcp_packet(&mut buf, src, dst, 64, &repr, payload).expect("packet fits");
+        buf.truncate(n);
+        // 100 Mbit/s bottleneck, 10 ms one way.
+        let dir = usize::from(to_server);
+        let tx = Duration::from_micros(n as u64 * 8 / 100);
+        let start = self.link_free[dir].max(self.now);
+        self.link_free[dir] = start + tx;
+        let mut at = start + tx + Duration::from_millis(10);
+        if self.rng.chance(self.faults.reorder_per_mille) {
+            at += Duration::from_millis(3);
+        }
+        self.seq += 1;
+        self.queue.insert((at, self.seq), (to_server, buf));
+    }
+
+    fn poll_all(&mut self) {
+        while let Some((_, repr, payload)) = self.client.poll_segment(self.now) {
+            self.send(true, repr, &payload);
+        }
+        while let Some(s) = self.server.as_mut() {
+            let Some((_, repr, payload)) = s.poll_segment(self.now) else {
+                break;
+            };
+            self.send(false, repr, &payload);
+        }
+    }
+
+    fn deliver_due(&mut self) {
+        while let Some((&(at, k), _)) = self.queue.iter().next() {
+            if at > self.now {
+                break;
+            }
+            let Some((to_server, pkt)) = self.queue.remove(&(at, k)) else {
+                break;
+            };
+            self.delivered += 1;
+            let seg = parse_tcp_packet(&pkt).expect("valid packet");
+            if to_server {
+                match self.server.as_mut() {
+                    Some(s) => s.handle_segment(self.now, 0, &seg.tcp, seg.payload),
+                    None => {
+                        self.server = MptcpConnection::accept(
+                            &self.cfg,
+                            params(80, 40000, 7_000_000),
+                            self.now,
+                            &seg.tcp,
+                            SERVER_KEY,
+                        );
+                    }
+                }
+            } else {
+                self.client
+                    .handle_segment(self.now, 0, &seg.tcp, seg.payload);
+            }
+        }
+    }
+
+    /// Advances time to the next event. Returns false when nothing is left to happen.
+    fn advance(&mut self) -> bool {
+        let mut next = self.queue.keys().next().map(|k| k.0);
+        for t in [
+            self.client.poll_timeout(),
+            self.server.as_ref().and_then(|s| s.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        }
+        let Some(t) = next else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        self.client.handle_timeout(self.now);
+        let now = self.now;
+        if let Some(s) = self.server.as_mut() {
+            s.handle_timeout(now);
+        }
+        true
+    }
+}
+
+#[derive(Default)]
+struct Transfer {
+    up: usize,
+    down: usize,
+    /// The client starts writing only at this time.
+    up_start: Duration,
+    /// The server reads at most this many bytes per step (a slow reader); 0 = all.
+    server_read_chunk: usize,
+}
+
+/// Runs a bidirectional transfer; returns the pair for inspection.
+fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
+    let mut p = Pair::new(cfg, faults, seed);
+    let (mut up_w, mut down_w) = (0usize, 0usize);
+    let mut up_r: Vec<u8> = Vec::with_capacity(t.up);
+    let mut down_r: Vec<u8> = Vec::with_capacity(t.down);
+    let (mut c_closed, mut s_closed) = (false, false);
+    let mut buf = vec![0u8; 65536];
+    let mut steps = 0u64;
+    loop {
+        steps += 1;
+        assert!(steps < 5_000_000, "transfer did not finish");
+        // client writes, reads
+        while up_w < t.up && p.now >= Instant::ZERO + t.up_start {
+            let chunk: Vec<u8> = (up_w..(up_w + 16384).min(t.up))
+                .map(|i| stream_byte(1, i))
+                .collect();
+            let n = p.client.write(&chunk);
+            up_w += n;
+            if n < chunk.len() {
+                break;
+            }
+        }
+        if up_w == t.up && !c_closed && p.now >= Instant::ZERO + t.up_start {
+            p.client.close();
+            c_closed = true;
+        }
+        loop {
+            let n = p.client.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            down_r.extend_from_slice(&buf[..n]);
+        }
+        if let Some(s) = p.server.as_mut() {
+            while down_w < t.down {
+                let chunk: Vec<u8> = (down_w..(down_w + 16384).min(t.down))
+                    .map(|i| stream_byte(2, i))
+                    .collect();
+                let n = s.write(&chunk);
+                down_w += n;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            if down_w == t.down && !s_closed {
+                s.close();
+                s_closed = true;
+            }
+            let limit = if t.server_read_chunk == 0 {
+                usize::MAX
+            } else {
+                t.server_read_chunk
+            };
+            let mut got = 0;
+            while got < limit {
+                let want = buf.len().min(limit - got);
+                let n = s.read(&mut buf[..want]);
+                if n == 0 {
+                    break;
+                }
+                got += n;
+                up_r.extend_from_slice(&buf[..n]);
+            }
+        }
+        p.poll_all();
+        p.deliver_due();
+        let done = p.client.is_read_finished()
+            && p.server.as_ref().is_some_and(|s| s.is_read_finished())
+            && p.client.is_write_finished()
+            && p.server.as_ref().is_some_and(|s| s.is_write_finished());
+        if done {
+            break;
+        }
+        if p.queue.keys().next().is_some_and(|k| k.0 <= p.now) {
+            continue;
+        }
+        // nothing due now: anything new to send?
+        let before = p.seq;
+        p.poll_all();
+        if p.seq == before && !p.advance() {
+            let unread = p.client.readable() + p.server.as_ref().map_or(0, |s| s.readable());
+            assert!(unread > 0, "stalled at {:?}", p.now);
+        }
+    }
+    assert_eq!(up_r.len(), t.up, "upload length");
+    assert_eq!(down_r.len(), t.down, "download length");
+    let differing = up_r
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b != stream_byte(1, i))
+        .count();
+    let expected = usize::from(p.faults.corrupt_client_data.is_some());
+    assert_eq!(differing, expected, "upload bytes differ");
+    assert!(
+        down_r
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == stream_byte(2, i)),
+        "download bytes differ"
+    );
+    p
+}
+
+#[test]
+fn mptcp_handshake_and_clean_transfer_both_ways() {
+    let p = run(
+        MptcpConfig::default(),
+        Faults::default(),
+        7,
+        Transfer {
+            up: 1 << 20,
+            down: 300_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_mptcp() && s.is_mptcp());
+    let (c, sv) = (
+        p.client.negotiated().expect("keys"),
+        s.negotiated().expect("keys"),
+    );
+    assert_eq!(c.local_key, sv.remote_key);
+    assert_eq!(c.remote_token, sv.local_token);
+    assert_eq!(c.remote_token, 1314713917);
+    assert!(!c.checksum && !sv.checksum);
+    assert_eq!(s.counters().MPCapableSYNRX, 1);
+    assert_eq!(p.client.counters().MPCapableSYNACKRX, 1);
+    assert_eq!(s.counters().DataCsumErr, 0);
+    assert!(s.error().is_none() && p.client.error().is_none());
+    // MPTCP_INFO-style snapshots agree with each other and with the transfer.
+    let (ci, si) = (p.client.info(), s.info());
+    assert_eq!(ci.token, c.local_token);
+    assert_eq!(si.token, sv.local_token);
+    assert_eq!(
+        ci.flags,
+        braid_proto::mptcp::MptcpInfo::FLAG_REMOTE_KEY_RECEIVED
+    );
+    assert_eq!(ci.bytes_sent, 1 << 20);
+    assert_eq!(ci.bytes_acked, 1 << 20);
+    assert_eq!(si.bytes_received, 1 << 20);
+    assert_eq!(ci.bytes_received, 300_000);
+    // Both DATA_FINs were acknowledged: each side's snd_una is one past its write_seq, and
+    // it is what the other side expects next.
+    assert_eq!(ci.snd_una, ci.write_seq.wrapping_add(1));
+    assert_eq!(si.rcv_nxt, ci.snd_una);
+    assert_eq!(ci.rcv_nxt, si.snd_una);
+    assert_eq!((ci.subflows, ci.subflows_total), (0, 1));
+}
+
+#[test]
+fn several_mib_with_loss_and_reordering_are_byte_exact() {
+    let faults = Faults {
+        loss_per_mille: 10,
+        reorder_per_mille: 30,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        42,
+        Transfer {
+            up: 4 << 20,
+            down: 1 << 20,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_mptcp());
+    let tcb = p.client.subflow(0).expect("subflow");
+    eprintln!(
+        "now {:?} sent {} retx {} rto {} delivered {}",
+        p.now,
+        tcb.bytes_sent(),
+        tcb.retransmits(),
+        tcb.timeouts(),
+        p.delivered
+    );
+    assert!(tcb.retransmits() > 0);
+}
+
+#[test]
+fn checksums_when_the_client_asks_with_loss() {
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        loss_per_mille: 10,
+        reorder_per_mille: 20,
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        9,
+        Transfer {
+            up: 2 << 20,
+            down: 200_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(s.negotiated().expect("keys").checksum);
+    assert!(p.client.negotiated().expect("keys").checksum);
+    assert_eq!(s.counters().DataCsumErr, 0);
+}
+
+#[test]
+fn checksum_only_on_the_server_side_is_negotiated_too() {
+    // the client does not ask; a server that asks turns checksums on for both
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 3);
+    p.cfg.checksum = true;
+    for _ in 0..200 {
+        p.poll_all();
+        p.deliver_due();
+        if p.client.negotiated().is_some() && p.server.as_ref().is_some_and(|s| s.is_mptcp()) {
+            break;
+        }
+        p.advance();
+    }
+    assert!(p.client.negotiated().expect("keys").checksum);
+}
+
+#[test]
+fn fallback_when_the_syn_ack_lacks_mp_capable() {
+    let faults = Faults {
+        strip_syn_ack: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        11,
+        Transfer {
+            up: 1 << 20,
+            down: 100_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_fallback() && !p.client.is_mptcp());
+    assert!(s.is_fallback() && !s.is_mptcp());
+    assert_eq!(p.client.counters().MPCapableFallbackSYNACK, 1);
+    assert_eq!(s.counters().MPCapableFallbackACK, 1);
+}
+
+#[test]
+fn fallback_when_the_syn_lacks_mp_capable() {
+    let faults = Faults {
+        strip_syn: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        13,
+        Transfer {
+            up: 500_000,
+            down: 500_000,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_fallback());
+    assert!(p.server.as_ref().expect("server").is_fallback());
+}
+
+#[test]
+fn every_data_segment_carries_a_dss_mapping() {
+    // Watch both directions of a short transfer: after the handshake every segment with
+    // payload has a DSS mapping of exactly its payload (or, on the client's first data,
+    // MP_CAPABLE with the data-level length), and every DSS has a 64-bit DATA_ACK.
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 5);
+    let (mut mapped, mut mpc_data, mut seen) = (0, 0, 0u64);
+    p.client.write(&[1u8; 30_000]);
+    for _ in 0..10_000 {
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            if s.is_mptcp() && mapped == 0 {
+                s.write(&[7u8; 20_000]);
+            }
+        }
+        p.poll_all();
+        for (&(_, k), (_, pkt)) in p.queue.iter() {
+            if k <= seen {
+                continue;
+            }
+            seen = seen.max(k);
+            let seg = parse_tcp_packet(pkt).expect("packet");
+            if seg.payload.is_empty() {
+                continue;
+            }
+            let mut found = false;
+            for o in &seg.tcp.options.mptcp {
+                match o {
+                    MptcpOption::Dss(d) => {
+                        let m = d.mapping.expect("data segment without a mapping");
+                        assert_eq!(usize::from(m.data_len), seg.payload.len());
+                        assert!(m.dsn_64 && d.data_ack_64 && d.data_ack.is_some());
+                        mapped += 1;
+                        found = true;
+                    }
+                    MptcpOption::MpCapable(c) => {
+                        assert_eq!(c.data_len.map(usize::from), Some(seg.payload.len()));
+                        mpc_data += 1;
+                        found = true;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(found, "data without MPTCP option");
+        }
+        if mapped > 20 && p.queue.is_empty() {
+            break;
+        }
+        if !p.advance() {
+            break;
+        }
+    }
+    assert!(mapped > 20, "mapped {mapped}");
+    assert!(mpc_data >= 1);
+}
+
+/// Runs a pair until the server's first DSS-mapped data packet is queued, takes it out of
+/// the network and returns it decoded.
+fn intercept_server_data(p: &mut Pair) -> (TcpRepr, Vec<u8>) {
+    for _ in 0..10_000 {
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            if s.is_mptcp() && s.send_capacity() == MptcpConfig::default().send_buffer {
+                s.write(&[0x5a; 5000]);
+            }
+        }
+        p.poll_all();
+        let hit = p.queue.iter().find_map(|(k, (to_server, pkt))| {
+            let seg = parse_tcp_packet(pkt).ok()?;
+            let dss = seg
+                .tcp
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::Dss(d) if d.mapping.is_some()));
+            (!*to_server && !seg.payload.is_empty() && dss)
+                .then(|| (*k, seg.tcp.clone(), seg.payload.to_vec()))
+        });
+        if let Some((k, repr, payload)) = hit {
+            p.queue.remove(&k);
+            return (repr, payload);
+        }
+        assert!(p.advance(), "no server data");
+    }
+    panic!("no server data");
+}
+
+#[test]
+fn a_contradicting_mapping_resets_the_subflow() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 21);
+    let (repr, payload) = intercept_server_data(&mut p);
+    // A pure ACK announcing a mapping of the same subflow bytes at another DSN arrives first.
+    let mut fake = repr.clone();
+    for o in &mut fake.options.mptcp {
+        if let MptcpOption::Dss(d) = o {
+            if let Some(m) = d.mapping.as_mut() {
+                m.dsn = m.dsn.wrapping_add(1000);
+            }
+        }
+    }
+    let now = p.now;
+    p.client.handle_segment(now, 0, &fake, &[]);
+    assert!(p.client.error().is_none());
+    p.client.handle_segment(now, 0, &repr, &payload);
+    assert_eq!(p.client.counters().DSSNotMatching, 1);
+    assert_eq!(
+        p.client.error(),
+        Some(MptcpError::Mapping {
+            subflow: 0,
+            error: MappingError::NotMatching
+        })
+    );
+    assert_eq!(
+        p.client.subflow(0).expect("subflow").state(),
+        TcpState::Closed
+    );
+    assert_eq!(p.client.readable(), 0);
+    // The reset says why: MP_TCPRST, reason 1 (MPTCP-specific error).
+    let (_, rst, _) = p.client.poll_segment(now).expect("RST");
+    assert!(rst.flags.rst());
+    assert!(rst.options.mptcp.contains(&MptcpOption::MpTcpRst {
+        flags: 0,
+        reason: braid_proto::wire::mptcp::rst_reason::MPTCP_SPECIFIC
+    }));
+    assert_eq!(p.client.counters().MPRstTx, 1);
+}
+
+#[test]
+fn a_dss_checksum_failure_sends_mp_fail() {
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, Faults::default(), 23);
+    let (repr, mut payload) = intercept_server_data(&mut p);
+    let dsn = repr
+        .options
+        .mptcp
+        .iter()
+        .find_map(|o| match o {
+            MptcpOption::Dss(d) => d.mapping.map(|m| m.dsn),
+            _ => None,
+        })
+        .expect("mapping");
+    // The TCP checksum would be valid (the packet is re-emitted); only the DSS one fails.
+    payload[10] ^= 0x40;
+    let now = p.now;
+    p.client.handle_segment(now, 0, &repr, &payload);
+    assert_eq!(p.client.counters().DataCsumErr, 1);
+    assert_eq!(
+        p.client.error(),
+        Some(MptcpError::Checksum { subflow: 0, dsn })
+    );
+    // Like Linux, the bytes (acknowledged by the subflow) are delivered.
+    assert_eq!(p.client.readable(), payload.len());
+    // The next segment carries MP_FAIL with the failed mapping's DSN.
+    let mut now = now;
+    let ack = loop {
+        if let Some((_, r, _)) = p.client.poll_segment(now) {
+            break r;
+        }
+        now = p.client.poll_timeout().expect("a timer (delayed ACK)");
+        p.client.handle_timeout(now);
+    };
+    assert!(ack.options.mptcp.contains(&MptcpOption::MpFail { dsn }));
+    assert_eq!(p.client.counters().MPFailTx, 1);
+    assert_ne!(
+        p.client.subflow(0).expect("subflow").state(),
+        TcpState::Closed
+    );
+}
+
+#[test]
+fn hostile_segments_do_not_panic() {
+    // Random MPTCP options on otherwise valid segments of an established connection.
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 31);
+    let (repr, payload) = intercept_server_data(&mut p);
+    let mut rng = Rng(99);
+    for i in 0..2000 {
+        let mut r = repr.clone();
+        let dss = braid_proto::wire::mptcp::Dss {
+            data_ack: (rng.next() % 2 == 0).then(|| rng.next()),
+            data_ack_64: rng.next() % 2 == 0,
+            mapping: (rng.next() % 3 != 0).then(|| braid_proto::wire::mptcp::DssMapping {
+                dsn: rng.next(),
+                dsn_64: rng.next() % 2 == 0,
+                subflow_seq: rng.next() as u32,
+                data_len: rng.next() as u16,
+                checksum: (rng.next() % 2 == 0).then(|| rng.next() as u16),
+            }),
+            data_fin: rng.next() % 4 == 0,
+        };
+        r.options.mptcp = vec![MptcpOption::Dss(dss)];
+        if i % 7 == 0 {
+            r.options.mptcp.push(MptcpOption::MpCapable(
+                braid_proto::wire::mptcp::MpCapable::ack_with_data(
+                    1,
+                    1,
+                    rng.next(),
+                    rng.next(),
+                    rng.next() as u16,
+                    None,
+                ),
+            ));
+        }
+        let cut = (rng.next() as usize) % (payload.len() + 1);
+        let now = p.now;
+        p.client.handle_segment(now, 0, &r, &payload[..cut]);
+        let mut buf = [0u8; 4096];
+        p.client.read(&mut buf);
+        while p.client.poll_segment(now).is_some() {}
+    }
+}
+
+#[test]
+fn lost_third_ack_the_first_data_carries_the_keys() {
+    let faults = Faults {
+        drop_third_ack: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        17,
+        Transfer {
+            up: 300_000,
+            down: 300_000,
+            up_start: Duration::from_millis(200),
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.third_acks_dropped > 0);
+    assert!(s.is_mptcp() && p.client.is_mptcp());
+    assert_eq!(s.counters().MPCapableACKRX, 1);
+}
+
+#[test]
+fn options_stripped_after_the_syn_fall_back_on_both_sides() {
+    let faults = Faults {
+        strip_data: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        19,
+        Transfer {
+            up: 1 << 20,
+            down: 200_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(p.client.is_fallback() && s.is_fallback());
+    assert_eq!(s.counters().MPCapableFallbackACK, 1);
+    assert_eq!(p.client.counters().MPCapableFallbackACK, 1);
+}
+
+#[test]
+fn thirty_two_bit_data_acks_and_dsns_are_accepted() {
+    // Linux sends a 32-bit DATA_ACK in its first DSS; peers may use 4-byte DSNs throughout.
+    let faults = Faults {
+        narrow_dss: true,
+        loss_per_mille: 5,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        29,
+        Transfer {
+            up: 1 << 20,
+            down: 1 << 20,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_mptcp() && p.server.as_ref().expect("server").is_mptcp());
+}
+
+#[test]
+fn corrupted_payload_mp_fail_infinite_mapping_and_fallback() {
+    // Like the kernel in tests/fixtures/corrupt.pcap: the receiver counts DataCsumErr and
+    // sends MP_FAIL; the sender answers with MP_FAIL and an infinite mapping; both go on as
+    // plain TCP. The corrupted bytes were acknowledged by the subflow and are delivered.
+    let cfg = MptcpConfig {
+        checksum: true,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        corrupt_client_data: Some(40),
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        37,
+        Transfer {
+            up: 1 << 20,
+            down: 100_000,
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    let (sc, cc) = (s.counters(), p.client.counters());
+    assert_eq!(sc.DataCsumErr, 1);
+    assert_eq!(sc.MPFailTx, 1);
+    assert_eq!(cc.MPFailRx, 1);
+    // The echo rides on a pure ACK when one goes out before the infinite mapping.
+    assert!(cc.MPFailTx <= 1);
+    assert_eq!(cc.InfiniteMapTx, 1);
+    assert_eq!(sc.InfiniteMapRx, 1);
+    assert!(s.is_fallback() && p.client.is_fallback());
+}
+
+#[test]
+fn corruption_and_fallbacks_with_loss_over_seeds() {
+    for seed in 100..108u64 {
+        let cfg = MptcpConfig {
+            checksum: true,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            corrupt_client_data: Some(5 + seed % 30),
+            loss_per_mille: 15,
+            reorder_per_mille: 20,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            seed,
+            Transfer {
+                up: 400_000,
+                down: 400_000,
+                ..Transfer::default()
+            },
+        );
+        // (Whether the sender still had data to carry the infinite mapping depends on
+        // where the corruption fell; completion and integrity are what counts.)
+        let s = p.server.as_ref().expect("server");
+        assert_eq!(s.counters().DataCsumErr, 1, "seed {seed}");
+        let faults = Faults {
+            strip_data: seed % 2 == 0,
+            strip_syn_ack: seed % 2 == 1,
+            drop_third_ack: seed % 3 == 0,
+            loss_per_mille: 15,
+            reorder_per_mille: 20,
+            ..Faults::default()
+        };
+        let p = run(
+            MptcpConfig::default(),
+            faults,
+            seed,
+            Transfer {
+                up: 300_000,
+                down: 300_000,
+                ..Transfer::default()
+            },
+        );
+        assert!(p.client.is_fallback(), "seed {seed}");
+    }
+}
+
+#[test]
+fn heavy_loss_over_seeds_stays_mptcp_and_byte_exact() {
+    for seed in 200..208u64 {
+        let cfg = MptcpConfig {
+            checksum: seed % 2 == 0,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            loss_per_mille: 40,
+            reorder_per_mille: 50,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            seed,
+            Transfer {
+                up: 500_000,
+                down: 300_000,
+                ..Transfer::default()
+            },
+        );
+        assert!(p.client.is_mptcp(), "seed {seed}");
+        assert!(
+            p.server.as_ref().is_some_and(|s| s.is_mptcp()),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn a_small_connection_level_window_and_a_slow_reader() {
+    // The data-level receive buffer (64 KiB, the minimum) is much smaller than the subflow
+    // buffers: the DATA_ACK + window bound the sender, and reading reopens it.
+    let cfg = MptcpConfig {
+        recv_buffer: 16 * 1024,
+        checksum: true,
+        send_buffer: 64 * 1024,
+        ..MptcpConfig::default()
+    };
+    let faults = Faults {
+        loss_per_mille: 10,
+        ..Faults::default()
+    };
+    let p = run(
+        cfg,
+        faults,
+        41,
+        Transfer {
+            up: 600_000,
+            down: 50_000,
+            server_read_chunk: 3000,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_mptcp());
+}
+
+#[test]
+fn unacked_ranges_are_visible_per_subflow_and_at_the_data_level() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 43);
+    let _ = intercept_server_data(&mut p);
+    let s = p.server.as_ref().expect("server");
+    let on = s.unacked_on(0);
+    let all = s.data_send().unacked();
+    assert!(!on.is_empty());
+    assert_eq!(on.first().map(|r| r.start), Some(all.start));
+    assert!(on.iter().all(|r| r.start >= all.start && r.end <= all.end));
+    assert_eq!(all.start, 0);
+}
+
+#[test]
+fn the_server_key_can_be_redrawn_before_the_syn_ack() {
+    // The endpoint's token-collision path: a new key before the SYN/ACK goes out.
+    let cfg = MptcpConfig::default();
+    let mut client = MptcpConnection::connect(&cfg, params(40000, 80, 1000), CLIENT_KEY);
+    let (_, syn, _) = client.poll_segment(Instant::ZERO).expect("SYN");
+    let mut server =
+        MptcpConnection::accept(&cfg, params(80, 40000, 5), Instant::ZERO, &syn, SERVER_KEY)
+            .expect("server");
+    assert_eq!(server.local_token(), 1314713917);
+    assert!(server.handshake_mut().redraw_key(CLIENT_KEY));
+    assert_eq!(server.local_token(), 182769222);
+    let (_, syn_ack, _) = server.poll_segment(Instant::ZERO).expect("SYN/ACK");
+    let key = syn_ack.options.mptcp.iter().find_map(|o| match o {
+        MptcpOption::MpCapable(c) => c.sender_key,
+        _ => None,
+    });
+    assert_eq!(key, Some(CLIENT_KEY));
+    assert!(!server.handshake_mut().redraw_key(SERVER_KEY));
+    assert_eq!(server.local_token(), 182769222);
+}
+
+#[test]
+fn events_established_readable_writable_closed() {
+    let cfg = MptcpConfig {
+        send_buffer: 10_000,
+        ..MptcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, Faults::default(), 47);
+    let mut c_ev = braid_proto::mptcp::ConnEvents::default();
+    let mut s_ev = braid_proto::mptcp::ConnEvents::default();
+    let merge = |a: &mut braid_proto::mptcp::ConnEvents, b: braid_proto::mptcp::ConnEvents| {
+        a.established |= b.established;
+        a.readable |= b.readable;
+        a.writable |= b.writable;
+        a.closed |= b.closed;
+    };
+    assert_eq!(p.client.write(&[9u8; 25_000]), 10_000); // cut short: writable later
+    let mut buf = vec![0u8; 65536];
+    let mut closed = false;
+    for _ in 0..10_000 {
+        p.poll_all();
+        p.deliver_due();
+        merge(&mut c_ev, p.client.take_events());
+        if let Some(s) = p.server.as_mut() {
+            merge(&mut s_ev, s.take_events());
+            while s.read(&mut buf) > 0 {}
+            if s.is_read_finished() {
+                s.close();
+            }
+        }
+        if c_ev.writable && !closed {
+            p.client.close();
+            closed = true;
+        }
+        while p.client.read(&mut buf) > 0 {}
+        if c_ev.closed && s_ev.closed {
+            break;
+        }
+        if !p.advance() {
+            break;
+        }
+    }
+    assert!(c_ev.established && s_ev.established);
+    assert!(c_ev.writable);
+    assert!(s_ev.readable && c_ev.readable); // data, and the server's DATA_FIN
+    assert!(c_ev.closed && s_ev.closed);
+    // nothing is reported twice
+    assert_eq!(
+        p.client.take_events(),
+        braid_proto::mptcp::ConnEvents::default()
+    );
+}
+
+#[test]
+#[ignore = "prints goodput; run by hand"]
+fn goodput_report() {
+    for (loss, checksum, plain) in [
+        (0, false, false),
+        (0, true, false),
+        (5, false, false),
+        (5, false, true),
+    ] {
+        let cfg = MptcpConfig {
+            checksum,
+            ..MptcpConfig::default()
+        };
+        let faults = Faults {
+            loss_per_mille: loss,
+            strip_syn: plain,
+            ..Faults::default()
+        };
+        let p = run(
+            cfg,
+            faults,
+            3,
+            Transfer {
+                up: 16 << 20,
+                down: 0,
+                ..Transfer::default()
+            },
+        );
+        let secs = p.now.saturating_duration_since(Instant::ZERO).as_secs_f64();
+        eprintln!(
+            "loss {loss}‰ checksum {checksum} plain TCP {plain}: {:.1} Mbit/s",
+            (16u64 << 23) as f64 / secs / 1e6
+        );
+    }
+}
+
+#[test]
+fn mptcp_syns_dropped_by_a_middlebox_then_plain_syns() {
+    // Like Linux (syn_retrans_before_tcp_fallback = 2): the first SYN and two
+    // retransmissions carry MP_CAPABLE, the next ones do not.
+    let faults = Faults {
+        drop_mptcp_syn: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        53,
+        Transfer {
+            up: 200_000,
+            down: 100_000,
+            ..Transfer::default()
+        },
+    );
+    assert!(p.client.is_fallback());
+    assert_eq!(p.client.counters().MPCapableSYNTXDrop, 1);
+    assert_eq!(p.client.subflow(0).expect("subflow").retransmits(), 3);
+}
+
+#[test]
+fn options_stripped_mid_transfer_fall_back_without_loss_or_duplication() {
+    for (one_way, seed) in [(false, 61u64), (true, 62), (false, 63), (true, 64)] {
+        let faults = Faults {
+            strip_after: Some(300),
+            strip_one_way: one_way,
+            loss_per_mille: 5,
+            reorder_per_mille: 10,
+            ..Faults::default()
+        };
+        let p = run(
+            MptcpConfig {
+                checksum: seed > 62,
+                ..MptcpConfig::default()
+            },
+            faults,
+            seed,
+            Transfer {
+                up: 2 << 20,
+                down: if one_way { 0 } else { 300_000 },
+                ..Transfer::default()
+            },
+        );
+        let s = p.server.as_ref().expect("server");
+        assert!(p.client.is_fallback() && s.is_fallback(), "seed {seed}");
+        assert!(
+            p.client.counters().NoDSSFallback + s.counters().NoDSSFallback >= 1,
+            "seed {seed}"
+        );
+    }
+}
