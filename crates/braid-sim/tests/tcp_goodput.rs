@@ -105,3 +105,19 @@ fn same_seed_replays_exactly() {
     assert_eq!(a.server.delivery, b.server.delivery);
     assert_eq!(a.links[0].0.dropped_loss, b.links[0].0.dropped_loss);
 }
+
+/// Lossless over a transfer long enough for the start-up to amortize: the whole transfer,
+/// handshake and slow start included, reaches 95% of the link rate.
+#[test]
+fn lossless_256mib_whole_transfer_reaches_95_percent() {
+    let r = run("single-path", CcAlgorithm::Cubic, 256 << 20);
+    let whole = r.goodput_mbps();
+    println!(
+        "single-path cubic 256 MiB: {whole:.2} Mbit/s over the whole transfer ({:.3} s)",
+        r.server.last_byte.map_or(0.0, |t| t.as_secs_f64())
+    );
+    assert!(
+        whole >= 95.0,
+        "whole-transfer goodput {whole:.2} Mbit/s < 95"
+    );
+}
