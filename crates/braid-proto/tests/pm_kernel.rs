@@ -694,7 +694,7 @@ fn no_recreation_when_disabled_or_addresses_are_gone() {
     };
     let e1 = ep(1, "10.0.2.1", F::SUBFLOW);
     let a = addrs("10.0.2.1:40001", REMOTE);
-    let mut pm = KernelPm::with_config(cfg, &[e1.clone()], Limits::default(), &[]);
+    let mut pm = KernelPm::with_config(cfg, std::slice::from_ref(&e1), Limits::default(), &[]);
     established(&mut pm);
     run(
         &mut pm,
@@ -707,7 +707,7 @@ fn no_recreation_when_disabled_or_addresses_are_gone() {
     assert_eq!(pm.pending_retries(), 0);
 
     // The endpoint is deleted while the retry waits: the retry is dropped.
-    let mut pm = KernelPm::new(&[e1.clone()], Limits::default(), &[]);
+    let mut pm = KernelPm::new(std::slice::from_ref(&e1), Limits::default(), &[]);
     established(&mut pm);
     run(
         &mut pm,
@@ -882,7 +882,7 @@ fn deleting_an_endpoint_withdraws_it_and_closes_its_subflows() {
 #[test]
 fn changing_backup_sends_mp_prio_on_the_endpoints_subflows() {
     let e1 = ep(1, "10.0.2.1", F::SUBFLOW);
-    let mut pm = KernelPm::new(&[e1.clone()], Limits::default(), &[]);
+    let mut pm = KernelPm::new(std::slice::from_ref(&e1), Limits::default(), &[]);
     established(&mut pm);
     let mut changed = e1.clone();
     changed.flags = F::SUBFLOW | F::BACKUP;
