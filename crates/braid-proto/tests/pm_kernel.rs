@@ -931,3 +931,143 @@ fn ipv6_subflow_endpoints_skip_an_ipv4_peer() {
     assert!(established(&mut pm).is_empty());
     assert_eq!(pm.subflows(), 0);
 }
+
+#[test]
+fn peer_priority_is_kept_for_a_recreated_subflow() {
+    let mut pm = KernelPm::new(&[ep(1, "10.0.2.1", F::SUBFLOW)], Limits::default(), &[]);
+    established(&mut pm);
+    let a = addrs("10.0.2.1:40001", REMOTE);
+    assert!(run(
+        &mut pm,
+        T0,
+        E::SubflowPriority {
+            addrs: a,
+            backup: true
+        }
+    )
+    .is_empty());
+    run(
+        &mut pm,
+        T0,
+        E::SubflowClosed {
+            addrs: a,
+            error: Some(SubflowError::Timeout),
+        },
+    );
+    assert_eq!(
+        run(&mut pm, at(1), E::Timeout),
+        vec![create("10.0.2.1", 1, REMOTE, 0, true)]
+    );
+}
+
+#[test]
+fn a_closed_connection_stops_everything() {
+    let eps = [ep(1, "10.0.2.1", F::SUBFLOW), ep(2, "10.0.3.1", F::SIGNAL)];
+    let mut pm = KernelPm::new(&eps, limits(2, 2), &[]);
+    established(&mut pm);
+    run(
+        &mut pm,
+        T0,
+        E::SubflowClosed {
+            addrs: addrs("10.0.2.1:1", REMOTE),
+            error: Some(SubflowError::Timeout),
+        },
+    );
+    assert!(pm.poll_timeout().is_some());
+    assert!(run(&mut pm, T0, E::ConnectionClosed).is_empty());
+    assert_eq!(pm.poll_timeout(), None);
+    assert!(run(&mut pm, at(500), E::Timeout).is_empty());
+    assert!(run(
+        &mut pm,
+        T0,
+        E::AddAddrReceived {
+            id: 5,
+            addr: ip("10.0.9.2"),
+            port: None
+        }
+    )
+    .is_empty());
+    assert!(run(&mut pm, T0, E::EndpointAdded(ep(3, "10.0.4.1", F::SUBFLOW))).is_empty());
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_event() -> impl Strategy<Value = (u64, E)> {
+        let host = 1u8..5;
+        let ev = prop_oneof![
+            (host.clone(), 0u8..6).prop_map(|(h, id)| E::AddAddrReceived {
+                id,
+                addr: IpAddr::from([10, 0, h, 2]),
+                port: None,
+            }),
+            (0u8..6).prop_map(|id| E::AddAddrEchoed { id }),
+            proptest::collection::vec(0u8..6, 0..3).prop_map(|ids| E::RemoveAddrReceived { ids }),
+            (host.clone(), host.clone(), 0u8..6).prop_map(|(l, r, id)| E::JoinRequested {
+                addrs: SubflowAddrs {
+                    local: SocketAddr::from(([10, 0, l, 1], 443)),
+                    remote: SocketAddr::from(([10, 0, r, 2], 5000)),
+                },
+                remote_id: id,
+                backup: false,
+            }),
+            (host.clone(), host.clone(), any::<bool>()).prop_map(|(l, r, fail)| E::SubflowClosed {
+                addrs: SubflowAddrs {
+                    local: SocketAddr::from(([10, 0, l, 1], 40000)),
+                    remote: SocketAddr::from(([10, 0, r, 2], 443)),
+                },
+                error: fail.then_some(SubflowError::Timeout),
+            }),
+            (host.clone(), host.clone()).prop_map(|(l, r)| E::SubflowEstablished {
+                addrs: SubflowAddrs {
+                    local: SocketAddr::from(([10, 0, l, 1], 40000)),
+                    remote: SocketAddr::from(([10, 0, r, 2], 443)),
+                },
+            }),
+            (1u8..6, host.clone(), 0u8..16).prop_map(|(id, h, bits)| E::EndpointAdded(
+                PmEndpoint {
+                    id,
+                    addr: IpAddr::from([10, 0, h, 1]),
+                    port: None,
+                    dev: None,
+                    flags: F::from_bits(bits),
+                }
+            )),
+            (1u8..6, host.clone()).prop_map(|(id, h)| E::EndpointRemoved(PmEndpoint {
+                id,
+                addr: IpAddr::from([10, 0, h, 1]),
+                port: None,
+                dev: None,
+                flags: F::SUBFLOW,
+            })),
+            Just(E::Timeout),
+        ];
+        (0u64..200, ev)
+    }
+
+    proptest! {
+        #[test]
+        fn limits_hold_under_any_event_sequence(
+            sub_limit in 0u32..4,
+            acc_limit in 0u32..4,
+            events in proptest::collection::vec(arb_event(), 0..60),
+        ) {
+            let eps = [ep(1, "10.0.2.1", F::SUBFLOW | F::FULLMESH), ep(2, "10.0.3.1", F::SIGNAL)];
+            let lim = limits(sub_limit, acc_limit);
+            let mut pm = KernelPm::new(&eps, lim, &[ip("10.0.1.1"), ip("10.0.4.1")]);
+            established(&mut pm);
+            let mut now = T0;
+            for (dt, ev) in events {
+                now = now + Duration::from_secs(dt);
+                let out = run(&mut pm, now, ev);
+                prop_assert!(pm.subflows() <= lim.subflows, "subflows over the limit");
+                prop_assert!(pm.add_addr_accepted() <= lim.add_addr_accepted, "accepted over the limit");
+                prop_assert!(out.len() <= 32, "unbounded output");
+                if let Some(t) = pm.poll_timeout() {
+                    prop_assert!(t > T0);
+                }
+            }
+        }
+    }
+}

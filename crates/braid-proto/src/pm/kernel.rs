@@ -118,6 +118,7 @@ pub struct KernelPm {
     accepted: u8,
     subflows: u8,
     paths: Vec<Path>,
+    closed: bool,
 }
 
 impl KernelPm {
@@ -148,6 +149,7 @@ impl KernelPm {
             accepted: 0,
             subflows: 0,
             paths: Vec::new(),
+            closed: false,
         }
     }
 
@@ -238,6 +240,8 @@ impl KernelPm {
         });
     }
 
+    //= rfc8684#3.4.1
+    //= ADD_ADDR is retransmitted until the peer echoes it.
     fn announce(&mut self, now: Instant, ep: &PmEndpoint, out: &mut Vec<PmCommand>) {
         if self.announced.iter().any(|a| a.id == ep.id) {
             return;
@@ -293,6 +297,8 @@ impl KernelPm {
         }
     }
 
+    //= rfc8684#3.4.1
+    //= A received ADD_ADDR is echoed; the receiver may then open subflows towards it.
     fn add_addr(&mut self, id: u8, addr: IpAddr, port: Option<u16>, out: &mut Vec<PmCommand>) {
         let Some(conn) = self.conn else {
             out.push(PmCommand::RefuseAddAddr { id, addr, port });
@@ -338,6 +344,8 @@ impl KernelPm {
         }
     }
 
+    //= rfc8684#3.4.2
+    //= REMOVE_ADDR closes every subflow towards the removed address ids.
     fn remove_addrs(&mut self, ids: &[u8], out: &mut Vec<PmCommand>) {
         for id in ids {
             if let Some(pos) = self.remotes.iter().position(|r| r.id == *id) {
@@ -491,6 +499,8 @@ impl KernelPm {
         self.drop_paths(|p| p.local == ep.addr && !p.initial, out);
     }
 
+    //= rfc8684#3.3.8
+    //= A host changes the backup state of its subflows with MP_PRIO.
     fn endpoint_changed(&mut self, ep: &PmEndpoint, out: &mut Vec<PmCommand>) {
         let Some(old) = self.endpoints.iter_mut().find(|e| e.id == ep.id) else {
             return;
@@ -519,6 +529,9 @@ impl PathManager for KernelPm {
     }
 
     fn handle(&mut self, now: Instant, event: &PmEvent, out: &mut Vec<PmCommand>) {
+        if self.closed {
+            return;
+        }
         match event {
             PmEvent::ConnectionEstablished { local, remote } => {
                 if self.conn.is_some() {
@@ -616,6 +629,21 @@ impl PathManager for KernelPm {
             PmEvent::LimitsChanged(limits) => {
                 self.limits = *limits;
                 self.signal_and_subflows(now, out);
+            }
+            PmEvent::SubflowPriority { addrs, backup } => {
+                //= rfc8684#3.3.8
+                //= MP_PRIO changes the backup state of the subflow it arrives on.
+                if let Some(pos) = self.find_path(addrs.local.ip(), addrs.remote) {
+                    if let Some(p) = self.paths.get_mut(pos) {
+                        p.backup = *backup;
+                    }
+                }
+            }
+            PmEvent::ConnectionClosed => {
+                self.closed = true;
+                self.announced.clear();
+                self.paths.clear();
+                self.subflows = 0;
             }
             PmEvent::Timeout => self.timeout(now, out),
         }

@@ -474,6 +474,15 @@ pub enum PmEvent {
     EndpointChanged(PmEndpoint),
     /// The limits changed.
     LimitsChanged(Limits),
+    /// The peer changed a subflow's backup state with MP_PRIO (the kernel's SUB_PRIORITY).
+    SubflowPriority {
+        /// The subflow's addresses.
+        addrs: SubflowAddrs,
+        /// The peer's new backup request.
+        backup: bool,
+    },
+    /// The connection closed: the manager stops its timers and opens nothing more.
+    ConnectionClosed,
     /// A deadline from [`PathManager::poll_timeout`] passed.
     Timeout,
 }
