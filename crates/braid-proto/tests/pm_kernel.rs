@@ -1059,7 +1059,7 @@ mod prop {
             established(&mut pm);
             let mut now = T0;
             for (dt, ev) in events {
-                now = now + Duration::from_secs(dt);
+                now += Duration::from_secs(dt);
                 let out = run(&mut pm, now, ev);
                 prop_assert!(pm.subflows() <= lim.subflows, "subflows over the limit");
                 prop_assert!(pm.add_addr_accepted() <= lim.add_addr_accepted, "accepted over the limit");
