@@ -539,3 +539,81 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn default_averages_the_pacing_rate_by_bytes() {
+    let mut d = Default::new();
+    let mut s0 = sf(0);
+    assert_eq!(d.avg_rate(0), None);
+    run(&mut d, &[s0.clone()], 0..SEND_BURST, &[]);
+    // Empty queue: the average becomes the current rate.
+    assert_eq!(d.avg_rate(0), Some(1_000_000));
+    s0.pacing_rate = Some(3_000_000);
+    s0.queued_bytes = SEND_BURST;
+    run(&mut d, &[s0.clone()], SEND_BURST..2 * SEND_BURST, &[]);
+    // (1 MB/s · 64 KiB queued + 3 MB/s · 64 KiB burst) / 128 KiB.
+    assert_eq!(d.avg_rate(0), Some(2_000_000));
+    // A subflow that is gone is forgotten.
+    run(&mut d, &[sf(1)], 0..10, &[]);
+    assert_eq!(d.avg_rate(0), None);
+    assert_eq!(d.avg_rate(1), Some(1_000_000));
+}
+
+#[test]
+fn default_lingers_on_the_averaged_rate() {
+    let mut d = Default::new();
+    // Subflow 0 was slow for a long time; now its instantaneous rate looks fast.
+    let mut s0 = sf(0);
+    s0.pacing_rate = Some(100_000);
+    let mut s1 = sf(1);
+    s1.pacing_rate = Some(1_000_000);
+    s1.queued_bytes = 1_000_000;
+    run(&mut d, &[s0.clone(), s1.clone()], 0..1000, &[]);
+    assert_eq!(d.avg_rate(0), Some(100_000));
+    s0.pacing_rate = Some(10_000_000);
+    s0.queued_bytes = 500_000;
+    // Instantaneous linger: 0.05 s vs 1 s; averaged: 5 s vs 1 s, so subflow 1 wins.
+    let out = run(&mut d, &[s0, s1], 1000..2000, &[]);
+    assert_eq!(out, vec![a(1, 1000..2000, false)]);
+}
+
+#[test]
+fn roundrobin_wraps_when_the_last_subflow_is_gone() {
+    let mut rr = RoundRobin::new();
+    run(&mut rr, &[sf(0), sf(1), sf(2)], 0..3 * MSS, &[]);
+    assert_eq!(rr.last(), Some(2));
+    let out = run(&mut rr, &[sf(0), sf(1)], 0..MSS, &[]);
+    assert_eq!(out, vec![a(0, 0..MSS, false)]);
+}
+
+#[test]
+fn blest_uses_a_slow_subflow_without_rtt_samples() {
+    let (fast, mut slow) = blest_pair();
+    slow.srtt = None;
+    let subs = [fast, slow];
+    let input = SchedInput {
+        subflows: &subs,
+        new_data: 0..1000,
+        reinject: &[],
+        send_window: 0,
+    };
+    let mut out = Vec::new();
+    Blest::new().schedule(&input, &mut out);
+    assert_eq!(out, vec![a(1, 0..1000, false)]);
+}
+
+#[test]
+fn every_builtin_reinjects_before_new_data() {
+    let mut s0 = sf(0);
+    s0.stale = true;
+    let re = [Reinject {
+        range: 0..100,
+        from: 0,
+    }];
+    for name in NAMES {
+        let mut s = by_name(name).expect("builtin");
+        let out = run(s.as_mut(), &[s0.clone(), sf(1), sf(2)], 100..200, &re);
+        assert_eq!(out.first(), Some(&a(1, 0..100, true)), "{name}");
+        assert!(out.iter().all(|x| x.subflow != 0), "{name}");
+    }
+}

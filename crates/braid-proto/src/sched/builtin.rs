@@ -12,20 +12,36 @@ use super::{
 ///   empty, a backup only when no busy subflow makes progress.
 /// - **New data**: among active (established, non-stale) subflows of the preferred class —
 ///   non-backup ones, or the backups when no non-backup subflow is active — the one with the
-///   smallest `linger = queued_bytes / pacing_rate` wins (ties: lowest id). As in the kernel,
+///   smallest `linger = queued_bytes / rate` wins (ties: lowest id). As in the kernel,
 ///   when the winner's send buffer is full nothing is sent (the scheduler waits for it rather
 ///   than falling back to a slower subflow). It gets one burst of at most 64 KiB. A subflow
 ///   that took a reinjection in the same call is not a candidate.
+/// - **Rate**: like the kernel's `avg_pacing_rate`, a per-subflow average of the pacing rate
+///   weighted by bytes: it starts at the subflow's [`SubflowView::rate`] and, each time the
+///   subflow gets a burst, becomes `(avg · queued + rate · burst) / (queued + burst)`.
 ///
 /// One new-data assignment per call: the connection calls again and the queues it just grew
 /// steer the next burst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, core::default::Default)]
-pub struct Default;
+#[derive(Debug, Clone, PartialEq, Eq, core::default::Default)]
+pub struct Default {
+    /// `(subflow, average rate)` of the subflows seen in the last call.
+    avg: Vec<(SubflowId, u64)>,
+}
 
 impl Default {
     /// The kernel's default scheduler.
     pub fn new() -> Default {
-        Default
+        Default { avg: Vec::new() }
+    }
+
+    /// The averaged rate of `id` in bytes per second, once it was seen.
+    pub fn avg_rate(&self, id: SubflowId) -> Option<u64> {
+        self.avg.iter().find(|(i, _)| *i == id).map(|(_, r)| *r)
+    }
+
+    fn linger(&self, sf: &SubflowView) -> u128 {
+        let rate = self.avg_rate(sf.id).unwrap_or_else(|| sf.rate()).max(1);
+        (u128::from(sf.queued_bytes) << 32) / u128::from(rate)
     }
 }
 
@@ -35,6 +51,14 @@ impl Scheduler for Default {
     }
 
     fn schedule(&mut self, input: &SchedInput<'_>, out: &mut Vec<Assignment>) {
+        // Forget subflows that are gone; start the average of new ones at their rate.
+        self.avg
+            .retain(|(id, _)| input.subflows.iter().any(|s| s.id == *id));
+        for sf in input.subflows {
+            if self.avg_rate(sf.id).is_none() {
+                self.avg.push((sf.id, sf.rate()));
+            }
+        }
         let mut used = Vec::new();
         place_reinjections(input, &mut used, out);
         let avail = input.new_data.end.saturating_sub(input.new_data.start);
@@ -46,12 +70,19 @@ impl Scheduler for Default {
             .subflows
             .iter()
             .filter(|s| s.is_active() && s.backup == want_backup && !used.contains(&s.id))
-            .min_by_key(|s| (s.linger(), s.id));
+            .min_by_key(|s| (self.linger(s), s.id));
         if let Some(sf) = best {
             if sf.send_space == 0 {
                 return;
             }
             let len = chunk(sf, avail, u64::MAX);
+            let burst = u128::from(avail.min(super::SEND_BURST));
+            let wmem = u128::from(sf.queued_bytes);
+            if let Some(entry) = self.avg.iter_mut().find(|(i, _)| *i == sf.id) {
+                let avg = (u128::from(entry.1) * wmem + u128::from(sf.rate()) * burst)
+                    / (burst + wmem).max(1);
+                entry.1 = u64::try_from(avg).unwrap_or(u64::MAX).max(1);
+            }
             out.push(Assignment {
                 subflow: sf.id,
                 range: input.new_data.start..input.new_data.start + len,
