@@ -617,3 +617,30 @@ fn every_builtin_reinjects_before_new_data() {
         assert!(out.iter().all(|x| x.subflow != 0), "{name}");
     }
 }
+
+#[test]
+fn view_from_a_tcb() {
+    use braid_proto::tcp::{Tcb, TcbParams};
+    let params = TcbParams {
+        local_port: 1,
+        remote_port: 2,
+        iss: 7,
+        ts_offset: 0,
+        mss: 1460,
+        default_mss: 536,
+    };
+    let cfg = braid_proto::TcpConfig::default();
+    let mut tcb = Tcb::connect(&cfg, params);
+    assert_eq!(tcb.write(&[0u8; 3000]), 3000);
+    let v = SubflowView::from_tcb(4, &tcb, true, true, false, 2);
+    assert_eq!(v.id, 4);
+    assert!(v.established && v.backup && !v.stale);
+    assert_eq!(v.stale_count, 2);
+    assert_eq!(v.cwnd, tcb.cwnd() as u64);
+    assert_eq!(v.queued_bytes, 3000);
+    assert_eq!(v.in_flight, 0);
+    assert_eq!(v.send_space, tcb.send_capacity() as u64);
+    assert_eq!(v.srtt, None);
+    assert_eq!(v.pacing_rate, None);
+    assert_eq!(v.mss, tcb.effective_mss() as u64);
+}

@@ -30,6 +30,7 @@
 use core::fmt;
 use core::ops::Range;
 
+use crate::tcp::Tcb;
 use crate::time::Duration;
 
 mod builtin;
@@ -75,6 +76,35 @@ pub struct SubflowView {
 }
 
 impl SubflowView {
+    /// A view of subflow `id` filled from its TCP control block: `cwnd`, bytes in flight
+    /// (`snd_nxt − snd_una`), queued bytes (written, unacknowledged), free send space, SRTT,
+    /// pacing rate and the payload MSS. The MPTCP-level state comes from the caller:
+    /// `established` (the join is fully established), `backup`, `stale` and `stale_count`.
+    pub fn from_tcb(
+        id: SubflowId,
+        tcb: &Tcb,
+        established: bool,
+        backup: bool,
+        stale: bool,
+        stale_count: u32,
+    ) -> SubflowView {
+        let as_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        SubflowView {
+            id,
+            established,
+            backup,
+            stale,
+            stale_count,
+            cwnd: as_u64(tcb.cwnd()),
+            in_flight: tcb.snd_nxt_offset().saturating_sub(tcb.snd_una_offset()),
+            queued_bytes: as_u64(tcb.send_queued()),
+            send_space: as_u64(tcb.send_capacity()),
+            srtt: tcb.rtt(),
+            pacing_rate: tcb.pacing_rate(),
+            mss: as_u64(tcb.effective_mss()),
+        }
+    }
+
     /// Established and not stale: the kernel's `mptcp_subflow_active`.
     pub fn is_active(&self) -> bool {
         self.established && !self.stale
