@@ -95,7 +95,7 @@ impl Scheduler for Default {
 /// Lowest RTT first (the minRTT scheduler of the out-of-tree Linux MPTCP, Paasch et al.,
 /// "Experimental evaluation of multipath TCP schedulers", CSWS 2014): new data fills the
 /// subflow with the smallest smoothed RTT up to its congestion window, then the next one;
-/// a subflow without an RTT sample comes last. Backup rule and reinjection as [`Default`].
+/// a subflow without an RTT sample comes last. Backup rule and reinjection as [`Default`](struct@Default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, core::default::Default)]
 pub struct MinRtt;
 
@@ -146,7 +146,7 @@ impl Scheduler for MinRtt {
 /// Round robin: subflows take turns in id order, each turn `segments` × MSS bytes (1 segment
 /// by default, like the out-of-tree Linux `roundrobin` scheduler's `num_segments`), only while
 /// the congestion window has room. The turn order survives between calls. Backup rule and
-/// reinjection as [`Default`].
+/// reinjection as [`Default`](struct@Default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundRobin {
     segments: u64,
@@ -286,7 +286,7 @@ impl Scheduler for Redundant {
 /// RTT), and `s` is skipped when `λ · X` exceeds the connection-level send window left once
 /// `s`'s queue and the new bytes are counted. `λ` defaults to 1.2 (the scaling the Linux
 /// implementation starts from). Without RTT samples the estimate is impossible and the
-/// subflow is used. Backup rule and reinjection as [`Default`].
+/// subflow is used. Backup rule and reinjection as [`Default`](struct@Default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Blest {
     lambda: f64,

@@ -22,7 +22,7 @@
 //!   bytes are stuck on ([`Reinject::from`]).
 //! - No assignment exceeds [`SEND_BURST`] bytes or the chosen subflow's send space.
 //!
-//! Built-ins, selectable by name with [`by_name`]: [`Default`] (`default`, the Linux kernel's
+//! Built-ins, selectable by name with [`by_name`]: [`Default`](struct@Default) (`default`, the Linux kernel's
 //! scheduler), [`MinRtt`] (`minrtt`), [`RoundRobin`] (`roundrobin`), [`Redundant`]
 //! (`redundant`) and [`Blest`] (`blest`). Backup subflows follow the kernel's rule in every
 //! built-in: they carry data only when no non-backup subflow is active.
