@@ -88,7 +88,8 @@ struct Path {
 ///   subflow's own address, then opens one subflow per `subflow` endpoint towards the peer's
 ///   initial address while fewer than `subflows` additional subflows exist; a `fullmesh`
 ///   endpoint opens one towards every known peer address instead. An endpoint is used once
-///   per connection.
+///   per connection. (The kernel announces one address per PM work run; here all are
+///   returned at once and the connection queues the ADD_ADDR options.)
 /// - **ADD_ADDR received**: echoed always; accepted while fewer than `add_addr_accepted`
 ///   addresses were accepted and the subflows limit allows, and the address is new. An
 ///   accepted address gets a subflow from every `fullmesh` endpoint, or without any, from the
