@@ -16,6 +16,8 @@ pub mod cc;
 pub mod crypto;
 pub mod endpoint;
 pub mod mptcp;
+pub mod pm;
+pub mod sched;
 pub mod tcp;
 pub mod time;
 pub mod wire;
