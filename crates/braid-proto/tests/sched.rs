@@ -1,7 +1,7 @@
 //! Decision rules of the built-in schedulers and the contract every one keeps.
 
 use braid_proto::sched::{
-    by_name, Assignment, Blest, Default, MinRtt, Redundant, Reinject, RoundRobin, SchedInput,
+    by_name, Assignment, Blest, KernelDefault, MinRtt, Redundant, Reinject, RoundRobin, SchedInput,
     Scheduler, SubflowView, NAMES, SEND_BURST,
 };
 use braid_proto::Duration;
@@ -98,13 +98,18 @@ fn default_picks_smallest_linger() {
     let mut s1 = sf(1);
     s1.queued_bytes = 100_000;
     s1.pacing_rate = Some(10_000_000); // 0.01 s
-    let out = run(&mut Default::new(), &[s0, s1], 0..1000, &[]);
+    let out = run(&mut KernelDefault::new(), &[s0, s1], 0..1000, &[]);
     assert_eq!(out, vec![a(1, 0..1000, false)]);
 }
 
 #[test]
 fn default_ties_go_to_lowest_id_and_one_pick_per_call() {
-    let out = run(&mut Default::new(), &[sf(3), sf(1), sf(2)], 10..500, &[]);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[sf(3), sf(1), sf(2)],
+        10..500,
+        &[],
+    );
     assert_eq!(out, vec![a(1, 10..500, false)]);
 }
 
@@ -116,7 +121,7 @@ fn default_skips_stale_and_unestablished() {
     s1.established = false;
     let mut s2 = sf(2);
     s2.queued_bytes = 500_000;
-    let out = run(&mut Default::new(), &[s0, s1, s2], 0..10, &[]);
+    let out = run(&mut KernelDefault::new(), &[s0, s1, s2], 0..10, &[]);
     assert_eq!(out, vec![a(2, 0..10, false)]);
 }
 
@@ -126,15 +131,25 @@ fn default_leaves_backup_alone_while_a_primary_is_active() {
     s0.queued_bytes = 900_000;
     let mut b = sf(1);
     b.backup = true;
-    let out = run(&mut Default::new(), &[s0.clone(), b.clone()], 0..10, &[]);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0.clone(), b.clone()],
+        0..10,
+        &[],
+    );
     assert_eq!(out, vec![a(0, 0..10, false)]);
     // Even with the primary's buffer full: wait, do not spill to the backup.
     s0.send_space = 0;
-    let out = run(&mut Default::new(), &[s0.clone(), b.clone()], 0..10, &[]);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0.clone(), b.clone()],
+        0..10,
+        &[],
+    );
     assert!(out.is_empty());
     // Primary stale: the backup takes over.
     s0.stale = true;
-    let out = run(&mut Default::new(), &[s0, b], 0..10, &[]);
+    let out = run(&mut KernelDefault::new(), &[s0, b], 0..10, &[]);
     assert_eq!(out, vec![a(1, 0..10, false)]);
 }
 
@@ -144,24 +159,24 @@ fn default_waits_when_the_best_subflow_is_full() {
     s0.send_space = 0;
     let mut s1 = sf(1);
     s1.queued_bytes = 1_000_000;
-    let out = run(&mut Default::new(), &[s0, s1], 0..10, &[]);
+    let out = run(&mut KernelDefault::new(), &[s0, s1], 0..10, &[]);
     assert!(out.is_empty());
 }
 
 #[test]
 fn default_bursts_at_most_64k_and_the_send_space() {
-    let out = run(&mut Default::new(), &[sf(0)], 0..1_000_000, &[]);
+    let out = run(&mut KernelDefault::new(), &[sf(0)], 0..1_000_000, &[]);
     assert_eq!(out, vec![a(0, 0..SEND_BURST, false)]);
     let mut s = sf(0);
     s.send_space = 5000;
-    let out = run(&mut Default::new(), &[s], 0..1_000_000, &[]);
+    let out = run(&mut KernelDefault::new(), &[s], 0..1_000_000, &[]);
     assert_eq!(out, vec![a(0, 0..5000, false)]);
 }
 
 #[test]
 fn default_sends_nothing_without_new_data_or_subflows() {
-    assert!(run(&mut Default::new(), &[sf(0)], 7..7, &[]).is_empty());
-    assert!(run(&mut Default::new(), &[], 0..100, &[]).is_empty());
+    assert!(run(&mut KernelDefault::new(), &[sf(0)], 7..7, &[]).is_empty());
+    assert!(run(&mut KernelDefault::new(), &[], 0..100, &[]).is_empty());
 }
 
 #[test]
@@ -175,7 +190,7 @@ fn reinjection_goes_to_an_empty_subflow_other_than_the_origin() {
         range: 100..900,
         from: 0,
     }];
-    let out = run(&mut Default::new(), &[s0, s1, s2], 2000..2000, &re);
+    let out = run(&mut KernelDefault::new(), &[s0, s1, s2], 2000..2000, &re);
     assert_eq!(out, vec![a(2, 100..900, true)]);
 }
 
@@ -185,7 +200,7 @@ fn reinjection_never_returns_to_its_origin() {
         range: 0..10,
         from: 0,
     }];
-    let out = run(&mut Default::new(), &[sf(0)], 10..10, &re);
+    let out = run(&mut KernelDefault::new(), &[sf(0)], 10..10, &re);
     assert!(out.is_empty());
 }
 
@@ -198,10 +213,20 @@ fn reinjection_and_new_data_use_distinct_subflows() {
         range: 0..1000,
         from: 0,
     }];
-    let out = run(&mut Default::new(), &[s0.clone(), sf(1)], 1000..3000, &re);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0.clone(), sf(1)],
+        1000..3000,
+        &re,
+    );
     // Subflow 1 takes the reinjection; it is the only candidate for new data, so none.
     assert_eq!(out, vec![a(1, 0..1000, true)]);
-    let out = run(&mut Default::new(), &[s0, sf(1), sf(2)], 1000..3000, &re);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0, sf(1), sf(2)],
+        1000..3000,
+        &re,
+    );
     assert_eq!(out, vec![a(1, 0..1000, true), a(2, 1000..3000, false)]);
 }
 
@@ -216,15 +241,25 @@ fn reinjection_uses_a_backup_only_when_no_busy_subflow_progresses() {
         range: 0..100,
         from: 2,
     }];
-    let out = run(&mut Default::new(), &[s0.clone(), b.clone()], 0..0, &re);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0.clone(), b.clone()],
+        0..0,
+        &re,
+    );
     assert!(out.is_empty());
     s0.stale_count = 2;
-    let out = run(&mut Default::new(), &[s0.clone(), b.clone()], 0..0, &re);
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0.clone(), b.clone()],
+        0..0,
+        &re,
+    );
     assert_eq!(out, vec![a(1, 0..100, true)]);
     // No busy active subflow at all: the backup may retransmit too.
     s0.stale = true;
     s0.stale_count = 0;
-    let out = run(&mut Default::new(), &[s0, b], 0..0, &re);
+    let out = run(&mut KernelDefault::new(), &[s0, b], 0..0, &re);
     assert_eq!(out, vec![a(1, 0..100, true)]);
 }
 
@@ -246,7 +281,7 @@ fn reinjection_is_capped_and_one_per_subflow() {
     ];
     let mut s0 = sf(0);
     s0.stale = true;
-    let out = run(&mut Default::new(), &[s0, sf(1), sf(2)], 0..0, &re);
+    let out = run(&mut KernelDefault::new(), &[s0, sf(1), sf(2)], 0..0, &re);
     assert_eq!(
         out,
         vec![a(1, 0..SEND_BURST, true), a(2, 300_000..300_100, true)]
@@ -542,7 +577,7 @@ proptest! {
 
 #[test]
 fn default_averages_the_pacing_rate_by_bytes() {
-    let mut d = Default::new();
+    let mut d = KernelDefault::new();
     let mut s0 = sf(0);
     assert_eq!(d.avg_rate(0), None);
     run(&mut d, &[s0.clone()], 0..SEND_BURST, &[]);
@@ -561,7 +596,7 @@ fn default_averages_the_pacing_rate_by_bytes() {
 
 #[test]
 fn default_lingers_on_the_averaged_rate() {
-    let mut d = Default::new();
+    let mut d = KernelDefault::new();
     // Subflow 0 was slow for a long time; now its instantaneous rate looks fast.
     let mut s0 = sf(0);
     s0.pacing_rate = Some(100_000);

@@ -22,16 +22,16 @@ use super::{
 ///
 /// One new-data assignment per call: the connection calls again and the queues it just grew
 /// steer the next burst.
-#[derive(Debug, Clone, PartialEq, Eq, core::default::Default)]
-pub struct Default {
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KernelDefault {
     /// `(subflow, average rate)` of the subflows seen in the last call.
     avg: Vec<(SubflowId, u64)>,
 }
 
-impl Default {
+impl KernelDefault {
     /// The kernel's default scheduler.
-    pub fn new() -> Default {
-        Default { avg: Vec::new() }
+    pub fn new() -> KernelDefault {
+        KernelDefault { avg: Vec::new() }
     }
 
     /// The averaged rate of `id` in bytes per second, once it was seen.
@@ -45,7 +45,7 @@ impl Default {
     }
 }
 
-impl Scheduler for Default {
+impl Scheduler for KernelDefault {
     fn name(&self) -> &'static str {
         "default"
     }
@@ -95,8 +95,8 @@ impl Scheduler for Default {
 /// Lowest RTT first (the minRTT scheduler of the out-of-tree Linux MPTCP, Paasch et al.,
 /// "Experimental evaluation of multipath TCP schedulers", CSWS 2014): new data fills the
 /// subflow with the smallest smoothed RTT up to its congestion window, then the next one;
-/// a subflow without an RTT sample comes last. Backup rule and reinjection as [`Default`](struct@Default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, core::default::Default)]
+/// a subflow without an RTT sample comes last. Backup rule and reinjection as [`KernelDefault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MinRtt;
 
 impl MinRtt {
@@ -146,14 +146,14 @@ impl Scheduler for MinRtt {
 /// Round robin: subflows take turns in id order, each turn `segments` × MSS bytes (1 segment
 /// by default, like the out-of-tree Linux `roundrobin` scheduler's `num_segments`), only while
 /// the congestion window has room. The turn order survives between calls. Backup rule and
-/// reinjection as [`Default`](struct@Default).
+/// reinjection as [`KernelDefault`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundRobin {
     segments: u64,
     last: Option<SubflowId>,
 }
 
-impl core::default::Default for RoundRobin {
+impl Default for RoundRobin {
     fn default() -> Self {
         RoundRobin::new()
     }
@@ -227,7 +227,7 @@ impl Scheduler for RoundRobin {
 /// subflow holds the others back instead of missing bytes. The first eligible subflow
 /// carries the range as new data, the others as copies (`reinjection: true`). A call that
 /// placed a reinjection sends no new data, so no subflow misses a range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, core::default::Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Redundant;
 
 impl Redundant {
@@ -286,13 +286,13 @@ impl Scheduler for Redundant {
 /// RTT), and `s` is skipped when `λ · X` exceeds the connection-level send window left once
 /// `s`'s queue and the new bytes are counted. `λ` defaults to 1.2 (the scaling the Linux
 /// implementation starts from). Without RTT samples the estimate is impossible and the
-/// subflow is used. Backup rule and reinjection as [`Default`](struct@Default).
+/// subflow is used. Backup rule and reinjection as [`KernelDefault`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Blest {
     lambda: f64,
 }
 
-impl core::default::Default for Blest {
+impl Default for Blest {
     fn default() -> Self {
         Blest::new()
     }

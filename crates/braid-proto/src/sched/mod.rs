@@ -22,7 +22,7 @@
 //!   bytes are stuck on ([`Reinject::from`]).
 //! - No assignment exceeds [`SEND_BURST`] bytes or the chosen subflow's send space.
 //!
-//! Built-ins, selectable by name with [`by_name`]: [`Default`](struct@Default) (`default`, the Linux kernel's
+//! Built-ins, selectable by name with [`by_name`]: [`KernelDefault`] (`default`, the Linux kernel's
 //! scheduler), [`MinRtt`] (`minrtt`), [`RoundRobin`] (`roundrobin`), [`Redundant`]
 //! (`redundant`) and [`Blest`] (`blest`). Backup subflows follow the kernel's rule in every
 //! built-in: they carry data only when no non-backup subflow is active.
@@ -35,7 +35,7 @@ use crate::time::Duration;
 
 mod builtin;
 
-pub use builtin::{Blest, Default, MinRtt, Redundant, RoundRobin};
+pub use builtin::{Blest, KernelDefault, MinRtt, Redundant, RoundRobin};
 
 /// Identifies a subflow inside one connection (the connection's index).
 pub type SubflowId = usize;
@@ -209,7 +209,7 @@ pub const NAMES: [&str; 5] = ["default", "minrtt", "roundrobin", "redundant", "b
 /// A built-in scheduler by name (`default`, `minrtt`, `roundrobin`, `redundant`, `blest`).
 pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     Some(match name {
-        "default" => Box::new(Default::new()),
+        "default" => Box::new(KernelDefault::new()),
         "minrtt" => Box::new(MinRtt::new()),
         "roundrobin" => Box::new(RoundRobin::new()),
         "redundant" => Box::new(Redundant::new()),
