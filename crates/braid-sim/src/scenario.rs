@@ -223,7 +223,10 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     };
     let mk = |who| {
         Endpoint::new(
-            EndpointConfig { tcp: tcp.clone() },
+            EndpointConfig {
+                tcp: tcp.clone(),
+                ..Default::default()
+            },
             seed_bytes(cfg.seed, who),
         )
     };
