@@ -156,3 +156,27 @@ fn errors_are_one_line_and_non_zero() {
         1
     );
 }
+
+#[test]
+fn sim_without_tcp_runs_mptcp_and_reports_counters() {
+    for scenario in ["single-path", "lossy"] {
+        let out = braid(&["sim", scenario, "--bytes", "1M", "--json"]);
+        assert!(
+            out.status.success(),
+            "{scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["mptcp"], true, "{scenario}");
+        assert_eq!(v["integrity_ok"], true, "{scenario}");
+        assert_eq!(v["counters"]["MPCapableSYNACKRX"], 1, "{scenario}");
+        assert_eq!(v["counters"]["MPCapableSYNRX"], 1, "{scenario}");
+        assert_eq!(v["client_counters"]["MPCapableSYNTX"], 1, "{scenario}");
+        assert_eq!(v["counters"]["DSSNotMatching"], 0, "{scenario}");
+    }
+    let out = braid(&["sim", "two-paths"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("two-paths"), "{err}");
+}
