@@ -1,0 +1,277 @@
+//! braid's MPTCP against the Linux kernel's MPTCP (IPPROTO_MPTCP sockets, `kpeer --proto
+//! mptcp`) over one TUN device in a network namespace: 32 MiB each way, byte-exact (SHA-256 of
+//! the pattern stream on both sides), with the kernel's own view from its MPTcpExt counters
+//! (`nstat`) and braid's from its JSON report. Also with DSS checksums asked for by the
+//! kernel (`net.mptcp.checksum_enabled=1`), and against a plain-TCP kernel peer (fallback).
+//!
+//! Layout: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0`, kernel side
+//! 10.0.0.1/24, braid 10.0.0.2.
+
+use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns};
+
+const BYTES: u64 = 32 << 20;
+
+/// Who plays which part.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BraidRole {
+    Client,
+    Server,
+}
+
+struct Run {
+    ns: Netns,
+    braid: serde_json::Value,
+    kernel: serde_json::Value,
+}
+
+fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
+    let ns = Netns::new(prefix).expect("create namespace");
+    if ns.run("nstat", &["-V"]).is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{prefix}: nstat is missing and CI=true");
+        }
+        eprintln!("SKIPPED {prefix}: no nstat");
+        return None;
+    }
+    ns.add_tun("braid0", "10.0.0.1/24")
+        .expect("TUN in namespace");
+    let enabled = ns
+        .run("sysctl", &["-n", "net.mptcp.enabled"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+        .unwrap_or(false);
+    assert!(enabled, "net.mptcp.enabled is not 1 in the namespace");
+    if checksum {
+        let out = ns
+            .run("sysctl", &["-w", "net.mptcp.checksum_enabled=1"])
+            .expect("sysctl");
+        assert!(out.status.success(), "cannot enable MPTCP checksums");
+    }
+    Some(ns)
+}
+
+/// Runs one transfer of `BYTES` from the client to the server; `kernel_proto` is "mptcp" or
+/// "tcp". Returns both JSON reports.
+fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -> Option<Run> {
+    let braid = braid_bin().unwrap();
+    let ns = setup(prefix, checksum)?;
+    let n = BYTES.to_string();
+    let kpeer = env!("CARGO_BIN_EXE_kpeer");
+    let (braid_out, kernel_out) = match role {
+        BraidRole::Client => {
+            let mut server = ns
+                .spawn(
+                    kpeer,
+                    &[
+                        "listen",
+                        "--bind",
+                        "10.0.0.1",
+                        "--port",
+                        "5101",
+                        "--proto",
+                        kernel_proto,
+                        "--sink",
+                        "--json",
+                    ],
+                )
+                .unwrap();
+            server.wait_for_stderr("listening").unwrap();
+            let c = ns
+                .spawn(
+                    &braid,
+                    &[
+                        "connect",
+                        "10.0.0.1:5101",
+                        "--path",
+                        "braid0=10.0.0.2",
+                        "--send",
+                        &n,
+                        "--json",
+                    ],
+                )
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert!(c.success, "braid connect failed: {}", c.stderr);
+            let s = server.wait().unwrap();
+            assert!(s.success, "kpeer failed: {}", s.stderr);
+            (c, s)
+        }
+        BraidRole::Server => {
+            let mut server = ns
+                .spawn(
+                    &braid,
+                    &[
+                        "listen",
+                        "--port",
+                        "5102",
+                        "--path",
+                        "braid0=10.0.0.2",
+                        "--sink",
+                        "--once",
+                        "--json",
+                    ],
+                )
+                .unwrap();
+            server.wait_for_stderr("listening").unwrap();
+            let c = ns
+                .spawn(
+                    kpeer,
+                    &[
+                        "connect",
+                        "10.0.0.2:5102",
+                        "--proto",
+                        kernel_proto,
+                        "--send",
+                        &n,
+                        "--json",
+                    ],
+                )
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert!(c.success, "kpeer failed: {}", c.stderr);
+            let s = server.wait().unwrap();
+            assert!(s.success, "braid listen failed: {}", s.stderr);
+            (s, c)
+        }
+    };
+    let braid = last_json(&braid_out.stdout).unwrap();
+    let kernel = last_json(&kernel_out.stdout).unwrap();
+    let want = pattern_sha256(BYTES);
+    let (sender, receiver) = match role {
+        BraidRole::Client => (&braid, &kernel),
+        BraidRole::Server => (&kernel, &braid),
+    };
+    assert_eq!(sender["bytes_sent"], BYTES);
+    assert_eq!(sender["sha256_sent"], want.as_str());
+    assert_eq!(receiver["bytes_received"], BYTES);
+    assert_eq!(receiver["sha256_received"], want.as_str());
+    let secs = braid["duration_s"].as_f64().unwrap_or(0.0);
+    println!(
+        "{prefix}: braid {role:?}, kernel {kernel_proto}{}: {BYTES} bytes in {secs:.2} s = {:.0} Mbit/s",
+        if checksum { " (checksums)" } else { "" },
+        BYTES as f64 * 8.0 / secs.max(1e-9) / 1e6
+    );
+    Some(Run { ns, braid, kernel })
+}
+
+fn counter(ns: &Netns, name: &str) -> u64 {
+    ns.counter(&format!("MPTcpExt{name}")).unwrap()
+}
+
+/// The kernel saw a clean MPTCP connection (no mapping or checksum trouble, no fallback).
+fn assert_kernel_clean(ns: &Netns) {
+    for bad in [
+        "DSSNotMatching",
+        "DataCsumErr",
+        "MPFailRx",
+        "MPFailTx",
+        "InfiniteMapRx",
+        "DSSNoMatchTCP",
+        "MPCapableFallbackACK",
+        "MPCapableFallbackSYNACK",
+        "MPFallbackTokenInit",
+        "MPTCPRetrans",
+        "MPRstRx",
+    ] {
+        assert_eq!(counter(ns, bad), 0, "kernel counter {bad}");
+    }
+}
+
+fn assert_braid_clean(braid: &serde_json::Value) {
+    assert_eq!(braid["mptcp"], true, "braid fell back: {braid}");
+    let c = &braid["counters"];
+    for bad in [
+        "DSSNotMatching",
+        "DataCsumErr",
+        "MPFailTx",
+        "MPFailRx",
+        "MPRstTx",
+    ] {
+        assert_eq!(c[bad], 0, "braid counter {bad}: {c}");
+    }
+}
+
+fn braid_client_to_kernel_server(prefix: &str, checksum: bool) {
+    let Some(r) = transfer(prefix, BraidRole::Client, "mptcp", checksum) else {
+        return;
+    };
+    assert_eq!(r.braid["role"], "client");
+    assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["counters"]["MPCapableSYNACKRX"], 1);
+    // The kernel server accepted MP_CAPABLE on the SYN and on the third ACK (or the first
+    // data segment).
+    assert_eq!(counter(&r.ns, "MPCapableSYNRX"), 1);
+    assert_eq!(counter(&r.ns, "MPCapableACKRX"), 1);
+    assert_kernel_clean(&r.ns);
+    assert_eq!(r.kernel["bytes_received"], BYTES);
+}
+
+fn kernel_client_to_braid_server(prefix: &str, checksum: bool) {
+    let Some(r) = transfer(prefix, BraidRole::Server, "mptcp", checksum) else {
+        return;
+    };
+    assert_eq!(r.braid["role"], "server");
+    assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 1);
+    assert_eq!(r.braid["counters"]["MPCapableACKRX"], 1);
+    // The kernel client got MP_CAPABLE back on the SYN/ACK.
+    assert_eq!(counter(&r.ns, "MPCapableSYNTX"), 1);
+    assert_eq!(counter(&r.ns, "MPCapableSYNACKRX"), 1);
+    assert_kernel_clean(&r.ns);
+}
+
+#[test]
+fn braid_mptcp_client_sends_32mib_to_kernel_mptcp_server() {
+    if require_root("braid_mptcp_client_sends_32mib_to_kernel_mptcp_server") {
+        braid_client_to_kernel_server("mpc", false);
+    }
+}
+
+#[test]
+fn kernel_mptcp_client_sends_32mib_to_braid_mptcp_server() {
+    if require_root("kernel_mptcp_client_sends_32mib_to_braid_mptcp_server") {
+        kernel_client_to_braid_server("mps", false);
+    }
+}
+
+#[test]
+fn checksums_braid_client_to_kernel_server() {
+    if require_root("checksums_braid_client_to_kernel_server") {
+        braid_client_to_kernel_server("mpcc", true);
+    }
+}
+
+#[test]
+fn checksums_kernel_client_to_braid_server() {
+    if require_root("checksums_kernel_client_to_braid_server") {
+        kernel_client_to_braid_server("mpsc", true);
+    }
+}
+
+#[test]
+fn braid_mptcp_client_falls_back_to_a_plain_tcp_kernel_server() {
+    if !require_root("braid_mptcp_client_falls_back_to_a_plain_tcp_kernel_server") {
+        return;
+    }
+    let Some(r) = transfer("mpfc", BraidRole::Client, "tcp", false) else {
+        return;
+    };
+    assert_eq!(r.braid["mptcp"], false);
+    assert_eq!(r.braid["counters"]["MPCapableSYNTX"], 1);
+    assert_eq!(r.braid["counters"]["MPCapableFallbackSYNACK"], 1);
+    assert_eq!(counter(&r.ns, "MPCapableSYNRX"), 0, "a plain listener");
+}
+
+#[test]
+fn plain_tcp_kernel_client_is_served_by_a_braid_mptcp_listener() {
+    if !require_root("plain_tcp_kernel_client_is_served_by_a_braid_mptcp_listener") {
+        return;
+    }
+    let Some(r) = transfer("mpfs", BraidRole::Server, "tcp", false) else {
+        return;
+    };
+    assert_eq!(r.braid["mptcp"], false);
+    assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 0);
+    assert_eq!(counter(&r.ns, "MPCapableSYNTX"), 0);
+}
