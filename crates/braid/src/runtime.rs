@@ -60,6 +60,8 @@ pub struct ConnSummary {
     pub rtt: Option<Duration>,
     /// The connection runs MPTCP (negotiated, not fallen back).
     pub mptcp: bool,
+    /// MPTCP with DSS checksums (RFC 8684 §3.3.1).
+    pub checksum: bool,
 }
 
 /// A device that carries whole IP packets and can be waited on with `poll`.
@@ -335,6 +337,8 @@ struct Conn {
     rtt: Option<Duration>,
     /// MPTCP in use, as last seen.
     mptcp: bool,
+    /// DSS checksums in use, as last seen.
+    checksum: bool,
 }
 
 impl Conn {
@@ -353,6 +357,7 @@ impl Conn {
             bytes_received: 0,
             rtt: None,
             mptcp: false,
+            checksum: false,
         }
     }
 
@@ -414,8 +419,8 @@ struct RunState {
     app: App,
     conns: Vec<Conn>,
     finished: Vec<SubflowReport>,
-    /// MPTCP in use on each finished connection.
-    finished_mptcp: Vec<bool>,
+    /// MPTCP and DSS checksums in use on each finished connection.
+    finished_mptcp: Vec<(bool, bool)>,
     sent: Tally,
     received: Tally,
     started: Option<std::time::Instant>,
@@ -594,14 +599,19 @@ impl<E: Engine> Runtime<E> {
         let mut subflows = st.finished;
         subflows.extend(st.conns.iter().map(Conn::subflow));
         let mut mptcp_flags = st.finished_mptcp;
-        mptcp_flags.extend(st.conns.iter().map(|c| c.mptcp));
+        mptcp_flags.extend(st.conns.iter().map(|c| (c.mptcp, c.checksum)));
         // MPTCP when every connection ran it to its end (no fallback).
-        let mptcp = !mptcp_flags.is_empty() && mptcp_flags.iter().all(|&m| m);
+        let mptcp = !mptcp_flags.is_empty() && mptcp_flags.iter().all(|&(m, _)| m);
+        let checksum = mptcp && mptcp_flags.iter().all(|&(_, c)| c);
         let moved = st.sent.bytes().max(st.received.bytes());
         let mut extra = BTreeMap::new();
         extra.insert(
             "connections".to_owned(),
             serde_json::Value::from(subflows.len()),
+        );
+        extra.insert(
+            "mptcp_checksum".to_owned(),
+            serde_json::Value::from(checksum),
         );
         let report = Report {
             role: role_name.to_owned(),
@@ -750,7 +760,9 @@ impl<E: Engine> Runtime<E> {
                     st.started.get_or_insert_with(std::time::Instant::now);
                     let mut c = Conn::new(conn, local, remote);
                     c.established = true;
-                    c.mptcp = self.engine.conn_summary(conn).is_some_and(|s| s.mptcp);
+                    if let Some(s) = self.engine.conn_summary(conn) {
+                        (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
+                    }
                     st.conns.push(c);
                 }
                 Event::Connected(conn) => {
@@ -758,7 +770,7 @@ impl<E: Engine> Runtime<E> {
                         c.established = true;
                         if let Some(s) = self.engine.conn_summary(conn) {
                             c.local = s.local;
-                            c.mptcp = s.mptcp;
+                            (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
                         }
                     }
                 }
@@ -768,7 +780,7 @@ impl<E: Engine> Runtime<E> {
                     };
                     let c = st.conns.swap_remove(i);
                     st.finished.push(c.subflow());
-                    st.finished_mptcp.push(c.mptcp);
+                    st.finished_mptcp.push((c.mptcp, c.checksum));
                     st.ended = Some(std::time::Instant::now());
                     match &st.app {
                         App::Client { .. } => {
@@ -815,7 +827,7 @@ impl<E: Engine> Runtime<E> {
                 if s.rtt.is_some() {
                     c.rtt = s.rtt;
                 }
-                c.mptcp = s.mptcp;
+                (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
             }
             // Echo stops reading at ECHO_LIMIT; once sending drained the queue, read again
             // now: the engine will not announce data it already announced.
@@ -1140,6 +1152,10 @@ impl Engine for Endpoint {
             remote: i.remote,
             rtt: i.rtt,
             mptcp: self.is_mptcp(conn),
+            checksum: self.is_mptcp(conn)
+                && self
+                    .mptcp_connection(conn)
+                    .is_some_and(|m| m.info().csum_enabled),
         })
     }
     fn counters(&self) -> BTreeMap<String, u64> {
@@ -1322,6 +1338,7 @@ mod app_tests {
                 remote: "10.0.0.1:5000".parse().unwrap(),
                 rtt: Some(Duration::from_micros(1500)),
                 mptcp: false,
+                checksum: false,
             })
         }
     }

@@ -198,6 +198,7 @@ fn braid_client_to_kernel_server(prefix: &str, checksum: bool) {
     };
     assert_eq!(r.braid["role"], "client");
     assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["mptcp_checksum"], checksum);
     assert_eq!(r.braid["counters"]["MPCapableSYNACKRX"], 1);
     // The kernel server accepted MP_CAPABLE on the SYN and on the third ACK (or the first
     // data segment).
@@ -213,6 +214,7 @@ fn kernel_client_to_braid_server(prefix: &str, checksum: bool) {
     };
     assert_eq!(r.braid["role"], "server");
     assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["mptcp_checksum"], checksum);
     assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 1);
     assert_eq!(r.braid["counters"]["MPCapableACKRX"], 1);
     // The kernel client got MP_CAPABLE back on the SYN/ACK.
@@ -274,4 +276,69 @@ fn plain_tcp_kernel_client_is_served_by_a_braid_mptcp_listener() {
     assert_eq!(r.braid["mptcp"], false);
     assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 0);
     assert_eq!(counter(&r.ns, "MPCapableSYNTX"), 0);
+}
+
+#[test]
+fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
+    if !require_root("second_signal_fast_closes_and_the_kernel_counts_mp_fastclose") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let Some(ns) = setup("mpfast", false) else {
+        return;
+    };
+    let dir = braid_interop::TempDir::new("mpfast").unwrap();
+    let go = dir.path().join("go");
+    let go_arg = go.to_string_lossy().into_owned();
+    // The kernel does not read until `go` exists: braid's data and its DATA_FIN stay queued,
+    // the graceful close cannot finish and the second signal aborts, with MP_FASTCLOSE.
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "listen",
+                "--port",
+                "5105",
+                "--proto",
+                "mptcp",
+                "--sink",
+                "--hold-open",
+                "--wait-for",
+                &go_arg,
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5105",
+                "--path",
+                "braid0=10.0.0.2",
+                "--send",
+                "1000G",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("accepted").unwrap();
+    client.signal(libc_sig::SIGINT).unwrap();
+    client.signal(libc_sig::SIGTERM).unwrap();
+    let c = client.wait().unwrap();
+    assert!(!c.success);
+    assert!(c.stderr.contains("aborted"), "{}", c.stderr);
+    std::fs::write(&go, b"").unwrap();
+    let s = server
+        .wait_within(std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(!s.success, "the kernel must see a reset, not a clean close");
+    assert_eq!(counter(&ns, "MPCapableACKRX"), 1);
+    assert_eq!(counter(&ns, "MPFastcloseRx"), 1, "kernel MPFastcloseRx");
+}
+
+/// Signal numbers (Linux).
+mod libc_sig {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
 }
