@@ -52,8 +52,37 @@ fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
 /// Runs one transfer of `BYTES` from the client to the server; `kernel_proto` is "mptcp" or
 /// "tcp". Returns both JSON reports.
 fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -> Option<Run> {
+    transfer_on(prefix, role, kernel_proto, checksum, false)
+}
+
+/// [`transfer`], over IPv6 (kernel fd00::1, braid fd00::2) when `v6`.
+fn transfer_on(
+    prefix: &str,
+    role: BraidRole,
+    kernel_proto: &str,
+    checksum: bool,
+    v6: bool,
+) -> Option<Run> {
     let braid = braid_bin().unwrap();
     let ns = setup(prefix, checksum)?;
+    let (kernel_ip, braid_ip) = if v6 {
+        // nodad: usable at once, no duplicate address detection delay.
+        ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
+            .unwrap();
+        ("fd00::1", "fd00::2")
+    } else {
+        ("10.0.0.1", "10.0.0.2")
+    };
+    let sock = |ip: &str, port: u16| {
+        if v6 {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let braid_path = format!("braid0={braid_ip}");
+    let kernel_sock = sock(kernel_ip, 5101);
+    let braid_sock = sock(braid_ip, 5102);
     let n = BYTES.to_string();
     let kpeer = env!("CARGO_BIN_EXE_kpeer");
     let (braid_out, kernel_out) = match role {
@@ -64,7 +93,7 @@ fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -
                     &[
                         "listen",
                         "--bind",
-                        "10.0.0.1",
+                        kernel_ip,
                         "--port",
                         "5101",
                         "--proto",
@@ -80,9 +109,9 @@ fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -
                     &braid,
                     &[
                         "connect",
-                        "10.0.0.1:5101",
+                        &kernel_sock,
                         "--path",
-                        "braid0=10.0.0.2",
+                        &braid_path,
                         "--send",
                         &n,
                         "--json",
@@ -105,7 +134,7 @@ fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -
                         "--port",
                         "5102",
                         "--path",
-                        "braid0=10.0.0.2",
+                        &braid_path,
                         "--sink",
                         "--once",
                         "--json",
@@ -118,7 +147,7 @@ fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -
                     kpeer,
                     &[
                         "connect",
-                        "10.0.0.2:5102",
+                        &braid_sock,
                         "--proto",
                         kernel_proto,
                         "--send",
@@ -341,4 +370,24 @@ fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
 mod libc_sig {
     pub const SIGINT: i32 = 2;
     pub const SIGTERM: i32 = 15;
+}
+
+#[test]
+fn ipv6_both_roles_with_the_kernel() {
+    if !require_root("ipv6_both_roles_with_the_kernel") {
+        return;
+    }
+    for role in [BraidRole::Client, BraidRole::Server] {
+        let Some(r) = transfer_on("mp6", role, "mptcp", false, true) else {
+            return;
+        };
+        assert_braid_clean(&r.braid);
+        assert_kernel_clean(&r.ns);
+        let (syn, ack) = match role {
+            BraidRole::Client => ("MPCapableSYNRX", "MPCapableACKRX"),
+            BraidRole::Server => ("MPCapableSYNTX", "MPCapableSYNACKRX"),
+        };
+        assert_eq!(counter(&r.ns, syn), 1, "{role:?}: kernel {syn}");
+        assert_eq!(counter(&r.ns, ack), 1, "{role:?}: kernel {ack}");
+    }
 }
