@@ -52,7 +52,7 @@ fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
 /// Runs one transfer of `BYTES` from the client to the server; `kernel_proto` is "mptcp" or
 /// "tcp". Returns both JSON reports.
 fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -> Option<Run> {
-    transfer_on(prefix, role, kernel_proto, checksum, false)
+    transfer_on(prefix, role, kernel_proto, checksum, false, None)
 }
 
 /// [`transfer`], over IPv6 (kernel fd00::1, braid fd00::2) when `v6`.
@@ -62,9 +62,27 @@ fn transfer_on(
     kernel_proto: &str,
     checksum: bool,
     v6: bool,
+    strip: Option<&str>,
 ) -> Option<Run> {
     let braid = braid_bin().unwrap();
     let ns = setup(prefix, checksum)?;
+    if let Some(rule) = strip {
+        // A middlebox in the kernel's output path: nftables rewrites the MPTCP option of
+        // the matching packets into NOPs.
+        let rule_cmd = format!("add rule inet strip out {rule} reset tcp option mptcp");
+        for cmd in [
+            "add table inet strip",
+            "add chain inet strip out { type filter hook output priority 0 ; policy accept ; }",
+            rule_cmd.as_str(),
+        ] {
+            let out = ns.run("nft", &[cmd]).expect("nft");
+            assert!(
+                out.status.success(),
+                "nft {cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     let (kernel_ip, braid_ip) = if v6 {
         // nodad: usable at once, no duplicate address detection delay.
         ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
@@ -378,7 +396,7 @@ fn ipv6_both_roles_with_the_kernel() {
         return;
     }
     for role in [BraidRole::Client, BraidRole::Server] {
-        let Some(r) = transfer_on("mp6", role, "mptcp", false, true) else {
+        let Some(r) = transfer_on("mp6", role, "mptcp", false, true, None) else {
             return;
         };
         assert_braid_clean(&r.braid);
@@ -390,4 +408,42 @@ fn ipv6_both_roles_with_the_kernel() {
         assert_eq!(counter(&r.ns, syn), 1, "{role:?}: kernel {syn}");
         assert_eq!(counter(&r.ns, ack), 1, "{role:?}: kernel {ack}");
     }
+}
+
+/// nftables match for the kernel's SYN and SYN/ACK.
+const SYNS: &str = "tcp flags & syn == syn";
+/// nftables match for every kernel segment after the handshake.
+const AFTER_SYNS: &str = "tcp flags & syn == 0";
+
+fn stripped(prefix: &str, role: BraidRole, rule: &str) {
+    let Some(r) = transfer_on(prefix, role, "mptcp", false, false, Some(rule)) else {
+        return;
+    };
+    // Every byte arrived (checked in transfer_on) and braid knows it is plain TCP now.
+    assert_eq!(r.braid["mptcp"], false, "{prefix}: {}", r.braid);
+    let c = &r.braid["counters"];
+    for bad in ["DSSNotMatching", "DataCsumErr", "MPRstTx"] {
+        assert_eq!(c[bad], 0, "{prefix}: braid counter {bad}: {c}");
+    }
+    for bad in ["DSSNotMatching", "DataCsumErr", "MPRstRx"] {
+        assert_eq!(counter(&r.ns, bad), 0, "{prefix}: kernel counter {bad}");
+    }
+}
+
+#[test]
+fn options_stripped_from_the_kernels_syn_fall_back_both_roles() {
+    if !require_root("options_stripped_from_the_kernels_syn_fall_back_both_roles") {
+        return;
+    }
+    stripped("mpsyc", BraidRole::Client, SYNS);
+    stripped("mpsys", BraidRole::Server, SYNS);
+}
+
+#[test]
+fn options_stripped_after_the_handshake_fall_back_both_roles() {
+    if !require_root("options_stripped_after_the_handshake_fall_back_both_roles") {
+        return;
+    }
+    stripped("mpdac", BraidRole::Client, AFTER_SYNS);
+    stripped("mpdas", BraidRole::Server, AFTER_SYNS);
 }
