@@ -447,3 +447,58 @@ fn options_stripped_after_the_handshake_fall_back_both_roles() {
     stripped("mpdac", BraidRole::Client, AFTER_SYNS);
     stripped("mpdas", BraidRole::Server, AFTER_SYNS);
 }
+
+#[test]
+fn braid_mptcp_echo_server_returns_every_byte_to_the_kernel() {
+    if !require_root("braid_mptcp_echo_server_returns_every_byte_to_the_kernel") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let Some(ns) = setup("mpecho", false) else {
+        return;
+    };
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--port",
+                "5106",
+                "--path",
+                "braid0=10.0.0.2",
+                "--echo",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let n: u64 = 8 << 20;
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "connect",
+                "10.0.0.2:5106",
+                "--proto",
+                "mptcp",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer failed: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid listen failed: {}", s.stderr);
+    let cj = last_json(&c.stdout).unwrap();
+    let sj = last_json(&s.stdout).unwrap();
+    let want = pattern_sha256(n);
+    assert_eq!(cj["bytes_received"], n);
+    assert_eq!(cj["sha256_received"], want.as_str());
+    assert_braid_clean(&sj);
+    assert_eq!(sj["bytes_sent"], n);
+    assert_kernel_clean(&ns);
+}
