@@ -161,7 +161,10 @@ fn config(cfg: u8, sizes: u8) -> EndpointConfig {
         },
         ..TcpConfig::default()
     };
-    EndpointConfig { tcp }
+    EndpointConfig {
+        tcp,
+        ..Default::default()
+    }
 }
 
 impl Harness {

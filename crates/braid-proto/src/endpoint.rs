@@ -34,7 +34,17 @@
 //! ```
 
 //!
-//! Behaviour of this implementation (plain TCP; MPTCP arrives with the connection layer):
+//! Behaviour of this implementation:
+//! - A connection is plain TCP ([`Tcb`]) or MPTCP ([`MptcpConnection`], one subflow for
+//!   now); every application call works the same on both. `ConnectOptions { mptcp: true }`
+//!   opens with MP_CAPABLE; a listener with `ListenOptions { mptcp: true }` accepts an
+//!   MP_CAPABLE SYN as MPTCP and a plain SYN as plain TCP (as a Linux MPTCP listener does).
+//!   A connection that falls back stays an MPTCP connection running plain TCP
+//!   ([`Endpoint::is_mptcp`] then says false).
+//! - Local MPTCP tokens are unique among the endpoint's connections: on a collision the key
+//!   is drawn again (RFC 8684 §3.1). Demultiplexing is by 4-tuple; a SYN with MP_JOIN (no
+//!   additional subflows yet) is refused with a RST carrying MP_TCPRST and counted in
+//!   [`EndpointStats::join_refused`].
 //! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
 //!   unspecified listener address matches every local address) creates a connection in
 //!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
@@ -58,8 +68,10 @@ use std::collections::{HashMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::mptcp::{MptcpConfig, MptcpConnection, MptcpCounters};
 use crate::tcp::{Tcb, TcbParams, TcpState};
 use crate::time::{Duration, Instant};
+use crate::wire::mptcp::{rst_reason, MptcpOption};
 use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
 
 /// Identifies a connection inside one endpoint.
@@ -71,18 +83,21 @@ pub struct ConnectionHandle(pub usize);
 pub struct EndpointConfig {
     /// TCP engine configuration used for every connection (buffers, MSS, CC, ...).
     pub tcp: crate::tcp::TcpConfig,
+    /// Ask for DSS checksums on MPTCP connections (Linux's `net.mptcp.checksum_enabled`).
+    pub mptcp_checksum: bool,
 }
 
 /// Options for an active open.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
-    /// Negotiate MPTCP (ignored until the connection layer lands; plain TCP then).
+    /// Negotiate MPTCP (MP_CAPABLE on the SYN; plain TCP if the peer does not answer it).
     pub mptcp: bool,
 }
 
 /// Options for a listener.
 #[derive(Debug, Clone, Default)]
 pub struct ListenOptions {
+    /// Accept MP_CAPABLE SYNs as MPTCP (plain SYNs are still accepted as plain TCP).
     pub mptcp: bool,
 }
 
@@ -191,6 +206,10 @@ pub struct EndpointStats {
     pub emit_errors: u64,
     /// SYNs refused because too many handshakes were pending.
     pub syn_dropped: u64,
+    /// MP_JOIN SYNs refused (with a RST carrying MP_TCPRST).
+    pub join_refused: u64,
+    /// MPTCP keys drawn again because their token was already in use.
+    pub token_collisions: u64,
 }
 
 /// Most handshakes pending on listeners at once (SYN flood bound).
@@ -201,9 +220,177 @@ const MAX_RST_QUEUE: usize = 64;
 const HOP_LIMIT: u8 = 64;
 const EPHEMERAL_FIRST: u16 = 49152;
 
+/// The protocol engine of one connection.
+// The TCB stays inline: the connection slots are already heap-allocated, one per connection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Proto {
+    Tcp(Tcb),
+    Mptcp(Box<MptcpConnection>),
+}
+
+/// Events of either engine, in one shape.
+#[derive(Debug, Default)]
+struct ProtoEvents {
+    established: bool,
+    readable: bool,
+    writable: bool,
+}
+
+impl Proto {
+    /// The TCB carrying the connection: the TCP connection itself, or the initial subflow.
+    fn tcb(&self) -> Option<&Tcb> {
+        match self {
+            Proto::Tcp(t) => Some(t),
+            Proto::Mptcp(m) => m.subflow(0),
+        }
+    }
+    fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
+        match self {
+            Proto::Tcp(t) => {
+                t.handle_segment(now, repr, payload);
+            }
+            Proto::Mptcp(m) => m.handle_segment(now, 0, repr, payload),
+        }
+    }
+    /// Emits the next segment into `buf`: `None` when there is nothing to send.
+    fn emit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Option<Result<usize, wire::Error>> {
+        match self {
+            Proto::Tcp(t) => {
+                let seg = t.poll_segment(now)?;
+                Some(wire::emit_tcp_packet(
+                    buf,
+                    src,
+                    dst,
+                    HOP_LIMIT,
+                    &seg.repr,
+                    t.payload(&seg),
+                ))
+            }
+            Proto::Mptcp(m) => {
+                let (_, repr, payload) = m.poll_segment(now)?;
+                Some(wire::emit_tcp_packet(
+                    buf, src, dst, HOP_LIMIT, &repr, &payload,
+                ))
+            }
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Proto::Tcp(t) => t.poll_timeout(),
+            Proto::Mptcp(m) => m.poll_timeout(),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Proto::Tcp(t) => t.handle_timeout(now),
+            Proto::Mptcp(m) => m.handle_timeout(now),
+        }
+    }
+    fn state(&self) -> TcpState {
+        self.tcb().map_or(TcpState::Closed, Tcb::state)
+    }
+    /// Closed for good (CLOSED, or TIME-WAIT after which nothing is delivered).
+    fn is_done(&self) -> bool {
+        match self {
+            Proto::Tcp(t) => matches!(t.state(), TcpState::Closed | TcpState::TimeWait),
+            Proto::Mptcp(m) => m.is_closed(),
+        }
+    }
+    /// Fully closed, timers included: the slot can be freed.
+    fn is_gone(&self) -> bool {
+        self.state() == TcpState::Closed
+            && self.poll_timeout().is_none()
+            && !self.has_pending_output()
+    }
+    fn has_pending_output(&self) -> bool {
+        match self {
+            Proto::Tcp(t) => t.has_pending_output(),
+            Proto::Mptcp(m) => m.has_pending_output(),
+        }
+    }
+    fn error(&self) -> Option<ConnectionError> {
+        match self {
+            Proto::Tcp(t) => t.error(),
+            Proto::Mptcp(m) => m.subflow(0).and_then(Tcb::error).or_else(|| {
+                // A data-level error that ended every subflow.
+                (m.error().is_some() && m.is_closed()).then_some(ConnectionError::Reset)
+            }),
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        match self {
+            Proto::Tcp(t) => t.read(buf),
+            Proto::Mptcp(m) => m.read(buf),
+        }
+    }
+    fn readable(&self) -> usize {
+        match self {
+            Proto::Tcp(t) => t.readable(),
+            Proto::Mptcp(m) => m.readable(),
+        }
+    }
+    fn is_read_finished(&self) -> bool {
+        match self {
+            Proto::Tcp(t) => t.is_read_finished(),
+            Proto::Mptcp(m) => m.is_read_finished(),
+        }
+    }
+    fn write(&mut self, data: &[u8]) -> usize {
+        match self {
+            Proto::Tcp(t) => t.write(data),
+            Proto::Mptcp(m) => m.write(data),
+        }
+    }
+    fn close(&mut self) {
+        match self {
+            Proto::Tcp(t) => t.close(),
+            Proto::Mptcp(m) => m.close(),
+        }
+    }
+    fn abort(&mut self) {
+        match self {
+            Proto::Tcp(t) => t.abort(),
+            Proto::Mptcp(m) => m.abort(),
+        }
+    }
+    fn take_events(&mut self) -> ProtoEvents {
+        match self {
+            Proto::Tcp(t) => {
+                let e = t.take_events();
+                ProtoEvents {
+                    established: e.established,
+                    readable: e.readable,
+                    writable: e.writable,
+                }
+            }
+            Proto::Mptcp(m) => {
+                let e = m.take_events();
+                ProtoEvents {
+                    established: e.established,
+                    readable: e.readable,
+                    writable: e.writable,
+                }
+            }
+        }
+    }
+    fn mptcp(&self) -> Option<&MptcpConnection> {
+        match self {
+            Proto::Tcp(_) => None,
+            Proto::Mptcp(m) => Some(m),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
-    tcb: Tcb,
+    proto: Proto,
     local: SocketAddr,
     remote: SocketAddr,
     /// Passive open (from a listener).
@@ -225,6 +412,8 @@ pub struct Endpoint {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     by_tuple: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// Local MPTCP tokens of live connections.
+    tokens: HashMap<u32, usize>,
     listeners: Vec<(SocketAddr, ListenOptions)>,
     events: VecDeque<Event>,
     rst_queue: VecDeque<(IpAddr, IpAddr, TcpRepr)>,
@@ -232,6 +421,10 @@ pub struct Endpoint {
     rr: usize,
     half_open: usize,
     stats: EndpointStats,
+    /// MP_TCPRST resets sent by the endpoint itself (refused joins).
+    mp_rst_tx: u64,
+    /// Counters of MPTCP connections already freed.
+    retired: MptcpCounters,
 }
 
 fn family_matches(a: IpAddr, b: IpAddr) -> bool {
@@ -249,6 +442,7 @@ impl Endpoint {
             conns: Vec::new(),
             free: Vec::new(),
             by_tuple: HashMap::new(),
+            tokens: HashMap::new(),
             listeners: Vec::new(),
             events: VecDeque::new(),
             rst_queue: VecDeque::new(),
@@ -256,6 +450,8 @@ impl Endpoint {
             rr: 0,
             half_open: 0,
             stats: EndpointStats::default(),
+            mp_rst_tx: 0,
+            retired: MptcpCounters::default(),
         }
     }
 
@@ -303,8 +499,34 @@ impl Endpoint {
         }
     }
 
+    fn mptcp_config(&self) -> MptcpConfig {
+        let tcp = self.config.tcp.clone();
+        MptcpConfig {
+            send_buffer: tcp.send_buffer,
+            recv_buffer: tcp.recv_buffer,
+            tcp,
+            checksum: self.config.mptcp_checksum,
+            ..MptcpConfig::default()
+        }
+    }
+
+    /// A fresh MPTCP key whose token no live local connection uses.
+    fn unique_key(&mut self) -> u64 {
+        loop {
+            //= rfc8684#3.1
+            //= A key whose token collides with an existing local token is replaced by a
+            //  new one (the token must identify the connection uniquely).
+            let key = crate::crypto::generate_key(&mut self.rng);
+            if !self.tokens.contains_key(&crate::crypto::key_token(key)) {
+                return key;
+            }
+            self.stats.token_collisions += 1;
+        }
+    }
+
     fn insert(&mut self, conn: Conn) -> usize {
         let key = (conn.local, conn.remote);
+        let token = conn.proto.mptcp().map(MptcpConnection::local_token);
         let idx = match self.free.pop() {
             Some(i) => {
                 self.conns[i] = Some(conn);
@@ -316,6 +538,9 @@ impl Endpoint {
             }
         };
         self.by_tuple.insert(key, idx);
+        if let Some(t) = token {
+            self.tokens.insert(t, idx);
+        }
         idx
     }
 
@@ -325,7 +550,7 @@ impl Endpoint {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        _opts: ConnectOptions,
+        opts: ConnectOptions,
     ) -> Result<ConnectionHandle, Error> {
         let _ = now;
         if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
@@ -354,9 +579,18 @@ impl Endpoint {
             return Err(Error::AddrInUse);
         }
         let params = self.params(local, remote);
-        let tcb = Tcb::connect(&self.config.tcp, params);
+        let proto = if opts.mptcp {
+            let key = self.unique_key();
+            Proto::Mptcp(Box::new(MptcpConnection::connect(
+                &self.mptcp_config(),
+                params,
+                key,
+            )))
+        } else {
+            Proto::Tcp(Tcb::connect(&self.config.tcp, params))
+        };
         let idx = self.insert(Conn {
-            tcb,
+            proto,
             local,
             remote,
             passive: false,
@@ -380,26 +614,50 @@ impl Endpoint {
         let remote = SocketAddr::new(seg.ip.src_addr(), seg.tcp.src_port);
         if let Some(&idx) = self.by_tuple.get(&(local, remote)) {
             if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
-                c.tcb.handle_segment(now, &seg.tcp, seg.payload);
+                c.proto.handle_segment(now, &seg.tcp, seg.payload);
             }
             self.sync(idx);
             return;
         }
         let f = seg.tcp.flags;
         if f.syn() && !f.ack() && !f.rst() {
-            let listening = self.listeners.iter().any(|(l, _)| {
+            let has = |pred: fn(&MptcpOption) -> bool| seg.tcp.options.mptcp.iter().any(pred);
+            if has(|o| matches!(o, MptcpOption::MpJoinSyn { .. })) {
+                //= rfc8684#3.2
+                //= A SYN with MP_JOIN for a connection the receiver cannot join is answered
+                //  with a RST (here with MP_TCPRST: additional subflows are not accepted).
+                self.stats.join_refused += 1;
+                self.reset_unknown(
+                    local,
+                    remote,
+                    &seg.tcp,
+                    seg.payload.len(),
+                    Some(rst_reason::ADMIN_PROHIBITED),
+                );
+                return;
+            }
+            let listener = self.listeners.iter().find(|(l, _)| {
                 l.port() == local.port() && (l.ip().is_unspecified() || l.ip() == local.ip())
             });
-            if listening && family_matches(local.ip(), remote.ip()) {
+            let listen_mptcp = listener.is_some_and(|(_, o)| o.mptcp);
+            if listener.is_some() && family_matches(local.ip(), remote.ip()) {
                 if self.half_open >= MAX_HALF_OPEN {
                     self.stats.syn_dropped += 1;
                     return;
                 }
                 let params = self.params(local, remote);
-                if let Some(tcb) = Tcb::accept(&self.config.tcp, params, now, &seg.tcp) {
+                let mp_capable = has(|o| matches!(o, MptcpOption::MpCapable(_)));
+                let proto = if listen_mptcp && mp_capable {
+                    let key = self.unique_key();
+                    MptcpConnection::accept(&self.mptcp_config(), params, now, &seg.tcp, key)
+                        .map(|m| Proto::Mptcp(Box::new(m)))
+                } else {
+                    Tcb::accept(&self.config.tcp, params, now, &seg.tcp).map(Proto::Tcp)
+                };
+                if let Some(proto) = proto {
                     self.half_open += 1;
                     self.insert(Conn {
-                        tcb,
+                        proto,
                         local,
                         remote,
                         passive: true,
@@ -411,10 +669,17 @@ impl Endpoint {
                 return;
             }
         }
-        self.reset_unknown(local, remote, &seg.tcp, seg.payload.len());
+        self.reset_unknown(local, remote, &seg.tcp, seg.payload.len(), None);
     }
 
-    fn reset_unknown(&mut self, local: SocketAddr, remote: SocketAddr, tcp: &TcpRepr, len: usize) {
+    fn reset_unknown(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        tcp: &TcpRepr,
+        len: usize,
+        mptcp_reason: Option<u8>,
+    ) {
         //= rfc9293#3.10.7.1
         //# CLOSED: an incoming RST is discarded; otherwise send <SEQ=SEG.ACK><CTL=RST> if ACK is on, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
         if tcp.flags.rst() || self.rst_queue.len() >= MAX_RST_QUEUE {
@@ -431,6 +696,15 @@ impl Endpoint {
                 TcpFlags::RST | TcpFlags::ACK,
             )
         };
+        let mut options = TcpOptions::default();
+        if let Some(reason) = mptcp_reason {
+            //= rfc8684#3.6
+            //= MP_TCPRST on a RST gives the reason the subflow was refused.
+            options
+                .mptcp
+                .push(MptcpOption::MpTcpRst { flags: 0, reason });
+            self.mp_rst_tx += 1;
+        }
         let repr = TcpRepr {
             src_port: local.port(),
             dst_port: remote.port(),
@@ -439,7 +713,7 @@ impl Endpoint {
             flags: TcpFlags(flags),
             window: 0,
             urgent: 0,
-            options: TcpOptions::default(),
+            options,
         };
         self.rst_queue.push_back((local.ip(), remote.ip(), repr));
     }
@@ -470,12 +744,10 @@ impl Endpoint {
                 let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
                     continue;
                 };
-                let Some(seg) = c.tcb.poll_segment(now) else {
+                let (src, dst) = (c.local.ip(), c.remote.ip());
+                let Some(res) = c.proto.emit(now, buf, src, dst) else {
                     continue;
                 };
-                let (src, dst) = (c.local.ip(), c.remote.ip());
-                let res =
-                    wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &seg.repr, c.tcb.payload(&seg));
                 found = Some((idx, src, dst, res));
                 break;
             }
@@ -503,7 +775,7 @@ impl Endpoint {
         self.conns
             .iter()
             .flatten()
-            .filter_map(|c| c.tcb.poll_timeout())
+            .filter_map(|c| c.proto.poll_timeout())
             .min()
     }
 
@@ -511,12 +783,12 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         for idx in 0..self.conns.len() {
             let due = match self.conns[idx].as_ref() {
-                Some(c) => c.tcb.poll_timeout().is_some_and(|t| t <= now),
+                Some(c) => c.proto.poll_timeout().is_some_and(|t| t <= now),
                 None => false,
             };
             if due {
                 if let Some(c) = self.conns[idx].as_mut() {
-                    c.tcb.handle_timeout(now);
+                    c.proto.handle_timeout(now);
                 }
                 self.sync(idx);
             }
@@ -538,14 +810,14 @@ impl Endpoint {
     /// Reads received bytes. `Ok(0)`: the peer closed its direction (EOF).
     pub fn read(&mut self, conn: ConnectionHandle, buf: &mut [u8]) -> Result<usize, Error> {
         let c = self.conn_mut(conn)?;
-        let n = c.tcb.read(buf);
+        let n = c.proto.read(buf);
         let res = if n > 0 || buf.is_empty() {
             Ok(n)
-        } else if c.tcb.is_read_finished() {
+        } else if c.proto.is_read_finished() {
             Ok(0)
-        } else if let Some(e) = c.tcb.error() {
+        } else if let Some(e) = c.proto.error() {
             Err(Error::Closed(e))
-        } else if c.tcb.state() == TcpState::Closed {
+        } else if c.proto.is_done() {
             Ok(0)
         } else {
             Err(Error::WouldBlock)
@@ -557,20 +829,24 @@ impl Endpoint {
     /// Queues bytes for sending. `Err(WouldBlock)`: the send buffer is full.
     pub fn write(&mut self, conn: ConnectionHandle, data: &[u8]) -> Result<usize, Error> {
         let c = self.conn_mut(conn)?;
-        if let Some(e) = c.tcb.error() {
+        if let Some(e) = c.proto.error() {
             return Err(Error::Closed(e));
         }
-        if !matches!(
-            c.tcb.state(),
-            TcpState::SynSent | TcpState::SynReceived | TcpState::Established | TcpState::CloseWait
-        ) || c.tcb.send_capacity() == 0 && c.tcb.send_queued() == 0
+        if c.app_closed
+            || !matches!(
+                c.proto.state(),
+                TcpState::SynSent
+                    | TcpState::SynReceived
+                    | TcpState::Established
+                    | TcpState::CloseWait
+            )
         {
             return Err(Error::InvalidState);
         }
         if data.is_empty() {
             return Ok(0);
         }
-        match c.tcb.write(data) {
+        match c.proto.write(data) {
             0 => Err(Error::WouldBlock),
             n => Ok(n),
         }
@@ -580,7 +856,7 @@ impl Endpoint {
     pub fn close(&mut self, conn: ConnectionHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
         c.app_closed = true;
-        c.tcb.close();
+        c.proto.close();
         self.sync(conn.0);
         Ok(())
     }
@@ -588,7 +864,7 @@ impl Endpoint {
     /// Resets the connection now.
     pub fn abort(&mut self, conn: ConnectionHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
-        c.tcb.abort();
+        c.proto.abort();
         self.sync(conn.0);
         Ok(())
     }
@@ -599,8 +875,8 @@ impl Endpoint {
         if !c.known || c.closed_reported {
             return None;
         }
-        let t = &c.tcb;
-        Some(ConnInfo {
+        let t = c.proto.tcb()?;
+        let mut info = ConnInfo {
             local: c.local,
             remote: c.remote,
             state: t.state(),
@@ -613,12 +889,45 @@ impl Endpoint {
             bytes_received: t.bytes_received(),
             retransmits: t.retransmits(),
             mss: t.mss(),
-        })
+        };
+        if let Some(m) = c.proto.mptcp() {
+            // Application bytes are data-level bytes.
+            let i = m.info();
+            info.bytes_sent = i.bytes_sent;
+            info.bytes_acked = i.bytes_acked;
+            info.bytes_received = i.bytes_received;
+            info.retransmits = i.retransmits;
+        }
+        Some(info)
     }
 
-    /// The TCB of a connection (read only), for diagnostics and tests.
+    /// The TCB of a connection (read only; the initial subflow of an MPTCP connection), for
+    /// diagnostics and tests.
     pub fn tcb(&self, conn: ConnectionHandle) -> Option<&Tcb> {
-        Some(&self.conns.get(conn.0)?.as_ref()?.tcb)
+        self.conns.get(conn.0)?.as_ref()?.proto.tcb()
+    }
+
+    /// The MPTCP connection behind a handle (read only), `None` for plain TCP.
+    pub fn mptcp_connection(&self, conn: ConnectionHandle) -> Option<&MptcpConnection> {
+        self.conns.get(conn.0)?.as_ref()?.proto.mptcp()
+    }
+
+    /// True when the connection runs MPTCP: negotiated and not fallen back. False for plain
+    /// TCP, during the handshake, after a fallback, and for unknown handles.
+    pub fn is_mptcp(&self, conn: ConnectionHandle) -> bool {
+        self.mptcp_connection(conn)
+            .is_some_and(MptcpConnection::is_mptcp)
+    }
+
+    /// MPTCP counters under the kernel's MIB names, summed over every MPTCP connection this
+    /// endpoint has had (live and freed), plus the endpoint's own MP_TCPRST replies.
+    pub fn counters(&self) -> MptcpCounters {
+        let mut sum = self.retired;
+        for m in self.conns.iter().flatten().filter_map(|c| c.proto.mptcp()) {
+            sum.add(&m.counters());
+        }
+        sum.MPRstTx += self.mp_rst_tx;
+        sum
     }
 
     /// Number of connection slots in use (including TIME-WAIT).
@@ -632,7 +941,7 @@ impl Endpoint {
             return;
         };
         let handle = ConnectionHandle(idx);
-        let ev = c.tcb.take_events();
+        let ev = c.proto.take_events();
         if ev.established && !c.closed_reported {
             if c.passive {
                 if !c.known {
@@ -659,16 +968,16 @@ impl Endpoint {
                 }
             }
         }
-        let state = c.tcb.state();
-        let done = matches!(state, TcpState::Closed | TcpState::TimeWait);
+        let state = c.proto.state();
+        let done = c.proto.is_done();
         if done && !c.closed_reported {
-            let error = c.tcb.error();
+            let error = c.proto.error();
             if !c.known {
                 // An embryonic passive connection: nobody to tell.
                 c.closed_reported = true;
                 self.half_open = self.half_open.saturating_sub(1);
             } else if error.is_some()
-                || c.tcb.readable() == 0
+                || c.proto.readable() == 0
                 || (state == TcpState::Closed && c.app_closed)
             {
                 c.closed_reported = true;
@@ -678,18 +987,39 @@ impl Endpoint {
                 });
             }
         }
-        if c.closed_reported && state == TcpState::Closed && c.tcb.poll_timeout().is_none() {
+        // Keep the slot until a pending RST (abort) has gone out.
+        if c.closed_reported && c.proto.is_gone() {
             let key = (c.local, c.remote);
-            // Keep the slot until a pending RST (abort) has gone out.
-            let mut tcb_has_output = false;
-            if let Some(c) = self.conns[idx].as_mut() {
-                tcb_has_output = c.tcb.has_pending_output();
+            if let Some(m) = c.proto.mptcp() {
+                self.retired.add(&m.counters());
+                let token = m.local_token();
+                if self.tokens.get(&token) == Some(&idx) {
+                    self.tokens.remove(&token);
+                }
             }
-            if !tcb_has_output {
-                self.by_tuple.remove(&key);
-                self.conns[idx] = None;
-                self.free.push(idx);
-            }
+            self.by_tuple.remove(&key);
+            self.conns[idx] = None;
+            self.free.push(idx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colliding_token_redraws_the_key() {
+        let mut ep = Endpoint::new(EndpointConfig::default(), [5; 32]);
+        let mut predict = ep.rng.clone();
+        let first = crate::crypto::generate_key(&mut predict);
+        ep.tokens.insert(crate::crypto::key_token(first), 999);
+        let key = ep.unique_key();
+        assert_ne!(key, first);
+        assert_ne!(
+            crate::crypto::key_token(key),
+            crate::crypto::key_token(first)
+        );
+        assert_eq!(ep.stats().token_collisions, 1);
     }
 }

@@ -15,6 +15,7 @@ fn ep(seed: u8) -> Endpoint {
                 time_wait: Duration::from_millis(500),
                 ..TcpConfig::default()
             },
+            ..Default::default()
         },
         [seed; 32],
     )
@@ -349,6 +350,7 @@ fn write_after_close_is_refused_and_small_buffer_blocks() {
                     send_buffer: 1000,
                     ..TcpConfig::default()
                 },
+                ..Default::default()
             },
             [13; 32],
         ),

@@ -121,8 +121,20 @@ struct Outcome {
 }
 
 fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> Outcome {
-    let mut a = Endpoint::new(EndpointConfig { tcp: cfg.clone() }, [1; 32]);
-    let mut b = Endpoint::new(EndpointConfig { tcp: cfg }, [2; 32]);
+    let mut a = Endpoint::new(
+        EndpointConfig {
+            tcp: cfg.clone(),
+            ..Default::default()
+        },
+        [1; 32],
+    );
+    let mut b = Endpoint::new(
+        EndpointConfig {
+            tcp: cfg,
+            ..Default::default()
+        },
+        [2; 32],
+    );
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let client: SocketAddr = "10.0.0.1:0".parse().unwrap();
     b.listen(server, ListenOptions::default()).unwrap();

@@ -46,6 +46,8 @@ pub struct AppStats {
     pub error: Option<String>,
     /// (time, cumulative bytes received), one sample per read.
     pub delivery: Vec<(Instant, u64)>,
+    /// The connection ran MPTCP (negotiated, not fallen back), as last seen while open.
+    pub mptcp: bool,
 }
 
 /// A host node for [`crate::Network`].
@@ -160,6 +162,7 @@ impl Host {
             if self.stats.closed {
                 return;
             }
+            self.stats.mptcp = self.endpoint.is_mptcp(conn);
             self.read_all(now, conn);
             self.write_all(conn);
             // Reading the last bytes or closing may have ended the connection: look again.

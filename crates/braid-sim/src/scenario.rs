@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use braid_proto::cc::CcAlgorithm;
 use braid_proto::endpoint::{ConnectOptions, ListenOptions};
+use braid_proto::mptcp::MptcpCounters;
 use braid_proto::tcp::TcpConfig;
 use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
 
@@ -131,8 +132,8 @@ impl fmt::Display for SimError {
             ),
             SimError::NeedsMptcp(n) => write!(
                 f,
-                "scenario '{n}' needs the MPTCP connection layer, which is not implemented yet; \
-                 available: {}",
+                "scenario '{n}' needs several subflows or an MPTCP middlebox, which braid does \
+                 not run yet; available: {}",
                 SCENARIOS.join(", ")
             ),
             SimError::Pcap(e) => write!(f, "cannot write pcap: {e}"),
@@ -146,7 +147,11 @@ impl std::error::Error for SimError {}
 #[derive(Debug, Clone)]
 pub struct SimResult {
     pub scenario: &'static str,
+    /// Both ends ran MPTCP to the end (negotiated, no fallback).
     pub mptcp: bool,
+    /// Each endpoint's MPTCP counters (kernel MIB names).
+    pub client_counters: MptcpCounters,
+    pub server_counters: MptcpCounters,
     pub client: AppStats,
     pub server: AppStats,
     pub client_info: Option<ConnInfo>,
@@ -223,7 +228,10 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     };
     let mk = |who| {
         Endpoint::new(
-            EndpointConfig { tcp: tcp.clone() },
+            EndpointConfig {
+                tcp: tcp.clone(),
+                ..Default::default()
+            },
             seed_bytes(cfg.seed, who),
         )
     };
@@ -270,13 +278,14 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     net.run_until(deadline, |net| both_done(net, c, s));
     let completed = both_done(&mut net, c, s);
 
-    let host = |net: &Network, id| -> Option<(AppStats, Option<ConnInfo>)> {
+    type HostView = (AppStats, Option<ConnInfo>, MptcpCounters);
+    let host = |net: &Network, id| -> Option<HostView> {
         let h = net.node::<Host>(id)?;
         let info = h.connection().and_then(|k| h.endpoint().conn_info(k));
-        Some((h.stats().clone(), info))
+        Some((h.stats().clone(), info, h.endpoint().counters()))
     };
-    let (client, client_info) = host(&net, c).unwrap_or_default();
-    let (server, server_info) = host(&net, s).unwrap_or_default();
+    let (client, client_info, client_counters) = host(&net, c).unwrap_or_default();
+    let (server, server_info, server_counters) = host(&net, s).unwrap_or_default();
     let links = links
         .iter()
         .map(|&l| {
@@ -286,7 +295,9 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         .collect();
     Ok(SimResult {
         scenario: scenario.name,
-        mptcp: false,
+        mptcp: mptcp && client.mptcp && server.mptcp,
+        client_counters,
+        server_counters,
         client,
         server,
         client_info,

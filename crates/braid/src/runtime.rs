@@ -46,6 +46,10 @@ pub trait Engine {
     fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError>;
     /// The connection's local address (once known) and smoothed round-trip time.
     fn conn_summary(&self, conn: ConnectionHandle) -> Option<ConnSummary>;
+    /// MPTCP counters under the kernel's MIB names (none for an engine without MPTCP).
+    fn counters(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
 }
 
 /// What the runtime reports about one connection.
@@ -54,6 +58,10 @@ pub struct ConnSummary {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub rtt: Option<Duration>,
+    /// The connection runs MPTCP (negotiated, not fallen back).
+    pub mptcp: bool,
+    /// MPTCP with DSS checksums (RFC 8684 §3.3.1).
+    pub checksum: bool,
 }
 
 /// A device that carries whole IP packets and can be waited on with `poll`.
@@ -327,6 +335,10 @@ struct Conn {
     bytes_sent: u64,
     bytes_received: u64,
     rtt: Option<Duration>,
+    /// MPTCP in use, as last seen.
+    mptcp: bool,
+    /// DSS checksums in use, as last seen.
+    checksum: bool,
 }
 
 impl Conn {
@@ -344,6 +356,8 @@ impl Conn {
             bytes_sent: 0,
             bytes_received: 0,
             rtt: None,
+            mptcp: false,
+            checksum: false,
         }
     }
 
@@ -385,6 +399,8 @@ pub struct Runtime<E: Engine> {
     /// The signal descriptor was readable at the last poll (or not polled yet).
     signal_ready: bool,
     stats: IoStats,
+    /// Connect and listen with MPTCP.
+    mptcp: bool,
 }
 
 enum App {
@@ -403,6 +419,8 @@ struct RunState {
     app: App,
     conns: Vec<Conn>,
     finished: Vec<SubflowReport>,
+    /// MPTCP and DSS checksums in use on each finished connection.
+    finished_mptcp: Vec<(bool, bool)>,
     sent: Tally,
     received: Tally,
     started: Option<std::time::Instant>,
@@ -429,7 +447,15 @@ impl<E: Engine> Runtime<E> {
             pollfds: Vec::new(),
             signal_ready: true,
             stats: IoStats::default(),
+            mptcp: false,
         })
+    }
+
+    /// Speak MPTCP: the client connects with MP_CAPABLE, the listeners accept MPTCP (and
+    /// plain TCP from peers that do not offer it). Off by default: plain TCP.
+    pub fn with_mptcp(mut self, on: bool) -> Self {
+        self.mptcp = on;
+        self
     }
 
     /// Handle SIGINT/SIGTERM: the first closes gracefully (FIN), the second aborts (RST).
@@ -462,6 +488,7 @@ impl<E: Engine> Runtime<E> {
             },
             conns: Vec::new(),
             finished: Vec::new(),
+            finished_mptcp: Vec::new(),
             sent: Tally::new(),
             received: Tally::new(),
             started: None,
@@ -487,7 +514,7 @@ impl<E: Engine> Runtime<E> {
                 let now = self.now();
                 let handle = self
                     .engine
-                    .connect(now, local, remote, ConnectOptions { mptcp: false })
+                    .connect(now, local, remote, ConnectOptions { mptcp: self.mptcp })
                     .map_err(|error| RuntimeError::Engine {
                         what: "connect",
                         error,
@@ -515,7 +542,7 @@ impl<E: Engine> Runtime<E> {
                     self.engine
                         .listen(
                             SocketAddr::new(p.addr, port),
-                            ListenOptions { mptcp: false },
+                            ListenOptions { mptcp: self.mptcp },
                         )
                         .map_err(|error| RuntimeError::Engine {
                             what: "listen",
@@ -571,22 +598,31 @@ impl<E: Engine> Runtime<E> {
             .map_or(0.0, |s| ended.saturating_duration_since(s).as_secs_f64());
         let mut subflows = st.finished;
         subflows.extend(st.conns.iter().map(Conn::subflow));
+        let mut mptcp_flags = st.finished_mptcp;
+        mptcp_flags.extend(st.conns.iter().map(|c| (c.mptcp, c.checksum)));
+        // MPTCP when every connection ran it to its end (no fallback).
+        let mptcp = !mptcp_flags.is_empty() && mptcp_flags.iter().all(|&(m, _)| m);
+        let checksum = mptcp && mptcp_flags.iter().all(|&(_, c)| c);
         let moved = st.sent.bytes().max(st.received.bytes());
         let mut extra = BTreeMap::new();
         extra.insert(
             "connections".to_owned(),
             serde_json::Value::from(subflows.len()),
         );
+        extra.insert(
+            "mptcp_checksum".to_owned(),
+            serde_json::Value::from(checksum),
+        );
         let report = Report {
             role: role_name.to_owned(),
-            mptcp: false,
+            mptcp,
             bytes_sent: st.sent.bytes(),
             bytes_received: st.received.bytes(),
             sha256_sent: st.sent.hex(),
             sha256_received: st.received.hex(),
             duration_s,
             subflows,
-            counters: BTreeMap::new(),
+            counters: self.engine.counters(),
             scenario: None,
             integrity_ok: None,
             goodput_mbps: (duration_s > 0.0).then(|| moved as f64 * 8.0 / duration_s / 1e6),
@@ -724,6 +760,9 @@ impl<E: Engine> Runtime<E> {
                     st.started.get_or_insert_with(std::time::Instant::now);
                     let mut c = Conn::new(conn, local, remote);
                     c.established = true;
+                    if let Some(s) = self.engine.conn_summary(conn) {
+                        (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
+                    }
                     st.conns.push(c);
                 }
                 Event::Connected(conn) => {
@@ -731,6 +770,7 @@ impl<E: Engine> Runtime<E> {
                         c.established = true;
                         if let Some(s) = self.engine.conn_summary(conn) {
                             c.local = s.local;
+                            (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
                         }
                     }
                 }
@@ -740,6 +780,7 @@ impl<E: Engine> Runtime<E> {
                     };
                     let c = st.conns.swap_remove(i);
                     st.finished.push(c.subflow());
+                    st.finished_mptcp.push((c.mptcp, c.checksum));
                     st.ended = Some(std::time::Instant::now());
                     match &st.app {
                         App::Client { .. } => {
@@ -786,6 +827,7 @@ impl<E: Engine> Runtime<E> {
                 if s.rtt.is_some() {
                     c.rtt = s.rtt;
                 }
+                (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
             }
             // Echo stops reading at ECHO_LIMIT; once sending drained the queue, read again
             // now: the engine will not announce data it already announced.
@@ -1109,11 +1151,24 @@ impl Engine for Endpoint {
             local: i.local,
             remote: i.remote,
             rtt: i.rtt,
+            mptcp: self.is_mptcp(conn),
+            checksum: self.is_mptcp(conn)
+                && self
+                    .mptcp_connection(conn)
+                    .is_some_and(|m| m.info().csum_enabled),
         })
+    }
+    fn counters(&self) -> BTreeMap<String, u64> {
+        Endpoint::counters(self)
+            .entries()
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v))
+            .collect()
     }
 }
 
-/// braid's plain-TCP engine with the default configuration, seeded from the OS.
+/// braid's engine (plain TCP and MPTCP; which one a connection uses is chosen by the
+/// runtime's [`Runtime::with_mptcp`]) with the default configuration, seeded from the OS.
 pub fn tcp_engine() -> Result<Endpoint, RuntimeError> {
     let seed = os_seed().map_err(|source| RuntimeError::Io {
         what: "reading /dev/urandom",
@@ -1282,6 +1337,8 @@ mod app_tests {
                 local: "10.0.0.2:1234".parse().unwrap(),
                 remote: "10.0.0.1:5000".parse().unwrap(),
                 rtt: Some(Duration::from_micros(1500)),
+                mptcp: false,
+                checksum: false,
             })
         }
     }
@@ -1561,6 +1618,15 @@ mod pair_tests {
         server_mode: fn(Shared) -> ServerMode,
         n: u64,
     ) -> (Outcome, Outcome, Shared, Shared) {
+        run_pair_with(server_mode, n, false, false)
+    }
+
+    fn run_pair_with(
+        server_mode: fn(Shared) -> ServerMode,
+        n: u64,
+        client_mptcp: bool,
+        server_mptcp: bool,
+    ) -> (Outcome, Outcome, Shared, Shared) {
         let (a, b) = UnixDatagram::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         b.set_nonblocking(true).unwrap();
@@ -1572,7 +1638,9 @@ mod pair_tests {
                 device: Box::new(a),
                 addr: "10.0.0.1".parse().unwrap(),
             }];
-            let mut rt = Runtime::new(tcp_engine().unwrap(), paths).unwrap();
+            let mut rt = Runtime::new(tcp_engine().unwrap(), paths)
+                .unwrap()
+                .with_mptcp(server_mptcp);
             rt.run(Role::Server {
                 port: 5000,
                 mode: server_mode(so),
@@ -1586,7 +1654,9 @@ mod pair_tests {
                 device: Box::new(b),
                 addr: "10.0.0.2".parse().unwrap(),
             }];
-            let mut rt = Runtime::new(tcp_engine().unwrap(), paths).unwrap();
+            let mut rt = Runtime::new(tcp_engine().unwrap(), paths)
+                .unwrap()
+                .with_mptcp(client_mptcp);
             rt.run(Role::Client {
                 remote: "10.0.0.1:5000".parse().unwrap(),
                 source: Source::Pattern(n),
@@ -1631,5 +1701,28 @@ mod pair_tests {
         assert_eq!(c.report.sha256_received, want);
         assert_eq!(s.report.sha256_sent, want);
         assert_eq!(echoed.0.lock().unwrap().len() as u64, n);
+    }
+
+    #[test]
+    fn mptcp_client_and_server_report_mptcp_and_counters() {
+        let n = 4 << 20;
+        let (c, s, _, stored) = run_pair_with(|w| ServerMode::Out(Box::new(w)), n, true, true);
+        assert_eq!(c.status, Status::Clean);
+        let want = pattern_hex(n as usize);
+        assert_eq!(s.report.sha256_received, want);
+        assert_eq!(stored.0.lock().unwrap().len() as u64, n);
+        assert!(c.report.mptcp && s.report.mptcp);
+        assert_eq!(c.report.counters.get("MPCapableSYNACKRX"), Some(&1));
+        assert_eq!(s.report.counters.get("MPCapableSYNRX"), Some(&1));
+        assert_eq!(s.report.counters.get("DSSNotMatching"), Some(&0));
+    }
+
+    #[test]
+    fn mptcp_client_falls_back_to_a_plain_server_and_says_so() {
+        let n = 1 << 20;
+        let (c, s, _, _) = run_pair_with(|w| ServerMode::Out(Box::new(w)), n, true, false);
+        assert_eq!(s.report.sha256_received, pattern_hex(n as usize));
+        assert!(!c.report.mptcp && !s.report.mptcp);
+        assert_eq!(c.report.counters.get("MPCapableFallbackSYNACK"), Some(&1));
     }
 }

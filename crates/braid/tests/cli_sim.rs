@@ -156,3 +156,78 @@ fn errors_are_one_line_and_non_zero() {
         1
     );
 }
+
+#[test]
+fn sim_without_tcp_runs_mptcp_and_reports_counters() {
+    for scenario in ["single-path", "lossy"] {
+        let out = braid(&["sim", scenario, "--bytes", "1M", "--json"]);
+        assert!(
+            out.status.success(),
+            "{scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["mptcp"], true, "{scenario}");
+        assert_eq!(v["integrity_ok"], true, "{scenario}");
+        assert_eq!(v["counters"]["MPCapableSYNACKRX"], 1, "{scenario}");
+        assert_eq!(v["counters"]["MPCapableSYNRX"], 1, "{scenario}");
+        assert_eq!(v["client_counters"]["MPCapableSYNTX"], 1, "{scenario}");
+        assert_eq!(v["counters"]["DSSNotMatching"], 0, "{scenario}");
+    }
+    let out = braid(&["sim", "two-paths"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("two-paths"), "{err}");
+}
+
+#[test]
+fn sim_mptcp_pcap_is_one_mptcp_stream_in_tshark() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-mppcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap = dir.join("single.pcap");
+    let pcap_s = pcap.to_str().expect("utf-8 temp path");
+    let out = braid(&["sim", "single-path", "--bytes", "256K", "--pcap", pcap_s]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            pcap_s,
+            "-o",
+            "mptcp.analyze_mptcp:TRUE",
+            "-Y",
+            "mptcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.options.mptcp.subtype",
+            "-e",
+            "mptcp.stream",
+        ])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let tshark = match tshark {
+        Ok(o) => o,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("SKIPPED sim_mptcp_pcap_is_one_mptcp_stream_in_tshark: {e}");
+            return;
+        }
+        Err(e) => panic!("CI=true but tshark is not runnable: {e}"),
+    };
+    assert!(tshark.status.success());
+    let text = String::from_utf8_lossy(&tshark.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    // MP_CAPABLE (subtype 0) on the handshake, DSS (2) on the data, all in MPTCP stream 0.
+    assert!(rows.iter().filter(|r| r[0] == "0").count() >= 3, "{text}");
+    assert!(rows.iter().filter(|r| r[0] == "2").count() > 100, "{text}");
+    assert!(
+        rows.iter()
+            .filter_map(|r| r.get(1))
+            .all(|s| s.is_empty() || *s == "0"),
+        "{text}"
+    );
+}

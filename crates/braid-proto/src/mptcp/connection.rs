@@ -153,6 +153,53 @@ pub struct MptcpCounters {
     pub MPFailTx: u64,
     pub MPFailRx: u64,
     pub InfiniteMapTx: u64,
+    pub MPFastcloseTx: u64,
+}
+
+impl MptcpCounters {
+    /// Every counter with its MIB name, for reports.
+    pub fn entries(&self) -> [(&'static str, u64); 17] {
+        [
+            ("MPCapableSYNRX", self.MPCapableSYNRX),
+            ("MPCapableSYNTX", self.MPCapableSYNTX),
+            ("MPCapableSYNACKRX", self.MPCapableSYNACKRX),
+            ("MPCapableACKRX", self.MPCapableACKRX),
+            ("MPCapableFallbackACK", self.MPCapableFallbackACK),
+            ("MPCapableFallbackSYNACK", self.MPCapableFallbackSYNACK),
+            ("DSSNotMatching", self.DSSNotMatching),
+            ("DataCsumErr", self.DataCsumErr),
+            ("InfiniteMapRx", self.InfiniteMapRx),
+            ("DuplicateData", self.DuplicateData),
+            ("NoDSSFallback", self.NoDSSFallback),
+            ("MPCapableSYNTXDrop", self.MPCapableSYNTXDrop),
+            ("MPRstTx", self.MPRstTx),
+            ("MPFailTx", self.MPFailTx),
+            ("MPFailRx", self.MPFailRx),
+            ("InfiniteMapTx", self.InfiniteMapTx),
+            ("MPFastcloseTx", self.MPFastcloseTx),
+        ]
+    }
+
+    /// Adds `other` field by field.
+    pub fn add(&mut self, o: &MptcpCounters) {
+        self.MPCapableSYNRX += o.MPCapableSYNRX;
+        self.MPCapableSYNTX += o.MPCapableSYNTX;
+        self.MPCapableSYNACKRX += o.MPCapableSYNACKRX;
+        self.MPCapableACKRX += o.MPCapableACKRX;
+        self.MPCapableFallbackACK += o.MPCapableFallbackACK;
+        self.MPCapableFallbackSYNACK += o.MPCapableFallbackSYNACK;
+        self.DSSNotMatching += o.DSSNotMatching;
+        self.DataCsumErr += o.DataCsumErr;
+        self.InfiniteMapRx += o.InfiniteMapRx;
+        self.DuplicateData += o.DuplicateData;
+        self.NoDSSFallback += o.NoDSSFallback;
+        self.MPCapableSYNTXDrop += o.MPCapableSYNTXDrop;
+        self.MPRstTx += o.MPRstTx;
+        self.MPFailTx += o.MPFailTx;
+        self.MPFailRx += o.MPFailRx;
+        self.InfiniteMapTx += o.InfiniteMapTx;
+        self.MPFastcloseTx += o.MPFastcloseTx;
+    }
 }
 
 /// A snapshot of the connection, after the kernel's `struct mptcp_info` (MPTCP_INFO):
@@ -267,6 +314,8 @@ pub struct MptcpConnection {
     error: Option<MptcpError>,
     counters: MptcpCounters,
     reported: Reported,
+    /// The application aborted: resets carry MP_FASTCLOSE.
+    fastclose: bool,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -315,6 +364,7 @@ impl MptcpConnection {
             error: None,
             counters: MptcpCounters::default(),
             reported: Reported::default(),
+            fastclose: false,
         }
     }
 
@@ -551,6 +601,23 @@ impl MptcpConnection {
                 }
             }
         }
+    }
+
+    /// Aborts the connection: every subflow is reset at once, the resets carrying
+    /// MP_FASTCLOSE with the peer's key while MPTCP is in use.
+    pub fn abort(&mut self) {
+        //= rfc8684#3.5
+        //= MP_FASTCLOSE on a RST on every subflow closes the whole connection at once
+        //   (option B of §3.5, as Linux does).
+        self.fastclose = true;
+        for s in &mut self.subflows {
+            s.tcb.abort();
+        }
+    }
+
+    /// True while any subflow has a reset still to send.
+    pub fn has_pending_output(&self) -> bool {
+        self.subflows.iter().any(|s| s.tcb.has_pending_output())
     }
 
     // ------------------------------------------------------------------ timers
@@ -1032,6 +1099,15 @@ impl MptcpConnection {
 
     fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {
         if repr.flags.rst() {
+            if self.fastclose && !self.fallback {
+                if let Some(n) = self.neg {
+                    repr.options.mptcp.push(MptcpOption::MpFastclose {
+                        receiver_key: n.remote_key,
+                    });
+                    self.counters.MPFastcloseTx += 1;
+                    return;
+                }
+            }
             if let Some(reason) = self.subflows.get_mut(id).and_then(|s| s.rst_reason.take()) {
                 if !self.fallback {
                     repr.options

@@ -26,7 +26,10 @@ use crate::wire::mptcp::DssMapping;
 use super::dsn::DsnSpace;
 
 /// Most received mappings held ahead of the data (hostile peers cannot grow the table).
-pub const MAX_RX_MAPPINGS: usize = 512;
+/// Senders map each segment (Linux and braid alike), so after a loss the table holds one
+/// mapping per out-of-order segment: a whole receive window (4 MiB of 1400-byte segments is
+/// about 3000; 512 reset the subflow on the first loss of a fast path).
+pub const MAX_RX_MAPPINGS: usize = 16384;
 /// Most transmit chunks held (each is at least one byte of the subflow's send buffer).
 pub const MAX_TX_CHUNKS: usize = 1 << 16;
 
@@ -584,7 +587,8 @@ mod tests {
             let m = RxMap::decode(&s, &wire(&s, i * 2, i * 2, 1, None), false, 0, 0).unwrap();
             r.add(m, 0, 100).unwrap();
         }
-        let m = RxMap::decode(&s, &wire(&s, 5000, 5000, 1, None), false, 0, 0).unwrap();
+        let far = MAX_RX_MAPPINGS as u64 * 2 + 10;
+        let m = RxMap::decode(&s, &wire(&s, far, far, 1, None), false, 0, 0).unwrap();
         assert_eq!(r.add(m, 0, 100), Err(MappingError::TooMany));
     }
 }

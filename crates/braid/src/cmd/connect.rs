@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 
-use super::{execute, open_output, open_paths, parse_bytes, parse_paths, MPTCP_UNAVAILABLE};
+use super::{execute, open_output, open_paths, parse_bytes, parse_paths, refuse_multipath};
 use crate::runtime::{Output, Role, Source};
 
 /// Open a connection over TUN devices and send / receive.
@@ -22,6 +22,15 @@ pub struct ConnectArgs {
     /// Plain TCP instead of MPTCP.
     #[arg(long)]
     pub tcp: bool,
+    /// Open an extra subflow from this local address (not supported yet: refused).
+    #[arg(long = "subflow", value_name = "ADDR")]
+    pub subflows: Vec<String>,
+    /// Mark subflows on this address as backup (not supported yet: refused).
+    #[arg(long = "backup", value_name = "ADDR")]
+    pub backups: Vec<String>,
+    /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
+    #[arg(long, value_name = "LIMITS")]
+    pub limits: Option<String>,
     /// Send this many bytes of the reproducible pattern stream, then close (e.g. 16M).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with = "input")]
     pub send: Option<u64>,
@@ -54,10 +63,19 @@ fn resolve(remote: &str, want_v4: bool) -> anyhow::Result<SocketAddr> {
 
 /// Run `braid connect`.
 pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    if !args.tcp {
-        bail!("{MPTCP_UNAVAILABLE}");
-    }
+    refuse_multipath(&[
+        ("--subflow", !args.subflows.is_empty()),
+        ("--backup", !args.backups.is_empty()),
+        ("--limits", args.limits.is_some()),
+    ])?;
     let path_args = parse_paths(&args.paths)?;
+    if !args.tcp && path_args.len() > 1 {
+        // The contract opens one subflow per path here.
+        bail!(
+            "several --path need additional subflows, which braid does not open yet; \
+             give one --path (or --tcp, which uses the first)"
+        );
+    }
     let want_v4 = path_args.first().is_none_or(|p| p.addr.is_ipv4());
     let remote = resolve(&args.remote, want_v4)?;
     if remote.port() == 0 {
@@ -92,6 +110,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             source,
             output,
         },
+        !args.tcp,
         args.json,
     )
 }
@@ -153,10 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn mptcp_is_refused_with_a_hint() {
-        let a = parse(&["10.0.0.1:5000", "--path", "braid0=10.0.0.2"]).unwrap();
-        let e = run(a).unwrap_err().to_string();
-        assert_eq!(e, MPTCP_UNAVAILABLE);
+    fn multipath_options_are_refused_in_one_line() {
+        for extra in [
+            &["--subflow", "10.1.0.2"][..],
+            &["--backup", "10.0.0.2"],
+            &["--limits", "subflows=2"],
+            &["--path", "braid1=10.1.0.2"],
+        ] {
+            let mut v = vec!["10.0.0.1:5000", "--path", "braid0=10.0.0.2"];
+            v.extend_from_slice(extra);
+            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+            assert!(
+                e.contains("additional subflows") && !e.contains('\n'),
+                "{extra:?}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{execute, open_output, open_paths, parse_paths, MPTCP_UNAVAILABLE};
+use super::{execute, open_output, open_paths, parse_paths, refuse_multipath};
 use crate::runtime::{Role, ServerMode};
 
 /// Accept connections over TUN devices.
@@ -18,9 +18,19 @@ pub struct ListenArgs {
     /// if not).
     #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
     pub paths: Vec<String>,
-    /// Plain TCP instead of MPTCP.
+    /// Plain TCP instead of MPTCP (by default MPTCP is accepted, and plain TCP from peers
+    /// that do not offer MPTCP).
     #[arg(long)]
     pub tcp: bool,
+    /// Announce this address with ADD_ADDR (not supported yet: refused).
+    #[arg(long = "signal", value_name = "ADDR")]
+    pub signals: Vec<String>,
+    /// Mark subflows on this address as backup (not supported yet: refused).
+    #[arg(long = "backup", value_name = "ADDR")]
+    pub backups: Vec<String>,
+    /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
+    #[arg(long, value_name = "LIMITS")]
+    pub limits: Option<String>,
     /// Count and discard what arrives (the default).
     #[arg(long, group = "mode")]
     pub sink: bool,
@@ -41,9 +51,11 @@ pub struct ListenArgs {
 
 /// Run `braid listen`.
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
-    if !args.tcp {
-        bail!("{MPTCP_UNAVAILABLE}");
-    }
+    refuse_multipath(&[
+        ("--signal", !args.signals.is_empty()),
+        ("--backup", !args.backups.is_empty()),
+        ("--limits", args.limits.is_some()),
+    ])?;
     if args.port == 0 {
         bail!("bad --port 0: give the port to listen on");
     }
@@ -57,7 +69,8 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     let engine = crate::runtime::tcp_engine().map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in &path_args {
         let addr = std::net::SocketAddr::new(p.addr, args.port);
-        eprintln!("braid: listening on {addr} via {} (tcp)", p.dev);
+        let proto = if args.tcp { "tcp" } else { "mptcp" };
+        eprintln!("braid: listening on {addr} via {} ({proto})", p.dev);
     }
     execute(
         engine,
@@ -67,6 +80,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
             mode,
             once: args.once,
         },
+        !args.tcp,
         args.json,
     )
 }
@@ -105,8 +119,19 @@ mod tests {
     }
 
     #[test]
-    fn mptcp_is_refused_with_a_hint() {
-        let a = parse(&["--port", "5000", "--path", "braid0=10.0.0.2"]).unwrap();
-        assert_eq!(run(a).unwrap_err().to_string(), MPTCP_UNAVAILABLE);
+    fn multipath_options_are_refused_in_one_line() {
+        for extra in [
+            &["--signal", "10.1.0.2"][..],
+            &["--backup", "10.0.0.2"],
+            &["--limits", "subflows=2"],
+        ] {
+            let mut v = vec!["--port", "5000", "--path", "braid0=10.0.0.2"];
+            v.extend_from_slice(extra);
+            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+            assert!(
+                e.contains("additional subflows") && !e.contains('\n'),
+                "{extra:?}: {e}"
+            );
+        }
     }
 }

@@ -77,8 +77,17 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("bad byte count {s:?}: too large"))
 }
 
-/// Until the MPTCP connection layer exists only `--tcp` runs.
-pub(crate) const MPTCP_UNAVAILABLE: &str = "MPTCP is not available yet; use --tcp";
+/// Refuses options that need additional subflows (MP_JOIN, ADD_ADDR), which the runtime
+/// does not open yet: one line naming the first such option given.
+pub(crate) fn refuse_multipath(given: &[(&str, bool)]) -> anyhow::Result<()> {
+    if let Some((name, _)) = given.iter().find(|(_, on)| *on) {
+        anyhow::bail!(
+            "{name} needs additional subflows, which braid does not open yet \
+             (MPTCP runs on one subflow over the first --path)"
+        );
+    }
+    Ok(())
+}
 
 /// Open every `--path` device, in order.
 pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>> {
@@ -109,6 +118,7 @@ pub(crate) fn execute<E: Engine>(
     engine: E,
     paths: Vec<runtime::Path>,
     role: runtime::Role,
+    mptcp: bool,
     json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
@@ -116,7 +126,8 @@ pub(crate) fn execute<E: Engine>(
     let flat = |e: runtime::RuntimeError| anyhow::anyhow!("{e}");
     let mut rt = Runtime::new(engine, paths)
         .map_err(flat)?
-        .with_signals(signals);
+        .with_signals(signals)
+        .with_mptcp(mptcp);
     let Outcome { status, report } = rt.run(role).map_err(flat)?;
     if json {
         println!("{}", report.to_json());

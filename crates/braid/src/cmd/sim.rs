@@ -129,6 +129,20 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
         goodput_mbps: Some((r.goodput_mbps() * 1000.0).round() / 1000.0),
         ..Report::default()
     };
+    // Both ends run in this process: the counters are summed, as `nstat` on one host
+    // running both would show them; each end's own are under `client_counters` and
+    // `server_counters`.
+    let mut both = r.client_counters;
+    both.add(&r.server_counters);
+    report.counters = counters_map(&both);
+    report.extra.insert(
+        "client_counters".into(),
+        serde_json::to_value(counters_map(&r.client_counters)).unwrap_or_default(),
+    );
+    report.extra.insert(
+        "server_counters".into(),
+        serde_json::to_value(counters_map(&r.server_counters)).unwrap_or_default(),
+    );
     report.extra.insert("seed".into(), cfg.seed.into());
     report
         .extra
@@ -152,6 +166,16 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
         .collect();
     report.extra.insert("links".into(), links.into());
     report
+}
+
+/// Counters under their MIB names, for the JSON report.
+pub fn counters_map(
+    c: &braid_proto::mptcp::MptcpCounters,
+) -> std::collections::BTreeMap<String, u64> {
+    c.entries()
+        .iter()
+        .map(|&(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 fn link_json(s: &braid_sim::LinkStats) -> serde_json::Value {

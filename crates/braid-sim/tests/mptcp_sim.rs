@@ -1,0 +1,76 @@
+//! `braid sim` scenarios with one path run MPTCP end to end (MP_CAPABLE, DSS mappings and
+//! DATA_ACKs on every segment), byte-exact, with the counters of both endpoints; in simulated
+//! time. Goodput is printed for the record (`--nocapture`), never asserted.
+
+use braid_sim::scenario::{self, Scenario, SimConfig, SimError, SimResult};
+
+fn run(name: &str, bytes: u64, seed: u64) -> SimResult {
+    let scenario = Scenario::by_name(name).expect("built-in scenario");
+    let cfg = SimConfig {
+        bytes,
+        seed,
+        ..SimConfig::default()
+    };
+    let r = scenario::run(&scenario, &cfg).expect("run");
+    assert!(
+        r.integrity_ok(bytes),
+        "{name}: not byte-exact: completed={} received={} client_err={:?} server_err={:?}",
+        r.completed,
+        r.server.received.bytes(),
+        r.client.error,
+        r.server.error
+    );
+    println!(
+        "{name} seed {seed}: {bytes} bytes over MPTCP, goodput {:.1} Mbit/s",
+        r.goodput_mbps()
+    );
+    r
+}
+
+#[test]
+fn single_path_runs_mptcp() {
+    let r = run("single-path", 16 << 20, 1);
+    assert!(r.mptcp, "no fallback on a clean path");
+    let (c, s) = (r.client_counters, r.server_counters);
+    assert_eq!(c.MPCapableSYNTX, 1);
+    assert_eq!(c.MPCapableSYNACKRX, 1);
+    assert_eq!(s.MPCapableSYNRX, 1);
+    assert_eq!(s.MPCapableACKRX, 1);
+    for k in [c, s] {
+        assert_eq!(k.DSSNotMatching + k.DataCsumErr + k.MPRstTx, 0);
+        assert_eq!(k.MPCapableFallbackACK + k.MPCapableFallbackSYNACK, 0);
+    }
+}
+
+#[test]
+fn lossy_runs_mptcp_byte_exact_for_several_seeds() {
+    for seed in 1..=3 {
+        let r = run("lossy", 4 << 20, seed);
+        assert!(r.mptcp);
+        assert_eq!(r.server_counters.MPRstTx + r.client_counters.MPRstTx, 0);
+    }
+}
+
+#[test]
+fn plain_tcp_still_runs_with_tcp() {
+    let scenario = Scenario::by_name("single-path").expect("scenario");
+    let cfg = SimConfig {
+        bytes: 1 << 20,
+        tcp: true,
+        ..SimConfig::default()
+    };
+    let r = scenario::run(&scenario, &cfg).expect("run");
+    assert!(r.integrity_ok(1 << 20));
+    assert!(!r.mptcp);
+    assert_eq!(r.client_counters.MPCapableSYNTX, 0);
+}
+
+#[test]
+fn multi_path_scenarios_are_refused_clearly() {
+    match Scenario::by_name("two-paths") {
+        Err(e @ SimError::NeedsMptcp(_)) => {
+            assert!(e.to_string().contains("several subflows"), "{e}");
+        }
+        other => panic!("two-paths: {other:?}"),
+    }
+}

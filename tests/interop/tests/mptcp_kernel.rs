@@ -1,0 +1,504 @@
+//! braid's MPTCP against the Linux kernel's MPTCP (IPPROTO_MPTCP sockets, `kpeer --proto
+//! mptcp`) over one TUN device in a network namespace: 32 MiB each way, byte-exact (SHA-256 of
+//! the pattern stream on both sides), with the kernel's own view from its MPTcpExt counters
+//! (`nstat`) and braid's from its JSON report. Also with DSS checksums asked for by the
+//! kernel (`net.mptcp.checksum_enabled=1`), and against a plain-TCP kernel peer (fallback).
+//!
+//! Layout: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0`, kernel side
+//! 10.0.0.1/24, braid 10.0.0.2.
+
+use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns};
+
+const BYTES: u64 = 32 << 20;
+
+/// Who plays which part.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BraidRole {
+    Client,
+    Server,
+}
+
+struct Run {
+    ns: Netns,
+    braid: serde_json::Value,
+    kernel: serde_json::Value,
+}
+
+fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
+    let ns = Netns::new(prefix).expect("create namespace");
+    if ns.run("nstat", &["-V"]).is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{prefix}: nstat is missing and CI=true");
+        }
+        eprintln!("SKIPPED {prefix}: no nstat");
+        return None;
+    }
+    ns.add_tun("braid0", "10.0.0.1/24")
+        .expect("TUN in namespace");
+    let enabled = ns
+        .run("sysctl", &["-n", "net.mptcp.enabled"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+        .unwrap_or(false);
+    assert!(enabled, "net.mptcp.enabled is not 1 in the namespace");
+    if checksum {
+        let out = ns
+            .run("sysctl", &["-w", "net.mptcp.checksum_enabled=1"])
+            .expect("sysctl");
+        assert!(out.status.success(), "cannot enable MPTCP checksums");
+    }
+    Some(ns)
+}
+
+/// Runs one transfer of `BYTES` from the client to the server; `kernel_proto` is "mptcp" or
+/// "tcp". Returns both JSON reports.
+fn transfer(prefix: &str, role: BraidRole, kernel_proto: &str, checksum: bool) -> Option<Run> {
+    transfer_on(prefix, role, kernel_proto, checksum, false, None)
+}
+
+/// [`transfer`], over IPv6 (kernel fd00::1, braid fd00::2) when `v6`.
+fn transfer_on(
+    prefix: &str,
+    role: BraidRole,
+    kernel_proto: &str,
+    checksum: bool,
+    v6: bool,
+    strip: Option<&str>,
+) -> Option<Run> {
+    let braid = braid_bin().unwrap();
+    let ns = setup(prefix, checksum)?;
+    if let Some(rule) = strip {
+        // A middlebox in the kernel's output path: nftables rewrites the MPTCP option of
+        // the matching packets into NOPs.
+        let rule_cmd = format!("add rule inet strip out {rule} reset tcp option mptcp");
+        for cmd in [
+            "add table inet strip",
+            "add chain inet strip out { type filter hook output priority 0 ; policy accept ; }",
+            rule_cmd.as_str(),
+        ] {
+            let out = ns.run("nft", &[cmd]).expect("nft");
+            assert!(
+                out.status.success(),
+                "nft {cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let (kernel_ip, braid_ip) = if v6 {
+        // nodad: usable at once, no duplicate address detection delay.
+        ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
+            .unwrap();
+        ("fd00::1", "fd00::2")
+    } else {
+        ("10.0.0.1", "10.0.0.2")
+    };
+    let sock = |ip: &str, port: u16| {
+        if v6 {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let braid_path = format!("braid0={braid_ip}");
+    let kernel_sock = sock(kernel_ip, 5101);
+    let braid_sock = sock(braid_ip, 5102);
+    let n = BYTES.to_string();
+    let kpeer = env!("CARGO_BIN_EXE_kpeer");
+    let (braid_out, kernel_out) = match role {
+        BraidRole::Client => {
+            let mut server = ns
+                .spawn(
+                    kpeer,
+                    &[
+                        "listen",
+                        "--bind",
+                        kernel_ip,
+                        "--port",
+                        "5101",
+                        "--proto",
+                        kernel_proto,
+                        "--sink",
+                        "--json",
+                    ],
+                )
+                .unwrap();
+            server.wait_for_stderr("listening").unwrap();
+            let c = ns
+                .spawn(
+                    &braid,
+                    &[
+                        "connect",
+                        &kernel_sock,
+                        "--path",
+                        &braid_path,
+                        "--send",
+                        &n,
+                        "--json",
+                    ],
+                )
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert!(c.success, "braid connect failed: {}", c.stderr);
+            let s = server.wait().unwrap();
+            assert!(s.success, "kpeer failed: {}", s.stderr);
+            (c, s)
+        }
+        BraidRole::Server => {
+            let mut server = ns
+                .spawn(
+                    &braid,
+                    &[
+                        "listen",
+                        "--port",
+                        "5102",
+                        "--path",
+                        &braid_path,
+                        "--sink",
+                        "--once",
+                        "--json",
+                    ],
+                )
+                .unwrap();
+            server.wait_for_stderr("listening").unwrap();
+            let c = ns
+                .spawn(
+                    kpeer,
+                    &[
+                        "connect",
+                        &braid_sock,
+                        "--proto",
+                        kernel_proto,
+                        "--send",
+                        &n,
+                        "--json",
+                    ],
+                )
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert!(c.success, "kpeer failed: {}", c.stderr);
+            let s = server.wait().unwrap();
+            assert!(s.success, "braid listen failed: {}", s.stderr);
+            (s, c)
+        }
+    };
+    let braid = last_json(&braid_out.stdout).unwrap();
+    let kernel = last_json(&kernel_out.stdout).unwrap();
+    let want = pattern_sha256(BYTES);
+    let (sender, receiver) = match role {
+        BraidRole::Client => (&braid, &kernel),
+        BraidRole::Server => (&kernel, &braid),
+    };
+    assert_eq!(sender["bytes_sent"], BYTES);
+    assert_eq!(sender["sha256_sent"], want.as_str());
+    assert_eq!(receiver["bytes_received"], BYTES);
+    assert_eq!(receiver["sha256_received"], want.as_str());
+    let secs = braid["duration_s"].as_f64().unwrap_or(0.0);
+    println!(
+        "{prefix}: braid {role:?}, kernel {kernel_proto}{}: {BYTES} bytes in {secs:.2} s = {:.0} Mbit/s",
+        if checksum { " (checksums)" } else { "" },
+        BYTES as f64 * 8.0 / secs.max(1e-9) / 1e6
+    );
+    Some(Run { ns, braid, kernel })
+}
+
+fn counter(ns: &Netns, name: &str) -> u64 {
+    ns.counter(&format!("MPTcpExt{name}")).unwrap()
+}
+
+/// The kernel saw a clean MPTCP connection (no mapping or checksum trouble, no fallback).
+fn assert_kernel_clean(ns: &Netns) {
+    for bad in [
+        "DSSNotMatching",
+        "DataCsumErr",
+        "MPFailRx",
+        "MPFailTx",
+        "InfiniteMapRx",
+        "DSSNoMatchTCP",
+        "MPCapableFallbackACK",
+        "MPCapableFallbackSYNACK",
+        "MPFallbackTokenInit",
+        "MPTCPRetrans",
+        "MPRstRx",
+    ] {
+        assert_eq!(counter(ns, bad), 0, "kernel counter {bad}");
+    }
+}
+
+fn assert_braid_clean(braid: &serde_json::Value) {
+    assert_eq!(braid["mptcp"], true, "braid fell back: {braid}");
+    let c = &braid["counters"];
+    for bad in [
+        "DSSNotMatching",
+        "DataCsumErr",
+        "MPFailTx",
+        "MPFailRx",
+        "MPRstTx",
+    ] {
+        assert_eq!(c[bad], 0, "braid counter {bad}: {c}");
+    }
+}
+
+fn braid_client_to_kernel_server(prefix: &str, checksum: bool) {
+    let Some(r) = transfer(prefix, BraidRole::Client, "mptcp", checksum) else {
+        return;
+    };
+    assert_eq!(r.braid["role"], "client");
+    assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["mptcp_checksum"], checksum);
+    assert_eq!(r.braid["counters"]["MPCapableSYNACKRX"], 1);
+    // The kernel server accepted MP_CAPABLE on the SYN and on the third ACK (or the first
+    // data segment).
+    assert_eq!(counter(&r.ns, "MPCapableSYNRX"), 1);
+    assert_eq!(counter(&r.ns, "MPCapableACKRX"), 1);
+    assert_kernel_clean(&r.ns);
+    assert_eq!(r.kernel["bytes_received"], BYTES);
+}
+
+fn kernel_client_to_braid_server(prefix: &str, checksum: bool) {
+    let Some(r) = transfer(prefix, BraidRole::Server, "mptcp", checksum) else {
+        return;
+    };
+    assert_eq!(r.braid["role"], "server");
+    assert_braid_clean(&r.braid);
+    assert_eq!(r.braid["mptcp_checksum"], checksum);
+    assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 1);
+    assert_eq!(r.braid["counters"]["MPCapableACKRX"], 1);
+    // The kernel client got MP_CAPABLE back on the SYN/ACK.
+    assert_eq!(counter(&r.ns, "MPCapableSYNTX"), 1);
+    assert_eq!(counter(&r.ns, "MPCapableSYNACKRX"), 1);
+    assert_kernel_clean(&r.ns);
+}
+
+#[test]
+fn braid_mptcp_client_sends_32mib_to_kernel_mptcp_server() {
+    if require_root("braid_mptcp_client_sends_32mib_to_kernel_mptcp_server") {
+        braid_client_to_kernel_server("mpc", false);
+    }
+}
+
+#[test]
+fn kernel_mptcp_client_sends_32mib_to_braid_mptcp_server() {
+    if require_root("kernel_mptcp_client_sends_32mib_to_braid_mptcp_server") {
+        kernel_client_to_braid_server("mps", false);
+    }
+}
+
+#[test]
+fn checksums_braid_client_to_kernel_server() {
+    if require_root("checksums_braid_client_to_kernel_server") {
+        braid_client_to_kernel_server("mpcc", true);
+    }
+}
+
+#[test]
+fn checksums_kernel_client_to_braid_server() {
+    if require_root("checksums_kernel_client_to_braid_server") {
+        kernel_client_to_braid_server("mpsc", true);
+    }
+}
+
+#[test]
+fn braid_mptcp_client_falls_back_to_a_plain_tcp_kernel_server() {
+    if !require_root("braid_mptcp_client_falls_back_to_a_plain_tcp_kernel_server") {
+        return;
+    }
+    let Some(r) = transfer("mpfc", BraidRole::Client, "tcp", false) else {
+        return;
+    };
+    assert_eq!(r.braid["mptcp"], false);
+    assert_eq!(r.braid["counters"]["MPCapableSYNTX"], 1);
+    assert_eq!(r.braid["counters"]["MPCapableFallbackSYNACK"], 1);
+    assert_eq!(counter(&r.ns, "MPCapableSYNRX"), 0, "a plain listener");
+}
+
+#[test]
+fn plain_tcp_kernel_client_is_served_by_a_braid_mptcp_listener() {
+    if !require_root("plain_tcp_kernel_client_is_served_by_a_braid_mptcp_listener") {
+        return;
+    }
+    let Some(r) = transfer("mpfs", BraidRole::Server, "tcp", false) else {
+        return;
+    };
+    assert_eq!(r.braid["mptcp"], false);
+    assert_eq!(r.braid["counters"]["MPCapableSYNRX"], 0);
+    assert_eq!(counter(&r.ns, "MPCapableSYNTX"), 0);
+}
+
+#[test]
+fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
+    if !require_root("second_signal_fast_closes_and_the_kernel_counts_mp_fastclose") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let Some(ns) = setup("mpfast", false) else {
+        return;
+    };
+    let dir = braid_interop::TempDir::new("mpfast").unwrap();
+    let go = dir.path().join("go");
+    let go_arg = go.to_string_lossy().into_owned();
+    // The kernel does not read until `go` exists: braid's data and its DATA_FIN stay queued,
+    // the graceful close cannot finish and the second signal aborts, with MP_FASTCLOSE.
+    let mut server = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "listen",
+                "--port",
+                "5105",
+                "--proto",
+                "mptcp",
+                "--sink",
+                "--hold-open",
+                "--wait-for",
+                &go_arg,
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let client = ns
+        .spawn(
+            &braid,
+            &[
+                "connect",
+                "10.0.0.1:5105",
+                "--path",
+                "braid0=10.0.0.2",
+                "--send",
+                "1000G",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("accepted").unwrap();
+    client.signal(libc_sig::SIGINT).unwrap();
+    client.signal(libc_sig::SIGTERM).unwrap();
+    let c = client.wait().unwrap();
+    assert!(!c.success);
+    assert!(c.stderr.contains("aborted"), "{}", c.stderr);
+    std::fs::write(&go, b"").unwrap();
+    let s = server
+        .wait_within(std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(!s.success, "the kernel must see a reset, not a clean close");
+    assert_eq!(counter(&ns, "MPCapableACKRX"), 1);
+    assert_eq!(counter(&ns, "MPFastcloseRx"), 1, "kernel MPFastcloseRx");
+}
+
+/// Signal numbers (Linux).
+mod libc_sig {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
+}
+
+#[test]
+fn ipv6_both_roles_with_the_kernel() {
+    if !require_root("ipv6_both_roles_with_the_kernel") {
+        return;
+    }
+    for role in [BraidRole::Client, BraidRole::Server] {
+        let Some(r) = transfer_on("mp6", role, "mptcp", false, true, None) else {
+            return;
+        };
+        assert_braid_clean(&r.braid);
+        assert_kernel_clean(&r.ns);
+        let (syn, ack) = match role {
+            BraidRole::Client => ("MPCapableSYNRX", "MPCapableACKRX"),
+            BraidRole::Server => ("MPCapableSYNTX", "MPCapableSYNACKRX"),
+        };
+        assert_eq!(counter(&r.ns, syn), 1, "{role:?}: kernel {syn}");
+        assert_eq!(counter(&r.ns, ack), 1, "{role:?}: kernel {ack}");
+    }
+}
+
+/// nftables match for the kernel's SYN and SYN/ACK.
+const SYNS: &str = "tcp flags & syn == syn";
+/// nftables match for every kernel segment after the handshake.
+const AFTER_SYNS: &str = "tcp flags & syn == 0";
+
+fn stripped(prefix: &str, role: BraidRole, rule: &str) {
+    let Some(r) = transfer_on(prefix, role, "mptcp", false, false, Some(rule)) else {
+        return;
+    };
+    // Every byte arrived (checked in transfer_on) and braid knows it is plain TCP now.
+    assert_eq!(r.braid["mptcp"], false, "{prefix}: {}", r.braid);
+    let c = &r.braid["counters"];
+    for bad in ["DSSNotMatching", "DataCsumErr", "MPRstTx"] {
+        assert_eq!(c[bad], 0, "{prefix}: braid counter {bad}: {c}");
+    }
+    for bad in ["DSSNotMatching", "DataCsumErr", "MPRstRx"] {
+        assert_eq!(counter(&r.ns, bad), 0, "{prefix}: kernel counter {bad}");
+    }
+}
+
+#[test]
+fn options_stripped_from_the_kernels_syn_fall_back_both_roles() {
+    if !require_root("options_stripped_from_the_kernels_syn_fall_back_both_roles") {
+        return;
+    }
+    stripped("mpsyc", BraidRole::Client, SYNS);
+    stripped("mpsys", BraidRole::Server, SYNS);
+}
+
+#[test]
+fn options_stripped_after_the_handshake_fall_back_both_roles() {
+    if !require_root("options_stripped_after_the_handshake_fall_back_both_roles") {
+        return;
+    }
+    stripped("mpdac", BraidRole::Client, AFTER_SYNS);
+    stripped("mpdas", BraidRole::Server, AFTER_SYNS);
+}
+
+#[test]
+fn braid_mptcp_echo_server_returns_every_byte_to_the_kernel() {
+    if !require_root("braid_mptcp_echo_server_returns_every_byte_to_the_kernel") {
+        return;
+    }
+    let braid = braid_bin().unwrap();
+    let Some(ns) = setup("mpecho", false) else {
+        return;
+    };
+    let mut server = ns
+        .spawn(
+            &braid,
+            &[
+                "listen",
+                "--port",
+                "5106",
+                "--path",
+                "braid0=10.0.0.2",
+                "--echo",
+                "--once",
+                "--json",
+            ],
+        )
+        .unwrap();
+    server.wait_for_stderr("listening").unwrap();
+    let n: u64 = 8 << 20;
+    let c = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_kpeer"),
+            &[
+                "connect",
+                "10.0.0.2:5106",
+                "--proto",
+                "mptcp",
+                "--send",
+                &n.to_string(),
+                "--json",
+            ],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(c.success, "kpeer failed: {}", c.stderr);
+    let s = server.wait().unwrap();
+    assert!(s.success, "braid listen failed: {}", s.stderr);
+    let cj = last_json(&c.stdout).unwrap();
+    let sj = last_json(&s.stdout).unwrap();
+    let want = pattern_sha256(n);
+    assert_eq!(cj["bytes_received"], n);
+    assert_eq!(cj["sha256_received"], want.as_str());
+    assert_braid_clean(&sj);
+    assert_eq!(sj["bytes_sent"], n);
+    assert_kernel_clean(&ns);
+}
