@@ -1135,3 +1135,51 @@ fn options_stripped_mid_transfer_fall_back_without_loss_or_duplication() {
         );
     }
 }
+
+/// Linux sends a DATA_FIN it has no data for on a pure ACK (mapping: subflow seq 0, length 1)
+/// and retransmits it until a DATA_ACK covers it. TCP alone would not answer a pure ACK, so
+/// the connection must, every time a copy arrives.
+#[test]
+fn a_data_fin_on_a_pure_ack_is_acknowledged() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 33);
+    let (repr, payload) = intercept_server_data(&mut p);
+    let now = p.now;
+    p.client.handle_segment(now, 0, &repr, &payload);
+    while p.client.poll_segment(now).is_some() {}
+    let mapping = repr
+        .options
+        .mptcp
+        .iter()
+        .find_map(|o| match o {
+            MptcpOption::Dss(d) => d.mapping,
+            _ => None,
+        })
+        .expect("data segment mapping");
+    let fin_dsn = mapping.dsn.wrapping_add(u64::from(mapping.data_len));
+    let mut fin = repr.clone();
+    fin.seq = repr.seq.wrapping_add(payload.len() as u32);
+    for o in &mut fin.options.mptcp {
+        if let MptcpOption::Dss(d) = o {
+            d.data_fin = true;
+            d.mapping = Some(braid_proto::wire::mptcp::DssMapping {
+                dsn: fin_dsn,
+                dsn_64: true,
+                subflow_seq: 0,
+                data_len: 1,
+                checksum: None,
+            });
+        }
+    }
+    for copy in 0..2 {
+        p.client.handle_segment(now, 0, &fin, &[]);
+        let (_, ack, _) = p
+            .client
+            .poll_segment(now)
+            .unwrap_or_else(|| panic!("copy {copy} of the DATA_FIN was not answered"));
+        let data_ack = ack.options.mptcp.iter().find_map(|o| match o {
+            MptcpOption::Dss(d) => d.data_ack,
+            _ => None,
+        });
+        assert_eq!(data_ack, Some(fin_dsn.wrapping_add(1)), "copy {copy}");
+    }
+}

@@ -879,6 +879,12 @@ impl MptcpConnection {
                 if m.fin {
                     if let Err(e) = self.recv.set_fin(m.data + m.len) {
                         self.fail_subflow(id, MptcpError::Recv(e));
+                    } else {
+                        //= rfc8684#3.3.3
+                        //= A DATA_FIN is acknowledged with a DATA_ACK. Linux sends it on a
+                        //   pure ACK when it has no data, which TCP alone would not answer,
+                        //   and retransmits it until acknowledged: answer every copy.
+                        s.tcb.request_ack();
                     }
                 }
             }

@@ -494,6 +494,14 @@ impl Tcb {
     pub fn is_read_finished(&self) -> bool {
         self.fin_received && self.recv.readable() == 0
     }
+    /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
+    /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
+    pub fn request_ack(&mut self) {
+        if self.state.is_synchronized() {
+            self.ack_now = true;
+        }
+    }
+
     /// Reserves `len` bytes of option space on every segment after the SYN (MPTCP options).
     pub fn set_reserved_option_len(&mut self, len: usize) {
         self.reserved_opt = len.min(MAX_OPTION_SPACE);
