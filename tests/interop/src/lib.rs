@@ -6,7 +6,12 @@
 //! - [`Netns::add_tun`]: a persistent TUN device inside, with the kernel's address and up.
 //! - [`Netns::run`] / [`Netns::spawn`]: commands inside; spawned children die on drop.
 //! - [`require_root`]: the skip-or-fail policy of these tests.
-//! - [`braid_bin`] / [`kpeer_bin`]: the binaries under test.
+//! - [`braid_bin`]: the binary under test (kpeer is the tests' `CARGO_BIN_EXE_kpeer`).
+//! - [`Cmd`], [`Netns::exchange`], [`Proc::finish`], [`Finished::json`], [`assert_sent`],
+//!   [`assert_received`] (module `run`): starting servers and clients, checking their reports.
+
+mod run;
+pub use run::{assert_received, assert_received_sha, assert_sent, Cmd, SIGINT, SIGTERM};
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

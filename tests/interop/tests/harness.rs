@@ -1,7 +1,9 @@
 //! The harness on its own, without braid's TCP: namespaces come and go, a TUN device inside
 //! receives the kernel's packets through braid's TUN driver, and device errors are clear.
 
-use braid_interop::{require_root, Netns};
+use braid_interop::{assert_received, require_root, Cmd, Netns};
+
+const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
 
 fn ns_exists(name: &str) -> bool {
     std::path::Path::new("/var/run/netns").join(name).exists()
@@ -35,9 +37,7 @@ fn kernel_syn_arrives_on_the_tun() {
     // Attached to the persistent device, not created.
     assert!(ready.contains("created=false"), "{ready}");
     // Nobody answers: the kernel's connect hangs, but its SYN must reach the TUN.
-    let client = ns
-        .spawn(env!("CARGO_BIN_EXE_kpeer"), &["connect", "10.0.0.2:9"])
-        .unwrap();
+    let client = ns.spawn(KPEER, &["connect", "10.0.0.2:9"]).unwrap();
     let done = probe.wait().unwrap();
     drop(client);
     assert!(done.success, "{}", done.stderr);
@@ -84,48 +84,18 @@ fn kpeer_speaks_mptcp_with_the_kernel() {
         eprintln!("SKIPPED kpeer_speaks_mptcp_with_the_kernel: no nstat");
         return;
     }
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "listen",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "7000",
-                "--proto",
-                "mptcp",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
     let n: u64 = 1 << 20;
-    let client = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "connect",
-                "127.0.0.1:7000",
-                "--proto",
-                "mptcp",
-                "--send",
-                &n.to_string(),
-                "--json",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(client.success, "{}", client.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "{}", s.stderr);
-    let sj = braid_interop::last_json(&s.stdout).unwrap();
-    assert_eq!(sj["bytes_received"], n);
-    assert_eq!(
-        sj["sha256_received"],
-        braid_interop::pattern_sha256(n).as_str()
+    let (_, s) = ns.exchange(
+        &Cmd::new(
+            KPEER,
+            "listen --bind 127.0.0.1 --port 7000 --proto mptcp --json",
+        ),
+        &Cmd::new(
+            KPEER,
+            &format!("connect 127.0.0.1:7000 --proto mptcp --send {n} --json"),
+        ),
     );
+    assert_received(&s.json(), n);
     // The kernel's own view: the connection was MPTCP, not a fallback.
     assert!(ns.counter("MPTcpExtMPCapableSYNRX").unwrap() >= 1);
     assert!(ns.counter("MPTcpExtMPCapableACKRX").unwrap() >= 1);

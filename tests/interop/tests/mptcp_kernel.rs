@@ -7,9 +7,16 @@
 //! Layout: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0`, kernel side
 //! 10.0.0.1/24, braid 10.0.0.2.
 
-use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns};
+use braid_interop::{
+    assert_received, assert_sent, require_root, Cmd, Netns, TempDir, SIGINT, SIGTERM,
+};
 
 const BYTES: u64 = 32 << 20;
+const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
+
+fn kpeer(line: &str) -> Cmd {
+    Cmd::new(KPEER, line)
+}
 
 /// Who plays which part.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,7 +32,7 @@ struct Run {
 }
 
 fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
-    let ns = Netns::new(prefix).expect("create namespace");
+    let ns = Netns::with_tun(prefix).expect("namespace with a TUN");
     if ns.run("nstat", &["-V"]).is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{prefix}: nstat is missing and CI=true");
@@ -33,8 +40,6 @@ fn setup(prefix: &str, checksum: bool) -> Option<Netns> {
         eprintln!("SKIPPED {prefix}: no nstat");
         return None;
     }
-    ns.add_tun("braid0", "10.0.0.1/24")
-        .expect("TUN in namespace");
     let enabled = ns
         .run("sysctl", &["-n", "net.mptcp.enabled"])
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
@@ -64,7 +69,6 @@ fn transfer_on(
     v6: bool,
     strip: Option<&str>,
 ) -> Option<Run> {
-    let braid = braid_bin().unwrap();
     let ns = setup(prefix, checksum)?;
     if let Some(rule) = strip {
         // A middlebox in the kernel's output path: nftables rewrites the MPTCP option of
@@ -101,98 +105,35 @@ fn transfer_on(
     let braid_path = format!("braid0={braid_ip}");
     let kernel_sock = sock(kernel_ip, 5101);
     let braid_sock = sock(braid_ip, 5102);
-    let n = BYTES.to_string();
-    let kpeer = env!("CARGO_BIN_EXE_kpeer");
     let (braid_out, kernel_out) = match role {
-        BraidRole::Client => {
-            let mut server = ns
-                .spawn(
-                    kpeer,
-                    &[
-                        "listen",
-                        "--bind",
-                        kernel_ip,
-                        "--port",
-                        "5101",
-                        "--proto",
-                        kernel_proto,
-                        "--sink",
-                        "--json",
-                    ],
-                )
-                .unwrap();
-            server.wait_for_stderr("listening").unwrap();
-            let c = ns
-                .spawn(
-                    &braid,
-                    &[
-                        "connect",
-                        &kernel_sock,
-                        "--path",
-                        &braid_path,
-                        "--send",
-                        &n,
-                        "--json",
-                    ],
-                )
-                .unwrap()
-                .wait()
-                .unwrap();
-            assert!(c.success, "braid connect failed: {}", c.stderr);
-            let s = server.wait().unwrap();
-            assert!(s.success, "kpeer failed: {}", s.stderr);
-            (c, s)
-        }
+        BraidRole::Client => ns.exchange(
+            &kpeer(&format!(
+                "listen --bind {kernel_ip} --port 5101 --proto {kernel_proto} --sink --json"
+            )),
+            &Cmd::braid(&format!(
+                "connect {kernel_sock} --path {braid_path} --send {BYTES} --json"
+            )),
+        ),
         BraidRole::Server => {
-            let mut server = ns
-                .spawn(
-                    &braid,
-                    &[
-                        "listen",
-                        "--port",
-                        "5102",
-                        "--path",
-                        &braid_path,
-                        "--sink",
-                        "--once",
-                        "--json",
-                    ],
-                )
-                .unwrap();
-            server.wait_for_stderr("listening").unwrap();
-            let c = ns
-                .spawn(
-                    kpeer,
-                    &[
-                        "connect",
-                        &braid_sock,
-                        "--proto",
-                        kernel_proto,
-                        "--send",
-                        &n,
-                        "--json",
-                    ],
-                )
-                .unwrap()
-                .wait()
-                .unwrap();
-            assert!(c.success, "kpeer failed: {}", c.stderr);
-            let s = server.wait().unwrap();
-            assert!(s.success, "braid listen failed: {}", s.stderr);
+            let (c, s) = ns.exchange(
+                &Cmd::braid(&format!(
+                    "listen --port 5102 --path {braid_path} --sink --once --json"
+                )),
+                &kpeer(&format!(
+                    "connect {braid_sock} --proto {kernel_proto} --send {BYTES} --json"
+                )),
+            );
             (s, c)
         }
     };
-    let braid = last_json(&braid_out.stdout).unwrap();
-    let kernel = last_json(&kernel_out.stdout).unwrap();
-    let want = pattern_sha256(BYTES);
+    let braid = braid_out.json();
+    let kernel = kernel_out.json();
     let (sender, receiver) = match role {
         BraidRole::Client => (&braid, &kernel),
         BraidRole::Server => (&kernel, &braid),
     };
-    assert_eq!(sender["bytes_sent"], BYTES);
-    assert_eq!(sender["sha256_sent"], want.as_str());
-    assert_eq!(receiver["bytes_received"], BYTES);
-    assert_eq!(receiver["sha256_received"], want.as_str());
+    assert_sent(sender, BYTES);
+    assert_received(receiver, BYTES);
     let secs = braid["duration_s"].as_f64().unwrap_or(0.0);
     println!(
         "{prefix}: braid {role:?}, kernel {kernel_proto}{}: {BYTES} bytes in {secs:.2} s = {:.0} Mbit/s",
@@ -330,48 +271,24 @@ fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
     if !require_root("second_signal_fast_closes_and_the_kernel_counts_mp_fastclose") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let Some(ns) = setup("mpfast", false) else {
         return;
     };
-    let dir = braid_interop::TempDir::new("mpfast").unwrap();
+    let dir = TempDir::new("mpfast").unwrap();
     let go = dir.path().join("go");
-    let go_arg = go.to_string_lossy().into_owned();
     // The kernel does not read until `go` exists: braid's data and its DATA_FIN stay queued,
     // the graceful close cannot finish and the second signal aborts, with MP_FASTCLOSE.
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "listen",
-                "--port",
-                "5105",
-                "--proto",
-                "mptcp",
-                "--sink",
-                "--hold-open",
-                "--wait-for",
-                &go_arg,
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
+    let listen = kpeer("listen --port 5105 --proto mptcp --sink --hold-open --wait-for")
+        .arg(go.to_string_lossy());
+    let mut server = ns.start_ready(&listen, "listening").unwrap();
     let client = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5105",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                "1000G",
-            ],
-        )
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5105 --path braid0=10.0.0.2 --send 1000G",
+        ))
         .unwrap();
     server.wait_for_stderr("accepted").unwrap();
-    client.signal(libc_sig::SIGINT).unwrap();
-    client.signal(libc_sig::SIGTERM).unwrap();
+    client.signal(SIGINT).unwrap();
+    client.signal(SIGTERM).unwrap();
     let c = client.wait().unwrap();
     assert!(!c.success);
     assert!(c.stderr.contains("aborted"), "{}", c.stderr);
@@ -382,12 +299,6 @@ fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
     assert!(!s.success, "the kernel must see a reset, not a clean close");
     assert_eq!(counter(&ns, "MPCapableACKRX"), 1);
     assert_eq!(counter(&ns, "MPFastcloseRx"), 1, "kernel MPFastcloseRx");
-}
-
-/// Signal numbers (Linux).
-mod libc_sig {
-    pub const SIGINT: i32 = 2;
-    pub const SIGTERM: i32 = 15;
 }
 
 #[test]
@@ -453,51 +364,18 @@ fn braid_mptcp_echo_server_returns_every_byte_to_the_kernel() {
     if !require_root("braid_mptcp_echo_server_returns_every_byte_to_the_kernel") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let Some(ns) = setup("mpecho", false) else {
         return;
     };
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--port",
-                "5106",
-                "--path",
-                "braid0=10.0.0.2",
-                "--echo",
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
     let n: u64 = 8 << 20;
-    let c = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "connect",
-                "10.0.0.2:5106",
-                "--proto",
-                "mptcp",
-                "--send",
-                &n.to_string(),
-                "--json",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "kpeer failed: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "braid listen failed: {}", s.stderr);
-    let cj = last_json(&c.stdout).unwrap();
-    let sj = last_json(&s.stdout).unwrap();
-    let want = pattern_sha256(n);
-    assert_eq!(cj["bytes_received"], n);
-    assert_eq!(cj["sha256_received"], want.as_str());
+    let (c, s) = ns.exchange(
+        &Cmd::braid("listen --port 5106 --path braid0=10.0.0.2 --echo --once --json"),
+        &kpeer(&format!(
+            "connect 10.0.0.2:5106 --proto mptcp --send {n} --json"
+        )),
+    );
+    let sj = s.json();
+    assert_received(&c.json(), n);
     assert_braid_clean(&sj);
     assert_eq!(sj["bytes_sent"], n);
     assert_kernel_clean(&ns);

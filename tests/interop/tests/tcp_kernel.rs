@@ -5,15 +5,20 @@
 //! Layout of every test: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0` whose
 //! kernel side is 10.0.0.1/24; braid attaches to it as 10.0.0.2.
 
-use braid_interop::{braid_bin, last_json, pattern_sha256, require_root, Netns, TempDir};
+use braid_interop::{
+    assert_received, assert_received_sha, assert_sent, braid_bin, require_root, Cmd, Netns,
+    TempDir, SIGINT, SIGTERM,
+};
 
 const SIXTEEN_MIB: u64 = 16 << 20;
+const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
 
 fn setup(prefix: &str) -> Netns {
-    let ns = Netns::new(prefix).expect("create namespace");
-    ns.add_tun("braid0", "10.0.0.1/24")
-        .expect("TUN in namespace");
-    ns
+    Netns::with_tun(prefix).expect("namespace with a TUN")
+}
+
+fn kpeer(line: &str) -> Cmd {
+    Cmd::new(KPEER, line)
 }
 
 #[test]
@@ -21,47 +26,18 @@ fn braid_client_sends_16mib_to_kernel_server() {
     if !require_root("braid_client_sends_16mib_to_kernel_server") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpc");
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "listen", "--bind", "10.0.0.1", "--port", "5001", "--sink", "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let n = SIXTEEN_MIB.to_string();
-    let client = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5001",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                &n,
-                "--json",
-            ],
-        )
-        .unwrap();
-    let c = client.wait().unwrap();
-    assert!(c.success, "braid connect failed: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "kpeer failed: {}", s.stderr);
-
-    let cj = last_json(&c.stdout).unwrap();
-    let sj = last_json(&s.stdout).unwrap();
-    let want = pattern_sha256(SIXTEEN_MIB);
+    let (c, s) = ns.exchange(
+        &kpeer("listen --bind 10.0.0.1 --port 5001 --sink --json"),
+        &Cmd::braid(&format!(
+            "connect 10.0.0.1:5001 --tcp --path braid0=10.0.0.2 --send {SIXTEEN_MIB} --json"
+        )),
+    );
+    let (cj, sj) = (c.json(), s.json());
     assert_eq!(cj["role"], "client");
     assert_eq!(cj["mptcp"], false);
-    assert_eq!(cj["bytes_sent"], SIXTEEN_MIB);
-    assert_eq!(cj["sha256_sent"], want.as_str());
-    assert_eq!(sj["bytes_received"], SIXTEEN_MIB);
-    assert_eq!(sj["sha256_received"], want.as_str());
+    assert_sent(&cj, SIXTEEN_MIB);
+    assert_received(&sj, SIXTEEN_MIB);
     assert_eq!(cj["subflows"][0]["remote"], "10.0.0.1:5001");
     assert!(cj["subflows"][0]["rtt_ms"].as_f64().is_some());
 }
@@ -71,45 +47,17 @@ fn kernel_client_sends_16mib_to_braid_server() {
     if !require_root("kernel_client_sends_16mib_to_braid_server") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcps");
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "5002",
-                "--path",
-                "braid0=10.0.0.2",
-                "--sink",
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let n = SIXTEEN_MIB.to_string();
-    let client = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &["connect", "10.0.0.2:5002", "--send", &n, "--json"],
-        )
-        .unwrap();
-    let c = client.wait().unwrap();
-    assert!(c.success, "kpeer failed: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "braid listen failed: {}", s.stderr);
-
-    let cj = last_json(&c.stdout).unwrap();
-    let sj = last_json(&s.stdout).unwrap();
-    let want = pattern_sha256(SIXTEEN_MIB);
-    assert_eq!(cj["bytes_sent"], SIXTEEN_MIB);
-    assert_eq!(cj["sha256_sent"], want.as_str());
+    let (c, s) = ns.exchange(
+        &Cmd::braid("listen --tcp --port 5002 --path braid0=10.0.0.2 --sink --once --json"),
+        &kpeer(&format!(
+            "connect 10.0.0.2:5002 --send {SIXTEEN_MIB} --json"
+        )),
+    );
+    let (cj, sj) = (c.json(), s.json());
+    assert_sent(&cj, SIXTEEN_MIB);
     assert_eq!(sj["role"], "server");
-    assert_eq!(sj["bytes_received"], SIXTEEN_MIB);
-    assert_eq!(sj["sha256_received"], want.as_str());
+    assert_received(&sj, SIXTEEN_MIB);
 }
 
 #[test]
@@ -117,48 +65,14 @@ fn braid_echo_server_returns_every_byte() {
     if !require_root("braid_echo_server_returns_every_byte") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpe");
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "5003",
-                "--path",
-                "braid0=10.0.0.2",
-                "--echo",
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
     let n: u64 = 1 << 20;
-    let client = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "connect",
-                "10.0.0.2:5003",
-                "--send",
-                &n.to_string(),
-                "--json",
-            ],
-        )
-        .unwrap();
-    let c = client.wait().unwrap();
-    assert!(c.success, "kpeer failed: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "braid listen failed: {}", s.stderr);
-    let cj = last_json(&c.stdout).unwrap();
-    let want = pattern_sha256(n);
-    assert_eq!(cj["bytes_received"], n);
-    assert_eq!(cj["sha256_received"], want.as_str());
-    let sj = last_json(&s.stdout).unwrap();
-    assert_eq!(sj["bytes_sent"], n);
+    let (c, s) = ns.exchange(
+        &Cmd::braid("listen --tcp --port 5003 --path braid0=10.0.0.2 --echo --once --json"),
+        &kpeer(&format!("connect 10.0.0.2:5003 --send {n} --json")),
+    );
+    assert_received(&c.json(), n);
+    assert_eq!(s.json()["bytes_sent"], n);
 }
 
 #[test]
@@ -166,22 +80,12 @@ fn refused_connection_is_a_one_line_error() {
     if !require_root("refused_connection_is_a_one_line_error") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpr");
     // Nobody listens on 10.0.0.1:5009: the kernel answers the SYN with a RST.
     let out = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5009",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                "1",
-            ],
-        )
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5009 --tcp --path braid0=10.0.0.2 --send 1",
+        ))
         .unwrap()
         .wait()
         .unwrap();
@@ -196,7 +100,6 @@ fn unusable_device_and_bad_path_are_one_line_errors() {
     if !require_root("unusable_device_and_bad_path_are_one_line_errors") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpd");
     ns.ip(&["tuntap", "add", "dev", "braidtap", "mode", "tap"])
         .unwrap();
@@ -205,58 +108,32 @@ fn unusable_device_and_bad_path_are_one_line_errors() {
         ("braid0", "bad --path"),
         ("braid0=10.0.0", "bad --path"),
     ] {
-        let out = ns
-            .command(&braid)
-            .args([
-                "connect",
-                "10.0.0.1:5001",
-                "--tcp",
-                "--path",
-                path,
-                "--send",
-                "1",
-            ])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{path}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let connect = Cmd::braid("connect 10.0.0.1:5001 --tcp --path")
+            .arg(path)
+            .arg("--send")
+            .arg("1");
+        let out = ns.start(&connect).unwrap().wait().unwrap();
+        assert!(!out.success, "{path}");
+        let err = &out.stderr;
         assert!(err.contains(needle), "{path}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{path}: {err}");
     }
 }
-
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
 
 #[test]
 fn first_signal_closes_gracefully() {
     if !require_root("first_signal_closes_gracefully") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpsig");
     let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &["listen", "--port", "5004", "--sink", "--json"],
-        )
+        .start_ready(&kpeer("listen --port 5004 --sink --json"), "listening")
         .unwrap();
-    server.wait_for_stderr("listening").unwrap();
     // Far more than will ever be sent: only the signal ends this transfer.
     let client = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5004",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                "1000G",
-                "--json",
-            ],
-        )
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5004 --tcp --path braid0=10.0.0.2 --send 1000G --json",
+        ))
         .unwrap();
     server.wait_for_stderr("accepted").unwrap();
     client.signal(SIGINT).unwrap();
@@ -264,14 +141,12 @@ fn first_signal_closes_gracefully() {
     assert_eq!(c.code, Some(130), "{}", c.stderr);
     assert!(c.stderr.contains("interrupted"), "{}", c.stderr);
     // The kernel saw a FIN: a clean end of stream, and exactly the bytes braid sent.
-    let s = server.wait().unwrap();
-    assert!(s.success, "kpeer: {}", s.stderr);
-    let cj = last_json(&c.stdout).unwrap();
-    let sj = last_json(&s.stdout).unwrap();
+    let s = server.finish("kpeer");
+    let (cj, sj) = (c.json(), s.json());
     assert_eq!(cj["bytes_sent"], sj["bytes_received"]);
     assert_eq!(cj["sha256_sent"], sj["sha256_received"]);
     let n = cj["bytes_sent"].as_u64().unwrap();
-    assert_eq!(sj["sha256_received"], pattern_sha256(n).as_str());
+    assert_received_sha(&sj, n);
 }
 
 #[test]
@@ -279,43 +154,20 @@ fn second_signal_aborts_with_rst() {
     if !require_root("second_signal_aborts_with_rst") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcpabrt");
     let dir = TempDir::new("abrt").unwrap();
     let go = dir.path().join("go");
-    let go_arg = go.to_string_lossy().into_owned();
     // The kernel does not read until `go` exists: braid's data (and so its FIN) stays queued,
     // the graceful close cannot finish, the second signal must abort. The kernel keeps its
     // own direction open, so braid is in FIN-WAIT-1 when it aborts (an abort in LAST-ACK sends
     // no RST, RFC 9293 3.10.5).
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "listen",
-                "--port",
-                "5005",
-                "--sink",
-                "--hold-open",
-                "--wait-for",
-                &go_arg,
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
+    let listen =
+        kpeer("listen --port 5005 --sink --hold-open --wait-for").arg(go.to_string_lossy());
+    let mut server = ns.start_ready(&listen, "listening").unwrap();
     let client = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5005",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                "1000G",
-            ],
-        )
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5005 --tcp --path braid0=10.0.0.2 --send 1000G",
+        ))
         .unwrap();
     server.wait_for_stderr("accepted").unwrap();
     client.signal(SIGINT).unwrap();
@@ -337,8 +189,6 @@ fn braid_to_braid_through_the_kernel_router() {
     if !require_root("braid_to_braid_through_the_kernel_router") {
         return;
     }
-    let braid = braid_bin().unwrap();
-    let braid = braid.to_string_lossy().into_owned();
     let ns = setup("tcpb2b");
     ns.add_tun("braid1", "10.1.0.1/24").unwrap();
     ns.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]).unwrap();
@@ -353,92 +203,28 @@ fn braid_to_braid_through_the_kernel_router() {
     let p = |x: &std::path::Path| x.to_string_lossy().into_owned();
 
     // 1. Echo: the client's file comes back into --out.
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "6000",
-                "--path",
-                "braid1=10.1.0.2",
-                "--echo",
-                "--once",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let c = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.1.0.2:6000",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--in",
-                &p(&input),
-                "--out",
-                &p(&echoed),
-                "--json",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "client: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "server: {}", s.stderr);
+    ns.exchange(
+        &Cmd::braid("listen --tcp --port 6000 --path braid1=10.1.0.2 --echo --once"),
+        &Cmd::braid("connect 10.1.0.2:6000 --tcp --path braid0=10.0.0.2 --json --in")
+            .arg(p(&input))
+            .arg("--out")
+            .arg(p(&echoed)),
+    );
     assert!(std::fs::read(&echoed).unwrap() == data, "echo differs");
 
     // 2. --out on the server: what --send sent, stored byte-exact.
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "6001",
-                "--path",
-                "braid1=10.1.0.2",
-                "--out",
-                &p(&stored),
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let c = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.1.0.2:6001",
-                "--tcp",
-                "--path",
-                "braid0=10.0.0.2",
-                "--send",
-                "2M",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "client: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "server: {}", s.stderr);
+    let (_, s) = ns.exchange(
+        &Cmd::braid("listen --tcp --port 6001 --path braid1=10.1.0.2 --once --json --out")
+            .arg(p(&stored)),
+        &Cmd::braid("connect 10.1.0.2:6001 --tcp --path braid0=10.0.0.2 --send 2M"),
+    );
     let mut want = vec![0u8; 2 << 20];
     braid::stream::PatternStream::new().fill(&mut want);
     assert!(
         std::fs::read(&stored).unwrap() == want,
         "stored file differs"
     );
-    let sj = last_json(&s.stdout).unwrap();
-    assert_eq!(sj["bytes_received"], 2u64 << 20);
+    assert_eq!(s.json()["bytes_received"], 2u64 << 20);
 }
 
 #[test]
@@ -453,15 +239,7 @@ fn permission_denied_is_a_one_line_error() {
         .command("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&braid)
-        .args([
-            "connect",
-            "10.0.0.1:5001",
-            "--tcp",
-            "--path",
-            "braid0=10.0.0.2",
-            "--send",
-            "1",
-        ])
+        .args("connect 10.0.0.1:5001 --tcp --path braid0=10.0.0.2 --send 1".split(' '))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -479,48 +257,18 @@ fn replies_leave_by_the_path_that_owns_their_address() {
     if !require_root("replies_leave_by_the_path_that_owns_their_address") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcp2p");
     ns.add_tun("braid1", "10.1.0.1/24").unwrap();
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "5006",
-                "--path",
-                "braid0=10.0.0.2",
-                "--path",
-                "braid1=10.1.0.2",
-                "--sink",
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("via braid1").unwrap();
     let n: u64 = 1 << 20;
-    let c = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &[
-                "connect",
-                "10.1.0.2:5006",
-                "--send",
-                &n.to_string(),
-                "--json",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "kpeer: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "braid: {}", s.stderr);
-    let sj = last_json(&s.stdout).unwrap();
-    assert_eq!(sj["sha256_received"], pattern_sha256(n).as_str());
+    let (_, s) = ns.exchange_when(
+        &Cmd::braid(
+            "listen --tcp --port 5006 --path braid0=10.0.0.2 --path braid1=10.1.0.2 \
+             --sink --once --json",
+        ),
+        "via braid1",
+        &kpeer(&format!("connect 10.1.0.2:5006 --send {n} --json")),
+    );
+    assert_received_sha(&s.json(), n);
     // Everything braid sent (SYN/ACK, ACKs, FIN) came out of braid1, nothing out of braid0.
     assert!(ns.rx_packets("braid1").unwrap() > 0);
     assert_eq!(ns.rx_packets("braid0").unwrap(), 0);
@@ -531,31 +279,16 @@ fn a_device_braid_creates_works_once_the_kernel_side_is_configured() {
     if !require_root("a_device_braid_creates_works_once_the_kernel_side_is_configured") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = Netns::new("tcpnew").unwrap();
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &["listen", "--port", "5007", "--sink", "--json"],
-        )
+    let server = ns
+        .start_ready(&kpeer("listen --port 5007 --sink --json"), "listening")
         .unwrap();
-    server.wait_for_stderr("listening").unwrap();
     // `fresh0` does not exist: braid creates it (down, no address); its SYNs are dropped
     // until the kernel side is configured, then a retransmission gets through.
     let client = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "10.0.0.1:5007",
-                "--tcp",
-                "--path",
-                "fresh0=10.0.0.2",
-                "--send",
-                "64K",
-                "--json",
-            ],
-        )
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5007 --tcp --path fresh0=10.0.0.2 --send 64K --json",
+        ))
         .unwrap();
     let mut tries = 0;
     while ns.ip(&["link", "show", "fresh0"]).is_err() {
@@ -566,12 +299,9 @@ fn a_device_braid_creates_works_once_the_kernel_side_is_configured() {
     ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "fresh0"])
         .unwrap();
     ns.ip(&["link", "set", "fresh0", "up"]).unwrap();
-    let c = client.wait().unwrap();
-    assert!(c.success, "braid: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "kpeer: {}", s.stderr);
-    let sj = last_json(&s.stdout).unwrap();
-    assert_eq!(sj["sha256_received"], pattern_sha256(64 << 10).as_str());
+    client.finish("braid");
+    let s = server.finish("kpeer");
+    assert_received_sha(&s.json(), 64 << 10);
     // Non-persistent: the device went away with braid.
     assert!(ns.ip(&["link", "show", "fresh0"]).is_err());
 }
@@ -581,75 +311,23 @@ fn ipv6_both_ways() {
     if !require_root("ipv6_both_ways") {
         return;
     }
-    let braid = braid_bin().unwrap();
     let ns = setup("tcp6");
     // nodad: usable at once, no duplicate address detection delay.
     ns.ip(&["addr", "add", "fd00::1/64", "dev", "braid0", "nodad"])
         .unwrap();
     let n: u64 = 2 << 20;
-    let want = pattern_sha256(n);
 
-    let mut server = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &["listen", "--bind", "fd00::1", "--port", "5008", "--json"],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let c = ns
-        .spawn(
-            &braid,
-            &[
-                "connect",
-                "[fd00::1]:5008",
-                "--tcp",
-                "--path",
-                "braid0=fd00::2",
-                "--send",
-                &n.to_string(),
-                "--json",
-            ],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "braid: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "kpeer: {}", s.stderr);
-    assert_eq!(
-        last_json(&s.stdout).unwrap()["sha256_received"],
-        want.as_str()
+    let (_, s) = ns.exchange(
+        &kpeer("listen --bind fd00::1 --port 5008 --json"),
+        &Cmd::braid(&format!(
+            "connect [fd00::1]:5008 --tcp --path braid0=fd00::2 --send {n} --json"
+        )),
     );
+    assert_received_sha(&s.json(), n);
 
-    let mut server = ns
-        .spawn(
-            &braid,
-            &[
-                "listen",
-                "--tcp",
-                "--port",
-                "5009",
-                "--path",
-                "braid0=fd00::2",
-                "--once",
-                "--json",
-            ],
-        )
-        .unwrap();
-    server.wait_for_stderr("listening").unwrap();
-    let c = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_kpeer"),
-            &["connect", "[fd00::2]:5009", "--send", &n.to_string()],
-        )
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(c.success, "kpeer: {}", c.stderr);
-    let s = server.wait().unwrap();
-    assert!(s.success, "braid: {}", s.stderr);
-    assert_eq!(
-        last_json(&s.stdout).unwrap()["sha256_received"],
-        want.as_str()
+    let (_, s) = ns.exchange(
+        &Cmd::braid("listen --tcp --port 5009 --path braid0=fd00::2 --once --json"),
+        &kpeer(&format!("connect [fd00::2]:5009 --send {n}")),
     );
+    assert_received_sha(&s.json(), n);
 }
