@@ -110,6 +110,24 @@ impl Netns {
         let s = s.finish(&server.label());
         (c, s)
     }
+
+    /// A transfer only signals end: `server` started and ready (stderr `listening`), `client`
+    /// started, and once the server's stderr says `accepted`, `signals` sent to the client in
+    /// order. Returns the client's end and the server, still running.
+    pub fn interrupt(
+        &self,
+        server: &Cmd,
+        client: &Cmd,
+        signals: &[i32],
+    ) -> io::Result<(Finished, Proc)> {
+        let mut server = self.start_ready(server, "listening")?;
+        let client = self.start(client)?;
+        server.wait_for_stderr("accepted")?;
+        for &sig in signals {
+            client.signal(sig)?;
+        }
+        Ok((client.wait()?, server))
+    }
 }
 
 impl Proc {

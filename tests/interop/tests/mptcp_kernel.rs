@@ -278,18 +278,14 @@ fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
     let go = dir.path().join("go");
     // The kernel does not read until `go` exists: braid's data and its DATA_FIN stay queued,
     // the graceful close cannot finish and the second signal aborts, with MP_FASTCLOSE.
-    let listen = kpeer("listen --port 5105 --proto mptcp --sink --hold-open --wait-for")
-        .arg(go.to_string_lossy());
-    let mut server = ns.start_ready(&listen, "listening").unwrap();
-    let client = ns
-        .start(&Cmd::braid(
-            "connect 10.0.0.1:5105 --path braid0=10.0.0.2 --send 1000G",
-        ))
+    let (c, server) = ns
+        .interrupt(
+            &kpeer("listen --port 5105 --proto mptcp --sink --hold-open --wait-for")
+                .arg(go.to_string_lossy()),
+            &Cmd::braid("connect 10.0.0.1:5105 --path braid0=10.0.0.2 --send 1000G"),
+            &[SIGINT, SIGTERM],
+        )
         .unwrap();
-    server.wait_for_stderr("accepted").unwrap();
-    client.signal(SIGINT).unwrap();
-    client.signal(SIGTERM).unwrap();
-    let c = client.wait().unwrap();
     assert!(!c.success);
     assert!(c.stderr.contains("aborted"), "{}", c.stderr);
     std::fs::write(&go, b"").unwrap();

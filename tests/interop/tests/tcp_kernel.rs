@@ -126,18 +126,14 @@ fn first_signal_closes_gracefully() {
         return;
     }
     let ns = setup("tcpsig");
-    let mut server = ns
-        .start_ready(&kpeer("listen --port 5004 --sink --json"), "listening")
-        .unwrap();
     // Far more than will ever be sent: only the signal ends this transfer.
-    let client = ns
-        .start(&Cmd::braid(
-            "connect 10.0.0.1:5004 --tcp --path braid0=10.0.0.2 --send 1000G --json",
-        ))
+    let (c, server) = ns
+        .interrupt(
+            &kpeer("listen --port 5004 --sink --json"),
+            &Cmd::braid("connect 10.0.0.1:5004 --tcp --path braid0=10.0.0.2 --send 1000G --json"),
+            &[SIGINT],
+        )
         .unwrap();
-    server.wait_for_stderr("accepted").unwrap();
-    client.signal(SIGINT).unwrap();
-    let c = client.wait().unwrap();
     assert_eq!(c.code, Some(130), "{}", c.stderr);
     assert!(c.stderr.contains("interrupted"), "{}", c.stderr);
     // The kernel saw a FIN: a clean end of stream, and exactly the bytes braid sent.
@@ -161,18 +157,13 @@ fn second_signal_aborts_with_rst() {
     // the graceful close cannot finish, the second signal must abort. The kernel keeps its
     // own direction open, so braid is in FIN-WAIT-1 when it aborts (an abort in LAST-ACK sends
     // no RST, RFC 9293 3.10.5).
-    let listen =
-        kpeer("listen --port 5005 --sink --hold-open --wait-for").arg(go.to_string_lossy());
-    let mut server = ns.start_ready(&listen, "listening").unwrap();
-    let client = ns
-        .start(&Cmd::braid(
-            "connect 10.0.0.1:5005 --tcp --path braid0=10.0.0.2 --send 1000G",
-        ))
+    let (c, server) = ns
+        .interrupt(
+            &kpeer("listen --port 5005 --sink --hold-open --wait-for").arg(go.to_string_lossy()),
+            &Cmd::braid("connect 10.0.0.1:5005 --tcp --path braid0=10.0.0.2 --send 1000G"),
+            &[SIGINT, SIGTERM],
+        )
         .unwrap();
-    server.wait_for_stderr("accepted").unwrap();
-    client.signal(SIGINT).unwrap();
-    client.signal(SIGTERM).unwrap();
-    let c = client.wait().unwrap();
     assert!(!c.success);
     assert!(c.stderr.contains("aborted"), "{}", c.stderr);
     assert_eq!(c.stderr.trim().lines().count(), 1, "{}", c.stderr);
