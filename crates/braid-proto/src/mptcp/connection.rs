@@ -239,11 +239,12 @@ pub struct MptcpCounters {
     pub MPJoinAckRx: u64,
     pub MPJoinAckHMacFailure: u64,
     pub MPJoinSynTx: u64,
+    pub MPJoinNoTokenFound: u64,
 }
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 23] {
+    pub fn entries(&self) -> [(&'static str, u64); 24] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -268,6 +269,7 @@ impl MptcpCounters {
             ("MPJoinAckRx", self.MPJoinAckRx),
             ("MPJoinAckHMacFailure", self.MPJoinAckHMacFailure),
             ("MPJoinSynTx", self.MPJoinSynTx),
+            ("MPJoinNoTokenFound", self.MPJoinNoTokenFound),
         ]
     }
 
@@ -296,6 +298,7 @@ impl MptcpCounters {
         self.MPJoinAckRx += o.MPJoinAckRx;
         self.MPJoinAckHMacFailure += o.MPJoinAckHMacFailure;
         self.MPJoinSynTx += o.MPJoinSynTx;
+        self.MPJoinNoTokenFound += o.MPJoinNoTokenFound;
     }
 }
 
