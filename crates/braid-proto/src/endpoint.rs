@@ -42,9 +42,12 @@
 //!   A connection that falls back stays an MPTCP connection running plain TCP
 //!   ([`Endpoint::is_mptcp`] then says false).
 //! - Local MPTCP tokens are unique among the endpoint's connections: on a collision the key
-//!   is drawn again (RFC 8684 §3.1). Demultiplexing is by 4-tuple; a SYN with MP_JOIN (no
-//!   additional subflows yet) is refused with a RST carrying MP_TCPRST and counted in
-//!   [`EndpointStats::join_refused`].
+//!   is drawn again (RFC 8684 §3.1). Demultiplexing is by 4-tuple; a SYN with MP_JOIN whose
+//!   token names a local MPTCP connection becomes a subflow of it
+//!   ([`MptcpConnection::accept_join`]), its 4-tuple then leading to that connection; an
+//!   unknown token (`MPJoinNoTokenFound`) or a join the connection refuses is answered with
+//!   a RST carrying MP_TCPRST and counted in [`EndpointStats::join_refused`].
+//!   [`Endpoint::add_subflow`] starts a join from the client side.
 //! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
 //!   unspecified listener address matches every local address) creates a connection in
 //!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
@@ -68,7 +71,7 @@ use std::collections::{HashMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::mptcp::{MptcpConfig, MptcpConnection, MptcpCounters};
+use crate::mptcp::{JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, SubflowId};
 use crate::tcp::{Tcb, TcbParams, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::mptcp::{rst_reason, MptcpOption};
@@ -253,30 +256,44 @@ impl Proto {
             Proto::Mptcp(m) => m.handle_segment(now, 0, repr, payload),
         }
     }
+    fn mptcp_mut(&mut self) -> Option<&mut MptcpConnection> {
+        match self {
+            Proto::Tcp(_) => None,
+            Proto::Mptcp(m) => Some(m),
+        }
+    }
     /// Emits the next segment into `buf`: `None` when there is nothing to send.
+    /// `paths` holds the (local, remote) addresses of each subflow.
     fn emit(
         &mut self,
         now: Instant,
         buf: &mut [u8],
-        src: IpAddr,
-        dst: IpAddr,
-    ) -> Option<Result<usize, wire::Error>> {
+        paths: &[(SocketAddr, SocketAddr)],
+    ) -> Option<(IpAddr, IpAddr, Result<usize, wire::Error>)> {
+        let (l0, r0) = *paths.first()?;
         match self {
             Proto::Tcp(t) => {
                 let seg = t.poll_segment(now)?;
-                Some(wire::emit_tcp_packet(
-                    buf,
-                    src,
-                    dst,
-                    HOP_LIMIT,
-                    &seg.repr,
-                    t.payload(&seg),
+                Some((
+                    l0.ip(),
+                    r0.ip(),
+                    wire::emit_tcp_packet(
+                        buf,
+                        l0.ip(),
+                        r0.ip(),
+                        HOP_LIMIT,
+                        &seg.repr,
+                        t.payload(&seg),
+                    ),
                 ))
             }
             Proto::Mptcp(m) => {
-                let (_, repr, payload) = m.poll_segment(now)?;
-                Some(wire::emit_tcp_packet(
-                    buf, src, dst, HOP_LIMIT, &repr, &payload,
+                let (id, repr, payload) = m.poll_segment(now)?;
+                let (l, r) = paths.get(id).copied().unwrap_or((l0, r0));
+                Some((
+                    l.ip(),
+                    r.ip(),
+                    wire::emit_tcp_packet(buf, l.ip(), r.ip(), HOP_LIMIT, &repr, &payload),
                 ))
             }
         }
@@ -401,6 +418,35 @@ struct Conn {
     closed_reported: bool,
     /// The application called `close`.
     app_closed: bool,
+    /// (local, remote) of every subflow by id; the first is (`local`, `remote`).
+    paths: Vec<(SocketAddr, SocketAddr)>,
+    /// Local addresses by MPTCP address id (id 0: the initial subflow's).
+    addr_ids: Vec<IpAddr>,
+}
+
+impl Conn {
+    fn new(proto: Proto, local: SocketAddr, remote: SocketAddr, passive: bool) -> Conn {
+        Conn {
+            proto,
+            local,
+            remote,
+            passive,
+            known: !passive,
+            closed_reported: false,
+            app_closed: false,
+            paths: vec![(local, remote)],
+            addr_ids: vec![local.ip()],
+        }
+    }
+
+    /// The address id of a local address (a new one for an address not used yet).
+    fn addr_id(&mut self, ip: IpAddr) -> u8 {
+        if let Some(i) = self.addr_ids.iter().position(|a| *a == ip) {
+            return u8::try_from(i).unwrap_or(u8::MAX);
+        }
+        self.addr_ids.push(ip);
+        u8::try_from(self.addr_ids.len() - 1).unwrap_or(u8::MAX)
+    }
 }
 
 /// The endpoint: all connections and listeners of one host. See the module docs for the
@@ -414,6 +460,10 @@ pub struct Endpoint {
     by_tuple: HashMap<(SocketAddr, SocketAddr), usize>,
     /// Local MPTCP tokens of live connections.
     tokens: HashMap<u32, usize>,
+    /// 4-tuples of joined subflows: connection slot and subflow id.
+    joins: HashMap<(SocketAddr, SocketAddr), (usize, SubflowId)>,
+    /// MP_JOIN SYNs whose token matched no connection (Linux: MPJoinNoTokenFound).
+    join_no_token: u64,
     listeners: Vec<(SocketAddr, ListenOptions)>,
     events: VecDeque<Event>,
     rst_queue: VecDeque<(IpAddr, IpAddr, TcpRepr)>,
@@ -443,6 +493,8 @@ impl Endpoint {
             free: Vec::new(),
             by_tuple: HashMap::new(),
             tokens: HashMap::new(),
+            joins: HashMap::new(),
+            join_no_token: 0,
             listeners: Vec::new(),
             events: VecDeque::new(),
             rst_queue: VecDeque::new(),
@@ -589,15 +641,7 @@ impl Endpoint {
         } else {
             Proto::Tcp(Tcb::connect(&self.config.tcp, params))
         };
-        let idx = self.insert(Conn {
-            proto,
-            local,
-            remote,
-            passive: false,
-            known: true,
-            closed_reported: false,
-            app_closed: false,
-        });
+        let idx = self.insert(Conn::new(proto, local, remote, false));
         Ok(ConnectionHandle(idx))
     }
 
@@ -619,21 +663,41 @@ impl Endpoint {
             self.sync(idx);
             return;
         }
+        if let Some(&(idx, id)) = self.joins.get(&(local, remote)) {
+            if let Some(m) = self
+                .conns
+                .get_mut(idx)
+                .and_then(Option::as_mut)
+                .and_then(|c| c.proto.mptcp_mut())
+            {
+                m.handle_segment(now, id, &seg.tcp, seg.payload);
+            }
+            self.sync(idx);
+            return;
+        }
         let f = seg.tcp.flags;
         if f.syn() && !f.ack() && !f.rst() {
             let has = |pred: fn(&MptcpOption) -> bool| seg.tcp.options.mptcp.iter().any(pred);
-            if has(|o| matches!(o, MptcpOption::MpJoinSyn { .. })) {
+            let token = seg.tcp.options.mptcp.iter().find_map(|o| match o {
+                MptcpOption::MpJoinSyn { token, .. } => Some(*token),
+                _ => None,
+            });
+            if let Some(token) = token {
+                let refused = match self.accept_join(now, local, remote, &seg.tcp, token) {
+                    Ok(()) => return,
+                    Err(None) => {
+                        self.join_no_token += 1;
+                        rst_reason::MPTCP_SPECIFIC
+                    }
+                    Err(Some(JoinError::Limit)) => rst_reason::ADMIN_PROHIBITED,
+                    Err(Some(_)) => rst_reason::MPTCP_SPECIFIC,
+                };
                 //= rfc8684#3.2
-                //= A SYN with MP_JOIN for a connection the receiver cannot join is answered
-                //  with a RST (here with MP_TCPRST: additional subflows are not accepted).
+                //= A SYN with MP_JOIN for a connection the receiver cannot join (unknown
+                //  token, limit reached, not MPTCP) is answered with a RST carrying
+                //  MP_TCPRST.
                 self.stats.join_refused += 1;
-                self.reset_unknown(
-                    local,
-                    remote,
-                    &seg.tcp,
-                    seg.payload.len(),
-                    Some(rst_reason::ADMIN_PROHIBITED),
-                );
+                self.reset_unknown(local, remote, &seg.tcp, seg.payload.len(), Some(refused));
                 return;
             }
             let listener = self.listeners.iter().find(|(l, _)| {
@@ -656,20 +720,107 @@ impl Endpoint {
                 };
                 if let Some(proto) = proto {
                     self.half_open += 1;
-                    self.insert(Conn {
-                        proto,
-                        local,
-                        remote,
-                        passive: true,
-                        known: false,
-                        closed_reported: false,
-                        app_closed: false,
-                    });
+                    self.insert(Conn::new(proto, local, remote, true));
                 }
                 return;
             }
         }
         self.reset_unknown(local, remote, &seg.tcp, seg.payload.len(), None);
+    }
+
+    /// Hands an MP_JOIN SYN to the connection owning `token`. `Err(None)`: no such token.
+    fn accept_join(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &TcpRepr,
+        token: u32,
+    ) -> Result<(), Option<JoinError>> {
+        let idx = *self.tokens.get(&token).ok_or(None)?;
+        let params = self.params(local, remote);
+        let nonce = self.rng.next_u32();
+        let c = self
+            .conns
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .filter(|c| !c.closed_reported)
+            .ok_or(None)?;
+        let local_id = c.addr_id(local.ip());
+        let m = c.proto.mptcp_mut().ok_or(None)?;
+        let id = m
+            .accept_join(now, params, syn, local_id, nonce)
+            .map_err(Some)?;
+        c.paths.push((local, remote));
+        debug_assert_eq!(c.paths.len(), id + 1);
+        self.joins.insert((local, remote), (idx, id));
+        self.sync(idx);
+        Ok(())
+    }
+
+    /// Adds a subflow from `local` (port 0: an ephemeral port) to `remote` to an
+    /// established MPTCP connection (MP_JOIN, RFC 8684 §3.2; client side).
+    pub fn add_subflow(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<SubflowId, Error> {
+        let _ = now;
+        self.conn_mut(conn)?;
+        if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
+            return Err(Error::InvalidState);
+        }
+        let local = self.free_local(local, remote)?;
+        let params = self.params(local, remote);
+        let nonce = self.rng.next_u32();
+        let c = self.conn_mut(conn)?;
+        let local_id = c.addr_id(local.ip());
+        let m = c.proto.mptcp_mut().ok_or(Error::InvalidState)?;
+        let id = m
+            .add_subflow(
+                params,
+                JoinParams {
+                    local_id,
+                    remote_id: 0,
+                    backup,
+                    nonce,
+                },
+            )
+            .map_err(|_| Error::InvalidState)?;
+        c.paths.push((local, remote));
+        self.joins.insert((local, remote), (conn.0, id));
+        Ok(id)
+    }
+
+    /// `local` with an ephemeral port when its port is 0; `AddrInUse` when the 4-tuple is
+    /// taken.
+    fn free_local(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, Error> {
+        let taken = |ep: &Endpoint, l: SocketAddr| {
+            ep.by_tuple.contains_key(&(l, remote)) || ep.joins.contains_key(&(l, remote))
+        };
+        if local.port() != 0 {
+            return if taken(self, local) {
+                Err(Error::AddrInUse)
+            } else {
+                Ok(local)
+            };
+        }
+        for _ in 0..16384 {
+            let p = self.next_port;
+            self.next_port = if p == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                p + 1
+            };
+            let cand = SocketAddr::new(local.ip(), p);
+            if !taken(self, cand) && !self.listeners.iter().any(|(l, _)| l.port() == p) {
+                return Ok(cand);
+            }
+        }
+        Err(Error::AddrInUse)
     }
 
     fn reset_unknown(
@@ -744,8 +895,7 @@ impl Endpoint {
                 let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
                     continue;
                 };
-                let (src, dst) = (c.local.ip(), c.remote.ip());
-                let Some(res) = c.proto.emit(now, buf, src, dst) else {
+                let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) else {
                     continue;
                 };
                 found = Some((idx, src, dst, res));
@@ -927,6 +1077,7 @@ impl Endpoint {
             sum.add(&m.counters());
         }
         sum.MPRstTx += self.mp_rst_tx;
+        sum.MPJoinNoTokenFound += self.join_no_token;
         sum
     }
 
@@ -998,6 +1149,11 @@ impl Endpoint {
                 }
             }
             self.by_tuple.remove(&key);
+            for p in c.paths.iter().skip(1) {
+                if self.joins.get(p).is_some_and(|&(i, _)| i == idx) {
+                    self.joins.remove(p);
+                }
+            }
             self.conns[idx] = None;
             self.free.push(idx);
         }

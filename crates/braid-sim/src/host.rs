@@ -70,6 +70,8 @@ pub struct Host {
     scratch: Vec<u8>,
     events: VecDeque<Event>,
     out: VecDeque<(usize, Vec<u8>)>,
+    /// Subflows (local, remote) the client adds once connected (MP_JOIN).
+    joins: Vec<(SocketAddr, SocketAddr)>,
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -94,7 +96,13 @@ impl Host {
             scratch: vec![0; CHUNK],
             events: VecDeque::new(),
             out: VecDeque::new(),
+            joins: Vec::new(),
         }
+    }
+
+    /// Once connected (client role), add a subflow from `local` to `remote`.
+    pub fn add_join(&mut self, local: SocketAddr, remote: SocketAddr) {
+        self.joins.push((local, remote));
     }
 
     /// Keep (or not) a delivery sample per read, for gap analysis and plots.
@@ -189,6 +197,18 @@ impl Host {
             .or_else(|| self.endpoint.poll_event())
         {
             match ev {
+                Event::Connected(conn) if Some(conn) == self.conn => {
+                    for (local, remote) in std::mem::take(&mut self.joins) {
+                        if let Err(e) = self.endpoint.add_subflow(now, conn, local, remote, false) {
+                            // Without MPTCP (fallback) there is nothing to join.
+                            if self.endpoint.is_mptcp(conn) {
+                                self.stats
+                                    .error
+                                    .get_or_insert_with(|| format!("add_subflow: {e}"));
+                            }
+                        }
+                    }
+                }
                 Event::Accepted { conn, .. } if self.conn.is_none() => {
                     self.conn = Some(conn);
                     self.stats.started = Some(now);

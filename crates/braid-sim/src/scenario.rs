@@ -33,23 +33,21 @@ pub struct Scenario {
 }
 
 /// Every scenario `braid sim` knows, by name.
-pub const SCENARIOS: &[&str] = &["single-path", "lossy"];
+pub const SCENARIOS: &[&str] = &["two-paths", "single-path", "lossy"];
 
 /// Scenarios of the CLI contract that come with the MPTCP connection layer.
-pub const MPTCP_SCENARIOS: &[&str] = &[
-    "two-paths",
-    "failover",
-    "strip-syn",
-    "strip-data",
-    "corrupt",
-    "nat",
-];
+pub const MPTCP_SCENARIOS: &[&str] = &["failover", "strip-syn", "strip-data", "corrupt", "nat"];
 
 /// A path of `rate_bps` with one-way `delay`, random `loss`, and a drop-tail queue of one
 /// bandwidth-delay product (rate x round-trip time) in each direction.
 pub fn path(rate_bps: u64, delay: Duration, loss: f64) -> PathSpec {
+    path_with_queue(rate_bps, delay, loss, 1)
+}
+
+/// Like [`path`] with a drop-tail queue of `bdps` bandwidth-delay products.
+pub fn path_with_queue(rate_bps: u64, delay: Duration, loss: f64, bdps: usize) -> PathSpec {
     let rtt = delay * 2;
-    let bdp = (u128::from(rate_bps) * rtt.as_micros() / 8 / 1_000_000) as usize;
+    let bdp = (u128::from(rate_bps) * rtt.as_micros() / 8 / 1_000_000) as usize * bdps;
     let dir = LinkConfig {
         rate_bps,
         delay,
@@ -74,6 +72,16 @@ impl Scenario {
                 description: "one path: 100 Mbit/s, 20 ms one way, no loss",
                 paths: vec![path(100_000_000, ms(20), 0.0)],
                 needs_mptcp: false,
+            }),
+            "two-paths" => Ok(Scenario {
+                name: "two-paths",
+                description: "two paths: 100 Mbit/s 10 ms and 50 Mbit/s 40 ms one way, queues \
+                              of 2x BDP; the client joins a subflow over path 2 once connected",
+                paths: vec![
+                    path_with_queue(100_000_000, ms(10), 0.0, 2),
+                    path_with_queue(50_000_000, ms(40), 0.0, 2),
+                ],
+                needs_mptcp: true,
             }),
             "lossy" => Ok(Scenario {
                 name: "lossy",
@@ -239,7 +247,7 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     let client_addrs: Vec<IpAddr> = (0..n).map(client_addr).collect();
     let server_addrs: Vec<IpAddr> = (0..n).map(server_addr).collect();
     let mptcp = !cfg.tcp;
-    let client = Host::new(
+    let mut client = Host::new(
         mk(1),
         client_addrs.clone(),
         AppRole::Client {
@@ -249,6 +257,16 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         },
         cfg.bytes,
     );
+    if scenario.needs_mptcp {
+        //= rfc8684#3.2
+        //= The client opens one more subflow per further path (MP_JOIN) once connected.
+        for i in 1..n {
+            client.add_join(
+                SocketAddr::new(client_addrs[i], 0),
+                SocketAddr::new(server_addrs[i], SERVER_PORT),
+            );
+        }
+    }
     let server = Host::new(
         mk(2),
         server_addrs,

@@ -67,10 +67,27 @@ fn plain_tcp_still_runs_with_tcp() {
 
 #[test]
 fn multi_path_scenarios_are_refused_clearly() {
-    match Scenario::by_name("two-paths") {
+    match Scenario::by_name("failover") {
         Err(e @ SimError::NeedsMptcp(_)) => {
             assert!(e.to_string().contains("several subflows"), "{e}");
         }
-        other => panic!("two-paths: {other:?}"),
+        other => panic!("failover: {other:?}"),
+    }
+}
+
+#[test]
+fn two_paths_joins_a_second_subflow_and_uses_both() {
+    let r = run("two-paths", 16 << 20, 1);
+    assert!(r.mptcp);
+    let (c, s) = (r.client_counters, r.server_counters);
+    assert_eq!(c.MPJoinSynTx, 1);
+    assert_eq!(c.MPJoinSynAckRx, 1);
+    assert_eq!(s.MPJoinSynRx, 1);
+    assert_eq!(s.MPJoinAckRx, 1);
+    assert_eq!(s.MPJoinAckHMacFailure + c.MPJoinSynAckHMacFailure, 0);
+    assert_eq!(r.links.len(), 2);
+    // Both paths carried well more than handshakes towards the server.
+    for (i, (up, _)) in r.links.iter().enumerate() {
+        assert!(up.delivered_bytes > 1 << 20, "path {i}: {up:?}");
     }
 }

@@ -174,11 +174,11 @@ fn sim_without_tcp_runs_mptcp_and_reports_counters() {
         assert_eq!(v["client_counters"]["MPCapableSYNTX"], 1, "{scenario}");
         assert_eq!(v["counters"]["DSSNotMatching"], 0, "{scenario}");
     }
-    let out = braid(&["sim", "two-paths"]);
+    let out = braid(&["sim", "failover"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("two-paths"), "{err}");
+    assert!(err.contains("failover"), "{err}");
 }
 
 #[test]

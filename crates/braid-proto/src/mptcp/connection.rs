@@ -19,6 +19,15 @@
 //!   delivers the bytes (the subflow acknowledged them); the sender answers with an
 //!   infinite mapping on its next data segment; both go on as plain TCP.
 //!
+//! More subflows (RFC 8684 §3.2): [`MptcpConnection::add_subflow`] (client: MP_JOIN SYN,
+//! SYN/ACK HMAC verified, third ACK with the 160-bit HMAC repeated until the peer's DSS
+//! shows it arrived) and [`MptcpConnection::accept_join`] (server: SYN/ACK with HMAC and
+//! nonce, third-ACK HMAC verified); a failed check resets the subflow with MP_TCPRST. Data
+//! goes to every usable subflow (each at most its congestion window of queued bytes with
+//! more than one; a discontiguous run only to an idle subflow), DATA_ACKs count from any
+//! subflow, and a subflow that closes has its data not yet DATA_ACKed reinjected on the
+//! others.
+//!
 //! A mapping that contradicts an earlier one (`DSSNotMatching`) or any other invalid mapping
 //! resets the subflow, as the brief for this layer asks (Linux falls back instead while the
 //! connection has a single subflow; with more subflows it resets, as here).
@@ -49,7 +58,7 @@
 //!   TCB, so the TCB's FIN retransmissions carry the DATA_FIN reliably (a FIN-only mapping:
 //!   subflow sequence 0, length 1, like Linux).
 
-use crate::crypto::dss_checksum;
+use crate::crypto::{dss_checksum, join_ack_hmac, join_synack_hmac};
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
 use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
@@ -96,6 +105,9 @@ pub struct MptcpConfig {
     /// middlebox drops MPTCP SYNs (Linux's `net.mptcp.syn_retrans_before_tcp_fallback`,
     /// default 2).
     pub syn_retrans_before_tcp_fallback: u32,
+    /// Additional subflows allowed (MP_JOIN, both roles; Linux's path-manager limit
+    /// `subflows`, default 2).
+    pub max_subflows: usize,
 }
 
 impl Default for MptcpConfig {
@@ -107,6 +119,7 @@ impl Default for MptcpConfig {
             tcp,
             checksum: false,
             syn_retrans_before_tcp_fallback: 2,
+            max_subflows: 2,
         }
     }
 }
@@ -127,6 +140,72 @@ pub enum MptcpError {
     /// Inconsistent DATA_FIN.
     #[error("data level: {0}")]
     Recv(RecvError),
+    /// An MP_JOIN HMAC did not verify (or the MP_JOIN option was missing); the subflow was
+    /// reset.
+    #[error("subflow {subflow}: MP_JOIN authentication failed")]
+    JoinAuth { subflow: SubflowId },
+}
+
+/// Why a subflow could not be added or accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// MPTCP is not (or no longer) running: no keys yet, or fallback to plain TCP.
+    #[error("the connection is not an established MPTCP connection")]
+    NotMptcp,
+    /// The subflow limit is reached.
+    #[error("subflow limit reached")]
+    Limit,
+    /// The SYN carries no MP_JOIN, or one with another token.
+    #[error("not an MP_JOIN SYN for this connection")]
+    NotJoin,
+}
+
+/// Parameters of a new subflow (MP_JOIN, RFC 8684 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinParams {
+    /// Our address id for the subflow's local address.
+    pub local_id: u8,
+    /// The peer's address id (client side: the one announced for the remote address, 0
+    /// for the initial address).
+    pub remote_id: u8,
+    /// The backup bit.
+    pub backup: bool,
+    /// Our random MP_JOIN nonce (from the endpoint's RNG).
+    pub nonce: u32,
+}
+
+/// Where a joined subflow is in the MP_JOIN handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinState {
+    /// Client: SYN with MP_JOIN sent.
+    SynSent,
+    /// Client: SYN/ACK verified, third ACK (with the 160-bit HMAC) sent, waiting for the
+    /// peer's acknowledgment of it.
+    AckSent,
+    /// Server: SYN/ACK with the 64-bit HMAC sent, waiting for the third ACK.
+    SynReceived,
+    /// Data may flow.
+    Established,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Join {
+    state: JoinState,
+    local_nonce: u32,
+    remote_nonce: u32,
+}
+
+fn find_join_syn(repr: &TcpRepr) -> Option<(bool, u8, u32, u32)> {
+    repr.options.mptcp.iter().find_map(|o| match *o {
+        MptcpOption::MpJoinSyn {
+            backup,
+            addr_id,
+            token,
+            nonce,
+        } => Some((backup, addr_id, token, nonce)),
+        _ => None,
+    })
 }
 
 /// Counters under the Linux kernel's MPTcpExt MIB names (the ones this layer can see).
@@ -154,11 +233,18 @@ pub struct MptcpCounters {
     pub MPFailRx: u64,
     pub InfiniteMapTx: u64,
     pub MPFastcloseTx: u64,
+    pub MPJoinSynRx: u64,
+    pub MPJoinSynAckRx: u64,
+    pub MPJoinSynAckHMacFailure: u64,
+    pub MPJoinAckRx: u64,
+    pub MPJoinAckHMacFailure: u64,
+    pub MPJoinSynTx: u64,
+    pub MPJoinNoTokenFound: u64,
 }
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 17] {
+    pub fn entries(&self) -> [(&'static str, u64); 24] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -177,6 +263,13 @@ impl MptcpCounters {
             ("MPFailRx", self.MPFailRx),
             ("InfiniteMapTx", self.InfiniteMapTx),
             ("MPFastcloseTx", self.MPFastcloseTx),
+            ("MPJoinSynRx", self.MPJoinSynRx),
+            ("MPJoinSynAckRx", self.MPJoinSynAckRx),
+            ("MPJoinSynAckHMacFailure", self.MPJoinSynAckHMacFailure),
+            ("MPJoinAckRx", self.MPJoinAckRx),
+            ("MPJoinAckHMacFailure", self.MPJoinAckHMacFailure),
+            ("MPJoinSynTx", self.MPJoinSynTx),
+            ("MPJoinNoTokenFound", self.MPJoinNoTokenFound),
         ]
     }
 
@@ -199,6 +292,13 @@ impl MptcpCounters {
         self.MPFailRx += o.MPFailRx;
         self.InfiniteMapTx += o.InfiniteMapTx;
         self.MPFastcloseTx += o.MPFastcloseTx;
+        self.MPJoinSynRx += o.MPJoinSynRx;
+        self.MPJoinSynAckRx += o.MPJoinSynAckRx;
+        self.MPJoinSynAckHMacFailure += o.MPJoinSynAckHMacFailure;
+        self.MPJoinAckRx += o.MPJoinAckRx;
+        self.MPJoinAckHMacFailure += o.MPJoinAckHMacFailure;
+        self.MPJoinSynTx += o.MPJoinSynTx;
+        self.MPJoinNoTokenFound += o.MPJoinNoTokenFound;
     }
 }
 
@@ -285,6 +385,36 @@ struct Subflow {
     reserved: usize,
     /// MP_TCPRST reason for the reset the TCB is about to send.
     rst_reason: Option<u8>,
+    /// MP_JOIN state (`None` for the initial subflow).
+    join: Option<Join>,
+    /// The subflow closed or was reset and its unacknowledged data was queued for
+    /// reinjection.
+    dead: bool,
+}
+
+impl Subflow {
+    fn new(tcb: Tcb, local_id: u8, remote_id: u8, backup: bool, join: Option<Join>) -> Subflow {
+        Subflow {
+            tcb,
+            tx: TxMap::new(),
+            rx: RxMap::new(),
+            written: 0,
+            local_id,
+            remote_id,
+            backup,
+            fin_closed: false,
+            reserved: DSS_OPTION_SPACE,
+            rst_reason: None,
+            join,
+            dead: false,
+        }
+    }
+
+    /// True when the subflow may carry data (the initial one, or a join past its
+    /// handshake).
+    fn usable(&self) -> bool {
+        !self.dead && self.join.is_none_or(|j| j.state == JoinState::Established)
+    }
 }
 
 /// An MPTCP connection. See the [module docs](self).
@@ -316,6 +446,8 @@ pub struct MptcpConnection {
     reported: Reported,
     /// The application aborted: resets carry MP_FASTCLOSE.
     fastclose: bool,
+    /// Data ranges of closed subflows still to be sent again on another subflow.
+    reinject: Vec<core::ops::Range<u64>>,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -341,18 +473,9 @@ impl MptcpConnection {
             neg: None,
             tx_space: None,
             rx_space: None,
-            subflows: vec![Subflow {
-                tcb,
-                tx: TxMap::new(),
-                rx: RxMap::new(),
-                written: 0,
-                local_id: 0,
-                remote_id: 0,
-                backup: false,
-                fin_closed: false,
-                reserved: DSS_OPTION_SPACE,
-                rst_reason: None,
-            }],
+            subflows: vec![Subflow::new(tcb, 0, 0, false, None)],
+            reinject: Vec::new(),
+
             send: DataSend::new(cfg.send_buffer.max(1), 0),
             recv: DataRecv::new(cfg.recv_buffer.max(MIN_RECV_BUFFER)),
             fallback: false,
@@ -403,6 +526,98 @@ impl MptcpConnection {
                 Some(c)
             }
         }
+    }
+
+    //= rfc8684#3.2
+    //= A new subflow joins an established MPTCP connection with MP_JOIN on its SYN: the
+    //   peer's token, our random nonce, our address id and the backup bit.
+    /// Client side of MP_JOIN: adds a subflow whose first polled segment is an MP_JOIN SYN.
+    /// The subflow carries data once the peer acknowledged the third ACK.
+    pub fn add_subflow(
+        &mut self,
+        params: TcbParams,
+        join: JoinParams,
+    ) -> Result<SubflowId, JoinError> {
+        if self.neg.is_none() || self.fallback {
+            return Err(JoinError::NotMptcp);
+        }
+        if self.live_joins() >= self.cfg.max_subflows {
+            return Err(JoinError::Limit);
+        }
+        let mut tcb = Tcb::connect(&self.cfg.tcp, params);
+        tcb.set_reserved_option_len(DSS_OPTION_SPACE);
+        let j = Join {
+            state: JoinState::SynSent,
+            local_nonce: join.nonce,
+            remote_nonce: 0,
+        };
+        self.subflows.push(Subflow::new(
+            tcb,
+            join.local_id,
+            join.remote_id,
+            join.backup,
+            Some(j),
+        ));
+        self.counters.MPJoinSynTx += 1;
+        Ok(self.subflows.len() - 1)
+    }
+
+    //= rfc8684#3.2
+    //= The responder of MP_JOIN answers with the leftmost 64 bits of its HMAC and its own
+    //   nonce; the subflow is usable once the initiator's 160-bit HMAC on the third ACK
+    //   verifies.
+    /// Server side of MP_JOIN: accepts a received MP_JOIN SYN carrying our token.
+    /// `local_id` is our address id of the address the SYN arrived on, `nonce` our random
+    /// nonce.
+    pub fn accept_join(
+        &mut self,
+        now: Instant,
+        params: TcbParams,
+        syn: &TcpRepr,
+        local_id: u8,
+        nonce: u32,
+    ) -> Result<SubflowId, JoinError> {
+        let Some((backup, addr_id, token, remote_nonce)) = find_join_syn(syn) else {
+            return Err(JoinError::NotJoin);
+        };
+        if token != self.local_token() || syn.flags.ack() {
+            return Err(JoinError::NotJoin);
+        }
+        self.counters.MPJoinSynRx += 1;
+        if self.neg.is_none() || self.fallback {
+            return Err(JoinError::NotMptcp);
+        }
+        if self.live_joins() >= self.cfg.max_subflows {
+            return Err(JoinError::Limit);
+        }
+        let mut tcb = Tcb::accept(&self.cfg.tcp, params, now, syn).ok_or(JoinError::NotJoin)?;
+        tcb.set_reserved_option_len(DSS_OPTION_SPACE);
+        let j = Join {
+            state: JoinState::SynReceived,
+            local_nonce: nonce,
+            remote_nonce,
+        };
+        self.subflows
+            .push(Subflow::new(tcb, local_id, addr_id, backup, Some(j)));
+        Ok(self.subflows.len() - 1)
+    }
+
+    /// Joined subflows still open.
+    fn live_joins(&self) -> usize {
+        self.subflows
+            .iter()
+            .filter(|s| s.join.is_some() && !s.dead && s.tcb.state() != TcpState::Closed)
+            .count()
+    }
+
+    /// True when subflow `id` finished its MP_JOIN handshake (always for the initial one).
+    pub fn is_subflow_established(&self, id: SubflowId) -> bool {
+        self.subflows.get(id).is_some_and(Subflow::usable)
+    }
+
+    /// Number of subflows ever created, the initial one included.
+    pub fn subflow_count(&self) -> usize {
+        self.subflows.len()
     }
 
     // ------------------------------------------------------------------ getters
@@ -689,6 +904,11 @@ impl MptcpConnection {
         let out = s.tcb.handle_segment(now, repr, payload);
         let after = s.tcb.state();
 
+        if let Some(j) = s.join.filter(|j| j.state != JoinState::Established) {
+            if !self.join_input(id, j, before, after, out.accepted, repr) {
+                return;
+            }
+        }
         if self.fallback {
             self.after_input(id);
             return;
@@ -696,8 +916,9 @@ impl MptcpConnection {
         let mpc = find_mpc(repr).copied();
         let dss = find_dss(repr).copied();
 
-        // The handshake.
+        // The handshake (of the initial subflow).
         match self.hs.state() {
+            _ if id != 0 => {}
             HandshakeState::ClientSynSent
                 if before == TcpState::SynSent && after.is_synchronized() =>
             {
@@ -852,6 +1073,111 @@ impl MptcpConnection {
             }
         }
         self.after_input(id);
+    }
+
+    /// The MP_JOIN handshake of subflow `id` (in state `j`); true once data may flow on it
+    /// and the rest of the segment is to be processed.
+    fn join_input(
+        &mut self,
+        id: SubflowId,
+        mut j: Join,
+        before: TcpState,
+        after: TcpState,
+        accepted: bool,
+        repr: &TcpRepr,
+    ) -> bool {
+        let Some(n) = self.neg else {
+            return false;
+        };
+        let mut auth_failed = false;
+        match j.state {
+            JoinState::SynSent if before == TcpState::SynSent && after.is_synchronized() => {
+                let synack = repr.options.mptcp.iter().find_map(|o| match *o {
+                    MptcpOption::MpJoinSynAck {
+                        backup,
+                        addr_id,
+                        hmac,
+                        nonce,
+                    } => Some((backup, addr_id, hmac, nonce)),
+                    _ => None,
+                });
+                //= rfc8684#3.2
+                //= The initiator verifies the SYN/ACK's truncated HMAC; a SYN/ACK without a
+                //   valid one gets a reset (a join never falls back).
+                match synack {
+                    Some((_, addr_id, hmac, nonce))
+                        if hmac
+                            == join_synack_hmac(
+                                n.local_key,
+                                n.remote_key,
+                                j.local_nonce,
+                                nonce,
+                            ) =>
+                    {
+                        self.counters.MPJoinSynAckRx += 1;
+                        j.remote_nonce = nonce;
+                        j.state = JoinState::AckSent;
+                        if let Some(s) = self.subflows.get_mut(id) {
+                            s.remote_id = addr_id;
+                        }
+                    }
+                    _ => {
+                        self.counters.MPJoinSynAckHMacFailure += 1;
+                        auth_failed = true;
+                    }
+                }
+            }
+            JoinState::SynReceived
+                if before == TcpState::SynReceived
+                    && after.is_synchronized()
+                    && !repr.flags.syn()
+                    && !repr.flags.rst() =>
+            {
+                let hmac = repr.options.mptcp.iter().find_map(|o| match *o {
+                    MptcpOption::MpJoinAck { hmac } => Some(hmac),
+                    _ => None,
+                });
+                //= rfc8684#3.2
+                //= The responder verifies the third ACK's 160-bit HMAC before the subflow is
+                //   used; a missing or wrong one resets the subflow.
+                let want = join_ack_hmac(n.remote_key, n.local_key, j.remote_nonce, j.local_nonce);
+                if hmac == Some(want) {
+                    self.counters.MPJoinAckRx += 1;
+                    j.state = JoinState::Established;
+                    // The fourth ACK: tells the initiator its third ACK arrived.
+                    if let Some(s) = self.subflows.get_mut(id) {
+                        s.tcb.request_ack();
+                    }
+                } else {
+                    self.counters.MPJoinAckHMacFailure += 1;
+                    auth_failed = true;
+                }
+            }
+            //= rfc8684#3.2
+            //= The initiator sends data only once the responder acknowledged the third ACK:
+            //   any segment of the responder with a DSS after it shows that.
+            JoinState::AckSent
+                if accepted
+                    && !repr.flags.syn()
+                    && !repr.flags.rst()
+                    && find_dss(repr).is_some() =>
+            {
+                j.state = JoinState::Established;
+            }
+            _ => {}
+        }
+        let Some(s) = self.subflows.get_mut(id) else {
+            return false;
+        };
+        if auth_failed {
+            //= rfc8684#3.6
+            //= The reset of a refused join carries MP_TCPRST (MPTCP-specific error, as Linux).
+            s.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
+            s.tcb.abort();
+            return false;
+        }
+        s.join = Some(j);
+        j.state == JoinState::Established
     }
 
     fn apply_mapping(
@@ -1023,42 +1349,102 @@ impl MptcpConnection {
 
     // ------------------------------------------------------------------ output
 
-    /// Hands data-level bytes to subflow `id` (the single-subflow scheduler).
+    /// Marks closed subflows dead and queues their data not yet DATA_ACKed for
+    /// reinjection on the others.
+    fn reap(&mut self) {
+        let una = self.send.una();
+        for s in &mut self.subflows {
+            if !s.dead && s.tcb.state() == TcpState::Closed {
+                s.dead = true;
+                //= rfc8684#3.3.6
+                //= Data sent on a subflow that fails and not yet DATA_ACKed is sent again on
+                //   another subflow (the DATA_ACK, not the subflow ACK, proves delivery).
+                self.reinject.extend(
+                    s.tx.data_ranges_from(0)
+                        .filter(|r| r.end > una)
+                        .map(|r| r.start.max(una)..r.end),
+                );
+            }
+        }
+    }
+
+    /// Hands data-level bytes to subflow `id`. The scheduler (a simple, correct rule, not
+    /// the [`crate::sched`] trait yet): subflows are filled in order; with more than one
+    /// usable subflow each gets at most its congestion window of queued bytes; backup
+    /// subflows only when no non-backup subflow is usable; reinjected ranges first.
     fn fill(&mut self, id: SubflowId) {
         if self.neg.is_none() && !self.fallback {
             return;
         }
+        let open = |s: &Subflow| s.usable() && !s.fin_closed;
+        let usable = self.subflows.iter().filter(|s| open(s)).count();
+        let nonbackup = self.subflows.iter().any(|s| open(s) && !s.backup);
+        let multi = self.subflows.len() > 1;
+        let una = self.send.una();
+        self.reinject.retain(|r| r.end > una && r.start < r.end);
         let Some(s) = self.subflows.get_mut(id) else {
             return;
         };
-        if s.fin_closed {
+        if !open(s) {
             return;
         }
         let cap = s.tcb.send_capacity();
-        if cap > 0 && self.send.unsent() > 0 {
-            let idle = s.tcb.send_queued() == 0;
-            let probe = idle && self.send.window_left() == 0;
-            let max = if probe {
-                s.tcb.effective_mss().max(1)
-            } else {
-                cap
-            };
-            // With one subflow the runs handed out are always contiguous in DSN space; a
-            // scheduler for more subflows checks `TxMap::continues` before a reinjection.
-            if let Some(r) = self.send.next_range(max.min(cap), probe) {
-                debug_assert!(s.tx.continues(s.written, r.start) || s.tcb.send_queued() == 0);
-                let bytes = self.send.slice(r.clone());
-                let n = s.tcb.write(bytes) as u64;
-                s.tx.record(s.written, r.start, n);
-                s.written += n;
-                if r.start + n < r.end {
-                    self.send.unsend(r.start + n);
+        let backup_idle = s.backup && nonbackup;
+        let reinject = self
+            .reinject
+            .first()
+            .map(|r| r.start.max(una)..r.end)
+            .filter(|r| !r.is_empty());
+        if cap > 0 && !backup_idle && (self.send.unsent() > 0 || reinject.is_some()) {
+            let queued = s.tcb.send_queued();
+            let idle = queued == 0;
+            let mss = s.tcb.effective_mss().max(1);
+            let probe = idle && self.send.window_left() == 0 && reinject.is_none();
+            let mut max = if probe { mss } else { cap };
+            if usable > 1 {
+                max = max.min(s.tcb.cwnd().saturating_sub(queued));
+                if idle {
+                    max = max.max(mss);
+                }
+            }
+            // One DSS maps one contiguous run and a TCB segment may straddle two runs, so a
+            // discontiguous run goes only to a subflow with nothing unacknowledged.
+            let start = reinject.as_ref().map_or(self.send.nxt(), |r| r.start);
+            let fits = idle || s.tx.continues(s.written, start);
+            if fits && max > 0 {
+                let range = match reinject.clone() {
+                    Some(r) => {
+                        let end = r.end.min(r.start + max as u64);
+                        if let Some(first) = self.reinject.first_mut() {
+                            first.start = end;
+                        }
+                        Some(r.start..end)
+                    }
+                    None => self.send.next_range(max, probe),
+                };
+                if let Some(r) = range {
+                    debug_assert!(s.tx.continues(s.written, r.start) || idle);
+                    let bytes = self.send.slice(r.clone());
+                    let n = s.tcb.write(bytes) as u64;
+                    s.tx.record(s.written, r.start, n);
+                    s.written += n;
+                    if r.start + n < r.end {
+                        if reinject.is_some() {
+                            if let Some(first) = self.reinject.first_mut() {
+                                first.start = r.start + n;
+                            }
+                        } else {
+                            self.send.unsend(r.start + n);
+                        }
+                    }
                 }
             }
         }
         //= rfc8684#3.3.3
-        //= The DATA_FIN follows every data byte; here it rides on the subflow's FIN.
-        if self.send.fin_ready() {
+        //= The DATA_FIN follows every data byte; here it rides on the subflow's FIN. With
+        //   more subflows, a subflow is closed only once every byte is DATA_ACKed, so data
+        //   of a failing subflow can still be reinjected on it.
+        if self.send.fin_ready() && self.reinject.is_empty() && (!multi || self.send.all_acked()) {
             s.tcb.close();
             s.fin_closed = true;
             if self.fallback {
@@ -1070,6 +1456,7 @@ impl MptcpConnection {
 
     /// The next segment to send: subflow, header (with MPTCP options) and payload.
     pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Vec<u8>)> {
+        self.reap();
         for id in 0..self.subflows.len() {
             self.fill(id);
             let s = self.subflows.get_mut(id)?;
@@ -1127,6 +1514,43 @@ impl MptcpConnection {
         if self.fallback {
             return;
         }
+        if let Some(j) = self.subflows.get(id).and_then(|s| s.join.map(|j| (s, j))) {
+            let (s, j) = j;
+            let Some(n) = self.neg else {
+                return;
+            };
+            let opt = match (j.state, repr.flags.syn(), repr.flags.ack()) {
+                (_, true, false) => Some(MptcpOption::MpJoinSyn {
+                    backup: s.backup,
+                    addr_id: s.local_id,
+                    token: n.remote_token,
+                    nonce: j.local_nonce,
+                }),
+                (_, true, true) => Some(MptcpOption::MpJoinSynAck {
+                    backup: s.backup,
+                    addr_id: s.local_id,
+                    hmac: join_synack_hmac(
+                        n.remote_key,
+                        n.local_key,
+                        j.remote_nonce,
+                        j.local_nonce,
+                    ),
+                    nonce: j.local_nonce,
+                }),
+                //= rfc8684#3.2
+                //= The third ACK (and its repeats until the responder acknowledges it)
+                //   carries the 160-bit HMAC.
+                (JoinState::AckSent, false, _) => Some(MptcpOption::MpJoinAck {
+                    hmac: join_ack_hmac(n.local_key, n.remote_key, j.local_nonce, j.remote_nonce),
+                }),
+                (JoinState::Established, false, _) => None,
+                _ => return,
+            };
+            if let Some(o) = opt {
+                repr.options.mptcp.push(o);
+                return;
+            }
+        }
         if repr.flags.syn() {
             let opt = if repr.flags.ack() {
                 self.hs.syn_ack_option()
@@ -1149,7 +1573,7 @@ impl MptcpConnection {
         let checksum = self.neg.is_some_and(|n| n.checksum);
 
         // The client repeats MP_CAPABLE until the server's first DSS.
-        if self.hs.state() == HandshakeState::ClientUnconfirmed {
+        if id == 0 && self.hs.state() == HandshakeState::ClientUnconfirmed {
             if payload.is_empty() {
                 if let Some(o) = self.hs.ack_option() {
                     repr.options.mptcp.push(MptcpOption::MpCapable(o));

@@ -16,5 +16,6 @@ pub mod recv;
 pub mod send;
 
 pub use connection::{
-    ConnEvents, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError, MptcpInfo, SubflowId,
+    ConnEvents, JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError,
+    MptcpInfo, SubflowId,
 };

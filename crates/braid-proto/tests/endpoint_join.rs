@@ -1,0 +1,275 @@
+//! MP_JOIN through the `Endpoint`: the client adds a subflow from a second address, the
+//! server demultiplexes the join by token and its new 4-tuple; an unknown token is refused
+//! with MP_TCPRST and counted (MPJoinNoTokenFound).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use braid_proto::wire::mptcp::{rst_reason, MptcpOption};
+use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpFlags, TcpOptions, TcpRepr};
+use braid_proto::{
+    ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error, Event, Instant,
+    ListenOptions,
+};
+
+const SERVER: &str = "10.0.0.2:80";
+
+fn byte(seed: u64, i: u64) -> u8 {
+    (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8
+}
+
+struct Net {
+    now: Instant,
+    a: Endpoint,
+    b: Endpoint,
+    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
+    seq: u64,
+    free_at: [Instant; 2],
+    /// Payload bytes a → b by source IP.
+    up_by_src: BTreeMap<IpAddr, u64>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            now: Instant::ZERO,
+            a: Endpoint::new(EndpointConfig::default(), [1; 32]),
+            b: Endpoint::new(EndpointConfig::default(), [2; 32]),
+            queue: BTreeMap::new(),
+            seq: 0,
+            free_at: [Instant::ZERO; 2],
+            up_by_src: BTreeMap::new(),
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let mut any = false;
+            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
+                let pkt = buf[..t.len].to_vec();
+                let p = parse_tcp_packet(&pkt).unwrap();
+                *self.up_by_src.entry(t.src).or_default() += p.payload.len() as u64;
+                self.send(true, pkt);
+                any = true;
+            }
+            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
+                self.send(false, buf[..t.len].to_vec());
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn send(&mut self, to_b: bool, pkt: Vec<u8>) {
+        let d = usize::from(to_b);
+        let tx = Duration::from_nanos(pkt.len() as u64 * 80);
+        let start = self.free_at[d].max(self.now);
+        self.free_at[d] = start + tx;
+        let at = self.free_at[d] + Duration::from_millis(5);
+        self.seq += 1;
+        self.queue.insert((at, self.seq), (to_b, pkt));
+    }
+
+    /// One step: transmit, advance time to the next event, deliver. False when idle.
+    fn step(&mut self) -> bool {
+        self.flush();
+        let next = [
+            self.queue.keys().next().map(|k| k.0),
+            self.a.poll_timeout(),
+            self.b.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else { return false };
+        self.now = self.now.max(next);
+        while let Some(e) = self.queue.first_entry() {
+            if e.key().0 > self.now {
+                break;
+            }
+            let (to_b, pkt) = e.remove();
+            if to_b {
+                self.b.handle_packet(self.now, &pkt);
+            } else {
+                self.a.handle_packet(self.now, &pkt);
+            }
+        }
+        self.a.handle_timeout(self.now);
+        self.b.handle_timeout(self.now);
+        true
+    }
+}
+
+#[test]
+fn a_joined_subflow_from_a_second_address_carries_data() {
+    let mut net = Net::new();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
+    let c = net
+        .a
+        .connect(
+            net.now,
+            "10.0.0.1:0".parse().unwrap(),
+            server,
+            ConnectOptions { mptcp: true },
+        )
+        .unwrap();
+    let mut s: Option<ConnectionHandle> = None;
+    let mut joined = false;
+    let total: u64 = 3 << 20;
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut closed = false;
+    let mut buf = vec![0u8; 16384];
+    for _ in 0..2_000_000 {
+        while let Some(ev) = net.a.poll_event() {
+            if ev == Event::Connected(c) && !joined {
+                let id = net
+                    .a
+                    .add_subflow(net.now, c, "10.0.1.1:0".parse().unwrap(), server, false)
+                    .unwrap();
+                assert_eq!(id, 1);
+                joined = true;
+            }
+        }
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Accepted { conn, .. } = ev {
+                s = Some(conn);
+            }
+        }
+        let up = net
+            .a
+            .mptcp_connection(c)
+            .is_some_and(|m| m.is_subflow_established(1));
+        while up && sent < total {
+            let n = (total - sent).min(buf.len() as u64) as usize;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = byte(3, sent + i as u64);
+            }
+            match net.a.write(c, &buf[..n]) {
+                Ok(w) => sent += w as u64,
+                Err(_) => break,
+            }
+        }
+        if sent == total && !closed {
+            net.a.close(c).unwrap();
+            closed = true;
+        }
+        if let Some(sc) = s {
+            loop {
+                match net.b.read(sc, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        for (i, b) in buf[..n].iter().enumerate() {
+                            assert_eq!(*b, byte(3, received + i as u64), "byte-exact");
+                        }
+                        received += n as u64;
+                    }
+                }
+            }
+        }
+        if received == total {
+            break;
+        }
+        if !net.step() {
+            break;
+        }
+    }
+    assert_eq!(received, total);
+    let second: IpAddr = "10.0.1.1".parse().unwrap();
+    let first: IpAddr = "10.0.0.1".parse().unwrap();
+    assert!(net.up_by_src.get(&second).copied().unwrap_or(0) > 0);
+    assert!(net.up_by_src.get(&first).copied().unwrap_or(0) > 0);
+    assert_eq!(net.b.counters().MPJoinSynRx, 1);
+    assert_eq!(net.b.counters().MPJoinAckRx, 1);
+    assert_eq!(net.a.counters().MPJoinSynAckRx, 1);
+    assert_eq!(net.b.stats().join_refused, 0);
+    let sc = s.expect("accepted");
+    let m = net.b.mptcp_connection(sc).expect("mptcp");
+    assert!(m.is_subflow_established(1));
+    // The server's address id for its (only) address is 0; the client's second address 1.
+    assert_eq!(m.subflow_info(1), Some((0, 1, false)));
+    assert_eq!(
+        net.b.connection_count(),
+        1,
+        "the join is not a new connection"
+    );
+}
+
+#[test]
+fn join_with_an_unknown_token_is_refused_and_counted() {
+    let mut ep = Endpoint::new(EndpointConfig::default(), [3; 32]);
+    let server: SocketAddr = SERVER.parse().unwrap();
+    ep.listen(server, ListenOptions { mptcp: true }).unwrap();
+    let mut options = TcpOptions::default();
+    options.mptcp.push(MptcpOption::MpJoinSyn {
+        backup: false,
+        addr_id: 1,
+        token: 0xdead_beef,
+        nonce: 42,
+    });
+    let syn = TcpRepr {
+        src_port: 40001,
+        dst_port: 80,
+        seq: 5000,
+        ack: 0,
+        flags: TcpFlags(TcpFlags::SYN),
+        window: 65535,
+        urgent: 0,
+        options,
+    };
+    let client: SocketAddr = "10.0.1.1:40001".parse().unwrap();
+    let mut buf = vec![0u8; 1500];
+    let n = emit_tcp_packet(&mut buf, client.ip(), server.ip(), 64, &syn, &[]).unwrap();
+    ep.handle_packet(Instant::ZERO, &buf[..n]);
+    let t = ep.poll_transmit(Instant::ZERO, &mut buf).expect("a reply");
+    let rst = parse_tcp_packet(&buf[..t.len]).unwrap();
+    assert!(rst.tcp.flags.rst());
+    assert!(rst.tcp.options.mptcp.iter().any(|o| matches!(
+        o,
+        MptcpOption::MpTcpRst {
+            reason: rst_reason::MPTCP_SPECIFIC,
+            ..
+        }
+    )));
+    assert_eq!(ep.counters().MPJoinNoTokenFound, 1);
+    assert_eq!(ep.counters().MPJoinSynRx, 0);
+    assert_eq!(ep.stats().join_refused, 1);
+    assert_eq!(ep.connection_count(), 0);
+}
+
+#[test]
+fn add_subflow_needs_an_mptcp_connection() {
+    let mut net = Net::new();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
+    let c = net
+        .a
+        .connect(
+            net.now,
+            "10.0.0.1:0".parse().unwrap(),
+            server,
+            ConnectOptions { mptcp: false },
+        )
+        .unwrap();
+    for _ in 0..50 {
+        net.step();
+    }
+    assert_eq!(
+        net.a
+            .add_subflow(net.now, c, "10.0.1.1:0".parse().unwrap(), server, false),
+        Err(Error::InvalidState)
+    );
+    assert_eq!(
+        net.a.add_subflow(
+            net.now,
+            ConnectionHandle(99),
+            "10.0.1.1:0".parse().unwrap(),
+            server,
+            false
+        ),
+        Err(Error::UnknownConnection)
+    );
+}
