@@ -68,7 +68,6 @@ pub struct Host {
     record_delivery: bool,
     stats: AppStats,
     scratch: Vec<u8>,
-    events: VecDeque<Event>,
     out: VecDeque<(usize, Vec<u8>)>,
     /// Subflows (local, remote) the client adds once connected (MP_JOIN).
     joins: Vec<(SocketAddr, SocketAddr)>,
@@ -94,7 +93,6 @@ impl Host {
             record_delivery: true,
             stats: AppStats::default(),
             scratch: vec![0; CHUNK],
-            events: VecDeque::new(),
             out: VecDeque::new(),
             joins: Vec::new(),
         }
@@ -164,38 +162,21 @@ impl Host {
     /// Run the application until it can make no more progress.
     fn run_app(&mut self, now: Instant) {
         self.start(now);
-        loop {
-            self.handle_events(now);
-            let Some(conn) = self.conn else { return };
-            if self.stats.closed {
-                return;
-            }
-            self.stats.mptcp = self.endpoint.is_mptcp(conn);
-            self.read_all(now, conn);
-            self.write_all(conn);
-            // Reading the last bytes or closing may have ended the connection: look again.
-            if !self.endpoint_has_events() {
-                return;
-            }
+        self.handle_events(now);
+        let Some(conn) = self.conn else { return };
+        if self.stats.closed {
+            return;
         }
-    }
-
-    fn endpoint_has_events(&mut self) -> bool {
-        match self.endpoint.poll_event() {
-            Some(ev) => {
-                self.events.push_back(ev);
-                true
-            }
-            None => false,
-        }
+        self.stats.mptcp = self.endpoint.is_mptcp(conn);
+        self.read_all(now, conn);
+        self.write_all(conn);
+        // Reading the last bytes or closing may have ended the connection: its Closed event
+        // is queued now. (Reads and writes run to exhaustion, so nothing else needs a rerun.)
+        self.handle_events(now);
     }
 
     fn handle_events(&mut self, now: Instant) {
-        while let Some(ev) = self
-            .events
-            .pop_front()
-            .or_else(|| self.endpoint.poll_event())
-        {
+        while let Some(ev) = self.endpoint.poll_event() {
             match ev {
                 Event::Connected(conn) if Some(conn) == self.conn => {
                     for (local, remote) in std::mem::take(&mut self.joins) {
