@@ -88,6 +88,8 @@ pub struct EndpointConfig {
     pub tcp: crate::tcp::TcpConfig,
     /// Ask for DSS checksums on MPTCP connections (Linux's `net.mptcp.checksum_enabled`).
     pub mptcp_checksum: bool,
+    /// Packet scheduler of MPTCP connections.
+    pub scheduler: crate::sched::SchedulerKind,
 }
 
 /// Options for an active open.
@@ -558,6 +560,7 @@ impl Endpoint {
             recv_buffer: tcp.recv_buffer,
             tcp,
             checksum: self.config.mptcp_checksum,
+            scheduler: self.config.scheduler,
             ..MptcpConfig::default()
         }
     }

@@ -108,6 +108,8 @@ pub struct MptcpConfig {
     /// Additional subflows allowed (MP_JOIN, both roles; Linux's path-manager limit
     /// `subflows`, default 2).
     pub max_subflows: usize,
+    /// The packet scheduler each connection builds for itself.
+    pub scheduler: crate::sched::SchedulerKind,
 }
 
 impl Default for MptcpConfig {
@@ -120,6 +122,7 @@ impl Default for MptcpConfig {
             checksum: false,
             syn_retrans_before_tcp_fallback: 2,
             max_subflows: 2,
+            scheduler: crate::sched::SchedulerKind::Default,
         }
     }
 }

@@ -218,6 +218,73 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     })
 }
 
+/// A built-in scheduler, as chosen in a configuration (the configuration stays `Clone`; each
+/// connection builds its own instance with [`SchedulerKind::build`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchedulerKind {
+    /// [`KernelDefault`].
+    #[default]
+    Default,
+    /// [`MinRtt`].
+    MinRtt,
+    /// [`RoundRobin`].
+    RoundRobin,
+    /// [`Redundant`].
+    Redundant,
+    /// [`Blest`].
+    Blest,
+}
+
+impl SchedulerKind {
+    /// The name [`by_name`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Default => "default",
+            SchedulerKind::MinRtt => "minrtt",
+            SchedulerKind::RoundRobin => "roundrobin",
+            SchedulerKind::Redundant => "redundant",
+            SchedulerKind::Blest => "blest",
+        }
+    }
+
+    /// A fresh scheduler of this kind.
+    pub fn build(self) -> Box<dyn Scheduler> {
+        match self {
+            SchedulerKind::Default => Box::new(KernelDefault::new()),
+            SchedulerKind::MinRtt => Box::new(MinRtt::new()),
+            SchedulerKind::RoundRobin => Box::new(RoundRobin::new()),
+            SchedulerKind::Redundant => Box::new(Redundant::new()),
+            SchedulerKind::Blest => Box::new(Blest::new()),
+        }
+    }
+}
+
+/// An unknown scheduler name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler '{0}' (known: default, minrtt, roundrobin, redundant, blest)")]
+pub struct UnknownScheduler(pub String);
+
+impl core::str::FromStr for SchedulerKind {
+    type Err = UnknownScheduler;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "default" => SchedulerKind::Default,
+            "minrtt" => SchedulerKind::MinRtt,
+            "roundrobin" => SchedulerKind::RoundRobin,
+            "redundant" => SchedulerKind::Redundant,
+            "blest" => SchedulerKind::Blest,
+            _ => return Err(UnknownScheduler(s.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Length of an assignment on `sf` of at most `avail` bytes: capped by the burst and the
 /// subflow's send space.
 pub(crate) fn chunk(sf: &SubflowView, avail: u64, cap: u64) -> u64 {
