@@ -448,9 +448,27 @@ fn a_dying_path_completes_on_the_other() {
     n.transfer(4 << 20, 0);
     assert!(n.path1_dead);
     assert!(n.up_bytes[1] > 0);
-    assert_eq!(
+    assert!(n.client.counters().SubflowStale >= 1);
+}
+
+#[test]
+fn a_stale_path_is_bypassed_long_before_its_subflow_gives_up() {
+    // With Linux's 15 retransmissions the dead subflow's TCB would take minutes to give
+    // up; the transfer completes because the stale subflow's data is reinjected at once.
+    let cfg = MptcpConfig::default();
+    let faults = Faults {
+        kill_path1_after: Some(300_000),
+        ..Faults::default()
+    };
+    let mut n = Net::new(cfg, faults);
+    n.establish_and_join();
+    n.transfer(4 << 20, 0);
+    assert!(n.path1_dead);
+    assert_eq!(n.client.counters().SubflowStale, 1);
+    assert_ne!(
         n.client.subflow(1).map(|t| t.state()),
-        Some(TcpState::Closed)
+        Some(TcpState::Closed),
+        "completed without waiting for the dead subflow to time out"
     );
 }
 

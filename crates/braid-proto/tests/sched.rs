@@ -237,30 +237,55 @@ fn reinjection_uses_a_backup_only_when_no_busy_subflow_progresses() {
     s0.stale_count = 1;
     let mut b = sf(1);
     b.backup = true;
+    let mut s0_full = s0.clone();
+    s0_full.send_space = 0;
     let re = [Reinject {
         range: 0..100,
         from: 2,
     }];
+    // An active primary with room takes it, even with bytes queued.
     let out = run(
         &mut KernelDefault::new(),
         &[s0.clone(), b.clone()],
+        0..0,
+        &re,
+    );
+    assert_eq!(out, vec![a(0, 0..100, true)]);
+    // A full primary that still progresses: the backup stays idle.
+    let out = run(
+        &mut KernelDefault::new(),
+        &[s0_full.clone(), b.clone()],
         0..0,
         &re,
     );
     assert!(out.is_empty());
-    s0.stale_count = 2;
+    s0_full.stale_count = 2;
     let out = run(
         &mut KernelDefault::new(),
-        &[s0.clone(), b.clone()],
+        &[s0_full.clone(), b.clone()],
         0..0,
         &re,
     );
     assert_eq!(out, vec![a(1, 0..100, true)]);
-    // No busy active subflow at all: the backup may retransmit too.
+    // No active primary other than the origin: the backup takes it.
     s0.stale = true;
     s0.stale_count = 0;
     let out = run(&mut KernelDefault::new(), &[s0, b], 0..0, &re);
     assert_eq!(out, vec![a(1, 0..100, true)]);
+}
+
+#[test]
+fn reinjection_prefers_the_least_queued_primary() {
+    let mut s1 = sf(1);
+    s1.queued_bytes = 9000;
+    let mut s2 = sf(2);
+    s2.queued_bytes = 4000;
+    let re = [Reinject {
+        range: 0..100,
+        from: 0,
+    }];
+    let out = run(&mut KernelDefault::new(), &[sf(0), s1, s2], 0..0, &re);
+    assert_eq!(out, vec![a(2, 0..100, true)]);
 }
 
 #[test]
@@ -555,9 +580,15 @@ proptest! {
                     seen.push(asg.subflow);
                     let v = subs.iter().find(|v| v.id == asg.subflow).expect("known subflow");
                     prop_assert!(v.established && !v.stale && v.send_space >= asg.len(), "{name}: bad subflow");
-                    // Backups only when no non-backup subflow is active.
+                    // Backups only when no non-backup subflow is active; a reinjection also
+                    // when no busy active subflow progresses (all found stale twice).
                     if v.backup {
-                        prop_assert!(!subs.iter().any(|s| s.established && !s.stale && !s.backup), "{name}: backup used");
+                        let primary = subs.iter().any(|s| s.established && !s.stale && !s.backup);
+                        let stuck = subs
+                            .iter()
+                            .filter(|s| s.is_active() && s.queued_bytes > 0)
+                            .all(|s| s.stale_count > 1);
+                        prop_assert!(!primary || (asg.reinjection && stuck), "{name}: backup used");
                     }
                     if asg.reinjection {
                         let from_re = re.iter().any(|r| r.from != asg.subflow && r.range.start <= asg.range.start && asg.range.end <= r.range.end);

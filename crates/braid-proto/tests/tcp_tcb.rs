@@ -1222,3 +1222,52 @@ fn sack_scoreboard_is_bounded() {
     }
     assert_eq!(t.sack_ranges(), 1024);
 }
+
+// ------------------------------------------------------------------ MPTCP hooks
+
+#[test]
+fn segments_end_at_marked_boundaries_when_sent_and_retransmitted() {
+    let mut t = established();
+    t.write(&[1u8; 2500]);
+    // Runs of 700 and 1800 bytes: no segment may straddle offset 700.
+    t.mark_segment_boundary(700);
+    let lens = |t: &mut Tcb, now| drain(t, now).iter().map(|s| s.1.len()).collect::<Vec<_>>();
+    assert_eq!(lens(&mut t, T0), vec![700, 1000, 800]);
+    // Retransmission after an RTO cuts at the same place.
+    let rto = t.timer(Timer::Retransmit).unwrap();
+    t.handle_timeout(rto);
+    assert_eq!(t.rto_backoff(), 1);
+    let (s, p) = recv!(t, rto).unwrap();
+    assert_eq!((s.seq, p.len()), (l(1), 700));
+    // Progress clears the backoff; boundaries at or below SND.UNA are forgotten.
+    send!(t, rto, seg(r(1), l(701), ACK));
+    assert_eq!(t.rto_backoff(), 0);
+    t.mark_segment_boundary(300); // below SND.UNA: ignored
+    let got = lens(&mut t, rto);
+    assert!(got.iter().all(|&n| n <= 1000), "{got:?}");
+}
+
+#[test]
+fn a_short_run_before_a_boundary_is_not_held_by_nagle() {
+    let cfg = TcpConfig {
+        nagle: true,
+        ..plain()
+    };
+    let mut t = established_with(
+        &cfg,
+        TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    );
+    t.write(&[2u8; 1000]);
+    recv!(t, T0).unwrap();
+    // 100 bytes end a run, then a new run begins: with data in flight Nagle would hold a
+    // short segment, but this one cannot grow.
+    t.write(&[3u8; 1100]);
+    t.mark_segment_boundary(1100);
+    let (_, p) = recv!(t, T0).unwrap();
+    assert_eq!(p.len(), 100);
+    let (_, p) = recv!(t, T0).unwrap();
+    assert_eq!(p.len(), 1000);
+}

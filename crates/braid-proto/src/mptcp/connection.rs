@@ -22,11 +22,13 @@
 //! More subflows (RFC 8684 §3.2): [`MptcpConnection::add_subflow`] (client: MP_JOIN SYN,
 //! SYN/ACK HMAC verified, third ACK with the 160-bit HMAC repeated until the peer's DSS
 //! shows it arrived) and [`MptcpConnection::accept_join`] (server: SYN/ACK with HMAC and
-//! nonce, third-ACK HMAC verified); a failed check resets the subflow with MP_TCPRST. Data
-//! goes to every usable subflow (each at most its congestion window of queued bytes with
-//! more than one; a discontiguous run only to an idle subflow), DATA_ACKs count from any
-//! subflow, and a subflow that closes has its data not yet DATA_ACKed reinjected on the
-//! others.
+//! nonce, third-ACK HMAC verified); a failed check resets the subflow with MP_TCPRST.
+//! Which subflow carries which bytes is the [`crate::sched::Scheduler`]'s decision
+//! ([`MptcpConfig::scheduler`], the kernel's default unless chosen otherwise), taken in
+//! rounds on every poll; DATA_ACKs count from any subflow. A subflow whose RTO fired without
+//! an acknowledgment since is *stale*: it gets no new data and its bytes not yet DATA_ACKed
+//! are reinjected on the others at once, so a dead path costs about one RTO; a subflow that
+//! closes has its bytes reinjected the same way.
 //!
 //! A mapping that contradicts an earlier one (`DSSNotMatching`) or any other invalid mapping
 //! resets the subflow, as the brief for this layer asks (Linux falls back instead while the
@@ -41,14 +43,16 @@
 //!   and the connection-level buffer has room; only then is it read out of the TCB
 //!   ([`crate::tcp::Tcb::read`]). So the TCB's own window gives back-pressure, and reading at
 //!   the data level opens the subflow window again.
-//! - **Sending**: the connection hands the TCB at most what the peer's data-level window
-//!   allows (or one MSS as a window probe when the subflow is idle) and records in a
-//!   [`TxMap`] which subflow offsets carry which data offsets. Each data segment's mapping
-//!   covers exactly its payload. A TCB segment must not straddle two discontiguous DSN runs
-//!   (one DSS per segment); with one subflow the runs are always contiguous, and a scheduler
-//!   for more subflows appends a reinjected run only to a subflow with nothing
-//!   unacknowledged ([`TxMap::continues`]), unless the TCB gains a hook to end segments at a
-//!   given stream offset.
+//! - **Sending**: the scheduler sees each subflow as a [`SubflowView`]; with more than one
+//!   usable subflow a subflow's send space is capped at its congestion window minus what it
+//!   holds, so bytes are committed to a path about one round trip ahead (this bounds
+//!   head-of-line blocking at the receiver and how long a reinjection waits). Each
+//!   assignment is written into the subflow's TCB and recorded in its [`TxMap`] (subflow
+//!   offsets to data offsets). A segment maps one contiguous data run (one DSS per segment),
+//!   so where a subflow's next run does not continue its previous one the connection marks a
+//!   segment boundary in the TCB ([`Tcb::mark_segment_boundary`]): no segment, first
+//!   transmission or retransmission, straddles two runs. A zero data-level window is probed
+//!   with one MSS on an idle subflow.
 //! - **Option space**: the TCB reserves [`DSS_OPTION_SPACE`] while it has data to send and
 //!   [`ACK_OPTION_SPACE`] otherwise, so pure ACKs keep room for SACK blocks; SACK blocks give
 //!   way when a segment without payload carries more (MP_CAPABLE, a DATA_FIN mapping,
@@ -69,6 +73,7 @@ use super::handshake::{HandshakeState, MpCapableHandshake, Negotiated};
 use super::mapping::{tx_mapping, MappingError, RxMap, RxStep, TxMap};
 use super::recv::{DataRecv, RecvError};
 use super::send::DataSend;
+use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 
 /// Index of a subflow in its connection.
 pub type SubflowId = usize;
@@ -86,6 +91,8 @@ const MP_FAIL_LEN: usize = 12;
 /// Smallest data-level receive buffer: a whole DSS mapping (at most 64 KiB, the size Linux
 /// uses) must fit, since a checksummed mapping is verified before any of it is delivered.
 pub const MIN_RECV_BUFFER: usize = 64 * 1024;
+/// Most scheduling rounds per poll (each places at most one burst per subflow).
+const MAX_SCHED_ROUNDS: usize = 64;
 /// Largest chunk read out of a subflow at once.
 const PULL_CHUNK: usize = 64 * 1024;
 
@@ -243,11 +250,15 @@ pub struct MptcpCounters {
     pub MPJoinAckHMacFailure: u64,
     pub MPJoinSynTx: u64,
     pub MPJoinNoTokenFound: u64,
+    /// Subflows found stale (no progress after an RTO) and their data reinjected.
+    pub SubflowStale: u64,
+    /// Stale subflows that made progress again.
+    pub SubflowRecover: u64,
 }
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 24] {
+    pub fn entries(&self) -> [(&'static str, u64); 26] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -273,6 +284,8 @@ impl MptcpCounters {
             ("MPJoinAckHMacFailure", self.MPJoinAckHMacFailure),
             ("MPJoinSynTx", self.MPJoinSynTx),
             ("MPJoinNoTokenFound", self.MPJoinNoTokenFound),
+            ("SubflowStale", self.SubflowStale),
+            ("SubflowRecover", self.SubflowRecover),
         ]
     }
 
@@ -302,6 +315,8 @@ impl MptcpCounters {
         self.MPJoinAckHMacFailure += o.MPJoinAckHMacFailure;
         self.MPJoinSynTx += o.MPJoinSynTx;
         self.MPJoinNoTokenFound += o.MPJoinNoTokenFound;
+        self.SubflowStale += o.SubflowStale;
+        self.SubflowRecover += o.SubflowRecover;
     }
 }
 
@@ -393,6 +408,11 @@ struct Subflow {
     /// The subflow closed or was reset and its unacknowledged data was queued for
     /// reinjection.
     dead: bool,
+    /// The subflow stopped making progress (an RTO fired since its last acknowledgment):
+    /// no new data goes to it and its unacknowledged data was queued for reinjection.
+    stale: bool,
+    /// How often the subflow was found stale (the kernel's `stale_count`).
+    stale_count: u32,
 }
 
 impl Subflow {
@@ -410,6 +430,8 @@ impl Subflow {
             rst_reason: None,
             join,
             dead: false,
+            stale: false,
+            stale_count: 0,
         }
     }
 
@@ -449,8 +471,13 @@ pub struct MptcpConnection {
     reported: Reported,
     /// The application aborted: resets carry MP_FASTCLOSE.
     fastclose: bool,
-    /// Data ranges of closed subflows still to be sent again on another subflow.
-    reinject: Vec<core::ops::Range<u64>>,
+    /// Data ranges of closed or stale subflows still to be sent again on another subflow.
+    reinject: Vec<Reinject>,
+    /// The packet scheduler.
+    sched: Box<dyn Scheduler>,
+    /// Scratch space of the scheduling rounds (kept to avoid allocating per packet).
+    views: Vec<SubflowView>,
+    assignments: Vec<Assignment>,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -478,6 +505,9 @@ impl MptcpConnection {
             rx_space: None,
             subflows: vec![Subflow::new(tcb, 0, 0, false, None)],
             reinject: Vec::new(),
+            sched: cfg.scheduler.build(),
+            views: Vec::new(),
+            assignments: Vec::new(),
 
             send: DataSend::new(cfg.send_buffer.max(1), 0),
             recv: DataRecv::new(cfg.recv_buffer.max(MIN_RECV_BUFFER)),
@@ -1352,107 +1382,248 @@ impl MptcpConnection {
 
     // ------------------------------------------------------------------ output
 
-    /// Marks closed subflows dead and queues their data not yet DATA_ACKed for
-    /// reinjection on the others.
+    /// Data ranges handed to subflow `s` and not yet DATA_ACKed, as reinjection candidates.
+    fn stuck_on(s: &Subflow, id: SubflowId, una: u64, from_sub: u64) -> Vec<Reinject> {
+        s.tx.data_ranges_from(from_sub)
+            .filter(|r| r.end > una)
+            .map(|r| Reinject {
+                range: r.start.max(una)..r.end,
+                from: id,
+            })
+            .collect()
+    }
+
+    /// Marks closed subflows dead and stale subflows stale, queueing their data not yet
+    /// DATA_ACKed for reinjection on the others; a stale subflow that makes progress again
+    /// recovers.
     fn reap(&mut self) {
         let una = self.send.una();
-        for s in &mut self.subflows {
+        let usable = self.subflows.iter().filter(|s| s.usable()).count();
+        for id in 0..self.subflows.len() {
+            let Some(s) = self.subflows.get_mut(id) else {
+                continue;
+            };
             if !s.dead && s.tcb.state() == TcpState::Closed {
                 s.dead = true;
                 //= rfc8684#3.3.6
                 //= Data sent on a subflow that fails and not yet DATA_ACKed is sent again on
                 //   another subflow (the DATA_ACK, not the subflow ACK, proves delivery).
-                self.reinject.extend(
-                    s.tx.data_ranges_from(0)
-                        .filter(|r| r.end > una)
-                        .map(|r| r.start.max(una)..r.end),
-                );
+                let stuck = Self::stuck_on(s, id, una, 0);
+                self.reinject.extend(stuck);
+                continue;
+            }
+            if s.dead || !s.usable() || self.fallback {
+                continue;
+            }
+            //= rfc8684#3.3.6
+            //= A subflow whose RTO fired without an acknowledgment since is stale: it gets no
+            //   new data and what it holds beyond the DATA_ACK is reinjected on the others,
+            //   so a dead path costs about one RTO (Linux: mptcp_subflow_get_retrans and
+            //   the stale subflow logic of the in-kernel path manager).
+            let in_flight = s.tcb.snd_nxt_offset() > s.tcb.snd_una_offset();
+            let stale = s.tcb.rto_backoff() >= 1 && in_flight;
+            if stale && !s.stale && usable > 1 {
+                s.stale = true;
+                s.stale_count += 1;
+                self.counters.SubflowStale += 1;
+                let stuck = Self::stuck_on(s, id, una, s.tcb.snd_una_offset());
+                self.reinject.extend(stuck);
+            } else if !stale && s.stale {
+                s.stale = false;
+                self.counters.SubflowRecover += 1;
             }
         }
+        self.reinject.retain_mut(|r| {
+            r.range.start = r.range.start.max(una);
+            r.range.start < r.range.end
+        });
     }
 
-    /// Hands data-level bytes to subflow `id`. The scheduler (a simple, correct rule, not
-    /// the [`crate::sched`] trait yet): subflows are filled in order; with more than one
-    /// usable subflow each gets at most its congestion window of queued bytes; backup
-    /// subflows only when no non-backup subflow is usable; reinjected ranges first.
-    fn fill(&mut self, id: SubflowId) {
+    /// A subflow that may carry data now.
+    fn open_for_data(s: &Subflow) -> bool {
+        s.usable() && !s.fin_closed
+    }
+
+    /// Hands data-level bytes to the subflows as the scheduler decides: rounds of
+    /// [`Scheduler::schedule`] until it assigns nothing (bounded). With more than one
+    /// usable subflow each subflow's queue is capped at its congestion window, so data is
+    /// committed to a path only about one round trip ahead (less head-of-line blocking,
+    /// and reinjections wait behind at most that).
+    fn schedule(&mut self) {
         if self.neg.is_none() && !self.fallback {
             return;
         }
-        let open = |s: &Subflow| s.usable() && !s.fin_closed;
-        let usable = self.subflows.iter().filter(|s| open(s)).count();
-        let nonbackup = self.subflows.iter().any(|s| open(s) && !s.backup);
-        let multi = self.subflows.len() > 1;
-        let una = self.send.una();
-        self.reinject.retain(|r| r.end > una && r.start < r.end);
-        let Some(s) = self.subflows.get_mut(id) else {
+        let usable = self
+            .subflows
+            .iter()
+            .filter(|s| Self::open_for_data(s))
+            .count();
+        let multi = usable > 1;
+        for _ in 0..MAX_SCHED_ROUNDS {
+            let window_new = self.send.unsent().min(self.send.window_left());
+            if window_new == 0 && self.reinject.is_empty() {
+                break;
+            }
+            self.views.clear();
+            for (id, s) in self.subflows.iter().enumerate() {
+                let open = Self::open_for_data(s) && !s.dead;
+                let mut v =
+                    SubflowView::from_tcb(id, &s.tcb, open, s.backup, s.stale, s.stale_count);
+                if multi {
+                    let queued = v.queued_bytes;
+                    let mut room = v.cwnd.saturating_sub(queued);
+                    if queued == 0 {
+                        room = room.max(v.mss);
+                    }
+                    v.send_space = v.send_space.min(room);
+                }
+                self.views.push(v);
+            }
+            let nxt = self.send.nxt();
+            let input = SchedInput {
+                subflows: &self.views,
+                new_data: nxt..nxt + window_new,
+                reinject: &self.reinject,
+                send_window: self.send.right_edge().saturating_sub(self.send.una()),
+            };
+            self.assignments.clear();
+            self.sched.schedule(&input, &mut self.assignments);
+            if self.assignments.is_empty() {
+                break;
+            }
+            let mut progress = false;
+            let assignments = core::mem::take(&mut self.assignments);
+            for a in &assignments {
+                progress |= self.apply(a);
+            }
+            self.assignments = assignments;
+            if !progress {
+                break;
+            }
+        }
+        self.window_probe();
+    }
+
+    /// Writes one assignment into its subflow; true when bytes were taken.
+    fn apply(&mut self, a: &Assignment) -> bool {
+        if a.range.is_empty() || (!a.reinjection && a.range.start != self.send.nxt()) {
+            return false;
+        }
+        let Some(s) = self.subflows.get_mut(a.subflow) else {
+            return false;
+        };
+        if !Self::open_for_data(s) || s.dead || s.tx.len() >= super::mapping::MAX_TX_CHUNKS {
+            return false;
+        }
+        let bytes = self.send.slice(a.range.clone());
+        if bytes.is_empty() {
+            return false;
+        }
+        // One DSS maps one contiguous run: a discontiguous run starts a new segment.
+        let contiguous = s.tx.continues(s.written, a.range.start);
+        let n = s.tcb.write(bytes) as u64;
+        if n == 0 {
+            return false;
+        }
+        if !contiguous {
+            s.tcb.mark_segment_boundary(s.written);
+        }
+        s.tx.record(s.written, a.range.start, n);
+        s.written += n;
+        let taken = a.range.start..a.range.start + n;
+        if a.reinjection {
+            self.reinject_taken(&taken);
+        } else {
+            self.send.next_range(n as usize, false);
+        }
+        true
+    }
+
+    /// Removes `taken` from the reinjection queue.
+    fn reinject_taken(&mut self, taken: &core::ops::Range<u64>) {
+        let mut rest = Vec::new();
+        self.reinject.retain_mut(|r| {
+            if r.range.end <= taken.start || r.range.start >= taken.end {
+                return true;
+            }
+            if r.range.end > taken.end {
+                rest.push(Reinject {
+                    range: taken.end..r.range.end,
+                    from: r.from,
+                });
+            }
+            r.range.end = taken.start;
+            r.range.start < r.range.end
+        });
+        self.reinject.extend(rest);
+        self.reinject.sort_by_key(|r| r.range.start);
+    }
+
+    //= rfc8684#3.3.4
+    //= A zero data-level window is probed like TCP's: one MSS beyond the window on an idle
+    //   subflow, so the window update is not missed.
+    fn window_probe(&mut self) {
+        if self.send.unsent() == 0 || self.send.window_left() > 0 || !self.reinject.is_empty() {
+            return;
+        }
+        if self
+            .subflows
+            .iter()
+            .any(|s| Self::open_for_data(s) && s.tcb.send_queued() > 0)
+        {
+            return;
+        }
+        let nonbackup = self
+            .subflows
+            .iter()
+            .any(|s| Self::open_for_data(s) && !s.backup && !s.stale);
+        let Some(s) = self
+            .subflows
+            .iter_mut()
+            .find(|s| Self::open_for_data(s) && !s.stale && s.backup != nonbackup)
+        else {
             return;
         };
-        if !open(s) {
+        let mss = s.tcb.effective_mss().max(1);
+        if s.tcb.send_capacity() == 0 {
             return;
         }
-        let cap = s.tcb.send_capacity();
-        let backup_idle = s.backup && nonbackup;
-        let reinject = self
-            .reinject
-            .first()
-            .map(|r| r.start.max(una)..r.end)
-            .filter(|r| !r.is_empty());
-        if cap > 0 && !backup_idle && (self.send.unsent() > 0 || reinject.is_some()) {
-            let queued = s.tcb.send_queued();
-            let idle = queued == 0;
-            let mss = s.tcb.effective_mss().max(1);
-            let probe = idle && self.send.window_left() == 0 && reinject.is_none();
-            let mut max = if probe { mss } else { cap };
-            if usable > 1 {
-                max = max.min(s.tcb.cwnd().saturating_sub(queued));
-                if idle {
-                    max = max.max(mss);
-                }
-            }
-            // One DSS maps one contiguous run and a TCB segment may straddle two runs, so a
-            // discontiguous run goes only to a subflow with nothing unacknowledged.
-            let start = reinject.as_ref().map_or(self.send.nxt(), |r| r.start);
-            let fits = idle || s.tx.continues(s.written, start);
-            if fits && max > 0 {
-                let range = match reinject.clone() {
-                    Some(r) => {
-                        let end = r.end.min(r.start + max as u64);
-                        if let Some(first) = self.reinject.first_mut() {
-                            first.start = end;
-                        }
-                        Some(r.start..end)
-                    }
-                    None => self.send.next_range(max, probe),
-                };
-                if let Some(r) = range {
-                    debug_assert!(s.tx.continues(s.written, r.start) || idle);
-                    let bytes = self.send.slice(r.clone());
-                    let n = s.tcb.write(bytes) as u64;
-                    s.tx.record(s.written, r.start, n);
-                    s.written += n;
-                    if r.start + n < r.end {
-                        if reinject.is_some() {
-                            if let Some(first) = self.reinject.first_mut() {
-                                first.start = r.start + n;
-                            }
-                        } else {
-                            self.send.unsend(r.start + n);
-                        }
-                    }
-                }
-            }
+        let Some(r) = self.send.next_range(mss, true) else {
+            return;
+        };
+        let contiguous = s.tx.continues(s.written, r.start);
+        let bytes = self.send.slice(r.clone());
+        let n = s.tcb.write(bytes) as u64;
+        if n > 0 && !contiguous {
+            s.tcb.mark_segment_boundary(s.written);
         }
-        //= rfc8684#3.3.3
-        //= The DATA_FIN follows every data byte; here it rides on the subflow's FIN. With
-        //   more subflows, a subflow is closed only once every byte is DATA_ACKed, so data
-        //   of a failing subflow can still be reinjected on it.
-        if self.send.fin_ready() && self.reinject.is_empty() && (!multi || self.send.all_acked()) {
-            s.tcb.close();
-            s.fin_closed = true;
-            if self.fallback {
-                // In fallback the subflow's FIN is the DATA_FIN.
-                self.send.mark_fin_sent();
+        s.tx.record(s.written, r.start, n);
+        s.written += n;
+        if r.start + n < r.end {
+            self.send.unsend(r.start + n);
+        }
+    }
+
+    //= rfc8684#3.3.3
+    //= The DATA_FIN follows every data byte; here it rides on the subflow's FIN. With more
+    //   subflows, a subflow is closed only once every byte is DATA_ACKed, so data of a
+    //   failing subflow can still be reinjected on it.
+    fn close_subflows(&mut self) {
+        if !self.send.fin_ready() || !self.reinject.is_empty() {
+            return;
+        }
+        let multi = self.subflows.len() > 1;
+        if multi && !self.send.all_acked() {
+            return;
+        }
+        for s in &mut self.subflows {
+            if Self::open_for_data(s) && !s.dead {
+                s.tcb.close();
+                s.fin_closed = true;
+                if self.fallback {
+                    // In fallback the subflow's FIN is the DATA_FIN.
+                    self.send.mark_fin_sent();
+                }
             }
         }
     }
@@ -1460,8 +1631,9 @@ impl MptcpConnection {
     /// The next segment to send: subflow, header (with MPTCP options) and payload.
     pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Vec<u8>)> {
         self.reap();
+        self.schedule();
+        self.close_subflows();
         for id in 0..self.subflows.len() {
-            self.fill(id);
             let s = self.subflows.get_mut(id)?;
             // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
             // they save goes to SACK blocks (the TCB sizes payload and SACK by the

@@ -291,11 +291,18 @@ pub(crate) fn chunk(sf: &SubflowView, avail: u64, cap: u64) -> u64 {
     avail.min(cap).min(SEND_BURST).min(sf.send_space)
 }
 
-/// The kernel's retransmission target (`mptcp_subflow_get_retrans`), applied to each
-/// reinjection candidate in order: an active subflow other than the origin whose TCP queue is
-/// empty, a non-backup one first; a backup only when every busy active subflow has been found
-/// stale more than once (no progress anywhere). Each subflow takes at most one reinjection, and
-/// none of `used`; the chosen ones are added to `used`.
+/// The retransmission target, applied to each reinjection candidate in order: an active
+/// subflow other than the origin with send space, a non-backup one first and among those the
+/// one with the fewest queued bytes (ties: lowest id); a backup only when no non-backup
+/// subflow is active, or when every busy active subflow has been found stale more than once
+/// (no progress anywhere). Each subflow takes at most one reinjection, and none of `used`;
+/// the chosen ones are added to `used`.
+///
+/// The kernel (`mptcp_subflow_get_retrans`) waits for a subflow whose TCP queue is empty.
+/// braid's connection caps each subflow's queue at about one congestion window (through
+/// [`SubflowView::send_space`]), so a reinjection placed behind that queue leaves within one
+/// round trip, while waiting for an empty queue can starve it as long as new data keeps the
+/// other subflows busy (a dead path would stall the connection until the window closes).
 pub fn place_reinjections(
     input: &SchedInput<'_>,
     used: &mut Vec<SubflowId>,
@@ -312,21 +319,23 @@ pub fn place_reinjections(
         if cand.range.is_empty() {
             continue;
         }
-        let eligible = |s: &&SubflowView| {
-            s.can_take() && s.queued_bytes == 0 && s.id != cand.from && !used.contains(&s.id)
+        let eligible =
+            |s: &&SubflowView| s.can_take() && s.id != cand.from && !used.contains(&s.id);
+        let least_queued = |backup: bool| {
+            input
+                .subflows
+                .iter()
+                .filter(eligible)
+                .filter(|s| s.backup == backup)
+                .min_by_key(|s| (s.queued_bytes, s.id))
         };
-        let pick = input
-            .subflows
-            .iter()
-            .filter(eligible)
-            .find(|s| !s.backup)
-            .or_else(|| {
-                if min_stale > 1 {
-                    input.subflows.iter().filter(eligible).find(|s| s.backup)
-                } else {
-                    None
-                }
-            });
+        let pick = least_queued(false).or_else(|| {
+            if min_stale > 1 || !has_active_primary(input.subflows) {
+                least_queued(true)
+            } else {
+                None
+            }
+        });
         if let Some(sf) = pick {
             let len = chunk(sf, cand.range.end - cand.range.start, u64::MAX);
             used.push(sf.id);

@@ -159,6 +159,9 @@ pub struct Tcb {
     ts_recent_age: Option<Instant>,
     sack_enabled: bool,
     reserved_opt: usize,
+    /// Sequence offsets at which a segment must end (the MPTCP layer's mapping boundaries),
+    /// ascending; those at or below SND.UNA are dropped lazily.
+    boundaries: VecDeque<u64>,
 
     // --- timing and recovery ---
     rtt: RttEstimator,
@@ -278,6 +281,7 @@ impl Tcb {
             ts_recent_age: None,
             sack_enabled: false,
             reserved_opt: 0,
+            boundaries: VecDeque::new(),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             backoff: 0,
             retries: 0,
@@ -500,6 +504,34 @@ impl Tcb {
         if self.state.is_synchronized() {
             self.ack_now = true;
         }
+    }
+
+    /// Ends every segment (new or retransmitted) that would cover stream offset `offset - 1`
+    /// and `offset` at `offset`: the MPTCP layer maps one contiguous data-level run per
+    /// segment, so it marks where one run ends and the next (discontiguous) one begins.
+    /// Offsets must be given in ascending order (smaller or repeated ones are ignored); they
+    /// are forgotten once acknowledged.
+    pub fn mark_segment_boundary(&mut self, offset: u64) {
+        let seq = offset + 1;
+        if seq <= self.snd_una || self.boundaries.back().is_some_and(|&b| b >= seq) {
+            return;
+        }
+        self.boundaries.push_back(seq);
+    }
+
+    /// The first segment boundary above sequence offset `p` (or `u64::MAX`).
+    fn next_boundary(&mut self, p: u64) -> u64 {
+        while self.boundaries.front().is_some_and(|&b| b <= self.snd_una) {
+            self.boundaries.pop_front();
+        }
+        let i = self.boundaries.partition_point(|&b| b <= p);
+        self.boundaries.get(i).copied().unwrap_or(u64::MAX)
+    }
+
+    /// How many RTOs fired since the last acknowledgment that advanced SND.UNA (0 while the
+    /// subflow makes progress): the MPTCP layer's sign of a stale path.
+    pub fn rto_backoff(&self) -> u32 {
+        self.backoff
     }
 
     /// Reserves `len` bytes of option space on every segment after the SYN (MPTCP options).
@@ -1969,7 +2001,10 @@ impl Tcb {
     fn retransmit(&mut self, now: Instant, p: u64, hole_end: u64, max_payload: u64) -> Segment {
         let data_end = self.data_end();
         let mut flags = TcpFlags::ACK;
-        let data_hi = (p + max_payload).min(hole_end).min(data_end);
+        let data_hi = (p + max_payload)
+            .min(hole_end)
+            .min(data_end)
+            .min(self.next_boundary(p));
         let data = if p < data_end { p..data_hi } else { p..p };
         let mut end = data.end;
         if self.fin_sent && end == data_end && hole_end > data_end {
@@ -2012,7 +2047,10 @@ impl Tcb {
         if self.snd_nxt > data_end || (self.snd_nxt == data_end && !fin_pending) {
             return None;
         }
-        let avail = data_end - self.snd_nxt;
+        // A segment never crosses a boundary the MPTCP layer marked: up to it, a short
+        // segment counts as a full one (it cannot grow).
+        let run_end = data_end.min(self.next_boundary(self.snd_nxt));
+        let avail = run_end - self.snd_nxt;
         let rwnd_avail = (self.snd_una + self.snd_wnd).saturating_sub(self.snd_nxt);
         let len = avail.min(max_payload).min(rwnd_avail).min(cwnd_avail);
         let nothing_in_flight = self.snd_nxt == self.snd_una;
@@ -2030,7 +2068,13 @@ impl Tcb {
             }
             //= rfc9293#3.7.4
             //# Nagle: hold a small segment while unacknowledged data is outstanding
-            if self.cfg.nagle && len < max_payload && !nothing_in_flight && !fin_pending {
+            let at_boundary = len == avail && run_end < data_end;
+            if self.cfg.nagle
+                && len < max_payload
+                && !nothing_in_flight
+                && !fin_pending
+                && !at_boundary
+            {
                 return None;
             }
         }
