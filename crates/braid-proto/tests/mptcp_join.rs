@@ -535,3 +535,36 @@ fn subflow_limit_and_not_mptcp_are_refused() {
         Err(JoinError::NotJoin)
     );
 }
+
+#[test]
+fn every_scheduler_moves_data_byte_exact_over_two_subflows_and_survives_a_dead_path() {
+    use braid_proto::sched::SchedulerKind;
+    for kind in [
+        SchedulerKind::Default,
+        SchedulerKind::MinRtt,
+        SchedulerKind::RoundRobin,
+        SchedulerKind::Redundant,
+        SchedulerKind::Blest,
+    ] {
+        let cfg = MptcpConfig {
+            scheduler: kind,
+            ..MptcpConfig::default()
+        };
+        let mut n = Net::new(cfg.clone(), Faults::default());
+        n.establish_and_join();
+        n.transfer(2 << 20, 1 << 20);
+        assert!(
+            n.up_bytes[0] > 0 && n.up_bytes[1] > 0,
+            "{kind}: {:?}",
+            n.up_bytes
+        );
+        let faults = Faults {
+            kill_path1_after: Some(100_000),
+            ..Faults::default()
+        };
+        let mut n = Net::new(cfg, faults);
+        n.establish_and_join();
+        n.transfer(2 << 20, 0);
+        assert!(n.path1_dead, "{kind}");
+    }
+}
