@@ -568,3 +568,26 @@ fn every_scheduler_moves_data_byte_exact_over_two_subflows_and_survives_a_dead_p
         assert!(n.path1_dead, "{kind}");
     }
 }
+
+#[test]
+fn full_info_lists_every_subflow_and_marks_the_stale_one() {
+    let faults = Faults {
+        kill_path1_after: Some(100_000),
+        ..Faults::default()
+    };
+    let mut n = Net::new(MptcpConfig::default(), faults);
+    n.establish_and_join();
+    let infos = n.client.subflow_infos();
+    assert_eq!(infos.len(), 2);
+    assert!(infos.iter().all(|i| i.established && !i.stale && !i.closed));
+    assert_eq!((infos[1].local_id, infos[1].backup), (1, false));
+    n.transfer(2 << 20, 0);
+    let infos = n.client.subflow_infos();
+    assert!(
+        infos[1].stale && infos[1].stale_count == 1,
+        "{:?}",
+        infos[1]
+    );
+    assert!(infos[1].retransmits >= 1);
+    assert!(infos[0].bytes_acked > infos[1].bytes_acked);
+}

@@ -355,6 +355,39 @@ impl MptcpInfo {
     pub const FLAG_REMOTE_KEY_RECEIVED: u32 = 2;
 }
 
+/// One subflow in a snapshot, after the kernel's MPTCP_FULL_INFO (`struct
+/// mptcp_subflow_info` with the subflow's `tcp_info`): ids, flags and TCP state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubflowInfo {
+    /// The subflow's index in its connection.
+    pub id: SubflowId,
+    /// Our and the peer's address ids (0 for the initial subflow's addresses).
+    pub local_id: u8,
+    pub remote_id: u8,
+    /// The backup flag (ours from MP_JOIN or MP_PRIO, or the peer's request).
+    pub backup: bool,
+    /// The MP_JOIN handshake is over (always for the initial subflow).
+    pub established: bool,
+    /// No progress since an RTO: no new data, its data reinjected elsewhere.
+    pub stale: bool,
+    /// Times found stale.
+    pub stale_count: u32,
+    /// Closed or reset; its data was reinjected.
+    pub closed: bool,
+    pub state: TcpState,
+    pub cwnd: usize,
+    pub srtt: Option<crate::time::Duration>,
+    pub rto: crate::time::Duration,
+    pub mss: usize,
+    /// Subflow bytes sent at least once, acknowledged, received in order.
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub retransmits: u64,
+    /// Bytes held by the subflow (sent and unacknowledged, or written and unsent).
+    pub queued: usize,
+}
+
 /// What happened since the last [`MptcpConnection::take_events`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnEvents {
@@ -769,6 +802,34 @@ impl MptcpConnection {
             self.reported.want_writable = true;
         }
         n
+    }
+
+    /// Every subflow, the MPTCP_FULL_INFO-style view (closed ones included, flagged).
+    pub fn subflow_infos(&self) -> Vec<SubflowInfo> {
+        self.subflows
+            .iter()
+            .enumerate()
+            .map(|(id, s)| SubflowInfo {
+                id,
+                local_id: s.local_id,
+                remote_id: s.remote_id,
+                backup: s.backup,
+                established: s.join.is_none_or(|j| j.state == JoinState::Established),
+                stale: s.stale,
+                stale_count: s.stale_count,
+                closed: s.dead || s.tcb.state() == TcpState::Closed,
+                state: s.tcb.state(),
+                cwnd: s.tcb.cwnd(),
+                srtt: s.tcb.rtt(),
+                rto: s.tcb.rto(),
+                mss: s.tcb.effective_mss(),
+                bytes_sent: s.tcb.bytes_sent(),
+                bytes_acked: s.tcb.bytes_acked(),
+                bytes_received: s.tcb.bytes_received(),
+                retransmits: s.tcb.retransmits(),
+                queued: s.tcb.send_queued(),
+            })
+            .collect()
     }
 
     /// The MPTCP_INFO-style snapshot of the connection.

@@ -17,5 +17,5 @@ pub mod send;
 
 pub use connection::{
     ConnEvents, JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError,
-    MptcpInfo, SubflowId,
+    MptcpInfo, SubflowId, SubflowInfo,
 };
