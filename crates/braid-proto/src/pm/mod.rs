@@ -8,7 +8,9 @@
 //!   connection and the control plane and answering with [`PmCommand`]s for the connection to
 //!   carry out. Time is an input ([`PmEvent::Timeout`] with `now`, [`PathManager::poll_timeout`]).
 //! - [`KernelPm`], the kernel's in-kernel path manager, plus re-creation of failed subflows
-//!   with exponential backoff.
+//!   with exponential backoff;
+//! - [`PolicyPm`], the `fullmesh`, `ndiffports` and `sspi` policies ([`Plan`]) as one
+//!   reconciling mechanism.
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +18,10 @@ use std::net::{IpAddr, SocketAddr};
 use crate::time::Instant;
 
 mod kernel;
+mod policy;
 
 pub use kernel::{KernelPm, PmConfig};
+pub use policy::{LocalAddr, Plan, PolicyPm};
 
 /// The most endpoints an [`EndpointTable`] holds (the kernel's `MPTCP_PM_ADDR_MAX`).
 pub const MAX_ENDPOINTS: usize = 8;
