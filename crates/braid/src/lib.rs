@@ -2,6 +2,7 @@
 //! simulator glue, and the commands of the `braid` binary.
 
 pub mod cmd;
+pub mod ctl;
 pub mod report;
 pub mod runtime;
 pub use braid_sim::stream;

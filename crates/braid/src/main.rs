@@ -21,6 +21,16 @@ enum Command {
     Connect(cmd::connect::ConnectArgs),
     /// Accept connections over TUN devices.
     Listen(cmd::listen::ListenArgs),
+    /// Path-manager endpoints of a running instance (the syntax of `ip mptcp endpoint`).
+    Endpoint(cmd::ctl::EndpointArgs),
+    /// Path-manager limits of a running instance (`ip mptcp limits`).
+    Limits(cmd::ctl::LimitsArgs),
+    /// Path-management events of a running instance as they happen (`ip mptcp monitor`).
+    Monitor(cmd::ctl::CtlArgs),
+    /// Connections and subflows of a running instance (`ss -M`).
+    Stat(cmd::ctl::CtlArgs),
+    /// MIB counters of a running instance under the kernel's MPTcpExt names (`nstat`).
+    Counters(cmd::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +39,11 @@ fn main() -> ExitCode {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Connect(a) => cmd::connect::run(a),
         Command::Listen(a) => cmd::listen::run(a),
+        Command::Endpoint(a) => cmd::ctl::endpoint(a),
+        Command::Limits(a) => cmd::ctl::limits(a),
+        Command::Monitor(a) => cmd::ctl::monitor(a),
+        Command::Stat(a) => cmd::ctl::stat(a),
+        Command::Counters(a) => cmd::ctl::counters(a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The `braid` subcommands that run over TUN devices, and the argument parsers they share.
 
 pub mod connect;
+pub mod ctl;
 pub mod listen;
 pub mod sim;
 

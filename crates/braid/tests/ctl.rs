@@ -1,0 +1,274 @@
+//! The control plane: `ip mptcp`-style argument parsing, and the Unix-socket protocol between
+//! `braid endpoint|limits|monitor|stat|counters` and a running instance (a fake one here: an
+//! endpoint table behind a [`CtlHandler`]).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use braid::ctl::{
+    parse_endpoint_args, parse_limits_args, CtlClient, CtlError, CtlHandler, CtlServer,
+    EndpointSpec, LimitsSpec, MonitorEvent, Request, Response,
+};
+use braid_proto::pm::{EndpointTable, Limits, PmEndpoint};
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn endpoint_add_parses_like_ip_mptcp() {
+    let r = parse_endpoint_args(&words("add 10.0.0.2 dev eth1 id 3 port 8080 signal backup"))
+        .expect("valid");
+    let Request::EndpointAdd { endpoint } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        endpoint,
+        EndpointSpec {
+            id: Some(3),
+            addr: "10.0.0.2".parse().unwrap(),
+            port: Some(8080),
+            dev: Some("eth1".into()),
+            flags: vec!["signal".into(), "backup".into()],
+        }
+    );
+    assert_eq!(
+        endpoint.to_string(),
+        "10.0.0.2 port 8080 id 3 signal backup dev eth1"
+    );
+    let ok = |s: &str| parse_endpoint_args(&words(s)).expect(s);
+    assert_eq!(ok("delete id 4"), Request::EndpointDelete { id: 4 });
+    assert_eq!(ok("show"), Request::EndpointShow);
+    assert_eq!(ok("flush"), Request::EndpointFlush);
+    assert_eq!(
+        ok("change id 2 nobackup"),
+        Request::EndpointChange {
+            id: 2,
+            change: "nobackup".into()
+        }
+    );
+}
+
+#[test]
+fn endpoint_errors_are_one_line_and_match_the_kernel() {
+    let err = |s: &str| parse_endpoint_args(&words(s)).expect_err(s);
+    assert_eq!(
+        err("add 10.0.0.2 port 80"),
+        "flags must have signal when using port"
+    );
+    assert_eq!(
+        err("add 10.0.0.2 signal fullmesh"),
+        "flags mustn't have both signal and fullmesh"
+    );
+    assert!(err("add 10.0.0.2 id 0").contains("invalid endpoint id 0"));
+    assert_eq!(err("add 10.0.0.2 id 300"), "invalid id \"300\"");
+    assert_eq!(err("add 0.0.0.0"), "invalid address 0.0.0.0");
+    assert_eq!(err("add nonsense"), "invalid address \"nonsense\"");
+    assert_eq!(err("add 10.0.0.2 bogus"), "unknown argument \"bogus\"");
+    assert_eq!(err("add 10.0.0.2 dev"), "\"dev\" needs a value");
+    assert_eq!(err("delete 4"), "endpoint delete: expected \"id N\"");
+    assert!(err("change id 1 sideways").starts_with("unknown change \"sideways\""));
+    assert!(err("frobnicate").contains("unknown command"));
+    for e in [err("add 10.0.0.2 port 80"), err("change id 1 x")] {
+        assert!(!e.contains('\n'));
+    }
+}
+
+#[test]
+fn limits_parse_and_refuse_values_above_8() {
+    assert_eq!(
+        parse_limits_args(&words("set subflows 4 add_addr_accepted 2")),
+        Ok(Request::LimitsSet {
+            subflows: Some(4),
+            add_addr_accepted: Some(2)
+        })
+    );
+    assert_eq!(
+        parse_limits_args(&words("set add_addr_accepted 1")),
+        Ok(Request::LimitsSet {
+            subflows: None,
+            add_addr_accepted: Some(1)
+        })
+    );
+    assert_eq!(parse_limits_args(&words("show")), Ok(Request::LimitsShow));
+    assert_eq!(
+        parse_limits_args(&words("set subflows 9")),
+        Err("subflows limit 9 greater than maximum 8".to_string())
+    );
+    assert!(parse_limits_args(&words("set subflows x")).is_err());
+}
+
+/// A fake instance: an endpoint table.
+#[derive(Default)]
+struct Fake {
+    table: EndpointTable,
+}
+
+impl CtlHandler for Fake {
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::EndpointAdd { endpoint } => {
+                let flags = match endpoint.endpoint_flags() {
+                    Ok(f) => f,
+                    Err(e) => return Response::error(e),
+                };
+                match self.table.add(
+                    endpoint.addr,
+                    endpoint.id.map(u32::from),
+                    endpoint.port,
+                    endpoint.dev.clone(),
+                    flags,
+                ) {
+                    Ok(ep) => Response {
+                        endpoint: Some(EndpointSpec::from_endpoint(&ep)),
+                        ..Response::ok()
+                    },
+                    Err(e) => Response::error(e.to_string()),
+                }
+            }
+            Request::EndpointShow => Response {
+                endpoints: Some(
+                    self.table
+                        .endpoints()
+                        .iter()
+                        .map(EndpointSpec::from_endpoint)
+                        .collect(),
+                ),
+                ..Response::ok()
+            },
+            Request::EndpointDelete { id } => match self.table.delete(id) {
+                Ok(_) => Response::ok(),
+                Err(e) => Response::error(e.to_string()),
+            },
+            Request::LimitsShow => Response {
+                limits: Some(self.table.limits().into()),
+                ..Response::ok()
+            },
+            _ => Response::error("not in this fake"),
+        }
+    }
+}
+
+fn sock_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("braid-ctl-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("ctl.sock")
+}
+
+/// Runs the server on a thread until the returned flag is set.
+fn serve(
+    server: CtlServer,
+    events: Arc<Mutex<Vec<MonitorEvent>>>,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        let mut server = server;
+        let mut fake = Fake::default();
+        while !s2.load(Ordering::Relaxed) {
+            server.poll(&mut fake);
+            for ev in events.lock().expect("lock").drain(..) {
+                server.publish(&ev);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (stop, h)
+}
+
+#[test]
+fn requests_round_trip_over_the_socket_which_only_its_owner_may_use() {
+    let path = sock_path("rt");
+    let server = CtlServer::bind(&path).expect("bind");
+    let mode = std::fs::metadata(&path)
+        .expect("socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    // A second instance on the same path is refused while the first lives.
+    assert!(matches!(CtlServer::bind(&path), Err(CtlError::InUse(_))));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (stop, h) = serve(server, events.clone());
+
+    let mut c = CtlClient::connect(&path).expect("connect");
+    let add = parse_endpoint_args(&words("add 10.0.0.2 dev eth1 signal")).expect("valid");
+    let r = c.request(&add).expect("answer");
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.endpoint.as_ref().and_then(|e| e.id), Some(1));
+    let r = c.request(&add).expect("answer");
+    assert_eq!(r.error.as_deref(), Some("address 10.0.0.2 already in use"));
+    let r = c.request(&Request::EndpointShow).expect("answer");
+    let eps = r.endpoints.expect("endpoints");
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].to_string(), "10.0.0.2 id 1 signal dev eth1");
+    let r = c.request(&Request::LimitsShow).expect("answer");
+    assert_eq!(r.limits, Some(LimitsSpec::from(Limits::default())));
+    assert_eq!(
+        r.limits.map(|l| l.to_string()).as_deref(),
+        Some("add_addr_accepted 0 subflows 2")
+    );
+
+    // monitor: acknowledged, then events as they are published.
+    let mut m = CtlClient::connect(&path).expect("connect");
+    assert!(m.request(&Request::Monitor).expect("answer").ok);
+    let mut ev = MonitorEvent::new("SUB_ESTABLISHED");
+    ev.token = Some(0xdead_beef);
+    ev.local = Some("10.0.0.2:40000".parse().unwrap());
+    ev.remote = Some("10.0.0.1:443".parse().unwrap());
+    ev.local_id = Some(1);
+    ev.remote_id = Some(0);
+    events.lock().expect("lock").push(ev.clone());
+    assert_eq!(m.next_event().expect("event"), ev);
+    assert_eq!(
+        ev.to_line(),
+        "[ SUB_ESTABLISHED] token=deadbeef remid=0 locid=1 saddr=10.0.0.2 sport=40000 \
+         daddr=10.0.0.1 dport=443"
+    );
+    stop.store(true, Ordering::Relaxed);
+    h.join().expect("server thread");
+    // The socket file goes with the server.
+    assert!(!path.exists());
+}
+
+#[test]
+fn garbage_gets_a_one_line_error_and_a_stale_socket_is_replaced() {
+    use std::io::{BufRead, BufReader, Write};
+    let path = sock_path("bad");
+    // A stale socket file: bound, then its listener gone.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+    assert!(path.exists());
+    let server = CtlServer::bind(&path).expect("stale socket replaced");
+    let (stop, h) = serve(server, Arc::new(Mutex::new(Vec::new())));
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    s.write_all(b"{\"cmd\":\"launch_missiles\"}\nnot json\n")
+        .expect("write");
+    let mut r = BufReader::new(s);
+    for _ in 0..2 {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("read");
+        let resp: Response = serde_json::from_str(l.trim()).expect("json");
+        assert!(!resp.ok);
+        assert!(resp.error.expect("error").starts_with("bad request"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    h.join().expect("server thread");
+}
+
+#[test]
+fn endpoint_spec_flags_round_trip() {
+    let ep = PmEndpoint {
+        id: 2,
+        addr: "fd00::2".parse().unwrap(),
+        port: None,
+        dev: None,
+        flags: braid_proto::pm::EndpointFlags::SUBFLOW
+            .with(braid_proto::pm::EndpointFlags::FULLMESH, true),
+    };
+    let spec = EndpointSpec::from_endpoint(&ep);
+    assert_eq!(spec.flags, vec!["subflow", "fullmesh"]);
+    assert_eq!(spec.endpoint_flags(), Ok(ep.flags));
+}
