@@ -105,7 +105,7 @@ pub enum StripWhen {
 #[derive(Debug)]
 pub struct StripMptcp {
     when: StripWhen,
-    /// Data segments seen (shared by a pair).
+    /// Data segments seen (shared by a pair), counted until the trigger.
     data_seen: Rc<Cell<u64>>,
     hits: Hits,
 }
@@ -147,13 +147,16 @@ impl Middlebox for StripMptcp {
             StripWhen::Always => true,
             StripWhen::AfterData(n) => {
                 let seen = self.data_seen.get();
-                if seen >= n {
+                if seen > n {
                     true
+                } else if p.payload.is_empty() {
+                    // Before the trigger only data segments count; after the n-th one
+                    // went through, everything is stripped.
+                    seen == n && n > 0
                 } else {
-                    if !p.payload.is_empty() {
-                        self.data_seen.set(seen + 1);
-                    }
-                    false
+                    // The (n + 1)-th data segment and every segment after it.
+                    self.data_seen.set(seen + 1);
+                    seen == n
                 }
             }
         };
