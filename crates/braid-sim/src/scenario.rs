@@ -201,7 +201,7 @@ impl Scenario {
             "corrupt" => Ok(Scenario {
                 impairments: vec![Impairment::CorruptPayload {
                     path: 1,
-                    skip: 200,
+                    skip: 20,
                     count: 1,
                 }],
                 checksum: true,
@@ -391,6 +391,8 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         cc: cfg.cc,
         ..TcpConfig::default()
     };
+    // Fields EndpointConfig gains later keep their defaults.
+    #[allow(clippy::needless_update)]
     let mk = |who| {
         Endpoint::new(
             EndpointConfig {

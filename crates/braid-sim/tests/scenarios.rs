@@ -248,3 +248,56 @@ fn options_stripped_mid_transfer_fall_back_byte_exact() {
     let (c, s) = (r.client_counters, r.server_counters);
     assert!(c.NoDSSFallback + s.NoDSSFallback >= 1, "{c:?} {s:?}");
 }
+
+/// The packets of a classic little-endian pcap file written by [`braid_sim::PcapWriter`].
+fn pcap_packets(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let Some(rec) = bytes.get(at..at + 16) {
+        let len = u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]) as usize;
+        let Some(p) = bytes.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        out.push(p.to_vec());
+        at += 16 + len;
+    }
+    out
+}
+
+#[test]
+fn corrupt_reset_carries_mp_tcprst_and_mp_fail_on_the_wire() {
+    use braid_proto::wire::mptcp::rst_reason;
+    use braid_proto::wire::{parse_tcp_packet, MptcpOption};
+
+    let dir = std::env::temp_dir().join(format!("braid-sim-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("corrupt.pcap");
+    let cfg = SimConfig {
+        bytes: 8 << 20,
+        pcap: Some(file.clone()),
+        ..SimConfig::default()
+    };
+    let r = run_cfg("corrupt", &cfg);
+    assert_byte_exact("corrupt", &r, cfg.bytes);
+    let bytes = std::fs::read(&file).expect("pcap written");
+    let _ = std::fs::remove_dir_all(&dir);
+    let resets: Vec<Vec<MptcpOption>> = pcap_packets(&bytes)
+        .iter()
+        .filter_map(|p| parse_tcp_packet(p).ok())
+        .filter(|s| s.tcp.flags.rst())
+        .map(|s| s.tcp.options.mptcp)
+        .collect();
+    assert_eq!(resets.len(), 1, "one subflow reset: {resets:?}");
+    let opts = &resets[0];
+    assert!(
+        opts.iter().any(|o| matches!(
+            o,
+            MptcpOption::MpTcpRst { reason, .. } if *reason == rst_reason::MIDDLEBOX_INTERFERENCE
+        )),
+        "{opts:?}"
+    );
+    assert!(
+        opts.iter().any(|o| matches!(o, MptcpOption::MpFail { .. })),
+        "{opts:?}"
+    );
+}
