@@ -43,8 +43,14 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Impairment {
     /// Both directions of the path go dark at `at` (simulated time) and stay dark; whatever
-    /// is queued or in flight is lost.
-    PathDown { path: usize, at: Duration },
+    /// is queued or in flight is lost. With `when_busy`, the outage waits from `at` on (in
+    /// steps of a millisecond) for the first instant at which the path's up direction has
+    /// data queued, so it always strikes a subflow with data in flight.
+    PathDown {
+        path: usize,
+        at: Duration,
+        when_busy: bool,
+    },
     /// A [`StripMptcp`] pair on both directions of the path.
     StripMptcp { path: usize, when: StripWhen },
     /// A [`CorruptPayload`] on the path's up direction: after `skip` data segments it
@@ -163,11 +169,13 @@ impl Scenario {
                 impairments: vec![Impairment::PathDown {
                     path: 0,
                     at: FAILOVER_AT,
+                    when_busy: true,
                 }],
                 ..plain(
                     "failover",
                     "two-paths, and path 1 (the initial subflow's) goes dark in both \
-                     directions at 2 s and stays dark",
+                     directions at the first instant from 2 s on when it has data queued, and \
+                     stays dark",
                     two_paths(),
                     true,
                 )
@@ -347,12 +355,22 @@ impl SimResult {
 
     /// The longest interval with no new in-order byte delivered to the server application
     /// (from its accept to the last byte), measured by the host as it reads.
+    /// If the run did not complete, the time from the last byte (or the start) to the end
+    /// of the run counts too.
     pub fn max_gap(&self) -> Duration {
-        self.server.max_gap
+        if self.completed {
+            return self.server.max_gap;
+        }
+        let since = self
+            .server
+            .last_byte
+            .or(self.server.started)
+            .unwrap_or(Instant::ZERO);
+        self.server.max_gap.max(self.end - since)
     }
 
     /// The longest time between two deliveries to the server application, from the
-    /// recorded delivery samples (equal to [`SimResult::max_gap`]).
+    /// recorded delivery samples (equal to [`SimResult::max_gap`] for a completed run).
     pub fn longest_delivery_gap(&self) -> Duration {
         let mut prev = self.server.started.unwrap_or(Instant::ZERO);
         let mut gap = Duration::ZERO;
@@ -509,6 +527,24 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     })
 }
 
+/// Takes `link` down now, or (with `when_busy`) at the first millisecond from now on when
+/// its up direction has data queued.
+fn take_down(net: &mut Network, link: crate::LinkId, when_busy: bool) {
+    let now = net.now();
+    if when_busy && net.link(link).backlog_bytes(Direction::AtoB, now) == 0 {
+        // Nothing left to send on this path means nothing to wait for: go down anyway
+        // once the run is otherwise idle (the event queue then holds only this action).
+        if net.pending_events() > 0 {
+            net.schedule(
+                now + Duration::from_millis(1),
+                Box::new(move |net: &mut Network| take_down(net, link, when_busy)),
+            );
+            return;
+        }
+    }
+    net.link_mut(link).set_up(false);
+}
+
 /// Puts an impairment in place on its path (nothing if the path does not exist); returns
 /// the count of packets its middleboxes touch.
 fn install(net: &mut Network, links: &[crate::LinkId], imp: &Impairment) -> Hits {
@@ -516,10 +552,10 @@ fn install(net: &mut Network, links: &[crate::LinkId], imp: &Impairment) -> Hits
         return Hits::default();
     };
     match *imp {
-        Impairment::PathDown { at, .. } => {
+        Impairment::PathDown { at, when_busy, .. } => {
             net.schedule(
                 Instant::ZERO + at,
-                Box::new(move |net: &mut Network| net.link_mut(link).set_up(false)),
+                Box::new(move |net: &mut Network| take_down(net, link, when_busy)),
             );
             Hits::default()
         }
