@@ -1089,6 +1089,12 @@ impl Endpoint {
         self.by_tuple.len()
     }
 
+    /// (local, remote) addresses of every subflow of a connection, indexed by subflow id
+    /// (the initial subflow first), while its handle is valid.
+    pub fn subflow_paths(&self, conn: ConnectionHandle) -> Option<&[(SocketAddr, SocketAddr)]> {
+        Some(&self.conns.get(conn.0)?.as_ref()?.paths)
+    }
+
     /// Turns TCB events into application events and frees finished connections.
     fn sync(&mut self, idx: usize) {
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {

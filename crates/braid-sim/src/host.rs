@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::endpoint::{ConnectOptions, Error as EndpointError, ListenOptions};
-use braid_proto::{ConnectionHandle, Endpoint, Event, Instant};
+use braid_proto::tcp::Tcb;
+use braid_proto::{ConnectionHandle, Duration, Endpoint, Event, Instant, TcpState};
 
 use crate::stream::{PatternStream, Tally};
 use crate::Node;
@@ -48,6 +49,59 @@ pub struct AppStats {
     pub delivery: Vec<(Instant, u64)>,
     /// The connection ran MPTCP (negotiated, not fallen back), as last seen while open.
     pub mptcp: bool,
+    /// The longest interval in which no new in-order byte reached the application, from the
+    /// connection's start (connect or accept) to the last byte read.
+    pub max_gap: Duration,
+    /// Every subflow of the connection, as last seen while the connection existed.
+    pub subflows: Vec<SubflowStats>,
+}
+
+/// One subflow of a host's connection (a snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubflowStats {
+    /// Subflow id (0: the initial subflow).
+    pub id: usize,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    /// MPTCP address ids (local, remote), 0 for the initial subflow.
+    pub local_id: u8,
+    pub remote_id: u8,
+    pub backup: bool,
+    pub state: TcpState,
+    /// Subflow-level bytes sent at least once, acknowledged, and received in order.
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub retransmits: u64,
+    /// Smoothed RTT, once measured.
+    pub srtt: Option<Duration>,
+    pub rto: Duration,
+    pub cwnd: usize,
+    pub ssthresh: usize,
+    pub mss: usize,
+}
+
+impl SubflowStats {
+    fn from_tcb(id: usize, t: &Tcb) -> SubflowStats {
+        SubflowStats {
+            id,
+            local: None,
+            remote: None,
+            local_id: 0,
+            remote_id: 0,
+            backup: false,
+            state: t.state(),
+            bytes_sent: t.bytes_sent(),
+            bytes_acked: t.bytes_acked(),
+            bytes_received: t.bytes_received(),
+            retransmits: t.retransmits(),
+            srtt: t.rtt(),
+            rto: t.rto(),
+            cwnd: t.cwnd(),
+            ssthresh: t.ssthresh(),
+            mss: t.mss(),
+        }
+    }
 }
 
 /// A host node for [`crate::Network`].
@@ -170,6 +224,7 @@ impl Host {
         self.stats.mptcp = self.endpoint.is_mptcp(conn);
         self.read_all(now, conn);
         self.write_all(conn);
+        self.snapshot_subflows(conn);
         // Reading the last bytes or closing may have ended the connection: its Closed event
         // is queued now. (Reads and writes run to exhaustion, so nothing else needs a rerun.)
         self.handle_events(now);
@@ -217,6 +272,9 @@ impl Host {
                     self.stats.received.update(data);
                     if self.stats.first_byte.is_none() {
                         self.stats.first_byte = Some(now);
+                    }
+                    if let Some(prev) = self.stats.last_byte.or(self.stats.started) {
+                        self.stats.max_gap = self.stats.max_gap.max(now - prev);
                     }
                     self.stats.last_byte = Some(now);
                     if self.record_delivery {
@@ -268,6 +326,34 @@ impl Host {
                     return;
                 }
             }
+        }
+    }
+
+    /// Records every subflow's state while the connection still exists.
+    fn snapshot_subflows(&mut self, conn: ConnectionHandle) {
+        let ep = &self.endpoint;
+        let paths = ep.subflow_paths(conn).unwrap_or_default();
+        let out = &mut self.stats.subflows;
+        if let Some(m) = ep.mptcp_connection(conn) {
+            out.clear();
+            for id in 0..m.subflow_count() {
+                let Some(t) = m.subflow(id) else { continue };
+                let mut s = SubflowStats::from_tcb(id, t);
+                if let Some((l, r, backup)) = m.subflow_info(id) {
+                    (s.local_id, s.remote_id, s.backup) = (l, r, backup);
+                }
+                if let Some(&(l, r)) = paths.get(id) {
+                    (s.local, s.remote) = (Some(l), Some(r));
+                }
+                out.push(s);
+            }
+        } else if let Some(t) = ep.tcb(conn) {
+            out.clear();
+            let mut s = SubflowStats::from_tcb(0, t);
+            if let Some(&(l, r)) = paths.first() {
+                (s.local, s.remote) = (Some(l), Some(r));
+            }
+            out.push(s);
         }
     }
 

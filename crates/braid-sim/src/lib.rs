@@ -103,12 +103,14 @@
 
 pub mod host;
 mod link;
+pub mod middlebox;
 mod network;
 mod pcap;
 pub mod scenario;
 pub mod stream;
 
 pub use link::{Direction, GilbertElliott, Link, LinkConfig, LinkStats, Middlebox, Verdict};
+pub use middlebox::{CorruptPayload, Hits, Nat, StripMptcp, StripWhen};
 pub use network::{
     CapturePoint, LinkId, Network, NetworkStats, Node, NodeId, RunOutcome, DEFAULT_STALL_LIMIT,
 };

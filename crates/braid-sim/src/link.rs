@@ -531,6 +531,19 @@ impl Link {
         self.dirs[dir.index()].set_up(up);
     }
 
+    /// Bytes offered to a direction at or before `now` that are not fully serialized at
+    /// `now` (the packet on the wire included): what a drop-tail queue holds. Always 0 for
+    /// an infinitely fast direction.
+    pub fn backlog_bytes(&self, dir: Direction, now: Instant) -> usize {
+        let now_ps = u128::from(now.as_micros()) * PS_PER_US;
+        self.dirs[dir.index()]
+            .backlog
+            .iter()
+            .filter(|&&(done, _)| done > now_ps)
+            .map(|&(_, len)| len)
+            .sum()
+    }
+
     /// Whether a direction is up.
     pub fn is_up(&self, dir: Direction) -> bool {
         self.dirs[dir.index()].config.up

@@ -7,10 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use braid_proto::cc::CcAlgorithm;
 use braid_proto::endpoint::{ConnectOptions, ListenOptions};
 use braid_proto::mptcp::MptcpCounters;
+use braid_proto::sched::SchedulerKind;
 use braid_proto::tcp::TcpConfig;
 use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
 
 use crate::host::{AppRole, AppStats, Host};
+use crate::middlebox::{CorruptPayload, Hits, Nat, StripMptcp, StripWhen};
 use crate::{Direction, LinkConfig, LinkStats, Network, NodeId, PcapWriter};
 
 /// One simulated path: its two directions.
@@ -30,13 +32,75 @@ pub struct Scenario {
     pub paths: Vec<PathSpec>,
     /// Needs MPTCP (more than one path used, or an MPTCP-specific middlebox).
     pub needs_mptcp: bool,
+    /// What happens to the paths besides their link configuration, in order.
+    pub impairments: Vec<Impairment>,
+    /// Both endpoints ask for DSS checksums (RFC 8684 §3.3.1).
+    pub checksum: bool,
+}
+
+/// Something done to a path: an outage or a middlebox. `path` indexes
+/// [`Scenario::paths`]; "up" is client to server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Impairment {
+    /// Both directions of the path go dark at `at` (simulated time) and stay dark; whatever
+    /// is queued or in flight is lost. With `when_busy`, the outage waits from `at` on (in
+    /// steps of a millisecond) for the first instant at which the path's up direction has
+    /// data queued, so it always strikes a subflow with data in flight.
+    PathDown {
+        path: usize,
+        at: Duration,
+        when_busy: bool,
+    },
+    /// A [`StripMptcp`] pair on both directions of the path.
+    StripMptcp { path: usize, when: StripWhen },
+    /// A [`CorruptPayload`] on the path's up direction: after `skip` data segments it
+    /// corrupts the next `count`.
+    CorruptPayload { path: usize, skip: u64, count: u64 },
+    /// The client sits behind a [`Nat`] with this public address on the path.
+    Nat { path: usize, public: IpAddr },
+}
+
+impl Impairment {
+    /// A short name for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Impairment::PathDown { .. } => "path-down",
+            Impairment::StripMptcp { .. } => "strip-mptcp",
+            Impairment::CorruptPayload { .. } => "corrupt-payload",
+            Impairment::Nat { .. } => "nat",
+        }
+    }
+
+    /// The path it applies to.
+    pub fn path(&self) -> usize {
+        match *self {
+            Impairment::PathDown { path, .. }
+            | Impairment::StripMptcp { path, .. }
+            | Impairment::CorruptPayload { path, .. }
+            | Impairment::Nat { path, .. } => path,
+        }
+    }
 }
 
 /// Every scenario `braid sim` knows, by name.
-pub const SCENARIOS: &[&str] = &["two-paths", "single-path", "lossy"];
+pub const SCENARIOS: &[&str] = &[
+    "two-paths",
+    "single-path",
+    "lossy",
+    "failover",
+    "strip-syn",
+    "strip-data",
+    "corrupt",
+    "nat",
+];
 
-/// Scenarios of the CLI contract that come with the MPTCP connection layer.
-pub const MPTCP_SCENARIOS: &[&str] = &["failover", "strip-syn", "strip-data", "corrupt", "nat"];
+/// Data segments `strip-data` lets through with their options: the first one is the
+/// client's third ACK with data (MP_CAPABLE), so the handshake completes before the options
+/// vanish.
+pub const STRIP_DATA_AFTER: u64 = 1;
+
+/// When the primary path of `failover` goes dark.
+pub const FAILOVER_AT: Duration = Duration::from_secs(2);
 
 /// A path of `rate_bps` with one-way `delay`, random `loss`, and a drop-tail queue of one
 /// bandwidth-delay product (rate x round-trip time) in each direction.
@@ -66,30 +130,116 @@ impl Scenario {
     /// The scenario called `name`.
     pub fn by_name(name: &str) -> Result<Scenario, SimError> {
         let ms = Duration::from_millis;
+        let plain = |name, description, paths, needs_mptcp| Scenario {
+            name,
+            description,
+            paths,
+            needs_mptcp,
+            impairments: Vec::new(),
+            checksum: false,
+        };
+        let two_paths = || {
+            vec![
+                path_with_queue(100_000_000, ms(10), 0.0, 2),
+                path_with_queue(50_000_000, ms(40), 0.0, 2),
+            ]
+        };
+        let one_path = || vec![path(100_000_000, ms(20), 0.0)];
         match name {
-            "single-path" => Ok(Scenario {
-                name: "single-path",
-                description: "one path: 100 Mbit/s, 20 ms one way, no loss",
-                paths: vec![path(100_000_000, ms(20), 0.0)],
-                needs_mptcp: false,
+            "single-path" => Ok(plain(
+                "single-path",
+                "one path: 100 Mbit/s, 20 ms one way, no loss",
+                one_path(),
+                false,
+            )),
+            "two-paths" => Ok(plain(
+                "two-paths",
+                "two paths: 100 Mbit/s 10 ms and 50 Mbit/s 40 ms one way, queues of 2x BDP; \
+                 the client joins a subflow over path 2 once connected",
+                two_paths(),
+                true,
+            )),
+            "lossy" => Ok(plain(
+                "lossy",
+                "one path: 100 Mbit/s, 20 ms one way, 1% random loss each way",
+                vec![path(100_000_000, ms(20), 0.01)],
+                false,
+            )),
+            "failover" => Ok(Scenario {
+                impairments: vec![Impairment::PathDown {
+                    path: 0,
+                    at: FAILOVER_AT,
+                    when_busy: true,
+                }],
+                ..plain(
+                    "failover",
+                    "two-paths, and path 1 (the initial subflow's) goes dark in both \
+                     directions at the first instant from 2 s on when it has data queued, and \
+                     stays dark",
+                    two_paths(),
+                    true,
+                )
             }),
-            "two-paths" => Ok(Scenario {
-                name: "two-paths",
-                description: "two paths: 100 Mbit/s 10 ms and 50 Mbit/s 40 ms one way, queues \
-                              of 2x BDP; the client joins a subflow over path 2 once connected",
-                paths: vec![
-                    path_with_queue(100_000_000, ms(10), 0.0, 2),
-                    path_with_queue(50_000_000, ms(40), 0.0, 2),
+            "strip-syn" => Ok(Scenario {
+                impairments: vec![Impairment::StripMptcp {
+                    path: 0,
+                    when: StripWhen::Syn,
+                }],
+                ..plain(
+                    "strip-syn",
+                    "single-path behind a middlebox that removes MPTCP options from SYNs: \
+                     plain TCP from the start",
+                    one_path(),
+                    true,
+                )
+            }),
+            "strip-data" => Ok(Scenario {
+                impairments: vec![Impairment::StripMptcp {
+                    path: 0,
+                    when: StripWhen::AfterData(STRIP_DATA_AFTER),
+                }],
+                ..plain(
+                    "strip-data",
+                    "single-path behind a middlebox that lets the MPTCP handshake and the first \
+                     data segment through and removes every MPTCP option after it: fallback",
+                    one_path(),
+                    true,
+                )
+            }),
+            "corrupt" => Ok(Scenario {
+                impairments: vec![Impairment::CorruptPayload {
+                    path: 1,
+                    skip: 20,
+                    count: 1,
+                }],
+                checksum: true,
+                ..plain(
+                    "corrupt",
+                    "two-paths with DSS checksums; a middlebox flips a payload byte of one \
+                     data segment on path 2 and fixes the TCP checksum",
+                    two_paths(),
+                    true,
+                )
+            }),
+            "nat" => Ok(Scenario {
+                impairments: vec![
+                    Impairment::Nat {
+                        path: 0,
+                        public: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    },
+                    Impairment::Nat {
+                        path: 1,
+                        public: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+                    },
                 ],
-                needs_mptcp: true,
+                ..plain(
+                    "nat",
+                    "two-paths with the client behind a NAT (address and port rewritten) on \
+                     each path; MP_JOIN finds the connection by its token",
+                    two_paths(),
+                    true,
+                )
             }),
-            "lossy" => Ok(Scenario {
-                name: "lossy",
-                description: "one path: 100 Mbit/s, 20 ms one way, 1% random loss each way",
-                paths: vec![path(100_000_000, ms(20), 0.01)],
-                needs_mptcp: false,
-            }),
-            n if MPTCP_SCENARIOS.contains(&n) => Err(SimError::NeedsMptcp(n.to_string())),
             n => Err(SimError::UnknownScenario(n.to_string())),
         }
     }
@@ -105,8 +255,12 @@ pub struct SimConfig {
     pub cc: CcAlgorithm,
     /// Give up at this simulated time.
     pub time_limit: Duration,
-    /// Write every packet of the first path here.
+    /// Write every packet (of every path, as sent) here.
     pub pcap: Option<std::path::PathBuf>,
+    /// The MPTCP packet scheduler of both endpoints.
+    pub scheduler: SchedulerKind,
+    /// Ask for DSS checksums even if the scenario does not.
+    pub checksum: bool,
 }
 
 impl Default for SimConfig {
@@ -118,6 +272,8 @@ impl Default for SimConfig {
             cc: CcAlgorithm::default(),
             time_limit: Duration::from_secs(3600),
             pcap: None,
+            scheduler: SchedulerKind::default(),
+            checksum: false,
         }
     }
 }
@@ -140,9 +296,8 @@ impl fmt::Display for SimError {
             ),
             SimError::NeedsMptcp(n) => write!(
                 f,
-                "scenario '{n}' needs several subflows or an MPTCP middlebox, which braid does \
-                 not run yet; available: {}",
-                SCENARIOS.join(", ")
+                "scenario '{n}' needs MPTCP (several subflows or an MPTCP middlebox) and cannot \
+                 run with plain TCP"
             ),
             SimError::Pcap(e) => write!(f, "cannot write pcap: {e}"),
         }
@@ -170,6 +325,9 @@ pub struct SimResult {
     pub end: Instant,
     /// The run finished (both ends closed) before the time limit.
     pub completed: bool,
+    /// Per impairment of the scenario, in order: what it was and how many packets it
+    /// changed or dropped (for `PathDown`: packets lost to the outage, both directions).
+    pub impairments: Vec<(Impairment, u64)>,
 }
 
 impl SimResult {
@@ -195,7 +353,24 @@ impl SimResult {
         }
     }
 
-    /// The longest time between two deliveries to the server application.
+    /// The longest interval with no new in-order byte delivered to the server application
+    /// (from its accept to the last byte), measured by the host as it reads.
+    /// If the run did not complete, the time from the last byte (or the start) to the end
+    /// of the run counts too.
+    pub fn max_gap(&self) -> Duration {
+        if self.completed {
+            return self.server.max_gap;
+        }
+        let since = self
+            .server
+            .last_byte
+            .or(self.server.started)
+            .unwrap_or(Instant::ZERO);
+        self.server.max_gap.max(self.end - since)
+    }
+
+    /// The longest time between two deliveries to the server application, from the
+    /// recorded delivery samples (equal to [`SimResult::max_gap`] for a completed run).
     pub fn longest_delivery_gap(&self) -> Duration {
         let mut prev = self.server.started.unwrap_or(Instant::ZERO);
         let mut gap = Duration::ZERO;
@@ -234,10 +409,14 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         cc: cfg.cc,
         ..TcpConfig::default()
     };
+    // Fields EndpointConfig gains later keep their defaults.
+    #[allow(clippy::needless_update)]
     let mk = |who| {
         Endpoint::new(
             EndpointConfig {
                 tcp: tcp.clone(),
+                mptcp_checksum: scenario.checksum || cfg.checksum,
+                scheduler: cfg.scheduler,
                 ..Default::default()
             },
             seed_bytes(cfg.seed, who),
@@ -286,6 +465,11 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         .enumerate()
         .map(|(i, p)| net.add_link((c, i), (s, i), p.up.clone(), p.down.clone()))
         .collect();
+    let hits: Vec<Hits> = scenario
+        .impairments
+        .iter()
+        .map(|imp| install(&mut net, &links, imp))
+        .collect();
     if let Some(path) = &cfg.pcap {
         let file = std::fs::File::create(path).map_err(SimError::Pcap)?;
         let w = PcapWriter::new(std::io::BufWriter::new(file)).map_err(SimError::Pcap)?;
@@ -304,6 +488,22 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     };
     let (client, client_info, client_counters) = host(&net, c).unwrap_or_default();
     let (server, server_info, server_counters) = host(&net, s).unwrap_or_default();
+    let impairments = scenario
+        .impairments
+        .iter()
+        .zip(&hits)
+        .map(|(imp, h)| {
+            let n = match *imp {
+                Impairment::PathDown { path, .. } => links.get(path).map_or(0, |&l| {
+                    let link = net.link(l);
+                    link.stats(Direction::AtoB).dropped_down
+                        + link.stats(Direction::BtoA).dropped_down
+                }),
+                _ => h.get(),
+            };
+            (imp.clone(), n)
+        })
+        .collect();
     let links = links
         .iter()
         .map(|&l| {
@@ -323,7 +523,65 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         links,
         end: net.now(),
         completed,
+        impairments,
     })
+}
+
+/// Takes `link` down now, or (with `when_busy`) at the first millisecond from now on when
+/// its up direction has data queued.
+fn take_down(net: &mut Network, link: crate::LinkId, when_busy: bool) {
+    let now = net.now();
+    if when_busy && net.link(link).backlog_bytes(Direction::AtoB, now) == 0 {
+        // Nothing left to send on this path means nothing to wait for: go down anyway
+        // once the run is otherwise idle (the event queue then holds only this action).
+        if net.pending_events() > 0 {
+            net.schedule(
+                now + Duration::from_millis(1),
+                Box::new(move |net: &mut Network| take_down(net, link, when_busy)),
+            );
+            return;
+        }
+    }
+    net.link_mut(link).set_up(false);
+}
+
+/// Puts an impairment in place on its path (nothing if the path does not exist); returns
+/// the count of packets its middleboxes touch.
+fn install(net: &mut Network, links: &[crate::LinkId], imp: &Impairment) -> Hits {
+    let Some(&link) = links.get(imp.path()) else {
+        return Hits::default();
+    };
+    match *imp {
+        Impairment::PathDown { at, when_busy, .. } => {
+            net.schedule(
+                Instant::ZERO + at,
+                Box::new(move |net: &mut Network| take_down(net, link, when_busy)),
+            );
+            Hits::default()
+        }
+        Impairment::StripMptcp { when, .. } => {
+            let (up, down) = StripMptcp::pair(when);
+            let hits = up.hits();
+            let l = net.link_mut(link);
+            l.add_middlebox(Direction::AtoB, Box::new(up));
+            l.add_middlebox(Direction::BtoA, Box::new(down));
+            hits
+        }
+        Impairment::CorruptPayload { skip, count, .. } => {
+            let mb = CorruptPayload::new(skip, count);
+            let hits = mb.hits();
+            net.link_mut(link)
+                .add_middlebox(Direction::AtoB, Box::new(mb));
+            hits
+        }
+        Impairment::Nat { public, .. } => {
+            let nat = Nat::new(public, 61000);
+            let l = net.link_mut(link);
+            l.add_middlebox(Direction::AtoB, Box::new(nat.outbound()));
+            l.add_middlebox(Direction::BtoA, Box::new(nat.inbound()));
+            nat.hits()
+        }
+    }
 }
 
 fn both_done(net: &mut Network, c: NodeId, s: NodeId) -> bool {

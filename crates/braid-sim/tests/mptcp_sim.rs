@@ -66,12 +66,17 @@ fn plain_tcp_still_runs_with_tcp() {
 }
 
 #[test]
-fn multi_path_scenarios_are_refused_clearly() {
-    match Scenario::by_name("failover") {
+fn multi_path_scenarios_are_refused_clearly_with_plain_tcp() {
+    let scenario = Scenario::by_name("failover").expect("failover exists");
+    let cfg = SimConfig {
+        tcp: true,
+        ..SimConfig::default()
+    };
+    match scenario::run(&scenario, &cfg) {
         Err(e @ SimError::NeedsMptcp(_)) => {
-            assert!(e.to_string().contains("several subflows"), "{e}");
+            assert!(e.to_string().contains("needs MPTCP"), "{e}");
         }
-        other => panic!("failover: {other:?}"),
+        other => panic!("failover with --tcp: {other:?}"),
     }
 }
 

@@ -794,3 +794,22 @@ fn config_changes_apply_to_later_packets() {
         vec![1_000_000, 2_000_000, 3_000_000, 4_500_000]
     );
 }
+
+#[test]
+fn backlog_bytes_counts_what_is_not_yet_serialized() {
+    // Three 1250-byte packets at t=0 over 10 Mb/s: each takes 1 ms on the wire.
+    let cfg = LinkConfig::new()
+        .rate(10_000_000)
+        .delay(Duration::from_millis(20));
+    let (mut net, _, _, l) = pair(
+        1,
+        Pinger::new(3, 1250, Duration::from_secs(1)).burst(3),
+        cfg,
+    );
+    let at = |us| Instant::from_micros(us);
+    net.run_until(at(0), |_| false);
+    assert_eq!(net.link(l).backlog_bytes(Direction::AtoB, at(0)), 3750);
+    assert_eq!(net.link(l).backlog_bytes(Direction::AtoB, at(1_500)), 2500);
+    assert_eq!(net.link(l).backlog_bytes(Direction::AtoB, at(3_000)), 0);
+    assert_eq!(net.link(l).backlog_bytes(Direction::BtoA, at(0)), 0);
+}

@@ -436,6 +436,8 @@ struct Subflow {
     reserved: usize,
     /// MP_TCPRST reason for the reset the TCB is about to send.
     rst_reason: Option<u8>,
+    /// MP_FAIL (the DSN of the failed mapping) for that reset.
+    rst_mp_fail: Option<u64>,
     /// MP_JOIN state (`None` for the initial subflow).
     join: Option<Join>,
     /// The subflow closed or was reset and its unacknowledged data was queued for
@@ -461,6 +463,7 @@ impl Subflow {
             fin_closed: false,
             reserved: DSS_OPTION_SPACE,
             rst_reason: None,
+            rst_mp_fail: None,
             join,
             dead: false,
             stale: false,
@@ -1406,8 +1409,13 @@ impl MptcpConnection {
                     self.counters.DataCsumErr += 1;
                     if self.subflows.len() > 1 {
                         //= rfc8684#3.7
-                        //= With other subflows, a checksum failure closes the subflow (the
-                        //   data is reinjected elsewhere by the sender).
+                        //= With more than one subflow, a checksum failure resets the affected
+                        //   subflow and the RST carries MP_FAIL with the failed mapping's DSN;
+                        //   the data is discarded (never delivered) and the sender reinjects
+                        //   it on another subflow (Linux: MPTCP_RST_EMIDDLEBOX + MP_FAIL).
+                        if let Some(s) = self.subflows.get_mut(id) {
+                            s.rst_mp_fail = Some(m.dsn);
+                        }
                         self.fail_subflow(
                             id,
                             MptcpError::Checksum {
@@ -1743,6 +1751,12 @@ impl MptcpConnection {
                         .mptcp
                         .push(MptcpOption::MpTcpRst { flags: 0, reason });
                     self.counters.MPRstTx += 1;
+                }
+            }
+            if let Some(dsn) = self.subflows.get_mut(id).and_then(|s| s.rst_mp_fail.take()) {
+                if !self.fallback {
+                    repr.options.mptcp.push(MptcpOption::MpFail { dsn });
+                    self.counters.MPFailTx += 1;
                 }
             }
             return;

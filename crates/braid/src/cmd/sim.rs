@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use braid_proto::cc::CcAlgorithm;
+use braid_proto::sched::SchedulerKind;
+use braid_sim::host::SubflowStats;
 use braid_sim::scenario::{self, Scenario, SimConfig, SimResult};
 use clap::Args;
 
@@ -13,23 +15,23 @@ use crate::report::{Report, SubflowReport};
 /// Arguments of `braid sim`.
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// The scenario to run (single-path, lossy; the MPTCP ones: two-paths, failover,
-    /// strip-syn, strip-data, corrupt, nat).
+    /// The scenario to run: two-paths, single-path, lossy, failover, strip-syn, strip-data,
+    /// corrupt, nat.
     #[arg(default_value = "two-paths")]
     pub scenario: String,
     /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
     #[arg(long, default_value = "64M", value_parser = super::parse_bytes)]
     pub bytes: u64,
-    /// Packet scheduler (only the default exists until the MPTCP layer lands).
-    #[arg(long, default_value = "default")]
-    pub scheduler: String,
+    /// Packet scheduler: default, minrtt, roundrobin, redundant, blest.
+    #[arg(long, default_value = "default", value_parser = parse_scheduler)]
+    pub scheduler: SchedulerKind,
     /// Congestion control: cubic or reno.
     #[arg(long, default_value = "cubic", value_parser = parse_cc)]
     pub cc: CcAlgorithm,
     /// Seed of every random choice in the run; the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write every packet of the first path to this pcap file.
+    /// Write every packet (every path, as sent) to this pcap file.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
     /// Use plain TCP instead of MPTCP.
@@ -51,11 +53,15 @@ pub fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
     }
 }
 
+/// Parse a scheduler name (every [`SchedulerKind`]).
+pub fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
+    s.to_ascii_lowercase()
+        .parse::<SchedulerKind>()
+        .map_err(|e| e.to_string())
+}
+
 /// Run `braid sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
-    if args.scheduler != "default" {
-        bail!("unknown scheduler '{}' (known: default)", args.scheduler);
-    }
     let scenario = Scenario::by_name(&args.scenario)?;
     let cfg = SimConfig {
         bytes: args.bytes,
@@ -63,13 +69,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         tcp: args.tcp,
         cc: args.cc,
         pcap: args.pcap.clone(),
+        scheduler: args.scheduler,
         ..SimConfig::default()
     };
     let result =
         scenario::run(&scenario, &cfg).with_context(|| format!("scenario {}", scenario.name))?;
     let report = report(&scenario, &cfg, &result);
     if args.json {
-        println!("{}", report.to_json());
+        println!("{}", json(&report, &result));
     } else {
         print_human(&scenario, &report, &result);
     }
@@ -104,16 +111,19 @@ fn failure_reason(cfg: &SimConfig, r: &SimResult) -> String {
 
 /// The JSON report of a run.
 pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
-    let mut subflows = Vec::new();
-    if let Some(info) = &r.client_info {
-        subflows.push(SubflowReport {
-            local: info.local.to_string(),
-            remote: info.remote.to_string(),
-            backup: false,
-            bytes_sent: r.client.sent.bytes(),
-            bytes_received: r.client.received.bytes(),
-            rtt_ms: info.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        });
+    // The client's subflows (it sends the data); the server's are in `server_subflows`.
+    let mut subflows: Vec<SubflowReport> = r.client.subflows.iter().map(subflow_report).collect();
+    if subflows.is_empty() {
+        if let Some(info) = &r.client_info {
+            subflows.push(SubflowReport {
+                local: info.local.to_string(),
+                remote: info.remote.to_string(),
+                backup: false,
+                bytes_sent: r.client.sent.bytes(),
+                bytes_received: r.client.received.bytes(),
+                rtt_ms: info.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            });
+        }
     }
     let mut report = Report {
         role: "sim".into(),
@@ -146,6 +156,35 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
     report.extra.insert("seed".into(), cfg.seed.into());
     report
         .extra
+        .insert("scheduler".into(), cfg.scheduler.name().into());
+    report
+        .extra
+        .insert("max_gap_ms".into(), ms(r.max_gap().as_secs_f64()).into());
+    report.extra.insert(
+        "server_subflows".into(),
+        r.server
+            .subflows
+            .iter()
+            .map(subflow_json)
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let impairments: Vec<serde_json::Value> = r
+        .impairments
+        .iter()
+        .map(|(imp, n)| {
+            serde_json::json!({
+                "kind": imp.kind(),
+                "path": imp.path(),
+                "packets": n,
+            })
+        })
+        .collect();
+    report
+        .extra
+        .insert("impairments".into(), impairments.into());
+    report
+        .extra
         .insert("cc".into(), format!("{:?}", cfg.cc).to_lowercase().into());
     if let Some(info) = &r.client_info {
         report
@@ -166,6 +205,61 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
         .collect();
     report.extra.insert("links".into(), links.into());
     report
+}
+
+/// Milliseconds from seconds, rounded to the microsecond.
+fn ms(secs: f64) -> f64 {
+    (secs * 1e6).round() / 1e3
+}
+
+fn subflow_report(s: &SubflowStats) -> SubflowReport {
+    SubflowReport {
+        local: s.local.map(|a| a.to_string()).unwrap_or_default(),
+        remote: s.remote.map(|a| a.to_string()).unwrap_or_default(),
+        backup: s.backup,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        rtt_ms: s.srtt.map_or(0.0, |d| ms(d.as_secs_f64())),
+    }
+}
+
+/// One subflow in the JSON report: the contract's fields and the subflow's TCP state.
+fn subflow_json(s: &SubflowStats) -> serde_json::Value {
+    let mut v = serde_json::to_value(subflow_report(s)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        let srtt = s.srtt.map(|d| ms(d.as_secs_f64()));
+        o.insert("id".into(), s.id.into());
+        o.insert("local_id".into(), s.local_id.into());
+        o.insert("remote_id".into(), s.remote_id.into());
+        o.insert("state".into(), format!("{:?}", s.state).into());
+        o.insert("bytes_acked".into(), s.bytes_acked.into());
+        o.insert("retransmits".into(), s.retransmits.into());
+        o.insert("srtt_ms".into(), srtt.into());
+        o.insert("rto_ms".into(), ms(s.rto.as_secs_f64()).into());
+        o.insert("cwnd".into(), s.cwnd.into());
+        o.insert(
+            "ssthresh".into(),
+            (s.ssthresh != usize::MAX).then_some(s.ssthresh).into(),
+        );
+        o.insert("mss".into(), s.mss.into());
+    }
+    v
+}
+
+/// The report as one line of JSON, each client subflow with its full state (`Report`
+/// carries only the contract's subflow fields).
+pub fn json(report: &Report, r: &SimResult) -> String {
+    let mut v = match serde_json::to_value(report) {
+        Ok(v) => v,
+        Err(_) => return report.to_json(),
+    };
+    if !r.client.subflows.is_empty() {
+        if let Some(o) = v.as_object_mut() {
+            let subs: Vec<_> = r.client.subflows.iter().map(subflow_json).collect();
+            o.insert("subflows".into(), subs.into());
+        }
+    }
+    v.to_string()
 }
 
 /// Counters under their MIB names, for the JSON report.
@@ -215,10 +309,28 @@ fn print_human(scenario: &Scenario, report: &Report, r: &SimResult) {
         },
         report.sha256_received
     );
-    for s in &report.subflows {
+    println!("max gap      {:.1} ms", r.max_gap().as_secs_f64() * 1e3);
+    for s in &r.client.subflows {
         println!(
-            "subflow      {} -> {}  rtt {:.1} ms",
-            s.local, s.remote, s.rtt_ms
+            "subflow {}    {} -> {}  {:?}  sent {} B  acked {} B  retrans {}  srtt {:.1} ms  \
+             cwnd {}",
+            s.id,
+            s.local.map(|a| a.to_string()).unwrap_or_default(),
+            s.remote.map(|a| a.to_string()).unwrap_or_default(),
+            s.state,
+            s.bytes_sent,
+            s.bytes_acked,
+            s.retransmits,
+            s.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            s.cwnd
+        );
+    }
+    for (imp, n) in &r.impairments {
+        println!(
+            "impairment   {} on path {}: {} packets",
+            imp.kind(),
+            imp.path() + 1,
+            n
         );
     }
 }
