@@ -15,8 +15,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::time::Instant;
 
+mod factory;
 mod kernel;
 
+pub use factory::{PmBuilder, PmContext, PmFactory};
 pub use kernel::{KernelPm, PmConfig};
 
 /// The most endpoints an [`EndpointTable`] holds (the kernel's `MPTCP_PM_ADDR_MAX`).
