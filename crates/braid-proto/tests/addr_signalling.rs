@@ -88,14 +88,25 @@ impl Net {
     /// Two endpoints, a connection from 10.0.0.1 to the server, run until established and
     /// the path managers are done.
     fn new(a: EndpointConfig, b: EndpointConfig, tamper: Tamper) -> Net {
+        Net::between(a, b, tamper, "10.0.0.1:0", SERVER)
+    }
+
+    /// [`Net::new`] between given addresses.
+    fn between(
+        a: EndpointConfig,
+        b: EndpointConfig,
+        tamper: Tamper,
+        client: &str,
+        server: &str,
+    ) -> Net {
         let mut a = Endpoint::new(a, [1; 32]);
         let mut b = Endpoint::new(b, [2; 32]);
-        let server: SocketAddr = SERVER.parse().unwrap();
+        let server: SocketAddr = server.parse().unwrap();
         b.listen(server, ListenOptions { mptcp: true }).unwrap();
         let c = a
             .connect(
                 Instant::ZERO,
-                "10.0.0.1:0".parse().unwrap(),
+                client.parse().unwrap(),
                 server,
                 ConnectOptions { mptcp: true },
             )
@@ -773,5 +784,88 @@ fn the_servers_subflows_limit_refuses_joins() {
         PmEvent::SubflowClosed { error: Some(_), .. }
     )));
     net.transfer(256 << 10, 2, |_| {});
+    assert!(net.by_src[&ip("10.0.1.1")] > 0);
+}
+
+#[test]
+fn ipv6_add_addr_takes_the_place_of_the_data_ack_on_its_pure_ack() {
+    //= rfc8684#3.4.1
+    //= An IPv6 ADD_ADDR with its HMAC (28 bytes) and the timestamps leave no room for the
+    //  DATA_ACK: the pure ACK carries the ADD_ADDR alone, as Linux's.
+    let client = config(table(&[], 2, 1), &["fd00::1", "fd00:1::1"]);
+    let server = config(table(&[("fd00:1::2", 1, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let mut net = Net::between(
+        client,
+        server,
+        Tamper::default(),
+        "[fd00::1]:0",
+        "[fd00::2]:80",
+    );
+    net.transfer(1 << 20, 3, |_| {});
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&ca), [1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(addr_counters(&cb), [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    let add: Vec<&Seen> = net
+        .seen
+        .iter()
+        .filter(|s| add_addr(false)(&s.opt))
+        .collect();
+    assert_eq!(add.len(), 1);
+    assert!(add[0].with_timestamps && !add[0].with_dss && add[0].payload == 0);
+    // The echo (20 bytes) does not fit beside the DATA_ACK either.
+    let echo: Vec<&Seen> = net.seen.iter().filter(|s| add_addr(true)(&s.opt)).collect();
+    assert_eq!(echo.len(), 1);
+    assert!(!echo[0].with_dss);
+    assert!(!net.a.mptcp_connection(net.c).unwrap().is_fallback());
+    assert_eq!(ca.MPJoinSynTx, 1);
+    assert!(
+        net.by_src[&ip("fd00:1::1")] > 0,
+        "joined the announced address"
+    );
+}
+
+#[test]
+fn add_addr_with_a_port_is_joined_on_that_port() {
+    //= rfc8684#3.4.1
+    //= The port field: the announced address is reachable on that port.
+    let client = config(table(&[], 2, 1), &["10.0.0.1", "10.0.1.1"]);
+    let mut t = EndpointTable::new();
+    t.add(
+        ip("10.0.1.2"),
+        Some(3),
+        Some(8080),
+        None,
+        EndpointFlags::SIGNAL,
+    )
+    .unwrap();
+    let server = config(t, &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(1 << 20, 3, |_| {});
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&ca), [1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(addr_counters(&cb), [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    let add: Vec<&Seen> = net
+        .seen
+        .iter()
+        .filter(|s| add_addr(false)(&s.opt))
+        .collect();
+    assert_eq!(add.len(), 1);
+    assert!(matches!(
+        add[0].opt,
+        MptcpOption::AddAddr {
+            port: Some(8080),
+            hmac: Some(_),
+            ..
+        }
+    ));
+    assert!(
+        add[0].with_dss,
+        "IPv4 with a port still fits beside the DATA_ACK"
+    );
+    let peers = net.a.mptcp_connection(net.c).unwrap().peer_addrs();
+    assert_eq!(peers[0].port, Some(8080));
+    let sm = net.b.mptcp_connection(net.server()).unwrap();
+    assert_eq!(sm.subflow_info(1).map(|i| i.0), Some(3));
+    assert_eq!(cb.MPJoinAckRx, 1);
     assert!(net.by_src[&ip("10.0.1.1")] > 0);
 }

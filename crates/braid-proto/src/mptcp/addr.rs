@@ -100,9 +100,6 @@ pub enum AddrError {
     /// No such subflow, or it is closed.
     #[error("no such open subflow")]
     UnknownSubflow,
-    /// The option cannot fit in a segment of this connection.
-    #[error("ADD_ADDR does not fit in the TCP option space")]
-    NoOptionSpace,
 }
 
 /// One of our announcements.
@@ -187,6 +184,34 @@ fn try_push(repr: &mut TcpRepr, opt: MptcpOption) -> bool {
     false
 }
 
+/// [`try_push`]; on a pure ACK carrying nothing else, an option that does not fit beside the
+/// DATA_ACK takes its place (Linux's dedicated ADD_ADDR ACK drops the other suboptions). A DSS with a mapping
+/// or a DATA_FIN never gives way.
+fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool) -> bool {
+    if try_push(repr, opt.clone()) {
+        return true;
+    }
+    // Only an option that cannot fit beside the DATA_ACK alone takes its place; others wait
+    // for the next pure ACK.
+    if !pure_ack || repr.options.mptcp.len() != 1 {
+        return false;
+    }
+    let ack_only = repr
+        .options
+        .mptcp
+        .iter()
+        .position(|o| matches!(o, MptcpOption::Dss(d) if d.mapping.is_none() && !d.data_fin));
+    let Some(pos) = ack_only else {
+        return false;
+    };
+    let dss = repr.options.mptcp.remove(pos);
+    if try_push(repr, opt) {
+        return true;
+    }
+    repr.options.mptcp.insert(pos, dss);
+    false
+}
+
 impl MptcpConnection {
     /// The subflow signals go on: the lowest usable, open one (not closing).
     fn signal_subflow(&self, avoid_local: &[u8]) -> Option<SubflowId> {
@@ -228,25 +253,8 @@ impl MptcpConnection {
         if !self.is_mptcp() {
             return Err(AddrError::NotMptcp);
         }
-        let probe = MptcpOption::AddAddr {
-            echo: false,
-            addr_id: id,
-            addr,
-            port,
-            hmac: Some(0),
-        };
-        let ts = if self
-            .subflows
-            .first()
-            .is_some_and(|s| s.tcb.timestamps_enabled())
-        {
-            10
-        } else {
-            0
-        };
-        if (ts + probe.buffer_len()).div_ceil(4) * 4 > MAX_OPTION_SPACE {
-            return Err(AddrError::NoOptionSpace);
-        }
+        // The largest form (IPv6, port, HMAC: 30 bytes) fits beside the timestamps (10) on
+        // a pure ACK without the DATA_ACK, so every announcement can go out.
         let deadline = Some(now + self.cfg.add_addr_timeout);
         let a = Announce {
             id,
@@ -429,6 +437,8 @@ impl MptcpConnection {
         if repr.flags.syn() || repr.flags.rst() {
             return;
         }
+        // `Established` comes before anything the peer signals.
+        self.pm_sync();
         let mut kick = false;
         for opt in &repr.options.mptcp {
             match opt {
@@ -564,13 +574,14 @@ impl MptcpConnection {
             return;
         };
         let data = !payload.is_empty();
+        let pure_ack = !data && !repr.flags.fin();
         // MP_PRIO belongs to its own subflow.
         if let Some(b) = s.prio_tx {
             let opt = MptcpOption::MpPrio {
                 backup: b,
                 addr_id: None,
             };
-            if try_push(repr, opt) {
+            if push_signal(repr, opt, pure_ack) {
                 s.prio_tx = None;
                 self.counters.MPPrioTx += 1;
             } else if data {
@@ -592,7 +603,7 @@ impl MptcpConnection {
             let opt = MptcpOption::RemoveAddr {
                 addr_ids: self.addr.remove_tx.clone(),
             };
-            if try_push(repr, opt) {
+            if push_signal(repr, opt, pure_ack) {
                 self.addr.remove_tx.clear();
                 self.counters.RmAddrTx += 1;
                 progress = true;
@@ -606,14 +617,13 @@ impl MptcpConnection {
                 port: pa.port,
                 hmac: None,
             };
-            if !try_push(repr, opt) {
+            if !push_signal(repr, opt, pure_ack) {
                 break;
             }
             self.addr.echo_tx.pop_front();
             self.counters.EchoAddTx += 1;
             progress = true;
         }
-        let pure_ack = !data && !repr.flags.fin();
         for i in 0..self.addr.announced.len() {
             let Some(a) = self.addr.announced.get(i).copied().filter(|a| a.pending) else {
                 continue;
@@ -631,19 +641,7 @@ impl MptcpConnection {
                     a.port,
                 )),
             };
-            let mut sent = try_push(repr, opt.clone());
-            if !sent && pure_ack {
-                // Linux's dedicated ADD_ADDR ACK: the DATA_ACK (never a mapping) gives way.
-                let only_ack = |o: &MptcpOption| matches!(o, MptcpOption::Dss(d) if d.mapping.is_none() && !d.data_fin);
-                if repr.options.mptcp.iter().all(only_ack) {
-                    let saved = core::mem::take(&mut repr.options.mptcp);
-                    sent = try_push(repr, opt);
-                    if !sent {
-                        repr.options.mptcp = saved;
-                    }
-                }
-            }
-            if !sent {
+            if !push_signal(repr, opt, pure_ack) {
                 break;
             }
             if let Some(x) = self.addr.announced.get_mut(i) {
@@ -657,5 +655,83 @@ impl MptcpConnection {
         if self.addr.has_pending() && (data || progress) {
             self.kick_signals();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mptcp::MptcpConfig;
+    use crate::tcp::TcbParams;
+
+    fn conn() -> MptcpConnection {
+        let params = TcbParams {
+            local_port: 1000,
+            remote_port: 80,
+            iss: 1,
+            ts_offset: 0,
+            mss: 1460,
+            default_mss: 536,
+        };
+        MptcpConnection::connect(&MptcpConfig::default(), params, 42)
+    }
+
+    #[test]
+    fn signalling_needs_mptcp_and_an_open_subflow() {
+        let mut c = conn();
+        let a: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(
+            c.announce_addr(Instant::ZERO, 1, a, None),
+            Err(AddrError::NotMptcp)
+        );
+        assert_eq!(c.remove_addr(&[1]), Err(AddrError::NotMptcp));
+        assert_eq!(c.set_backup(0, true), Err(AddrError::NotMptcp));
+        assert_eq!(c.close_subflow(3), Err(AddrError::UnknownSubflow));
+        assert!(c.announced_addrs().is_empty());
+        assert!(c.peer_addrs().is_empty());
+        assert_eq!(c.addr_timeout(), None);
+        // Nothing to report before the handshake.
+        assert_eq!(c.poll_pm_event(), None);
+    }
+
+    #[test]
+    fn the_largest_add_addr_fits_a_pure_ack_with_timestamps() {
+        use crate::wire::mptcp::Dss;
+        use crate::wire::tcp::{TcpFlags, TcpOptions, Timestamps};
+        let mut repr = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::ACK),
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        repr.options.timestamps = Some(Timestamps { tsval: 1, tsecr: 2 });
+        repr.options.mptcp.push(MptcpOption::Dss(Dss {
+            data_ack: Some(5),
+            data_ack_64: true,
+            mapping: None,
+            data_fin: false,
+        }));
+        let big = MptcpOption::AddAddr {
+            echo: false,
+            addr_id: 1,
+            addr: "fd00::1".parse().unwrap(),
+            port: Some(8080),
+            hmac: Some(7),
+        };
+        // Not on a data segment, in place of the DATA_ACK on a pure ACK.
+        assert!(!push_signal(&mut repr.clone(), big.clone(), false));
+        assert!(push_signal(&mut repr, big.clone(), true));
+        assert_eq!(repr.options.mptcp, vec![big]);
+        assert!(repr.options.padded_len() <= MAX_OPTION_SPACE);
+        // A second one waits for the next ACK.
+        let small = MptcpOption::MpPrio {
+            backup: true,
+            addr_id: None,
+        };
+        assert!(!push_signal(&mut repr, small, true));
     }
 }
