@@ -869,3 +869,22 @@ fn add_addr_with_a_port_is_joined_on_that_port() {
     assert_eq!(cb.MPJoinAckRx, 1);
     assert!(net.by_src[&ip("10.0.1.1")] > 0);
 }
+
+#[test]
+fn the_clients_announcement_goes_out_on_an_idle_connection() {
+    //= rfc8684#3.4.1
+    //= The client announces as soon as MPTCP is confirmed, without data to carry it and long
+    //  before the retransmission timer.
+    let client = config(table(&[("10.0.1.1", 4, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let mut server = config(table(&[], 2, 0), &[]);
+    server.add_addr_timeout = Some(Duration::from_secs(120));
+    let mut client = client;
+    client.add_addr_timeout = Some(Duration::from_secs(120));
+    let net = Net::new(client, server, Tamper::default());
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&ca), [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(addr_counters(&cb), [1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let ann = net.a.mptcp_connection(net.c).unwrap().announced_addrs();
+    assert!(ann[0].echoed && ann[0].retransmissions == 0);
+    assert!(net.now < Instant::ZERO + Duration::from_secs(2));
+}

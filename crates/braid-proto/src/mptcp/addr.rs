@@ -557,7 +557,9 @@ impl MptcpConnection {
                 _ => {}
             }
         }
-        if kick {
+        // Signals still waiting (e.g. the client's, held back while it repeated MP_CAPABLE)
+        // go on the answer.
+        if kick || self.addr.has_pending() {
             self.kick_signals();
         }
     }

@@ -1012,6 +1012,13 @@ impl MptcpConnection {
                         Ok(Some(n)) => {
                             self.counters.MPCapableACKRX += 1;
                             self.on_negotiated(n);
+                            //= rfc8684#3.1
+                            //= The initiator is sure MPTCP runs once it sees a DSS: answer
+                            //   the third ACK with a DATA_ACK at once, so an idle client
+                            //   stops repeating MP_CAPABLE and can signal addresses.
+                            if let Some(s) = self.subflows.first_mut() {
+                                s.tcb.request_ack();
+                            }
                         }
                         Ok(None) => {}
                         Err(_) => {
