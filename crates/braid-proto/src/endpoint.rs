@@ -47,7 +47,18 @@
 //!   ([`MptcpConnection::accept_join`]), its 4-tuple then leading to that connection; an
 //!   unknown token (`MPJoinNoTokenFound`) or a join the connection refuses is answered with
 //!   a RST carrying MP_TCPRST and counted in [`EndpointStats::join_refused`].
-//!   [`Endpoint::add_subflow`] starts a join from the client side.
+//!   [`Endpoint::add_subflow`] starts a join from the client side (outside the path
+//!   manager's accounting).
+//! - Path management (RFC 8684 §3.4, the kernel's model): every MPTCP connection gets a
+//!   [`PathManager`] from [`EndpointConfig::path_manager`] (the kernel's in-kernel manager by
+//!   default), configured from [`EndpointConfig::pm_table`] (endpoints and limits). The
+//!   connection's events (established, ADD_ADDR / REMOVE_ADDR received, subflows
+//!   established / closed, MP_PRIO) go to it, and its commands (announce, remove, create /
+//!   destroy a subflow, set backup) are carried out at once; incoming joins need its
+//!   consent (the `subflows` limit). [`Endpoint::endpoint_add`], [`Endpoint::endpoint_delete`],
+//!   [`Endpoint::endpoint_change`], [`Endpoint::endpoint_flush`], [`Endpoint::set_limits`] and
+//!   [`Endpoint::set_pm_endpoints`] change the table and take effect on live connections;
+//!   [`Endpoint::poll_pm_event`] drains the events for a monitor, tagged with the token.
 //! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
 //!   unspecified listener address matches every local address) creates a connection in
 //!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
@@ -1459,7 +1470,6 @@ impl Endpoint {
             let Some(m) = c.proto.mptcp_mut() else {
                 return;
             };
-            let token = m.local_token();
             let mut raw = Vec::new();
             while let Some(e) = m.poll_pm_event() {
                 raw.push(e);
@@ -1467,6 +1477,7 @@ impl Endpoint {
             if raw.is_empty() {
                 return;
             }
+            let token = m.local_token();
             let mut out = Vec::new();
             for e in raw {
                 let ev = match e {

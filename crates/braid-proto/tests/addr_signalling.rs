@@ -888,3 +888,81 @@ fn the_clients_announcement_goes_out_on_an_idle_connection() {
     assert!(ann[0].echoed && ann[0].retransmissions == 0);
     assert!(net.now < Instant::ZERO + Duration::from_secs(2));
 }
+
+#[test]
+fn add_addr_accepted_caps_the_addresses_joined() {
+    //= rfc8684#3.4.1
+    //= Every valid ADD_ADDR is echoed; only add_addr_accepted of them get a subflow.
+    let client = config(table(&[], 4, 1), &["10.0.0.1", "10.0.1.1", "10.0.2.1"]);
+    let server = config(
+        table(
+            &[
+                ("10.0.1.2", 1, EndpointFlags::SIGNAL),
+                ("10.0.2.2", 2, EndpointFlags::SIGNAL),
+            ],
+            4,
+            0,
+        ),
+        &[],
+    );
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(512 << 10, 5, |_| {});
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&ca), [2, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(addr_counters(&cb), [0, 2, 2, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(ca.MPJoinSynTx, 1, "one address accepted");
+    assert_eq!(cb.MPJoinAckRx, 1);
+    assert_eq!(net.a.mptcp_connection(net.c).unwrap().peer_addrs().len(), 2);
+    // The first announced address was the one joined, from the nearest local address.
+    assert!(net.by_src[&ip("10.0.1.1")] > 0);
+    assert_eq!(net.by_src.get(&ip("10.0.2.1")).copied().unwrap_or(0), 0);
+}
+
+#[test]
+fn replacing_and_flushing_the_table_on_a_live_connection() {
+    let client = config(table(&[], 2, 1), &["10.0.0.1", "10.0.1.1"]);
+    let server = config(table(&[], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    assert_eq!(addr_counters(&net.b.counters()), [0; 10]);
+
+    // A new table: one signal endpoint (announced at once, and joined by the client).
+    let now = net.now;
+    net.b
+        .set_pm_endpoints(now, table(&[("10.0.1.2", 9, EndpointFlags::SIGNAL)], 2, 0));
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.b.pm_table().endpoints().len(), 1);
+    assert_eq!(
+        addr_counters(&net.b.counters()),
+        [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(net.a.counters().MPJoinSynTx, 1);
+    assert_eq!(net.b.counters().MPJoinAckRx, 1);
+    assert!(has_notice(&net.notices_b, |e| matches!(
+        e,
+        PmEvent::SubflowEstablished { .. }
+    )));
+
+    // Flushing withdraws it: REMOVE_ADDR, the subflow on it closed on both sides.
+    let now = net.now;
+    let gone = net.b.endpoint_flush(now);
+    assert_eq!(gone.len(), 1);
+    net.run_for(Duration::from_millis(500));
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&cb), [0, 1, 1, 0, 0, 0, 1, 1, 0, 0]);
+    // REMOVE_ADDR (on the initial subflow) arrives before the server's reset of the other:
+    // the client closes its side itself.
+    assert_eq!(addr_counters(&ca), [1, 0, 0, 1, 0, 1, 0, 1, 0, 0]);
+    assert!(net
+        .a
+        .mptcp_connection(net.c)
+        .unwrap()
+        .peer_addrs()
+        .is_empty());
+    assert!(!net
+        .b
+        .mptcp_connection(net.server())
+        .unwrap()
+        .is_subflow_established(1));
+    assert!(net.b.pm_table().endpoints().is_empty());
+    net.transfer(256 << 10, 1, |_| {});
+}
