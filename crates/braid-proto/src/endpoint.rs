@@ -281,11 +281,16 @@ struct ProtoEvents {
 }
 
 impl Proto {
-    /// The TCB carrying the connection: the TCP connection itself, or the initial subflow.
+    /// The TCB carrying the connection: the TCP connection itself, or the initial subflow
+    /// (while it is open; after it closed, the first subflow still open: a peer's
+    /// REMOVE_ADDR of address id 0 or a dead first path leaves the connection running).
     fn tcb(&self) -> Option<&Tcb> {
         match self {
             Proto::Tcp(t) => Some(t),
-            Proto::Mptcp(m) => m.subflow(0),
+            Proto::Mptcp(m) => (0..m.subflow_count())
+                .filter_map(|i| m.subflow(i))
+                .find(|t| t.state() != TcpState::Closed)
+                .or_else(|| m.subflow(0)),
         }
     }
     fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
@@ -375,6 +380,8 @@ impl Proto {
     fn error(&self) -> Option<ConnectionError> {
         match self {
             Proto::Tcp(t) => t.error(),
+            // Subflows still open carry on: no error yet.
+            Proto::Mptcp(_) if self.tcb().is_some_and(|t| t.state() != TcpState::Closed) => None,
             Proto::Mptcp(m) => m.subflow(0).and_then(Tcb::error).or_else(|| {
                 // A data-level error that ended every subflow.
                 (m.error().is_some() && m.is_closed()).then_some(ConnectionError::Reset)

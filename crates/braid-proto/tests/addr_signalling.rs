@@ -36,6 +36,8 @@ struct Tamper {
     drop_echoes_to_b: u32,
     /// Drop RSTs sent from this address.
     drop_rst_from: Option<IpAddr>,
+    /// Put a REMOVE_ADDR with these ids on the next pure ACK towards the client.
+    inject_remove_to_a: Option<Vec<u8>>,
 }
 
 /// An address option seen on the wire.
@@ -203,6 +205,14 @@ impl Net {
         }
         if drop {
             return;
+        }
+        if !to_b && payload.is_empty() && !repr.flags.rst() {
+            if let Some(ids) = self.tamper.inject_remove_to_a.take() {
+                repr.options.sack_blocks.clear();
+                repr.options
+                    .mptcp
+                    .push(MptcpOption::RemoveAddr { addr_ids: ids });
+            }
         }
         *self.by_src.entry(src).or_default() += payload.len() as u64;
         let mut buf = vec![0u8; 2048];
@@ -965,4 +975,35 @@ fn replacing_and_flushing_the_table_on_a_live_connection() {
         .is_subflow_established(1));
     assert!(net.b.pm_table().endpoints().is_empty());
     net.transfer(256 << 10, 1, |_| {});
+}
+
+#[test]
+fn remove_addr_of_id_zero_closes_the_initial_subflow_and_the_connection_goes_on() {
+    //= rfc8684#3.4.2
+    //= Address id 0 is the initial subflow's: removing it closes that subflow only; the
+    //  connection continues on the others and no byte is lost.
+    let client = config(table(&[], 2, 1), &["10.0.0.1", "10.0.1.1"]);
+    let server = config(table(&[("10.0.1.2", 1, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    assert_eq!(net.a.counters().MPJoinSynTx, 1);
+    net.transfer(4 << 20, 11, |n| {
+        n.tamper.inject_remove_to_a = Some(vec![0]);
+    });
+    let ca = net.a.counters();
+    assert_eq!(addr_counters(&ca), [1, 0, 0, 1, 0, 1, 0, 1, 0, 0]);
+    let m = net.a.mptcp_connection(net.c).unwrap();
+    assert_eq!(
+        m.subflow(0).map(|t| t.state()),
+        Some(braid_proto::TcpState::Closed)
+    );
+    assert!(m.is_subflow_established(1));
+    // Writing goes on: the connection is carried by the joined subflow now.
+    let first = net.by_src[&ip("10.0.0.1")];
+    net.transfer(1 << 20, 12, |_| {});
+    assert_eq!(
+        net.by_src[&ip("10.0.0.1")],
+        first,
+        "nothing more on the removed path"
+    );
+    assert!(net.a.conn_info(net.c).is_some());
 }
