@@ -38,6 +38,8 @@ struct Tamper {
     drop_rst_from: Option<IpAddr>,
     /// Put a REMOVE_ADDR with these ids on the next pure ACK towards the client.
     inject_remove_to_a: Option<Vec<u8>>,
+    /// Strip every MPTCP option towards the server (a middlebox).
+    strip_to_b: bool,
 }
 
 /// An address option seen on the wire.
@@ -205,6 +207,9 @@ impl Net {
         }
         if drop {
             return;
+        }
+        if to_b && self.tamper.strip_to_b {
+            repr.options.mptcp.clear();
         }
         if !to_b && payload.is_empty() && !repr.flags.rst() {
             if let Some(ids) = self.tamper.inject_remove_to_a.take() {
@@ -1006,4 +1011,31 @@ fn remove_addr_of_id_zero_closes_the_initial_subflow_and_the_connection_goes_on(
         "nothing more on the removed path"
     );
     assert!(net.a.conn_info(net.c).is_some());
+}
+
+#[test]
+fn a_fallback_ends_path_management() {
+    //= rfc8684#3.7
+    //= After a fallback to plain TCP nothing MPTCP is sent: the path manager is told the
+    //  connection is over and opens nothing more.
+    let client = config(table(&[("10.0.1.1", 1, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let server = config(table(&[], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    assert_eq!(net.a.counters().AddAddrTx, 1);
+    net.transfer(1 << 20, 13, |n| n.tamper.strip_to_b = true);
+    assert_eq!(net.b.counters().NoDSSFallback, 1);
+    let closed = |ns: &[PmNotice]| {
+        ns.iter()
+            .filter(|n| n.event == PmEvent::ConnectionClosed)
+            .count()
+    };
+    assert_eq!(closed(&net.notices_b), 1);
+    // The server's manager is stopped; nothing new was signalled either way.
+    let now = net.now;
+    net.b
+        .endpoint_add(now, ip("10.0.1.2"), None, None, None, EndpointFlags::SIGNAL)
+        .unwrap();
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.b.counters().AddAddrTx, 0);
+    assert_eq!(closed(&net.notices_b), 1);
 }

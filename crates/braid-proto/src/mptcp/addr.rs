@@ -86,7 +86,8 @@ pub enum ConnPmEvent {
         /// The peer's backup request.
         backup: bool,
     },
-    /// Every subflow closed.
+    /// Every subflow closed, or the connection fell back to plain TCP (MPTCP is over: no
+    /// more subflows or signals).
     Closed,
 }
 
@@ -392,7 +393,11 @@ impl MptcpConnection {
         for e in evs {
             self.addr.push_event(e);
         }
-        if !self.addr.closed_reported && self.addr.established_reported && self.is_closed() {
+        // A fallback ends MPTCP: the manager stops as if the connection had closed.
+        if !self.addr.closed_reported
+            && self.addr.established_reported
+            && (self.is_closed() || self.fallback)
+        {
             self.addr.closed_reported = true;
             self.addr.push_event(ConnPmEvent::Closed);
         }
