@@ -554,6 +554,8 @@ pub struct Endpoint {
     retired: MptcpCounters,
     /// Path-manager events for a monitor.
     pm_notices: VecDeque<PmNotice>,
+    /// Path-manager policies of listeners that have their own.
+    listener_pms: Vec<(SocketAddr, PmFactory)>,
     /// The latest time the endpoint was given (path-manager commands run at it).
     now: Instant,
 }
@@ -586,6 +588,7 @@ impl Endpoint {
             mp_rst_tx: 0,
             retired: MptcpCounters::default(),
             pm_notices: VecDeque::new(),
+            listener_pms: Vec::new(),
             now: Instant::ZERO,
         }
     }
@@ -598,6 +601,18 @@ impl Endpoint {
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// [`Endpoint::listen`] whose MPTCP connections get their own path-manager policy.
+    pub fn listen_with_pm(
+        &mut self,
+        local: SocketAddr,
+        opts: ListenOptions,
+        pm: PmFactory,
+    ) -> Result<(), Error> {
+        self.listen(local, opts)?;
+        self.listener_pms.push((local, pm));
+        Ok(())
     }
 
     /// Accepts connections on `local` (an unspecified IP matches any local address).
@@ -666,13 +681,16 @@ impl Endpoint {
         }
     }
 
-    fn insert(&mut self, mut conn: Conn) -> usize {
+    /// Files a new connection; an MPTCP one gets a path manager of policy `pm` (else the
+    /// endpoint's).
+    fn insert_with_pm(&mut self, mut conn: Conn, pm: Option<&PmFactory>) -> usize {
         if conn.proto.mptcp().is_some() {
             let ctx = PmContext {
                 table: &self.config.pm_table,
                 local_addrs: &self.config.local_addrs,
             };
-            conn.pm = Some(self.config.path_manager.build(&ctx));
+            let factory = pm.unwrap_or(&self.config.path_manager);
+            conn.pm = Some(factory.build(&ctx));
         }
         let key = (conn.local, conn.remote);
         let token = conn.proto.mptcp().map(MptcpConnection::local_token);
@@ -700,6 +718,19 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
         opts: ConnectOptions,
+    ) -> Result<ConnectionHandle, Error> {
+        self.connect_with_pm(now, local, remote, opts, None)
+    }
+
+    /// [`Endpoint::connect`] with its own path-manager policy (`None`: the endpoint's
+    /// [`EndpointConfig::path_manager`]).
+    pub fn connect_with_pm(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnectOptions,
+        pm: Option<PmFactory>,
     ) -> Result<ConnectionHandle, Error> {
         self.now = self.now.max(now);
         if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
@@ -738,7 +769,7 @@ impl Endpoint {
         } else {
             Proto::Tcp(Tcb::connect(&self.config.tcp, params))
         };
-        let idx = self.insert(Conn::new(proto, local, remote, false));
+        let idx = self.insert_with_pm(Conn::new(proto, local, remote, false), pm.as_ref());
         Ok(ConnectionHandle(idx))
     }
 
@@ -802,6 +833,12 @@ impl Endpoint {
                 l.port() == local.port() && (l.ip().is_unspecified() || l.ip() == local.ip())
             });
             let listen_mptcp = listener.is_some_and(|(_, o)| o.mptcp);
+            let listener_pm = listener.and_then(|(l, _)| {
+                self.listener_pms
+                    .iter()
+                    .find(|(a, _)| a == l)
+                    .map(|(_, f)| f.clone())
+            });
             if listener.is_some() && family_matches(local.ip(), remote.ip()) {
                 if self.half_open >= MAX_HALF_OPEN {
                     self.stats.syn_dropped += 1;
@@ -818,7 +855,10 @@ impl Endpoint {
                 };
                 if let Some(proto) = proto {
                     self.half_open += 1;
-                    self.insert(Conn::new(proto, local, remote, true));
+                    self.insert_with_pm(
+                        Conn::new(proto, local, remote, true),
+                        listener_pm.as_ref(),
+                    );
                 }
                 return;
             }

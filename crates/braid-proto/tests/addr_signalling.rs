@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::endpoint::PmNotice;
 use braid_proto::mptcp::MptcpCounters;
-use braid_proto::pm::{EndpointFlags, EndpointTable, FlagChange, Limits, PmEvent};
+use braid_proto::pm::{
+    EndpointFlags, EndpointTable, FlagChange, Limits, PathManager, PmCommand, PmEvent, PmFactory,
+};
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpRepr};
 use braid_proto::{
@@ -103,16 +105,34 @@ impl Net {
         client: &str,
         server: &str,
     ) -> Net {
+        Net::with_policies(a, b, tamper, client, server, None, None)
+    }
+
+    /// [`Net::between`] with a path-manager policy for the connection and the listener.
+    fn with_policies(
+        a: EndpointConfig,
+        b: EndpointConfig,
+        tamper: Tamper,
+        client: &str,
+        server: &str,
+        client_pm: Option<PmFactory>,
+        server_pm: Option<PmFactory>,
+    ) -> Net {
         let mut a = Endpoint::new(a, [1; 32]);
         let mut b = Endpoint::new(b, [2; 32]);
         let server: SocketAddr = server.parse().unwrap();
-        b.listen(server, ListenOptions { mptcp: true }).unwrap();
+        let opts = ListenOptions { mptcp: true };
+        match server_pm {
+            Some(pm) => b.listen_with_pm(server, opts, pm).unwrap(),
+            None => b.listen(server, opts).unwrap(),
+        }
         let c = a
-            .connect(
+            .connect_with_pm(
                 Instant::ZERO,
                 client.parse().unwrap(),
                 server,
                 ConnectOptions { mptcp: true },
+                client_pm,
             )
             .unwrap();
         let mut net = Net {
@@ -759,7 +779,7 @@ fn endpoint_add_and_limits_on_a_live_connection() {
 
 #[test]
 fn the_servers_subflows_limit_refuses_joins() {
-    use braid_proto::pm::{KernelPm, PmConfig, PmFactory};
+    use braid_proto::pm::{KernelPm, PmConfig};
     // A policy without braid's re-creation of failed subflows, through the factory.
     let no_retry = PmFactory::new("kernel-noretry", |ctx| {
         let cfg = PmConfig {
@@ -1038,4 +1058,90 @@ fn a_fallback_ends_path_management() {
     net.run_for(Duration::from_millis(500));
     assert_eq!(net.b.counters().AddAddrTx, 0);
     assert_eq!(closed(&net.notices_b), 1);
+}
+
+/// A policy that refuses every join.
+#[derive(Debug)]
+struct RefuseJoins;
+
+impl PathManager for RefuseJoins {
+    fn name(&self) -> &'static str {
+        "refuse-joins"
+    }
+    fn handle(&mut self, _now: Instant, event: &PmEvent, out: &mut Vec<PmCommand>) {
+        if let PmEvent::JoinRequested { addrs, .. } = event {
+            out.push(PmCommand::RefuseJoin { addrs: *addrs });
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// A policy that opens one subflow from 10.0.1.1 as soon as the connection is established.
+#[derive(Debug)]
+struct OneMore {
+    done: bool,
+}
+
+impl PathManager for OneMore {
+    fn name(&self) -> &'static str {
+        "one-more"
+    }
+    fn handle(&mut self, _now: Instant, event: &PmEvent, out: &mut Vec<PmCommand>) {
+        if let PmEvent::ConnectionEstablished { remote, .. } = event {
+            if !self.done {
+                self.done = true;
+                out.push(PmCommand::CreateSubflow {
+                    local: ip("10.0.1.1"),
+                    local_id: 7,
+                    remote: *remote,
+                    remote_id: 0,
+                    backup: false,
+                });
+            }
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+}
+
+#[test]
+fn policies_are_chosen_per_connection_and_per_listener() {
+    let one_more = PmFactory::new("one-more", |_| Box::new(OneMore { done: false }));
+    let refuse = PmFactory::new("refuse-joins", |_| Box::new(RefuseJoins));
+    // The endpoints' own (kernel) managers would do nothing here: no endpoints.
+    let client = config(table(&[], 2, 0), &[]);
+    let server = config(table(&[], 8, 0), &[]);
+    let net = Net::with_policies(
+        client.clone(),
+        server.clone(),
+        Tamper::default(),
+        "10.0.0.1:0",
+        SERVER,
+        Some(one_more.clone()),
+        Some(refuse),
+    );
+    // The connection's policy opened a subflow; the listener's refused it.
+    assert_eq!(net.a.counters().MPJoinSynTx, 1);
+    assert_eq!(net.b.stats().join_refused, 1);
+    assert_eq!(net.b.counters().MPJoinAckRx, 0);
+
+    // With the kernel manager on the listener the same join is accepted, with our id.
+    let mut net = Net::with_policies(
+        client,
+        server,
+        Tamper::default(),
+        "10.0.0.1:0",
+        SERVER,
+        Some(one_more),
+        None,
+    );
+    assert_eq!(net.b.stats().join_refused, 0);
+    assert_eq!(net.b.counters().MPJoinAckRx, 1);
+    let sm = net.b.mptcp_connection(net.server()).unwrap();
+    assert_eq!(sm.subflow_info(1).map(|i| i.1), Some(7));
+    net.transfer(512 << 10, 3, |_| {});
+    assert!(net.by_src[&ip("10.0.1.1")] > 0);
 }
