@@ -41,6 +41,9 @@ const MAX_OPTION_SPACE: usize = 40;
 const MAX_EVENTS: usize = 256;
 /// Most peer addresses remembered (the kernel's `MPTCP_PM_ADDR_MAX` is 8; ids are 8 bits).
 const MAX_PEER_ADDRS: usize = 256;
+/// Most echoes waiting to be sent; ADD_ADDRs beyond are dropped (`AddAddrDrop`), as the
+/// kernel drops one while its path manager is still busy with the previous.
+const MAX_PENDING_ECHOES: usize = 16;
 
 /// Path-manager events of one connection, by subflow id (the endpoint adds the addresses).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,17 +461,20 @@ impl MptcpConnection {
                     //= The receiver checks the HMAC (keyed with the sender's key then its
                     //  own); an ADD_ADDR failing the check is dropped. A valid one is echoed.
                     let want = add_addr_hmac(n.remote_key, n.local_key, *addr_id, *addr, *port);
-                    if *hmac != Some(want) {
-                        self.counters.AddAddrDrop += 1;
-                        continue;
-                    }
-                    self.counters.AddAddr += 1;
                     let pa = PeerAddr {
                         id: *addr_id,
                         addr: *addr,
                         port: *port,
                     };
-                    if !self.addr.echo_tx.contains(&pa) {
+                    let queued = self.addr.echo_tx.contains(&pa);
+                    if *hmac != Some(want)
+                        || (!queued && self.addr.echo_tx.len() >= MAX_PENDING_ECHOES)
+                    {
+                        self.counters.AddAddrDrop += 1;
+                        continue;
+                    }
+                    self.counters.AddAddr += 1;
+                    if !queued {
                         self.addr.echo_tx.push_back(pa);
                     }
                     kick = true;
@@ -699,6 +705,94 @@ mod tests {
         assert_eq!(c.addr_timeout(), None);
         // Nothing to report before the handshake.
         assert_eq!(c.poll_pm_event(), None);
+    }
+
+    fn ack_with(opts: Vec<MptcpOption>) -> TcpRepr {
+        use crate::wire::tcp::{TcpFlags, TcpOptions};
+        let mut options = TcpOptions::default();
+        options.mptcp = opts;
+        TcpRepr {
+            src_port: 80,
+            dst_port: 1000,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::ACK),
+            window: 0,
+            urgent: 0,
+            options,
+        }
+    }
+
+    #[test]
+    fn echoes_pending_beyond_the_cap_drop_further_add_addrs() {
+        use crate::mptcp::handshake::Negotiated;
+        let mut c = conn();
+        let (local_key, remote_key) = (42, 77);
+        c.neg = Some(Negotiated {
+            local_key,
+            remote_key,
+            checksum: false,
+            local_token: 0,
+            remote_token: 0,
+            local_idsn: 0,
+            remote_idsn: 0,
+        });
+        // The subflow is not synchronized: nothing can be sent, the echoes pile up.
+        for id in 0..20u8 {
+            let addr = IpAddr::from([10, 9, 0, id]);
+            let opt = MptcpOption::AddAddr {
+                echo: false,
+                addr_id: id,
+                addr,
+                port: None,
+                hmac: Some(add_addr_hmac(remote_key, local_key, id, addr, None)),
+            };
+            c.addr_input(0, &ack_with(vec![opt]));
+        }
+        assert_eq!(c.counters.AddAddr, MAX_PENDING_ECHOES as u64);
+        assert_eq!(c.counters.AddAddrDrop, 20 - MAX_PENDING_ECHOES as u64);
+        assert_eq!(c.peer_addrs().len(), MAX_PENDING_ECHOES);
+        // A retransmission of a queued one is not a new echo.
+        let addr = IpAddr::from([10, 9, 0, 3]);
+        let again = MptcpOption::AddAddr {
+            echo: false,
+            addr_id: 3,
+            addr,
+            port: None,
+            hmac: Some(add_addr_hmac(remote_key, local_key, 3, addr, None)),
+        };
+        c.addr_input(0, &ack_with(vec![again]));
+        assert_eq!(c.counters.AddAddr, MAX_PENDING_ECHOES as u64 + 1);
+        assert_eq!(c.addr.echo_tx.len(), MAX_PENDING_ECHOES);
+        // The HMAC is keyed sender-first: our own key first is a forgery.
+        let forged = MptcpOption::AddAddr {
+            echo: false,
+            addr_id: 40,
+            addr,
+            port: None,
+            hmac: Some(add_addr_hmac(local_key, remote_key, 40, addr, None)),
+        };
+        c.addr_input(0, &ack_with(vec![forged]));
+        assert_eq!(c.counters.AddAddrDrop, 20 - MAX_PENDING_ECHOES as u64 + 1);
+        // REMOVE_ADDR forgets addresses and their pending echoes, duplicates counted once.
+        c.addr_input(
+            0,
+            &ack_with(vec![MptcpOption::RemoveAddr {
+                addr_ids: vec![1, 1, 2],
+            }]),
+        );
+        assert_eq!(c.counters.RmAddr, 2);
+        assert_eq!(c.peer_addrs().len(), MAX_PENDING_ECHOES - 2);
+        assert_eq!(c.addr.echo_tx.len(), MAX_PENDING_ECHOES - 2);
+        let mut evs = Vec::new();
+        while let Some(e) = c.poll_pm_event() {
+            evs.push(e);
+        }
+        assert_eq!(evs.len(), MAX_PENDING_ECHOES + 1);
+        assert_eq!(
+            evs.last(),
+            Some(&ConnPmEvent::RemoveAddr { ids: vec![1, 2] })
+        );
     }
 
     #[test]
