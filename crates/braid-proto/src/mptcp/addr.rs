@@ -709,8 +709,10 @@ mod tests {
 
     fn ack_with(opts: Vec<MptcpOption>) -> TcpRepr {
         use crate::wire::tcp::{TcpFlags, TcpOptions};
-        let mut options = TcpOptions::default();
-        options.mptcp = opts;
+        let options = TcpOptions {
+            mptcp: opts,
+            ..TcpOptions::default()
+        };
         TcpRepr {
             src_port: 80,
             dst_port: 1000,
