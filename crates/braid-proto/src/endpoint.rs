@@ -1280,8 +1280,8 @@ impl Endpoint {
         Some(info)
     }
 
-    /// The TCB of a connection (read only; the initial subflow of an MPTCP connection), for
-    /// diagnostics and tests.
+    /// The TCB of a connection (read only; for an MPTCP connection the initial subflow, or
+    /// once it closed the first subflow still open), for diagnostics and tests.
     pub fn tcb(&self, conn: ConnectionHandle) -> Option<&Tcb> {
         self.conns.get(conn.0)?.as_ref()?.proto.tcb()
     }

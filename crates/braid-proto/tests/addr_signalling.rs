@@ -1145,3 +1145,36 @@ fn policies_are_chosen_per_connection_and_per_listener() {
     net.transfer(512 << 10, 3, |_| {});
     assert!(net.by_src[&ip("10.0.1.1")] > 0);
 }
+
+#[test]
+fn a_fullmesh_endpoint_joins_every_peer_address() {
+    // subflow + fullmesh: a subflow towards the peer's initial address at establishment,
+    // and one towards each address it announces (accepted).
+    let client = config(
+        table(
+            &[(
+                "10.0.1.1",
+                3,
+                EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH,
+            )],
+            4,
+            1,
+        ),
+        &[],
+    );
+    let server = config(table(&[("10.0.1.2", 1, EndpointFlags::SIGNAL)], 4, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(1 << 20, 21, |_| {});
+    let (ca, cb) = (net.a.counters(), net.b.counters());
+    assert_eq!(addr_counters(&ca), [1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(addr_counters(&cb), [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(ca.MPJoinSynTx, 2);
+    assert_eq!(cb.MPJoinAckRx, 2);
+    let m = net.a.mptcp_connection(net.c).unwrap();
+    let mut remotes: Vec<(u8, u8)> = (1..3)
+        .filter_map(|i| m.subflow_info(i))
+        .map(|(l, r, _)| (l, r))
+        .collect();
+    remotes.sort_unstable();
+    assert_eq!(remotes, vec![(3, 0), (3, 1)]);
+}
