@@ -688,6 +688,7 @@ impl Endpoint {
             let ctx = PmContext {
                 table: &self.config.pm_table,
                 local_addrs: &self.config.local_addrs,
+                active: !conn.passive,
             };
             let factory = pm.unwrap_or(&self.config.path_manager);
             conn.pm = Some(factory.build(&ctx));

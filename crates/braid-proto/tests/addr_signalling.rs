@@ -1109,8 +1109,15 @@ impl PathManager for OneMore {
 
 #[test]
 fn policies_are_chosen_per_connection_and_per_listener() {
-    let one_more = PmFactory::new("one-more", |_| Box::new(OneMore { done: false }));
-    let refuse = PmFactory::new("refuse-joins", |_| Box::new(RefuseJoins));
+    // The factories learn the role of the connection they serve.
+    let one_more = PmFactory::new("one-more", |ctx| {
+        assert!(ctx.active, "client side");
+        Box::new(OneMore { done: false })
+    });
+    let refuse = PmFactory::new("refuse-joins", |ctx| {
+        assert!(!ctx.active, "listener side");
+        Box::new(RefuseJoins)
+    });
     // The endpoints' own (kernel) managers would do nothing here: no endpoints.
     let client = config(table(&[], 2, 0), &[]);
     let server = config(table(&[], 8, 0), &[]);

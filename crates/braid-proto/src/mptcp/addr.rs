@@ -133,7 +133,7 @@ pub struct PeerAddr {
 
 /// One of our ADD_ADDRs as [`MptcpConnection::announced_addrs`] shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalAddr {
+pub struct AnnouncedAddr {
     /// Our address id.
     pub id: u8,
     /// The address.
@@ -337,11 +337,11 @@ impl MptcpConnection {
     }
 
     /// Our announcements not withdrawn.
-    pub fn announced_addrs(&self) -> Vec<LocalAddr> {
+    pub fn announced_addrs(&self) -> Vec<AnnouncedAddr> {
         self.addr
             .announced
             .iter()
-            .map(|a| LocalAddr {
+            .map(|a| AnnouncedAddr {
                 id: a.id,
                 addr: a.addr,
                 port: a.port,

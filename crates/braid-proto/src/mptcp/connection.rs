@@ -72,7 +72,7 @@ use super::send::DataSend;
 
 #[path = "addr.rs"]
 mod addr;
-pub use addr::{AddrError, ConnPmEvent, LocalAddr, PeerAddr};
+pub use addr::{AddrError, AnnouncedAddr, ConnPmEvent, PeerAddr};
 
 /// Index of a subflow in its connection.
 pub type SubflowId = usize;

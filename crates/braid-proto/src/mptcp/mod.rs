@@ -17,6 +17,6 @@ pub mod recv;
 pub mod send;
 
 pub use connection::{
-    AddrError, ConnEvents, ConnPmEvent, JoinError, JoinParams, LocalAddr, MptcpConfig,
+    AddrError, AnnouncedAddr, ConnEvents, ConnPmEvent, JoinError, JoinParams, MptcpConfig,
     MptcpConnection, MptcpCounters, MptcpError, MptcpInfo, PeerAddr, SubflowId,
 };

@@ -14,6 +14,8 @@ pub struct PmContext<'a> {
     pub table: &'a EndpointTable,
     /// Local addresses subflows may leave from (besides the endpoints').
     pub local_addrs: &'a [IpAddr],
+    /// The connection was opened by us (client role); false for a listener's.
+    pub active: bool,
 }
 
 /// The function behind a [`PmFactory`].
