@@ -47,7 +47,18 @@
 //!   ([`MptcpConnection::accept_join`]), its 4-tuple then leading to that connection; an
 //!   unknown token (`MPJoinNoTokenFound`) or a join the connection refuses is answered with
 //!   a RST carrying MP_TCPRST and counted in [`EndpointStats::join_refused`].
-//!   [`Endpoint::add_subflow`] starts a join from the client side.
+//!   [`Endpoint::add_subflow`] starts a join from the client side (outside the path
+//!   manager's accounting).
+//! - Path management (RFC 8684 §3.4, the kernel's model): every MPTCP connection gets a
+//!   [`PathManager`] from [`EndpointConfig::path_manager`] (the kernel's in-kernel manager by
+//!   default), configured from [`EndpointConfig::pm_table`] (endpoints and limits). The
+//!   connection's events (established, ADD_ADDR / REMOVE_ADDR received, subflows
+//!   established / closed, MP_PRIO) go to it, and its commands (announce, remove, create /
+//!   destroy a subflow, set backup) are carried out at once; incoming joins need its
+//!   consent (the `subflows` limit). [`Endpoint::endpoint_add`], [`Endpoint::endpoint_delete`],
+//!   [`Endpoint::endpoint_change`], [`Endpoint::endpoint_flush`], [`Endpoint::set_limits`] and
+//!   [`Endpoint::set_pm_endpoints`] change the table and take effect on live connections;
+//!   [`Endpoint::poll_pm_event`] drains the events for a monitor, tagged with the token.
 //! - Demultiplexing is by (local, remote) socket address. A SYN for a listening port (an
 //!   unspecified listener address matches every local address) creates a connection in
 //!   SYN-RECEIVED; `Accepted` is emitted when the handshake completes. At most 1024
@@ -71,7 +82,13 @@ use std::collections::{HashMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::mptcp::{JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, SubflowId};
+use crate::mptcp::{
+    ConnPmEvent, JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, SubflowId,
+};
+use crate::pm::{
+    EndpointFlags, EndpointTable, FlagChange, Limits, PathManager, PmCommand, PmContext,
+    PmEndpoint, PmError, PmEvent, PmFactory, SubflowAddrs, SubflowError,
+};
 use crate::tcp::{Tcb, TcbParams, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::mptcp::{rst_reason, MptcpOption};
@@ -90,6 +107,27 @@ pub struct EndpointConfig {
     pub mptcp_checksum: bool,
     /// Packet scheduler of MPTCP connections.
     pub scheduler: crate::sched::SchedulerKind,
+    /// Path-manager endpoints and limits (`ip mptcp endpoint` / `limits`); changed at run
+    /// time with [`Endpoint::endpoint_add`] and friends.
+    pub pm_table: EndpointTable,
+    /// The path manager each MPTCP connection gets ([`PmFactory::kernel`] by default).
+    pub path_manager: PmFactory,
+    /// Local addresses a subflow towards a peer's announced address may leave from,
+    /// besides the endpoints' and the connection's own.
+    pub local_addrs: Vec<IpAddr>,
+    /// ADD_ADDR retransmission timeout (`None`: Linux's 120 s).
+    pub add_addr_timeout: Option<Duration>,
+}
+
+/// A path-manager event of one connection, for a monitor (`braid monitor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PmNotice {
+    /// The connection.
+    pub conn: ConnectionHandle,
+    /// Its local MPTCP token (what the kernel's events carry).
+    pub token: u32,
+    /// What happened.
+    pub event: PmEvent,
 }
 
 /// Options for an active open.
@@ -243,11 +281,16 @@ struct ProtoEvents {
 }
 
 impl Proto {
-    /// The TCB carrying the connection: the TCP connection itself, or the initial subflow.
+    /// The TCB carrying the connection: the TCP connection itself, or the initial subflow
+    /// (while it is open; after it closed, the first subflow still open: a peer's
+    /// REMOVE_ADDR of address id 0 or a dead first path leaves the connection running).
     fn tcb(&self) -> Option<&Tcb> {
         match self {
             Proto::Tcp(t) => Some(t),
-            Proto::Mptcp(m) => m.subflow(0),
+            Proto::Mptcp(m) => (0..m.subflow_count())
+                .filter_map(|i| m.subflow(i))
+                .find(|t| t.state() != TcpState::Closed)
+                .or_else(|| m.subflow(0)),
         }
     }
     fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
@@ -337,6 +380,8 @@ impl Proto {
     fn error(&self) -> Option<ConnectionError> {
         match self {
             Proto::Tcp(t) => t.error(),
+            // Subflows still open carry on: no error yet.
+            Proto::Mptcp(_) if self.tcb().is_some_and(|t| t.state() != TcpState::Closed) => None,
             Proto::Mptcp(m) => m.subflow(0).and_then(Tcb::error).or_else(|| {
                 // A data-level error that ended every subflow.
                 (m.error().is_some() && m.is_closed()).then_some(ConnectionError::Reset)
@@ -423,7 +468,9 @@ struct Conn {
     /// (local, remote) of every subflow by id; the first is (`local`, `remote`).
     paths: Vec<(SocketAddr, SocketAddr)>,
     /// Local addresses by MPTCP address id (id 0: the initial subflow's).
-    addr_ids: Vec<IpAddr>,
+    addr_ids: Vec<(u8, IpAddr)>,
+    /// The path manager of an MPTCP connection.
+    pm: Option<Box<dyn PathManager>>,
 }
 
 impl Conn {
@@ -437,19 +484,47 @@ impl Conn {
             closed_reported: false,
             app_closed: false,
             paths: vec![(local, remote)],
-            addr_ids: vec![local.ip()],
+            addr_ids: vec![(0, local.ip())],
+            pm: None,
         }
     }
 
-    /// The address id of a local address (a new one for an address not used yet).
-    fn addr_id(&mut self, ip: IpAddr) -> u8 {
-        if let Some(i) = self.addr_ids.iter().position(|a| *a == ip) {
-            return u8::try_from(i).unwrap_or(u8::MAX);
+    /// The address id of a local address: 0 for the initial subflow's, the endpoint's id
+    /// for a path-manager endpoint, else the lowest id neither used nor an endpoint's.
+    fn addr_id(&mut self, ip: IpAddr, table: &EndpointTable) -> u8 {
+        if let Some((id, _)) = self.addr_ids.iter().find(|(_, a)| *a == ip) {
+            return *id;
         }
-        self.addr_ids.push(ip);
-        u8::try_from(self.addr_ids.len() - 1).unwrap_or(u8::MAX)
+        let id = match table.endpoints().iter().find(|e| e.addr == ip) {
+            Some(e) => e.id,
+            None => (1..=u8::MAX)
+                .find(|i| table.get(*i).is_none() && !self.addr_ids.iter().any(|(x, _)| x == i))
+                .unwrap_or(u8::MAX),
+        };
+        self.addr_ids.push((id, ip));
+        id
+    }
+
+    /// The addresses of subflow `id`.
+    fn subflow_addrs(&self, id: SubflowId) -> Option<SubflowAddrs> {
+        self.paths
+            .get(id)
+            .map(|&(local, remote)| SubflowAddrs { local, remote })
+    }
+
+    /// Subflow ids from `local` (any port) to `remote`.
+    fn subflows_between(&self, local: IpAddr, remote: SocketAddr) -> Vec<SubflowId> {
+        self.paths
+            .iter()
+            .enumerate()
+            .filter(|(_, (l, r))| l.ip() == local && *r == remote)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
+
+/// Most path-manager notices kept for [`Endpoint::poll_pm_event`].
+const MAX_PM_NOTICES: usize = 1024;
 
 /// The endpoint: all connections and listeners of one host. See the module docs for the
 /// contract.
@@ -477,6 +552,12 @@ pub struct Endpoint {
     mp_rst_tx: u64,
     /// Counters of MPTCP connections already freed.
     retired: MptcpCounters,
+    /// Path-manager events for a monitor.
+    pm_notices: VecDeque<PmNotice>,
+    /// Path-manager policies of listeners that have their own.
+    listener_pms: Vec<(SocketAddr, PmFactory)>,
+    /// The latest time the endpoint was given (path-manager commands run at it).
+    now: Instant,
 }
 
 fn family_matches(a: IpAddr, b: IpAddr) -> bool {
@@ -506,6 +587,9 @@ impl Endpoint {
             stats: EndpointStats::default(),
             mp_rst_tx: 0,
             retired: MptcpCounters::default(),
+            pm_notices: VecDeque::new(),
+            listener_pms: Vec::new(),
+            now: Instant::ZERO,
         }
     }
 
@@ -517,6 +601,18 @@ impl Endpoint {
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// [`Endpoint::listen`] whose MPTCP connections get their own path-manager policy.
+    pub fn listen_with_pm(
+        &mut self,
+        local: SocketAddr,
+        opts: ListenOptions,
+        pm: PmFactory,
+    ) -> Result<(), Error> {
+        self.listen(local, opts)?;
+        self.listener_pms.push((local, pm));
+        Ok(())
     }
 
     /// Accepts connections on `local` (an unspecified IP matches any local address).
@@ -561,6 +657,12 @@ impl Endpoint {
             tcp,
             checksum: self.config.mptcp_checksum,
             scheduler: self.config.scheduler,
+            // The path manager enforces the subflows limit; this is the hard cap.
+            max_subflows: usize::from(crate::pm::MAX_LIMIT),
+            add_addr_timeout: self
+                .config
+                .add_addr_timeout
+                .unwrap_or(crate::time::Duration::from_secs(120)),
             ..MptcpConfig::default()
         }
     }
@@ -579,7 +681,18 @@ impl Endpoint {
         }
     }
 
-    fn insert(&mut self, conn: Conn) -> usize {
+    /// Files a new connection; an MPTCP one gets a path manager of policy `pm` (else the
+    /// endpoint's).
+    fn insert_with_pm(&mut self, mut conn: Conn, pm: Option<&PmFactory>) -> usize {
+        if conn.proto.mptcp().is_some() {
+            let ctx = PmContext {
+                table: &self.config.pm_table,
+                local_addrs: &self.config.local_addrs,
+                active: !conn.passive,
+            };
+            let factory = pm.unwrap_or(&self.config.path_manager);
+            conn.pm = Some(factory.build(&ctx));
+        }
         let key = (conn.local, conn.remote);
         let token = conn.proto.mptcp().map(MptcpConnection::local_token);
         let idx = match self.free.pop() {
@@ -607,7 +720,20 @@ impl Endpoint {
         remote: SocketAddr,
         opts: ConnectOptions,
     ) -> Result<ConnectionHandle, Error> {
-        let _ = now;
+        self.connect_with_pm(now, local, remote, opts, None)
+    }
+
+    /// [`Endpoint::connect`] with its own path-manager policy (`None`: the endpoint's
+    /// [`EndpointConfig::path_manager`]).
+    pub fn connect_with_pm(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnectOptions,
+        pm: Option<PmFactory>,
+    ) -> Result<ConnectionHandle, Error> {
+        self.now = self.now.max(now);
         if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
             return Err(Error::InvalidState);
         }
@@ -644,12 +770,13 @@ impl Endpoint {
         } else {
             Proto::Tcp(Tcb::connect(&self.config.tcp, params))
         };
-        let idx = self.insert(Conn::new(proto, local, remote, false));
+        let idx = self.insert_with_pm(Conn::new(proto, local, remote, false), pm.as_ref());
         Ok(ConnectionHandle(idx))
     }
 
     /// Processes one received IPv4 or IPv6 packet. Malformed packets are dropped and counted.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.now = self.now.max(now);
         let seg = match wire::parse_tcp_packet(packet) {
             Ok(s) => s,
             Err(_) => {
@@ -707,6 +834,12 @@ impl Endpoint {
                 l.port() == local.port() && (l.ip().is_unspecified() || l.ip() == local.ip())
             });
             let listen_mptcp = listener.is_some_and(|(_, o)| o.mptcp);
+            let listener_pm = listener.and_then(|(l, _)| {
+                self.listener_pms
+                    .iter()
+                    .find(|(a, _)| a == l)
+                    .map(|(_, f)| f.clone())
+            });
             if listener.is_some() && family_matches(local.ip(), remote.ip()) {
                 if self.half_open >= MAX_HALF_OPEN {
                     self.stats.syn_dropped += 1;
@@ -723,7 +856,10 @@ impl Endpoint {
                 };
                 if let Some(proto) = proto {
                     self.half_open += 1;
-                    self.insert(Conn::new(proto, local, remote, true));
+                    self.insert_with_pm(
+                        Conn::new(proto, local, remote, true),
+                        listener_pm.as_ref(),
+                    );
                 }
                 return;
             }
@@ -749,11 +885,59 @@ impl Endpoint {
             .and_then(Option::as_mut)
             .filter(|c| !c.closed_reported)
             .ok_or(None)?;
-        let local_id = c.addr_id(local.ip());
+        let local_id = c.addr_id(local.ip(), &self.config.pm_table);
+        let addrs = SubflowAddrs { local, remote };
+        let asked = match (
+            c.proto.mptcp().map(MptcpConnection::is_mptcp),
+            c.pm.as_mut(),
+        ) {
+            (Some(true), Some(pm)) => {
+                let (backup, remote_id) = syn
+                    .options
+                    .mptcp
+                    .iter()
+                    .find_map(|o| match *o {
+                        MptcpOption::MpJoinSyn {
+                            backup, addr_id, ..
+                        } => Some((backup, addr_id)),
+                        _ => None,
+                    })
+                    .unwrap_or((false, 0));
+                let mut out = Vec::new();
+                let ev = PmEvent::JoinRequested {
+                    addrs,
+                    remote_id,
+                    backup,
+                };
+                pm.handle(now, &ev, &mut out);
+                //= rfc8684#3.2
+                //= The path manager's subflows limit refuses joins beyond it.
+                if out
+                    .iter()
+                    .any(|c| matches!(c, PmCommand::RefuseJoin { .. }))
+                {
+                    return Err(Some(JoinError::Limit));
+                }
+                true
+            }
+            _ => false,
+        };
         let m = c.proto.mptcp_mut().ok_or(None)?;
-        let id = m
-            .accept_join(now, params, syn, local_id, nonce)
-            .map_err(Some)?;
+        let id = match m.accept_join(now, params, syn, local_id, nonce) {
+            Ok(id) => id,
+            Err(e) => {
+                if asked {
+                    if let Some(pm) = c.pm.as_mut() {
+                        let ev = PmEvent::SubflowClosed {
+                            addrs,
+                            error: Some(SubflowError::Refused),
+                        };
+                        pm.handle(now, &ev, &mut Vec::new());
+                    }
+                }
+                return Err(Some(e));
+            }
+        };
         c.paths.push((local, remote));
         debug_assert_eq!(c.paths.len(), id + 1);
         self.joins.insert((local, remote), (idx, id));
@@ -771,30 +955,50 @@ impl Endpoint {
         remote: SocketAddr,
         backup: bool,
     ) -> Result<SubflowId, Error> {
-        let _ = now;
+        self.now = self.now.max(now);
         self.conn_mut(conn)?;
+        self.open_subflow(conn.0, local, remote, None, backup)
+    }
+
+    /// [`Endpoint::add_subflow`] on slot `idx`; `ids` (local, remote) overrides the address
+    /// ids (the path manager's choice), else the local one is derived and the remote one
+    /// is 0.
+    fn open_subflow(
+        &mut self,
+        idx: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ids: Option<(u8, u8)>,
+        backup: bool,
+    ) -> Result<SubflowId, Error> {
         if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
             return Err(Error::InvalidState);
         }
         let local = self.free_local(local, remote)?;
         let params = self.params(local, remote);
         let nonce = self.rng.next_u32();
-        let c = self.conn_mut(conn)?;
-        let local_id = c.addr_id(local.ip());
+        let c = self
+            .conns
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .filter(|c| !c.closed_reported)
+            .ok_or(Error::UnknownConnection)?;
+        let derived = c.addr_id(local.ip(), &self.config.pm_table);
+        let (local_id, remote_id) = ids.unwrap_or((derived, 0));
         let m = c.proto.mptcp_mut().ok_or(Error::InvalidState)?;
         let id = m
             .add_subflow(
                 params,
                 JoinParams {
                     local_id,
-                    remote_id: 0,
+                    remote_id,
                     backup,
                     nonce,
                 },
             )
             .map_err(|_| Error::InvalidState)?;
         c.paths.push((local, remote));
-        self.joins.insert((local, remote), (conn.0, id));
+        self.joins.insert((local, remote), (idx, id));
         Ok(id)
     }
 
@@ -874,6 +1078,7 @@ impl Endpoint {
 
     /// Writes the next packet to send into `buf`. One packet per call.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.now = self.now.max(now);
         while let Some((src, dst, repr)) = self.rst_queue.pop_front() {
             match wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &repr, &[]) {
                 Ok(len) => {
@@ -928,12 +1133,34 @@ impl Endpoint {
         self.conns
             .iter()
             .flatten()
-            .filter_map(|c| c.proto.poll_timeout())
+            .flat_map(|c| {
+                let pm =
+                    c.pm.as_ref()
+                        .filter(|_| !c.closed_reported)
+                        .and_then(|p| p.poll_timeout());
+                [c.proto.poll_timeout(), pm]
+            })
+            .flatten()
             .min()
     }
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        for idx in 0..self.conns.len() {
+            let mut out = Vec::new();
+            if let Some(c) = self.conns[idx].as_mut().filter(|c| !c.closed_reported) {
+                if let Some(pm) = c.pm.as_mut() {
+                    if pm.poll_timeout().is_some_and(|t| t <= now) {
+                        pm.handle(now, &PmEvent::Timeout, &mut out);
+                    }
+                }
+            }
+            if !out.is_empty() {
+                self.pm_execute(idx, out);
+                self.sync(idx);
+            }
+        }
         for idx in 0..self.conns.len() {
             let due = match self.conns[idx].as_ref() {
                 Some(c) => c.proto.poll_timeout().is_some_and(|t| t <= now),
@@ -1054,8 +1281,8 @@ impl Endpoint {
         Some(info)
     }
 
-    /// The TCB of a connection (read only; the initial subflow of an MPTCP connection), for
-    /// diagnostics and tests.
+    /// The TCB of a connection (read only; for an MPTCP connection the initial subflow, or
+    /// once it closed the first subflow still open), for diagnostics and tests.
     pub fn tcb(&self, conn: ConnectionHandle) -> Option<&Tcb> {
         self.conns.get(conn.0)?.as_ref()?.proto.tcb()
     }
@@ -1097,6 +1324,7 @@ impl Endpoint {
 
     /// Turns TCB events into application events and frees finished connections.
     fn sync(&mut self, idx: usize) {
+        self.pm_round(idx);
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -1165,6 +1393,266 @@ impl Endpoint {
             }
             self.conns[idx] = None;
             self.free.push(idx);
+        }
+    }
+}
+
+/// Path management: the per-connection [`PathManager`]s, the endpoint table and the monitor.
+impl Endpoint {
+    /// The path-manager endpoints and limits.
+    pub fn pm_table(&self) -> &EndpointTable {
+        &self.config.pm_table
+    }
+
+    /// The next path-manager event of any connection (at most 1024 are kept; the oldest
+    /// give way), each tagged with the connection's handle and token.
+    pub fn poll_pm_event(&mut self) -> Option<PmNotice> {
+        self.pm_notices.pop_front()
+    }
+
+    /// `endpoint add`: validates and adds an endpoint, which takes effect on live
+    /// connections at once (announced if `signal`, subflows opened if `subflow`).
+    pub fn endpoint_add(
+        &mut self,
+        now: Instant,
+        addr: IpAddr,
+        id: Option<u32>,
+        port: Option<u16>,
+        dev: Option<String>,
+        flags: EndpointFlags,
+    ) -> Result<PmEndpoint, PmError> {
+        let ep = self.config.pm_table.add(addr, id, port, dev, flags)?;
+        self.pm_broadcast(now, &PmEvent::EndpointAdded(ep.clone()));
+        Ok(ep)
+    }
+
+    /// `endpoint delete id N`: removes an endpoint; on live connections its announcement is
+    /// withdrawn (REMOVE_ADDR) and its subflows are closed, as the kernel does.
+    pub fn endpoint_delete(&mut self, now: Instant, id: u8) -> Result<PmEndpoint, PmError> {
+        let ep = self.config.pm_table.delete(id)?;
+        self.pm_broadcast(now, &PmEvent::EndpointRemoved(ep.clone()));
+        Ok(ep)
+    }
+
+    /// `endpoint change id N backup|nobackup|...`: a backup change sends MP_PRIO on the
+    /// endpoint's live subflows.
+    pub fn endpoint_change(
+        &mut self,
+        now: Instant,
+        id: u8,
+        change: FlagChange,
+    ) -> Result<PmEndpoint, PmError> {
+        let ep = self.config.pm_table.change(id, change)?;
+        self.pm_broadcast(now, &PmEvent::EndpointChanged(ep.clone()));
+        Ok(ep)
+    }
+
+    /// `endpoint flush`: deletes every endpoint (each as [`Endpoint::endpoint_delete`]).
+    pub fn endpoint_flush(&mut self, now: Instant) -> Vec<PmEndpoint> {
+        let eps = self.config.pm_table.flush();
+        for ep in &eps {
+            self.pm_broadcast(now, &PmEvent::EndpointRemoved(ep.clone()));
+        }
+        eps
+    }
+
+    /// `limits set`: new limits, applied to live connections too.
+    pub fn set_limits(&mut self, now: Instant, limits: Limits) {
+        self.config.pm_table.set_limits(limits);
+        self.pm_broadcast(now, &PmEvent::LimitsChanged(limits));
+    }
+
+    /// Replaces the whole table: the differences reach live connections as deletions,
+    /// additions, flag changes and a limits change.
+    pub fn set_pm_endpoints(&mut self, now: Instant, table: EndpointTable) {
+        let old = self.config.pm_table.clone();
+        let mut events = Vec::new();
+        for e in old.endpoints() {
+            let same = table
+                .get(e.id)
+                .is_some_and(|n| n.addr == e.addr && n.port == e.port);
+            if !same {
+                events.push(PmEvent::EndpointRemoved(e.clone()));
+            }
+        }
+        for n in table.endpoints() {
+            match old.get(n.id) {
+                Some(e) if e.addr == n.addr && e.port == n.port => {
+                    if e.flags != n.flags {
+                        events.push(PmEvent::EndpointChanged(n.clone()));
+                    }
+                }
+                _ => events.push(PmEvent::EndpointAdded(n.clone())),
+            }
+        }
+        if old.limits() != table.limits() {
+            events.push(PmEvent::LimitsChanged(table.limits()));
+        }
+        self.config.pm_table = table;
+        for e in &events {
+            self.pm_broadcast(now, e);
+        }
+    }
+
+    /// Feeds `ev` to every live connection's manager and carries out its commands.
+    fn pm_broadcast(&mut self, now: Instant, ev: &PmEvent) {
+        self.now = self.now.max(now);
+        for idx in 0..self.conns.len() {
+            let mut out = Vec::new();
+            match self.conns.get_mut(idx).and_then(Option::as_mut) {
+                Some(c) if !c.closed_reported => {
+                    if let Some(pm) = c.pm.as_mut() {
+                        pm.handle(self.now, ev, &mut out);
+                    }
+                }
+                _ => continue,
+            }
+            self.pm_execute(idx, out);
+            self.sync(idx);
+        }
+    }
+
+    /// The connection's events to its manager (and the monitor), the manager's commands to
+    /// the connection; a few rounds, so commands' effects are reported at once.
+    fn pm_round(&mut self, idx: usize) {
+        let now = self.now;
+        for _ in 0..4 {
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            let handle = ConnectionHandle(idx);
+            let Some(m) = c.proto.mptcp_mut() else {
+                return;
+            };
+            let mut raw = Vec::new();
+            while let Some(e) = m.poll_pm_event() {
+                raw.push(e);
+            }
+            if raw.is_empty() {
+                return;
+            }
+            let token = m.local_token();
+            let mut out = Vec::new();
+            for e in raw {
+                let ev = match e {
+                    ConnPmEvent::Established => PmEvent::ConnectionEstablished {
+                        local: c.local,
+                        remote: c.remote,
+                    },
+                    ConnPmEvent::AddAddr { id, addr, port } => {
+                        PmEvent::AddAddrReceived { id, addr, port }
+                    }
+                    ConnPmEvent::Echoed { id } => PmEvent::AddAddrEchoed { id },
+                    ConnPmEvent::RemoveAddr { ids } => PmEvent::RemoveAddrReceived { ids },
+                    ConnPmEvent::SubflowEstablished { subflow } => {
+                        let Some(addrs) = c.subflow_addrs(subflow) else {
+                            continue;
+                        };
+                        PmEvent::SubflowEstablished { addrs }
+                    }
+                    ConnPmEvent::SubflowClosed { subflow, error } => {
+                        let Some(addrs) = c.subflow_addrs(subflow) else {
+                            continue;
+                        };
+                        PmEvent::SubflowClosed { addrs, error }
+                    }
+                    ConnPmEvent::Priority { subflow, backup } => {
+                        let Some(addrs) = c.subflow_addrs(subflow) else {
+                            continue;
+                        };
+                        PmEvent::SubflowPriority { addrs, backup }
+                    }
+                    ConnPmEvent::Closed => PmEvent::ConnectionClosed,
+                };
+                if let Some(pm) = c.pm.as_mut() {
+                    pm.handle(now, &ev, &mut out);
+                }
+                if self.pm_notices.len() >= MAX_PM_NOTICES {
+                    self.pm_notices.pop_front();
+                }
+                self.pm_notices.push_back(PmNotice {
+                    conn: handle,
+                    token,
+                    event: ev,
+                });
+            }
+            self.pm_execute(idx, out);
+        }
+    }
+
+    /// Carries out a manager's commands on connection `idx`.
+    fn pm_execute(&mut self, idx: usize, cmds: Vec<PmCommand>) {
+        let now = self.now;
+        for cmd in cmds {
+            if let PmCommand::CreateSubflow {
+                local,
+                local_id,
+                remote,
+                remote_id,
+                backup,
+            } = cmd
+            {
+                let res = self.open_subflow(
+                    idx,
+                    SocketAddr::new(local, 0),
+                    remote,
+                    Some((local_id, remote_id)),
+                    backup,
+                );
+                if res.is_err() {
+                    // The manager hears of the failure (and may retry later).
+                    let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                        return;
+                    };
+                    let addrs = SubflowAddrs {
+                        local: SocketAddr::new(local, 0),
+                        remote,
+                    };
+                    let ev = PmEvent::SubflowClosed {
+                        addrs,
+                        error: Some(SubflowError::Refused),
+                    };
+                    if let Some(pm) = c.pm.as_mut() {
+                        // Follow-up commands of a failed open are dropped (bounded work);
+                        // the manager's timers bring them back.
+                        pm.handle(now, &ev, &mut Vec::new());
+                    }
+                }
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            let targets = match &cmd {
+                PmCommand::DestroySubflow { local, remote }
+                | PmCommand::SetBackup { local, remote, .. } => c.subflows_between(*local, *remote),
+                _ => Vec::new(),
+            };
+            let Some(m) = c.proto.mptcp_mut() else {
+                return;
+            };
+            // Refusals (not MPTCP, subflow gone) leave nothing to do.
+            match cmd {
+                PmCommand::Announce { id, addr, port } => {
+                    let _ = m.announce_addr(now, id, addr, port);
+                }
+                PmCommand::RemoveAddr { ids } => {
+                    let _ = m.remove_addr(&ids);
+                }
+                PmCommand::DestroySubflow { .. } => {
+                    for t in targets {
+                        let _ = m.close_subflow(t);
+                    }
+                }
+                PmCommand::SetBackup { backup, .. } => {
+                    for t in targets {
+                        let _ = m.set_backup(t, backup);
+                    }
+                }
+                // The connection echoes every valid ADD_ADDR itself; joins are decided in
+                // `accept_join`.
+                _ => {}
+            }
         }
     }
 }

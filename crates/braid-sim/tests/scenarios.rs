@@ -205,7 +205,10 @@ fn failover_completes_byte_exact_with_a_gap_under_one_and_a_half_seconds() {
         "the outage hit mid-transfer"
     );
     assert!(hits(&r, "path-down") > 0, "packets were lost to the outage");
-    assert!(r.client_counters.SubflowStale >= 1, "the dead subflow went stale");
+    assert!(
+        r.client_counters.SubflowStale >= 1,
+        "the dead subflow went stale"
+    );
     // Issue 3's acceptance: a dead path costs well under 1.5 s of delivery.
     assert!(
         r.max_gap() < Duration::from_millis(1500),

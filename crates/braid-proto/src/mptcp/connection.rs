@@ -75,6 +75,10 @@ use super::recv::{DataRecv, RecvError};
 use super::send::DataSend;
 use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 
+#[path = "addr.rs"]
+mod addr;
+pub use addr::{AddrError, AnnouncedAddr, ConnPmEvent, PeerAddr};
+
 /// Index of a subflow in its connection.
 pub type SubflowId = usize;
 
@@ -117,6 +121,11 @@ pub struct MptcpConfig {
     pub max_subflows: usize,
     /// The packet scheduler each connection builds for itself.
     pub scheduler: crate::sched::SchedulerKind,
+    /// Time between retransmissions of an ADD_ADDR the peer has not echoed (Linux's
+    /// `net.mptcp.add_addr_timeout`, default 120 s).
+    pub add_addr_timeout: crate::time::Duration,
+    /// Retransmissions of an unechoed ADD_ADDR (Linux's `ADD_ADDR_RETRANS_MAX`, 3).
+    pub add_addr_retrans_max: u8,
 }
 
 impl Default for MptcpConfig {
@@ -130,6 +139,8 @@ impl Default for MptcpConfig {
             syn_retrans_before_tcp_fallback: 2,
             max_subflows: 2,
             scheduler: crate::sched::SchedulerKind::Default,
+            add_addr_timeout: crate::time::Duration::from_secs(120),
+            add_addr_retrans_max: 3,
         }
     }
 }
@@ -254,11 +265,29 @@ pub struct MptcpCounters {
     pub SubflowStale: u64,
     /// Stale subflows that made progress again.
     pub SubflowRecover: u64,
+    /// ADD_ADDRs received with a valid HMAC (retransmissions included).
+    pub AddAddr: u64,
+    /// ADD_ADDRs sent (retransmissions included).
+    pub AddAddrTx: u64,
+    /// ADD_ADDR echoes received.
+    pub EchoAdd: u64,
+    /// ADD_ADDR echoes sent.
+    pub EchoAddTx: u64,
+    /// ADD_ADDRs dropped (wrong or missing HMAC).
+    pub AddAddrDrop: u64,
+    /// Address ids removed by a received REMOVE_ADDR.
+    pub RmAddr: u64,
+    /// REMOVE_ADDR options sent.
+    pub RmAddrTx: u64,
+    /// Subflows closed because their address was removed or the path manager asked.
+    pub RmSubflow: u64,
+    pub MPPrioRx: u64,
+    pub MPPrioTx: u64,
 }
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 26] {
+    pub fn entries(&self) -> [(&'static str, u64); 36] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -286,6 +315,16 @@ impl MptcpCounters {
             ("MPJoinNoTokenFound", self.MPJoinNoTokenFound),
             ("SubflowStale", self.SubflowStale),
             ("SubflowRecover", self.SubflowRecover),
+            ("AddAddr", self.AddAddr),
+            ("AddAddrTx", self.AddAddrTx),
+            ("EchoAdd", self.EchoAdd),
+            ("EchoAddTx", self.EchoAddTx),
+            ("AddAddrDrop", self.AddAddrDrop),
+            ("RmAddr", self.RmAddr),
+            ("RmAddrTx", self.RmAddrTx),
+            ("RmSubflow", self.RmSubflow),
+            ("MPPrioRx", self.MPPrioRx),
+            ("MPPrioTx", self.MPPrioTx),
         ]
     }
 
@@ -317,6 +356,16 @@ impl MptcpCounters {
         self.MPJoinNoTokenFound += o.MPJoinNoTokenFound;
         self.SubflowStale += o.SubflowStale;
         self.SubflowRecover += o.SubflowRecover;
+        self.AddAddr += o.AddAddr;
+        self.AddAddrTx += o.AddAddrTx;
+        self.EchoAdd += o.EchoAdd;
+        self.EchoAddTx += o.EchoAddTx;
+        self.AddAddrDrop += o.AddAddrDrop;
+        self.RmAddr += o.RmAddr;
+        self.RmAddrTx += o.RmAddrTx;
+        self.RmSubflow += o.RmSubflow;
+        self.MPPrioRx += o.MPPrioRx;
+        self.MPPrioTx += o.MPPrioTx;
     }
 }
 
@@ -448,6 +497,15 @@ struct Subflow {
     stale: bool,
     /// How often the subflow was found stale (the kernel's `stale_count`).
     stale_count: u32,
+    // Address signalling and path-manager reporting (see `addr.rs`).
+    /// `SubflowEstablished` was reported.
+    pm_established: bool,
+    /// `SubflowClosed` was reported.
+    pm_closed: bool,
+    /// Closed on purpose (REMOVE_ADDR, the path manager): not an error.
+    pm_closing: bool,
+    /// MP_PRIO to send on this subflow.
+    prio_tx: Option<bool>,
 }
 
 impl Subflow {
@@ -468,6 +526,10 @@ impl Subflow {
             dead: false,
             stale: false,
             stale_count: 0,
+            pm_established: false,
+            pm_closed: false,
+            pm_closing: false,
+            prio_tx: None,
         }
     }
 
@@ -514,6 +576,8 @@ pub struct MptcpConnection {
     /// Scratch space of the scheduling rounds (kept to avoid allocating per packet).
     views: Vec<SubflowView>,
     assignments: Vec<Assignment>,
+    /// Address signalling state (`addr.rs`).
+    addr: addr::AddrState,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -557,6 +621,7 @@ impl MptcpConnection {
             counters: MptcpCounters::default(),
             reported: Reported::default(),
             fastclose: false,
+            addr: addr::AddrState::default(),
         }
     }
 
@@ -864,6 +929,7 @@ impl MptcpConnection {
 
     /// Events since the last call (derived from the state, so none is lost or repeated).
     pub fn take_events(&mut self) -> ConnEvents {
+        self.pm_sync();
         let mut ev = ConnEvents::default();
         let synced = self
             .subflows
@@ -938,10 +1004,14 @@ impl MptcpConnection {
         self.subflows
             .iter()
             .filter_map(|s| s.tcb.poll_timeout())
+            .chain(self.addr_timeout())
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.addr_timeout().is_some_and(|t| t <= now) {
+            self.addr_handle_timeout(now);
+        }
         for s in &mut self.subflows {
             if s.tcb.poll_timeout().is_some_and(|t| t <= now) {
                 s.tcb.handle_timeout(now);
@@ -1036,6 +1106,13 @@ impl MptcpConnection {
                         Ok(Some(n)) => {
                             self.counters.MPCapableACKRX += 1;
                             self.on_negotiated(n);
+                            //= rfc8684#3.1
+                            //= The initiator is sure MPTCP runs once it sees a DSS: answer
+                            //   the third ACK with a DATA_ACK at once, so an idle client
+                            //   stops repeating MP_CAPABLE and can signal addresses.
+                            if let Some(s) = self.subflows.first_mut() {
+                                s.tcb.request_ack();
+                            }
                         }
                         Ok(None) => {}
                         Err(_) => {
@@ -1051,14 +1128,13 @@ impl MptcpConnection {
             }
             //= rfc8684#3.7
             //= Until the initiator sees a DSS from the listener it may still fall back: a
-            //   segment with neither MP_CAPABLE nor DSS shows the options are not getting
-            //   through (Linux: check_fully_established).
+            //   segment with no MPTCP option at all shows the options are not getting
+            //   through (Linux: check_fully_established; an ADD_ADDR-only ACK is MPTCP).
             HandshakeState::ClientUnconfirmed
                 if out.accepted
                     && !repr.flags.syn()
                     && !repr.flags.rst()
-                    && mpc.is_none()
-                    && dss.is_none() =>
+                    && repr.options.mptcp.is_empty() =>
             {
                 self.counters.MPCapableFallbackACK += 1;
                 self.enter_fallback();
@@ -1122,6 +1198,7 @@ impl MptcpConnection {
             }
         }
 
+        self.addr_input(id, repr);
         if let Some(d) = dss {
             self.peer_dss_seen = true;
             if self.role == Role::Client {
@@ -1896,6 +1973,9 @@ impl MptcpConnection {
                     self.mp_fail_tx = None;
                 }
             }
+        }
+        if !go_fallback {
+            self.addr_options(id, repr, payload);
         }
         if go_fallback {
             self.infinite_tx_pending = false;

@@ -6,7 +6,8 @@
 //! - [`send`]: the data-level send buffer, DATA_ACK processing, the peer's window;
 //! - [`mapping`]: per-subflow DSS mappings, transmit and receive, DSS checksums;
 //! - [`handshake`]: the MP_CAPABLE v1 state machine for both roles;
-//! - [`connection`]: [`MptcpConnection`], which drives subflow TCBs with all of the above.
+//! - [`connection`]: [`MptcpConnection`], which drives subflow TCBs with all of the above,
+//!   with address signalling (ADD_ADDR, REMOVE_ADDR, MP_PRIO) in its `addr` child module.
 
 pub mod connection;
 pub mod dsn;
@@ -16,6 +17,6 @@ pub mod recv;
 pub mod send;
 
 pub use connection::{
-    ConnEvents, JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, MptcpError,
-    MptcpInfo, SubflowId, SubflowInfo,
+    AddrError, AnnouncedAddr, ConnEvents, ConnPmEvent, JoinError, JoinParams, MptcpConfig,
+    MptcpConnection, MptcpCounters, MptcpError, MptcpInfo, PeerAddr, SubflowId, SubflowInfo,
 };

@@ -17,9 +17,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::time::Instant;
 
+mod factory;
 mod kernel;
 mod policy;
 
+pub use factory::{PmBuilder, PmContext, PmFactory};
 pub use kernel::{KernelPm, PmConfig};
 pub use policy::{LocalAddr, Plan, PolicyPm};
 
