@@ -1185,3 +1185,73 @@ fn a_fullmesh_endpoint_joins_every_peer_address() {
     remotes.sort_unstable();
     assert_eq!(remotes, vec![(3, 0), (3, 1)]);
 }
+
+#[test]
+fn built_in_policies_by_name_drive_real_connections() {
+    assert!(PmFactory::by_name("bogus").is_none());
+    assert!(PmFactory::by_name("ndiffports=9").is_none());
+    assert_eq!(
+        PmFactory::by_name("ndiffports=3").map(|f| f.name()),
+        Some("ndiffports")
+    );
+
+    // ndiffports=3: three subflows over the one address pair, each from its own port,
+    // all carrying data.
+    let client = config(table(&[], 8, 0), &[]);
+    let server = config(table(&[], 8, 0), &[]);
+    let mut net = Net::with_policies(
+        client,
+        server,
+        Tamper::default(),
+        "10.0.0.1:0",
+        SERVER,
+        PmFactory::by_name("ndiffports=3"),
+        None,
+    );
+    assert_eq!(net.a.counters().MPJoinSynTx, 2);
+    assert_eq!(net.b.counters().MPJoinAckRx, 2);
+    net.transfer(1 << 20, 31, |_| {});
+    let m = net.a.mptcp_connection(net.c).unwrap();
+    let infos = m.subflow_infos();
+    assert_eq!(infos.len(), 3);
+    assert!(
+        infos.iter().all(|i| i.bytes_acked > 0),
+        "every subflow carried data: {infos:?}"
+    );
+    let paths = net.a.subflow_paths(net.c).unwrap();
+    assert!(paths.iter().all(|(l, _)| l.ip() == ip("10.0.0.1")));
+    let mut ports: Vec<u16> = paths.iter().map(|(l, _)| l.port()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "distinct source ports: {paths:?}");
+
+    // fullmesh over two local addresses and a server that announces a second one
+    // (add_addr_accepted 1): 2 x 2 subflows.
+    let client = config(table(&[], 8, 1), &["10.0.1.1"]);
+    let server = config(table(&[("10.0.1.2", 1, EndpointFlags::SIGNAL)], 8, 0), &[]);
+    let mut net = Net::with_policies(
+        client,
+        server,
+        Tamper::default(),
+        "10.0.0.1:0",
+        SERVER,
+        PmFactory::by_name("fullmesh"),
+        None,
+    );
+    net.transfer(1 << 20, 32, |_| {});
+    assert_eq!(net.a.counters().MPJoinSynTx, 3);
+    assert_eq!(net.b.counters().MPJoinAckRx, 3);
+    let paths = net.a.subflow_paths(net.c).unwrap();
+    for (l, r) in [
+        ("10.0.0.1", "10.0.1.2"),
+        ("10.0.1.1", "10.0.0.2"),
+        ("10.0.1.1", "10.0.1.2"),
+    ] {
+        assert!(
+            paths
+                .iter()
+                .any(|(a, b)| a.ip() == ip(l) && b.ip() == ip(r)),
+            "{l} -> {r} in {paths:?}"
+        );
+    }
+}

@@ -4,7 +4,7 @@ use core::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{EndpointTable, KernelPm, PathManager, PmConfig};
+use super::{EndpointTable, KernelPm, LocalAddr, PathManager, Plan, PmConfig, PolicyPm};
 use crate::time::Duration;
 
 /// What a factory knows when it builds a connection's manager.
@@ -57,6 +57,53 @@ impl PmFactory {
                 ctx.table.limits(),
                 ctx.local_addrs,
             ))
+        })
+    }
+
+    /// A [`PolicyPm`] carrying out `plan` (`fullmesh`, `ndiffports`, `sspi`) with the
+    /// endpoint's limits; its local addresses are the endpoints' (ids, devices and backup
+    /// flags as configured) and then the other local addresses (the next free ids).
+    pub fn policy(plan: Plan) -> PmFactory {
+        PmFactory::new(plan.name(), move |ctx| {
+            let mut locals: Vec<LocalAddr> = ctx
+                .table
+                .endpoints()
+                .iter()
+                .map(LocalAddr::from_endpoint)
+                .collect();
+            for &addr in ctx.local_addrs {
+                if locals.iter().any(|l| l.addr == addr) {
+                    continue;
+                }
+                let Some(id) = (1..=u8::MAX).find(|i| locals.iter().all(|l| l.id != *i)) else {
+                    break;
+                };
+                locals.push(LocalAddr {
+                    addr,
+                    id,
+                    dev: None,
+                    backup: false,
+                });
+            }
+            Box::new(PolicyPm::new(plan, ctx.table.limits(), locals, ctx.active))
+        })
+    }
+
+    /// A built-in policy by name: `kernel`, `fullmesh`, `sspi`, `ndiffports` (2 subflows)
+    /// or `ndiffports=N` (N from 1 to 8).
+    pub fn by_name(name: &str) -> Option<PmFactory> {
+        Some(match name {
+            "kernel" => PmFactory::kernel(),
+            "fullmesh" => PmFactory::policy(Plan::Fullmesh),
+            "sspi" => PmFactory::policy(Plan::Sspi),
+            "ndiffports" => PmFactory::policy(Plan::NDiffPorts(2)),
+            _ => {
+                let n: u8 = name.strip_prefix("ndiffports=")?.parse().ok()?;
+                if !(1..=super::MAX_LIMIT).contains(&n) {
+                    return None;
+                }
+                PmFactory::policy(Plan::NDiffPorts(n))
+            }
         })
     }
 
