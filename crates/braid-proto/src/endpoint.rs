@@ -1316,6 +1316,15 @@ impl Endpoint {
         self.by_tuple.len()
     }
 
+    /// Handles of every connection held (established, closing or in TIME-WAIT).
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| ConnectionHandle(i))
+    }
+
     /// (local, remote) addresses of every subflow of a connection, indexed by subflow id
     /// (the initial subflow first), while its handle is valid.
     pub fn subflow_paths(&self, conn: ConnectionHandle) -> Option<&[(SocketAddr, SocketAddr)]> {

@@ -272,3 +272,136 @@ fn endpoint_spec_flags_round_trip() {
     assert_eq!(spec.flags, vec!["subflow", "fullmesh"]);
     assert_eq!(spec.endpoint_flags(), Ok(ep.flags));
 }
+
+// ---------------------------------------------------------------------- against endpoints
+
+use braid::ctl::{connection_stats, monitor_events, EndpointCtl};
+use braid_proto::endpoint::{ConnectOptions, ListenOptions};
+use braid_proto::{Endpoint, EndpointConfig, Instant};
+
+/// Two endpoints joined by a lossless 1 ms wire; the client's control plane in the middle.
+struct Pair {
+    now: Instant,
+    a: Endpoint,
+    b: Endpoint,
+    events: Vec<String>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let mut a = Endpoint::new(EndpointConfig::default(), [1; 32]);
+        let mut b = Endpoint::new(EndpointConfig::default(), [2; 32]);
+        b.listen(
+            "10.0.0.2:80".parse().unwrap(),
+            ListenOptions { mptcp: true },
+        )
+        .expect("listen");
+        a.connect(
+            Instant::ZERO,
+            "10.0.0.1:0".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            ConnectOptions { mptcp: true },
+        )
+        .expect("connect");
+        let mut p = Pair {
+            now: Instant::ZERO,
+            a,
+            b,
+            events: Vec::new(),
+        };
+        p.run(200);
+        p
+    }
+
+    /// Moves packets both ways for `ms` milliseconds of simulated time.
+    fn run(&mut self, ms: u64) {
+        let end = self.now + braid_proto::Duration::from_millis(ms);
+        let mut buf = vec![0u8; 2048];
+        while self.now < end {
+            let mut to_b = Vec::new();
+            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
+                to_b.push(buf[..t.len].to_vec());
+            }
+            let mut to_a = Vec::new();
+            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
+                to_a.push(buf[..t.len].to_vec());
+            }
+            self.now += braid_proto::Duration::from_millis(1);
+            for p in to_b {
+                self.b.handle_packet(self.now, &p);
+            }
+            for p in to_a {
+                self.a.handle_packet(self.now, &p);
+            }
+            self.a.handle_timeout(self.now);
+            self.b.handle_timeout(self.now);
+            while self.a.poll_event().is_some() {}
+            while self.b.poll_event().is_some() {}
+            while let Some(n) = self.a.poll_pm_event() {
+                self.events
+                    .extend(monitor_events(&n).into_iter().map(|e| e.kind));
+            }
+        }
+    }
+
+    fn ctl(&mut self, req: Request) -> Response {
+        EndpointCtl {
+            endpoint: &mut self.a,
+            now: self.now,
+        }
+        .handle(req)
+    }
+}
+
+#[test]
+fn endpoint_commands_act_on_live_connections() {
+    let mut p = Pair::new();
+    assert_eq!(p.events, ["CREATED", "ESTABLISHED"]);
+    let stat = connection_stats(&p.a);
+    assert_eq!(stat.len(), 1);
+    assert!(stat[0].mptcp && stat[0].token.is_some());
+    assert_eq!(stat[0].subflows.len(), 1);
+
+    // endpoint add ... subflow: a join on the live connection.
+    let add = parse_endpoint_args(&words("add 10.0.1.1 id 1 subflow")).expect("valid");
+    assert!(p.ctl(add).ok);
+    p.run(100);
+    assert_eq!(p.b.counters().MPJoinAckRx, 1);
+    assert_eq!(p.events.last().map(String::as_str), Some("SUB_ESTABLISHED"));
+    let stat = connection_stats(&p.a);
+    assert_eq!(stat[0].subflows.len(), 2);
+    assert_eq!(stat[0].subflows[1].local.ip().to_string(), "10.0.1.1");
+    assert_eq!(stat[0].subflows[1].local_id, 1);
+
+    // endpoint change id 1 backup: MP_PRIO on its subflow.
+    let change = parse_endpoint_args(&words("change id 1 backup")).expect("valid");
+    let r = p.ctl(change);
+    assert!(r.ok, "{r:?}");
+    p.run(100);
+    assert_eq!(p.b.counters().MPPrioRx, 1);
+    assert!(connection_stats(&p.a)[0].subflows[1].backup);
+
+    // limits and counters.
+    let set = parse_limits_args(&words("set add_addr_accepted 3")).expect("valid");
+    let r = p.ctl(set);
+    assert_eq!(
+        r.limits.map(|l| (l.subflows, l.add_addr_accepted)),
+        Some((2, 3))
+    );
+    let r = p.ctl(Request::LimitsShow);
+    assert_eq!(
+        r.limits.map(|l| l.to_string()).as_deref(),
+        Some("add_addr_accepted 3 subflows 2")
+    );
+    let r = p.ctl(Request::Counters);
+    assert_eq!(r.counters.expect("counters")["MPJoinSynAckRx"], 1);
+
+    // endpoint delete id 1: REMOVE_ADDR, the subflow closes.
+    assert!(p.ctl(Request::EndpointDelete { id: 1 }).ok);
+    p.run(200);
+    assert_eq!(p.b.counters().RmAddr, 1);
+    assert_eq!(connection_stats(&p.a)[0].subflows.len(), 1);
+    assert!(p.events.iter().any(|e| e == "SUB_CLOSED"), "{:?}", p.events);
+    let r = p.ctl(Request::EndpointDelete { id: 1 });
+    assert_eq!(r.error.as_deref(), Some("endpoint id 1 not found"));
+}
