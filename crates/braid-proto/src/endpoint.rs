@@ -1054,6 +1054,13 @@ impl Endpoint {
         Some(info)
     }
 
+    /// The (local, remote) addresses of a connection's subflows by subflow id (the first is
+    /// the connection's own), while its handle is valid.
+    pub fn subflow_addrs(&self, conn: ConnectionHandle) -> Option<&[(SocketAddr, SocketAddr)]> {
+        let c = self.conns.get(conn.0)?.as_ref()?;
+        (c.known && !c.closed_reported).then_some(c.paths.as_slice())
+    }
+
     /// The TCB of a connection (read only; the initial subflow of an MPTCP connection), for
     /// diagnostics and tests.
     pub fn tcb(&self, conn: ConnectionHandle) -> Option<&Tcb> {

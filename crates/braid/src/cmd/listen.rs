@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{execute, open_output, open_paths, parse_paths, refuse_multipath};
+use super::{execute, open_output, open_paths, parse_addrs, parse_paths, refuse_not_yet};
 use crate::runtime::{Role, ServerMode};
 
 /// Accept connections over TUN devices.
@@ -22,10 +22,11 @@ pub struct ListenArgs {
     /// that do not offer MPTCP).
     #[arg(long)]
     pub tcp: bool,
-    /// Announce this address with ADD_ADDR (not supported yet: refused).
-    #[arg(long = "signal", value_name = "ADDR")]
+    /// Announce this address (ADDR[:PORT]) with ADD_ADDR (not supported yet: refused).
+    #[arg(long = "signal", value_name = "ADDR[:PORT]")]
     pub signals: Vec<String>,
-    /// Mark subflows on this address as backup (not supported yet: refused).
+    /// Mark subflows on this address as backup (not supported yet: refused; a joining
+    /// peer's own backup bit is honoured).
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
     /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
@@ -51,7 +52,10 @@ pub struct ListenArgs {
 
 /// Run `braid listen`.
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
-    refuse_multipath(&[
+    // Parsed first: a malformed address is reported as such.
+    parse_addrs("--signal", &args.signals)?;
+    parse_addrs("--backup", &args.backups)?;
+    refuse_not_yet(&[
         ("--signal", !args.signals.is_empty()),
         ("--backup", !args.backups.is_empty()),
         ("--limits", args.limits.is_some()),
@@ -119,9 +123,10 @@ mod tests {
     }
 
     #[test]
-    fn multipath_options_are_refused_in_one_line() {
+    fn path_manager_options_are_refused_in_one_line() {
         for extra in [
             &["--signal", "10.1.0.2"][..],
+            &["--signal", "10.1.0.2:5001"],
             &["--backup", "10.0.0.2"],
             &["--limits", "subflows=2"],
         ] {
@@ -129,9 +134,19 @@ mod tests {
             v.extend_from_slice(extra);
             let e = run(parse(&v).unwrap()).unwrap_err().to_string();
             assert!(
-                e.contains("additional subflows") && !e.contains('\n'),
+                e.contains("not supported yet") && e.starts_with(extra[0]) && !e.contains('\n'),
                 "{extra:?}: {e}"
             );
         }
+        let v = [
+            "--port",
+            "5000",
+            "--path",
+            "braid0=10.0.0.2",
+            "--signal",
+            "x",
+        ];
+        let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with("bad --signal"), "{e}");
     }
 }

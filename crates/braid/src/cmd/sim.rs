@@ -107,6 +107,7 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
     let mut subflows = Vec::new();
     if let Some(info) = &r.client_info {
         subflows.push(SubflowReport {
+            id: 0,
             local: info.local.to_string(),
             remote: info.remote.to_string(),
             backup: false,
