@@ -1402,7 +1402,13 @@ impl MptcpConnection {
             let queued = s.tcb.send_queued();
             let idle = queued == 0;
             let mss = s.tcb.effective_mss().max(1);
-            let probe = idle && self.send.window_left() == 0 && reinject.is_none();
+            // Probe a closed window only with nothing outstanding at the data level: a
+            // DATA_ACK still due reopens it, and probe bytes sent beyond the window while
+            // another subflow carries data are dropped by the peer (Linux: NoDSSInWindow).
+            let probe = idle
+                && self.send.window_left() == 0
+                && reinject.is_none()
+                && self.send.una() == self.send.nxt();
             let mut max = if probe { mss } else { cap };
             if usable > 1 {
                 max = max.min(s.tcb.cwnd().saturating_sub(queued));
