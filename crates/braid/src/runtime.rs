@@ -113,6 +113,8 @@ pub struct ConnSummary {
     pub mptcp: bool,
     /// MPTCP with DSS checksums (RFC 8684 §3.3.1).
     pub checksum: bool,
+    /// Bytes the peer acknowledged (for MPTCP: DATA_ACKed at the connection level).
+    pub bytes_acked: u64,
 }
 
 /// A device that carries whole IP packets and can be waited on with `poll`.
@@ -992,30 +994,12 @@ impl<E: Engine> Runtime<E> {
                             c.local = s.local;
                             (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
                         }
-                        let joins = std::mem::take(&mut c.joins);
-                        if !joins.is_empty() && !c.mptcp {
+                        if !c.joins.is_empty() && !c.mptcp {
+                            c.joins.clear();
                             eprintln!(
                                 "braid: {} does not speak MPTCP: no extra subflows",
                                 c.remote
                             );
-                        } else {
-                            let now = self.now();
-                            for j in joins {
-                                let local = SocketAddr::new(j.local, 0);
-                                //= rfc8684#3.2
-                                //= Once the connection runs MPTCP, further subflows join
-                                //  it with MP_JOIN from other local addresses.
-                                if let Err(e) = self
-                                    .engine
-                                    .add_subflow(now, conn, local, j.remote, j.backup)
-                                {
-                                    eprintln!(
-                                        "braid: cannot open a subflow from {} to {}: {e}",
-                                        j.local, j.remote
-                                    );
-                                }
-                            }
-                            c.subflows = self.engine.subflows(conn);
                         }
                     }
                 }
@@ -1073,6 +1057,30 @@ impl<E: Engine> Runtime<E> {
                     c.rtt = s.rtt;
                 }
                 (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
+                // Joins wait until the peer has acknowledged data at the connection level
+                // (or there is nothing to send), as Linux's path manager waits for the
+                // connection to be fully established: before that, the peer's window at the
+                // connection level is only guessed from its SYN/ACK, and data a new subflow
+                // sends beyond the real one is dropped.
+                let settled = s.bytes_acked > 0 || (c.input_done && c.pending() == 0);
+                if c.established && c.mptcp && settled && !c.joins.is_empty() {
+                    let now = self.now();
+                    for j in std::mem::take(&mut c.joins) {
+                        let local = SocketAddr::new(j.local, 0);
+                        //= rfc8684#3.2
+                        //= Once the connection runs MPTCP, further subflows join it with
+                        //  MP_JOIN from other local addresses.
+                        if let Err(e) = self
+                            .engine
+                            .add_subflow(now, c.handle, local, j.remote, j.backup)
+                        {
+                            eprintln!(
+                                "braid: cannot open a subflow from {} to {}: {e}",
+                                j.local, j.remote
+                            );
+                        }
+                    }
+                }
                 let subflows = self.engine.subflows(c.handle);
                 if !subflows.is_empty() {
                     c.subflows = subflows;
@@ -1400,6 +1408,7 @@ impl Engine for Endpoint {
             local: i.local,
             remote: i.remote,
             rtt: i.rtt,
+            bytes_acked: i.bytes_acked,
             mptcp: self.is_mptcp(conn),
             checksum: self.is_mptcp(conn)
                 && self
@@ -1626,6 +1635,7 @@ mod app_tests {
                 rtt: Some(Duration::from_micros(1500)),
                 mptcp: false,
                 checksum: false,
+                bytes_acked: 0,
             })
         }
     }
