@@ -251,6 +251,8 @@ pub enum RuntimeError {
     Refused(SocketAddr),
     #[error("connection to {0} reset by peer")]
     Reset(SocketAddr),
+    #[error("connection to {0} reset by peer (MP_FASTCLOSE)")]
+    FastClosed(SocketAddr),
     #[error("connection to {0} timed out")]
     TimedOut(SocketAddr),
     #[error("aborted by a second signal (RST sent)")]
@@ -492,6 +494,60 @@ pub struct Runtime<E: Engine> {
     mptcp: bool,
     /// The progress line, when asked for.
     progress: Option<Progress>,
+    /// Which device the peer's packets between two addresses arrive on.
+    routes: Routes,
+}
+
+/// Most address pairs [`Routes`] remembers (the oldest is forgotten first).
+const MAX_ROUTES: usize = 64;
+
+/// The device (path index) on which packets from a remote address to a local one last
+/// arrived: replies go back the same way.
+#[derive(Debug, Default)]
+struct Routes {
+    /// (local, remote, path index), most recently changed last.
+    entries: Vec<(IpAddr, IpAddr, usize)>,
+}
+
+impl Routes {
+    fn learn(&mut self, local: IpAddr, remote: IpAddr, index: usize) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.0 == local && e.1 == remote)
+        {
+            e.2 = index;
+            return;
+        }
+        if self.entries.len() == MAX_ROUTES {
+            self.entries.remove(0);
+        }
+        self.entries.push((local, remote, index));
+    }
+
+    fn lookup(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|e| e.0 == local && e.1 == remote)
+            .map(|e| e.2)
+    }
+}
+
+/// Source and destination of an IPv4 or IPv6 packet (`None` when too short or neither).
+fn ip_addrs(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let src: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some((IpAddr::from(src), IpAddr::from(dst)))
+        }
+        6 => {
+            let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some((IpAddr::from(src), IpAddr::from(dst)))
+        }
+        _ => None,
+    }
 }
 
 /// The progress line of a long transfer (`braid connect|listen` on a terminal): bytes each
@@ -609,6 +665,8 @@ struct RunState {
     interrupted: bool,
     aborted: bool,
     done: bool,
+    /// MPFastcloseRx as last seen.
+    fastcloses_seen: u64,
 }
 
 impl RunState {
@@ -651,6 +709,7 @@ impl<E: Engine> Runtime<E> {
             stats: IoStats::default(),
             mptcp: false,
             progress: None,
+            routes: Routes::default(),
         })
     }
 
@@ -712,6 +771,7 @@ impl<E: Engine> Runtime<E> {
             interrupted: false,
             aborted: false,
             done: false,
+            fastcloses_seen: 0,
         };
         let role_name = match &role {
             Role::Client { .. } => "client",
@@ -903,7 +963,7 @@ impl<E: Engine> Runtime<E> {
     /// Read a batch from every device into the engine. True when a device has more.
     fn receive(&mut self, now: Instant) -> Result<bool, RuntimeError> {
         let mut more = false;
-        for path in &self.paths {
+        for (index, path) in self.paths.iter().enumerate() {
             let mut n = 0;
             loop {
                 if n == RX_BATCH {
@@ -915,6 +975,9 @@ impl<E: Engine> Runtime<E> {
                         n += 1;
                         self.stats.packets_in += 1;
                         if let Some(packet) = self.rx_buf.get(..len) {
+                            if let Some((src, dst)) = ip_addrs(packet) {
+                                self.routes.learn(dst, src, index);
+                            }
                             self.engine.handle_packet(now, packet);
                         }
                     }
@@ -931,17 +994,20 @@ impl<E: Engine> Runtime<E> {
         Ok(more)
     }
 
-    /// Drain `poll_transmit` into the devices: a packet leaves by the path that owns its
-    /// source address (the first path when none does).
+    /// Drain `poll_transmit` into the devices: a packet leaves by the device the peer's
+    /// packets between the same two addresses last arrived on (a peer may bind a subflow to
+    /// a device whatever its destination, as Linux does for an endpoint with `dev`), else by
+    /// the path that owns its source address, else by the first path.
     fn flush(&mut self, now: Instant) -> Result<(), RuntimeError> {
         while let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) {
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
             let Some(path) = self
-                .paths
-                .iter()
-                .find(|p| p.addr == t.src)
+                .routes
+                .lookup(t.src, t.dst)
+                .and_then(|i| self.paths.get(i))
+                .or_else(|| self.paths.iter().find(|p| p.addr == t.src))
                 .or_else(|| self.paths.first())
             else {
                 continue;
@@ -1011,18 +1077,33 @@ impl<E: Engine> Runtime<E> {
                     st.finished.extend(c.subflow_reports());
                     st.finished_mptcp.push((c.mptcp, c.checksum));
                     st.ended = Some(std::time::Instant::now());
+                    // A reset that came with MP_FASTCLOSE says so.
+                    let fastcloses = self
+                        .engine
+                        .counters()
+                        .get("MPFastcloseRx")
+                        .copied()
+                        .unwrap_or(0);
+                    let fastclosed = fastcloses > st.fastcloses_seen;
+                    st.fastcloses_seen = fastcloses;
+                    let failed = |error| match error {
+                        ConnectionError::Reset if fastclosed && c.established => {
+                            RuntimeError::FastClosed(c.remote)
+                        }
+                        error => connection_error(c.remote, error, c.established),
+                    };
                     match &st.app {
                         App::Client { .. } => {
                             st.done = true;
                             if let Some(error) = error {
                                 if !(st.aborted && error == ConnectionError::Aborted) {
-                                    return Err(connection_error(c.remote, error, c.established));
+                                    return Err(failed(error));
                                 }
                             }
                         }
                         App::Server { once, .. } => {
                             if let Some(error) = error {
-                                let e = connection_error(c.remote, error, c.established);
+                                let e = failed(error);
                                 if *once && !st.aborted {
                                     st.done = true;
                                     return Err(e);
@@ -1539,6 +1620,8 @@ mod app_tests {
         closed: bool,
         aborted: bool,
         refuse: bool,
+        /// Once connected, the peer resets with MP_FASTCLOSE (counted in MPFastcloseRx).
+        fastclose: bool,
         listening: Vec<SocketAddr>,
         /// Packets to hand out: source address, GSO segment size, bytes.
         transmits: VecDeque<(IpAddr, Option<usize>, Vec<u8>)>,
@@ -1571,7 +1654,16 @@ mod app_tests {
             } else {
                 Event::Connected(H)
             });
+            if self.fastclose {
+                self.events.push_back(Event::Closed {
+                    conn: H,
+                    error: Some(ConnectionError::Reset),
+                });
+            }
             Ok(H)
+        }
+        fn counters(&self) -> BTreeMap<String, u64> {
+            BTreeMap::from([("MPFastcloseRx".to_owned(), u64::from(self.fastclose))])
         }
         fn handle_packet(&mut self, _: Instant, _: &[u8]) {}
         fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -1807,6 +1899,24 @@ mod app_tests {
     }
 
     #[test]
+    fn a_fast_close_by_the_peer_is_named_in_the_error() {
+        let fake = Fake {
+            fastclose: true,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let (result, report) = rt.run_reporting(client(Source::Pattern(10)));
+        let e = result.unwrap_err();
+        assert!(matches!(e, RuntimeError::FastClosed(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "connection to 10.0.0.1:5000 reset by peer (MP_FASTCLOSE)"
+        );
+        assert_eq!(report.extra["error"], e.to_string());
+        assert_eq!(report.counters["MPFastcloseRx"], 1);
+    }
+
+    #[test]
     fn progress_lines_read_well() {
         assert_eq!(
             progress_line(12 << 20, 0, Duration::from_secs(1), 2),
@@ -1861,6 +1971,83 @@ mod app_tests {
         );
         assert!(text.ends_with(" Mbit/s, 1 subflow\r\x1b[K"), "{text:?}");
         assert_eq!(text.matches("sent").count(), 1, "{text:?}");
+    }
+
+    #[test]
+    fn replies_leave_by_the_device_the_peer_used_for_the_same_addresses() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            transmits: VecDeque::from([
+                (v4("10.0.0.2"), None, b"to-peer".to_vec()),
+                (v4("10.1.0.2"), None, b"other".to_vec()),
+            ]),
+            ..Fake::default()
+        };
+        let (a0, b0) = UnixDatagram::pair().unwrap();
+        let (a1, b1) = UnixDatagram::pair().unwrap();
+        for s in [&a0, &b0, &a1, &b1] {
+            s.set_nonblocking(true).unwrap();
+        }
+        // The peer 10.9.9.9 reaches braid's 10.0.0.2 through the second device.
+        let mut ip4 = [0u8; 20];
+        ip4[0] = 0x45;
+        ip4[12..16].copy_from_slice(&[10, 9, 9, 9]);
+        ip4[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        b1.send(&ip4).unwrap();
+        let paths = vec![
+            Path {
+                device: Box::new(a0),
+                addr: v4("10.0.0.2"),
+            },
+            Path {
+                device: Box::new(a1),
+                addr: v4("10.1.0.2"),
+            },
+        ];
+        let mut rt = Runtime::new(fake, paths).unwrap();
+        rt.run(client(Source::Nothing)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = b1.recv(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"to-peer",
+            "learned: back through the second device"
+        );
+        let n = b1.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"other");
+        assert!(
+            b0.recv(&mut buf).is_err(),
+            "nothing left by the first device"
+        );
+    }
+
+    #[test]
+    fn ip_addresses_are_read_from_both_families() {
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        v6[23] = 1;
+        v6[39] = 2;
+        assert_eq!(
+            ip_addrs(&v6),
+            Some(("::1".parse().unwrap(), "::2".parse().unwrap()))
+        );
+        assert_eq!(ip_addrs(&v6[..39]), None);
+        assert_eq!(ip_addrs(&[0x45; 19]), None);
+        assert_eq!(ip_addrs(&[0x55; 40]), None);
+        assert_eq!(ip_addrs(&[]), None);
+        let mut r = Routes::default();
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        r.learn(a, b, 1);
+        r.learn(a, b, 2);
+        assert_eq!(r.lookup(a, b), Some(2));
+        assert_eq!(r.lookup(b, a), None);
+        for i in 0..MAX_ROUTES as u8 {
+            r.learn(IpAddr::from([192, 0, 2, i]), b, 0);
+        }
+        assert_eq!(r.entries.len(), MAX_ROUTES);
+        assert_eq!(r.lookup(a, b), None, "the oldest pair was forgotten");
     }
 
     #[test]
