@@ -101,7 +101,10 @@ fn abort_after(stream: TcpStream, limit: u64, json: bool) -> anyhow::Result<()> 
             .min(buf.len());
         let n = reader.read(&mut buf[..want]).context("read")?;
         if n == 0 {
-            bail!("the peer closed after {} bytes, before the abort", received.bytes());
+            bail!(
+                "the peer closed after {} bytes, before the abort",
+                received.bytes()
+            );
         }
         received.update(&buf[..n]);
     }
