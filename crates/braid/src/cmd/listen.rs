@@ -15,7 +15,7 @@ pub struct ListenArgs {
     #[arg(long)]
     pub port: u16,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
-    /// if not).
+    /// if not). Connections and joins (MP_JOIN) are accepted on every path's address.
     #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP (by default MPTCP is accepted, and plain TCP from peers
@@ -44,8 +44,8 @@ pub struct ListenArgs {
     /// Exit after the first connection closes.
     #[arg(long)]
     pub once: bool,
-    /// Print a JSON report on exit (with several connections: totals over all of them, one
-    /// subflow entry per connection).
+    /// Print a JSON report on exit (with several connections: totals over all of them, and
+    /// an entry for every subflow of each; `connections` counts them).
     #[arg(long)]
     pub json: bool,
 }
