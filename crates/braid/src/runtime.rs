@@ -385,6 +385,8 @@ const PACKET_BUF: usize = 65536;
 const APP_CHUNK: usize = 65536;
 /// Packets read per device before the engine gets to send: keeps ACKs flowing.
 const RX_BATCH: usize = 64;
+/// Packets sent before the devices are read again.
+const TX_BATCH: usize = 128;
 /// How long an aborting runtime keeps answering (plus two RTTs, at most `LINGER_MAX`).
 const LINGER_MIN: Duration = Duration::from_millis(200);
 const LINGER_MAX: Duration = Duration::from_secs(2);
@@ -928,7 +930,10 @@ impl<E: Engine> Runtime<E> {
             self.application(st)?;
             // A fresh clock for what is sent: timestamps and RTT samples stay honest.
             let now = self.now();
-            self.flush(now)?;
+            // A bounded batch, then the devices are read again: the peer's ACKs must not
+            // pile up in the device queue (a TUN holds 500 packets by default, and one
+            // dropped there may be a reset that is never sent again).
+            let unsent = self.flush_up_to(now, TX_BATCH)?;
             // Application calls (close, abort) can end a connection at once.
             self.events(st)?;
             if st.done {
@@ -949,7 +954,7 @@ impl<E: Engine> Runtime<E> {
                 let subflows = st.conns.iter().map(Conn::open_subflows).sum();
                 p.update(started, st.sent.bytes(), st.received.bytes(), subflows);
             }
-            let timeout = if more {
+            let timeout = if more || unsent {
                 Some(Duration::ZERO)
             } else {
                 self.engine
@@ -999,7 +1004,17 @@ impl<E: Engine> Runtime<E> {
     /// a device whatever its destination, as Linux does for an endpoint with `dev`), else by
     /// the path that owns its source address, else by the first path.
     fn flush(&mut self, now: Instant) -> Result<(), RuntimeError> {
-        while let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) {
+        self.flush_up_to(now, usize::MAX).map(|_| ())
+    }
+
+    /// [`Runtime::flush`], stopping once `limit` packets went out: true when it stopped
+    /// there (the engine may have more).
+    fn flush_up_to(&mut self, now: Instant, limit: usize) -> Result<bool, RuntimeError> {
+        let mut sent = 0usize;
+        while sent < limit {
+            let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) else {
+                return Ok(false);
+            };
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
@@ -1017,6 +1032,7 @@ impl<E: Engine> Runtime<E> {
                 _ => data.len().max(1),
             };
             for packet in data.chunks(seg) {
+                sent += 1;
                 match path.device.send(packet) {
                     Ok(true) => self.stats.packets_out += 1,
                     Ok(false) => self.stats.packets_dropped += 1,
@@ -1029,7 +1045,7 @@ impl<E: Engine> Runtime<E> {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn events(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
