@@ -2040,6 +2040,27 @@ mod app_tests {
     }
 
     #[test]
+    fn a_bounded_flush_says_when_it_stopped_early() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fake = Fake {
+            transmits: (0..5u8).map(|i| (v4("10.0.0.2"), None, vec![i])).collect(),
+            ..Fake::default()
+        };
+        let (mut rt, peer) = runtime(fake);
+        peer.set_nonblocking(true).unwrap();
+        let now = rt.now();
+        assert!(rt.flush_up_to(now, 2).unwrap(), "stopped with packets left");
+        assert_eq!(rt.io_stats().packets_out, 2);
+        assert!(!rt.flush_up_to(now, usize::MAX).unwrap(), "drained");
+        assert_eq!(rt.io_stats().packets_out, 5);
+        let mut buf = [0u8; 8];
+        let got: Vec<u8> = (0..5)
+            .map(|_| peer.recv(&mut buf).map(|_| buf[0]).unwrap())
+            .collect();
+        assert_eq!(got, [0, 1, 2, 3, 4], "in order, none lost");
+    }
+
+    #[test]
     fn ip_addresses_are_read_from_both_families() {
         let mut v6 = [0u8; 40];
         v6[0] = 0x60;
