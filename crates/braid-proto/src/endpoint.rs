@@ -1281,6 +1281,13 @@ impl Endpoint {
         Some(info)
     }
 
+    /// The (local, remote) addresses of a connection's subflows by subflow id (the first is
+    /// the connection's own), while its handle is valid.
+    pub fn subflow_addrs(&self, conn: ConnectionHandle) -> Option<&[(SocketAddr, SocketAddr)]> {
+        let c = self.conns.get(conn.0)?.as_ref()?;
+        (c.known && !c.closed_reported).then_some(c.paths.as_slice())
+    }
+
     /// The TCB of a connection (read only; for an MPTCP connection the initial subflow, or
     /// once it closed the first subflow still open), for diagnostics and tests.
     pub fn tcb(&self, conn: ConnectionHandle) -> Option<&Tcb> {
@@ -1323,12 +1330,6 @@ impl Endpoint {
             .enumerate()
             .filter(|(_, c)| c.is_some())
             .map(|(i, _)| ConnectionHandle(i))
-    }
-
-    /// (local, remote) addresses of every subflow of a connection, indexed by subflow id
-    /// (the initial subflow first), while its handle is valid.
-    pub fn subflow_paths(&self, conn: ConnectionHandle) -> Option<&[(SocketAddr, SocketAddr)]> {
-        Some(&self.conns.get(conn.0)?.as_ref()?.paths)
     }
 
     /// Turns TCB events into application events and frees finished connections.

@@ -1218,7 +1218,7 @@ fn built_in_policies_by_name_drive_real_connections() {
         infos.iter().all(|i| i.bytes_acked > 0),
         "every subflow carried data: {infos:?}"
     );
-    let paths = net.a.subflow_paths(net.c).unwrap();
+    let paths = net.a.subflow_addrs(net.c).unwrap();
     assert!(paths.iter().all(|(l, _)| l.ip() == ip("10.0.0.1")));
     let mut ports: Vec<u16> = paths.iter().map(|(l, _)| l.port()).collect();
     ports.sort_unstable();
@@ -1241,7 +1241,7 @@ fn built_in_policies_by_name_drive_real_connections() {
     net.transfer(1 << 20, 32, |_| {});
     assert_eq!(net.a.counters().MPJoinSynTx, 3);
     assert_eq!(net.b.counters().MPJoinAckRx, 3);
-    let paths = net.a.subflow_paths(net.c).unwrap();
+    let paths = net.a.subflow_addrs(net.c).unwrap();
     for (l, r) in [
         ("10.0.0.1", "10.0.1.2"),
         ("10.0.1.1", "10.0.0.2"),

@@ -332,7 +332,7 @@ impl Host {
     /// Records every subflow's state while the connection still exists.
     fn snapshot_subflows(&mut self, conn: ConnectionHandle) {
         let ep = &self.endpoint;
-        let paths = ep.subflow_paths(conn).unwrap_or_default();
+        let paths = ep.subflow_addrs(conn).unwrap_or_default();
         let out = &mut self.stats.subflows;
         if let Some(m) = ep.mptcp_connection(conn) {
             out.clear();

@@ -825,7 +825,7 @@ pub fn connection_stats(ep: &Endpoint) -> Vec<ConnStat> {
         .filter_map(|h| {
             let info = ep.conn_info(h)?;
             let m = ep.mptcp_connection(h);
-            let paths = ep.subflow_paths(h).unwrap_or_default();
+            let paths = ep.subflow_addrs(h).unwrap_or_default();
             let subflows = match m {
                 Some(m) if m.is_mptcp() => m
                     .subflow_infos()

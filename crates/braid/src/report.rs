@@ -7,6 +7,8 @@ use serde::Serialize;
 /// One subflow in a report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SubflowReport {
+    /// The subflow's id within its connection (0: the initial subflow).
+    pub id: usize,
     pub local: String,
     pub remote: String,
     pub backup: bool,

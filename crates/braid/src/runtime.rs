@@ -50,6 +50,57 @@ pub trait Engine {
     fn counters(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
     }
+    /// Opens an extra subflow (MP_JOIN) of an established MPTCP connection from `local`
+    /// (port 0: ephemeral) to `remote`, with the backup bit when `backup`. An engine without
+    /// MPTCP refuses.
+    fn add_subflow(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<usize, EngineError> {
+        let _ = (now, conn, local, remote, backup);
+        Err(EngineError::InvalidState)
+    }
+    /// Every subflow of an MPTCP connection, by id; empty for plain TCP (and for an engine
+    /// without MPTCP).
+    fn subflows(&self, conn: ConnectionHandle) -> Vec<SubflowSummary> {
+        let _ = conn;
+        Vec::new()
+    }
+}
+
+/// What the runtime reports about one subflow of an MPTCP connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubflowSummary {
+    /// The subflow's id within its connection (0: the initial subflow).
+    pub id: usize,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The backup bit of its MP_JOIN (never set on the initial subflow).
+    pub backup: bool,
+    /// Bytes the subflow carried at its own sequence level (reinjections included).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rtt: Option<Duration>,
+    /// Still open: not closed, not reset.
+    pub open: bool,
+}
+
+impl SubflowSummary {
+    fn report(&self) -> SubflowReport {
+        SubflowReport {
+            id: self.id,
+            local: self.local.to_string(),
+            remote: self.remote.to_string(),
+            backup: self.backup,
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            rtt_ms: self.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        }
+    }
 }
 
 /// What the runtime reports about one connection.
@@ -62,6 +113,8 @@ pub struct ConnSummary {
     pub mptcp: bool,
     /// MPTCP with DSS checksums (RFC 8684 §3.3.1).
     pub checksum: bool,
+    /// Bytes the peer acknowledged (for MPTCP: DATA_ACKed at the connection level).
+    pub bytes_acked: u64,
 }
 
 /// A device that carries whole IP packets and can be waited on with `poll`.
@@ -143,12 +196,27 @@ pub enum ServerMode {
     Out(Box<dyn Write>),
 }
 
+/// An extra subflow a client opens once its connection runs MPTCP (`--subflow ADDR`, or
+/// one per further `--path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinSpec {
+    /// Our address: the path whose address it is carries the subflow.
+    pub local: IpAddr,
+    /// The peer's address and port (the connection's own, or one of the same host in the
+    /// family of `local`).
+    pub remote: SocketAddr,
+    /// The MP_JOIN backup bit (`--backup ADDR`).
+    pub backup: bool,
+}
+
 /// What to run.
 pub enum Role {
     Client {
         remote: SocketAddr,
         source: Source,
         output: Output,
+        /// Subflows to join once MPTCP is up (none: one subflow).
+        joins: Vec<JoinSpec>,
     },
     Server {
         port: u16,
@@ -183,6 +251,8 @@ pub enum RuntimeError {
     Refused(SocketAddr),
     #[error("connection to {0} reset by peer")]
     Reset(SocketAddr),
+    #[error("connection to {0} reset by peer (MP_FASTCLOSE)")]
+    FastClosed(SocketAddr),
     #[error("connection to {0} timed out")]
     TimedOut(SocketAddr),
     #[error("aborted by a second signal (RST sent)")]
@@ -315,6 +385,8 @@ const PACKET_BUF: usize = 65536;
 const APP_CHUNK: usize = 65536;
 /// Packets read per device before the engine gets to send: keeps ACKs flowing.
 const RX_BATCH: usize = 64;
+/// Packets sent before the devices are read again.
+const TX_BATCH: usize = 128;
 /// How long an aborting runtime keeps answering (plus two RTTs, at most `LINGER_MAX`).
 const LINGER_MIN: Duration = Duration::from_millis(200);
 const LINGER_MAX: Duration = Duration::from_secs(2);
@@ -339,6 +411,10 @@ struct Conn {
     mptcp: bool,
     /// DSS checksums in use, as last seen.
     checksum: bool,
+    /// The MPTCP subflows, as last seen (empty for plain TCP).
+    subflows: Vec<SubflowSummary>,
+    /// Subflows still to be joined once the connection is established.
+    joins: Vec<JoinSpec>,
 }
 
 impl Conn {
@@ -358,6 +434,8 @@ impl Conn {
             rtt: None,
             mptcp: false,
             checksum: false,
+            subflows: Vec::new(),
+            joins: Vec::new(),
         }
     }
 
@@ -365,14 +443,29 @@ impl Conn {
         self.out_q.len().saturating_sub(self.out_off)
     }
 
-    fn subflow(&self) -> SubflowReport {
-        SubflowReport {
+    /// One report entry per subflow: the engine's view of each MPTCP subflow, or for a
+    /// plain TCP connection (or before the engine showed any subflow) the connection itself.
+    fn subflow_reports(&self) -> Vec<SubflowReport> {
+        if !self.subflows.is_empty() {
+            return self.subflows.iter().map(SubflowSummary::report).collect();
+        }
+        vec![SubflowReport {
+            id: 0,
             local: self.local.to_string(),
             remote: self.remote.to_string(),
             backup: false,
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             rtt_ms: self.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        }]
+    }
+
+    /// Open subflows, as last seen (1 for plain TCP).
+    fn open_subflows(&self) -> usize {
+        if self.subflows.is_empty() {
+            1
+        } else {
+            self.subflows.iter().filter(|s| s.open).count()
         }
     }
 }
@@ -401,6 +494,152 @@ pub struct Runtime<E: Engine> {
     stats: IoStats,
     /// Connect and listen with MPTCP.
     mptcp: bool,
+    /// The progress line, when asked for.
+    progress: Option<Progress>,
+    /// Which device the peer's packets between two addresses arrive on.
+    routes: Routes,
+}
+
+/// Most address pairs [`Routes`] remembers (the oldest is forgotten first).
+const MAX_ROUTES: usize = 64;
+
+/// The device (path index) on which packets from a remote address to a local one last
+/// arrived: replies go back the same way.
+#[derive(Debug, Default)]
+struct Routes {
+    /// (local, remote, path index), most recently changed last.
+    entries: Vec<(IpAddr, IpAddr, usize)>,
+}
+
+impl Routes {
+    fn learn(&mut self, local: IpAddr, remote: IpAddr, index: usize) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.0 == local && e.1 == remote)
+        {
+            e.2 = index;
+            return;
+        }
+        if self.entries.len() == MAX_ROUTES {
+            self.entries.remove(0);
+        }
+        self.entries.push((local, remote, index));
+    }
+
+    fn lookup(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|e| e.0 == local && e.1 == remote)
+            .map(|e| e.2)
+    }
+}
+
+/// Source and destination of an IPv4 or IPv6 packet (`None` when too short or neither).
+fn ip_addrs(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let src: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some((IpAddr::from(src), IpAddr::from(dst)))
+        }
+        6 => {
+            let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some((IpAddr::from(src), IpAddr::from(dst)))
+        }
+        _ => None,
+    }
+}
+
+/// The progress line of a long transfer (`braid connect|listen` on a terminal): bytes each
+/// way, the rate since the start and the open subflows, rewritten in place at most once per
+/// `every`, shown once the transfer has run for `after`, and erased at the end.
+pub struct Progress {
+    out: Box<dyn Write>,
+    every: Duration,
+    after: Duration,
+    last: Option<std::time::Instant>,
+    shown: bool,
+}
+
+/// How often the progress line is rewritten at most (4 times a second).
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How long a transfer runs before the progress line appears.
+pub const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+impl Progress {
+    /// A progress line written to `out` (a terminal: it uses a carriage return and the
+    /// erase-line sequence).
+    pub fn new(out: Box<dyn Write>, every: Duration, after: Duration) -> Progress {
+        Progress {
+            out,
+            every,
+            after,
+            last: None,
+            shown: false,
+        }
+    }
+
+    /// Rewrite the line if `every` has passed since the last time.
+    fn update(&mut self, started: std::time::Instant, sent: u64, received: u64, subflows: usize) {
+        let now = std::time::Instant::now();
+        let elapsed = now.saturating_duration_since(started);
+        if elapsed < self.after
+            || self
+                .last
+                .is_some_and(|l| now.duration_since(l) < self.every)
+        {
+            return;
+        }
+        self.last = Some(now);
+        let line = progress_line(sent, received, elapsed, subflows);
+        // A broken terminal must not end the transfer: the line is only informative.
+        let _ = write!(self.out, "\r\x1b[K{line}").and_then(|()| self.out.flush());
+        self.shown = true;
+    }
+
+    /// Erase the line (if it was shown).
+    fn clear(&mut self) {
+        if self.shown {
+            let _ = write!(self.out, "\r\x1b[K").and_then(|()| self.out.flush());
+            self.shown = false;
+        }
+    }
+}
+
+/// `12.5 MiB sent, 0 B received, 98.3 Mbit/s, 2 subflows`
+pub fn progress_line(sent: u64, received: u64, elapsed: Duration, subflows: usize) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        sent.max(received) as f64 * 8.0 / secs / 1e6
+    } else {
+        0.0
+    };
+    let plural = if subflows == 1 { "" } else { "s" };
+    format!(
+        "{} sent, {} received, {rate:.1} Mbit/s, {subflows} subflow{plural}",
+        human_bytes(sent),
+        human_bytes(received)
+    )
+}
+
+/// 1023 B, 1.0 KiB, 12.5 MiB, 2.0 GiB.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
 }
 
 enum App {
@@ -428,6 +667,29 @@ struct RunState {
     interrupted: bool,
     aborted: bool,
     done: bool,
+    /// MPFastcloseRx as last seen.
+    fastcloses_seen: u64,
+}
+
+impl RunState {
+    /// Flush `--out`.
+    fn flush_output(&mut self) -> Result<(), RuntimeError> {
+        let w = match &mut self.app {
+            App::Client {
+                output: Output::Writer(w),
+                ..
+            } => w,
+            App::Server {
+                mode: ServerMode::Out(w),
+                ..
+            } => w,
+            _ => return Ok(()),
+        };
+        w.flush().map_err(|source| RuntimeError::Io {
+            what: "writing output",
+            source,
+        })
+    }
 }
 
 impl<E: Engine> Runtime<E> {
@@ -448,6 +710,8 @@ impl<E: Engine> Runtime<E> {
             signal_ready: true,
             stats: IoStats::default(),
             mptcp: false,
+            progress: None,
+            routes: Routes::default(),
         })
     }
 
@@ -455,6 +719,12 @@ impl<E: Engine> Runtime<E> {
     /// plain TCP from peers that do not offer it). Off by default: plain TCP.
     pub fn with_mptcp(mut self, on: bool) -> Self {
         self.mptcp = on;
+        self
+    }
+
+    /// Show a progress line (see [`Progress`]).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
         self
     }
 
@@ -481,6 +751,13 @@ impl<E: Engine> Runtime<E> {
 
     /// Run `role` to completion.
     pub fn run(&mut self, role: Role) -> Result<Outcome, RuntimeError> {
+        let (result, report) = self.run_reporting(role);
+        result.map(|status| Outcome { status, report })
+    }
+
+    /// Run `role` to completion; the report comes back whatever happened (after an error it
+    /// says how far the transfer got and names the error in its `error` field).
+    pub fn run_reporting(&mut self, role: Role) -> (Result<Status, RuntimeError>, Report) {
         let mut st = RunState {
             app: App::Server {
                 mode: ServerMode::Sink,
@@ -496,12 +773,53 @@ impl<E: Engine> Runtime<E> {
             interrupted: false,
             aborted: false,
             done: false,
+            fastcloses_seen: 0,
         };
-        let role_name = match role {
+        let role_name = match &role {
+            Role::Client { .. } => "client",
+            Role::Server { .. } => "server",
+        };
+        let mut result = self.start(&mut st, role);
+        if result.is_ok() {
+            result = self.drive(&mut st);
+        }
+        if result.is_ok() && st.aborted {
+            let rtt = st
+                .conns
+                .iter()
+                .filter_map(|c| c.rtt)
+                .max()
+                .unwrap_or_default();
+            result = self.linger(&st, (LINGER_MIN + 2 * rtt).min(LINGER_MAX));
+        }
+        if let Some(p) = &mut self.progress {
+            p.clear();
+        }
+        // Whatever happened, put the last packets (a final ACK, a RST) on the wire and the
+        // last bytes into the output. The first error is the one reported.
+        let now = self.now();
+        let flushed = self.flush(now);
+        result = result.and(flushed).and(st.flush_output());
+        if result.is_ok() && st.aborted {
+            result = Err(RuntimeError::Aborted);
+        }
+        let report = self.report(&st, role_name, result.as_ref().err());
+        let status = if st.interrupted && role_name == "client" {
+            Status::Interrupted
+        } else {
+            Status::Clean
+        };
+        (result.map(|()| status), report)
+    }
+
+    /// Open the client's connection or the server's listeners.
+    fn start(&mut self, st: &mut RunState, role: Role) -> Result<(), RuntimeError> {
+        match role {
             Role::Client {
                 remote,
                 source,
                 output,
+                joins,
             } => {
                 // The first path carries the connection.
                 let local_ip = self
@@ -521,6 +839,7 @@ impl<E: Engine> Runtime<E> {
                     })?;
                 st.started = Some(std::time::Instant::now());
                 let mut conn = Conn::new(handle, local, remote);
+                conn.joins = joins;
                 if matches!(source, Source::Nothing) {
                     conn.input_done = true;
                 }
@@ -530,7 +849,6 @@ impl<E: Engine> Runtime<E> {
                     pattern: PatternStream::new(),
                     output,
                 };
-                "client"
             }
             Role::Server { port, mode, once } => {
                 let mut seen: Vec<IpAddr> = Vec::new();
@@ -550,55 +868,20 @@ impl<E: Engine> Runtime<E> {
                         })?;
                 }
                 st.app = App::Server { mode, once };
-                "server"
             }
-        };
+        }
+        Ok(())
+    }
 
-        let result = self.drive(&mut st);
-        if result.is_ok() && st.aborted {
-            let rtt = st
-                .conns
-                .iter()
-                .filter_map(|c| c.rtt)
-                .max()
-                .unwrap_or_default();
-            self.linger(&st, (LINGER_MIN + 2 * rtt).min(LINGER_MAX))?;
-        }
-        // Whatever happened, put the last packets (a final ACK, a RST) on the wire.
-        let now = self.now();
-        self.flush(now)?;
-        if let App::Client {
-            output: Output::Writer(w),
-            ..
-        } = &mut st.app
-        {
-            w.flush().map_err(|source| RuntimeError::Io {
-                what: "writing output",
-                source,
-            })?;
-        }
-        if let App::Server {
-            mode: ServerMode::Out(w),
-            ..
-        } = &mut st.app
-        {
-            w.flush().map_err(|source| RuntimeError::Io {
-                what: "writing output",
-                source,
-            })?;
-        }
-        result?;
-        if st.aborted {
-            return Err(RuntimeError::Aborted);
-        }
-
+    /// The report of a run so far.
+    fn report(&self, st: &RunState, role: &str, error: Option<&RuntimeError>) -> Report {
         let ended = st.ended.unwrap_or_else(std::time::Instant::now);
         let duration_s = st
             .started
             .map_or(0.0, |s| ended.saturating_duration_since(s).as_secs_f64());
-        let mut subflows = st.finished;
-        subflows.extend(st.conns.iter().map(Conn::subflow));
-        let mut mptcp_flags = st.finished_mptcp;
+        let mut subflows = st.finished.clone();
+        subflows.extend(st.conns.iter().flat_map(Conn::subflow_reports));
+        let mut mptcp_flags = st.finished_mptcp.clone();
         mptcp_flags.extend(st.conns.iter().map(|c| (c.mptcp, c.checksum)));
         // MPTCP when every connection ran it to its end (no fallback).
         let mptcp = !mptcp_flags.is_empty() && mptcp_flags.iter().all(|&(m, _)| m);
@@ -607,14 +890,17 @@ impl<E: Engine> Runtime<E> {
         let mut extra = BTreeMap::new();
         extra.insert(
             "connections".to_owned(),
-            serde_json::Value::from(subflows.len()),
+            serde_json::Value::from(mptcp_flags.len()),
         );
         extra.insert(
             "mptcp_checksum".to_owned(),
             serde_json::Value::from(checksum),
         );
-        let report = Report {
-            role: role_name.to_owned(),
+        if let Some(e) = error {
+            extra.insert("error".to_owned(), serde_json::Value::from(e.to_string()));
+        }
+        Report {
+            role: role.to_owned(),
             mptcp,
             bytes_sent: st.sent.bytes(),
             bytes_received: st.received.bytes(),
@@ -627,13 +913,7 @@ impl<E: Engine> Runtime<E> {
             integrity_ok: None,
             goodput_mbps: (duration_s > 0.0).then(|| moved as f64 * 8.0 / duration_s / 1e6),
             extra,
-        };
-        let status = if st.interrupted && role_name == "client" {
-            Status::Interrupted
-        } else {
-            Status::Clean
-        };
-        Ok(Outcome { status, report })
+        }
     }
 
     fn drive(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
@@ -650,7 +930,10 @@ impl<E: Engine> Runtime<E> {
             self.application(st)?;
             // A fresh clock for what is sent: timestamps and RTT samples stay honest.
             let now = self.now();
-            self.flush(now)?;
+            // A bounded batch, then the devices are read again: the peer's ACKs must not
+            // pile up in the device queue (a TUN holds 500 packets by default, and one
+            // dropped there may be a reset that is never sent again).
+            let unsent = self.flush_up_to(now, TX_BATCH)?;
             // Application calls (close, abort) can end a connection at once.
             self.events(st)?;
             if st.done {
@@ -667,7 +950,11 @@ impl<E: Engine> Runtime<E> {
                     continue;
                 }
             }
-            let timeout = if more {
+            if let (Some(p), Some(started)) = (&mut self.progress, st.started) {
+                let subflows = st.conns.iter().map(Conn::open_subflows).sum();
+                p.update(started, st.sent.bytes(), st.received.bytes(), subflows);
+            }
+            let timeout = if more || unsent {
                 Some(Duration::ZERO)
             } else {
                 self.engine
@@ -681,7 +968,7 @@ impl<E: Engine> Runtime<E> {
     /// Read a batch from every device into the engine. True when a device has more.
     fn receive(&mut self, now: Instant) -> Result<bool, RuntimeError> {
         let mut more = false;
-        for path in &self.paths {
+        for (index, path) in self.paths.iter().enumerate() {
             let mut n = 0;
             loop {
                 if n == RX_BATCH {
@@ -693,6 +980,9 @@ impl<E: Engine> Runtime<E> {
                         n += 1;
                         self.stats.packets_in += 1;
                         if let Some(packet) = self.rx_buf.get(..len) {
+                            if let Some((src, dst)) = ip_addrs(packet) {
+                                self.routes.learn(dst, src, index);
+                            }
                             self.engine.handle_packet(now, packet);
                         }
                     }
@@ -709,17 +999,30 @@ impl<E: Engine> Runtime<E> {
         Ok(more)
     }
 
-    /// Drain `poll_transmit` into the devices: a packet leaves by the path that owns its
-    /// source address (the first path when none does).
+    /// Drain `poll_transmit` into the devices: a packet leaves by the device the peer's
+    /// packets between the same two addresses last arrived on (a peer may bind a subflow to
+    /// a device whatever its destination, as Linux does for an endpoint with `dev`), else by
+    /// the path that owns its source address, else by the first path.
     fn flush(&mut self, now: Instant) -> Result<(), RuntimeError> {
-        while let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) {
+        self.flush_up_to(now, usize::MAX).map(|_| ())
+    }
+
+    /// [`Runtime::flush`], stopping once `limit` packets went out: true when it stopped
+    /// there (the engine may have more).
+    fn flush_up_to(&mut self, now: Instant, limit: usize) -> Result<bool, RuntimeError> {
+        let mut sent = 0usize;
+        while sent < limit {
+            let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) else {
+                return Ok(false);
+            };
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
             let Some(path) = self
-                .paths
-                .iter()
-                .find(|p| p.addr == t.src)
+                .routes
+                .lookup(t.src, t.dst)
+                .and_then(|i| self.paths.get(i))
+                .or_else(|| self.paths.iter().find(|p| p.addr == t.src))
                 .or_else(|| self.paths.first())
             else {
                 continue;
@@ -729,6 +1032,7 @@ impl<E: Engine> Runtime<E> {
                 _ => data.len().max(1),
             };
             for packet in data.chunks(seg) {
+                sent += 1;
                 match path.device.send(packet) {
                     Ok(true) => self.stats.packets_out += 1,
                     Ok(false) => self.stats.packets_dropped += 1,
@@ -741,7 +1045,7 @@ impl<E: Engine> Runtime<E> {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn events(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
@@ -772,6 +1076,13 @@ impl<E: Engine> Runtime<E> {
                             c.local = s.local;
                             (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
                         }
+                        if !c.joins.is_empty() && !c.mptcp {
+                            c.joins.clear();
+                            eprintln!(
+                                "braid: {} does not speak MPTCP: no extra subflows",
+                                c.remote
+                            );
+                        }
                     }
                 }
                 Event::Closed { conn, error } => {
@@ -779,21 +1090,36 @@ impl<E: Engine> Runtime<E> {
                         continue;
                     };
                     let c = st.conns.swap_remove(i);
-                    st.finished.push(c.subflow());
+                    st.finished.extend(c.subflow_reports());
                     st.finished_mptcp.push((c.mptcp, c.checksum));
                     st.ended = Some(std::time::Instant::now());
+                    // A reset that came with MP_FASTCLOSE says so.
+                    let fastcloses = self
+                        .engine
+                        .counters()
+                        .get("MPFastcloseRx")
+                        .copied()
+                        .unwrap_or(0);
+                    let fastclosed = fastcloses > st.fastcloses_seen;
+                    st.fastcloses_seen = fastcloses;
+                    let failed = |error| match error {
+                        ConnectionError::Reset if fastclosed && c.established => {
+                            RuntimeError::FastClosed(c.remote)
+                        }
+                        error => connection_error(c.remote, error, c.established),
+                    };
                     match &st.app {
                         App::Client { .. } => {
                             st.done = true;
                             if let Some(error) = error {
                                 if !(st.aborted && error == ConnectionError::Aborted) {
-                                    return Err(connection_error(c.remote, error, c.established));
+                                    return Err(failed(error));
                                 }
                             }
                         }
                         App::Server { once, .. } => {
                             if let Some(error) = error {
-                                let e = connection_error(c.remote, error, c.established);
+                                let e = failed(error);
                                 if *once && !st.aborted {
                                     st.done = true;
                                     return Err(e);
@@ -828,6 +1154,34 @@ impl<E: Engine> Runtime<E> {
                     c.rtt = s.rtt;
                 }
                 (c.mptcp, c.checksum) = (s.mptcp, s.checksum);
+                // Joins wait until the peer has acknowledged data at the connection level
+                // (or there is nothing to send), as Linux's path manager waits for the
+                // connection to be fully established: before that, the peer's window at the
+                // connection level is only guessed from its SYN/ACK, and data a new subflow
+                // sends beyond the real one is dropped.
+                let settled = s.bytes_acked > 0 || (c.input_done && c.pending() == 0);
+                if c.established && c.mptcp && settled && !c.joins.is_empty() {
+                    let now = self.now();
+                    for j in std::mem::take(&mut c.joins) {
+                        let local = SocketAddr::new(j.local, 0);
+                        //= rfc8684#3.2
+                        //= Once the connection runs MPTCP, further subflows join it with
+                        //  MP_JOIN from other local addresses.
+                        if let Err(e) = self
+                            .engine
+                            .add_subflow(now, c.handle, local, j.remote, j.backup)
+                        {
+                            eprintln!(
+                                "braid: cannot open a subflow from {} to {}: {e}",
+                                j.local, j.remote
+                            );
+                        }
+                    }
+                }
+                let subflows = self.engine.subflows(c.handle);
+                if !subflows.is_empty() {
+                    c.subflows = subflows;
+                }
             }
             // Echo stops reading at ECHO_LIMIT; once sending drained the queue, read again
             // now: the engine will not announce data it already announced.
@@ -1151,12 +1505,51 @@ impl Engine for Endpoint {
             local: i.local,
             remote: i.remote,
             rtt: i.rtt,
+            bytes_acked: i.bytes_acked,
             mptcp: self.is_mptcp(conn),
             checksum: self.is_mptcp(conn)
                 && self
                     .mptcp_connection(conn)
                     .is_some_and(|m| m.info().csum_enabled),
         })
+    }
+    fn add_subflow(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<usize, EngineError> {
+        Endpoint::add_subflow(self, now, conn, local, remote, backup)
+    }
+    fn subflows(&self, conn: ConnectionHandle) -> Vec<SubflowSummary> {
+        let (Some(m), Some(addrs)) = (
+            self.mptcp_connection(conn).filter(|m| m.is_mptcp()),
+            self.subflow_addrs(conn),
+        ) else {
+            return Vec::new();
+        };
+        addrs
+            .iter()
+            .enumerate()
+            .filter_map(|(id, &(local, remote))| {
+                let t = m.subflow(id)?;
+                Some(SubflowSummary {
+                    id,
+                    local,
+                    remote,
+                    backup: m.subflow_info(id).is_some_and(|(_, _, b)| b),
+                    bytes_sent: t.bytes_sent(),
+                    bytes_received: t.bytes_received(),
+                    rtt: t.rtt(),
+                    open: !matches!(
+                        t.state(),
+                        braid_proto::tcp::TcpState::Closed | braid_proto::tcp::TcpState::TimeWait
+                    ),
+                })
+            })
+            .collect()
     }
     fn counters(&self) -> BTreeMap<String, u64> {
         Endpoint::counters(self)
@@ -1243,6 +1636,8 @@ mod app_tests {
         closed: bool,
         aborted: bool,
         refuse: bool,
+        /// Once connected, the peer resets with MP_FASTCLOSE (counted in MPFastcloseRx).
+        fastclose: bool,
         listening: Vec<SocketAddr>,
         /// Packets to hand out: source address, GSO segment size, bytes.
         transmits: VecDeque<(IpAddr, Option<usize>, Vec<u8>)>,
@@ -1275,7 +1670,16 @@ mod app_tests {
             } else {
                 Event::Connected(H)
             });
+            if self.fastclose {
+                self.events.push_back(Event::Closed {
+                    conn: H,
+                    error: Some(ConnectionError::Reset),
+                });
+            }
             Ok(H)
+        }
+        fn counters(&self) -> BTreeMap<String, u64> {
+            BTreeMap::from([("MPFastcloseRx".to_owned(), u64::from(self.fastclose))])
         }
         fn handle_packet(&mut self, _: Instant, _: &[u8]) {}
         fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -1339,6 +1743,7 @@ mod app_tests {
                 rtt: Some(Duration::from_micros(1500)),
                 mptcp: false,
                 checksum: false,
+                bytes_acked: 0,
             })
         }
     }
@@ -1364,6 +1769,7 @@ mod app_tests {
             remote: "10.0.0.1:5000".parse().unwrap(),
             source,
             output: Output::Discard,
+            joins: Vec::new(),
         }
     }
 
@@ -1479,6 +1885,206 @@ mod app_tests {
             ]
         );
         assert_eq!(rt.io_stats().packets_out, 6);
+    }
+
+    #[test]
+    fn the_report_of_a_failed_run_names_the_error() {
+        let fake = Fake {
+            refuse: true,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let (result, report) = rt.run_reporting(client(Source::Pattern(10)));
+        assert!(matches!(result, Err(RuntimeError::Refused(_))));
+        assert_eq!(
+            report.extra.get("error").and_then(|v| v.as_str()),
+            Some("connection refused by 10.0.0.1:5000 (RST)")
+        );
+        assert_eq!(report.role, "client");
+        assert_eq!(report.subflows.len(), 1);
+        // A clean run has no error field.
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let (result, report) = rt.run_reporting(client(Source::Nothing));
+        assert_eq!(result.unwrap(), Status::Clean);
+        assert!(!report.to_json().contains("\"error\""));
+    }
+
+    #[test]
+    fn a_fast_close_by_the_peer_is_named_in_the_error() {
+        let fake = Fake {
+            fastclose: true,
+            ..Fake::default()
+        };
+        let (mut rt, _peer) = runtime(fake);
+        let (result, report) = rt.run_reporting(client(Source::Pattern(10)));
+        let e = result.unwrap_err();
+        assert!(matches!(e, RuntimeError::FastClosed(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "connection to 10.0.0.1:5000 reset by peer (MP_FASTCLOSE)"
+        );
+        assert_eq!(report.extra["error"], e.to_string());
+        assert_eq!(report.counters["MPFastcloseRx"], 1);
+    }
+
+    #[test]
+    fn progress_lines_read_well() {
+        assert_eq!(
+            progress_line(12 << 20, 0, Duration::from_secs(1), 2),
+            "12.0 MiB sent, 0 B received, 100.7 Mbit/s, 2 subflows"
+        );
+        assert_eq!(
+            progress_line(1000, 1536, Duration::ZERO, 1),
+            "1000 B sent, 1.5 KiB received, 0.0 Mbit/s, 1 subflow"
+        );
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
+    }
+
+    #[test]
+    fn progress_waits_for_its_moment_and_clears_only_what_it_drew() {
+        #[derive(Clone, Default)]
+        struct Buf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let start = std::time::Instant::now();
+        // Not yet `after`: nothing drawn, nothing to clear.
+        let mut p = Progress::new(
+            Box::new(buf.clone()),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+        p.update(start, 1, 1, 1);
+        p.clear();
+        assert!(buf.0.borrow().is_empty());
+        // Drawn once, then not again within `every`, then erased.
+        let mut p = Progress::new(
+            Box::new(buf.clone()),
+            Duration::from_secs(3600),
+            Duration::ZERO,
+        );
+        p.update(start, 1, 0, 1);
+        p.update(start, 2, 0, 1);
+        p.clear();
+        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        // (The rate depends on the clock: not compared.)
+        assert!(
+            text.starts_with("\r\x1b[K1 B sent, 0 B received, "),
+            "{text:?}"
+        );
+        assert!(text.ends_with(" Mbit/s, 1 subflow\r\x1b[K"), "{text:?}");
+        assert_eq!(text.matches("sent").count(), 1, "{text:?}");
+    }
+
+    #[test]
+    fn replies_leave_by_the_device_the_peer_used_for_the_same_addresses() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fake = Fake {
+            peer_fin: true,
+            write_cap: usize::MAX,
+            transmits: VecDeque::from([
+                (v4("10.0.0.2"), None, b"to-peer".to_vec()),
+                (v4("10.1.0.2"), None, b"other".to_vec()),
+            ]),
+            ..Fake::default()
+        };
+        let (a0, b0) = UnixDatagram::pair().unwrap();
+        let (a1, b1) = UnixDatagram::pair().unwrap();
+        for s in [&a0, &b0, &a1, &b1] {
+            s.set_nonblocking(true).unwrap();
+        }
+        // The peer 10.9.9.9 reaches braid's 10.0.0.2 through the second device.
+        let mut ip4 = [0u8; 20];
+        ip4[0] = 0x45;
+        ip4[12..16].copy_from_slice(&[10, 9, 9, 9]);
+        ip4[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        b1.send(&ip4).unwrap();
+        let paths = vec![
+            Path {
+                device: Box::new(a0),
+                addr: v4("10.0.0.2"),
+            },
+            Path {
+                device: Box::new(a1),
+                addr: v4("10.1.0.2"),
+            },
+        ];
+        let mut rt = Runtime::new(fake, paths).unwrap();
+        rt.run(client(Source::Nothing)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = b1.recv(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"to-peer",
+            "learned: back through the second device"
+        );
+        let n = b1.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"other");
+        assert!(
+            b0.recv(&mut buf).is_err(),
+            "nothing left by the first device"
+        );
+    }
+
+    #[test]
+    fn a_bounded_flush_says_when_it_stopped_early() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fake = Fake {
+            transmits: (0..5u8).map(|i| (v4("10.0.0.2"), None, vec![i])).collect(),
+            ..Fake::default()
+        };
+        let (mut rt, peer) = runtime(fake);
+        peer.set_nonblocking(true).unwrap();
+        let now = rt.now();
+        assert!(rt.flush_up_to(now, 2).unwrap(), "stopped with packets left");
+        assert_eq!(rt.io_stats().packets_out, 2);
+        assert!(!rt.flush_up_to(now, usize::MAX).unwrap(), "drained");
+        assert_eq!(rt.io_stats().packets_out, 5);
+        let mut buf = [0u8; 8];
+        let got: Vec<u8> = (0..5)
+            .map(|_| peer.recv(&mut buf).map(|_| buf[0]).unwrap())
+            .collect();
+        assert_eq!(got, [0, 1, 2, 3, 4], "in order, none lost");
+    }
+
+    #[test]
+    fn ip_addresses_are_read_from_both_families() {
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        v6[23] = 1;
+        v6[39] = 2;
+        assert_eq!(
+            ip_addrs(&v6),
+            Some(("::1".parse().unwrap(), "::2".parse().unwrap()))
+        );
+        assert_eq!(ip_addrs(&v6[..39]), None);
+        assert_eq!(ip_addrs(&[0x45; 19]), None);
+        assert_eq!(ip_addrs(&[0x55; 40]), None);
+        assert_eq!(ip_addrs(&[]), None);
+        let mut r = Routes::default();
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        r.learn(a, b, 1);
+        r.learn(a, b, 2);
+        assert_eq!(r.lookup(a, b), Some(2));
+        assert_eq!(r.lookup(b, a), None);
+        for i in 0..MAX_ROUTES as u8 {
+            r.learn(IpAddr::from([192, 0, 2, i]), b, 0);
+        }
+        assert_eq!(r.entries.len(), MAX_ROUTES);
+        assert_eq!(r.lookup(a, b), None, "the oldest pair was forgotten");
     }
 
     #[test]
@@ -1661,6 +2267,7 @@ mod pair_tests {
                 remote: "10.0.0.1:5000".parse().unwrap(),
                 source: Source::Pattern(n),
                 output: Output::Writer(Box::new(co)),
+                joins: Vec::new(),
             })
             .unwrap()
         });
@@ -1715,6 +2322,131 @@ mod pair_tests {
         assert_eq!(c.report.counters.get("MPCapableSYNACKRX"), Some(&1));
         assert_eq!(s.report.counters.get("MPCapableSYNRX"), Some(&1));
         assert_eq!(s.report.counters.get("DSSNotMatching"), Some(&0));
+    }
+
+    fn dgram_pair() -> (UnixDatagram, UnixDatagram) {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Two paths (two datagram pairs): the client joins a second subflow from its second
+    /// address to the server's second address, so the join arrives at the server on
+    /// another device and address than the connection. Returns (client, server, what the
+    /// client's progress line wrote).
+    fn two_paths(n: u64, backup: bool) -> (Outcome, Outcome, String) {
+        let (c0, s0) = dgram_pair();
+        let (c1, s1) = dgram_pair();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let server = std::thread::spawn(move || {
+            let paths = vec![
+                Path {
+                    device: Box::new(s0),
+                    addr: ip("10.0.0.1"),
+                },
+                Path {
+                    device: Box::new(s1),
+                    addr: ip("10.1.0.1"),
+                },
+            ];
+            let mut rt = Runtime::new(tcp_engine().unwrap(), paths)
+                .unwrap()
+                .with_mptcp(true);
+            rt.run(Role::Server {
+                port: 5000,
+                mode: ServerMode::Sink,
+                once: true,
+            })
+            .unwrap()
+        });
+        let paths = vec![
+            Path {
+                device: Box::new(c0),
+                addr: ip("10.0.0.2"),
+            },
+            Path {
+                device: Box::new(c1),
+                addr: ip("10.1.0.2"),
+            },
+        ];
+        let progress = Shared::default();
+        let mut rt = Runtime::new(tcp_engine().unwrap(), paths)
+            .unwrap()
+            .with_mptcp(true)
+            .with_progress(Progress::new(
+                Box::new(progress.clone()),
+                Duration::ZERO,
+                Duration::ZERO,
+            ));
+        let c = rt
+            .run(Role::Client {
+                remote: "10.0.0.1:5000".parse().unwrap(),
+                source: Source::Pattern(n),
+                output: Output::Discard,
+                joins: vec![JoinSpec {
+                    local: ip("10.1.0.2"),
+                    remote: "10.1.0.1:5000".parse().unwrap(),
+                    backup,
+                }],
+            })
+            .unwrap();
+        let s = server.join().unwrap();
+        assert_eq!(s.report.sha256_received, pattern_hex(n as usize));
+        assert!(c.report.mptcp && s.report.mptcp);
+        assert_eq!(c.report.counters.get("MPJoinSynTx"), Some(&1));
+        assert_eq!(c.report.counters.get("MPJoinSynAckRx"), Some(&1));
+        assert_eq!(s.report.counters.get("MPJoinSynRx"), Some(&1));
+        assert_eq!(s.report.counters.get("MPJoinAckRx"), Some(&1));
+        for (r, local, remote) in [
+            (&c.report, "10.1.0.2", "10.1.0.1:5000"),
+            (&s.report, "10.1.0.1:5000", "10.1.0.2"),
+        ] {
+            assert_eq!(r.subflows.len(), 2, "{r:?}");
+            let j = &r.subflows[1];
+            assert_eq!(j.id, 1);
+            assert!(j.local.starts_with(local), "{j:?}");
+            assert!(j.remote.starts_with(remote), "{j:?}");
+            assert_eq!(
+                j.backup, backup,
+                "the join's backup bit, seen on both sides: {j:?}"
+            );
+            assert_eq!(r.subflows[0].id, 0);
+            assert!(!r.subflows[0].backup);
+        }
+        let text = String::from_utf8(progress.0.lock().unwrap().clone()).unwrap();
+        (c, s, text)
+    }
+
+    #[test]
+    fn client_joins_a_second_subflow_that_carries_data() {
+        let n: u64 = 8 << 20;
+        let (c, s, progress) = two_paths(n, false);
+        // Both subflows carried data, seen by the sender and by the receiver.
+        for id in [0, 1] {
+            assert!(c.report.subflows[id].bytes_sent > 0, "{:?}", c.report);
+            assert!(s.report.subflows[id].bytes_received > 0, "{:?}", s.report);
+        }
+        let at_server: u64 = s.report.subflows.iter().map(|f| f.bytes_received).sum();
+        assert_eq!(
+            at_server, n,
+            "each byte arrived once, on one subflow or the other"
+        );
+        // The progress line was drawn in place and erased at the end.
+        assert!(
+            progress.contains("sent, ") && progress.contains("2 subflows"),
+            "{progress:?}"
+        );
+        assert!(progress.ends_with("\r\x1b[K"), "{progress:?}");
+        assert!(!progress.contains('\n'), "{progress:?}");
+    }
+
+    #[test]
+    fn a_backup_join_carries_nothing_while_the_primary_works() {
+        let n: u64 = 4 << 20;
+        let (c, s, _) = two_paths(n, true);
+        assert_eq!(c.report.subflows[1].bytes_sent, 0, "{:?}", c.report);
+        assert_eq!(s.report.subflows[0].bytes_received, n, "{:?}", s.report);
     }
 
     #[test]

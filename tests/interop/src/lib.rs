@@ -78,6 +78,8 @@ fn ip(args: &[&str]) -> io::Result<Output> {
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    /// `/etc/netns/<name>` was created by [`Netns::etc_file`]: removed on drop.
+    etc: std::cell::Cell<bool>,
 }
 
 impl Netns {
@@ -88,7 +90,10 @@ impl Netns {
         // A namespace of that name is not ours: `ip netns add` fails and the test with it,
         // rather than touching what another process created.
         ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
+        let ns = Netns {
+            name,
+            etc: std::cell::Cell::new(false),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -111,6 +116,20 @@ impl Netns {
         self.ip(&["addr", "add", kernel_cidr, "dev", dev])?;
         self.ip(&["link", "set", dev, "up"])?;
         Ok(())
+    }
+
+    /// Write `/etc/netns/<name>/<file>`, which `ip netns exec` shows as `/etc/<file>` to the
+    /// commands run inside (e.g. `hosts`: names only this namespace resolves). The directory
+    /// goes with the namespace; one that exists already is not ours and is refused.
+    pub fn etc_file(&self, file: &str, contents: &str) -> io::Result<()> {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        if !self.etc.get() {
+            std::fs::create_dir_all("/etc/netns")?;
+            // create_dir (not _all): fails if the directory exists, i.e. is not ours.
+            std::fs::create_dir(&dir)?;
+            self.etc.set(true);
+        }
+        std::fs::write(dir.join(file), contents)
     }
 
     /// The namespace's kernel counter `name` (as `nstat` names it, e.g.
@@ -171,6 +190,12 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if self.etc.get() {
+            let dir = Path::new("/etc/netns").join(&self.name);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                eprintln!("warning: could not remove {}: {e}", dir.display());
+            }
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("warning: could not delete namespace {}: {e}", self.name);
         }

@@ -254,6 +254,7 @@ pub struct MptcpCounters {
     pub MPFailRx: u64,
     pub InfiniteMapTx: u64,
     pub MPFastcloseTx: u64,
+    pub MPFastcloseRx: u64,
     pub MPJoinSynRx: u64,
     pub MPJoinSynAckRx: u64,
     pub MPJoinSynAckHMacFailure: u64,
@@ -287,7 +288,7 @@ pub struct MptcpCounters {
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 36] {
+    pub fn entries(&self) -> [(&'static str, u64); 37] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -306,6 +307,7 @@ impl MptcpCounters {
             ("MPFailRx", self.MPFailRx),
             ("InfiniteMapTx", self.InfiniteMapTx),
             ("MPFastcloseTx", self.MPFastcloseTx),
+            ("MPFastcloseRx", self.MPFastcloseRx),
             ("MPJoinSynRx", self.MPJoinSynRx),
             ("MPJoinSynAckRx", self.MPJoinSynAckRx),
             ("MPJoinSynAckHMacFailure", self.MPJoinSynAckHMacFailure),
@@ -347,6 +349,7 @@ impl MptcpCounters {
         self.MPFailRx += o.MPFailRx;
         self.InfiniteMapTx += o.InfiniteMapTx;
         self.MPFastcloseTx += o.MPFastcloseTx;
+        self.MPFastcloseRx += o.MPFastcloseRx;
         self.MPJoinSynRx += o.MPJoinSynRx;
         self.MPJoinSynAckRx += o.MPJoinSynAckRx;
         self.MPJoinSynAckHMacFailure += o.MPJoinSynAckHMacFailure;
@@ -1070,6 +1073,17 @@ impl MptcpConnection {
         let before = s.tcb.state();
         let out = s.tcb.handle_segment(now, repr, payload);
         let after = s.tcb.state();
+        //= rfc8684#3.5
+        //= A RST with MP_FASTCLOSE carrying our key ends the connection at once (counted
+        //  when the RST was accepted).
+        if repr.flags.rst() && before != after && after == TcpState::Closed {
+            let key = self.hs.local_key();
+            if repr.options.mptcp.iter().any(
+                |o| matches!(o, MptcpOption::MpFastclose { receiver_key } if *receiver_key == key),
+            ) {
+                self.counters.MPFastcloseRx += 1;
+            }
+        }
 
         if let Some(j) = s.join.filter(|j| j.state != JoinState::Established) {
             if !self.join_input(id, j, before, after, out.accepted, repr) {
@@ -1710,6 +1724,12 @@ impl MptcpConnection {
     //   subflow, so the window update is not missed.
     fn window_probe(&mut self) {
         if self.send.unsent() == 0 || self.send.window_left() > 0 || !self.reinject.is_empty() {
+            return;
+        }
+        // Only with nothing outstanding at the data level: a DATA_ACK still due reopens the
+        // window, and probe bytes sent beyond it while another subflow carries data are
+        // dropped by the peer (Linux counts NoDSSInWindow) and never sent again.
+        if self.send.una() != self.send.nxt() {
             return;
         }
         if self

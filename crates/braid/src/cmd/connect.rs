@@ -1,13 +1,16 @@
 //! `braid connect HOST:PORT --path DEV=ADDR ... [--send N | --in FILE] [--out FILE] [--json]`
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 
-use super::{execute, open_output, open_paths, parse_bytes, parse_paths, refuse_multipath};
-use crate::runtime::{Output, Role, Source};
+use super::{
+    execute, open_output, open_paths, parse_addrs, parse_bytes, parse_paths, refuse_not_yet,
+    PathArg,
+};
+use crate::runtime::{JoinSpec, Output, Role, Source};
 
 /// Open a connection over TUN devices and send / receive.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,16 +19,17 @@ pub struct ConnectArgs {
     #[arg(value_name = "HOST:PORT")]
     pub remote: String,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
-    /// if not). The first carries the connection.
+    /// if not). The first carries the connection; with MPTCP and no --subflow, each further
+    /// path opens one more subflow.
     #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP.
     #[arg(long)]
     pub tcp: bool,
-    /// Open an extra subflow from this local address (not supported yet: refused).
+    /// Open an extra subflow (MP_JOIN) from this address of a --path, once MPTCP is up.
     #[arg(long = "subflow", value_name = "ADDR")]
     pub subflows: Vec<String>,
-    /// Mark subflows on this address as backup (not supported yet: refused).
+    /// Mark the subflows from this address as backup (the MP_JOIN backup bit).
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
     /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
@@ -45,42 +49,119 @@ pub struct ConnectArgs {
     pub json: bool,
 }
 
-/// `HOST:PORT` as a socket address of the first path's family.
-fn resolve(remote: &str, want_v4: bool) -> anyhow::Result<SocketAddr> {
+/// Every address of `HOST:PORT` (one for an IP address; a name may have several, of both
+/// families).
+fn resolve(remote: &str) -> anyhow::Result<Vec<SocketAddr>> {
     if let Ok(a) = remote.parse::<SocketAddr>() {
-        return Ok(a);
+        return Ok(vec![a]);
     }
     let addrs = remote
         .to_socket_addrs()
         .map_err(|e| anyhow!("bad HOST:PORT {remote:?}: {e}"))?;
     let all: Vec<SocketAddr> = addrs.collect();
-    all.iter()
-        .find(|a| a.is_ipv4() == want_v4)
-        .or(all.first())
-        .copied()
-        .ok_or_else(|| anyhow!("bad HOST:PORT {remote:?}: no address"))
+    if all.is_empty() {
+        bail!("bad HOST:PORT {remote:?}: no address");
+    }
+    Ok(all)
+}
+
+/// The connection's peer and the subflows to join, from the resolved addresses of
+/// `HOST:PORT` and the arguments. The first path carries the connection, to the peer's
+/// first address of its family. Each join goes to that same address, or to the peer's
+/// first address in the join's family when that differs (a name with IPv4 and IPv6
+/// addresses gives a connection mixing both).
+fn plan(
+    remote_arg: &str,
+    resolved: &[SocketAddr],
+    paths: &[PathArg],
+    subflows: &[IpAddr],
+    backups: &[IpAddr],
+    mptcp: bool,
+) -> anyhow::Result<(SocketAddr, Vec<JoinSpec>)> {
+    let first = paths
+        .first()
+        .map(|p| p.addr)
+        .ok_or_else(|| anyhow!("give at least one --path DEV=ADDR"))?;
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let in_family = |ip: IpAddr| {
+        resolved
+            .iter()
+            .find(|a| a.is_ipv4() == ip.is_ipv4())
+            .copied()
+    };
+    let remote = in_family(first).ok_or_else(|| {
+        anyhow!(
+            "{remote_arg} has no {} address for the first --path ({first})",
+            family(first)
+        )
+    })?;
+    if remote.port() == 0 {
+        bail!("bad HOST:PORT {remote_arg:?}: port 0");
+    }
+    for (flag, addrs) in [("--subflow", subflows), ("--backup", backups)] {
+        if let Some(a) = addrs.iter().find(|a| !paths.iter().any(|p| p.addr == **a)) {
+            bail!("{flag} {a}: not the address of any --path");
+        }
+        if !mptcp && !addrs.is_empty() {
+            bail!("{flag} needs MPTCP: leave out --tcp");
+        }
+    }
+    if backups.contains(&first) {
+        bail!(
+            "--backup {first}: the first --path carries the initial subflow, which cannot be a \
+             backup; give the address of another --path"
+        );
+    }
+    if !mptcp {
+        return Ok((remote, Vec::new()));
+    }
+    // Without --subflow: one subflow per further path.
+    let mut locals: Vec<IpAddr> = subflows.to_vec();
+    if locals.is_empty() {
+        for p in paths.iter().skip(1) {
+            if p.addr != first && !locals.contains(&p.addr) {
+                locals.push(p.addr);
+            }
+        }
+    }
+    let joins = locals
+        .into_iter()
+        .map(|local| {
+            let to = if local.is_ipv4() == remote.is_ipv4() {
+                remote
+            } else {
+                in_family(local).ok_or_else(|| {
+                    anyhow!(
+                        "a subflow from {local} needs an {} address of {remote_arg}, which has none",
+                        family(local)
+                    )
+                })?
+            };
+            Ok(JoinSpec {
+                local,
+                remote: to,
+                backup: backups.contains(&local),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((remote, joins))
 }
 
 /// Run `braid connect`.
 pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    refuse_multipath(&[
-        ("--subflow", !args.subflows.is_empty()),
-        ("--backup", !args.backups.is_empty()),
-        ("--limits", args.limits.is_some()),
-    ])?;
+    refuse_not_yet(&[("--limits", args.limits.is_some())])?;
     let path_args = parse_paths(&args.paths)?;
-    if !args.tcp && path_args.len() > 1 {
-        // The contract opens one subflow per path here.
-        bail!(
-            "several --path need additional subflows, which braid does not open yet; \
-             give one --path (or --tcp, which uses the first)"
-        );
-    }
-    let want_v4 = path_args.first().is_none_or(|p| p.addr.is_ipv4());
-    let remote = resolve(&args.remote, want_v4)?;
-    if remote.port() == 0 {
-        bail!("bad HOST:PORT {:?}: port 0", args.remote);
-    }
+    let subflows = parse_addrs("--subflow", &args.subflows)?;
+    let backups = parse_addrs("--backup", &args.backups)?;
+    let resolved = resolve(&args.remote)?;
+    let (remote, joins) = plan(
+        &args.remote,
+        &resolved,
+        &path_args,
+        &subflows,
+        &backups,
+        !args.tcp,
+    )?;
     let source = match (&args.send, &args.input) {
         (Some(n), _) => Source::Pattern(*n),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -109,6 +190,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             remote,
             source,
             output,
+            joins,
         },
         !args.tcp,
         args.json,
@@ -172,21 +254,131 @@ mod tests {
     }
 
     #[test]
-    fn multipath_options_are_refused_in_one_line() {
-        for extra in [
-            &["--subflow", "10.1.0.2"][..],
-            &["--backup", "10.0.0.2"],
-            &["--limits", "subflows=2"],
-            &["--path", "braid1=10.1.0.2"],
-        ] {
-            let mut v = vec!["10.0.0.1:5000", "--path", "braid0=10.0.0.2"];
-            v.extend_from_slice(extra);
-            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
-            assert!(
-                e.contains("additional subflows") && !e.contains('\n'),
-                "{extra:?}: {e}"
-            );
+    fn limits_are_refused_in_one_line() {
+        let v = [
+            "10.0.0.1:5000",
+            "--path",
+            "braid0=10.0.0.2",
+            "--limits",
+            "subflows=2",
+        ];
+        let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--limits is not supported yet") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn paths(v: &[&str]) -> Vec<PathArg> {
+        v.iter().map(|p| p.parse().unwrap()).collect()
+    }
+
+    fn sock(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn each_further_path_joins_without_subflow_flags() {
+        let p = paths(&["t0=10.0.0.2", "t1=10.1.0.2", "t2=10.2.0.2"]);
+        let (remote, joins) = plan(
+            "h",
+            &[sock("10.0.0.1:5000")],
+            &p,
+            &[],
+            &[ip("10.2.0.2")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(remote, sock("10.0.0.1:5000"));
+        assert_eq!(
+            joins,
+            vec![
+                JoinSpec {
+                    local: ip("10.1.0.2"),
+                    remote,
+                    backup: false
+                },
+                JoinSpec {
+                    local: ip("10.2.0.2"),
+                    remote,
+                    backup: true
+                },
+            ]
+        );
+        // Plain TCP: no joins; one path: no joins.
+        assert!(plan("h", &[remote], &p, &[], &[], false)
+            .unwrap()
+            .1
+            .is_empty());
+        assert!(plan("h", &[remote], &p[..1], &[], &[], true)
+            .unwrap()
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn subflow_flags_choose_the_joins_and_families_pick_the_remote() {
+        let p = paths(&["t0=10.0.0.2", "t1=fd01::2", "t2=10.2.0.2"]);
+        let resolved = [sock("10.0.0.1:5000"), sock("[fd00::1]:5000")];
+        let (remote, joins) = plan("h", &resolved, &p, &[ip("fd01::2")], &[], true).unwrap();
+        assert_eq!(remote, sock("10.0.0.1:5000"));
+        assert_eq!(joins.len(), 1, "only the --subflow address joins");
+        assert_eq!(joins[0].local, ip("fd01::2"));
+        assert_eq!(
+            joins[0].remote,
+            sock("[fd00::1]:5000"),
+            "IPv6 join to the IPv6 address"
+        );
+        // The first path's family decides the connection's remote.
+        let p6 = paths(&["t1=fd01::2", "t0=10.0.0.2"]);
+        let (remote, joins) = plan("h", &resolved, &p6, &[], &[], true).unwrap();
+        assert_eq!(remote, sock("[fd00::1]:5000"));
+        assert_eq!(joins[0].remote, sock("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn bad_multipath_arguments_are_one_line_errors() {
+        let p = paths(&["t0=10.0.0.2", "t1=fd01::2"]);
+        let v4 = [sock("10.0.0.1:5000")];
+        let err = |subflows: &[IpAddr], backups: &[IpAddr], mptcp: bool| {
+            plan("h", &v4, &p, subflows, backups, mptcp)
+                .unwrap_err()
+                .to_string()
+        };
+        let cases = [
+            (
+                err(&[ip("10.9.9.9")], &[], true),
+                "--subflow 10.9.9.9: not the address of any --path",
+            ),
+            (
+                err(&[], &[ip("10.9.9.9")], true),
+                "--backup 10.9.9.9: not the address of any --path",
+            ),
+            (
+                err(&[], &[ip("10.0.0.2")], true),
+                "--backup 10.0.0.2: the first --path",
+            ),
+            (err(&[ip("fd01::2")], &[], false), "--subflow needs MPTCP"),
+            (
+                err(&[], &[], true),
+                "a subflow from fd01::2 needs an IPv6 address of h",
+            ),
+        ];
+        for (e, want) in cases {
+            assert!(e.starts_with(want) && !e.contains('\n'), "{want}: {e}");
         }
+        let e = plan("h", &[sock("[fd00::1]:1")], &p, &[], &[], true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "h has no IPv4 address for the first --path (10.0.0.2)");
+        let e = plan("h", &[sock("10.0.0.1:0")], &p, &[], &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port 0"), "{e}");
     }
 
     #[test]

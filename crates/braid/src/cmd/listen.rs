@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{execute, open_output, open_paths, parse_paths, refuse_multipath};
+use super::{execute, open_output, open_paths, parse_addrs, parse_paths, refuse_not_yet};
 use crate::runtime::{Role, ServerMode};
 
 /// Accept connections over TUN devices.
@@ -15,17 +15,18 @@ pub struct ListenArgs {
     #[arg(long)]
     pub port: u16,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
-    /// if not).
+    /// if not). Connections and joins (MP_JOIN) are accepted on every path's address.
     #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP (by default MPTCP is accepted, and plain TCP from peers
     /// that do not offer MPTCP).
     #[arg(long)]
     pub tcp: bool,
-    /// Announce this address with ADD_ADDR (not supported yet: refused).
-    #[arg(long = "signal", value_name = "ADDR")]
+    /// Announce this address (ADDR[:PORT]) with ADD_ADDR (not supported yet: refused).
+    #[arg(long = "signal", value_name = "ADDR[:PORT]")]
     pub signals: Vec<String>,
-    /// Mark subflows on this address as backup (not supported yet: refused).
+    /// Mark subflows on this address as backup (not supported yet: refused; a joining
+    /// peer's own backup bit is honoured).
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
     /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
@@ -43,15 +44,18 @@ pub struct ListenArgs {
     /// Exit after the first connection closes.
     #[arg(long)]
     pub once: bool,
-    /// Print a JSON report on exit (with several connections: totals over all of them, one
-    /// subflow entry per connection).
+    /// Print a JSON report on exit (with several connections: totals over all of them, and
+    /// an entry for every subflow of each; `connections` counts them).
     #[arg(long)]
     pub json: bool,
 }
 
 /// Run `braid listen`.
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
-    refuse_multipath(&[
+    // Parsed first: a malformed address is reported as such.
+    parse_addrs("--signal", &args.signals)?;
+    parse_addrs("--backup", &args.backups)?;
+    refuse_not_yet(&[
         ("--signal", !args.signals.is_empty()),
         ("--backup", !args.backups.is_empty()),
         ("--limits", args.limits.is_some()),
@@ -119,9 +123,10 @@ mod tests {
     }
 
     #[test]
-    fn multipath_options_are_refused_in_one_line() {
+    fn path_manager_options_are_refused_in_one_line() {
         for extra in [
             &["--signal", "10.1.0.2"][..],
+            &["--signal", "10.1.0.2:5001"],
             &["--backup", "10.0.0.2"],
             &["--limits", "subflows=2"],
         ] {
@@ -129,9 +134,19 @@ mod tests {
             v.extend_from_slice(extra);
             let e = run(parse(&v).unwrap()).unwrap_err().to_string();
             assert!(
-                e.contains("additional subflows") && !e.contains('\n'),
+                e.contains("not supported yet") && e.starts_with(extra[0]) && !e.contains('\n'),
                 "{extra:?}: {e}"
             );
         }
+        let v = [
+            "--port",
+            "5000",
+            "--path",
+            "braid0=10.0.0.2",
+            "--signal",
+            "x",
+        ];
+        let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with("bad --signal"), "{e}");
     }
 }

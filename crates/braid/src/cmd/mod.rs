@@ -6,12 +6,12 @@ pub mod listen;
 pub mod sim;
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::runtime::{self, Engine, Outcome, Runtime, Signals, Status};
+use crate::runtime::{self, Engine, Outcome, Progress, Runtime, Signals, Status};
 use crate::tun::TunDevice;
 
 /// `--path DEV=ADDR`: a TUN device and braid's own address behind it.
@@ -78,13 +78,32 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("bad byte count {s:?}: too large"))
 }
 
-/// Refuses options that need additional subflows (MP_JOIN, ADD_ADDR), which the runtime
-/// does not open yet: one line naming the first such option given.
-pub(crate) fn refuse_multipath(given: &[(&str, bool)]) -> anyhow::Result<()> {
+/// Parse the addresses of a repeated flag (`--subflow ADDR`, `--backup ADDR`, `--signal
+/// ADDR[:PORT]`); a port, if given, is dropped.
+pub(crate) fn parse_addrs(flag: &str, args: &[String]) -> anyhow::Result<Vec<IpAddr>> {
+    args.iter()
+        .map(|s| {
+            let t = s.trim();
+            t.parse::<IpAddr>()
+                .ok()
+                .or_else(|| t.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+                .or_else(|| {
+                    t.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .ok()
+                })
+                .ok_or_else(|| anyhow::anyhow!("bad {flag} {s:?}: expected an IP address"))
+        })
+        .collect()
+}
+
+/// Refuses options the engine has no API for yet: one line naming the first such option
+/// given.
+pub(crate) fn refuse_not_yet(given: &[(&str, bool)]) -> anyhow::Result<()> {
     if let Some((name, _)) = given.iter().find(|(_, on)| *on) {
         anyhow::bail!(
-            "{name} needs additional subflows, which braid does not open yet \
-             (MPTCP runs on one subflow over the first --path)"
+            "{name} is not supported yet (braid's path manager has no API for it): leave it out"
         );
     }
     Ok(())
@@ -129,10 +148,23 @@ pub(crate) fn execute<E: Engine>(
         .map_err(flat)?
         .with_signals(signals)
         .with_mptcp(mptcp);
-    let Outcome { status, report } = rt.run(role).map_err(flat)?;
+    // The progress line only on a terminal: never in pipes, files or tests.
+    if io::stderr().is_terminal() {
+        rt = rt.with_progress(Progress::new(
+            Box::new(io::stderr()),
+            runtime::PROGRESS_EVERY,
+            runtime::PROGRESS_AFTER,
+        ));
+    }
+    let (result, report) = rt.run_reporting(role);
+    // The report comes out even after an error: it shows how far the transfer got and why
+    // it ended (`error`).
     if json {
         println!("{}", report.to_json());
     }
+    let Outcome { status, report } = result
+        .map(|status| Outcome { status, report })
+        .map_err(flat)?;
     match status {
         Status::Clean => Ok(std::process::ExitCode::SUCCESS),
         Status::Interrupted => {
@@ -168,6 +200,27 @@ mod tests {
             let e = bad.parse::<PathArg>().unwrap_err();
             assert!(e.starts_with("bad --path"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn address_lists_parse() {
+        let v = parse_addrs(
+            "--signal",
+            &[
+                "10.0.0.2".into(),
+                "10.1.0.2:5000".into(),
+                "[fd00::2]:80".into(),
+                "[fd00::3]".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[1], "10.1.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(v[3], "fd00::3".parse::<IpAddr>().unwrap());
+        let e = parse_addrs("--subflow", &["braid1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad --subflow") && !e.contains('\n'), "{e}");
     }
 
     #[test]

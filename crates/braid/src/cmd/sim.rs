@@ -116,6 +116,7 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
     if subflows.is_empty() {
         if let Some(info) = &r.client_info {
             subflows.push(SubflowReport {
+                id: 0,
                 local: info.local.to_string(),
                 remote: info.remote.to_string(),
                 backup: false,
@@ -214,6 +215,7 @@ fn ms(secs: f64) -> f64 {
 
 fn subflow_report(s: &SubflowStats) -> SubflowReport {
     SubflowReport {
+        id: s.id,
         local: s.local.map(|a| a.to_string()).unwrap_or_default(),
         remote: s.remote.map(|a| a.to_string()).unwrap_or_default(),
         backup: s.backup,

@@ -7,6 +7,8 @@
 //! One connection: sends N bytes of braid's pattern stream (then shuts down its sending
 //! direction) while reading until the peer closes; `--json` prints bytes and SHA-256 of both
 //! directions. `listen` prints `listening on ADDR` on stderr once it accepts connections.
+//! `--abort-after N` aborts instead once N bytes arrived: SO_LINGER 0 and close, so the
+//! kernel resets the connection (for MPTCP: RST with MP_FASTCLOSE on every subflow).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
@@ -68,6 +70,10 @@ struct Common {
     /// fully open (ESTABLISHED) until it closes or resets.
     #[arg(long)]
     hold_open: bool,
+    /// Once this many bytes arrived, abort: SO_LINGER 0 and close (a reset; MPTCP sends
+    /// MP_FASTCLOSE). Nothing is sent; `--json` then says `"aborted": true`.
+    #[arg(long, value_name = "BYTES", conflicts_with = "send")]
+    abort_after: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,7 +90,44 @@ fn socket_for(addr: &SocketAddr, proto: Proto) -> anyhow::Result<Socket> {
     Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol)).context("socket")
 }
 
+/// Reads until `limit` bytes arrived, then closes with SO_LINGER 0: the kernel resets.
+fn abort_after(stream: TcpStream, limit: u64, json: bool) -> anyhow::Result<()> {
+    let mut received = Tally::new();
+    let mut buf = vec![0u8; 65536];
+    let mut reader = &stream;
+    while received.bytes() < limit {
+        let want = usize::try_from(limit - received.bytes())
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = reader.read(&mut buf[..want]).context("read")?;
+        if n == 0 {
+            bail!(
+                "the peer closed after {} bytes, before the abort",
+                received.bytes()
+            );
+        }
+        received.update(&buf[..n]);
+    }
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .context("SO_LINGER")?;
+    drop(stream);
+    eprintln!("aborted after {} bytes", received.bytes());
+    if json {
+        let v = serde_json::json!({
+            "aborted": true,
+            "bytes_received": received.bytes(),
+            "sha256_received": received.hex(),
+        });
+        println!("{v}");
+    }
+    Ok(())
+}
+
 fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
+    if let Some(limit) = common.abort_after {
+        return abort_after(stream, limit, common.json);
+    }
     let (send, json, hold_open) = (common.send, common.json, common.hold_open);
     let mut writer = stream.try_clone().context("clone socket")?;
     let sender = std::thread::spawn(move || -> std::io::Result<Tally> {
