@@ -1271,3 +1271,40 @@ fn a_short_run_before_a_boundary_is_not_held_by_nagle() {
     let (_, p) = recv!(t, T0).unwrap();
     assert_eq!(p.len(), 1000);
 }
+
+#[test]
+fn stalled_means_the_peer_went_silent_not_that_it_is_slow() {
+    // An RTO without an acknowledgment since, with data in flight.
+    let mut t = established();
+    t.write(b"in flight");
+    recv!(t, T0).unwrap();
+    assert!(!t.is_stalled());
+    let rto = t.timer(Timer::Retransmit).unwrap();
+    t.handle_timeout(rto);
+    assert!(t.is_stalled());
+    send!(t, rto, seg(r(1), l(10), ACK));
+    assert!(!t.is_stalled());
+
+    // A zero window with data waiting: a peer that answers its probes is only not reading;
+    // two probes without an answer mean it is gone.
+    let mut z = seg(r(1), l(10), ACK);
+    z.window = 0;
+    send!(t, rto, z.clone());
+    t.write(b"waiting");
+    recv_nothing!(t, rto);
+    let p1 = t.timer(Timer::Persist).unwrap();
+    t.handle_timeout(p1);
+    recv!(t, p1).unwrap();
+    assert!(!t.is_stalled(), "one probe may still be answered");
+    send!(t, p1, z.clone());
+    let p2 = t.timer(Timer::Persist).unwrap();
+    t.handle_timeout(p2);
+    recv!(t, p2).unwrap();
+    assert!(!t.is_stalled(), "the first probe was answered");
+    let p3 = t.timer(Timer::Persist).unwrap();
+    t.handle_timeout(p3);
+    recv!(t, p3).unwrap();
+    assert!(t.is_stalled(), "two probes in a row went unanswered");
+    send!(t, p3, z);
+    assert!(!t.is_stalled());
+}

@@ -495,7 +495,6 @@ fn kernel_abort_is_a_fast_close_that_braid_reports() {
 /// the join is up, then `braid1` goes down and the kernel reads: what the second subflow
 /// had in flight must be sent again on the first, and every byte arrives.
 #[test]
-#[ignore = "needs stale-subflow reinjection (lead)"]
 fn transfer_completes_when_a_path_goes_down() {
     if !require_root("transfer_completes_when_a_path_goes_down") {
         return;

@@ -1576,12 +1576,12 @@ impl MptcpConnection {
                 continue;
             }
             //= rfc8684#3.3.6
-            //= A subflow whose RTO fired without an acknowledgment since is stale: it gets no
-            //   new data and what it holds beyond the DATA_ACK is reinjected on the others,
-            //   so a dead path costs about one RTO (Linux: mptcp_subflow_get_retrans and
-            //   the stale subflow logic of the in-kernel path manager).
-            let in_flight = s.tcb.snd_nxt_offset() > s.tcb.snd_una_offset();
-            let stale = s.tcb.rto_backoff() >= 1 && in_flight;
+            //= A subflow that stalled (an RTO without an acknowledgment since, or unanswered
+            //   zero-window probes with data waiting) is stale: it gets no new data and what
+            //   it holds beyond the DATA_ACK is reinjected on the others, so a dead path costs
+            //   about one RTO (Linux: mptcp_subflow_get_retrans and the stale subflow logic
+            //   of the in-kernel path manager).
+            let stale = s.tcb.is_stalled();
             if stale && !s.stale && usable > 1 {
                 s.stale = true;
                 s.stale_count += 1;
@@ -1597,6 +1597,17 @@ impl MptcpConnection {
             r.range.start = r.range.start.max(una);
             r.range.start < r.range.end
         });
+        //= rfc8684#3.3.3
+        //= Once the DATA_FIN is acknowledged every byte is delivered: a stale subflow, which
+        //   cannot complete its FIN exchange, is reset rather than left to time out (Linux
+        //   resets the subflows that linger after the MPTCP-level close).
+        if self.send.fin_acked() {
+            for s in &mut self.subflows {
+                if s.stale && !s.dead && s.tcb.state() != TcpState::Closed {
+                    s.tcb.abort();
+                }
+            }
+        }
     }
 
     /// A subflow that may carry data now.

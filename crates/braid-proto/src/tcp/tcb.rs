@@ -168,6 +168,8 @@ pub struct Tcb {
     backoff: u32,
     retries: u32,
     persist_backoff: u32,
+    /// Zero-window probes due since the peer last acknowledged anything.
+    unanswered_probes: u32,
     probe_pending: bool,
     timed: Option<(u64, Instant)>,
     scoreboard: RangeSet,
@@ -286,6 +288,7 @@ impl Tcb {
             backoff: 0,
             retries: 0,
             persist_backoff: 0,
+            unanswered_probes: 0,
             probe_pending: false,
             timed: None,
             scoreboard: RangeSet::new(),
@@ -529,9 +532,19 @@ impl Tcb {
     }
 
     /// How many RTOs fired since the last acknowledgment that advanced SND.UNA (0 while the
-    /// subflow makes progress): the MPTCP layer's sign of a stale path.
+    /// subflow makes progress).
     pub fn rto_backoff(&self) -> u32 {
         self.backoff
+    }
+
+    /// True when the connection holds data it cannot get across and the peer has gone
+    /// silent: an RTO fired since the last acknowledgment of data in flight, or (with a zero
+    /// window and unsent data) two zero-window probes went unanswered. The MPTCP layer's
+    /// sign of a stale path; a peer that answers its probes is merely not reading.
+    pub fn is_stalled(&self) -> bool {
+        let in_flight = self.snd_nxt > self.snd_una;
+        let unsent = self.snd_nxt < self.data_end();
+        (self.backoff >= 1 && in_flight) || (self.unanswered_probes >= 2 && unsent)
     }
 
     /// Reserves `len` bytes of option space on every segment after the SYN (MPTCP options).
@@ -1270,6 +1283,8 @@ impl Tcb {
         self.detect_lost_retransmissions();
         self.maybe_enter_recovery(now);
 
+        // The peer is alive: it answers (zero-window probes included).
+        self.unanswered_probes = 0;
         //= rfc9293#3.10.7.4
         //# update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -1511,6 +1526,7 @@ impl Tcb {
                 //# the sender keeps probing a zero window, with exponential backoff
                 self.probe_pending = true;
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
+                self.unanswered_probes = self.unanswered_probes.saturating_add(1);
             }
             Timer::DelayedAck => self.ack_now = true,
             Timer::Pacing => {}
