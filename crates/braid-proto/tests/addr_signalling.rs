@@ -42,6 +42,8 @@ struct Tamper {
     inject_remove_to_a: Option<Vec<u8>>,
     /// Strip every MPTCP option towards the server (a middlebox).
     strip_to_b: bool,
+    /// Drop every packet from or to this address (a path gone dark).
+    blackhole: Option<IpAddr>,
 }
 
 /// An address option seen on the wire.
@@ -186,6 +188,9 @@ impl Net {
         let mut repr: TcpRepr = p.tcp.clone();
         let payload = p.payload.to_vec();
         if repr.flags.rst() && self.tamper.drop_rst_from == Some(src) {
+            return;
+        }
+        if self.tamper.blackhole.is_some_and(|a| a == src || a == dst) {
             return;
         }
         let with_dss = repr
@@ -1254,4 +1259,48 @@ fn built_in_policies_by_name_drive_real_connections() {
             "{l} -> {r} in {paths:?}"
         );
     }
+}
+
+#[test]
+fn a_subflow_that_failed_is_recreated_once_its_path_comes_back() {
+    // braid's addition to the kernel's manager: the subflow from 10.0.1.1 dies with its
+    // path (the TCB gives up after 4 retransmissions), is retried with backoff while the
+    // path stays dark, and is re-created, carrying data again, once it is back.
+    let mut client = config(table(&[("10.0.1.1", 1, EndpointFlags::SUBFLOW)], 2, 0), &[]);
+    client.tcp.max_retransmissions = 4;
+    let server = config(table(&[], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(1 << 20, 41, |_| {});
+    assert_eq!(net.b.counters().MPJoinAckRx, 1);
+    let before = net.by_src[&ip("10.0.1.1")];
+    assert!(before > 0);
+
+    net.tamper.blackhole = Some(ip("10.0.1.1"));
+    net.transfer(1 << 20, 42, |_| {});
+    net.run_for(Duration::from_secs(60));
+    assert!(has_notice(&net.notices_a, |e| matches!(
+        e,
+        PmEvent::SubflowClosed { error: Some(_), .. }
+    )));
+    let tries_dark = net.a.counters().MPJoinSynTx;
+    assert!(tries_dark >= 2, "retried while dark: {tries_dark}");
+    assert_eq!(
+        net.b.counters().MPJoinAckRx,
+        1,
+        "nothing got through the dark path"
+    );
+
+    net.tamper.blackhole = None;
+    net.run_for(Duration::from_secs(70));
+    assert_eq!(
+        net.b.counters().MPJoinAckRx,
+        2,
+        "re-created once the path is back"
+    );
+    let mid = net.by_src[&ip("10.0.1.1")];
+    net.transfer(2 << 20, 43, |_| {});
+    assert!(
+        net.by_src[&ip("10.0.1.1")] > mid,
+        "the new subflow carries data"
+    );
 }

@@ -503,6 +503,8 @@ pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
     clients: Vec<Client>,
+    /// Listeners open now: their `LISTENER_CREATED` is replayed to every new monitor.
+    listeners: Vec<MonitorEvent>,
 }
 
 /// Why the control socket could not be created.
@@ -560,6 +562,7 @@ impl CtlServer {
             listener: result?,
             path: path.to_path_buf(),
             clients: Vec::new(),
+            listeners: Vec::new(),
         })
     }
 
@@ -608,15 +611,28 @@ impl CtlServer {
             }
         }
         for c in &mut self.clients {
+            let was_monitor = c.monitor;
             read_requests(c, handler);
+            if c.monitor && !was_monitor {
+                for ev in &self.listeners {
+                    c.outbuf.extend_from_slice(line(ev).as_bytes());
+                    c.outbuf.push(b'\n');
+                }
+            }
             flush(c);
         }
         self.clients
             .retain(|c| !(c.closing && c.outbuf.is_empty()) && c.outbuf.len() <= MAX_PENDING);
     }
 
-    /// Sends `ev` to every monitor client.
+    /// Sends `ev` to every monitor client. A `LISTENER_CREATED` is also kept for monitors
+    /// that come later, until its `LISTENER_CLOSED`.
     pub fn publish(&mut self, ev: &MonitorEvent) {
+        match ev.kind.as_str() {
+            "LISTENER_CREATED" => self.listeners.push(ev.clone()),
+            "LISTENER_CLOSED" => self.listeners.retain(|l| l.local != ev.local),
+            _ => {}
+        }
         let l = line(ev);
         for c in self.clients.iter_mut().filter(|c| c.monitor && !c.closing) {
             c.outbuf.extend_from_slice(l.as_bytes());

@@ -19,6 +19,7 @@ use std::time::Duration;
 use braid_proto::endpoint::{ConnectionError, Endpoint, EndpointConfig, Error as EngineError};
 use braid_proto::{ConnectOptions, ConnectionHandle, Event, Instant, ListenOptions, Transmit};
 
+use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 use crate::report::{Report, SubflowReport};
 use crate::stream::{PatternStream, Tally};
 use crate::tun::TunDevice;
@@ -69,6 +70,11 @@ pub trait Engine {
     fn subflows(&self, conn: ConnectionHandle) -> Vec<SubflowSummary> {
         let _ = conn;
         Vec::new()
+    }
+    /// The engine as an [`Endpoint`], for the control plane (`--ctl`) and path-management
+    /// events; `None` for an engine without one.
+    fn endpoint_mut(&mut self) -> Option<&mut Endpoint> {
+        None
     }
 }
 
@@ -498,6 +504,8 @@ pub struct Runtime<E: Engine> {
     progress: Option<Progress>,
     /// Which device the peer's packets between two addresses arrive on.
     routes: Routes,
+    /// The control socket (`--ctl`), when asked for.
+    ctl: Option<CtlServer>,
 }
 
 /// Most address pairs [`Routes`] remembers (the oldest is forgotten first).
@@ -712,6 +720,7 @@ impl<E: Engine> Runtime<E> {
             mptcp: false,
             progress: None,
             routes: Routes::default(),
+            ctl: None,
         })
     }
 
@@ -720,6 +729,30 @@ impl<E: Engine> Runtime<E> {
     pub fn with_mptcp(mut self, on: bool) -> Self {
         self.mptcp = on;
         self
+    }
+
+    /// Serve the control plane (`braid endpoint|limits|monitor|stat|counters`) on `ctl`.
+    pub fn with_ctl(mut self, ctl: CtlServer) -> Self {
+        self.ctl = Some(ctl);
+        self
+    }
+
+    /// Answers control requests and hands path-management events to monitors. The events
+    /// are drained even without a control socket (the engine keeps a bounded queue).
+    fn control(&mut self, now: Instant) {
+        let Some(ep) = self.engine.endpoint_mut() else {
+            return;
+        };
+        if let Some(ctl) = self.ctl.as_mut() {
+            ctl.poll(&mut EndpointCtl { endpoint: ep, now });
+        }
+        while let Some(n) = ep.poll_pm_event() {
+            if let Some(ctl) = self.ctl.as_mut() {
+                for e in monitor_events(&n) {
+                    ctl.publish(&e);
+                }
+            }
+        }
     }
 
     /// Show a progress line (see [`Progress`]).
@@ -866,6 +899,12 @@ impl<E: Engine> Runtime<E> {
                             what: "listen",
                             error,
                         })?;
+                    if self.mptcp {
+                        let ev = crate::ctl::listener_event(true, SocketAddr::new(p.addr, port));
+                        if let Some(ctl) = self.ctl.as_mut() {
+                            ctl.publish(&ev);
+                        }
+                    }
                 }
                 st.app = App::Server { mode, once };
             }
@@ -928,6 +967,7 @@ impl<E: Engine> Runtime<E> {
                 return Ok(());
             }
             self.application(st)?;
+            self.control(now);
             // A fresh clock for what is sent: timestamps and RTT samples stay honest.
             let now = self.now();
             // A bounded batch, then the devices are read again: the peer's ACKs must not
@@ -1402,6 +1442,15 @@ impl<E: Engine> Runtime<E> {
                 revents: 0,
             });
         }
+        if let Some(ctl) = &self.ctl {
+            for (fd, out) in ctl.poll_fds() {
+                self.pollfds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN | if out { libc::POLLOUT } else { 0 },
+                    revents: 0,
+                });
+            }
+        }
         if let App::Client {
             source: Source::Reader(file),
             ..
@@ -1523,6 +1572,9 @@ impl Engine for Endpoint {
     ) -> Result<usize, EngineError> {
         Endpoint::add_subflow(self, now, conn, local, remote, backup)
     }
+    fn endpoint_mut(&mut self) -> Option<&mut Endpoint> {
+        Some(self)
+    }
     fn subflows(&self, conn: ConnectionHandle) -> Vec<SubflowSummary> {
         let (Some(m), Some(addrs)) = (
             self.mptcp_connection(conn).filter(|m| m.is_mptcp()),
@@ -1563,11 +1615,17 @@ impl Engine for Endpoint {
 /// braid's engine (plain TCP and MPTCP; which one a connection uses is chosen by the
 /// runtime's [`Runtime::with_mptcp`]) with the default configuration, seeded from the OS.
 pub fn tcp_engine() -> Result<Endpoint, RuntimeError> {
+    engine(EndpointConfig::default())
+}
+
+/// An endpoint with `config` (path-manager endpoints, limits and policy), seeded from the
+/// operating system.
+pub fn engine(config: EndpointConfig) -> Result<Endpoint, RuntimeError> {
     let seed = os_seed().map_err(|source| RuntimeError::Io {
         what: "reading /dev/urandom",
         source,
     })?;
-    Ok(Endpoint::new(EndpointConfig::default(), seed))
+    Ok(Endpoint::new(config, seed))
 }
 
 /// 32 bytes from the operating system's random source, to seed the engine.

@@ -6,10 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 
-use super::{
-    execute, open_output, open_paths, parse_addrs, parse_bytes, parse_paths, refuse_not_yet,
-    PathArg,
-};
+use super::{execute, open_output, open_paths, parse_addrs, parse_bytes, parse_paths, PathArg};
 use crate::runtime::{JoinSpec, Output, Role, Source};
 
 /// Open a connection over TUN devices and send / receive.
@@ -32,9 +29,8 @@ pub struct ConnectArgs {
     /// Mark the subflows from this address as backup (the MP_JOIN backup bit).
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
-    /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
-    #[arg(long, value_name = "LIMITS")]
-    pub limits: Option<String>,
+    #[command(flatten)]
+    pub pm: super::PmArgs,
     /// Send this many bytes of the reproducible pattern stream, then close (e.g. 16M).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with = "input")]
     pub send: Option<u64>,
@@ -149,8 +145,8 @@ fn plan(
 
 /// Run `braid connect`.
 pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    refuse_not_yet(&[("--limits", args.limits.is_some())])?;
     let path_args = parse_paths(&args.paths)?;
+    let config = super::pm_config(&args.pm, &path_args)?;
     let subflows = parse_addrs("--subflow", &args.subflows)?;
     let backups = parse_addrs("--backup", &args.backups)?;
     let resolved = resolve(&args.remote)?;
@@ -182,7 +178,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         None => Output::Discard,
     };
     let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::tcp_engine().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     execute(
         engine,
         paths,
@@ -194,6 +190,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         },
         !args.tcp,
         args.json,
+        args.pm.ctl.as_deref(),
     )
 }
 
@@ -254,19 +251,46 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_refused_in_one_line() {
-        let v = [
+    fn path_manager_options_are_checked_before_any_device_is_opened() {
+        for (extra, want) in [
+            (
+                &["--limits", "subflows=9"][..],
+                "bad --limits \"subflows=9\"",
+            ),
+            (&["--limits", "add_addr_accepted=x"], "bad --limits"),
+            (&["--pm", "ndiffports=0"], "unknown path manager"),
+            (
+                &["--signal", "10.9.9.9"],
+                "--signal 10.9.9.9: not the address",
+            ),
+        ] {
+            let mut v = vec!["10.0.0.1:5000", "--path", "no/dev=10.0.0.2"];
+            v.extend_from_slice(extra);
+            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+            assert!(e.starts_with(want) && !e.contains('\n'), "{extra:?}: {e}");
+        }
+        let ok = parse(&[
             "10.0.0.1:5000",
             "--path",
-            "braid0=10.0.0.2",
+            "no/dev=10.0.0.2",
             "--limits",
-            "subflows=2",
-        ];
-        let e = run(parse(&v).unwrap()).unwrap_err().to_string();
-        assert!(
-            e.starts_with("--limits is not supported yet") && !e.contains('\n'),
-            "{e}"
+            "subflows=4,add_addr_accepted=1",
+            "--pm",
+            "fullmesh",
+            "--signal",
+            "10.0.0.2",
+        ])
+        .unwrap();
+        let cfg = super::super::pm_config(&ok.pm, &paths(&["no/dev=10.0.0.2"])).unwrap();
+        assert_eq!(
+            cfg.pm_table.limits().to_string(),
+            "add_addr_accepted 1 subflows 4"
         );
+        assert_eq!(
+            cfg.pm_table.endpoints()[0].to_string(),
+            "10.0.0.2 id 1 signal dev no/dev"
+        );
+        assert_eq!(cfg.path_manager.name(), "fullmesh");
     }
 
     fn ip(s: &str) -> IpAddr {

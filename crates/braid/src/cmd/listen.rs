@@ -22,16 +22,12 @@ pub struct ListenArgs {
     /// that do not offer MPTCP).
     #[arg(long)]
     pub tcp: bool,
-    /// Announce this address (ADDR[:PORT]) with ADD_ADDR (not supported yet: refused).
-    #[arg(long = "signal", value_name = "ADDR[:PORT]")]
-    pub signals: Vec<String>,
     /// Mark subflows on this address as backup (not supported yet: refused; a joining
     /// peer's own backup bit is honoured).
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
-    /// Path-manager limits, subflows=N,add_addr_accepted=M (not supported yet: refused).
-    #[arg(long, value_name = "LIMITS")]
-    pub limits: Option<String>,
+    #[command(flatten)]
+    pub pm: super::PmArgs,
     /// Count and discard what arrives (the default).
     #[arg(long, group = "mode")]
     pub sink: bool,
@@ -53,13 +49,8 @@ pub struct ListenArgs {
 /// Run `braid listen`.
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     // Parsed first: a malformed address is reported as such.
-    parse_addrs("--signal", &args.signals)?;
     parse_addrs("--backup", &args.backups)?;
-    refuse_not_yet(&[
-        ("--signal", !args.signals.is_empty()),
-        ("--backup", !args.backups.is_empty()),
-        ("--limits", args.limits.is_some()),
-    ])?;
+    refuse_not_yet(&[("--backup", !args.backups.is_empty())])?;
     if args.port == 0 {
         bail!("bad --port 0: give the port to listen on");
     }
@@ -69,8 +60,9 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         (None, false) => ServerMode::Sink,
     };
     let path_args = parse_paths(&args.paths)?;
+    let config = super::pm_config(&args.pm, &path_args)?;
     let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::tcp_engine().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in &path_args {
         let addr = std::net::SocketAddr::new(p.addr, args.port);
         let proto = if args.tcp { "tcp" } else { "mptcp" };
@@ -86,6 +78,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         },
         !args.tcp,
         args.json,
+        args.pm.ctl.as_deref(),
     )
 }
 
@@ -123,30 +116,33 @@ mod tests {
     }
 
     #[test]
-    fn path_manager_options_are_refused_in_one_line() {
-        for extra in [
-            &["--signal", "10.1.0.2"][..],
-            &["--signal", "10.1.0.2:5001"],
-            &["--backup", "10.0.0.2"],
-            &["--limits", "subflows=2"],
+    fn path_manager_options_are_checked_before_any_device_is_opened() {
+        // Each is refused with one line before a TUN device is touched (and the device name
+        // is one the TUN driver refuses before any system call, should a check be missed).
+        for (extra, want) in [
+            (
+                &["--backup", "10.0.0.2"][..],
+                "--backup is not supported yet",
+            ),
+            (
+                &["--signal", "10.1.0.2"],
+                "--signal 10.1.0.2: not the address of any --path",
+            ),
+            (&["--signal", "x"], "bad --signal \"x\""),
+            (
+                &["--limits", "subflows=9"],
+                "bad --limits \"subflows=9\": subflows limit 9",
+            ),
+            (
+                &["--limits", "paths=2"],
+                "bad --limits \"paths=2\": unknown limit",
+            ),
+            (&["--pm", "bogus"], "unknown path manager \"bogus\""),
         ] {
-            let mut v = vec!["--port", "5000", "--path", "braid0=10.0.0.2"];
+            let mut v = vec!["--port", "5000", "--path", "no/dev=10.0.0.2"];
             v.extend_from_slice(extra);
             let e = run(parse(&v).unwrap()).unwrap_err().to_string();
-            assert!(
-                e.contains("not supported yet") && e.starts_with(extra[0]) && !e.contains('\n'),
-                "{extra:?}: {e}"
-            );
+            assert!(e.starts_with(want) && !e.contains('\n'), "{extra:?}: {e}");
         }
-        let v = [
-            "--port",
-            "5000",
-            "--path",
-            "braid0=10.0.0.2",
-            "--signal",
-            "x",
-        ];
-        let e = run(parse(&v).unwrap()).unwrap_err().to_string();
-        assert!(e.starts_with("bad --signal"), "{e}");
     }
 }

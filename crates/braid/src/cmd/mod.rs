@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 
+use braid_proto::pm::{EndpointFlags, EndpointTable, Limits, PmFactory};
+
 use crate::runtime::{self, Engine, Outcome, Progress, Runtime, Signals, Status};
 use crate::tun::TunDevice;
 
@@ -98,6 +100,100 @@ pub(crate) fn parse_addrs(flag: &str, args: &[String]) -> anyhow::Result<Vec<IpA
         .collect()
 }
 
+/// The path-management options `braid connect` and `braid listen` share.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PmArgs {
+    /// Announce this address of a --path (ADDR or ADDR:PORT, [V6]:PORT) with ADD_ADDR: a
+    /// `signal` endpoint, as `ip mptcp endpoint add ADDR signal`.
+    #[arg(long = "signal", value_name = "ADDR[:PORT]")]
+    pub signals: Vec<String>,
+    /// Path-manager limits, `subflows=N,add_addr_accepted=M` (either or both; at most 8
+    /// each; the defaults are the kernel's, 2 and 0).
+    #[arg(long, value_name = "LIMITS")]
+    pub limits: Option<String>,
+    /// The path manager of every connection: kernel (the default), fullmesh,
+    /// ndiffports[=N] or sspi.
+    #[arg(long = "pm", value_name = "POLICY", default_value = "kernel")]
+    pub pm: String,
+    /// Serve the control plane on this Unix socket (braid endpoint|limits|monitor|stat|
+    /// counters --ctl PATH); created with mode 0600.
+    #[arg(long, value_name = "PATH")]
+    pub ctl: Option<std::path::PathBuf>,
+}
+
+/// `--limits subflows=N,add_addr_accepted=M`.
+pub(crate) fn parse_limits(s: &str) -> anyhow::Result<Limits> {
+    let (mut subflows, mut accepted) = (u32::from(Limits::default().subflows), 0);
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("bad --limits {s:?}: expected subflows=N,add_addr_accepted=M")
+        })?;
+        let n: u32 = v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("bad --limits {s:?}: {v:?} is not a number"))?;
+        match k {
+            "subflows" => subflows = n,
+            "add_addr_accepted" => accepted = n,
+            _ => anyhow::bail!(
+                "bad --limits {s:?}: unknown limit {k:?} (subflows, add_addr_accepted)"
+            ),
+        }
+    }
+    Limits::new(subflows, accepted).map_err(|e| anyhow::anyhow!("bad --limits {s:?}: {e}"))
+}
+
+/// `--signal ADDR[:PORT]`: an address (and port) of a --path.
+pub(crate) fn parse_signal(s: &str, paths: &[PathArg]) -> anyhow::Result<(PathArg, Option<u16>)> {
+    let bad = || anyhow::anyhow!("bad --signal {s:?}: expected ADDR or ADDR:PORT");
+    let (addr, port) = if let Ok(a) = s.parse::<IpAddr>() {
+        (a, None)
+    } else {
+        let sa: std::net::SocketAddr = s.parse().map_err(|_| bad())?;
+        (sa.ip(), Some(sa.port()).filter(|p| *p != 0))
+    };
+    let path = paths
+        .iter()
+        .find(|p| p.addr == addr)
+        .ok_or_else(|| anyhow::anyhow!("--signal {addr}: not the address of any --path"))?;
+    Ok((path.clone(), port))
+}
+
+/// The engine's configuration from the path-management options: `signal` endpoints, the
+/// limits, the policy, and every --path address as a possible subflow source.
+pub(crate) fn pm_config(
+    pm: &PmArgs,
+    paths: &[PathArg],
+) -> anyhow::Result<braid_proto::EndpointConfig> {
+    let mut table = EndpointTable::new();
+    if let Some(l) = &pm.limits {
+        table.set_limits(parse_limits(l)?);
+    }
+    for s in &pm.signals {
+        let (path, port) = parse_signal(s, paths)?;
+        table
+            .add(
+                path.addr,
+                None,
+                port,
+                Some(path.dev.clone()),
+                EndpointFlags::SIGNAL,
+            )
+            .map_err(|e| anyhow::anyhow!("--signal {s}: {e}"))?;
+    }
+    let factory = PmFactory::by_name(&pm.pm).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown path manager {:?} (kernel, fullmesh, ndiffports, ndiffports=N, sspi)",
+            pm.pm
+        )
+    })?;
+    Ok(braid_proto::EndpointConfig {
+        pm_table: table,
+        path_manager: factory,
+        local_addrs: paths.iter().map(|p| p.addr).collect(),
+        ..braid_proto::EndpointConfig::default()
+    })
+}
+
 /// Refuses options the engine has no API for yet: one line naming the first such option
 /// given.
 pub(crate) fn refuse_not_yet(given: &[(&str, bool)]) -> anyhow::Result<()> {
@@ -140,6 +236,7 @@ pub(crate) fn execute<E: Engine>(
     role: runtime::Role,
     mptcp: bool,
     json: bool,
+    ctl: Option<&Path>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
     // Errors become one flat line: their Display already names the cause.
@@ -148,6 +245,11 @@ pub(crate) fn execute<E: Engine>(
         .map_err(flat)?
         .with_signals(signals)
         .with_mptcp(mptcp);
+    if let Some(path) = ctl {
+        let server = crate::ctl::CtlServer::bind(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!("braid: control socket {}", path.display());
+        rt = rt.with_ctl(server);
+    }
     // The progress line only on a terminal: never in pipes, files or tests.
     if io::stderr().is_terminal() {
         rt = rt.with_progress(Progress::new(
