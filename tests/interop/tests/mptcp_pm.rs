@@ -34,10 +34,11 @@ fn kpeer(line: &str) -> Cmd {
     Cmd::new(KPEER, line)
 }
 
-/// A namespace with `braid0` (10.0.0.1/24) and `braid1` (10.1.0.1/24) up, the kernel's
-/// MPTCP limits at `subflows` / `add_addr_accepted`, and its TCP receive buffer capped at
-/// 1 MiB (a paused reader stops the sender soon); `None` (skipped) without `nstat`.
-fn two_paths(prefix: &str, subflows: u8, add_addr_accepted: u8) -> Option<Netns> {
+/// A namespace with `devices` TUNs `braid<i>` up, the kernel on 10.<i>.0.1/24 (braid
+/// behind them on 10.<i>.0.2), the kernel's MPTCP limits at `subflows` /
+/// `add_addr_accepted`, and its TCP receive buffer capped at 1 MiB (a paused reader stops
+/// the sender soon); `None` (skipped) without `nstat`.
+fn tuns(prefix: &str, devices: u8, subflows: u8, add_addr_accepted: u8) -> Option<Netns> {
     let ns = Netns::new(prefix).expect("namespace");
     if ns.run("nstat", &["-V"]).is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -46,8 +47,10 @@ fn two_paths(prefix: &str, subflows: u8, add_addr_accepted: u8) -> Option<Netns>
         eprintln!("SKIPPED {prefix}: no nstat");
         return None;
     }
-    ns.add_tun("braid0", "10.0.0.1/24").unwrap();
-    ns.add_tun("braid1", "10.1.0.1/24").unwrap();
+    for i in 0..devices {
+        ns.add_tun(&format!("braid{i}"), &format!("10.{i}.0.1/24"))
+            .unwrap();
+    }
     let (s, a) = (subflows.to_string(), add_addr_accepted.to_string());
     ns.run(
         "ip",
@@ -65,6 +68,11 @@ fn two_paths(prefix: &str, subflows: u8, add_addr_accepted: u8) -> Option<Netns>
     ns.run("sysctl", &["-qw", "net.ipv4.tcp_rmem=4096 131072 1048576"])
         .expect("sysctl tcp_rmem");
     Some(ns)
+}
+
+/// [`tuns`] with the two paths of most cases.
+fn two_paths(prefix: &str, subflows: u8, add_addr_accepted: u8) -> Option<Netns> {
+    tuns(prefix, 2, subflows, add_addr_accepted)
 }
 
 fn counter(ns: &Netns, name: &str) -> u64 {
@@ -267,40 +275,48 @@ fn kernel_signals(ns: &Netns) {
 
 /// Case 3a: a kernel server announces its second address (a `signal` endpoint); braid,
 /// accepting one announcement (`--limits`), echoes it and joins the announced address
-/// from its own address on that path; the join carries data. The kernel pauses reading at
-/// 1 MiB until the join is up, so that it exists for most of the transfer.
-#[test]
-fn braid_joins_the_address_a_kernel_server_announces() {
-    if !require_root("braid_joins_the_address_a_kernel_server_announces") {
-        return;
-    }
-    let Some(ns) = two_paths("pm3a", 2, 2) else {
-        return;
-    };
+/// from its own address on that path; the join carries data.
+///
+/// With two `--path`s braid's client also opens its own join from the second path to the
+/// server's first address (one subflow per further path, without `--subflow`), so the
+/// kernel sees two joins: that one and the one to the announced address. The kernel pauses
+/// reading at 1 MiB until both are up, so that they exist for most of the transfer.
+fn braid_joins_announced(prefix: &str, port: u16) -> Option<(Netns, serde_json::Value)> {
+    let ns = two_paths(prefix, 2, 2)?;
     kernel_signals(&ns);
-    let g = Gates::new("pm3a");
-    let server = gated_sink(&ns, &g, 5401, &[(1 << 20, "joined")]);
+    let g = Gates::new(prefix);
+    let server = gated_sink(&ns, &g, port, &[(1 << 20, "joined")]);
     let client = ns
         .start(&Cmd::braid(&format!(
-            "connect 10.0.0.1:5401 {PATHS} {JOIN_ANNOUNCED} --send {BYTES} --json"
+            "connect 10.0.0.1:{port} {PATHS} {JOIN_ANNOUNCED} --send {BYTES} --json"
         )))
         .unwrap();
-    wait_until("the join to the announced address", &ns, || {
-        counter(&ns, "MPJoinAckRx") >= 1
-    });
+    wait_until("both joins", &ns, || counter(&ns, "MPJoinAckRx") >= 2);
     g.open("joined");
     let braid = braid_report("braid connect", client.wait());
     assert_sent(&braid, BYTES);
     assert_received(&server.finish("kpeer listen").json(), BYTES);
     assert_clean(&ns, &braid);
+    Some((ns, braid))
+}
+
+/// Case 3a (see [`braid_joins_announced`]).
+#[test]
+fn braid_joins_the_address_a_kernel_server_announces() {
+    if !require_root("braid_joins_the_address_a_kernel_server_announces") {
+        return;
+    }
+    let Some((ns, braid)) = braid_joins_announced("pm3a", 5401) else {
+        return;
+    };
     // The announcement, both ways.
     assert_kernel_min(&ns, "AddAddrTx", 1);
     assert_braid_min(&braid, "AddAddr", 1);
     assert_braid_min(&braid, "EchoAddTx", 1);
     assert_kernel_min(&ns, "EchoAdd", 1);
-    // One join, to the announced address, carrying data.
-    assert_kernel(&ns, "MPJoinSynRx", 1);
-    assert_kernel(&ns, "MPJoinAckRx", 1);
+    // Two joins: braid's own from its second path, and the one to the announced address.
+    assert_kernel(&ns, "MPJoinSynRx", 2);
+    assert_kernel(&ns, "MPJoinAckRx", 2);
     let joins = subflows_on(&braid, "remote", "10.1.0.1");
     assert_eq!(joins.len(), 1, "one subflow to 10.1.0.1: {braid}");
     let join = joins[0];
@@ -369,11 +385,12 @@ fn kernel_joins_the_address_a_braid_server_announces() {
     rate("pm3b", &braid);
 }
 
-/// Case 4: REMOVE_ADDR. As 3a; once the join to the announced address is up and the
-/// transfer has reached 8 MiB, the kernel's endpoint is deleted (`ip mptcp endpoint delete
-/// id 7`): the kernel sends REMOVE_ADDR and closes its subflow on that address. braid counts
-/// the RM_ADDR, does not join the removed address again, and the transfer completes over
-/// the first path, byte-exact.
+/// Case 4: REMOVE_ADDR. As 3a; once both joins are up and the transfer has reached 8 MiB,
+/// the kernel's endpoint is deleted (`ip mptcp endpoint delete id 7`): the kernel sends
+/// REMOVE_ADDR and closes its subflow on that address. braid counts the RM_ADDR and closes
+/// its subflow to that address (`braid stat --json` over `--ctl` no longer lists it), does
+/// not join the removed address again, and the transfer completes byte-exact on the other
+/// two subflows.
 #[test]
 fn braid_drops_the_subflow_of_an_address_the_kernel_removes() {
     if !require_root("braid_drops_the_subflow_of_an_address_the_kernel_removes") {
@@ -384,21 +401,35 @@ fn braid_drops_the_subflow_of_an_address_the_kernel_removes() {
     };
     kernel_signals(&ns);
     let g = Gates::new("pm4");
+    let sock = g.file("ctl.sock");
     let mut server = gated_sink(&ns, &g, 5403, &[(1 << 20, "joined"), (8 << 20, "removed")]);
     let client = ns
-        .start(&Cmd::braid(&format!(
-            "connect 10.0.0.1:5403 {PATHS} {JOIN_ANNOUNCED} --send {BYTES} --json"
-        )))
+        .start(
+            &Cmd::braid(&format!(
+                "connect 10.0.0.1:5403 {PATHS} {JOIN_ANNOUNCED} --send {BYTES} --json --ctl"
+            ))
+            .arg(sock.to_string_lossy()),
+        )
         .unwrap();
-    wait_until("the join to the announced address", &ns, || {
-        counter(&ns, "MPJoinAckRx") >= 1
-    });
+    wait_until("both joins", &ns, || counter(&ns, "MPJoinAckRx") >= 2);
     g.open("joined");
     server.wait_for_stderr("paused after 8388608").unwrap();
+    let on_removed = |ns: &Netns| {
+        let conn = stat_one(ns, &sock);
+        subflows_on(&conn, "remote", "10.1.0.1").len()
+    };
+    assert_eq!(
+        on_removed(&ns),
+        1,
+        "a subflow to 10.1.0.1 before the removal"
+    );
     ns.run("ip", &["mptcp", "endpoint", "delete", "id", "7"])
         .expect("ip mptcp endpoint delete");
     wait_until("the kernel's REMOVE_ADDR", &ns, || {
         counter(&ns, "RmAddrTx") >= 1
+    });
+    wait_until("braid closing its subflow to 10.1.0.1", &ns, || {
+        on_removed(&ns) == 0
     });
     g.open("removed");
     let braid = braid_report("braid connect", client.wait());
@@ -409,9 +440,7 @@ fn braid_drops_the_subflow_of_an_address_the_kernel_removes() {
     assert_braid_min(&braid, "RmAddr", 1);
     assert_kernel_min(&ns, "RmSubflow", 1);
     // The removed address was not joined again.
-    assert_kernel(&ns, "MPJoinSynRx", 1);
-    let joins = subflows_on(&braid, "remote", "10.1.0.1");
-    assert_eq!(joins.len(), 1, "one subflow to 10.1.0.1: {braid}");
+    assert_kernel(&ns, "MPJoinSynRx", 2);
     rate("pm4", &braid);
 }
 
@@ -477,4 +506,47 @@ fn a_backup_subflow_carries_the_transfer_when_the_primary_dies() {
 fn owner_only(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)
+}
+
+/// `braid WORDS --ctl SOCK` (the control commands take `--ctl` after their words too).
+fn ctl(sock: &Path, words: &str) -> Cmd {
+    Cmd::braid(words).arg("--ctl").arg(sock.to_string_lossy())
+}
+
+/// Runs a control command to its end; it must succeed. Returns its stdout.
+#[track_caller]
+fn ctl_ok(ns: &Netns, sock: &Path, words: &str) -> String {
+    ns.run_ok(&ctl(sock, words)).stdout
+}
+
+/// `braid stat --json`: the one connection of the instance.
+#[track_caller]
+fn stat_one(ns: &Netns, sock: &Path) -> serde_json::Value {
+    let out = ctl_ok(ns, sock, "stat --json");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stat --json: {e}: {out}"));
+    let conns = v["connections"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conns.len(), 1, "one connection: {v}");
+    conns[0].clone()
+}
+
+/// Reads monitor events until one of `kind` with `field` on address `ip` (`local` or
+/// `remote`), and returns it.
+#[track_caller]
+fn monitor_event(monitor: &mut Proc, kind: &str, field: &str, ip: &str) -> serde_json::Value {
+    let kind_json = format!("\"{kind}\"");
+    loop {
+        let line = monitor
+            .wait_for_stdout(&kind_json, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("braid monitor: {e}"));
+        let ev: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("braid monitor printed {line:?}: {e}"));
+        if ev["type"] == kind
+            && ev[field]
+                .as_str()
+                .is_some_and(|a| a.starts_with(&format!("{ip}:")))
+        {
+            return ev;
+        }
+    }
 }
