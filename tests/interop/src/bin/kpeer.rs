@@ -11,7 +11,8 @@
 //! kernel resets the connection (for MPTCP: RST with MP_FASTCLOSE on every subflow).
 //! `--gate BYTES:FILE` (repeatable) pauses reading once BYTES bytes arrived until FILE
 //! exists, printing `paused after BYTES` on stderr: a test can act while the transfer is
-//! still running, at a point it knows, with the receive window shut behind it.
+//! still running, at a point it knows, with the receive window shut behind it. `--mark
+//! BYTES` only prints `read BYTES` there and reads on.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
@@ -81,13 +82,18 @@ struct Common {
     /// `paused after BYTES` on stderr when it stops. Repeatable.
     #[arg(long, value_name = "BYTES:FILE", value_parser = parse_gate)]
     gate: Vec<Gate>,
+    /// Once BYTES bytes arrived (in all), print `read BYTES` on stderr and read on.
+    /// Repeatable.
+    #[arg(long, value_name = "BYTES")]
+    mark: Vec<u64>,
 }
 
 /// A point of the received stream where reading pauses until a file exists.
 #[derive(Clone, Debug)]
 struct Gate {
     at: u64,
-    file: std::path::PathBuf,
+    /// None: a mark, reading goes on.
+    file: Option<std::path::PathBuf>,
 }
 
 fn parse_gate(s: &str) -> Result<Gate, String> {
@@ -102,7 +108,7 @@ fn parse_gate(s: &str) -> Result<Gate, String> {
     }
     Ok(Gate {
         at,
-        file: file.into(),
+        file: Some(file.into()),
     })
 }
 
@@ -194,6 +200,7 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
         wait_for_file(f)?;
     }
     let mut gates = common.gate.clone();
+    gates.extend(common.mark.iter().map(|&at| Gate { at, file: None }));
     gates.sort_by_key(|g| g.at);
     let mut gates = gates.into_iter().peekable();
     let mut received = Tally::new();
@@ -208,8 +215,13 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
                     .min(want);
                 break;
             }
-            eprintln!("paused after {}", received.bytes());
-            wait_for_file(&g.file)?;
+            match &g.file {
+                Some(f) => {
+                    eprintln!("paused after {}", received.bytes());
+                    wait_for_file(f)?;
+                }
+                None => eprintln!("read {}", received.bytes()),
+            }
             gates.next();
         }
         let n = reader.read(&mut buf[..want]).context("read")?;
