@@ -244,6 +244,17 @@ impl Gates {
     }
 }
 
+/// [`gated_sink`] that also prints `read MARK` once `mark` bytes arrived, reading on.
+fn gated_sink_marked(ns: &Netns, g: &Gates, port: u16, mark: u64, gates: &[(u64, &str)]) -> Proc {
+    let mut cmd = kpeer(&format!(
+        "listen --port {port} --proto mptcp --sink --hold-open --json --mark {mark}"
+    ));
+    for &(at, name) in gates {
+        cmd = g.arg(cmd, at, name);
+    }
+    ns.start_ready(&cmd, "listening").expect("kpeer listen")
+}
+
 /// A kernel MPTCP sink on port `port` (`--hold-open`: Linux refuses joins once the
 /// connection left ESTABLISHED), its reader pausing at each of `gates` (bytes, name).
 fn gated_sink(ns: &Netns, g: &Gates, port: u16, gates: &[(u64, &str)]) -> Proc {
@@ -641,7 +652,7 @@ fn monitor_event(monitor: &mut Proc, kind: &str, field: &str, ip: &str) -> serde
 /// 2. `braid endpoint change id 5 backup`: MP_PRIO (kernel `MPPrioRx`), the subflow shown
 ///    as backup;
 /// 3. `braid endpoint delete id 5`: REMOVE_ADDR (kernel `RmAddr`) and the subflow closed
-///    (`SUB_CLOSED`; `stat` no longer lists it).
+///    (`SUB_CLOSED`), while the kernel reads on.
 ///
 /// The transfer completes byte-exact; the monitor's events carry the connection's token
 /// (the one `stat` shows); the socket file has mode 0600.
@@ -655,15 +666,14 @@ fn control_plane_adds_changes_and_deletes_a_subflow_of_a_live_connection() {
     };
     let g = Gates::new("pmctl");
     let sock = g.file("ctl.sock");
-    let mut server = gated_sink(
+    // The deletion happens while the kernel reads (a mark, not a gate): with its buffer
+    // full, bytes on the closed subflow can be lost (see the ignored form of case 4).
+    let mut server = gated_sink_marked(
         &ns,
         &g,
         5405,
-        &[
-            (1 << 20, "added"),
-            (8 << 20, "changed"),
-            (16 << 20, "deleted"),
-        ],
+        16 << 20,
+        &[(1 << 20, "added"), (8 << 20, "changed")],
     );
     let client = ns
         .start(
@@ -719,7 +729,7 @@ fn control_plane_adds_changes_and_deletes_a_subflow_of_a_live_connection() {
     assert_eq!(new.len(), 1, "{conn}");
     assert_eq!(new[0]["backup"], true, "{conn}");
     g.open("changed");
-    server.wait_for_stderr("paused after 16777216").unwrap();
+    server.wait_for_stderr("read 16777216").unwrap();
 
     // 3. The endpoint goes: REMOVE_ADDR, its subflow closed.
     ctl_ok(&ns, &sock, "endpoint delete id 5");
@@ -728,10 +738,6 @@ fn control_plane_adds_changes_and_deletes_a_subflow_of_a_live_connection() {
     });
     let closed = monitor_event(&mut monitor, "SUB_CLOSED", "local", "10.2.0.2");
     assert_eq!(closed["token"], conn["token"], "{closed}");
-    wait_until("braid closing the subflow from 10.2.0.2", &ns, || {
-        subflows_on(&stat_one(&ns, &sock), "local", "10.2.0.2").is_empty()
-    });
-    g.open("deleted");
 
     let braid = braid_report("braid connect", client.wait_within(Duration::from_secs(60)));
     assert_sent(&braid, BYTES);
