@@ -208,6 +208,9 @@ pub struct Proc {
     child: Option<Child>,
     stderr: Option<BufReader<ChildStderr>>,
     stderr_seen: String,
+    /// Lines of stdout, once [`Proc::wait_for_stdout`] started reading them in a thread.
+    stdout_lines: Option<std::sync::mpsc::Receiver<String>>,
+    stdout_seen: String,
 }
 
 /// What a finished process left.
@@ -226,6 +229,56 @@ impl Proc {
             child: Some(child),
             stderr,
             stderr_seen: String::new(),
+            stdout_lines: None,
+            stdout_seen: String::new(),
+        }
+    }
+
+    /// Read stdout lines until one contains `needle` and return it; an error when the
+    /// stream ends first or after `limit` (a hang guard, not a timing assertion). The lines
+    /// read stay part of [`Finished::stdout`].
+    pub fn wait_for_stdout(&mut self, needle: &str, limit: Duration) -> io::Result<String> {
+        if self.stdout_lines.is_none() {
+            let out = self
+                .child
+                .as_mut()
+                .and_then(|c| c.stdout.take())
+                .ok_or_else(|| io::Error::other("stdout not captured"))?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.stdout_lines = Some(rx);
+        }
+        let Some(rx) = &self.stdout_lines else {
+            return Err(io::Error::other("stdout not captured"));
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(e) => {
+                    let why = match e {
+                        std::sync::mpsc::RecvTimeoutError::Timeout => "timed out",
+                        std::sync::mpsc::RecvTimeoutError::Disconnected => "stdout ended",
+                    };
+                    return Err(io::Error::other(format!(
+                        "{why} before a line with {needle:?} ({limit:?}); stdout: {}",
+                        self.stdout_seen
+                    )));
+                }
+            };
+            self.stdout_seen.push_str(&line);
+            self.stdout_seen.push('\n');
+            if line.contains(needle) {
+                return Ok(line);
+            }
         }
     }
 
@@ -271,12 +324,20 @@ impl Proc {
             return Err(io::Error::other("already waited"));
         };
         let out: Option<ChildStdout> = child.stdout.take();
+        let lines = self.stdout_lines.take();
+        let mut seen = std::mem::take(&mut self.stdout_seen);
         let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut o) = out {
-                let _ = o.read_to_string(&mut s);
+            if let Some(rx) = lines {
+                // The reading thread ends with the stream.
+                for line in rx {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
             }
-            s
+            if let Some(mut o) = out {
+                let _ = o.read_to_string(&mut seen);
+            }
+            seen
         });
         let err = self.stderr.take();
         let stderr = std::thread::spawn(move || {

@@ -9,6 +9,10 @@
 //! directions. `listen` prints `listening on ADDR` on stderr once it accepts connections.
 //! `--abort-after N` aborts instead once N bytes arrived: SO_LINGER 0 and close, so the
 //! kernel resets the connection (for MPTCP: RST with MP_FASTCLOSE on every subflow).
+//! `--gate BYTES:FILE` (repeatable) pauses reading once BYTES bytes arrived until FILE
+//! exists, printing `paused after BYTES` on stderr: a test can act while the transfer is
+//! still running, at a point it knows, with the receive window shut behind it. `--mark
+//! BYTES` only prints `read BYTES` there and reads on.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
@@ -74,6 +78,50 @@ struct Common {
     /// MP_FASTCLOSE). Nothing is sent; `--json` then says `"aborted": true`.
     #[arg(long, value_name = "BYTES", conflicts_with = "send")]
     abort_after: Option<u64>,
+    /// Once BYTES bytes arrived (in all), read nothing more until FILE exists; prints
+    /// `paused after BYTES` on stderr when it stops. Repeatable.
+    #[arg(long, value_name = "BYTES:FILE", value_parser = parse_gate)]
+    gate: Vec<Gate>,
+    /// Once BYTES bytes arrived (in all), print `read BYTES` on stderr and read on.
+    /// Repeatable.
+    #[arg(long, value_name = "BYTES")]
+    mark: Vec<u64>,
+}
+
+/// A point of the received stream where reading pauses until a file exists.
+#[derive(Clone, Debug)]
+struct Gate {
+    at: u64,
+    /// None: a mark, reading goes on.
+    file: Option<std::path::PathBuf>,
+}
+
+fn parse_gate(s: &str) -> Result<Gate, String> {
+    let (at, file) = s
+        .split_once(':')
+        .ok_or_else(|| format!("bad --gate {s:?}: expected BYTES:FILE"))?;
+    let at = at
+        .parse()
+        .map_err(|_| format!("bad --gate {s:?}: {at:?} is not a byte count"))?;
+    if file.is_empty() {
+        return Err(format!("bad --gate {s:?}: no file"));
+    }
+    Ok(Gate {
+        at,
+        file: Some(file.into()),
+    })
+}
+
+/// Waits (at most two minutes) until `f` exists.
+fn wait_for_file(f: &std::path::Path) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !f.exists() {
+        if std::time::Instant::now() > deadline {
+            bail!("{} never appeared", f.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,19 +197,34 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
         Ok(tally)
     });
     if let Some(f) = &common.wait_for {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !f.exists() {
-            if std::time::Instant::now() > deadline {
-                bail!("{} never appeared", f.display());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_for_file(f)?;
     }
+    let mut gates = common.gate.clone();
+    gates.extend(common.mark.iter().map(|&at| Gate { at, file: None }));
+    gates.sort_by_key(|g| g.at);
+    let mut gates = gates.into_iter().peekable();
     let mut received = Tally::new();
     let mut buf = vec![0u8; 65536];
     let mut reader = &stream;
     loop {
-        let n = reader.read(&mut buf).context("read")?;
+        let mut want = buf.len();
+        while let Some(g) = gates.peek() {
+            if received.bytes() < g.at {
+                want = usize::try_from(g.at - received.bytes())
+                    .unwrap_or(usize::MAX)
+                    .min(want);
+                break;
+            }
+            match &g.file {
+                Some(f) => {
+                    eprintln!("paused after {}", received.bytes());
+                    wait_for_file(f)?;
+                }
+                None => eprintln!("read {}", received.bytes()),
+            }
+            gates.next();
+        }
+        let n = reader.read(&mut buf[..want]).context("read")?;
         if n == 0 {
             break;
         }
