@@ -1830,7 +1830,7 @@ impl MptcpConnection {
                 continue;
             };
             let payload = s.tcb.payload(&seg).to_vec();
-            s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start));
+            s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start), self.send.una());
             self.add_options(id, &mut seg.repr, seg.data.start, &payload);
             // A segment without payload may carry more than the ACK reservation (a
             // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.

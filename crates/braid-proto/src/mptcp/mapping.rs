@@ -114,10 +114,14 @@ impl TxMap {
         Some((c.data + skip, (c.len - skip).min(max)))
     }
 
-    /// Forgets everything below subflow offset `sub_una` (acknowledged by the subflow).
-    pub fn trim(&mut self, sub_una: u64) {
+    /// Forgets the leading chunks below subflow offset `sub_una` (acknowledged by the
+    /// subflow) whose data is below `data_una` too (DATA_ACKed). A chunk the subflow
+    /// acknowledged but the connection did not is kept: a peer that closes the subflow may
+    /// drop such bytes (Linux does when it had not moved them to the connection yet), and
+    /// then they are sent again on another subflow ([`TxMap::data_ranges_from`] with 0).
+    pub fn trim(&mut self, sub_una: u64, data_una: u64) {
         while let Some(c) = self.chunks.front_mut() {
-            if c.sub + c.len <= sub_una {
+            if c.sub + c.len <= sub_una && c.data + c.len <= data_una {
                 self.chunks.pop_front();
             } else {
                 break;
@@ -452,7 +456,13 @@ mod tests {
         assert_eq!(r, vec![112..115, 500..505]);
         let r: Vec<_> = t.data_ranges_from(17).collect();
         assert_eq!(r, vec![502..505]);
-        t.trim(15);
+        // Acknowledged by the subflow but not DATA_ACKed: kept, so a subflow that closes
+        // hands these bytes to the others.
+        t.trim(15, 100);
+        assert_eq!(t.len(), 2);
+        let r: Vec<_> = t.data_ranges_from(0).collect();
+        assert_eq!(r, vec![100..115, 500..505]);
+        t.trim(15, 115);
         assert_eq!(t.len(), 1);
         assert_eq!(t.lookup(3, 100), None);
     }
