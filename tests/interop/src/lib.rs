@@ -10,7 +10,9 @@
 //! - [`Cmd`], [`Netns::exchange`], [`Proc::finish`], [`Finished::json`], [`assert_sent`],
 //!   [`assert_received`] (module `run`): starting servers and clients, checking their reports.
 
+pub mod mptcp;
 mod run;
+
 pub use run::{assert_received, assert_received_sha, assert_sent, Cmd, SIGINT, SIGTERM};
 
 use std::io::{self, BufRead, BufReader, Read};

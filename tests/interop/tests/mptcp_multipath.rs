@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use braid_interop::mptcp::{assert_clean, assert_kernel, counter, kernel_view};
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Netns};
 
 const BYTES: u64 = 32 << 20;
@@ -87,68 +88,6 @@ fn paths(plan: &Plan) -> String {
         "--path braid0={} --path braid1={}",
         plan.braid[0], plan.braid[1]
     )
-}
-
-fn counter(ns: &Netns, name: &str) -> u64 {
-    ns.counter(&format!("MPTcpExt{name}")).unwrap()
-}
-
-/// Every non-zero MPTcpExt counter of the namespace, for failure messages.
-fn kernel_view(ns: &Netns) -> String {
-    ns.run("nstat", &["-asz"])
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.starts_with("MPTcpExt"))
-                .filter(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0"))
-                .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join("="))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|e| e.to_string())
-}
-
-/// The kernel counter `name` is `want`.
-#[track_caller]
-fn assert_kernel(ns: &Netns, name: &str, want: u64) {
-    assert_eq!(
-        counter(ns, name),
-        want,
-        "kernel {name}; kernel counters: {}",
-        kernel_view(ns)
-    );
-}
-
-/// Neither side saw a bad HMAC, a mapping or checksum failure, a fallback, or data beyond
-/// the window (which the kernel drops after acknowledging it on the subflow).
-fn assert_clean(ns: &Netns, braid: &serde_json::Value) {
-    for bad in [
-        "MPJoinAckHMacFailure",
-        "MPJoinSynAckHMacFailure",
-        "DSSNotMatching",
-        "DataCsumErr",
-        "MPFailRx",
-        "InfiniteMapRx",
-        "NoDSSInWindow",
-        "MPCapableFallbackACK",
-        "MPCapableFallbackSYNACK",
-        "MPRstRx",
-    ] {
-        assert_kernel(ns, bad, 0);
-    }
-    assert_eq!(braid["mptcp"], true, "braid fell back: {braid}");
-    let c = &braid["counters"];
-    for bad in [
-        "MPJoinAckHMacFailure",
-        "MPJoinSynAckHMacFailure",
-        "DSSNotMatching",
-        "DataCsumErr",
-        "MPFailTx",
-        "MPFailRx",
-        "MPRstTx",
-    ] {
-        assert_eq!(c[bad], 0, "braid counter {bad}: {c}");
-    }
 }
 
 /// The report's subflow `id`, checked to be there.

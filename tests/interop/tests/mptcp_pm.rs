@@ -22,6 +22,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use braid_interop::mptcp::{
+    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
+    kernel_view,
+};
 use braid_interop::{
     assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc, TempDir,
 };
@@ -73,102 +77,6 @@ fn tuns(prefix: &str, devices: u8, subflows: u8, add_addr_accepted: u8) -> Optio
 /// [`tuns`] with the two paths of most cases.
 fn two_paths(prefix: &str, subflows: u8, add_addr_accepted: u8) -> Option<Netns> {
     tuns(prefix, 2, subflows, add_addr_accepted)
-}
-
-fn counter(ns: &Netns, name: &str) -> u64 {
-    ns.counter(&format!("MPTcpExt{name}")).unwrap()
-}
-
-/// Every non-zero MPTcpExt counter of the namespace, for failure messages.
-fn kernel_view(ns: &Netns) -> String {
-    ns.run("nstat", &["-asz"])
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.starts_with("MPTcpExt"))
-                .filter(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0"))
-                .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join("="))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|e| e.to_string())
-}
-
-/// The kernel counter `name` is `want`.
-#[track_caller]
-fn assert_kernel(ns: &Netns, name: &str, want: u64) {
-    assert_eq!(
-        counter(ns, name),
-        want,
-        "kernel {name}; kernel counters: {}",
-        kernel_view(ns)
-    );
-}
-
-/// The kernel counter `name` is at least `min`.
-#[track_caller]
-fn assert_kernel_min(ns: &Netns, name: &str, min: u64) {
-    let v = counter(ns, name);
-    assert!(
-        v >= min,
-        "kernel {name} = {v} < {min}; kernel counters: {}",
-        kernel_view(ns)
-    );
-}
-
-/// braid's counter `name` in its report is at least `min`.
-#[track_caller]
-fn assert_braid_min(report: &serde_json::Value, name: &str, min: u64) {
-    let c = &report["counters"];
-    assert!(
-        c[name].as_u64().is_some_and(|v| v >= min),
-        "braid {name} < {min}: {c}"
-    );
-}
-
-/// Neither side saw a bad HMAC, a mapping or checksum failure, a fallback, or data beyond
-/// the window.
-#[track_caller]
-fn assert_clean(ns: &Netns, braid: &serde_json::Value) {
-    assert_clean_but(ns, braid, &[]);
-}
-
-/// [`assert_clean`] but for the counters named in `expected`.
-#[track_caller]
-fn assert_clean_but(ns: &Netns, braid: &serde_json::Value, expected: &[&str]) {
-    for bad in [
-        "MPJoinAckHMacFailure",
-        "MPJoinSynAckHMacFailure",
-        "DSSNotMatching",
-        "DataCsumErr",
-        "MPFailRx",
-        "InfiniteMapRx",
-        "NoDSSInWindow",
-        "MPCapableFallbackACK",
-        "MPCapableFallbackSYNACK",
-        "MPRstRx",
-    ] {
-        if expected.contains(&bad) {
-            continue;
-        }
-        assert_kernel(ns, bad, 0);
-    }
-    assert_eq!(braid["mptcp"], true, "braid fell back: {braid}");
-    let c = &braid["counters"];
-    for bad in [
-        "MPJoinAckHMacFailure",
-        "MPJoinSynAckHMacFailure",
-        "DSSNotMatching",
-        "DataCsumErr",
-        "MPFailTx",
-        "MPFailRx",
-        "MPRstTx",
-    ] {
-        if expected.contains(&bad) {
-            continue;
-        }
-        assert_eq!(c[bad], 0, "braid counter {bad}: {c}");
-    }
 }
 
 /// The report's subflow `id`, checked to be there.
