@@ -536,22 +536,31 @@ fn fallback_when_the_syn_lacks_mp_capable() {
 }
 
 #[test]
-fn every_data_segment_carries_a_dss_mapping() {
-    // Watch both directions of a short transfer: after the handshake every segment with
-    // payload has a DSS mapping of exactly its payload (or, on the client's first data,
-    // MP_CAPABLE with the data-level length), and every DSS has a 64-bit DATA_ACK.
+fn every_data_byte_is_mapped_once_per_mapping_and_continuations_carry_no_dss() {
+    // Watch both directions of a transfer: after the handshake each DSS mapping rides on
+    // the first segment of its bytes (and on retransmissions of them), the segments it
+    // covers after that carry no mapping of their own, every byte sent is covered by the
+    // mapping last announced for it, mappings never overlap differently, and every DSS has
+    // a 64-bit DATA_ACK. A mapping covers many segments (one DSS saves 28 option bytes on
+    // each of the others); the client's first data goes with MP_CAPABLE, mapping exactly
+    // its segment.
     let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 5);
-    let (mut mapped, mut mpc_data, mut seen) = (0, 0, 0u64);
-    p.client.write(&[1u8; 30_000]);
-    for _ in 0..10_000 {
+    let (mut mpc_data, mut seen) = (0, 0u64);
+    let (mut segments, mut with_dss, mut longest) = (0u64, 0u64, 0u64);
+    // Per direction: the mappings announced, as (subflow seq, dsn, len).
+    let mut maps: [Vec<(u32, u64, u32)>; 2] = [Vec::new(), Vec::new()];
+    p.client.write(&[1u8; 300_000]);
+    let mut server_wrote = false;
+    for _ in 0..100_000 {
         p.deliver_due();
         if let Some(s) = p.server.as_mut() {
-            if s.is_mptcp() && mapped == 0 {
-                s.write(&[7u8; 20_000]);
+            if s.is_mptcp() && !server_wrote {
+                s.write(&[7u8; 200_000]);
+                server_wrote = true;
             }
         }
         p.poll_all();
-        for (&(_, k), (_, pkt)) in p.queue.iter() {
+        for (&(_, k), (to_server, pkt)) in p.queue.iter() {
             if k <= seen {
                 continue;
             }
@@ -560,35 +569,64 @@ fn every_data_segment_carries_a_dss_mapping() {
             if seg.payload.is_empty() {
                 continue;
             }
-            let mut found = false;
+            let dir = usize::from(*to_server);
+            segments += 1;
             for o in &seg.tcp.options.mptcp {
                 match o {
                     MptcpOption::Dss(d) => {
-                        let m = d.mapping.expect("data segment without a mapping");
-                        assert_eq!(usize::from(m.data_len), seg.payload.len());
-                        assert!(m.dsn_64 && d.data_ack_64 && d.data_ack.is_some());
-                        mapped += 1;
-                        found = true;
+                        assert!(d.data_ack_64 && d.data_ack.is_some());
+                        let Some(m) = d.mapping else { continue };
+                        assert!(m.dsn_64);
+                        with_dss += 1;
+                        longest = longest.max(u64::from(m.data_len));
+                        let entry = (m.subflow_seq, m.dsn, u32::from(m.data_len));
+                        let known = maps[dir].iter().find(|e| e.0 == m.subflow_seq).copied();
+                        match known {
+                            Some(e) => assert_eq!(e, entry, "a mapping changed"),
+                            None => maps[dir].push(entry),
+                        }
                     }
                     MptcpOption::MpCapable(c) => {
                         assert_eq!(c.data_len.map(usize::from), Some(seg.payload.len()));
                         mpc_data += 1;
-                        found = true;
                     }
                     _ => {}
                 }
             }
-            assert!(found, "data without MPTCP option");
         }
-        if mapped > 20 && p.queue.is_empty() {
+        if p.client.is_closed() || (p.queue.is_empty() && !p.advance()) {
+            break;
+        }
+        let (a, b) = (
+            p.client.readable(),
+            p.server.as_ref().map_or(0, |s| s.readable()),
+        );
+        if a >= 200_000 && b >= 300_000 {
             break;
         }
         if !p.advance() {
             break;
         }
     }
-    assert!(mapped > 20, "mapped {mapped}");
     assert!(mpc_data >= 1);
+    assert!(segments > 300, "segments {segments}");
+    // Far fewer DSS mappings than segments, several segments long each.
+    assert!(
+        with_dss * 4 < segments,
+        "{with_dss} mappings on {segments} segments"
+    );
+    assert!(longest > 10_000, "longest mapping {longest}");
+    // The mappings of each direction tile the bytes without overlapping.
+    for m in &mut maps {
+        m.sort();
+        for w in m.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            assert!(
+                a.0.wrapping_add(a.2) <= b.0,
+                "mappings overlap: {a:?} {b:?}"
+            );
+        }
+    }
 }
 
 /// Runs a pair until the server's first DSS-mapped data packet is queued, takes it out of
@@ -597,8 +635,9 @@ fn intercept_server_data(p: &mut Pair) -> (TcpRepr, Vec<u8>) {
     for _ in 0..10_000 {
         p.deliver_due();
         if let Some(s) = p.server.as_mut() {
+            // Less than a segment: the DSS maps exactly this segment's payload.
             if s.is_mptcp() && s.send_capacity() == MptcpConfig::default().send_buffer {
-                s.write(&[0x5a; 5000]);
+                s.write(&[0x5a; 1000]);
             }
         }
         p.poll_all();

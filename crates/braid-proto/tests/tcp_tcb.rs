@@ -1308,3 +1308,37 @@ fn stalled_means_the_peer_went_silent_not_that_it_is_slow() {
     send!(t, p3, z);
     assert!(!t.is_stalled());
 }
+
+#[test]
+fn a_per_segment_reservation_sizes_new_data_and_retransmissions_keep_the_set_one() {
+    // The MPTCP layer reserves DSS room only on a mapping's first segment: the hook decides
+    // the option space of each new segment; retransmissions keep `set_reserved_option_len`'s.
+    let mut t = established();
+    t.set_reserved_option_len(28);
+    assert_eq!(t.write(&[1u8; 3000]), 3000);
+    let mut asked = Vec::new();
+    let mut lens = Vec::new();
+    for _ in 0..3 {
+        let mut hook = |off: u64| {
+            asked.push(off);
+            if off == 0 {
+                28
+            } else {
+                0
+            }
+        };
+        let s = t.poll_segment_with(T0, Some(&mut hook)).expect("segment");
+        lens.push(t.payload(&s).len());
+    }
+    // MSS 1000: the first segment gives 28 bytes to options, the next ones none.
+    assert_eq!(lens, vec![972, 1000, 1000]);
+    assert_eq!(asked, vec![0, 972, 1972]);
+    // The RTO retransmits from the start with the reservation set on the TCB.
+    let at = t.poll_timeout().expect("retransmission timer");
+    t.handle_timeout(at);
+    let s = t
+        .poll_segment_with(at, Some(&mut |_| 0))
+        .expect("retransmission");
+    assert!(s.retransmission);
+    assert_eq!(t.payload(&s).len(), 972);
+}

@@ -11,9 +11,9 @@ use braid_proto::sched::SchedulerKind;
 use braid_proto::tcp::TcpConfig;
 use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
 
-use crate::host::{AppRole, AppStats, Host};
+use crate::host::{AppRole, AppStats, Host, SubflowStats};
 use crate::middlebox::{CorruptPayload, Hits, Nat, StripMptcp, StripWhen};
-use crate::{Direction, LinkConfig, LinkStats, Network, NodeId, PcapWriter};
+use crate::{Direction, LinkConfig, LinkStats, Network, NodeId, PcapWriter, RunOutcome};
 
 /// One simulated path: its two directions.
 #[derive(Debug, Clone)]
@@ -261,6 +261,8 @@ pub struct SimConfig {
     pub scheduler: SchedulerKind,
     /// Ask for DSS checksums even if the scenario does not.
     pub checksum: bool,
+    /// Record a [`TraceSample`] this often (simulated time), for plots and analysis.
+    pub trace_every: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -274,6 +276,7 @@ impl Default for SimConfig {
             pcap: None,
             scheduler: SchedulerKind::default(),
             checksum: false,
+            trace_every: None,
         }
     }
 }
@@ -328,6 +331,20 @@ pub struct SimResult {
     /// Per impairment of the scenario, in order: what it was and how many packets it
     /// changed or dropped (for `PathDown`: packets lost to the outage, both directions).
     pub impairments: Vec<(Impairment, u64)>,
+    /// One sample every [`SimConfig::trace_every`], if asked for.
+    pub trace: Vec<TraceSample>,
+}
+
+/// The state of a run at one instant (see [`SimConfig::trace_every`]).
+#[derive(Debug, Clone)]
+pub struct TraceSample {
+    pub at: Instant,
+    /// Bytes the server application has read so far.
+    pub delivered: u64,
+    /// The client's subflows (the sending side) at that instant.
+    pub subflows: Vec<SubflowStats>,
+    /// Per path: bytes queued in the client-to-server direction.
+    pub queued: Vec<usize>,
 }
 
 impl SimResult {
@@ -477,7 +494,20 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
     }
 
     let deadline = Instant::ZERO + cfg.time_limit;
-    net.run_until(deadline, |net| both_done(net, c, s));
+    let mut trace = Vec::new();
+    match cfg.trace_every.filter(|d| *d > Duration::ZERO) {
+        None => {
+            net.run_until(deadline, |net| both_done(net, c, s));
+        }
+        Some(every) => loop {
+            let until = (net.now() + every).min(deadline);
+            let outcome = net.run_until(until, |net| both_done(net, c, s));
+            trace.push(sample(&net, c, s, &links));
+            if outcome != RunOutcome::DeadlineReached || net.now() >= deadline {
+                break;
+            }
+        },
+    }
     let completed = both_done(&mut net, c, s);
 
     type HostView = (AppStats, Option<ConnInfo>, MptcpCounters);
@@ -524,7 +554,25 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         end: net.now(),
         completed,
         impairments,
+        trace,
     })
+}
+
+fn sample(net: &Network, c: NodeId, s: NodeId, links: &[crate::LinkId]) -> TraceSample {
+    let now = net.now();
+    TraceSample {
+        at: now,
+        delivered: net
+            .node::<Host>(s)
+            .map_or(0, |h| h.stats().received.bytes()),
+        subflows: net
+            .node::<Host>(c)
+            .map_or_else(Vec::new, |h| h.stats().subflows.clone()),
+        queued: links
+            .iter()
+            .map(|&l| net.link(l).backlog_bytes(Direction::AtoB, now))
+            .collect(),
+    }
 }
 
 /// Takes `link` down now, or (with `when_busy`) at the first millisecond from now on when

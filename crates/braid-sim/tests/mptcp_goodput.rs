@@ -1,14 +1,16 @@
 //! Goodput of MPTCP over the `two-paths` scenario (100 Mbit/s 10 ms + 50 Mbit/s 40 ms one
 //! way, queues of twice the BDP) with the kernel's default scheduler, in simulated time.
 //!
-//! The ceiling: a 1500-byte packet carries 1420 payload bytes (timestamps and a DSS with a
-//! 64-bit DATA_ACK and mapping fill the 40 option bytes, as in Linux), so the two links
-//! carry at most 142 Mbit/s of data (94.7% of 150). The second subflow starts only after the
-//! MP_CAPABLE and MP_JOIN handshakes (its fourth ACK at ~0.18 s) and needs about five 80 ms
-//! round trips of slow start to fill its path, which costs about 0.2 s of a 64 MiB transfer.
-//! So the steady state and long transfers are held to 90% of the sum of the link rates, and
-//! the 64 MiB end-to-end figure (about 87%; the kernel reaches about 86% on a comparable real
-//! setup) to 85%.
+//! The ceiling: a 1500-byte packet carries 1448 payload bytes with timestamps, and a DSS
+//! mapping covers up to 64 KiB, so only the first segment of each mapping gives 28 of them to
+//! the DSS: the two links carry at most about 144.7 Mbit/s of data (96.5% of 150). The second
+//! subflow starts only after the MP_CAPABLE and MP_JOIN handshakes (its fourth ACK at
+//! ~0.18 s) and, from an initial window of ten segments, needs six 80 ms round trips of slow
+//! start to fill its path; the first needs five 20 ms ones. Together that costs about 0.21 s
+//! of a 64 MiB transfer even for an ideal sender, which bounds the end-to-end figure at about
+//! 91% (measured: 89.1%; the kernel reaches about 86% on a comparable real setup). The steady
+//! state and long transfers are held to 95% and 92% of the sum of the link rates, the 64 MiB
+//! end-to-end figure to 88%.
 
 use braid_proto::Instant;
 use braid_sim::scenario::{self, Scenario, SimConfig, SimResult};
@@ -52,8 +54,8 @@ fn two_paths_64_mib_uses_both_paths_near_their_capacity() {
         e2e / SUM_MBPS * 100.0,
         steady / SUM_MBPS * 100.0
     );
-    assert!(steady >= 0.90 * SUM_MBPS, "steady state {steady:.1} Mbit/s");
-    assert!(e2e >= 0.85 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
+    assert!(steady >= 0.95 * SUM_MBPS, "steady state {steady:.1} Mbit/s");
+    assert!(e2e >= 0.88 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
     // Both paths carry their share: the slow one about a third.
     let share1 = up1 as f64 / (up0 + up1) as f64;
     assert!((0.25..0.40).contains(&share1), "path 2 share {share1:.2}");
@@ -63,12 +65,12 @@ fn two_paths_64_mib_uses_both_paths_near_their_capacity() {
 }
 
 #[test]
-fn two_paths_256_mib_end_to_end_reaches_90_percent() {
+fn two_paths_256_mib_end_to_end_reaches_92_percent() {
     let r = two_paths(256 << 20);
     let e2e = r.goodput_mbps();
     println!(
         "two-paths 256 MiB: {e2e:.1} Mbit/s end to end ({:.1}% of {SUM_MBPS})",
         e2e / SUM_MBPS * 100.0
     );
-    assert!(e2e >= 0.90 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
+    assert!(e2e >= 0.92 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
 }

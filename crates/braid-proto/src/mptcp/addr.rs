@@ -36,6 +36,7 @@ use crate::wire::TcpRepr;
 use super::{MptcpConnection, SubflowId};
 
 /// TCP option space.
+#[cfg(test)]
 const MAX_OPTION_SPACE: usize = 40;
 /// Most queued events before the oldest are dropped (nobody draining them).
 const MAX_EVENTS: usize = 256;
@@ -177,11 +178,11 @@ impl AddrState {
 
 /// Fits `opt` into `repr` if the options stay within 40 bytes once the SACK blocks give
 /// way (the caller's loop drops them); true when added.
-fn try_push(repr: &mut TcpRepr, opt: MptcpOption) -> bool {
+fn try_push(repr: &mut TcpRepr, opt: MptcpOption, limit: usize) -> bool {
     let mut probe = repr.options.clone();
     probe.sack_blocks.clear();
     probe.mptcp.push(opt.clone());
-    if probe.padded_len() <= MAX_OPTION_SPACE {
+    if probe.padded_len() <= limit {
         repr.options.mptcp.push(opt);
         return true;
     }
@@ -191,8 +192,8 @@ fn try_push(repr: &mut TcpRepr, opt: MptcpOption) -> bool {
 /// [`try_push`]; on a pure ACK carrying nothing else, an option that does not fit beside the
 /// DATA_ACK takes its place (Linux's dedicated ADD_ADDR ACK drops the other suboptions). A DSS with a mapping
 /// or a DATA_FIN never gives way.
-fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool) -> bool {
-    if try_push(repr, opt.clone()) {
+fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool, limit: usize) -> bool {
+    if try_push(repr, opt.clone(), limit) {
         return true;
     }
     // Only an option that cannot fit beside the DATA_ACK alone takes its place; others wait
@@ -209,7 +210,7 @@ fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool) -> bool {
         return false;
     };
     let dss = repr.options.mptcp.remove(pos);
-    if try_push(repr, opt) {
+    if try_push(repr, opt, limit) {
         return true;
     }
     repr.options.mptcp.insert(pos, dss);
@@ -588,13 +589,15 @@ impl MptcpConnection {
         };
         let data = !payload.is_empty();
         let pure_ack = !data && !repr.flags.fin();
+        // What the segment was sized for (its payload and options fit the MSS).
+        let limit = self.opt_limit;
         // MP_PRIO belongs to its own subflow.
         if let Some(b) = s.prio_tx {
             let opt = MptcpOption::MpPrio {
                 backup: b,
                 addr_id: None,
             };
-            if push_signal(repr, opt, pure_ack) {
+            if push_signal(repr, opt, pure_ack, limit) {
                 s.prio_tx = None;
                 self.counters.MPPrioTx += 1;
             } else if data {
@@ -616,7 +619,7 @@ impl MptcpConnection {
             let opt = MptcpOption::RemoveAddr {
                 addr_ids: self.addr.remove_tx.clone(),
             };
-            if push_signal(repr, opt, pure_ack) {
+            if push_signal(repr, opt, pure_ack, limit) {
                 self.addr.remove_tx.clear();
                 self.counters.RmAddrTx += 1;
                 progress = true;
@@ -630,7 +633,7 @@ impl MptcpConnection {
                 port: pa.port,
                 hmac: None,
             };
-            if !push_signal(repr, opt, pure_ack) {
+            if !push_signal(repr, opt, pure_ack, limit) {
                 break;
             }
             self.addr.echo_tx.pop_front();
@@ -654,7 +657,7 @@ impl MptcpConnection {
                     a.port,
                 )),
             };
-            if !push_signal(repr, opt, pure_ack) {
+            if !push_signal(repr, opt, pure_ack, limit) {
                 break;
             }
             if let Some(x) = self.addr.announced.get_mut(i) {
@@ -826,8 +829,13 @@ mod tests {
             hmac: Some(7),
         };
         // Not on a data segment, in place of the DATA_ACK on a pure ACK.
-        assert!(!push_signal(&mut repr.clone(), big.clone(), false));
-        assert!(push_signal(&mut repr, big.clone(), true));
+        assert!(!push_signal(
+            &mut repr.clone(),
+            big.clone(),
+            false,
+            MAX_OPTION_SPACE
+        ));
+        assert!(push_signal(&mut repr, big.clone(), true, MAX_OPTION_SPACE));
         assert_eq!(repr.options.mptcp, vec![big]);
         assert!(repr.options.padded_len() <= MAX_OPTION_SPACE);
         // A second one waits for the next ACK.
@@ -835,6 +843,6 @@ mod tests {
             backup: true,
             addr_id: None,
         };
-        assert!(!push_signal(&mut repr, small, true));
+        assert!(!push_signal(&mut repr, small, true, MAX_OPTION_SPACE));
     }
 }

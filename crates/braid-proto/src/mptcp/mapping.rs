@@ -5,11 +5,12 @@
 //! ([`super::dsn::DsnSpace`]).
 //!
 //! **Transmit side** ([`TxMap`]): every time the connection writes bytes of its data stream
-//! into a subflow's TCB it records which subflow offsets carry which data offsets. Each
-//! outgoing segment then gets a mapping covering exactly its own payload (one mapping per
-//! segment, also on retransmissions, so a repacketised retransmission is always mapped right;
-//! Linux maps up to 64 KiB per DSS, which this choice is a valid special case of). The DSS
-//! checksum, when checksums are in use, is computed over the segment's payload.
+//! into a subflow's TCB it records which subflow offsets carry which data offsets, as DSS
+//! mappings of up to [`MAX_MAPPING_LEN`] bytes (Linux maps up to 64 KiB per DSS too). A
+//! mapping is fixed when its first segment goes out; that segment and every retransmission
+//! of its bytes carry the DSS (with the checksum over the whole mapping when checksums are
+//! in use), the other segments of the mapping carry none, which saves 28 option bytes on
+//! most segments.
 //!
 //! **Receive side** ([`RxMap`]): received mappings are stored until the subflow's in-order
 //! data reaches them; data not yet covered by a mapping stays in the subflow's receive
@@ -54,15 +55,43 @@ pub enum MappingError {
     BadDsn,
 }
 
-/// One contiguous run of the transmit mapping.
+/// The most payload bytes one transmitted DSS mapping covers: the data-level length is 16
+/// bits and counts a DATA_FIN too (Linux maps at most 64 KiB per DSS as well).
+pub const MAX_MAPPING_LEN: u64 = u16::MAX as u64 - 1;
+
+/// One transmit mapping: subflow offsets `[sub, sub + len)` carry data offsets
+/// `[data, data + len)`. Until its first segment goes out it may still grow; from then on
+/// (`sent`) it is fixed, and `wire` is what every segment that carries it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TxChunk {
     sub: u64,
     data: u64,
     len: u64,
+    sent: bool,
+    wire: Option<(DssMapping, bool)>,
 }
 
-/// Which subflow stream offsets carry which data offsets (transmit side).
+/// How an outgoing segment of new data relates to the transmit mappings (see
+/// [`TxMap::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxSegment {
+    /// The segment starts a mapping (or nothing maps it yet): it carries the DSS mapping.
+    Start,
+    /// The segment continues a mapping whose first segment went out already: it needs no
+    /// mapping of its own (RFC 8684 §3.3.1: one mapping may cover many segments).
+    Continuation,
+}
+
+/// Which subflow stream offsets carry which data offsets (transmit side), as the list of
+/// DSS mappings the subflow sends.
+///
+/// Bytes written into the subflow's TCB are [`TxMap::record`]ed: a run that continues the
+/// last mapping in both spaces joins it while that mapping has not been sent and stays
+/// within [`MAX_MAPPING_LEN`]; otherwise a new mapping begins, and the caller marks a
+/// segment boundary there so that no segment ever straddles two mappings. A mapping is
+/// fixed ([`TxMap::seal`]) when its first segment is sent: that segment and every
+/// retransmission carry the same DSS (also its DATA_FIN and checksum), and the segments in
+/// between carry none.
 #[derive(Debug, Default)]
 pub struct TxMap {
     chunks: VecDeque<TxChunk>,
@@ -74,48 +103,150 @@ impl TxMap {
     }
 
     /// Records that subflow offsets `[sub, sub + len)` carry data offsets `[data, data + len)`.
-    /// Returns false (and records nothing) when the table is full.
-    pub fn record(&mut self, sub: u64, data: u64, len: u64) -> bool {
+    /// `new_mapping(offset)` is called for every mapping this starts (its first subflow
+    /// offset), where the caller must end segments. Returns false (and records nothing) when
+    /// the table is full.
+    pub fn record(
+        &mut self,
+        sub: u64,
+        data: u64,
+        mut len: u64,
+        mut new_mapping: impl FnMut(u64),
+    ) -> bool {
         if len == 0 {
             return true;
         }
-        if let Some(last) = self.chunks.back_mut() {
-            if last.sub + last.len == sub && last.data + last.len == data {
-                last.len += len;
-                return true;
-            }
-        }
-        if self.chunks.len() >= MAX_TX_CHUNKS {
+        if self.chunks.len() + len.div_ceil(MAX_MAPPING_LEN) as usize > MAX_TX_CHUNKS {
             return false;
         }
-        self.chunks.push_back(TxChunk { sub, data, len });
+        let (mut sub, mut data) = (sub, data);
+        if let Some(last) = self.chunks.back_mut() {
+            if !last.sent && last.sub + last.len == sub && last.data + last.len == data {
+                let add = len.min(MAX_MAPPING_LEN - last.len.min(MAX_MAPPING_LEN));
+                last.len += add;
+                (sub, data, len) = (sub + add, data + add, len - add);
+            }
+        }
+        while len > 0 {
+            let n = len.min(MAX_MAPPING_LEN);
+            new_mapping(sub);
+            self.chunks.push_back(TxChunk {
+                sub,
+                data,
+                len: n,
+                sent: false,
+                wire: None,
+            });
+            (sub, data, len) = (sub + n, data + n, len - n);
+        }
         true
     }
 
-    /// Whether bytes written at subflow offset `sub` with data offset `data` continue the
-    /// last chunk. One DSS maps one contiguous run, so a segment must not straddle two
-    /// runs: a scheduler appends a discontiguous run (a reinjection) only when the subflow has
-    /// nothing unacknowledged left (every later segment then starts in the new run).
-    pub fn continues(&self, sub: u64, data: u64) -> bool {
-        self.chunks
-            .back()
-            .is_none_or(|c| c.sub + c.len == sub && c.data + c.len == data)
+    /// Whether a new segment of fresh data from subflow offset `sub` starts a mapping or
+    /// continues one already on the wire.
+    pub fn classify(&self, sub: u64) -> TxSegment {
+        match self.find(sub).and_then(|i| self.chunks.get(i)) {
+            Some(c) if c.sent && sub > c.sub => TxSegment::Continuation,
+            _ => TxSegment::Start,
+        }
+    }
+
+    /// The mapping that covers subflow offset `sub`, sealed: the first call for a mapping
+    /// fixes it with `make(sub, data, len)` (the DSS mapping to repeat on every segment that
+    /// carries it and whether it ends with the DATA_FIN, the caller deciding both and the
+    /// checksum over its bytes); later calls return the same. A mapping
+    /// whose first bytes were never sealed is cut at `sub` first (that cannot happen when
+    /// segments are sent in order; it keeps the table consistent if they are not).
+    pub fn seal(
+        &mut self,
+        sub: u64,
+        make: impl FnOnce(u64, u64, u64) -> (DssMapping, bool),
+    ) -> Option<(DssMapping, bool)> {
+        let i = self.find(sub)?;
+        let c = *self.chunks.get(i)?;
+        if c.sent {
+            return c.wire;
+        }
+        let i = if sub > c.sub {
+            self.split(i, sub);
+            i + 1
+        } else {
+            i
+        };
+        let c = self.chunks.get_mut(i)?;
+        let wire = make(c.sub, c.data, c.len);
+        c.sent = true;
+        c.wire = Some(wire);
+        Some(wire)
+    }
+
+    /// Cuts the mapping that covers `sub` so that `[sub, sub + len)` (clipped to it) is a
+    /// mapping of its own, already on the wire by other means (MP_CAPABLE with data, which
+    /// maps exactly its own segment). Returns the offset after it, where a new mapping
+    /// begins (a segment boundary), if there is one.
+    pub fn seal_exact(&mut self, sub: u64, len: u64) -> Option<u64> {
+        let mut i = self.find(sub)?;
+        if self.chunks.get(i)?.sent {
+            return None;
+        }
+        if self.chunks.get(i)?.sub < sub {
+            self.split(i, sub);
+            i += 1;
+        }
+        let c = *self.chunks.get(i)?;
+        let end = sub + len;
+        let rest = if end < c.sub + c.len {
+            self.split(i, end);
+            Some(end)
+        } else {
+            None
+        };
+        if let Some(c) = self.chunks.get_mut(i) {
+            c.sent = true;
+        }
+        rest
+    }
+
+    /// Splits chunk `i` at subflow offset `at` (inside it); the second half is unsent.
+    fn split(&mut self, i: usize, at: u64) {
+        let Some(c) = self.chunks.get_mut(i) else {
+            return;
+        };
+        if at <= c.sub || at >= c.sub + c.len {
+            return;
+        }
+        let head = at - c.sub;
+        let tail = TxChunk {
+            sub: at,
+            data: c.data + head,
+            len: c.len - head,
+            sent: false,
+            wire: None,
+        };
+        c.len = head;
+        if c.wire.is_some() {
+            // A sealed mapping is never cut (see `seal`); keep the halves consistent anyway.
+            c.wire = None;
+        }
+        self.chunks.insert(i + 1, tail);
+    }
+
+    fn find(&self, sub: u64) -> Option<usize> {
+        let i = self.chunks.partition_point(|c| c.sub + c.len <= sub);
+        let c = self.chunks.get(i)?;
+        (c.sub <= sub).then_some(i)
     }
 
     /// The data offset of subflow offset `sub` and how many bytes from there map
-    /// contiguously (up to `max`).
+    /// contiguously within its mapping (up to `max`).
     pub fn lookup(&self, sub: u64, max: u64) -> Option<(u64, u64)> {
-        let i = self.chunks.partition_point(|c| c.sub + c.len <= sub);
-        let c = self.chunks.get(i)?;
-        if c.sub > sub {
-            return None;
-        }
+        let c = self.chunks.get(self.find(sub)?)?;
         let skip = sub - c.sub;
         Some((c.data + skip, (c.len - skip).min(max)))
     }
 
-    /// Forgets the leading chunks below subflow offset `sub_una` (acknowledged by the
-    /// subflow) whose data is below `data_una` too (DATA_ACKed). A chunk the subflow
+    /// Forgets the leading mappings below subflow offset `sub_una` (acknowledged by the
+    /// subflow) whose data is below `data_una` too (DATA_ACKed). A mapping the subflow
     /// acknowledged but the connection did not is kept: a peer that closes the subflow may
     /// drop such bytes (Linux does when it had not moved them to the connection yet), and
     /// then they are sent again on another subflow ([`TxMap::data_ranges_from`] with 0).
@@ -131,22 +262,33 @@ impl TxMap {
 
     /// The data ranges carried by subflow offsets at and above `sub_una` (sent or queued on
     /// the subflow, not yet acknowledged by it): what a scheduler reinjects on another
-    /// subflow when this one goes stale.
+    /// subflow when this one goes stale. Adjacent mappings are merged.
     pub fn data_ranges_from(
         &self,
         sub_una: u64,
     ) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
-        self.chunks.iter().filter_map(move |c| {
-            let end = c.sub + c.len;
-            if end <= sub_una {
-                return None;
+        let mut it = self
+            .chunks
+            .iter()
+            .filter_map(move |c| {
+                let end = c.sub + c.len;
+                if end <= sub_una {
+                    return None;
+                }
+                let skip = sub_una.saturating_sub(c.sub);
+                Some(c.data + skip..c.data + c.len)
+            })
+            .peekable();
+        core::iter::from_fn(move || {
+            let mut r = it.next()?;
+            while let Some(n) = it.next_if(|n| n.start == r.end) {
+                r.end = n.end;
             }
-            let skip = sub_una.saturating_sub(c.sub);
-            Some(c.data + skip..c.data + c.len)
+            Some(r)
         })
     }
 
-    /// Number of chunks held.
+    /// Number of mappings held.
     pub fn len(&self) -> usize {
         self.chunks.len()
     }
@@ -162,6 +304,36 @@ impl TxMap {
 /// The wire relative subflow sequence number of subflow stream offset `sub`.
 pub fn relative_seq(sub: u64) -> u32 {
     sub.wrapping_add(1) as u32
+}
+
+/// The DSS mapping of `len` (> 0) payload bytes at subflow offset `sub` carrying data
+/// offset `data`, plus the DATA_FIN when `fin`; with `checksum_over` (the mapping's bytes)
+/// the DSS checksum.
+pub fn tx_mapping_of(
+    space: &DsnSpace,
+    sub: u64,
+    data: u64,
+    len: u64,
+    fin: bool,
+    checksum_over: Option<&[u8]>,
+) -> DssMapping {
+    let data_len = u16::try_from(len)
+        .unwrap_or(u16::MAX)
+        .saturating_add(u16::from(fin));
+    let dsn = space.dsn(data);
+    let subflow_seq = relative_seq(sub);
+    let checksum = checksum_over.map(|payload| {
+        let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
+        c.update(payload);
+        c.finish()
+    });
+    DssMapping {
+        dsn,
+        dsn_64: true,
+        subflow_seq,
+        data_len,
+        checksum,
+    }
 }
 
 /// The DSS mapping of one outgoing segment: `len` payload bytes at subflow offset `sub`
@@ -322,9 +494,26 @@ impl RxMap {
     /// Adds a received mapping (payload part; `len == 0` mappings carry only a DATA_FIN and
     /// are the caller's). `consumed` is the subflow offset already delivered; `max_len` the
     /// longest mapping the subflow can buffer whole.
-    pub fn add(&mut self, m: RxMapping, consumed: u64, max_len: u64) -> Result<(), MappingError> {
-        if m.len == 0 || self.infinite.is_some() {
+    pub fn add(
+        &mut self,
+        mut m: RxMapping,
+        consumed: u64,
+        max_len: u64,
+    ) -> Result<(), MappingError> {
+        if m.len == 0 {
             return Ok(());
+        }
+        //= rfc8684#3.7
+        //= The bytes before the infinite mapping keep their own mappings, also one that
+        //   arrives after it (reordered); from its start on the subflow maps one-to-one.
+        if let Some((isub, _)) = self.infinite {
+            if m.sub >= isub {
+                return Ok(());
+            }
+            if m.end() > isub {
+                m.len = isub - m.sub;
+                m.checksum = None;
+            }
         }
         if m.checksum.is_some() && m.len > max_len {
             return Err(MappingError::TooLong { len: m.len });
@@ -406,6 +595,26 @@ impl RxMap {
                     mapping: None,
                 };
             }
+            //= rfc8684#3.7
+            //= Fallback happens with a single subflow, which carries the data stream in order:
+            //   bytes before the infinite mapping whose own mapping never arrived (its
+            //   segment was lost and came again without options, as a fallen-back sender
+            //   sends) map with the infinite mapping's offset, as Linux maps them.
+            if let Some(data) = (idata + sub).checked_sub(isub) {
+                let next = self
+                    .maps
+                    .iter()
+                    .map(|m| m.sub)
+                    .filter(|&s| s > sub)
+                    .min()
+                    .unwrap_or(isub)
+                    .min(isub);
+                return RxStep::Deliver {
+                    data,
+                    len: (next - sub).min(readable),
+                    mapping: None,
+                };
+            }
         }
         RxStep::Unmapped
     }
@@ -441,13 +650,13 @@ mod tests {
     #[test]
     fn tx_map_records_merges_looks_up_and_trims() {
         let mut t = TxMap::new();
-        t.record(0, 100, 10);
-        t.record(10, 110, 5); // contiguous: merged
+        let mut starts = Vec::new();
+        t.record(0, 100, 10, |o| starts.push(o));
+        t.record(10, 110, 5, |o| starts.push(o)); // contiguous and unsent: one mapping
         assert_eq!(t.len(), 1);
-        assert!(t.continues(15, 115));
-        assert!(!t.continues(15, 500));
-        t.record(15, 500, 5); // a reinjection-style jump
+        t.record(15, 500, 5, |o| starts.push(o)); // a reinjection-style jump
         assert_eq!(t.len(), 2);
+        assert_eq!(starts, vec![0, 15]);
         assert_eq!(t.lookup(3, 100), Some((103, 12)));
         assert_eq!(t.lookup(3, 4), Some((103, 4)));
         assert_eq!(t.lookup(16, 100), Some((501, 4)));
@@ -465,6 +674,44 @@ mod tests {
         t.trim(15, 115);
         assert_eq!(t.len(), 1);
         assert_eq!(t.lookup(3, 100), None);
+    }
+
+    #[test]
+    fn a_sent_mapping_is_fixed_and_later_bytes_start_a_new_one() {
+        let s = space();
+        let mut t = TxMap::new();
+        let mut starts = Vec::new();
+        t.record(0, 0, 3000, |o| starts.push(o));
+        assert_eq!(t.classify(0), TxSegment::Start);
+        let mk = |sub, data, len| (tx_mapping_of(&s, sub, data, len, false, None), false);
+        let (m, _) = t.seal(0, mk).expect("mapped");
+        assert_eq!((m.subflow_seq, m.data_len), (1, 3000));
+        // The segments after the first continue it; a retransmission gets the same DSS.
+        assert_eq!(t.classify(1400), TxSegment::Continuation);
+        assert_eq!(t.seal(1400, |_, _, _| unreachable!()), Some((m, false)));
+        // Contiguous bytes written now cannot join a mapping already on the wire.
+        t.record(3000, 3000, 500, |o| starts.push(o));
+        assert_eq!(starts, vec![0, 3000]);
+        assert_eq!(t.classify(3000), TxSegment::Start);
+        // Merged for reinjection all the same.
+        assert_eq!(t.data_ranges_from(0).collect::<Vec<_>>(), vec![0..3500]);
+    }
+
+    #[test]
+    fn mappings_are_at_most_64_kib_and_exact_ones_are_cut_out() {
+        let mut t = TxMap::new();
+        let mut starts = Vec::new();
+        t.record(0, 0, 2 * MAX_MAPPING_LEN + 10, |o| starts.push(o));
+        assert_eq!(starts, vec![0, MAX_MAPPING_LEN, 2 * MAX_MAPPING_LEN]);
+        assert_eq!(t.lookup(5, u64::MAX), Some((5, MAX_MAPPING_LEN - 5)));
+        // MP_CAPABLE with data maps its own segment: the rest is a new mapping.
+        assert_eq!(t.seal_exact(0, 1000), Some(1000));
+        assert_eq!(t.classify(1000), TxSegment::Start);
+        assert_eq!(
+            t.lookup(1000, u64::MAX),
+            Some((1000, MAX_MAPPING_LEN - 1000))
+        );
+        assert_eq!(t.len(), 4);
     }
 
     #[test]
@@ -586,7 +833,45 @@ mod tests {
                 mapping: None
             }
         );
-        assert_eq!(r.step(5, 3), RxStep::Unmapped);
+        // Unmapped bytes before it (their mapping was lost) take its offset: the only
+        // subflow carries the stream in order.
+        assert_eq!(
+            r.step(5, 3),
+            RxStep::Deliver {
+                data: 95,
+                len: 3,
+                mapping: None
+            }
+        );
+        // Up to a mapping that arrives late, which still applies (cut at the infinite
+        // start, unverified).
+        let late = RxMapping {
+            sub: 7,
+            data: 97,
+            len: 20,
+            fin: false,
+            dsn: 97,
+            subflow_seq: 8,
+            data_len: 20,
+            checksum: Some(1),
+        };
+        assert_eq!(r.add(late, 5, 1 << 20), Ok(()));
+        assert_eq!(
+            r.step(5, 100),
+            RxStep::Deliver {
+                data: 95,
+                len: 2,
+                mapping: None
+            }
+        );
+        assert_eq!(
+            r.step(7, 100),
+            RxStep::Deliver {
+                data: 97,
+                len: 3,
+                mapping: None
+            }
+        );
     }
 
     #[test]

@@ -1776,6 +1776,19 @@ impl Tcb {
 
     /// The next segment to send, or `None`. One segment per call (bounded work).
     pub fn poll_segment(&mut self, now: Instant) -> Option<Segment> {
+        self.poll_segment_with(now, None)
+    }
+
+    /// [`Tcb::poll_segment`], asking `new_data_reserve(offset)` how many option bytes to
+    /// reserve (instead of [`Tcb::set_reserved_option_len`]'s) when the segment carries new
+    /// data from stream offset `offset` on. The MPTCP layer reserves room for a DSS mapping
+    /// only on the first segment of a mapping that covers several segments; retransmissions,
+    /// pure ACKs and SYNs keep the reservation set with `set_reserved_option_len`.
+    pub fn poll_segment_with(
+        &mut self,
+        now: Instant,
+        new_data_reserve: Option<&mut dyn FnMut(u64) -> usize>,
+    ) -> Option<Segment> {
         if let Some(r) = self.rst_reply.take() {
             let mut repr = TcpRepr {
                 src_port: self.params.local_port,
@@ -1829,11 +1842,11 @@ impl Tcb {
             }
             TcpState::TimeWait | TcpState::FinWait2 if !self.can_send_data() => {
                 if self.fin_sent && self.snd_una <= self.fin_seq() {
-                    return self.send_data(now);
+                    return self.send_data(now, new_data_reserve);
                 }
                 self.pure_ack(now)
             }
-            _ => self.send_data(now),
+            _ => self.send_data(now, new_data_reserve),
         }
     }
 
@@ -1900,11 +1913,15 @@ impl Tcb {
         self.pace_next = Some(base + Duration::from_micros(us));
     }
 
-    fn send_data(&mut self, now: Instant) -> Option<Segment> {
+    fn send_data(
+        &mut self,
+        now: Instant,
+        reserve: Option<&mut dyn FnMut(u64) -> usize>,
+    ) -> Option<Segment> {
         self.update_persist(now);
         let forced = self.fast_rexmit;
         let blocked = !forced && self.pacing_blocked(now);
-        let seg = self.send_data_inner(now, blocked)?;
+        let seg = self.send_data_inner(now, blocked, reserve)?;
         if !seg.data.is_empty() || seg.repr.flags.fin() {
             let opts = seg.repr.options.padded_len();
             self.paced(now, (seg.data.end - seg.data.start) as usize + 40 + opts);
@@ -1912,7 +1929,12 @@ impl Tcb {
         Some(seg)
     }
 
-    fn send_data_inner(&mut self, now: Instant, blocked: bool) -> Option<Segment> {
+    fn send_data_inner(
+        &mut self,
+        now: Instant,
+        blocked: bool,
+        reserve: Option<&mut dyn FnMut(u64) -> usize>,
+    ) -> Option<Segment> {
         let cwnd = self.cc.cwnd() as u64;
         let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
 
@@ -1980,7 +2002,20 @@ impl Tcb {
         }
 
         // (3) NextSeg rule 2: new data.
-        if let Some(seg) = self.send_new(now, cwnd_avail, max_payload) {
+        let seg = match reserve {
+            Some(f) if self.snd_nxt >= 1 => {
+                // The caller's reservation for a new segment from SND.NXT, for the sizing
+                // and the header of this segment only.
+                let saved = self.reserved_opt;
+                self.reserved_opt = f(self.snd_nxt - 1).min(MAX_OPTION_SPACE);
+                let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+                let seg = self.send_new(now, cwnd_avail, max_payload);
+                self.reserved_opt = saved;
+                seg
+            }
+            _ => self.send_new(now, cwnd_avail, max_payload),
+        };
+        if let Some(seg) = seg {
             return Some(seg);
         }
 
@@ -2121,6 +2156,12 @@ impl Tcb {
             data: start - 1..start - 1 + len,
             retransmission: false,
         })
+    }
+
+    /// Bytes of the send buffer at stream offsets `r` (clipped to what is still held: the
+    /// unacknowledged and unsent bytes).
+    pub fn send_slice(&self, r: Range<u64>) -> &[u8] {
+        self.send.slice(r.start, r.end)
     }
 
     /// The payload bytes of a segment returned by [`Tcb::poll_segment`] (call before the next
