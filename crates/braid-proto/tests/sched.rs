@@ -22,6 +22,7 @@ fn sf(id: usize) -> SubflowView {
         queued_bytes: 0,
         send_space: 1 << 20,
         srtt: Some(Duration::from_millis(10)),
+        min_rtt: Some(Duration::from_millis(10)),
         pacing_rate: Some(1_000_000),
         mss: MSS,
     }
@@ -38,6 +39,7 @@ fn run(
         new_data: new,
         reinject: re,
         send_window: 1 << 30,
+        stream_end: None,
     };
     let mut out = Vec::new();
     s.schedule(&input, &mut out);
@@ -479,6 +481,7 @@ fn blest_skips_the_slow_subflow_when_it_would_block() {
         new_data: 0..1000,
         reinject: &[],
         send_window: 60_000,
+        stream_end: None,
     };
     let mut out = Vec::new();
     Blest::new().schedule(&input, &mut out);
@@ -486,6 +489,7 @@ fn blest_skips_the_slow_subflow_when_it_would_block() {
     // A 1 MB window: no blocking, the slow one is used.
     let input = SchedInput {
         send_window: 1_000_000,
+        stream_end: None,
         ..input
     };
     Blest::new().schedule(&input, &mut out);
@@ -530,6 +534,7 @@ fn arb_view(id: usize) -> impl Strategy<Value = SubflowView> {
                 queued_bytes: q,
                 send_space: space,
                 srtt: rtt.map(Duration::from_micros),
+                min_rtt: rtt.map(|r| Duration::from_micros(r / 2)),
                 pacing_rate: rate,
                 mss,
             },
@@ -566,7 +571,7 @@ proptest! {
         for name in NAMES {
             let mut s = by_name(name).expect("builtin");
             for _ in 0..rounds {
-                let input = SchedInput { subflows: &subs, new_data: start..start + len, reinject: &re, send_window: win };
+                let input = SchedInput { subflows: &subs, new_data: start..start + len, reinject: &re, send_window: win, stream_end: None };
                 let mut out = Vec::new();
                 s.schedule(&input, &mut out);
                 prop_assert!(out.len() <= subs.len(), "{name}: too many assignments");
@@ -662,6 +667,7 @@ fn blest_uses_a_slow_subflow_without_rtt_samples() {
         new_data: 0..1000,
         reinject: &[],
         send_window: 0,
+        stream_end: None,
     };
     let mut out = Vec::new();
     Blest::new().schedule(&input, &mut out);
@@ -709,4 +715,50 @@ fn view_from_a_tcb() {
     assert_eq!(v.srtt, None);
     assert_eq!(v.pacing_rate, None);
     assert_eq!(v.mss, tcb.effective_mss() as u64);
+}
+
+#[test]
+fn finish_time_fills_the_fastest_subflows_first() {
+    use braid_proto::sched::finish_time;
+    // One subflow: its own start plus the bytes at its rate.
+    assert!((finish_time(&mut [(0.1, 1000.0)], 500) - 0.6).abs() < 1e-9);
+    // Two: a late slow one is left out while the fast one finishes first.
+    assert!((finish_time(&mut [(0.5, 10.0), (0.0, 1000.0)], 100) - 0.1).abs() < 1e-9);
+    // Both help once the remainder is large: 2000 bytes, (t - 0) 1000 + (t - 0.5) 1000.
+    assert!((finish_time(&mut [(0.5, 1000.0), (0.0, 1000.0)], 2000) - 1.25).abs() < 1e-9);
+    assert!(finish_time(&mut [], 10).is_infinite());
+}
+
+#[test]
+fn default_at_the_end_of_the_stream_spares_a_subflow_that_would_arrive_last() {
+    // A fast subflow and a slow one whose queue takes a second to drain.
+    let mut fast = sf(0);
+    fast.pacing_rate = Some(10_000_000);
+    fast.cwnd = 100_000;
+    fast.srtt = Some(Duration::from_millis(10));
+    fast.queued_bytes = 200_000;
+    fast.in_flight = 100_000;
+    // The slow one delivers 1 MB/s (cwnd / srtt) and holds a second's worth, but its pacing
+    // rate is high, so the kernel's linger (queued / pacing rate) picks it.
+    let mut slow = sf(1);
+    slow.cwnd = 1_000_000;
+    slow.srtt = Some(Duration::from_secs(1));
+    slow.in_flight = 1_000_000;
+    slow.queued_bytes = 1_000_000;
+    slow.pacing_rate = Some(100_000_000);
+    let subs = [fast.clone(), slow.clone()];
+    let mut s = KernelDefault::new();
+    let out = run(&mut s, &subs, 0..50_000, &[]);
+    assert_eq!(out, vec![a(1, 0..50_000, false)], "mid-stream: lowest linger");
+    // The same with the stream ending after these 50 kB: the fast one carries them.
+    let input = SchedInput {
+        subflows: &subs,
+        new_data: 0..50_000,
+        reinject: &[],
+        send_window: 1 << 30,
+        stream_end: Some(50_000),
+    };
+    let mut out = Vec::new();
+    KernelDefault::new().schedule(&input, &mut out);
+    assert_eq!(out, vec![a(0, 0..50_000, false)]);
 }

@@ -555,6 +555,18 @@ fn data_mss(tcb: &Tcb, reserve: usize) -> u64 {
     (tcb.mss().saturating_sub(opts).max(1)) as u64
 }
 
+/// The longest DSS mapping to record on `tcb`: whole segments (the first carries the DSS,
+/// the others `cont` option bytes) up to [`super::mapping::MAX_MAPPING_LEN`].
+fn mapping_len(tcb: &Tcb, cont: usize) -> u64 {
+    let max = super::mapping::MAX_MAPPING_LEN;
+    let first = data_mss(tcb, DSS_OPTION_SPACE);
+    let next = data_mss(tcb, cont);
+    if first >= max {
+        return max;
+    }
+    first + (max - first) / next * next
+}
+
 /// Bytes a subflow may hold queued beyond its congestion window when several subflows
 /// share the data (see `MptcpConnection::subflow_room`): one DSS mapping's worth. Measured
 /// on `two-paths` (64 MiB): 32 KiB gives 133.4 Mbit/s, 64 KiB 133.7, 96 KiB 132.1.
@@ -1678,6 +1690,7 @@ impl MptcpConnection {
                 new_data: nxt..nxt + window_new,
                 reinject: &self.reinject,
                 send_window: self.send.right_edge().saturating_sub(self.send.una()),
+                stream_end: self.send.fin(),
             };
             self.assignments.clear();
             self.sched.schedule(&input, &mut self.assignments);
@@ -1705,7 +1718,11 @@ impl MptcpConnection {
     /// carries the DSS, the others `cont` option bytes), as a run never shares a segment
     /// with the next one and a remainder would go as a short segment.
     fn subflow_room(tcb: &Tcb, v: &SubflowView, cont: usize) -> u64 {
-        let queued = v.queued_bytes;
+        // What the subflow still has to get across: its unsent bytes and those in the
+        // network. SACKed bytes do not count: during loss recovery the cumulative ACK
+        // stands still for a round trip, and counting them would starve the subflow while
+        // its path has room.
+        let queued = v.queued_bytes.saturating_sub(v.in_flight) + tcb.pipe();
         let room = (v.cwnd + SEND_AHEAD).saturating_sub(queued);
         if queued > 0 && room < SEND_AHEAD / 2 {
             return 0;
@@ -1724,6 +1741,7 @@ impl MptcpConnection {
         if a.range.is_empty() || (!a.reinjection && a.range.start != self.send.nxt()) {
             return false;
         }
+        let cont = self.continuation_option_space().unwrap_or(DSS_OPTION_SPACE);
         let Some(s) = self.subflows.get_mut(a.subflow) else {
             return false;
         };
@@ -1739,8 +1757,9 @@ impl MptcpConnection {
             return false;
         }
         // One DSS maps one contiguous run, and no segment straddles two mappings.
+        let max_len = mapping_len(&s.tcb, cont);
         let Subflow { tcb, tx, .. } = s;
-        tx.record(s.written, a.range.start, n, |at| {
+        tx.record(s.written, a.range.start, n, max_len, |at| {
             tcb.mark_segment_boundary(at)
         });
         s.written += n;
@@ -1780,6 +1799,7 @@ impl MptcpConnection {
         if self.send.unsent() == 0 || self.send.window_left() > 0 || !self.reinject.is_empty() {
             return;
         }
+        let cont = self.continuation_option_space().unwrap_or(DSS_OPTION_SPACE);
         // Only with nothing outstanding at the data level: a DATA_ACK still due reopens the
         // window, and probe bytes sent beyond it while another subflow carries data are
         // dropped by the peer (Linux counts NoDSSInWindow) and never sent again.
@@ -1813,8 +1833,11 @@ impl MptcpConnection {
         };
         let bytes = self.send.slice(r.clone());
         let n = s.tcb.write(bytes) as u64;
+        let max_len = mapping_len(&s.tcb, cont);
         let Subflow { tcb, tx, .. } = s;
-        tx.record(s.written, r.start, n, |at| tcb.mark_segment_boundary(at));
+        tx.record(s.written, r.start, n, max_len, |at| {
+            tcb.mark_segment_boundary(at)
+        });
         s.written += n;
         if r.start + n < r.end {
             self.send.unsend(r.start + n);

@@ -102,7 +102,9 @@ impl TxMap {
         TxMap::default()
     }
 
-    /// Records that subflow offsets `[sub, sub + len)` carry data offsets `[data, data + len)`.
+    /// Records that subflow offsets `[sub, sub + len)` carry data offsets `[data, data + len)`,
+    /// in mappings of at most `max_len` (at most [`MAX_MAPPING_LEN`]; the caller picks a
+    /// whole number of segments, so a split leaves no short segment behind).
     /// `new_mapping(offset)` is called for every mapping this starts (its first subflow
     /// offset), where the caller must end segments. Returns false (and records nothing) when
     /// the table is full.
@@ -111,24 +113,26 @@ impl TxMap {
         sub: u64,
         data: u64,
         mut len: u64,
+        max_len: u64,
         mut new_mapping: impl FnMut(u64),
     ) -> bool {
         if len == 0 {
             return true;
         }
-        if self.chunks.len() + len.div_ceil(MAX_MAPPING_LEN) as usize > MAX_TX_CHUNKS {
+        let max_len = max_len.clamp(1, MAX_MAPPING_LEN);
+        if self.chunks.len() + len.div_ceil(max_len) as usize > MAX_TX_CHUNKS {
             return false;
         }
         let (mut sub, mut data) = (sub, data);
         if let Some(last) = self.chunks.back_mut() {
             if !last.sent && last.sub + last.len == sub && last.data + last.len == data {
-                let add = len.min(MAX_MAPPING_LEN - last.len.min(MAX_MAPPING_LEN));
+                let add = len.min(max_len.saturating_sub(last.len));
                 last.len += add;
                 (sub, data, len) = (sub + add, data + add, len - add);
             }
         }
         while len > 0 {
-            let n = len.min(MAX_MAPPING_LEN);
+            let n = len.min(max_len);
             new_mapping(sub);
             self.chunks.push_back(TxChunk {
                 sub,
@@ -651,10 +655,10 @@ mod tests {
     fn tx_map_records_merges_looks_up_and_trims() {
         let mut t = TxMap::new();
         let mut starts = Vec::new();
-        t.record(0, 100, 10, |o| starts.push(o));
-        t.record(10, 110, 5, |o| starts.push(o)); // contiguous and unsent: one mapping
+        t.record(0, 100, 10, MAX_MAPPING_LEN, |o| starts.push(o));
+        t.record(10, 110, 5, MAX_MAPPING_LEN, |o| starts.push(o)); // contiguous and unsent: one mapping
         assert_eq!(t.len(), 1);
-        t.record(15, 500, 5, |o| starts.push(o)); // a reinjection-style jump
+        t.record(15, 500, 5, MAX_MAPPING_LEN, |o| starts.push(o)); // a reinjection-style jump
         assert_eq!(t.len(), 2);
         assert_eq!(starts, vec![0, 15]);
         assert_eq!(t.lookup(3, 100), Some((103, 12)));
@@ -681,7 +685,7 @@ mod tests {
         let s = space();
         let mut t = TxMap::new();
         let mut starts = Vec::new();
-        t.record(0, 0, 3000, |o| starts.push(o));
+        t.record(0, 0, 3000, MAX_MAPPING_LEN, |o| starts.push(o));
         assert_eq!(t.classify(0), TxSegment::Start);
         let mk = |sub, data, len| (tx_mapping_of(&s, sub, data, len, false, None), false);
         let (m, _) = t.seal(0, mk).expect("mapped");
@@ -690,7 +694,7 @@ mod tests {
         assert_eq!(t.classify(1400), TxSegment::Continuation);
         assert_eq!(t.seal(1400, |_, _, _| unreachable!()), Some((m, false)));
         // Contiguous bytes written now cannot join a mapping already on the wire.
-        t.record(3000, 3000, 500, |o| starts.push(o));
+        t.record(3000, 3000, 500, MAX_MAPPING_LEN, |o| starts.push(o));
         assert_eq!(starts, vec![0, 3000]);
         assert_eq!(t.classify(3000), TxSegment::Start);
         // Merged for reinjection all the same.
@@ -701,9 +705,18 @@ mod tests {
     fn mappings_are_at_most_64_kib_and_exact_ones_are_cut_out() {
         let mut t = TxMap::new();
         let mut starts = Vec::new();
-        t.record(0, 0, 2 * MAX_MAPPING_LEN + 10, |o| starts.push(o));
+        t.record(0, 0, 2 * MAX_MAPPING_LEN + 10, MAX_MAPPING_LEN, |o| {
+            starts.push(o)
+        });
         assert_eq!(starts, vec![0, MAX_MAPPING_LEN, 2 * MAX_MAPPING_LEN]);
         assert_eq!(t.lookup(5, u64::MAX), Some((5, MAX_MAPPING_LEN - 5)));
+        // Split where the caller says (whole segments), also when extending.
+        let mut u = TxMap::new();
+        let mut at = Vec::new();
+        u.record(0, 0, 1000, 2500, |o| at.push(o));
+        u.record(1000, 1000, 4000, 2500, |o| at.push(o));
+        assert_eq!(at, vec![0, 2500]);
+        assert_eq!(u.lookup(2600, u64::MAX), Some((2600, 2400)));
         // MP_CAPABLE with data maps its own segment: the rest is a new mapping.
         assert_eq!(t.seal_exact(0, 1000), Some(1000));
         assert_eq!(t.classify(1000), TxSegment::Start);

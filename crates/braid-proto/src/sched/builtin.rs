@@ -19,6 +19,12 @@ use super::{
 /// - **Rate**: like the kernel's `avg_pacing_rate`, a per-subflow average of the pacing rate
 ///   weighted by bytes: it starts at the subflow's [`SubflowView::rate`] and, each time the
 ///   subflow gets a burst, becomes `(avg · queued + rate · burst) / (queued + burst)`.
+/// - **End of the stream** (braid's addition): once the application has closed
+///   ([`SchedInput::stream_end`]) every remaining byte is known, and a subflow whose next
+///   byte ([`SubflowView::arrival_secs`] at its [`SubflowView::delivery_rate`]) would
+///   arrive after the others could have delivered all of them ([`super::finish_time`]) gets
+///   no more: the transfer ends on every path at about the same time instead of waiting for
+///   the slowest path's queue (on `two-paths`, 64 MiB: +0.6 Mbit/s on average over 60–68 MiB).
 ///
 /// One new-data assignment per call: the connection calls again and the queues it just grew
 /// steer the next burst.
@@ -66,11 +72,23 @@ impl Scheduler for KernelDefault {
             return;
         }
         let want_backup = !has_active_primary(input.subflows);
-        let best = input
+        let mut class: Vec<&SubflowView> = input
             .subflows
             .iter()
             .filter(|s| s.is_active() && s.backup == want_backup && !used.contains(&s.id))
-            .min_by_key(|s| (self.linger(s), s.id));
+            .collect();
+        if let Some(end) = input.stream_end {
+            // The rest of the stream is known: a subflow whose queue and delay would land
+            // its next byte after the others could have delivered everything gets no more.
+            let rate = |s: &SubflowView| s.delivery_rate();
+            let mut pts: Vec<(f64, f64)> = class
+                .iter()
+                .map(|s| (s.arrival_secs(rate(s)), rate(s) as f64))
+                .collect();
+            let t = super::finish_time(&mut pts, end.saturating_sub(input.new_data.start));
+            class.retain(|s| s.arrival_secs(rate(s)) < t);
+        }
+        let best = class.into_iter().min_by_key(|s| (self.linger(s), s.id));
         if let Some(sf) = best {
             if sf.send_space == 0 {
                 return;

@@ -69,6 +69,8 @@ pub struct SubflowView {
     pub send_space: u64,
     /// Smoothed RTT, `None` before the first sample.
     pub srtt: Option<Duration>,
+    /// Smallest RTT sample so far (the path's propagation delay, queueing aside).
+    pub min_rtt: Option<Duration>,
     /// Pacing rate in bytes per second, `None` when unknown or pacing is off.
     pub pacing_rate: Option<u64>,
     /// Maximum segment size, bytes.
@@ -100,6 +102,7 @@ impl SubflowView {
             queued_bytes: as_u64(tcb.send_queued()),
             send_space: as_u64(tcb.send_capacity()),
             srtt: tcb.rtt(),
+            min_rtt: tcb.min_rtt(),
             pacing_rate: tcb.pacing_rate(),
             mss: as_u64(tcb.effective_mss()),
         }
@@ -142,6 +145,32 @@ impl SubflowView {
         (u128::from(self.queued_bytes) << 32) / u128::from(self.rate())
     }
 
+    /// The rate the subflow delivers at, bytes per second: `cwnd / srtt` (a pacing rate runs
+    /// ahead of it on purpose), else [`SubflowView::rate`].
+    pub fn delivery_rate(&self) -> u64 {
+        match self.srtt {
+            Some(rtt) if rtt.as_micros() > 0 => {
+                let r = u128::from(self.cwnd) * 1_000_000 / rtt.as_micros();
+                u64::try_from(r).unwrap_or(u64::MAX).max(1)
+            }
+            _ => self.rate(),
+        }
+    }
+
+    /// Estimated seconds until a byte queued now on this subflow arrives at the peer: the
+    /// bytes written but not sent go first at `rate`, then the byte crosses the path as the
+    /// bytes in flight do (the smoothed RTT, less the half of the smallest one the ACKs take
+    /// to come back). Without an RTT sample, the whole queue at `rate`.
+    pub fn arrival_secs(&self, rate: u64) -> f64 {
+        let unsent = self.queued_bytes.saturating_sub(self.in_flight);
+        let transit = match (self.srtt, self.min_rtt) {
+            (Some(s), Some(m)) => s.as_secs_f64() - m.min(s).as_secs_f64() / 2.0,
+            (Some(s), None) => s.as_secs_f64() / 2.0,
+            _ => return self.queued_bytes as f64 / rate.max(1) as f64,
+        };
+        unsent as f64 / rate.max(1) as f64 + transit
+    }
+
     /// The smoothed RTT, or `Duration::MAX` when unknown (sorts last).
     pub fn srtt_or_max(&self) -> Duration {
         self.srtt.unwrap_or(Duration::MAX)
@@ -168,6 +197,10 @@ pub struct SchedInput<'a> {
     pub reinject: &'a [Reinject],
     /// The connection-level send window: bytes the peer allows beyond `data_una`.
     pub send_window: u64,
+    /// Where the stream ends, once the application has closed it (the DATA_FIN's data
+    /// offset): every byte still to place is known, which a scheduler may use to finish on
+    /// all subflows at once.
+    pub stream_end: Option<u64>,
 }
 
 /// One decision: send `range` on `subflow`.
@@ -283,6 +316,26 @@ impl fmt::Display for SchedulerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The earliest time (seconds from now) by which `remaining` more bytes can all have arrived
+/// when spread over subflows given as `(arrival, rate)`: each starts delivering new bytes
+/// `arrival` seconds from now (its queue drained, one-way delay passed) at `rate` bytes per
+/// second, and the subflows that start latest are left out while leaving them out is faster
+/// (water-filling). Infinite for no subflows.
+pub fn finish_time(subflows: &mut [(f64, f64)], remaining: u64) -> f64 {
+    subflows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rates, mut weighted) = (0.0, 0.0);
+    for k in 0..subflows.len() {
+        let (a, r) = subflows[k];
+        rates += r;
+        weighted += r * a;
+        let t = (remaining as f64 + weighted) / rates.max(f64::MIN_POSITIVE);
+        if subflows.get(k + 1).is_none_or(|next| t <= next.0) {
+            return t;
+        }
+    }
+    f64::INFINITY
 }
 
 /// Length of an assignment on `sf` of at most `avail` bytes: capped by the burst and the

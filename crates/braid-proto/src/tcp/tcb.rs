@@ -159,6 +159,7 @@ pub struct Tcb {
     ts_recent_age: Option<Instant>,
     sack_enabled: bool,
     reserved_opt: usize,
+
     /// Sequence offsets at which a segment must end (the MPTCP layer's mapping boundaries),
     /// ascending; those at or below SND.UNA are dropped lazily.
     boundaries: VecDeque<u64>,
@@ -283,6 +284,7 @@ impl Tcb {
             ts_recent_age: None,
             sack_enabled: false,
             reserved_opt: 0,
+
             boundaries: VecDeque::new(),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             backoff: 0,
@@ -363,6 +365,10 @@ impl Tcb {
     /// Smoothed RTT.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt.srtt()
+    }
+    /// The smallest RTT sample so far.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.rtt.min_rtt()
     }
     /// The current retransmission timeout (with backoff).
     pub fn rto(&self) -> Duration {
@@ -1211,8 +1217,11 @@ impl Tcb {
         } else {
             //= rfc9293#3.8.6.3
             //# an ACK SHOULD be generated for at least every second full-sized segment
+            // Counted as Linux does: more than one full segment waiting is two segments, even
+            // when their sizes differ by a few option bytes (MPTCP puts its DSS on the first
+            // segment of a mapping only), which `>= 2 * MSS` would stretch to three.
             self.rcv_unacked += newly;
-            if self.rcv_unacked >= 2 * self.rcv_mss {
+            if self.rcv_unacked > self.rcv_mss {
                 self.ack_now = true;
             } else if self.timer(Timer::DelayedAck).is_none() {
                 self.set_timer(Timer::DelayedAck, Some(now + self.cfg.delayed_ack_timeout));
@@ -1445,8 +1454,9 @@ impl Tcb {
         self.snd_una
     }
 
-    /// RFC 6675 SetPipe: octets believed to be in the network.
-    fn pipe(&self) -> u64 {
+    /// RFC 6675 SetPipe: octets believed to be in the network (sent, neither SACKed nor
+    /// deemed lost, plus retransmissions not SACKed).
+    pub fn pipe(&self) -> u64 {
         if !self.sack_enabled && self.in_recovery && !self.rto_recovery {
             return self.flight().saturating_sub(self.nosack_inflation);
         }
