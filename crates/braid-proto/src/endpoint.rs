@@ -382,6 +382,10 @@ impl Proto {
             Proto::Tcp(t) => t.error(),
             // Subflows still open carry on: no error yet.
             Proto::Mptcp(_) if self.tcb().is_some_and(|t| t.state() != TcpState::Closed) => None,
+            //= rfc8684#3.3.3
+            //= Both DATA_FINs exchanged and acknowledged: the connection closed cleanly,
+            //   whatever ended its subflows (a dead path's subflow timing out or reset).
+            Proto::Mptcp(m) if m.is_read_finished() && m.is_write_finished() => None,
             Proto::Mptcp(m) => m.subflow(0).and_then(Tcb::error).or_else(|| {
                 // A data-level error that ended every subflow.
                 (m.error().is_some() && m.is_closed()).then_some(ConnectionError::Reset)
@@ -886,6 +890,14 @@ impl Endpoint {
             .filter(|c| !c.closed_reported)
             .ok_or(None)?;
         let local_id = c.addr_id(local.ip(), &self.config.pm_table);
+        // A local endpoint flagged backup makes the joins that arrive on it backups too
+        // (our SYN/ACK says so with its B bit), as Linux's in-kernel manager does.
+        let local_backup = self
+            .config
+            .pm_table
+            .endpoints()
+            .iter()
+            .any(|e| e.addr == local.ip() && e.flags.backup());
         let addrs = SubflowAddrs { local, remote };
         let asked = match (
             c.proto.mptcp().map(MptcpConnection::is_mptcp),
@@ -907,7 +919,7 @@ impl Endpoint {
                 let ev = PmEvent::JoinRequested {
                     addrs,
                     remote_id,
-                    backup,
+                    backup: backup || local_backup,
                 };
                 pm.handle(now, &ev, &mut out);
                 //= rfc8684#3.2
@@ -923,7 +935,7 @@ impl Endpoint {
             _ => false,
         };
         let m = c.proto.mptcp_mut().ok_or(None)?;
-        let id = match m.accept_join(now, params, syn, local_id, nonce) {
+        let id = match m.accept_join(now, params, syn, local_id, nonce, local_backup) {
             Ok(id) => id,
             Err(e) => {
                 if asked {

@@ -44,6 +44,12 @@ struct Tamper {
     strip_to_b: bool,
     /// Drop every packet from or to this address (a path gone dark).
     blackhole: Option<IpAddr>,
+    /// Hold every DATA_ACK towards the client at the first one seen, while the subflows
+    /// acknowledge everything (a receiver that does not move in-order data into the
+    /// connection, as Linux's can when out-of-order data fills its buffer), until the
+    /// client has retransmitted at the data level.
+    freeze_data_ack_to_a: bool,
+    frozen_data_ack: Option<u64>,
 }
 
 /// An address option seen on the wire.
@@ -72,6 +78,8 @@ struct Net {
     s: Option<ConnectionHandle>,
     notices_a: Vec<PmNotice>,
     notices_b: Vec<PmNotice>,
+    /// The client's `Closed` events: their errors.
+    closed_a: Vec<Option<braid_proto::ConnectionError>>,
 }
 
 fn config(table: EndpointTable, local_addrs: &[&str]) -> EndpointConfig {
@@ -151,6 +159,7 @@ impl Net {
             s: None,
             notices_a: Vec::new(),
             notices_b: Vec::new(),
+            closed_a: Vec::new(),
         };
         net.run_for(Duration::from_secs(1));
         assert!(net.s.is_some(), "accepted");
@@ -236,6 +245,18 @@ impl Net {
         if to_b && self.tamper.strip_to_b {
             repr.options.mptcp.clear();
         }
+        if !to_b && self.tamper.freeze_data_ack_to_a {
+            if self.a.counters().MPTCPRetrans > 0 {
+                self.tamper.freeze_data_ack_to_a = false;
+            }
+            for o in &mut repr.options.mptcp {
+                if let MptcpOption::Dss(d) = o {
+                    if let (true, Some(ack)) = (self.tamper.freeze_data_ack_to_a, d.data_ack) {
+                        d.data_ack = Some(*self.tamper.frozen_data_ack.get_or_insert(ack));
+                    }
+                }
+            }
+        }
         if !to_b && payload.is_empty() && !repr.flags.rst() {
             if let Some(ids) = self.tamper.inject_remove_to_a.take() {
                 repr.options.sack_blocks.clear();
@@ -263,7 +284,11 @@ impl Net {
                 self.s = Some(conn);
             }
         }
-        while self.a.poll_event().is_some() {}
+        while let Some(ev) = self.a.poll_event() {
+            if let Event::Closed { error, .. } = ev {
+                self.closed_a.push(error);
+            }
+        }
         while let Some(n) = self.a.poll_pm_event() {
             self.notices_a.push(n);
         }
@@ -1039,6 +1064,50 @@ fn remove_addr_of_id_zero_closes_the_initial_subflow_and_the_connection_goes_on(
 }
 
 #[test]
+fn a_connection_whose_first_path_died_still_closes_cleanly() {
+    //= rfc8684#3.3.3
+    //= Once both DATA_FINs are exchanged the connection is over, cleanly, whatever ended its
+    //  subflows: here the initial subflow's path goes dark mid-transfer, the subflow goes
+    //  stale and is reset after the close, and the application sees no error.
+    let client = config(table(&[], 2, 1), &["10.0.0.1", "10.0.1.1"]);
+    let server = config(table(&[("10.0.1.2", 1, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(2 << 20, 21, |n| n.tamper.blackhole = Some(ip("10.0.0.1")));
+    let (c, s) = (net.c, net.server());
+    net.a.close(c).unwrap();
+    net.b.close(s).unwrap();
+    let mut buf = [0u8; 4096];
+    for _ in 0..200_000 {
+        while matches!(net.a.read(c, &mut buf), Ok(n) if n > 0) {}
+        while matches!(net.b.read(s, &mut buf), Ok(n) if n > 0) {}
+        if !net.closed_a.is_empty() || !net.step() {
+            break;
+        }
+    }
+    assert!(net.a.counters().SubflowStale >= 1);
+    assert_eq!(net.closed_a, vec![None], "closed without an error");
+}
+
+#[test]
+fn data_the_peer_acknowledged_but_never_delivered_is_sent_again_on_another_subflow() {
+    //= rfc8684#3.3.6
+    //= The subflows acknowledge every segment but the DATA_ACK stands still: after the
+    //  data-level retransmission timeout the first unacknowledged bytes go again on the
+    //  other subflow, and the transfer completes.
+    let client = config(table(&[], 2, 1), &["10.0.0.1", "10.0.1.1"]);
+    let server = config(table(&[("10.0.1.2", 1, EndpointFlags::SIGNAL)], 2, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(12 << 20, 41, |n| n.tamper.freeze_data_ack_to_a = true);
+    let c = net.a.counters();
+    assert_eq!(c.MPTCPRetrans, 1, "{c:?}");
+    assert_eq!(c.SubflowStale, 0, "no subflow stalled: {c:?}");
+    assert!(
+        net.b.counters().DuplicateData >= 1,
+        "the copy arrived second"
+    );
+}
+
+#[test]
 fn a_fallback_ends_path_management() {
     //= rfc8684#3.7
     //= After a fallback to plain TCP nothing MPTCP is sent: the path manager is told the
@@ -1303,4 +1372,40 @@ fn a_subflow_that_failed_is_recreated_once_its_path_comes_back() {
         net.by_src[&ip("10.0.1.1")] > mid,
         "the new subflow carries data"
     );
+}
+
+#[test]
+fn a_subflow_added_made_backup_and_deleted_mid_transfer_loses_nothing() {
+    // The control plane's sequence on a live connection: a subflow endpoint added, turned
+    // into a backup (MP_PRIO), deleted (REMOVE_ADDR); every byte arrives once.
+    let client = config(
+        table(&[("10.0.1.1", 1, EndpointFlags::SUBFLOW)], 3, 0),
+        &["10.0.0.1", "10.0.1.1", "10.0.2.1"],
+    );
+    let server = config(table(&[], 3, 0), &[]);
+    let mut net = Net::new(client, server, Tamper::default());
+    net.transfer(4 << 20, 31, |n| {
+        let now = n.now;
+        n.a.endpoint_add(
+            now,
+            ip("10.0.2.1"),
+            Some(5),
+            None,
+            None,
+            EndpointFlags::SUBFLOW,
+        )
+        .unwrap();
+    });
+    assert_eq!(net.b.counters().MPJoinAckRx, 2);
+    net.transfer(8 << 20, 32, |n| {
+        let now = n.now;
+        n.a.endpoint_change(now, 5, braid_proto::pm::FlagChange::Backup)
+            .unwrap();
+    });
+    assert!(net.b.counters().MPPrioRx >= 1);
+    net.transfer(4 << 20, 33, |n| {
+        let now = n.now;
+        n.a.endpoint_delete(now, 5).unwrap();
+    });
+    net.transfer(1 << 20, 34, |_| {});
 }

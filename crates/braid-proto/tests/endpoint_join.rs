@@ -273,3 +273,105 @@ fn add_subflow_needs_an_mptcp_connection() {
         Err(Error::UnknownConnection)
     );
 }
+
+/// A server whose second address is a `backup` endpoint: a join arriving there is a backup
+/// on both sides (the server's SYN/ACK says so with its B bit, the client did not ask), and
+/// the server's own data stays off it while the first path works.
+#[test]
+fn a_join_to_a_server_backup_address_is_a_backup_on_both_sides() {
+    use braid_proto::pm::{EndpointFlags, EndpointTable};
+    let mut net = Net::new();
+    let backup_ip: IpAddr = "10.0.1.2".parse().unwrap();
+    let mut table = EndpointTable::new();
+    table
+        .add(backup_ip, None, None, None, EndpointFlags::BACKUP)
+        .unwrap();
+    net.b = Endpoint::new(
+        EndpointConfig {
+            pm_table: table,
+            ..EndpointConfig::default()
+        },
+        [2; 32],
+    );
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let second: SocketAddr = SocketAddr::new(backup_ip, 80);
+    net.b
+        .listen("0.0.0.0:80".parse().unwrap(), ListenOptions { mptcp: true })
+        .unwrap();
+    let c = net
+        .a
+        .connect(
+            net.now,
+            "10.0.0.1:0".parse().unwrap(),
+            server,
+            ConnectOptions { mptcp: true },
+        )
+        .unwrap();
+    let (mut s, mut joined, mut synack_backup) = (None, false, None);
+    let total: u64 = 2 << 20;
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut buf = vec![0u8; 16384];
+    for _ in 0..2_000_000 {
+        while let Some(ev) = net.a.poll_event() {
+            if ev == Event::Connected(c) && !joined {
+                net.a
+                    .add_subflow(net.now, c, "10.0.1.1:0".parse().unwrap(), second, false)
+                    .unwrap();
+                joined = true;
+            }
+        }
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Accepted { conn, .. } = ev {
+                s = Some(conn);
+            }
+        }
+        for (_, (to_b, pkt)) in net.queue.iter() {
+            let p = parse_tcp_packet(pkt).unwrap();
+            for o in &p.tcp.options.mptcp {
+                if let (false, MptcpOption::MpJoinSynAck { backup, .. }) = (*to_b, o) {
+                    synack_backup = Some(*backup);
+                }
+            }
+        }
+        let ready = s.is_some_and(|sc| {
+            net.b
+                .mptcp_connection(sc)
+                .is_some_and(|m| m.is_subflow_established(1))
+        });
+        if let (Some(sc), true) = (s, ready) {
+            while sent < total {
+                let n = (total - sent).min(buf.len() as u64) as usize;
+                for (i, b) in buf[..n].iter_mut().enumerate() {
+                    *b = byte(5, sent + i as u64);
+                }
+                match net.b.write(sc, &buf[..n]) {
+                    Ok(w) if w > 0 => sent += w as u64,
+                    _ => break,
+                }
+            }
+        }
+        loop {
+            match net.a.read(c, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for (i, b) in buf[..n].iter().enumerate() {
+                        assert_eq!(*b, byte(5, received + i as u64), "byte-exact");
+                    }
+                    received += n as u64;
+                }
+            }
+        }
+        if received == total || !net.step() {
+            break;
+        }
+    }
+    assert_eq!(received, total);
+    assert_eq!(synack_backup, Some(true), "the SYN/ACK carries the B bit");
+    let m = net.b.mptcp_connection(s.expect("accepted")).expect("mptcp");
+    assert_eq!(m.subflow_info(1).map(|i| i.2), Some(true), "server side");
+    let cm = net.a.mptcp_connection(c).expect("mptcp");
+    assert_eq!(cm.subflow_info(1).map(|i| i.2), Some(true), "client side");
+    // The server's data went on the first subflow only.
+    let on_backup = m.subflow(1).map_or(0, |t| t.bytes_sent());
+    assert_eq!(on_backup, 0, "the backup carried data");
+}

@@ -186,6 +186,7 @@ impl Net {
                             &seg.tcp,
                             1,
                             0x5eed_0002,
+                            false,
                         ) {
                             Ok(id) => {
                                 assert_eq!(id, self.server_paths.len());
@@ -518,7 +519,7 @@ fn subflow_limit_and_not_mptcp_are_refused() {
     });
     let srv = n.server.as_mut().expect("server");
     assert_eq!(
-        srv.accept_join(n.now, params(80, 5, 1), &syn, 1, 2),
+        srv.accept_join(n.now, params(80, 5, 1), &syn, 1, 2, false),
         Err(JoinError::Limit)
     );
     assert_eq!(srv.counters().MPJoinSynRx, 1);
@@ -531,7 +532,7 @@ fn subflow_limit_and_not_mptcp_are_refused() {
         nonce: 1,
     });
     assert_eq!(
-        srv.accept_join(n.now, params(80, 5, 1), &syn, 1, 2),
+        srv.accept_join(n.now, params(80, 5, 1), &syn, 1, 2, false),
         Err(JoinError::NotJoin)
     );
 }

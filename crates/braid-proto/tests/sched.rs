@@ -749,7 +749,11 @@ fn default_at_the_end_of_the_stream_spares_a_subflow_that_would_arrive_last() {
     let subs = [fast.clone(), slow.clone()];
     let mut s = KernelDefault::new();
     let out = run(&mut s, &subs, 0..50_000, &[]);
-    assert_eq!(out, vec![a(1, 0..50_000, false)], "mid-stream: lowest linger");
+    assert_eq!(
+        out,
+        vec![a(1, 0..50_000, false)],
+        "mid-stream: lowest linger"
+    );
     // The same with the stream ending after these 50 kB: the fast one carries them.
     let input = SchedInput {
         subflows: &subs,

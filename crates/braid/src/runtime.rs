@@ -263,6 +263,8 @@ pub enum RuntimeError {
     TimedOut(SocketAddr),
     #[error("aborted by a second signal (RST sent)")]
     Aborted,
+    #[error("connection to {0} aborted: braid reset it (a protocol error)")]
+    AbortedLocally(SocketAddr),
     #[error("connection to {remote} failed: {error}")]
     Connection {
         remote: SocketAddr,
@@ -297,7 +299,9 @@ fn connection_error(remote: SocketAddr, error: ConnectionError, established: boo
         ConnectionError::Reset if !established => RuntimeError::Refused(remote),
         ConnectionError::Reset => RuntimeError::Reset(remote),
         ConnectionError::TimedOut => RuntimeError::TimedOut(remote),
-        ConnectionError::Aborted => RuntimeError::Aborted,
+        // Not a signal's abort (that one is reported as such by the caller): braid reset the
+        // connection itself, over a protocol error.
+        ConnectionError::Aborted => RuntimeError::AbortedLocally(remote),
         error => RuntimeError::Connection { remote, error },
     }
 }

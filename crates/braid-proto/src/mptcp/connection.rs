@@ -288,11 +288,14 @@ pub struct MptcpCounters {
     pub RmSubflow: u64,
     pub MPPrioRx: u64,
     pub MPPrioTx: u64,
+    /// Data-level retransmissions: bytes not DATA_ACKed for a retransmission timeout sent
+    /// again on another subflow (Linux's `MPTCPRetrans`).
+    pub MPTCPRetrans: u64,
 }
 
 impl MptcpCounters {
     /// Every counter with its MIB name, for reports.
-    pub fn entries(&self) -> [(&'static str, u64); 37] {
+    pub fn entries(&self) -> [(&'static str, u64); 38] {
         [
             ("MPCapableSYNRX", self.MPCapableSYNRX),
             ("MPCapableSYNTX", self.MPCapableSYNTX),
@@ -331,6 +334,7 @@ impl MptcpCounters {
             ("RmSubflow", self.RmSubflow),
             ("MPPrioRx", self.MPPrioRx),
             ("MPPrioTx", self.MPPrioTx),
+            ("MPTCPRetrans", self.MPTCPRetrans),
         ]
     }
 
@@ -373,6 +377,7 @@ impl MptcpCounters {
         self.RmSubflow += o.RmSubflow;
         self.MPPrioRx += o.MPPrioRx;
         self.MPPrioTx += o.MPPrioTx;
+        self.MPTCPRetrans += o.MPTCPRetrans;
     }
 }
 
@@ -567,6 +572,11 @@ fn mapping_len(tcb: &Tcb, cont: usize) -> u64 {
     first + (max - first) / next * next
 }
 
+/// The shortest data-level retransmission timeout (Linux's `TCP_RTO_MIN`).
+pub const DATA_RTX_MIN: crate::time::Duration = crate::time::Duration::from_millis(200);
+/// The longest one, backoff included.
+pub const DATA_RTX_MAX: crate::time::Duration = crate::time::Duration::from_secs(60);
+
 /// Bytes a subflow may hold queued beyond its congestion window when several subflows
 /// share the data (see `MptcpConnection::subflow_room`): one DSS mapping's worth. Measured
 /// on `two-paths` (64 MiB): 32 KiB gives 133.4 Mbit/s, 64 KiB 133.7, 96 KiB 132.1.
@@ -613,6 +623,19 @@ pub struct MptcpConnection {
     /// Option bytes the segment being built may carry (its payload and options fit the
     /// MSS): set by `poll_segment` for `add_options`.
     opt_limit: usize,
+    /// The data-level retransmission timer: when it fires with the DATA_ACK still at
+    /// `rtx.una`, the first unacknowledged bytes go again on another subflow.
+    rtx: DataRtx,
+}
+
+/// State of the data-level retransmission timer (see `MptcpConnection::data_rtx`).
+#[derive(Debug, Clone, Copy, Default)]
+struct DataRtx {
+    at: Option<Instant>,
+    /// The DATA_ACK when the timer was armed.
+    una: u64,
+    /// Expiries in a row without progress (the timeout doubles each time).
+    backoff: u32,
 }
 
 fn find_mpc(repr: &TcpRepr) -> Option<&MpCapable> {
@@ -658,6 +681,7 @@ impl MptcpConnection {
             fastclose: false,
             addr: addr::AddrState::default(),
             opt_limit: MAX_OPTION_SPACE,
+            rtx: DataRtx::default(),
         }
     }
 
@@ -746,8 +770,9 @@ impl MptcpConnection {
         syn: &TcpRepr,
         local_id: u8,
         nonce: u32,
+        local_backup: bool,
     ) -> Result<SubflowId, JoinError> {
-        let Some((backup, addr_id, token, remote_nonce)) = find_join_syn(syn) else {
+        let Some((peer_backup, addr_id, token, remote_nonce)) = find_join_syn(syn) else {
             return Err(JoinError::NotJoin);
         };
         if token != self.local_token() || syn.flags.ack() {
@@ -767,6 +792,10 @@ impl MptcpConnection {
             local_nonce: nonce,
             remote_nonce,
         };
+        //= rfc8684#3.2
+        //= The B bit of the SYN asks the responder to treat the subflow as a backup; the
+        //   responder's own wish goes in its SYN/ACK. Either makes it one here.
+        let backup = peer_backup || local_backup;
         self.subflows
             .push(Subflow::new(tcb, local_id, addr_id, backup, Some(j)));
         Ok(self.subflows.len() - 1)
@@ -1041,6 +1070,7 @@ impl MptcpConnection {
             .iter()
             .filter_map(|s| s.tcb.poll_timeout())
             .chain(self.addr_timeout())
+            .chain(self.rtx.at)
             .min()
     }
 
@@ -1053,6 +1083,80 @@ impl MptcpConnection {
                 s.tcb.handle_timeout(now);
             }
         }
+        if self.rtx.at.is_some_and(|t| t <= now) {
+            self.data_rtx_fired(now);
+        }
+        self.arm_data_rtx(now);
+    }
+
+    //= rfc8684#3.3.6
+    //= Data that is not DATA_ACKed in time is sent again on another subflow: the peer may
+    //  have acknowledged it at the subflow level and still not delivered it (Linux holds
+    //  in-order data back in a subflow while out-of-order data fills its receive buffer,
+    //  and drops what a closing subflow held; Linux's own sender retransmits at the data
+    //  level for the same reason).
+    /// Keeps the data-level retransmission timer armed while data is outstanding: it runs
+    /// from the last DATA_ACK progress, for the largest RTO among the usable subflows
+    /// (at least [`DATA_RTX_MIN`]), doubled after each expiry without progress.
+    fn arm_data_rtx(&mut self, now: Instant) {
+        let (una, nxt) = (self.send.una(), self.send.nxt());
+        if self.fallback || self.neg.is_none() || una >= nxt {
+            self.rtx = DataRtx::default();
+            return;
+        }
+        if self.rtx.at.is_some() && self.rtx.una == una {
+            return;
+        }
+        if self.rtx.una != una {
+            self.rtx.backoff = 0;
+        }
+        self.rtx.una = una;
+        let rto = self
+            .subflows
+            .iter()
+            .filter(|s| Self::open_for_data(s) && !s.dead)
+            .map(|s| s.tcb.rto())
+            .max()
+            .unwrap_or(DATA_RTX_MIN)
+            .max(DATA_RTX_MIN);
+        let factor = 1u32 << self.rtx.backoff.min(6);
+        self.rtx.at = Some(now + rto.saturating_mul(factor).min(DATA_RTX_MAX));
+    }
+
+    /// The timer fired: with the DATA_ACK where it was and another subflow to carry them,
+    /// the first unacknowledged bytes (one mapping's worth) are queued for reinjection.
+    fn data_rtx_fired(&mut self, _now: Instant) {
+        self.rtx.at = None;
+        let (una, nxt) = (self.send.una(), self.send.nxt());
+        if self.fallback || una >= nxt || una != self.rtx.una {
+            return;
+        }
+        self.rtx.backoff = self.rtx.backoff.saturating_add(1);
+        let usable = self
+            .subflows
+            .iter()
+            .filter(|s| Self::open_for_data(s) && !s.dead)
+            .count();
+        let queued = self.reinject.iter().any(|r| r.range.start <= una);
+        if usable < 2 || queued {
+            return;
+        }
+        let end = nxt.min(una + crate::sched::SEND_BURST);
+        // The subflow the bytes went on, so that they go on another one.
+        let from = self
+            .subflows
+            .iter()
+            .position(|s| {
+                s.tx.data_ranges_from(0)
+                    .any(|r| r.start <= una && una < r.end)
+            })
+            .unwrap_or(usize::MAX);
+        self.reinject.push(Reinject {
+            range: una..end,
+            from,
+        });
+        self.reinject.sort_by_key(|r| r.range.start);
+        self.counters.MPTCPRetrans += 1;
     }
 
     // ------------------------------------------------------------------ input
@@ -1330,7 +1434,7 @@ impl MptcpConnection {
                 //= The initiator verifies the SYN/ACK's truncated HMAC; a SYN/ACK without a
                 //   valid one gets a reset (a join never falls back).
                 match synack {
-                    Some((_, addr_id, hmac, nonce))
+                    Some((peer_backup, addr_id, hmac, nonce))
                         if hmac
                             == join_synack_hmac(
                                 n.local_key,
@@ -1344,6 +1448,10 @@ impl MptcpConnection {
                         j.state = JoinState::AckSent;
                         if let Some(s) = self.subflows.get_mut(id) {
                             s.remote_id = addr_id;
+                            //= rfc8684#3.2
+                            //= The responder's B bit asks us to treat the subflow as a
+                            //   backup too.
+                            s.backup |= peer_backup;
                         }
                     }
                     _ => {
@@ -1871,6 +1979,7 @@ impl MptcpConnection {
     /// The next segment to send: subflow, header (with MPTCP options) and payload.
     pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Vec<u8>)> {
         self.reap();
+        self.arm_data_rtx(now);
         self.schedule();
         self.close_subflows();
         let cont = self.continuation_option_space();

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{execute, open_output, open_paths, parse_addrs, parse_paths, refuse_not_yet};
+use braid_proto::pm::{EndpointFlags, FlagChange};
+
+use super::{execute, open_output, open_paths, parse_addrs, parse_paths};
 use crate::runtime::{Role, ServerMode};
 
 /// Accept connections over TUN devices.
@@ -22,8 +24,11 @@ pub struct ListenArgs {
     /// that do not offer MPTCP).
     #[arg(long)]
     pub tcp: bool,
-    /// Mark subflows on this address as backup (not supported yet: refused; a joining
-    /// peer's own backup bit is honoured).
+    /// Mark the subflows that join on this address of a --path as backup: braid's
+    /// SYN/ACK asks the peer to treat them so (the MP_JOIN B bit) and braid's own scheduler
+    /// sends on them only when no other subflow works (a `backup` endpoint, as
+    /// `ip mptcp endpoint add ADDR backup`). A joining peer's own backup bit is honoured
+    /// on every address.
     #[arg(long = "backup", value_name = "ADDR")]
     pub backups: Vec<String>,
     #[command(flatten)]
@@ -49,8 +54,7 @@ pub struct ListenArgs {
 /// Run `braid listen`.
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     // Parsed first: a malformed address is reported as such.
-    parse_addrs("--backup", &args.backups)?;
-    refuse_not_yet(&[("--backup", !args.backups.is_empty())])?;
+    let backups = parse_addrs("--backup", &args.backups)?;
     if args.port == 0 {
         bail!("bad --port 0: give the port to listen on");
     }
@@ -60,7 +64,31 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         (None, false) => ServerMode::Sink,
     };
     let path_args = parse_paths(&args.paths)?;
-    let config = super::pm_config(&args.pm, &path_args)?;
+    let mut config = super::pm_config(&args.pm, &path_args)?;
+    for b in &backups {
+        let Some(path) = path_args.iter().find(|p| p.addr == *b) else {
+            bail!("--backup {b}: not the address of any --path");
+        };
+        let table = &mut config.pm_table;
+        let known = table
+            .endpoints()
+            .iter()
+            .find(|e| e.addr == *b)
+            .map(|e| e.id);
+        let done = match known {
+            Some(id) => table.change(id, FlagChange::Backup).map(|_| ()),
+            None => table
+                .add(
+                    *b,
+                    None,
+                    None,
+                    Some(path.dev.clone()),
+                    EndpointFlags::BACKUP,
+                )
+                .map(|_| ()),
+        };
+        done.map_err(|e| anyhow::anyhow!("--backup {b}: {e}"))?;
+    }
     let paths = open_paths(&path_args)?;
     let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in &path_args {
@@ -121,9 +149,10 @@ mod tests {
         // is one the TUN driver refuses before any system call, should a check be missed).
         for (extra, want) in [
             (
-                &["--backup", "10.0.0.2"][..],
-                "--backup is not supported yet",
+                &["--backup", "10.1.0.2"][..],
+                "--backup 10.1.0.2: not the address of any --path",
             ),
+            (&["--backup", "x"], "bad --backup \"x\""),
             (
                 &["--signal", "10.1.0.2"],
                 "--signal 10.1.0.2: not the address of any --path",

@@ -194,17 +194,6 @@ pub(crate) fn pm_config(
     })
 }
 
-/// Refuses options the engine has no API for yet: one line naming the first such option
-/// given.
-pub(crate) fn refuse_not_yet(given: &[(&str, bool)]) -> anyhow::Result<()> {
-    if let Some((name, _)) = given.iter().find(|(_, on)| *on) {
-        anyhow::bail!(
-            "{name} is not supported yet (braid's path manager has no API for it): leave it out"
-        );
-    }
-    Ok(())
-}
-
 /// Open every `--path` device, in order.
 pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>> {
     let mut paths = Vec::with_capacity(args.len());

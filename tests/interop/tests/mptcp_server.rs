@@ -1,0 +1,268 @@
+//! braid as the *server* of the multipath cases (issue 4: every case in both roles): a
+//! kernel MPTCP client joins `braid listen` on a second path, and braid sends as much as it
+//! receives (`--echo`), so braid's own scheduler, failover and subflow handling are on
+//! trial, not only the kernel's.
+//!
+//! - case 4: the kernel client deletes the endpoint of its joined subflow mid-transfer;
+//!   braid drops that subflow and sends what it held again on the other;
+//! - case 5: `braid listen --backup ADDR`: the join the kernel makes to that address is a
+//!   backup on both sides (braid's SYN/ACK carries the B bit, the kernel counts
+//!   `MPJoinSynAckBackupRx`), idle while the first path works, and it carries both
+//!   directions once the first path's device goes down;
+//! - case 6: two working subflows, the second path's device goes down mid-transfer: both
+//!   directions complete on the first.
+//!
+//! Layout as in `mptcp_multipath.rs`: namespace `braid-<case>-<pid>-<n>`, TUNs `braid0` and
+//! `braid1`, the kernel on 10.0.0.1/24 and 10.1.0.1/24, braid on .2 behind them. 32 MiB each
+//! way, byte-exact (SHA-256 of the pattern stream on both sides), the kernel's MPTcpExt
+//! counters and braid's JSON report checked.
+
+use std::time::{Duration, Instant};
+
+use braid_interop::mptcp::{
+    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
+    kernel_view,
+};
+use braid_interop::{assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc};
+
+const BYTES: u64 = 32 << 20;
+const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
+const PATHS: &str = "--path braid0=10.0.0.2 --path braid1=10.1.0.2";
+
+fn kpeer(line: &str) -> Cmd {
+    Cmd::new(KPEER, line)
+}
+
+/// A namespace with `braid0` and `braid1` up (the kernel on 10.<i>.0.1/24) and the kernel's
+/// limits at 2 subflows and `add_addr_accepted`; `None` (skipped) without `nstat`.
+fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
+    let ns = Netns::new(prefix).expect("namespace");
+    if ns.run("nstat", &["-V"]).is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{prefix}: nstat is missing and CI=true");
+        }
+        eprintln!("SKIPPED {prefix}: no nstat");
+        return None;
+    }
+    for i in 0..2 {
+        ns.add_tun(&format!("braid{i}"), &format!("10.{i}.0.1/24"))
+            .unwrap();
+    }
+    let accepted = add_addr_accepted.to_string();
+    ns.run(
+        "ip",
+        &[
+            "mptcp",
+            "limits",
+            "set",
+            "subflows",
+            "2",
+            "add_addr_accepted",
+            &accepted,
+        ],
+    )
+    .expect("ip mptcp limits");
+    Some(ns)
+}
+
+/// The kernel client's `subflow` endpoint 10.1.0.1 (id 7) on `braid1`, joining braid's first
+/// address through the second device (source-routed, as multihomed hosts are set up).
+fn kernel_subflow_endpoint(ns: &Netns) {
+    ns.ip(&["rule", "add", "from", "10.1.0.1", "table", "101"])
+        .unwrap();
+    ns.ip(&["route", "add", "10.0.0.2", "dev", "braid1", "table", "101"])
+        .unwrap();
+    ns.run(
+        "ip",
+        &[
+            "mptcp", "endpoint", "add", "10.1.0.1", "dev", "braid1", "id", "7", "subflow",
+        ],
+    )
+    .expect("ip mptcp endpoint");
+}
+
+/// `braid listen ... --echo --once --json` with `extra` options, ready.
+fn braid_echo(ns: &Netns, port: u16, extra: &str) -> Proc {
+    ns.start_ready(
+        &Cmd::braid(&format!(
+            "listen --port {port} {PATHS} {extra} --echo --once --json"
+        )),
+        "listening",
+    )
+    .expect("braid listen")
+}
+
+/// The kernel client sending 32 MiB and reading the echo, printing `read MARK` once `mark`
+/// echoed bytes arrived.
+fn kernel_client(ns: &Netns, port: u16, mark: u64) -> Proc {
+    ns.start(&kpeer(&format!(
+        "connect 10.0.0.2:{port} --proto mptcp --send {BYTES} --mark {mark} --json"
+    )))
+    .expect("kpeer connect")
+}
+
+/// Waits until `cond` holds. A hang guard, not a timing assertion.
+#[track_caller]
+fn wait_until(what: &str, ns: &Netns, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened; kernel counters: {}",
+            kernel_view(ns)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Both sides' JSON once each finished: every byte went each way, byte-exact.
+#[track_caller]
+fn both_ways(braid: Proc, kernel: Proc, limit: Duration) -> (serde_json::Value, serde_json::Value) {
+    let k: Finished = kernel.wait_within(limit).expect("kpeer connect");
+    assert!(k.success, "kpeer failed: {}", k.stderr);
+    let b = braid.wait_within(limit).expect("braid listen");
+    assert!(b.success, "braid failed: {}", b.stderr);
+    let (braid, kernel) = (b.json(), k.json());
+    assert_received(&braid, BYTES);
+    assert_sent(&braid, BYTES);
+    assert_sent(&kernel, BYTES);
+    assert_received(&kernel, BYTES);
+    (braid, kernel)
+}
+
+/// The report's subflows whose local address is `ip`.
+fn local_on<'a>(report: &'a serde_json::Value, ip: &str) -> Vec<&'a serde_json::Value> {
+    let prefix = format!("{ip}:");
+    report["subflows"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|s| s["local"].as_str().is_some_and(|a| a.starts_with(&prefix)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn sent_on(s: &serde_json::Value) -> u64 {
+    s["bytes_sent"].as_u64().unwrap_or(0)
+}
+
+fn rate(prefix: &str, report: &serde_json::Value) {
+    let secs = report["duration_s"].as_f64().unwrap_or(0.0);
+    println!(
+        "{prefix}: {BYTES} bytes each way in {secs:.2} s; subflows {}; counters {}",
+        report["subflows"], report["counters"]
+    );
+}
+
+/// Case 4, braid as server: the kernel client's subflow endpoint (id 7) is deleted while
+/// data flows both ways; the kernel closes that subflow, braid drops it, sends what it had
+/// in flight there again on the first subflow, and both directions complete.
+#[test]
+fn braid_server_drops_the_subflow_of_an_endpoint_the_kernel_client_deletes() {
+    if !require_root("braid_server_drops_the_subflow_of_an_endpoint_the_kernel_client_deletes") {
+        return;
+    }
+    let Some(ns) = two_paths("srv4", 0) else {
+        return;
+    };
+    kernel_subflow_endpoint(&ns);
+    let braid = braid_echo(&ns, 5501, "");
+    let mut kernel = kernel_client(&ns, 5501, 8 << 20);
+    wait_until("the kernel's join", &ns, || {
+        counter(&ns, "MPJoinSynAckRx") >= 1
+    });
+    kernel.wait_for_stderr("read 8388608").unwrap();
+    ns.run("ip", &["mptcp", "endpoint", "delete", "id", "7"])
+        .expect("ip mptcp endpoint delete");
+    let (braid, _) = both_ways(braid, kernel, Duration::from_secs(60));
+    // The kernel ends its subflow; braid's side may answer with a reset carrying
+    // MP_TCPRST: expected here.
+    assert_clean_but(&ns, &braid, &["MPRstRx", "MPRstTx"]);
+    assert_kernel_min(&ns, "RmSubflow", 1);
+    assert_eq!(braid["counters"]["MPJoinAckRx"], 1, "{braid}");
+    let joins: Vec<_> = braid["subflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"] == 1)
+        .collect();
+    assert_eq!(joins.len(), 1, "{braid}");
+    assert!(
+        joins[0]["remote"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("10.1.0.1:")),
+        "{braid}"
+    );
+    rate("srv4", &braid);
+}
+
+/// Case 5, braid as server: `--signal 10.1.0.2 --backup 10.1.0.2`. The kernel client joins
+/// the announced address; braid's SYN/ACK asks for a backup (kernel `MPJoinSynAckBackupRx`),
+/// and neither side sends data on it while the first path works. Then `braid0` goes down:
+/// both directions move to the backup subflow and complete.
+#[test]
+fn braid_server_backup_address_is_idle_until_the_primary_dies() {
+    if !require_root("braid_server_backup_address_is_idle_until_the_primary_dies") {
+        return;
+    }
+    let Some(ns) = two_paths("srv5", 1) else {
+        return;
+    };
+    let braid = braid_echo(&ns, 5502, "--signal 10.1.0.2 --backup 10.1.0.2");
+    let mut kernel = kernel_client(&ns, 5502, 4 << 20);
+    wait_until("the kernel's join", &ns, || {
+        counter(&ns, "MPJoinSynAckRx") >= 1
+    });
+    assert_kernel(&ns, "MPJoinSynAckBackupRx", 1);
+    kernel.wait_for_stderr("read 4194304").unwrap();
+    // 4 MiB went each way so far, over braid0: braid1 saw the join's handshake and
+    // announcements, a handful of packets (every packet braid sends there is counted).
+    let before = ns.rx_packets("braid1").unwrap();
+    assert!(before < 64, "the backup carried data: {before} packets");
+    ns.ip(&["link", "set", "braid0", "down"]).unwrap();
+    let (braid, _) = both_ways(braid, kernel, Duration::from_secs(120));
+    assert_clean(&ns, &braid);
+    assert_braid_min(&braid, "AddAddrTx", 1);
+    let backup = local_on(&braid, "10.1.0.2");
+    assert_eq!(backup.len(), 1, "{braid}");
+    assert_eq!(backup[0]["backup"], true, "{braid}");
+    // The rest of braid's echo (most of it) went over the backup.
+    assert!(sent_on(backup[0]) >= BYTES / 2, "{braid}");
+    let after = ns.rx_packets("braid1").unwrap();
+    assert!(
+        (after - before) * 1500 >= BYTES / 2,
+        "braid1 carried braid's echo: {before} -> {after} packets"
+    );
+    rate("srv5", &braid);
+}
+
+/// Case 6, braid as server: the kernel client's join through `braid1` carries data both
+/// ways; `braid1` goes down for good mid-transfer; braid's subflow there goes stale, its
+/// data goes again over `braid0`, and both directions complete.
+#[test]
+fn braid_server_transfer_completes_when_a_path_goes_down() {
+    if !require_root("braid_server_transfer_completes_when_a_path_goes_down") {
+        return;
+    }
+    let Some(ns) = two_paths("srv6", 0) else {
+        return;
+    };
+    kernel_subflow_endpoint(&ns);
+    let braid = braid_echo(&ns, 5503, "");
+    let mut kernel = kernel_client(&ns, 5503, 8 << 20);
+    wait_until("the kernel's join", &ns, || {
+        counter(&ns, "MPJoinSynAckRx") >= 1
+    });
+    kernel.wait_for_stderr("read 8388608").unwrap();
+    ns.ip(&["link", "set", "braid1", "down"]).unwrap();
+    let (braid, _) = both_ways(braid, kernel, Duration::from_secs(120));
+    assert_clean(&ns, &braid);
+    let join = local_on(&braid, "10.0.0.2")
+        .into_iter()
+        .find(|s| s["id"] == 1)
+        .expect("the join");
+    assert!(sent_on(join) > 0, "the join carried braid's data: {braid}");
+    assert_braid_min(&braid, "SubflowStale", 1);
+    rate("srv6", &braid);
+}
