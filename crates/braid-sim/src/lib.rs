@@ -106,6 +106,7 @@ mod link;
 pub mod middlebox;
 mod network;
 mod pcap;
+pub mod plot;
 pub mod scenario;
 pub mod stream;
 

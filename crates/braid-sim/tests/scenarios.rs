@@ -331,3 +331,27 @@ fn corrupt_reset_carries_mp_tcprst_and_mp_fail_on_the_wire() {
         "{opts:?}"
     );
 }
+
+/// Issue 3's acceptance as the CLI runs it: every scenario of `braid sim` moves 64 MiB,
+/// byte-exact, with the MPTCP outcome it exists for (`strip-*` fall back, the others stay
+/// MPTCP), over two seeds.
+#[test]
+fn every_scenario_moves_64_mib_byte_exact() {
+    for name in scenario::SCENARIOS {
+        for seed in [1, 2] {
+            let cfg = SimConfig {
+                seed,
+                ..SimConfig::default()
+            };
+            assert_eq!(cfg.bytes, 64 << 20, "the CLI's default size");
+            let r = run_cfg(name, &cfg);
+            assert_byte_exact(name, &r, cfg.bytes);
+            let falls_back = name.starts_with("strip-");
+            assert_eq!(
+                r.mptcp, !falls_back,
+                "{name} seed {seed}: mptcp {}",
+                r.mptcp
+            );
+        }
+    }
+}

@@ -401,3 +401,44 @@ fn sim_two_paths_pcap_is_one_mptcp_connection_over_two_tcp_streams_in_tshark() {
         "{text}"
     );
 }
+
+#[test]
+fn sim_plot_draws_each_subflow_and_the_application() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("two-paths.svg");
+    let svg_s = svg.to_str().expect("utf-8 temp path");
+    let out = braid(&["sim", "two-paths", "--bytes", "4M", "--plot", svg_s]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).expect("the plot was written");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(text.starts_with("<svg ") && text.trim_end().ends_with("</svg>"));
+    for label in [
+        "subflow 0",
+        "subflow 1",
+        "application",
+        "throughput",
+        "congestion window",
+    ] {
+        assert!(text.contains(label), "no {label:?} in the plot");
+    }
+    // One throughput and one window line per subflow, and the application's.
+    assert_eq!(text.matches("<polyline").count(), 5);
+    // An unwritable path is a one-line error.
+    let out = braid(&[
+        "sim",
+        "single-path",
+        "--bytes",
+        "64K",
+        "--plot",
+        "/nonexistent/x.svg",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write plot"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

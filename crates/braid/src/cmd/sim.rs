@@ -34,12 +34,26 @@ pub struct SimArgs {
     /// Write every packet (every path, as sent) to this pcap file.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
+    /// Draw the run to this SVG file: each subflow's throughput and congestion window, and
+    /// what the application received, over time.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Use plain TCP instead of MPTCP.
     #[arg(long)]
     pub tcp: bool,
     /// Print one JSON object on exit.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How often a plotted run is sampled (simulated time).
+const PLOT_SAMPLE: braid_proto::Duration = braid_proto::Duration::from_millis(10);
+
+fn cc_name(cc: CcAlgorithm) -> &'static str {
+    match cc {
+        CcAlgorithm::Reno => "reno",
+        _ => "cubic",
+    }
 }
 
 /// Parse a congestion-control name.
@@ -70,10 +84,24 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         cc: args.cc,
         pcap: args.pcap.clone(),
         scheduler: args.scheduler,
+        trace_every: args.plot.as_ref().map(|_| PLOT_SAMPLE),
         ..SimConfig::default()
     };
     let result =
         scenario::run(&scenario, &cfg).with_context(|| format!("scenario {}", scenario.name))?;
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "braid sim {}: {} bytes, {}, scheduler {}, cc {}, seed {}",
+            scenario.name,
+            cfg.bytes,
+            if cfg.tcp { "TCP" } else { "MPTCP" },
+            cfg.scheduler,
+            cc_name(cfg.cc),
+            cfg.seed
+        );
+        std::fs::write(path, braid_sim::plot::svg(&result, &title))
+            .with_context(|| format!("cannot write plot {}", path.display()))?;
+    }
     let report = report(&scenario, &cfg, &result);
     if args.json {
         println!("{}", json(&report, &result));
