@@ -135,7 +135,7 @@ fn lines(trace: &[TraceSample]) -> (Vec<Line>, Vec<Line>) {
 /// A "nice" step for about `n` ticks up to `max`.
 fn nice_step(max: f64, n: f64) -> f64 {
     let raw = max / n;
-    if !(raw > 0.0) || !raw.is_finite() {
+    if raw.is_nan() || raw <= 0.0 || !raw.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(raw.log10().floor());
@@ -149,7 +149,7 @@ fn nice_step(max: f64, n: f64) -> f64 {
 
 /// A "nice" axis maximum at or above `v` (1, 2 or 5 times a power of ten).
 fn nice_max(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
