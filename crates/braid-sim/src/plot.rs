@@ -312,7 +312,8 @@ mod tests {
 
     #[test]
     fn windowed_rates_smooth_bursts() {
-        // 1 MB per 0.1 s in two bursts of 0.5 s each: 80 Mbit/s over a 1 s window.
+        // 5 MB arriving by 0.5 s and 5 MB more by 1.5 s: over the last second 5 MB, 40 Mbit/s
+        // at the end, not the burst's instantaneous rate.
         let pts = [
             (0.0, 0),
             (0.5, 5_000_000),
@@ -320,7 +321,7 @@ mod tests {
             (1.5, 10_000_000),
         ];
         let w = windowed(&pts, 1.0);
-        assert_eq!(w.last().map(|p| p.1.round()), Some(80.0));
+        assert_eq!(w.last().map(|p| p.1.round()), Some(40.0));
         assert_eq!(nice_step(4.1, 10.0), 0.5);
     }
 
