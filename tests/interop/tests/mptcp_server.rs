@@ -10,7 +10,9 @@
 //!   `MPJoinSynAckBackupRx`), idle while the first path works, and it carries both
 //!   directions once the first path's device goes down;
 //! - case 6: two working subflows, the second path's device goes down mid-transfer: both
-//!   directions complete on the first.
+//!   directions complete on the first;
+//! - case 7: one connection mixing IPv4 and IPv6: the kernel client's first subflow is
+//!   IPv4, and it joins the IPv6 address braid announces.
 //!
 //! Layout as in `mptcp_multipath.rs`: namespace `braid-<case>-<pid>-<n>`, TUNs `braid0` and
 //! `braid1`, the kernel on 10.0.0.1/24 and 10.1.0.1/24, braid on .2 behind them. 32 MiB each
@@ -36,6 +38,11 @@ fn kpeer(line: &str) -> Cmd {
 /// A namespace with `braid0` and `braid1` up (the kernel on 10.<i>.0.1/24) and the kernel's
 /// limits at 2 subflows and `add_addr_accepted`; `None` (skipped) without `nstat`.
 fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
+    paths_with(prefix, add_addr_accepted, &["10.0.0.1/24", "10.1.0.1/24"])
+}
+
+/// [`two_paths`] with the kernel's side of `braid<i>` at `kernel[i]`.
+fn paths_with(prefix: &str, add_addr_accepted: u8, kernel: &[&str]) -> Option<Netns> {
     let ns = Netns::new(prefix).expect("namespace");
     if ns.run("nstat", &["-V"]).is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -44,9 +51,17 @@ fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
         eprintln!("SKIPPED {prefix}: no nstat");
         return None;
     }
-    for i in 0..2 {
-        ns.add_tun(&format!("braid{i}"), &format!("10.{i}.0.1/24"))
+    for (i, cidr) in kernel.iter().enumerate() {
+        let dev = format!("braid{i}");
+        ns.ip(&["tuntap", "add", "dev", &dev, "mode", "tun"])
             .unwrap();
+        let mut add = vec!["addr", "add", cidr, "dev", &dev];
+        if cidr.contains(':') {
+            // Usable at once: no duplicate address detection delay.
+            add.push("nodad");
+        }
+        ns.ip(&add).unwrap();
+        ns.ip(&["link", "set", &dev, "up"]).unwrap();
     }
     let accepted = add_addr_accepted.to_string();
     ns.run(
@@ -265,4 +280,50 @@ fn braid_server_transfer_completes_when_a_path_goes_down() {
     assert!(sent_on(join) > 0, "the join carried braid's data: {braid}");
     assert_braid_min(&braid, "SubflowStale", 1);
     rate("srv6", &braid);
+}
+
+/// Case 7, braid as server: a connection whose subflows mix the families. The kernel
+/// client's first subflow is IPv4; braid announces its IPv6 address (`--signal fd01::2`),
+/// the kernel joins it from fd01::1, and that join carries data.
+#[test]
+fn braid_server_mixes_ipv4_and_ipv6_subflows() {
+    if !require_root("braid_server_mixes_ipv4_and_ipv6_subflows") {
+        return;
+    }
+    let Some(ns) = paths_with("srv7", 1, &["10.0.0.1/24", "fd01::1/64"]) else {
+        return;
+    };
+    let (k, b) = ns.exchange(
+        &Cmd::braid(
+            "listen --port 5504 --path braid0=10.0.0.2 --path braid1=fd01::2 \
+             --signal fd01::2 --sink --once --json",
+        ),
+        // An IPv6 socket (connecting to the IPv4-mapped address): Linux opens subflows of
+        // the other family only from an IPv6 MPTCP socket.
+        &kpeer(&format!(
+            "connect [::ffff:10.0.0.2]:5504 --proto mptcp --send {BYTES} --json"
+        )),
+    );
+    let braid = b.json();
+    assert_sent(&k.json(), BYTES);
+    assert_received(&braid, BYTES);
+    assert_clean(&ns, &braid);
+    assert_kernel_min(&ns, "AddAddr", 1);
+    assert_kernel(&ns, "MPJoinSynTx", 1);
+    assert_kernel(&ns, "MPJoinSynAckRx", 1);
+    let v6 = local_on(&braid, "[fd01::2]");
+    assert_eq!(v6.len(), 1, "{braid}");
+    assert!(
+        v6[0]["remote"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("[fd01::1]:")),
+        "{braid}"
+    );
+    assert!(
+        v6[0]["bytes_received"].as_u64() > Some(0),
+        "the IPv6 join carried data: {braid}"
+    );
+    let v4 = local_on(&braid, "10.0.0.2");
+    assert_eq!(v4.len(), 1, "{braid}");
+    rate("srv7", &braid);
 }
