@@ -8,7 +8,7 @@
 //! ~0.18 s) and, from an initial window of ten segments, needs six 80 ms round trips of slow
 //! start to fill its path; the first needs five 20 ms ones. Together that costs about 0.21 s
 //! of a 64 MiB transfer even for an ideal sender, which bounds the end-to-end figure at about
-//! 91% (measured: 89.8%; the kernel reaches about 86% on a comparable real setup). The steady
+//! 91% (measured: 89.9%; the kernel reaches about 86% on a comparable real setup). The steady
 //! state and long transfers are held to 95% and 92% of the sum of the link rates, the 64 MiB
 //! end-to-end figure to 88%.
 

@@ -1831,8 +1831,17 @@ impl MptcpConnection {
         // stands still for a round trip, and counting them would starve the subflow while
         // its path has room.
         let queued = v.queued_bytes.saturating_sub(v.in_flight) + tcb.pipe();
-        let room = (v.cwnd + SEND_AHEAD).saturating_sub(queued);
-        if queued > 0 && room < SEND_AHEAD / 2 {
+        // In slow start the window doubles every round trip: the subflow holds up to twice
+        // its window and takes data whenever it has room (holding it back until half a
+        // mapping drained would slow the ramp).
+        let slow_start = tcb.cwnd() < tcb.ssthresh();
+        let extra = if slow_start {
+            v.cwnd.max(SEND_AHEAD)
+        } else {
+            SEND_AHEAD
+        };
+        let room = (v.cwnd + extra).saturating_sub(queued);
+        if queued > 0 && room < SEND_AHEAD / 2 && !slow_start {
             return 0;
         }
         let first = data_mss(tcb, DSS_OPTION_SPACE);
