@@ -53,6 +53,9 @@ struct Faults {
     strip_syn_ack: bool,
     /// Drop MP_CAPABLE-only pure ACKs from the client (the third ACK and its repeats).
     drop_third_ack: bool,
+    /// Drop the server's pure ACKs with a DSS until the client's first data segment
+    /// (MP_CAPABLE with data) has gone, and drop that segment once.
+    drop_first_data: bool,
     /// Strip every MPTCP option from segments without SYN.
     strip_data: bool,
     /// Strip every MPTCP option once this many packets were sent (both directions, or only
@@ -73,6 +76,10 @@ fn stream_byte(seed: u64, i: usize) -> u8 {
 }
 
 struct Pair {
+    /// `drop_first_data`: the sequence number of the dropped segment, and the MPTCP
+    /// options of every later segment that starts there.
+    dropped_first_seq: Option<u32>,
+    first_data_resent: Vec<Vec<MptcpOption>>,
     now: Instant,
     client: MptcpConnection,
     server: Option<MptcpConnection>,
@@ -92,6 +99,8 @@ impl Pair {
     fn new(cfg: MptcpConfig, faults: Faults, seed: u64) -> Pair {
         let client = MptcpConnection::connect(&cfg, params(40000, 80, 1000), CLIENT_KEY);
         Pair {
+            dropped_first_seq: None,
+            first_data_resent: Vec::new(),
             now: Instant::ZERO,
             client,
             server: None,
@@ -143,6 +152,29 @@ impl Pair {
                     .any(|o| matches!(o, MptcpOption::MpCapable(c) if c.data_len.is_none()));
             if to_server && self.faults.drop_third_ack && mpc_only_ack {
                 self.third_acks_dropped += 1;
+                return;
+            }
+            let mpc_data = repr
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::MpCapable(c) if c.data_len.is_some()));
+            if to_server && self.faults.drop_first_data && mpc_data {
+                self.faults.drop_first_data = false;
+                self.dropped_first_seq = Some(repr.seq);
+                return;
+            }
+            if to_server && self.dropped_first_seq == Some(repr.seq) {
+                self.first_data_resent.push(repr.options.mptcp.clone());
+            }
+            // The server's first DSS (the DATA_ACK answering the third ACK): lost, so the
+            // client stays unconfirmed and its first data repeats MP_CAPABLE.
+            let dss = repr
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::Dss(_)));
+            if !to_server && self.faults.drop_first_data && dss && payload.is_empty() {
                 return;
             }
             if self.faults.strip_data {
@@ -350,6 +382,28 @@ fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
         p.poll_all();
         if p.seq == before && !p.advance() {
             let unread = p.client.readable() + p.server.as_ref().map_or(0, |s| s.readable());
+            if unread == 0 && std::env::var("DBGST").is_ok() {
+                let sv = p.server.as_ref().expect("server");
+                eprintln!(
+                    "done parts c.rf {} s.rf {} c.wf {} s.wf {}",
+                    p.client.is_read_finished(),
+                    sv.is_read_finished(),
+                    p.client.is_write_finished(),
+                    sv.is_write_finished()
+                );
+                eprintln!(
+                    "C fb {} {:?}\n{:?}\nS fb {} {:?}\n{:?}\nup_w {up_w} up_r {} c {:?}\ns {:?}",
+                    p.client.is_fallback(),
+                    p.client.info(),
+                    p.client.subflow_infos(),
+                    sv.is_fallback(),
+                    sv.info(),
+                    sv.subflow_infos(),
+                    up_r.len(),
+                    p.client.counters(),
+                    sv.counters()
+                );
+            }
             assert!(unread > 0, "stalled at {:?}", p.now);
         }
     }
@@ -1221,4 +1275,161 @@ fn a_data_fin_on_a_pure_ack_is_acknowledged() {
         });
         assert_eq!(data_ack, Some(fin_dsn.wrapping_add(1)), "copy {copy}");
     }
+}
+
+/// The application closes after the last mapping went out but before all of its segments
+/// did (the congestion window holds them back): that mapping cannot carry the DATA_FIN any
+/// more, so the subflow's FIN waits for the last byte and carries it alone; the peer sees
+/// the end of the stream and acknowledges it.
+#[test]
+fn a_close_after_the_last_mapping_went_out_still_delivers_the_data_fin() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 51);
+    // One mapping's worth (less than 64 KiB), more than the initial window sends at once.
+    let data = vec![0x42u8; 40_000];
+    assert_eq!(p.client.write(&data), data.len());
+    // Send until the mapping after the MP_CAPABLE segment is on the wire, not all of it.
+    let mut sent_dss = false;
+    for _ in 0..100 {
+        p.poll_all();
+        sent_dss = p.queue.values().any(|(to_server, pkt)| {
+            *to_server
+                && parse_tcp_packet(pkt).is_ok_and(|s| {
+                    s.tcp.options.mptcp.iter().any(
+                        |o| matches!(o, MptcpOption::Dss(d) if d.mapping.is_some_and(|m| m.data_len > 20_000)),
+                    )
+                })
+        });
+        if sent_dss {
+            break;
+        }
+        p.deliver_due();
+        if !p.advance() {
+            break;
+        }
+    }
+    assert!(sent_dss, "a long mapping went out");
+    assert!(p.client.subflow(0).is_some_and(|t| t.send_queued() > 0));
+    p.client.close();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..100_000 {
+        p.poll_all();
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            loop {
+                let n = s.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+        }
+        let done =
+            p.server.as_ref().is_some_and(|s| s.is_read_finished()) && p.client.is_write_finished();
+        if done || !p.advance() {
+            break;
+        }
+    }
+    assert_eq!(got, data.len());
+    assert!(
+        p.server.as_ref().is_some_and(|s| s.is_read_finished()),
+        "the server saw the DATA_FIN"
+    );
+    assert!(
+        p.client.is_write_finished(),
+        "the DATA_FIN was acknowledged"
+    );
+}
+
+/// The client's first data segment (MP_CAPABLE with data) is lost; the server's DSS on its
+/// duplicate ACKs confirms the client, whose retransmission of that segment then carries
+/// the same mapping as a DSS: the connection stays MPTCP and every byte arrives.
+#[test]
+fn a_lost_first_data_segment_comes_again_with_its_mapping() {
+    let faults = Faults {
+        drop_first_data: true,
+        ..Faults::default()
+    };
+    let p = run(
+        MptcpConfig::default(),
+        faults,
+        52,
+        Transfer {
+            up: 300_000,
+            // After the handshake: the third ACK goes alone, the first data carries
+            // MP_CAPABLE again (the client is not confirmed yet).
+            up_start: Duration::from_millis(50),
+            ..Transfer::default()
+        },
+    );
+    let s = p.server.as_ref().expect("server");
+    assert!(!p.client.is_fallback() && !s.is_fallback(), "stayed MPTCP");
+    assert_eq!(s.counters().NoDSSFallback, 0);
+    assert!(p.dropped_first_seq.is_some(), "the fault struck");
+    let resent = &p.first_data_resent;
+    assert!(!resent.is_empty(), "the first data was sent again");
+    // Each copy maps the segment: MP_CAPABLE again while unconfirmed, else the same
+    // mapping as a DSS (subflow sequence 1).
+    for opts in resent {
+        let mapped = opts.iter().any(|o| match o {
+            MptcpOption::MpCapable(c) => c.data_len.is_some(),
+            MptcpOption::Dss(d) => d.mapping.is_some_and(|m| m.subflow_seq == 1),
+            _ => false,
+        });
+        assert!(mapped, "a copy without its mapping: {opts:?}");
+    }
+}
+
+/// A server sending before it has seen the client's DSS puts at least a DATA_ACK on every
+/// segment: an unconfirmed client takes a segment with no MPTCP option at all for a
+/// middlebox stripping them. Afterwards, segments inside a mapping may carry none.
+#[test]
+fn a_server_marks_every_segment_until_the_client_is_confirmed() {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 53);
+    let mut firsts: Vec<bool> = Vec::new();
+    let mut later_bare = 0usize;
+    let (mut seen, mut wrote) = (0u64, false);
+    for _ in 0..20_000 {
+        p.deliver_due();
+        if let Some(s) = p.server.as_mut() {
+            if s.is_mptcp() && !wrote {
+                s.write(&[9u8; 200_000]);
+                wrote = true;
+            }
+        }
+        p.poll_all();
+        for (&(_, k), (to_server, pkt)) in p.queue.iter() {
+            if k <= seen {
+                continue;
+            }
+            seen = seen.max(k);
+            let seg = parse_tcp_packet(pkt).expect("packet");
+            if *to_server || seg.payload.is_empty() {
+                continue;
+            }
+            let has_dss = seg
+                .tcp
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::Dss(_)));
+            if firsts.len() < 10 {
+                firsts.push(has_dss);
+            } else if !has_dss {
+                later_bare += 1;
+            }
+        }
+        if p.client.readable() >= 200_000 || !p.advance() {
+            break;
+        }
+    }
+    assert_eq!(
+        firsts,
+        vec![true; 10],
+        "the first flight, before any client DSS"
+    );
+    assert!(
+        later_bare > 0,
+        "later segments inside a mapping carry no option"
+    );
 }

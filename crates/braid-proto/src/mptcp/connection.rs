@@ -1114,7 +1114,8 @@ impl MptcpConnection {
         let rto = self
             .subflows
             .iter()
-            .filter(|s| Self::open_for_data(s) && !s.dead)
+            // Stale subflows, in RTO backoff, would stretch the timer when it matters most.
+            .filter(|s| Self::open_for_data(s) && !s.dead && !s.stale)
             .map(|s| s.tcb.rto())
             .max()
             .unwrap_or(DATA_RTX_MIN)
@@ -1132,25 +1133,31 @@ impl MptcpConnection {
             return;
         }
         self.rtx.backoff = self.rtx.backoff.saturating_add(1);
+        // Two subflows a reinjection may go on (a backup takes one only when no other
+        // subflow works, and then the bytes have nowhere else to go).
         let usable = self
             .subflows
             .iter()
-            .filter(|s| Self::open_for_data(s) && !s.dead)
+            .filter(|s| Self::open_for_data(s) && !s.dead && !s.stale && !s.backup)
             .count();
         let queued = self.reinject.iter().any(|r| r.range.start <= una);
         if usable < 2 || queued {
             return;
         }
         let end = nxt.min(una + crate::sched::SEND_BURST);
-        // The subflow the bytes went on, so that they go on another one.
-        let from = self
-            .subflows
-            .iter()
-            .position(|s| {
-                s.tx.data_ranges_from(0)
-                    .any(|r| r.start <= una && una < r.end)
-            })
-            .unwrap_or(usize::MAX);
+        // The subflow the bytes went on first, so that they go on another one; after an
+        // unanswered retransmission several subflows hold them, and any may take them.
+        let from = if self.rtx.backoff > 1 {
+            usize::MAX
+        } else {
+            self.subflows
+                .iter()
+                .position(|s| {
+                    s.tx.data_ranges_from(0)
+                        .any(|r| r.start <= una && una < r.end)
+                })
+                .unwrap_or(usize::MAX)
+        };
         self.reinject.push(Reinject {
             range: una..end,
             from,
@@ -1174,6 +1181,14 @@ impl MptcpConnection {
             // Every later subflow byte is the next data byte (after any mapping still held:
             // see `RxMap::set_infinite`).
             s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
+        }
+        // A subflow closed before is the DATA_FIN now, and what the subflows acknowledged
+        // before (a FIN acknowledged while MPTCP still ran) counts at the data level.
+        if self.send.fin_ready() && self.subflows.iter().any(|s| s.fin_closed) {
+            self.send.mark_fin_sent();
+        }
+        for id in 0..self.subflows.len() {
+            self.fallback_acks(id);
         }
     }
 
@@ -1862,7 +1877,8 @@ impl MptcpConnection {
         let Some(s) = self.subflows.get_mut(a.subflow) else {
             return false;
         };
-        if !Self::open_for_data(s) || s.dead || s.tx.len() >= super::mapping::MAX_TX_CHUNKS {
+        let max_len = mapping_len(&s.tcb, cont);
+        if !Self::open_for_data(s) || s.dead || !s.tx.has_room(a.len(), max_len) {
             return false;
         }
         let bytes = self.send.slice(a.range.clone());
@@ -1874,7 +1890,6 @@ impl MptcpConnection {
             return false;
         }
         // One DSS maps one contiguous run, and no segment straddles two mappings.
-        let max_len = mapping_len(&s.tcb, cont);
         let Subflow { tcb, tx, .. } = s;
         tx.record(s.written, a.range.start, n, max_len, |at| {
             tcb.mark_segment_boundary(at)
@@ -1942,7 +1957,8 @@ impl MptcpConnection {
             return;
         };
         let mss = s.tcb.effective_mss().max(1);
-        if s.tcb.send_capacity() == 0 {
+        let max_len = mapping_len(&s.tcb, cont);
+        if s.tcb.send_capacity() == 0 || !s.tx.has_room(mss as u64, max_len) {
             return;
         }
         let Some(r) = self.send.next_range(mss, true) else {
@@ -1950,7 +1966,6 @@ impl MptcpConnection {
         };
         let bytes = self.send.slice(r.clone());
         let n = s.tcb.write(bytes) as u64;
-        let max_len = mapping_len(&s.tcb, cont);
         let Subflow { tcb, tx, .. } = s;
         tx.record(s.written, r.start, n, max_len, |at| {
             tcb.mark_segment_boundary(at)
@@ -1973,8 +1988,19 @@ impl MptcpConnection {
         if multi && !self.send.all_acked() {
             return;
         }
+        let fallback = self.fallback;
         for s in &mut self.subflows {
             if Self::open_for_data(s) && !s.dead {
+                // The DATA_FIN rides on the last mapping when that one has not gone out
+                // yet; otherwise on a FIN of its own (a mapping already on the wire cannot
+                // grow to include it), so the subflow's FIN waits for its last byte.
+                let unsent = s.tcb.send_queued() as u64
+                    > s.tcb
+                        .snd_nxt_offset()
+                        .saturating_sub(s.tcb.snd_una_offset());
+                if !fallback && unsent && !s.tx.last_unsealed() {
+                    continue;
+                }
                 s.tcb.close();
                 s.fin_closed = true;
                 if self.fallback {
@@ -2056,7 +2082,10 @@ impl MptcpConnection {
         {
             return None;
         }
-        Some(if self.recv.next_expected() > 0 {
+        // Until the peer's DSS shows it runs MPTCP in both directions, every segment carries
+        // at least a DATA_ACK: an unconfirmed client takes a segment with no MPTCP option at
+        // all for a middlebox stripping them.
+        Some(if self.recv.next_expected() > 0 || !self.peer_dss_seen {
             ACK_OPTION_SPACE
         } else {
             0
@@ -2171,9 +2200,13 @@ impl MptcpConnection {
                 if let Some(o) = self.hs.data_option(len, sum) {
                     repr.options.mptcp.push(MptcpOption::MpCapable(o));
                     // That option maps exactly this segment: later bytes start a new
-                    // mapping.
+                    // mapping, and a retransmission once the handshake is confirmed
+                    // carries the same mapping as a DSS.
+                    let wire = tx_mapping_of(&tx_space, 0, 0, u64::from(len), false, {
+                        checksum.then_some(payload)
+                    });
                     if let Some(s) = self.subflows.get_mut(id) {
-                        if let Some(at) = s.tx.seal_exact(0, u64::from(len)) {
+                        if let Some(at) = s.tx.seal_exact(0, u64::from(len), wire) {
                             s.tcb.mark_segment_boundary(at);
                         }
                     }

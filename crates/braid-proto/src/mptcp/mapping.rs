@@ -186,9 +186,10 @@ impl TxMap {
 
     /// Cuts the mapping that covers `sub` so that `[sub, sub + len)` (clipped to it) is a
     /// mapping of its own, already on the wire by other means (MP_CAPABLE with data, which
-    /// maps exactly its own segment). Returns the offset after it, where a new mapping
-    /// begins (a segment boundary), if there is one.
-    pub fn seal_exact(&mut self, sub: u64, len: u64) -> Option<u64> {
+    /// maps exactly its own segment): `wire` is the same mapping as a DSS, for its
+    /// retransmissions. Returns the offset after it, where a new mapping begins (a segment
+    /// boundary), if there is one.
+    pub fn seal_exact(&mut self, sub: u64, len: u64, wire: DssMapping) -> Option<u64> {
         let mut i = self.find(sub)?;
         if self.chunks.get(i)?.sent {
             return None;
@@ -207,8 +208,20 @@ impl TxMap {
         };
         if let Some(c) = self.chunks.get_mut(i) {
             c.sent = true;
+            c.wire = Some((wire, false));
         }
         rest
+    }
+
+    /// Whether the last mapping has not gone out yet (its DATA_FIN can still be decided).
+    pub fn last_unsealed(&self) -> bool {
+        self.chunks.back().is_some_and(|c| !c.sent)
+    }
+
+    /// Whether `len` more bytes can be recorded in mappings of at most `max_len`.
+    pub fn has_room(&self, len: u64, max_len: u64) -> bool {
+        let max_len = max_len.clamp(1, MAX_MAPPING_LEN);
+        self.chunks.len() + len.div_ceil(max_len) as usize <= MAX_TX_CHUNKS
     }
 
     /// Splits chunk `i` at subflow offset `at` (inside it); the second half is unsent.
@@ -717,8 +730,12 @@ mod tests {
         u.record(1000, 1000, 4000, 2500, |o| at.push(o));
         assert_eq!(at, vec![0, 2500]);
         assert_eq!(u.lookup(2600, u64::MAX), Some((2600, 2400)));
-        // MP_CAPABLE with data maps its own segment: the rest is a new mapping.
-        assert_eq!(t.seal_exact(0, 1000), Some(1000));
+        // MP_CAPABLE with data maps its own segment: the rest is a new mapping, and a
+        // retransmission of the segment carries that mapping as a DSS.
+        let s = space();
+        let wire = tx_mapping_of(&s, 0, 0, 1000, false, None);
+        assert_eq!(t.seal_exact(0, 1000, wire), Some(1000));
+        assert_eq!(t.seal(0, |_, _, _| unreachable!()), Some((wire, false)));
         assert_eq!(t.classify(1000), TxSegment::Start);
         assert_eq!(
             t.lookup(1000, u64::MAX),

@@ -517,15 +517,17 @@ impl Tcb {
 
     /// Ends every segment (new or retransmitted) that would cover stream offset `offset - 1`
     /// and `offset` at `offset`: the MPTCP layer maps one contiguous data-level run per
-    /// segment, so it marks where one run ends and the next (discontiguous) one begins.
-    /// Offsets must be given in ascending order (smaller or repeated ones are ignored); they
-    /// are forgotten once acknowledged.
+    /// segment, so it marks where one run ends and the next one begins. Offsets may come in
+    /// any order (repeated ones count once); they are forgotten once acknowledged.
     pub fn mark_segment_boundary(&mut self, offset: u64) {
         let seq = offset + 1;
-        if seq <= self.snd_una || self.boundaries.back().is_some_and(|&b| b >= seq) {
+        if seq <= self.snd_una {
             return;
         }
-        self.boundaries.push_back(seq);
+        let i = self.boundaries.partition_point(|&b| b < seq);
+        if self.boundaries.get(i) != Some(&seq) {
+            self.boundaries.insert(i, seq);
+        }
     }
 
     /// The first segment boundary above sequence offset `p` (or `u64::MAX`).
