@@ -149,16 +149,7 @@ fn nice_step(max: f64, n: f64) -> f64 {
 
 /// A "nice" axis maximum at or above `v` (1, 2 or 5 times a power of ten).
 fn nice_max(v: f64) -> f64 {
-    if v.is_nan() || v <= 0.0 || !v.is_finite() {
-        return 1.0;
-    }
-    let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if m * p >= v {
-            return m * p;
-        }
-    }
-    10.0 * p
+    nice_step(v, 1.0)
 }
 
 fn esc(s: &str) -> String {

@@ -3,6 +3,70 @@
 
 use crate::Netns;
 
+/// A namespace with a TUN `braid<i>` per entry of `kernel` (the kernel's side of it, with
+/// prefix length; braid sits behind), up, and the kernel's MPTCP limits at `subflows` /
+/// `add_addr_accepted`; `None` (skipped, or a failure under `CI=true`) without `nstat`.
+pub fn tun_paths(
+    prefix: &str,
+    kernel: &[&str],
+    subflows: u8,
+    add_addr_accepted: u8,
+) -> Option<Netns> {
+    let ns = Netns::new(prefix).expect("namespace");
+    if ns.run("nstat", &["-V"]).is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{prefix}: nstat is missing and CI=true");
+        }
+        eprintln!("SKIPPED {prefix}: no nstat");
+        return None;
+    }
+    for (i, cidr) in kernel.iter().enumerate() {
+        let dev = format!("braid{i}");
+        ns.ip(&["tuntap", "add", "dev", &dev, "mode", "tun"])
+            .expect("tuntap");
+        let mut add = vec!["addr", "add", cidr, "dev", &dev];
+        if cidr.contains(':') {
+            // Usable at once: no duplicate address detection delay.
+            add.push("nodad");
+        }
+        ns.ip(&add).expect("address");
+        ns.ip(&["link", "set", &dev, "up"]).expect("link up");
+    }
+    let (s, a) = (subflows.to_string(), add_addr_accepted.to_string());
+    ns.run(
+        "ip",
+        &[
+            "mptcp",
+            "limits",
+            "set",
+            "subflows",
+            &s,
+            "add_addr_accepted",
+            &a,
+        ],
+    )
+    .expect("ip mptcp limits");
+    Some(ns)
+}
+
+/// braid's report's subflows whose `field` (`local` or `remote`) is on address `ip`
+/// (`[v6]` for IPv6).
+pub fn subflows_on<'a>(
+    report: &'a serde_json::Value,
+    field: &str,
+    ip: &str,
+) -> Vec<&'a serde_json::Value> {
+    let prefix = format!("{ip}:");
+    report["subflows"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|s| s[field].as_str().is_some_and(|a| a.starts_with(&prefix)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The kernel's MPTcpExt counter `name` (without the prefix).
 pub fn counter(ns: &Netns, name: &str) -> u64 {
     ns.counter(&format!("MPTcpExt{name}")).unwrap()

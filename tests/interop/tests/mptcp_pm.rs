@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use braid_interop::mptcp::{
     assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
-    kernel_view,
+    kernel_view, subflows_on,
 };
 use braid_interop::{
     assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc, TempDir,
@@ -86,23 +86,6 @@ fn subflow(report: &serde_json::Value, id: u64) -> &serde_json::Value {
     all.iter()
         .find(|s| s["id"] == id)
         .unwrap_or_else(|| panic!("no subflow {id}: {report}"))
-}
-
-/// The report's subflows whose `field` (`local` or `remote`) is on address `ip`.
-fn subflows_on<'a>(
-    report: &'a serde_json::Value,
-    field: &str,
-    ip: &str,
-) -> Vec<&'a serde_json::Value> {
-    let prefix = format!("{ip}:");
-    report["subflows"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter(|s| s[field].as_str().is_some_and(|a| a.starts_with(&prefix)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn bytes(s: &serde_json::Value, field: &str) -> u64 {

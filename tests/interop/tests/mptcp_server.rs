@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use braid_interop::mptcp::{
     assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
-    kernel_view,
+    kernel_view, subflows_on, tun_paths,
 };
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc};
 
@@ -35,49 +35,15 @@ fn kpeer(line: &str) -> Cmd {
     Cmd::new(KPEER, line)
 }
 
-/// A namespace with `braid0` and `braid1` up (the kernel on 10.<i>.0.1/24) and the kernel's
-/// limits at 2 subflows and `add_addr_accepted`; `None` (skipped) without `nstat`.
+/// `braid0` and `braid1` with the kernel on 10.0.0.1/24 and 10.1.0.1/24, its limits at 2
+/// subflows and `add_addr_accepted`.
 fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
-    paths_with(prefix, add_addr_accepted, &["10.0.0.1/24", "10.1.0.1/24"])
-}
-
-/// [`two_paths`] with the kernel's side of `braid<i>` at `kernel[i]`.
-fn paths_with(prefix: &str, add_addr_accepted: u8, kernel: &[&str]) -> Option<Netns> {
-    let ns = Netns::new(prefix).expect("namespace");
-    if ns.run("nstat", &["-V"]).is_err() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{prefix}: nstat is missing and CI=true");
-        }
-        eprintln!("SKIPPED {prefix}: no nstat");
-        return None;
-    }
-    for (i, cidr) in kernel.iter().enumerate() {
-        let dev = format!("braid{i}");
-        ns.ip(&["tuntap", "add", "dev", &dev, "mode", "tun"])
-            .unwrap();
-        let mut add = vec!["addr", "add", cidr, "dev", &dev];
-        if cidr.contains(':') {
-            // Usable at once: no duplicate address detection delay.
-            add.push("nodad");
-        }
-        ns.ip(&add).unwrap();
-        ns.ip(&["link", "set", &dev, "up"]).unwrap();
-    }
-    let accepted = add_addr_accepted.to_string();
-    ns.run(
-        "ip",
-        &[
-            "mptcp",
-            "limits",
-            "set",
-            "subflows",
-            "2",
-            "add_addr_accepted",
-            &accepted,
-        ],
+    tun_paths(
+        prefix,
+        &["10.0.0.1/24", "10.1.0.1/24"],
+        2,
+        add_addr_accepted,
     )
-    .expect("ip mptcp limits");
-    Some(ns)
 }
 
 /// The kernel client's `subflow` endpoint 10.1.0.1 (id 7) on `braid1`, joining braid's first
@@ -147,15 +113,7 @@ fn both_ways(braid: Proc, kernel: Proc, limit: Duration) -> (serde_json::Value, 
 
 /// The report's subflows whose local address is `ip`.
 fn local_on<'a>(report: &'a serde_json::Value, ip: &str) -> Vec<&'a serde_json::Value> {
-    let prefix = format!("{ip}:");
-    report["subflows"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter(|s| s["local"].as_str().is_some_and(|a| a.starts_with(&prefix)))
-                .collect()
-        })
-        .unwrap_or_default()
+    subflows_on(report, "local", ip)
 }
 
 fn sent_on(s: &serde_json::Value) -> u64 {
@@ -290,7 +248,7 @@ fn braid_server_mixes_ipv4_and_ipv6_subflows() {
     if !require_root("braid_server_mixes_ipv4_and_ipv6_subflows") {
         return;
     }
-    let Some(ns) = paths_with("srv7", 1, &["10.0.0.1/24", "fd01::1/64"]) else {
+    let Some(ns) = tun_paths("srv7", &["10.0.0.1/24", "fd01::1/64"], 2, 1) else {
         return;
     };
     let (k, b) = ns.exchange(

@@ -1133,31 +1133,29 @@ impl MptcpConnection {
             return;
         }
         self.rtx.backoff = self.rtx.backoff.saturating_add(1);
-        // Two subflows a reinjection may go on (a backup takes one only when no other
-        // subflow works, and then the bytes have nowhere else to go).
-        let usable = self
-            .subflows
-            .iter()
-            .filter(|s| Self::open_for_data(s) && !s.dead && !s.stale && !s.backup)
-            .count();
-        let queued = self.reinject.iter().any(|r| r.range.start <= una);
-        if usable < 2 || queued {
+        if self.reinject.iter().any(|r| r.range.start <= una) {
             return;
         }
         let end = nxt.min(una + crate::sched::SEND_BURST);
         // The subflow the bytes went on first, so that they go on another one; after an
         // unanswered retransmission several subflows hold them, and any may take them.
-        let from = if self.rtx.backoff > 1 {
-            usize::MAX
-        } else {
-            self.subflows
-                .iter()
-                .position(|s| {
-                    s.tx.data_ranges_from(0)
-                        .any(|r| r.start <= una && una < r.end)
-                })
-                .unwrap_or(usize::MAX)
+        let holder = self.subflows.iter().position(|s| {
+            s.tx.data_ranges_from(0)
+                .any(|r| r.start <= una && una < r.end)
+        });
+        let from = match holder {
+            Some(h) if self.rtx.backoff <= 1 => h,
+            _ => usize::MAX,
         };
+        // Somewhere else to send them: a working subflow other than `from` that is not a
+        // backup (a backup takes them only when no other subflow works, and a scheduler
+        // keeps a reinjection off it while one does).
+        let elsewhere = self.subflows.iter().enumerate().any(|(id, s)| {
+            id != from && Self::open_for_data(s) && !s.dead && !s.stale && !s.backup
+        });
+        if !elsewhere {
+            return;
+        }
         self.reinject.push(Reinject {
             range: una..end,
             from,
@@ -1746,7 +1744,11 @@ impl MptcpConnection {
                 s.stale = true;
                 s.stale_count += 1;
                 self.counters.SubflowStale += 1;
-                let stuck = Self::stuck_on(s, id, una, s.tcb.snd_una_offset());
+                // Everything it carried that is not DATA_ACKed, also what its peer
+                // acknowledged there: a peer may hold such bytes in the subflow without
+                // having delivered them (Linux does when its receive buffer is full), and
+                // with the path dead they would never come out.
+                let stuck = Self::stuck_on(s, id, una, 0);
                 self.reinject.extend(stuck);
             } else if !stale && s.stale {
                 s.stale = false;

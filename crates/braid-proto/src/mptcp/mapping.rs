@@ -323,9 +323,9 @@ pub fn relative_seq(sub: u64) -> u32 {
     sub.wrapping_add(1) as u32
 }
 
-/// The DSS mapping of `len` (> 0) payload bytes at subflow offset `sub` carrying data
-/// offset `data`, plus the DATA_FIN when `fin`; with `checksum_over` (the mapping's bytes)
-/// the DSS checksum.
+/// The DSS mapping of `len` payload bytes at subflow offset `sub` carrying data offset
+/// `data`, plus the DATA_FIN when `fin` (counted in the data-level length, RFC 8684
+/// §3.3.3); with `checksum_over` (the mapping's bytes) the DSS checksum.
 pub fn tx_mapping_of(
     space: &DsnSpace,
     sub: u64,
@@ -338,7 +338,9 @@ pub fn tx_mapping_of(
         .unwrap_or(u16::MAX)
         .saturating_add(u16::from(fin));
     let dsn = space.dsn(data);
-    let subflow_seq = relative_seq(sub);
+    //= rfc8684#3.3.3
+    //= A DATA_FIN without data has a subflow sequence number of 0 and a length of 1.
+    let subflow_seq = if len == 0 { 0 } else { relative_seq(sub) };
     let checksum = checksum_over.map(|payload| {
         let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
         c.update(payload);
@@ -353,9 +355,7 @@ pub fn tx_mapping_of(
     }
 }
 
-/// The DSS mapping of one outgoing segment: `len` payload bytes at subflow offset `sub`
-/// carrying data offset `data`, plus the DATA_FIN when `fin` (counted in the data-level
-/// length, RFC 8684 §3.3.3). The checksum is computed over `payload` when `checksum`.
+/// [`tx_mapping_of`] for exactly `payload` (the checksum over it when `checksum`).
 pub fn tx_mapping(
     space: &DsnSpace,
     sub: u64,
@@ -364,29 +364,8 @@ pub fn tx_mapping(
     fin: bool,
     checksum: bool,
 ) -> DssMapping {
-    let len = u16::try_from(payload.len())
-        .unwrap_or(u16::MAX)
-        .saturating_add(u16::from(fin));
-    let dsn = space.dsn(data);
-    //= rfc8684#3.3.3
-    //= A DATA_FIN without data has a subflow sequence number of 0 and a length of 1.
-    let subflow_seq = if payload.is_empty() {
-        0
-    } else {
-        relative_seq(sub)
-    };
-    let checksum = checksum.then(|| {
-        let mut c = DssChecksum::new(dsn, subflow_seq, len);
-        c.update(payload);
-        c.finish()
-    });
-    DssMapping {
-        dsn,
-        dsn_64: true,
-        subflow_seq,
-        data_len: len,
-        checksum,
-    }
+    let len = payload.len() as u64;
+    tx_mapping_of(space, sub, data, len, fin, checksum.then_some(payload))
 }
 
 /// A received mapping in offsets.
