@@ -475,6 +475,43 @@ fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
 }
 
 #[test]
+fn with_a_zero_receive_window_the_acknowledgment_on_a_data_segment_still_counts() {
+    // Both sides' buffers full (an echo whose reader stalled): the peer's ACKs ride on
+    // data. The data cannot be taken, but its ACK must be, or both senders wait on RTOs.
+    let mut t = established();
+    let chunk = vec![3u8; 1000];
+    for i in 0..16u32 {
+        send!(t, T0, seg(r(1 + 1000 * i), l(1), ACK), &chunk);
+        drain(&mut t, T0);
+    }
+    send!(t, T0, seg(r(16_001), l(1), ACK), &chunk[..384]);
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.window, 0);
+    assert_eq!(t.write(b"0123456789"), 10);
+    let (d, _) = recv!(t, T0).unwrap();
+    assert_eq!(d.seq, l(1));
+    assert!(t.timer(Timer::Retransmit).is_some());
+    // The peer's next data segment, at RCV.NXT, acknowledges our ten bytes (and says FIN).
+    send!(t, T0, seg(r(16_385), l(11), ACK | PSH | FIN), &chunk[..100]);
+    assert_eq!(
+        t.snd_una_offset(),
+        10,
+        "the ACK on a dropped segment was processed"
+    );
+    assert_eq!(t.timer(Timer::Retransmit), None);
+    // The text and the FIN behind it were dropped: the ACK we send still says r(16_385).
+    let (a, _) = recv!(t, T0).unwrap();
+    assert_eq!(a.ack, r(16_385));
+    assert_eq!(a.window, 0);
+    assert_eq!(t.state(), TcpState::Established);
+    // A segment past RCV.NXT is still dropped whole, its ACK unread.
+    assert_eq!(t.write(b"abc"), 3);
+    recv!(t, T0).unwrap();
+    send!(t, T0, seg(r(16_386), l(14), ACK), &chunk[..100]);
+    assert_eq!(t.snd_una_offset(), 10);
+}
+
+#[test]
 fn zero_window_persist_probe() {
     let mut t = established();
     let mut z = seg(r(1), l(1), ACK);

@@ -1,7 +1,11 @@
-//! Assertions on MPTCP counters shared by the multipath interop suites: the kernel's
-//! (`nstat` MPTcpExt) and braid's (its JSON report).
+//! What the multipath interop suites share: their namespaces of TUN paths, gates on the
+//! kernel peer's reader, and assertions on MPTCP counters, the kernel's (`nstat` MPTcpExt)
+//! and braid's (its JSON report).
 
-use crate::Netns;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::{Cmd, Netns, TempDir};
 
 /// A namespace with a TUN `braid<i>` per entry of `kernel` (the kernel's side of it, with
 /// prefix length; braid sits behind), up, and the kernel's MPTCP limits at `subflows` /
@@ -47,6 +51,59 @@ pub fn tun_paths(
     )
     .expect("ip mptcp limits");
     Some(ns)
+}
+
+/// Caps the kernel's TCP receive buffer at 4 MiB, so that a paused reader (a [`Gates`]
+/// gate) stops its peer soon.
+pub fn cap_kernel_rcvbuf(ns: &Netns) {
+    ns.run("sysctl", &["-qw", "net.ipv4.tcp_rmem=4096 131072 4194304"])
+        .expect("sysctl tcp_rmem");
+}
+
+/// Gate files in a temporary directory: `kpeer --gate BYTES:FILE` arguments (its reader
+/// reads nothing more once BYTES arrived until FILE exists) and their release. A test acts
+/// at a point of the stream it knows, however slow the machine, then lets the transfer on.
+pub struct Gates {
+    dir: TempDir,
+}
+
+impl Gates {
+    pub fn new(prefix: &str) -> Gates {
+        Gates {
+            dir: TempDir::new(prefix).expect("temporary directory"),
+        }
+    }
+
+    /// The path `name` in the gates' directory (gate files, control sockets).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `cmd` with `--gate AT:FILE` for the gate `name`.
+    pub fn arg(&self, cmd: Cmd, at: u64, name: &str) -> Cmd {
+        cmd.arg("--gate")
+            .arg(format!("{at}:{}", self.file(name).display()))
+    }
+
+    /// Lets the reader go on past gate `name`.
+    pub fn open(&self, name: &str) {
+        std::fs::write(self.file(name), b"").expect("gate file");
+    }
+}
+
+/// Waits until `cond` holds. A hang guard, not a timing assertion: what the tests wait
+/// for happens within a second or two.
+#[track_caller]
+pub fn wait_until(what: &str, ns: &Netns, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened; kernel counters: {}",
+            kernel_view(ns)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// braid's report's subflows whose `field` (`local` or `remote`) is on address `ip`

@@ -7,6 +7,7 @@
 //! Layout: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0`, kernel side
 //! 10.0.0.1/24, braid 10.0.0.2.
 
+use braid_interop::mptcp::counter;
 use braid_interop::{
     assert_received, assert_sent, require_root, Cmd, Netns, TempDir, SIGINT, SIGTERM,
 };
@@ -141,10 +142,6 @@ fn transfer_on(
         BYTES as f64 * 8.0 / secs.max(1e-9) / 1e6
     );
     Some(Run { ns, braid, kernel })
-}
-
-fn counter(ns: &Netns, name: &str) -> u64 {
-    ns.counter(&format!("MPTcpExt{name}")).unwrap()
 }
 
 /// The kernel saw a clean MPTCP connection (no mapping or checksum trouble, no fallback).

@@ -14,21 +14,18 @@
 //! receive buffer capped at 4 MiB so the sender stops soon after): the test acts at a point
 //! of the stream it knows, then lets the transfer go on.
 //!
-//! The helpers `two_paths`, `paths`, `counter`, `kernel_view`, `assert_kernel`,
-//! `assert_clean` and `subflow` are small local copies of `mptcp_multipath.rs`'s (each
-//! integration test is its own crate; the harness keeps only what every file needs).
+//! Namespaces, gates, waits and counter assertions come from `braid_interop::mptcp`,
+//! shared with `mptcp_server.rs` and `mptcp_multipath.rs`.
 
 use std::io;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use braid_interop::mptcp::{
-    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
-    kernel_view, subflows_on,
+    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min,
+    cap_kernel_rcvbuf, counter, subflows_on, tun_paths, wait_until, Gates,
 };
-use braid_interop::{
-    assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc, TempDir,
-};
+use braid_interop::{assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc};
 
 const BYTES: u64 = 32 << 20;
 const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
@@ -43,34 +40,10 @@ fn kpeer(line: &str) -> Cmd {
 /// `add_addr_accepted`, and its TCP receive buffer capped at 4 MiB (a paused reader stops
 /// the sender soon); `None` (skipped) without `nstat`.
 fn tuns(prefix: &str, devices: u8, subflows: u8, add_addr_accepted: u8) -> Option<Netns> {
-    let ns = Netns::new(prefix).expect("namespace");
-    if ns.run("nstat", &["-V"]).is_err() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{prefix}: nstat is missing and CI=true");
-        }
-        eprintln!("SKIPPED {prefix}: no nstat");
-        return None;
-    }
-    for i in 0..devices {
-        ns.add_tun(&format!("braid{i}"), &format!("10.{i}.0.1/24"))
-            .unwrap();
-    }
-    let (s, a) = (subflows.to_string(), add_addr_accepted.to_string());
-    ns.run(
-        "ip",
-        &[
-            "mptcp",
-            "limits",
-            "set",
-            "subflows",
-            &s,
-            "add_addr_accepted",
-            &a,
-        ],
-    )
-    .expect("ip mptcp limits");
-    ns.run("sysctl", &["-qw", "net.ipv4.tcp_rmem=4096 131072 4194304"])
-        .expect("sysctl tcp_rmem");
+    let cidrs: Vec<String> = (0..devices).map(|i| format!("10.{i}.0.1/24")).collect();
+    let cidrs: Vec<&str> = cidrs.iter().map(String::as_str).collect();
+    let ns = tun_paths(prefix, &cidrs, subflows, add_addr_accepted)?;
+    cap_kernel_rcvbuf(&ns);
     Some(ns)
 }
 
@@ -90,49 +63,6 @@ fn subflow(report: &serde_json::Value, id: u64) -> &serde_json::Value {
 
 fn bytes(s: &serde_json::Value, field: &str) -> u64 {
     s[field].as_u64().unwrap_or(0)
-}
-
-/// Waits until `cond` holds. A hang guard, not a timing assertion: what the tests wait
-/// for happens within a second or two.
-#[track_caller]
-fn wait_until(what: &str, ns: &Netns, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened; kernel counters: {}",
-            kernel_view(ns)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Gate files in a temporary directory: `kpeer --gate` arguments and their release.
-struct Gates {
-    dir: TempDir,
-}
-
-impl Gates {
-    fn new(prefix: &str) -> Gates {
-        Gates {
-            dir: TempDir::new(prefix).expect("temporary directory"),
-        }
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `--gate AT:FILE` for the gate `name`.
-    fn arg(&self, cmd: Cmd, at: u64, name: &str) -> Cmd {
-        cmd.arg("--gate")
-            .arg(format!("{at}:{}", self.file(name).display()))
-    }
-
-    /// Let the reader go on past gate `name`.
-    fn open(&self, name: &str) {
-        std::fs::write(self.file(name), b"").expect("gate file");
-    }
 }
 
 /// [`gated_sink`] that also prints `read MARK` once `mark` bytes arrived, reading on.

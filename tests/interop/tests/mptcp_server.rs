@@ -17,13 +17,15 @@
 //! Layout as in `mptcp_multipath.rs`: namespace `braid-<case>-<pid>-<n>`, TUNs `braid0` and
 //! `braid1`, the kernel on 10.0.0.1/24 and 10.1.0.1/24, braid on .2 behind them. 32 MiB each
 //! way, byte-exact (SHA-256 of the pattern stream on both sides), the kernel's MPTcpExt
-//! counters and braid's JSON report checked.
+//! counters and braid's JSON report checked. Cases 4 to 6 act while the kernel's reader is
+//! paused at a known point of the echo (`kpeer --gate`, its receive buffer capped at 4 MiB),
+//! so the event always lands mid-transfer, then let the transfer go on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use braid_interop::mptcp::{
-    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min, counter,
-    kernel_view, subflows_on, tun_paths,
+    assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min,
+    cap_kernel_rcvbuf, counter, subflows_on, tun_paths, wait_until, Gates,
 };
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc};
 
@@ -36,14 +38,17 @@ fn kpeer(line: &str) -> Cmd {
 }
 
 /// `braid0` and `braid1` with the kernel on 10.0.0.1/24 and 10.1.0.1/24, its limits at 2
-/// subflows and `add_addr_accepted`.
+/// subflows and `add_addr_accepted`, its receive buffer capped (a paused reader stops braid
+/// soon after).
 fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
-    tun_paths(
+    let ns = tun_paths(
         prefix,
         &["10.0.0.1/24", "10.1.0.1/24"],
         2,
         add_addr_accepted,
-    )
+    )?;
+    cap_kernel_rcvbuf(&ns);
+    Some(ns)
 }
 
 /// The kernel client's `subflow` endpoint 10.1.0.1 (id 7) on `braid1`, joining braid's first
@@ -73,27 +78,14 @@ fn braid_echo(ns: &Netns, port: u16, extra: &str) -> Proc {
     .expect("braid listen")
 }
 
-/// The kernel client sending 32 MiB and reading the echo, printing `read MARK` once `mark`
-/// echoed bytes arrived.
-fn kernel_client(ns: &Netns, port: u16, mark: u64) -> Proc {
-    ns.start(&kpeer(&format!(
-        "connect 10.0.0.2:{port} --proto mptcp --send {BYTES} --mark {mark} --json"
-    )))
-    .expect("kpeer connect")
-}
-
-/// Waits until `cond` holds. A hang guard, not a timing assertion.
-#[track_caller]
-fn wait_until(what: &str, ns: &Netns, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened; kernel counters: {}",
-            kernel_view(ns)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// The kernel client sending 32 MiB and reading the echo, its reader pausing once `at`
+/// echoed bytes arrived (printing `paused after AT`) until gate `go` opens: the test acts
+/// at a point of the transfer it knows, however slow the machine.
+fn kernel_client(ns: &Netns, g: &Gates, port: u16, at: u64) -> Proc {
+    let cmd = kpeer(&format!(
+        "connect 10.0.0.2:{port} --proto mptcp --send {BYTES} --json"
+    ));
+    ns.start(&g.arg(cmd, at, "go")).expect("kpeer connect")
 }
 
 /// Both sides' JSON once each finished: every byte went each way, byte-exact.
@@ -140,14 +132,19 @@ fn braid_server_drops_the_subflow_of_an_endpoint_the_kernel_client_deletes() {
         return;
     };
     kernel_subflow_endpoint(&ns);
+    let g = Gates::new("srv4");
     let braid = braid_echo(&ns, 5501, "");
-    let mut kernel = kernel_client(&ns, 5501, 8 << 20);
+    let mut kernel = kernel_client(&ns, &g, 5501, 8 << 20);
     wait_until("the kernel's join", &ns, || {
         counter(&ns, "MPJoinSynAckRx") >= 1
     });
-    kernel.wait_for_stderr("read 8388608").unwrap();
+    kernel.wait_for_stderr("paused after 8388608").unwrap();
     ns.run("ip", &["mptcp", "endpoint", "delete", "id", "7"])
         .expect("ip mptcp endpoint delete");
+    wait_until("the kernel's subflow removal", &ns, || {
+        counter(&ns, "RmSubflow") >= 1
+    });
+    g.open("go");
     let (braid, _) = both_ways(braid, kernel, Duration::from_secs(60));
     // The kernel ends its subflow; braid's side may answer with a reset carrying
     // MP_TCPRST: expected here.
@@ -182,18 +179,21 @@ fn braid_server_backup_address_is_idle_until_the_primary_dies() {
     let Some(ns) = two_paths("srv5", 1) else {
         return;
     };
+    let g = Gates::new("srv5");
     let braid = braid_echo(&ns, 5502, "--signal 10.1.0.2 --backup 10.1.0.2");
-    let mut kernel = kernel_client(&ns, 5502, 4 << 20);
+    let mut kernel = kernel_client(&ns, &g, 5502, 4 << 20);
     wait_until("the kernel's join", &ns, || {
         counter(&ns, "MPJoinSynAckRx") >= 1
     });
     assert_kernel(&ns, "MPJoinSynAckBackupRx", 1);
-    kernel.wait_for_stderr("read 4194304").unwrap();
-    // 4 MiB went each way so far, over braid0: braid1 saw the join's handshake and
-    // announcements, a handful of packets (every packet braid sends there is counted).
+    kernel.wait_for_stderr("paused after 4194304").unwrap();
+    // 4 MiB came back so far (the kernel's receive buffer holds at most 4 MiB more), over
+    // braid0: braid1 saw the join's handshake and announcements, a handful of packets
+    // (every packet braid sends there is counted).
     let before = ns.rx_packets("braid1").unwrap();
     assert!(before < 64, "the backup carried data: {before} packets");
     ns.ip(&["link", "set", "braid0", "down"]).unwrap();
+    g.open("go");
     let (braid, _) = both_ways(braid, kernel, Duration::from_secs(120));
     assert_clean(&ns, &braid);
     assert_braid_min(&braid, "AddAddrTx", 1);
@@ -222,13 +222,15 @@ fn braid_server_transfer_completes_when_a_path_goes_down() {
         return;
     };
     kernel_subflow_endpoint(&ns);
+    let g = Gates::new("srv6");
     let braid = braid_echo(&ns, 5503, "");
-    let mut kernel = kernel_client(&ns, 5503, 8 << 20);
+    let mut kernel = kernel_client(&ns, &g, 5503, 8 << 20);
     wait_until("the kernel's join", &ns, || {
         counter(&ns, "MPJoinSynAckRx") >= 1
     });
-    kernel.wait_for_stderr("read 8388608").unwrap();
+    kernel.wait_for_stderr("paused after 8388608").unwrap();
     ns.ip(&["link", "set", "braid1", "down"]).unwrap();
+    g.open("go");
     let (braid, _) = both_ways(braid, kernel, Duration::from_secs(120));
     assert_clean(&ns, &braid);
     let join = local_on(&braid, "10.0.0.2")

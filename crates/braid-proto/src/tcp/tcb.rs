@@ -929,13 +929,18 @@ impl Tcb {
         }
     }
 
+    /// The receive window the acceptability test uses: what was advertised, or more if the
+    /// buffer has since freed room.
+    fn acceptance_window(&self) -> u64 {
+        self.rcv_adv
+            .saturating_sub(self.rcv_nxt)
+            .max(self.recv.window() as u64)
+    }
+
     fn segment_acceptable(&self, seq: i64, len: u64) -> bool {
         //= rfc9293#3.10.7.4
         //# four cases of the acceptability test on segment length and receive window
-        let wnd = self
-            .rcv_adv
-            .saturating_sub(self.rcv_nxt)
-            .max(self.recv.window() as u64) as i64;
+        let wnd = self.acceptance_window() as i64;
         let nxt = self.rcv_nxt as i64;
         let len = len as i64;
         if len == 0 {
@@ -957,9 +962,13 @@ impl Tcb {
         repr: &TcpRepr,
         payload: &[u8],
     ) -> SegmentOutcome {
-        let f = repr.flags;
+        let mut f = repr.flags;
+        // The segment's own text length: a segment that carried data is no duplicate ACK,
+        // even when its data is dropped.
+        let text_len = payload.len();
+        let mut payload = payload;
         let seq = self.rcv_abs(repr.seq);
-        let seg_len = payload.len() as u64 + u64::from(f.syn()) + u64::from(f.fin());
+        let mut seg_len = payload.len() as u64 + u64::from(f.syn()) + u64::from(f.fin());
 
         // SYN-RECEIVED: a retransmitted SYN gets the SYN-ACK again.
         if self.state == TcpState::SynReceived
@@ -1010,6 +1019,25 @@ impl Tcb {
                     }
                 }
             }
+        }
+
+        if seg_len > 0
+            && seq == self.rcv_nxt as i64
+            && self.acceptance_window() == 0
+            && f.ack()
+            && !f.rst()
+            && !f.syn()
+        {
+            //= rfc9293#3.10.7.4
+            //# if the RCV.WND is zero, no segments will be acceptable, but special allowance should be made to accept valid ACKs
+            // The segment's text (and a FIN behind it) is dropped, its acknowledgment and
+            // window processed: with both sides' buffers full, the peer's ACKs ride on data,
+            // and dropping them whole would leave both senders waiting on each other's RTO.
+            // The peer learns of the drop from our ACK. Linux does the same.
+            payload = &[];
+            f = TcpFlags(f.0 & !TcpFlags::FIN);
+            seg_len = 0;
+            self.ack_now = true;
         }
 
         if !self.segment_acceptable(seq, seg_len) {
@@ -1103,7 +1131,7 @@ impl Tcb {
             }
         }
 
-        if !self.process_ack(now, repr, seq, payload.len()) {
+        if !self.process_ack(now, repr, seq, text_len) {
             return SegmentOutcome::default();
         }
         if self.state == TcpState::Closed {
