@@ -455,8 +455,9 @@ fn window_scale_needs_both_sides() {
     assert_eq!(a.window, 65535);
 }
 
-#[test]
-fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
+/// An established TCB whose 16 KiB receive buffer the peer filled (16 384 bytes unread,
+/// the zero window acknowledged).
+fn established_with_full_receive_buffer() -> Tcb {
     let mut t = established();
     let chunk = vec![3u8; 1000];
     for i in 0..16u32 {
@@ -467,6 +468,12 @@ fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
     send!(t, T0, seg(r(16_001), l(1), ACK), &chunk[..384]);
     let (a, _) = recv!(t, T0).unwrap();
     assert_eq!(a.window, 0);
+    t
+}
+
+#[test]
+fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
+    let mut t = established_with_full_receive_buffer();
     let mut buf = vec![0u8; 16 * 1024];
     assert_eq!(t.read(&mut buf), 16_384);
     // A window update goes out after the application drained the buffer.
@@ -478,21 +485,14 @@ fn receive_window_shrinks_as_data_waits_and_reopens_after_read() {
 fn with_a_zero_receive_window_the_acknowledgment_on_a_data_segment_still_counts() {
     // Both sides' buffers full (an echo whose reader stalled): the peer's ACKs ride on
     // data. The data cannot be taken, but its ACK must be, or both senders wait on RTOs.
-    let mut t = established();
-    let chunk = vec![3u8; 1000];
-    for i in 0..16u32 {
-        send!(t, T0, seg(r(1 + 1000 * i), l(1), ACK), &chunk);
-        drain(&mut t, T0);
-    }
-    send!(t, T0, seg(r(16_001), l(1), ACK), &chunk[..384]);
-    let (a, _) = recv!(t, T0).unwrap();
-    assert_eq!(a.window, 0);
+    let mut t = established_with_full_receive_buffer();
     assert_eq!(t.write(b"0123456789"), 10);
     let (d, _) = recv!(t, T0).unwrap();
     assert_eq!(d.seq, l(1));
     assert!(t.timer(Timer::Retransmit).is_some());
     // The peer's next data segment, at RCV.NXT, acknowledges our ten bytes (and says FIN).
-    send!(t, T0, seg(r(16_385), l(11), ACK | PSH | FIN), &chunk[..100]);
+    let chunk = [3u8; 100];
+    send!(t, T0, seg(r(16_385), l(11), ACK | PSH | FIN), &chunk);
     assert_eq!(
         t.snd_una_offset(),
         10,
@@ -507,7 +507,7 @@ fn with_a_zero_receive_window_the_acknowledgment_on_a_data_segment_still_counts(
     // A segment past RCV.NXT is still dropped whole, its ACK unread.
     assert_eq!(t.write(b"abc"), 3);
     recv!(t, T0).unwrap();
-    send!(t, T0, seg(r(16_386), l(14), ACK), &chunk[..100]);
+    send!(t, T0, seg(r(16_386), l(14), ACK), &chunk);
     assert_eq!(t.snd_una_offset(), 10);
 }
 
