@@ -766,3 +766,42 @@ fn default_at_the_end_of_the_stream_spares_a_subflow_that_would_arrive_last() {
     KernelDefault::new().schedule(&input, &mut out);
     assert_eq!(out, vec![a(0, 0..50_000, false)]);
 }
+
+#[test]
+fn default_at_the_end_of_the_stream_gives_a_subflow_only_what_it_delivers_by_the_finish() {
+    // Two idle subflows with the same delay (a byte arrives 5 ms after it is sent), one
+    // delivering 10 MB/s (cwnd / srtt), the other 1 MB/s. The last 11 kB are done soonest
+    // when both end together, at 6 ms: the fast one carries about 10 kB of them and the
+    // slow one the rest, rather than the fast one taking everything it has room for.
+    let mut fast = sf(0);
+    fast.cwnd = 100_000;
+    let mut slow = sf(1);
+    slow.cwnd = 10_000;
+    let subs = [fast, slow];
+    let input = SchedInput {
+        subflows: &subs,
+        new_data: 0..11_000,
+        reinject: &[],
+        send_window: 1 << 30,
+        stream_end: Some(11_000),
+    };
+    let mut out = Vec::new();
+    KernelDefault::new().schedule(&input, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let first = &out[0];
+    assert_eq!((first.subflow, first.range.start), (0, 0));
+    assert!(
+        (9_990..=10_010).contains(&first.len()),
+        "fast subflow's share: {first:?}"
+    );
+    // Mid-stream the same subflow takes all of it.
+    let mut out = Vec::new();
+    KernelDefault::new().schedule(
+        &SchedInput {
+            stream_end: None,
+            ..input
+        },
+        &mut out,
+    );
+    assert_eq!(out, vec![a(0, 0..11_000, false)]);
+}

@@ -8,9 +8,9 @@
 //! ~0.18 s) and, from an initial window of ten segments, needs six 80 ms round trips of slow
 //! start to fill its path; the first needs five 20 ms ones. Together that costs about 0.21 s
 //! of a 64 MiB transfer even for an ideal sender, which bounds the end-to-end figure at about
-//! 91% (measured: 89.9%; the kernel reaches about 86% on a comparable real setup). The steady
-//! state and long transfers are held to 95% and 92% of the sum of the link rates, the 64 MiB
-//! end-to-end figure to 88%.
+//! 91% (measured: 90.07%, 135.1 Mbit/s; the kernel reaches about 86% on a comparable real
+//! setup). The 64 MiB end-to-end figure is held to 90% (issue 3's bar), the steady state and
+//! long transfers to 95% and 92% of the sum of the link rates.
 
 use braid_proto::Instant;
 use braid_sim::scenario::{self, Scenario, SimConfig, SimResult};
@@ -55,7 +55,7 @@ fn two_paths_64_mib_uses_both_paths_near_their_capacity() {
         steady / SUM_MBPS * 100.0
     );
     assert!(steady >= 0.95 * SUM_MBPS, "steady state {steady:.1} Mbit/s");
-    assert!(e2e >= 0.88 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
+    assert!(e2e >= 0.90 * SUM_MBPS, "end to end {e2e:.1} Mbit/s");
     // Both paths carry their share: the slow one about a third.
     let share1 = up1 as f64 / (up0 + up1) as f64;
     assert!((0.25..0.40).contains(&share1), "path 2 share {share1:.2}");
