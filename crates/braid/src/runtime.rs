@@ -2489,11 +2489,21 @@ mod pair_tests {
             assert!(c.report.subflows[id].bytes_sent > 0, "{:?}", c.report);
             assert!(s.report.subflows[id].bytes_received > 0, "{:?}", s.report);
         }
+        // Each byte arrived once, on one subflow or the other, unless the client sent some
+        // again on another subflow: a data-level retransmission (`MPTCPRetrans`) or the
+        // reinjection of a stale subflow's bytes (`SubflowStale`), which a loaded machine
+        // can trigger (this runs in real time, and a full datagram socket drops packets).
         let at_server: u64 = s.report.subflows.iter().map(|f| f.bytes_received).sum();
-        assert_eq!(
-            at_server, n,
-            "each byte arrived once, on one subflow or the other"
-        );
+        let count = |k: &str| c.report.counters.get(k).copied().unwrap_or(0);
+        if count("MPTCPRetrans") + count("SubflowStale") == 0 {
+            assert_eq!(
+                at_server, n,
+                "each byte arrived once: {:?}",
+                c.report.counters
+            );
+        } else {
+            assert!(at_server >= n, "{at_server} of {n} bytes");
+        }
         // The progress line was drawn in place and erased at the end.
         assert!(
             progress.contains("sent, ") && progress.contains("2 subflows"),
