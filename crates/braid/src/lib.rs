@@ -3,6 +3,7 @@
 
 pub mod cmd;
 pub mod ctl;
+pub mod linkwatch;
 pub mod report;
 pub mod runtime;
 pub use braid_sim::stream;

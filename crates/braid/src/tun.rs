@@ -10,6 +10,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
+
 /// The clone device every TUN is opened through.
 const CLONE_DEVICE: &str = "/dev/net/tun";
 
@@ -69,6 +71,10 @@ impl TunDevice {
             return Err(TunError::InvalidName(name.to_owned()));
         }
         let existed = device_exists(name);
+        // Subscribed before attaching, so that the kernel's report of the carrier that the
+        // attach turns on cannot be missed. Without netlink braid still works, only without
+        // the wait (see `linkwatch`).
+        let watch = LinkWatch::subscribe().ok();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -114,6 +120,11 @@ impl TunDevice {
                 Some(libc::EINVAL) if existed => TunError::NotTun { name },
                 _ => TunError::Io { name, source: e },
             });
+        }
+        if let Some(w) = watch {
+            // Errors and a timeout only mean no wait: the device works, at worst the first
+            // packets the kernel sends are lost as they were before.
+            let _ = w.wait_ready(name, READY_TIMEOUT);
         }
         Ok(TunDevice {
             file,

@@ -1,0 +1,213 @@
+//! Waiting until the kernel transmits on a TUN device braid just attached to.
+//!
+//! A TUN device has no carrier while no process holds it open. Attaching (`TUNSETIFF`)
+//! turns the carrier on, but the kernel applies that in its link-watch work a moment
+//! later. Until then the device's transmit queue is the no-op queue, which silently drops
+//! whatever the kernel sends there. If braid's SYN reaches the kernel in that window, the
+//! SYN/ACK is lost and the connection waits out a one-second retransmission timeout
+//! (measured: 5 of 20 fresh namespaces before this module, none after). The link-watch
+//! work reports the new state with an `RTM_NEWLINK` message once the queue is active, so
+//! braid subscribes to link messages before attaching and, if the device is up, waits for
+//! that message.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// The multicast group of link messages (`RTMGRP_LINK` in `linux/rtnetlink.h`).
+const RTMGRP_LINK: u32 = 1;
+
+/// Sequence number of braid's one request, to tell its answer from notifications (0).
+const REQUEST_SEQ: u32 = 1;
+
+/// How long [`LinkWatch::wait_ready`] waits for the kernel at most. The kernel needs about
+/// a millisecond; this only bounds a kernel that never says so.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What [`LinkWatch::wait_ready`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// The kernel reported the device running: it transmits now.
+    Running,
+    /// The device is administratively down: nothing to wait for (the kernel activates its
+    /// queue when someone sets it up, and the carrier is already on then).
+    Down,
+    /// No answer within the timeout.
+    TimedOut,
+}
+
+/// A netlink socket subscribed to link messages, opened before a device is attached.
+pub struct LinkWatch {
+    socket: Socket,
+}
+
+impl LinkWatch {
+    /// Subscribes to link messages of the current network namespace.
+    pub fn subscribe() -> io::Result<LinkWatch> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
+        socket.set_non_blocking(true)?;
+        Ok(LinkWatch { socket })
+    }
+
+    /// Waits (at most `timeout`) until the kernel reports device `name` running, or finds it
+    /// administratively down.
+    pub fn wait_ready(&self, name: &str, timeout: Duration) -> io::Result<Readiness> {
+        self.request(name)?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            loop {
+                let n = match self.socket.recv(&mut &mut buf[..], 0) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Notifications were lost (ENOBUFS): ask again, the answer tells.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        self.request(name)?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(r) = readiness(buf.get(..n).unwrap_or_default(), name) {
+                    return Ok(r);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Readiness::TimedOut);
+            }
+            self.poll(left)?;
+        }
+    }
+
+    /// Asks for the current state of `name` (answered with `RTM_NEWLINK`, sequence
+    /// [`REQUEST_SEQ`]).
+    fn request(&self, name: &str) -> io::Result<()> {
+        let mut link = LinkMessage::default();
+        link.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let mut msg = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::from(RouteNetlinkMessage::GetLink(link)),
+        );
+        msg.header.flags = NLM_F_REQUEST;
+        msg.header.sequence_number = REQUEST_SEQ;
+        msg.finalize();
+        let mut out = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut out);
+        self.socket
+            .send_to(&out, &SocketAddr::new(0, 0), 0)
+            .map(|_| ())
+    }
+
+    /// Waits until the socket is readable or `timeout` passed.
+    fn poll(&self, timeout: Duration) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `pfd` is one valid, initialised `pollfd` that lives across the call, and
+        // the count passed is 1; the descriptor belongs to `self.socket`, which is open.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the netlink datagram `bytes` says of device `name`, if anything decisive: a
+/// notification that it runs, or the answer to braid's request showing it down. An answer
+/// showing it running is not enough, as the kernel may show the flag a moment before the
+/// transmit queue is active; the notification follows that.
+fn readiness(mut bytes: &[u8], name: &str) -> Option<Readiness> {
+    while !bytes.is_empty() {
+        let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+            return None;
+        };
+        let len = (msg.header.length as usize).max(1);
+        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = &msg.payload {
+            let ours = link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name));
+            if ours {
+                let flags = link.header.flags;
+                let answer = msg.header.sequence_number == REQUEST_SEQ;
+                if !flags.contains(LinkFlags::Up) && answer {
+                    return Some(Readiness::Down);
+                }
+                if flags.contains(LinkFlags::Running) && !answer {
+                    return Some(Readiness::Running);
+                }
+            }
+        }
+        bytes = bytes.get(len.div_ceil(4) * 4..).unwrap_or_default();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn newlink(name: &str, flags: LinkFlags, seq: u32) -> Vec<u8> {
+        let mut link = LinkMessage::default();
+        link.header.flags = flags;
+        link.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let mut msg = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::from(RouteNetlinkMessage::NewLink(link)),
+        );
+        msg.header.sequence_number = seq;
+        msg.finalize();
+        let mut out = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut out);
+        out
+    }
+
+    #[test]
+    fn only_a_notification_of_the_device_running_is_ready() {
+        let up = LinkFlags::Up;
+        let running = LinkFlags::Up | LinkFlags::Running;
+        // The answer to the request: up but not running yet, or running (not enough).
+        assert_eq!(
+            readiness(&newlink("braid0", up, REQUEST_SEQ), "braid0"),
+            None
+        );
+        assert_eq!(
+            readiness(&newlink("braid0", running, REQUEST_SEQ), "braid0"),
+            None
+        );
+        // The answer shows it down: nothing to wait for.
+        assert_eq!(
+            readiness(
+                &newlink("braid0", LinkFlags::empty(), REQUEST_SEQ),
+                "braid0"
+            ),
+            Some(Readiness::Down)
+        );
+        // The kernel's notification: running.
+        assert_eq!(
+            readiness(&newlink("braid0", running, 0), "braid0"),
+            Some(Readiness::Running)
+        );
+        // Another device's messages say nothing of this one, also in one datagram.
+        let mut both = newlink("braid1", running, 0);
+        assert_eq!(readiness(&both, "braid0"), None);
+        both.extend(newlink("braid0", running, 0));
+        assert_eq!(readiness(&both, "braid0"), Some(Readiness::Running));
+        // Garbage is not decisive.
+        assert_eq!(readiness(&[1, 2, 3], "braid0"), None);
+    }
+}
