@@ -37,6 +37,9 @@ pub enum Readiness {
     /// The device is administratively down: nothing to wait for (the kernel activates its
     /// queue when someone sets it up, and the carrier is already on then).
     Down,
+    /// The kernel refused the question (an error answer): braid cannot tell, and does not
+    /// wait.
+    Unknown,
     /// No answer within the timeout.
     TimedOut,
 }
@@ -136,6 +139,12 @@ fn readiness(mut bytes: &[u8], name: &str) -> Option<Readiness> {
             return None;
         };
         let len = (msg.header.length as usize).max(1);
+        let answer = msg.header.sequence_number == REQUEST_SEQ;
+        if let NetlinkPayload::Error(e) = &msg.payload {
+            if answer && e.code.is_some() {
+                return Some(Readiness::Unknown);
+            }
+        }
         if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = &msg.payload {
             let ours = link
                 .attributes
@@ -143,7 +152,6 @@ fn readiness(mut bytes: &[u8], name: &str) -> Option<Readiness> {
                 .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name));
             if ours {
                 let flags = link.header.flags;
-                let answer = msg.header.sequence_number == REQUEST_SEQ;
                 if !flags.contains(LinkFlags::Up) && answer {
                     return Some(Readiness::Down);
                 }
@@ -160,6 +168,7 @@ fn readiness(mut bytes: &[u8], name: &str) -> Option<Readiness> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_core::ErrorMessage;
 
     fn newlink(name: &str, flags: LinkFlags, seq: u32) -> Vec<u8> {
         let mut link = LinkMessage::default();
@@ -209,5 +218,17 @@ mod tests {
         assert_eq!(readiness(&both, "braid0"), Some(Readiness::Running));
         // Garbage is not decisive.
         assert_eq!(readiness(&[1, 2, 3], "braid0"), None);
+        // An error answer to the request (here ENODEV): nothing to wait for.
+        let mut err = ErrorMessage::default();
+        err.code = core::num::NonZeroI32::new(-libc::ENODEV);
+        let mut msg = NetlinkMessage::<RouteNetlinkMessage>::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::Error(err),
+        );
+        msg.header.sequence_number = REQUEST_SEQ;
+        msg.finalize();
+        let mut out = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut out);
+        assert_eq!(readiness(&out, "braid0"), Some(Readiness::Unknown));
     }
 }
