@@ -572,6 +572,26 @@ fn mapping_len(tcb: &Tcb, cont: usize) -> u64 {
     first + (max - first) / next * next
 }
 
+/// Bytes to add to a run of `len` bytes recorded behind an open mapping of `open` bytes
+/// (0: the run starts a mapping) so that the last mapping it ends in fills whole segments:
+/// `first` bytes in the segment that carries the DSS, `next` in each of the others, with
+/// mappings split at `max_len` (itself a whole number of segments, see [`mapping_len`]).
+fn segment_padding(open: u64, len: u64, max_len: u64, first: u64, next: u64) -> u64 {
+    let (first, next, max_len) = (first.max(1), next.max(1), max_len.max(1));
+    let total = open + len;
+    // The last mapping's length once `record` has split the run at `max_len`.
+    let last = match total % max_len {
+        0 if total > 0 => return 0,
+        r => r,
+    };
+    let whole = if last <= first {
+        first
+    } else {
+        first + (last - first).div_ceil(next) * next
+    };
+    whole.min(max_len).saturating_sub(last)
+}
+
 /// The shortest data-level retransmission timeout (Linux's `TCP_RTO_MIN`).
 pub const DATA_RTX_MIN: crate::time::Duration = crate::time::Duration::from_millis(200);
 /// The longest one, backoff included.
@@ -1880,10 +1900,29 @@ impl MptcpConnection {
             return false;
         };
         let max_len = mapping_len(&s.tcb, cont);
-        if !Self::open_for_data(s) || s.dead || !s.tx.has_room(a.len(), max_len) {
+        let mut range = a.range.clone();
+        if !a.reinjection {
+            // With more data waiting behind it, a run that would end in a short segment
+            // is padded to whole segments, within the subflow's send space: a short
+            // segment costs a packet for a few bytes, and an odd one holds the peer's ACK
+            // for its delayed-ACK timer. The padding is less than one segment, which
+            // waits in the subflow until its window opens.
+            let waiting = self.send.unsent().min(self.send.window_left());
+            let space = self.views.get(a.subflow).map_or(0, |v| v.send_space);
+            let limit = waiting.min(space);
+            if a.len() < limit {
+                let open = s.tx.open_len(s.written, range.start);
+                let first = data_mss(&s.tcb, DSS_OPTION_SPACE);
+                let next = data_mss(&s.tcb, cont);
+                let pad = segment_padding(open, a.len(), max_len, first, next);
+                range.end = (range.end + pad).min(range.start + limit);
+            }
+        }
+        let len = range.end - range.start;
+        if !Self::open_for_data(s) || s.dead || !s.tx.has_room(len, max_len) {
             return false;
         }
-        let bytes = self.send.slice(a.range.clone());
+        let bytes = self.send.slice(range.clone());
         if bytes.is_empty() {
             return false;
         }
@@ -1893,11 +1932,11 @@ impl MptcpConnection {
         }
         // One DSS maps one contiguous run, and no segment straddles two mappings.
         let Subflow { tcb, tx, .. } = s;
-        tx.record(s.written, a.range.start, n, max_len, |at| {
+        tx.record(s.written, range.start, n, max_len, |at| {
             tcb.mark_segment_boundary(at)
         });
         s.written += n;
-        let taken = a.range.start..a.range.start + n;
+        let taken = range.start..range.start + n;
         if a.reinjection {
             self.reinject_taken(&taken);
         } else {
@@ -2312,5 +2351,34 @@ impl MptcpConnection {
             self.infinite_tx_pending = false;
             self.enter_fallback();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment_padding;
+
+    #[test]
+    fn padding_ends_the_last_mapping_on_a_segment_boundary() {
+        let (first, next) = (1420, 1448);
+        let max = first + 44 * next;
+        // A new mapping of two segments' worth of window: 1420 + 1448 + 28 would leave a
+        // 28-byte segment; padded to 1420 + 2 * 1448.
+        assert_eq!(segment_padding(0, 2896, max, first, next), 1420);
+        // Already whole: nothing to add.
+        assert_eq!(segment_padding(0, first, max, first, next), 0);
+        assert_eq!(segment_padding(0, first + 3 * next, max, first, next), 0);
+        // Less than the first segment: padded to it.
+        assert_eq!(segment_padding(0, 100, max, first, next), first - 100);
+        // Behind an open mapping of one full first segment, 1000 more bytes need 448.
+        assert_eq!(segment_padding(first, 1000, max, first, next), 448);
+        // A run split at the longest mapping: only the last piece counts.
+        assert_eq!(segment_padding(0, max, max, first, next), 0);
+        assert_eq!(segment_padding(0, max + 28, max, first, next), first - 28);
+        // 64 KiB from scratch: one full mapping and a 404-byte one, padded to 1420.
+        assert_eq!(
+            segment_padding(0, 65536, max, first, next),
+            first - (65536 - max)
+        );
     }
 }

@@ -146,6 +146,20 @@ impl TxMap {
         true
     }
 
+    /// The length of the last mapping if a run at subflow offset `sub` and data offset
+    /// `data` would join it in [`TxMap::record`] (it is unsent and both offsets continue
+    /// it), else 0.
+    pub fn open_len(&self, sub: u64, data: u64) -> u64 {
+        match self.chunks.back() {
+            Some(last)
+                if !last.sent && last.sub + last.len == sub && last.data + last.len == data =>
+            {
+                last.len
+            }
+            _ => 0,
+        }
+    }
+
     /// Whether a new segment of fresh data from subflow offset `sub` starts a mapping or
     /// continues one already on the wire.
     pub fn classify(&self, sub: u64) -> TxSegment {
