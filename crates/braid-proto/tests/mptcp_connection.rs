@@ -1433,3 +1433,39 @@ fn a_server_marks_every_segment_until_the_client_is_confirmed() {
         "later segments inside a mapping carry no option"
     );
 }
+
+#[test]
+fn mp_fastclose_on_an_ack_resets_the_connection() {
+    //= rfc8684#3.5.1
+    //= The ACK form: the peer sends MP_FASTCLOSE with our key on an ACK; we answer with a
+    //  RST (MP_FASTCLOSE on it, as Linux does) and the connection ends as reset by the peer.
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 23);
+    let (repr, payload) = intercept_server_data(&mut p);
+    let now = p.now;
+    // A wrong key is ignored.
+    let mut wrong = repr.clone();
+    wrong.options.mptcp = vec![MptcpOption::MpFastclose {
+        receiver_key: CLIENT_KEY ^ 1,
+    }];
+    p.client.handle_segment(now, 0, &wrong, &[]);
+    assert_eq!(p.client.counters().MPFastcloseRx, 0);
+    assert_eq!(
+        p.client.subflow(0).expect("subflow").state(),
+        TcpState::Established
+    );
+    // The right key, on an ACK carrying data too.
+    let mut fastclose = repr.clone();
+    fastclose.options.mptcp = vec![MptcpOption::MpFastclose {
+        receiver_key: CLIENT_KEY,
+    }];
+    p.client.handle_segment(now, 0, &fastclose, &payload);
+    assert_eq!(p.client.counters().MPFastcloseRx, 1);
+    let tcb = p.client.subflow(0).expect("subflow");
+    assert_eq!(tcb.state(), TcpState::Closed);
+    assert_eq!(tcb.error(), Some(braid_proto::ConnectionError::Reset));
+    let (_, rst, _) = p.client.poll_segment(now).expect("RST");
+    assert!(rst.flags.rst());
+    assert!(rst.options.mptcp.iter().any(
+        |o| matches!(o, MptcpOption::MpFastclose { receiver_key } if *receiver_key == SERVER_KEY)
+    ));
+}

@@ -1246,13 +1246,24 @@ impl MptcpConnection {
         //= rfc8684#3.5
         //= A RST with MP_FASTCLOSE carrying our key ends the connection at once (counted
         //  when the RST was accepted).
-        if repr.flags.rst() && before != after && after == TcpState::Closed {
-            let key = self.hs.local_key();
-            if repr.options.mptcp.iter().any(
+        let key = self.hs.local_key();
+        let fastclose = !self.fallback
+            && repr.options.mptcp.iter().any(
                 |o| matches!(o, MptcpOption::MpFastclose { receiver_key } if *receiver_key == key),
-            ) {
-                self.counters.MPFastcloseRx += 1;
+            );
+        if fastclose && repr.flags.rst() && before != after && after == TcpState::Closed {
+            self.counters.MPFastcloseRx += 1;
+        }
+        //= rfc8684#3.5.1
+        //= MP_FASTCLOSE with our key on an acceptable ACK (not a RST): answer with a RST on
+        //   every subflow and close the whole connection as reset by the peer.
+        if fastclose && !repr.flags.rst() && out.accepted && after != TcpState::Closed {
+            self.counters.MPFastcloseRx += 1;
+            self.fastclose = true;
+            for s in &mut self.subflows {
+                s.tcb.abort_with(crate::ConnectionError::Reset);
             }
+            return;
         }
 
         if let Some(j) = s.join.filter(|j| j.state != JoinState::Established) {

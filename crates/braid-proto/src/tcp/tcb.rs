@@ -642,6 +642,12 @@ impl Tcb {
 
     /// Aborts: a RST is sent (if synchronized) and the TCB closes with `Aborted`.
     pub fn abort(&mut self) {
+        self.abort_with(ConnectionError::Aborted);
+    }
+
+    /// Like [`Tcb::abort`], closing with `error` (for example `Reset` when the peer asked
+    /// for the reset, as MPTCP's MP_FASTCLOSE does).
+    pub fn abort_with(&mut self, error: ConnectionError) {
         if matches!(
             self.state,
             TcpState::SynReceived
@@ -655,7 +661,7 @@ impl Tcb {
                 ack: None,
             });
         }
-        self.enter_closed(Some(ConnectionError::Aborted));
+        self.enter_closed(Some(error));
     }
 
     // ------------------------------------------------------------------ sequence helpers
