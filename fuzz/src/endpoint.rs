@@ -16,7 +16,8 @@
 //! ```text
 //! header:  cfg u8, sizes u8, seed u8
 //!   cfg   bit0 no SACK, bit1 no timestamps, bit2 no window scaling, bit3 no delayed ACK,
-//!         bit4 Nagle, bit5 no pacing, bit6 Reno (else CUBIC)
+//!         bit4 Nagle, bit5 no pacing, bit6 Reno (else CUBIC), bit7 plain TCP (else the
+//!         listeners and every active open offer MPTCP)
 //!   sizes bits0-1 send buffer, bits2-3 receive buffer (4 MiB, 64 KiB, 8 KiB, 1500 B),
 //!         bits4-5 MSS (1460, 536, 1220, 9000)
 //! record:  advance u8, kind u8 (mod 4), body
@@ -26,9 +27,20 @@
 //!           [mss u16] [wscale u8] [ts: tsval_step u8, tsecr_delta i8]
 //!           [sack: n u8 (1 + n mod 3 blocks of left_delta i16, len u16)]
 //!           [mptcp: len u8 (mod 41), bytes] [unknown: kind u8, len u8 (mod 9), bytes],
-//!           payload_len u16 (mod 3000), fill u8
+//!           [template: form u8, flags u8, delta i16], payload_len u16 (mod 3000), fill u8
 //!       opts bit0 mss, bit1 wscale, bit2 SACK-permitted, bit3 ts, bit4 sack, bit5 mptcp,
-//!            bit6 unknown
+//!            bit6 unknown, bit7 an MPTCP option the harness fills in with what it knows of
+//!            the connection (the keys, sequence numbers), so that mutations get past the
+//!            MPTCP handshake and the data-level checks:
+//!         form 0 MP_CAPABLE without keys (a SYN), 1 with the peer's key (a SYN/ACK),
+//!              2 with both keys (a third ACK; flags bit1 adds the data length), 3 DSS:
+//!              flags bit0 DATA_ACK (of everything the endpoint mapped, + delta), bit1 a
+//!              mapping of the payload at the peer's next DSN (+ delta; a delta of 0 then
+//!              advances it), bit2 DATA_FIN, bit3 checksum, bit4 8-byte DSN, bit5 8-byte
+//!              DATA_ACK; 4 MP_FASTCLOSE with the endpoint's key (+ delta), 5 MP_PRIO
+//!              (flags bit0 backup)
+//!         (form mod 6; MP_CAPABLE flags is the flag byte; the peer's key is fixed per tuple
+//!         and the endpoint's is the one its own MP_CAPABLE carried)
 //!       seq = the peer's next sequence number + seq_delta; when seq_delta is 0 the peer's
 //!       next sequence number then advances by the segment's length (SYN and FIN count).
 //!       ack = the highest sequence number the endpoint sent on the tuple + ack_delta.
@@ -41,6 +53,8 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::checksums::fix_checksums;
+use braid_proto::crypto::{dss_checksum, key_idsn};
+use braid_proto::wire::mptcp::{Dss, DssMapping, MpCapable};
 use braid_proto::wire::tcp::UnknownOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, MptcpOption, TcpFlags, TcpRepr};
 use braid_proto::{
@@ -103,10 +117,19 @@ struct Tuple {
     ep_nxt: Option<u32>,
     /// The endpoint's latest TSval on this tuple.
     ep_tsval: u32,
+    /// The peer's initial sequence number (subflow sequence numbers are relative to it).
+    peer_isn: u32,
+    /// The peer's MPTCP key and its next data sequence number.
+    peer_key: u64,
+    peer_dsn: u64,
+    /// The endpoint's MPTCP key (from its MP_CAPABLE) and the end of the data it mapped.
+    ep_key: Option<u64>,
+    ep_data_end: u64,
 }
 
 impl Tuple {
     fn new(local: SocketAddr, remote: SocketAddr, isn: u32) -> Tuple {
+        let peer_key = 0x5eed_0000_0000_0000 | u64::from(isn) | 1;
         Tuple {
             local,
             remote,
@@ -114,12 +137,79 @@ impl Tuple {
             peer_ts: isn.rotate_left(7),
             ep_nxt: None,
             ep_tsval: 0,
+            peer_isn: isn,
+            peer_key,
+            peer_dsn: key_idsn(peer_key).wrapping_add(1),
+            ep_key: None,
+            ep_data_end: 0,
         }
     }
 }
 
 fn seg_len(tcp: &TcpRepr, payload_len: usize) -> u32 {
     payload_len as u32 + u32::from(tcp.flags.syn()) + u32::from(tcp.flags.fin())
+}
+
+/// The MPTCP option of a template record (format in the module docs) for a segment from
+/// the peer of `t` with sequence number `seq` and `payload`.
+fn mptcp_template(
+    t: &mut Tuple,
+    form: u8,
+    flags: u8,
+    delta: i16,
+    seq: u32,
+    payload: &[u8],
+) -> MptcpOption {
+    let delta64 = i64::from(delta) as u64;
+    let ep_key = t.ep_key.unwrap_or(0);
+    match form {
+        0..=2 => MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            flags,
+            sender_key: (form >= 1).then_some(t.peer_key),
+            receiver_key: (form == 2).then_some(ep_key),
+            data_len: (form == 2 && flags & 2 != 0).then_some(payload.len() as u16),
+            checksum: None,
+        }),
+        3 => {
+            let data_fin = flags & 4 != 0;
+            let mapping = (flags & 2 != 0).then(|| {
+                let dsn = t.peer_dsn.wrapping_add(delta64);
+                let len = payload.len() as u16 + u16::from(data_fin);
+                // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
+                let subflow_seq = if payload.is_empty() {
+                    0
+                } else {
+                    seq.wrapping_sub(t.peer_isn)
+                };
+                let checksum =
+                    (flags & 8 != 0).then(|| dss_checksum(dsn, subflow_seq, len, payload));
+                if delta == 0 {
+                    t.peer_dsn = t.peer_dsn.wrapping_add(u64::from(len));
+                }
+                DssMapping {
+                    dsn,
+                    dsn_64: flags & 16 != 0,
+                    subflow_seq,
+                    data_len: len,
+                    checksum,
+                }
+            });
+            MptcpOption::Dss(Dss {
+                data_ack: (flags & 1 != 0).then(|| t.ep_data_end.wrapping_add(delta64)),
+                data_ack_64: flags & 32 != 0,
+                mapping,
+                data_fin,
+            })
+        }
+        4 => MptcpOption::MpFastclose {
+            receiver_key: ep_key.wrapping_add(delta64),
+        },
+        _ => MptcpOption::MpPrio {
+            backup: flags & 1 != 0,
+            addr_id: None,
+        },
+    }
 }
 
 struct Harness {
@@ -130,6 +220,8 @@ struct Harness {
     handles: Vec<ConnectionHandle>,
     buf: Vec<u8>,
     summary: Summary,
+    /// Whether connections offer MPTCP (header `cfg` bit 7 clear).
+    mptcp: bool,
 }
 
 fn config(cfg: u8, sizes: u8) -> EndpointConfig {
@@ -167,17 +259,23 @@ fn config(cfg: u8, sizes: u8) -> EndpointConfig {
     }
 }
 
+/// MPTCP on the listeners and the active opens unless `cfg` bit 7 asks for plain TCP.
+fn mptcp(cfg: u8) -> bool {
+    cfg & 128 == 0
+}
+
 impl Harness {
     fn new(r: &mut Reader<'_>) -> Harness {
         let cfg = r.u8();
         let sizes = r.u8();
         let seed = r.u8();
         let mut ep = Endpoint::new(config(cfg, sizes), [seed; 32]);
+        let mptcp = mptcp(cfg);
         let any4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
         let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
-        ep.listen(any4, ListenOptions::default())
+        ep.listen(any4, ListenOptions { mptcp })
             .expect("listen on 0.0.0.0:80");
-        ep.listen(any6, ListenOptions::default())
+        ep.listen(any6, ListenOptions { mptcp })
             .expect("listen on [::]:80");
         let now = Instant::ZERO;
         let server = SocketAddr::new(SERVER4, 80);
@@ -186,7 +284,7 @@ impl Harness {
                 now,
                 SocketAddr::new(LOCAL4, 0),
                 server,
-                ConnectOptions::default(),
+                ConnectOptions { mptcp },
             )
             .expect("connect to 10.0.0.2:80");
         let eph = ep
@@ -215,6 +313,7 @@ impl Harness {
             handles: vec![active],
             buf: vec![0u8; 65_536],
             summary: Summary::default(),
+            mptcp,
         }
     }
 
@@ -294,11 +393,16 @@ impl Harness {
                 });
             }
         }
+        let template = (opts & 128 != 0).then(|| (r.u8() % 6, r.u8(), r.i16()));
         let payload_len = usize::from(r.u16() % 3000);
         let fill = r.u8();
         let payload: Vec<u8> = (0..payload_len)
             .map(|i| fill.wrapping_add(i as u8))
             .collect();
+        if let Some((form, flags, delta)) = template {
+            let m = mptcp_template(t, form, flags, delta, tcp.seq, &payload);
+            tcp.options.mptcp.push(m);
+        }
         if seq_delta == 0 {
             t.peer_nxt = t.peer_nxt.wrapping_add(seg_len(&tcp, payload_len));
         }
@@ -359,7 +463,7 @@ impl Harness {
                     self.now,
                     SocketAddr::new(local, 0),
                     remote,
-                    ConnectOptions::default(),
+                    ConnectOptions { mptcp: self.mptcp },
                 ) {
                     if self.handles.len() < 64 {
                         self.handles.push(h);
@@ -398,6 +502,27 @@ impl Harness {
                 };
                 if let Some(ts) = seg.tcp.options.timestamps {
                     tuple.ep_tsval = ts.tsval;
+                }
+                for m in &seg.tcp.options.mptcp {
+                    match m {
+                        MptcpOption::MpCapable(c) if tuple.ep_key.is_none() => {
+                            // The sender's key of the endpoint's MP_CAPABLE is its own
+                            // (on its SYN/ACK, or its third ACK after a keyless SYN).
+                            tuple.ep_key = c.sender_key;
+                            if let Some(k) = c.sender_key {
+                                tuple.ep_data_end = key_idsn(k).wrapping_add(1);
+                            }
+                        }
+                        MptcpOption::Dss(d) => {
+                            if let Some(map) = d.mapping {
+                                let end = map.dsn.wrapping_add(u64::from(map.data_len));
+                                if map.dsn_64 && end > tuple.ep_data_end {
+                                    tuple.ep_data_end = end;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -442,6 +567,20 @@ pub struct Summary {
     pub written: usize,
     /// Packets the endpoint counted as malformed.
     pub malformed: u64,
+    /// The most handles that were MPTCP connections (not fallen back) at once.
+    pub mptcp: usize,
+    /// A few of the endpoint's MPTCP counters at the end.
+    pub mptcp_counters: MptcpSummary,
+}
+
+/// A few of the endpoint's MPTCP counters at the end of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MptcpSummary {
+    pub capable_syn_rx: u64,
+    pub capable_synack_rx: u64,
+    pub capable_ack_rx: u64,
+    pub fastclose_rx: u64,
+    pub prio_rx: u64,
 }
 
 /// Run one fuzz input (format in the module docs). Panics on any violated property.
@@ -464,7 +603,17 @@ pub fn run(data: &[u8]) -> Summary {
         }
         h.drain();
         h.summary.records += 1;
+        let now_mptcp = h.handles.iter().filter(|&&c| h.ep.is_mptcp(c)).count();
+        h.summary.mptcp = h.summary.mptcp.max(now_mptcp);
     }
     h.summary.malformed = h.ep.stats().malformed;
+    let c = h.ep.counters();
+    h.summary.mptcp_counters = MptcpSummary {
+        capable_syn_rx: c.MPCapableSYNRX,
+        capable_synack_rx: c.MPCapableSYNACKRX,
+        capable_ack_rx: c.MPCapableACKRX,
+        fastclose_rx: c.MPFastcloseRx,
+        prio_rx: c.MPPrioRx,
+    };
     h.summary
 }

@@ -124,3 +124,26 @@ fn endpoint_every_prefix_of_every_seed_runs() {
         }
     }
 }
+
+#[test]
+fn endpoint_seed_mptcp_active_session_moves_data_at_the_data_level() {
+    let s = run_seed("mptcp_active_session");
+    assert_eq!(s.connected, 1, "{s:?}");
+    assert_eq!(s.mptcp_counters.capable_synack_rx, 1, "{s:?}");
+    assert_eq!(s.mptcp, 1, "{s:?}");
+    assert_eq!(s.written, 3000, "{s:?}");
+    assert_eq!(s.read, 2000, "{s:?}");
+}
+
+#[test]
+fn endpoint_seed_mptcp_passive_session_ends_with_a_fastclose() {
+    let s = run_seed("mptcp_passive_fastclose");
+    assert_eq!(s.accepted, 1, "{s:?}");
+    assert_eq!(s.mptcp_counters.capable_syn_rx, 1, "{s:?}");
+    assert_eq!(s.mptcp_counters.capable_ack_rx, 1, "{s:?}");
+    assert_eq!(s.mptcp, 1, "{s:?}");
+    assert_eq!(s.read, 1200, "{s:?}");
+    assert_eq!(s.mptcp_counters.prio_rx, 1, "{s:?}");
+    assert_eq!(s.mptcp_counters.fastclose_rx, 1, "{s:?}");
+    assert!(s.closed_with_error >= 1, "{s:?}");
+}
