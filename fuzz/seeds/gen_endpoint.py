@@ -20,7 +20,7 @@ def header(cfg=0, sizes=0, seed=0):
 
 
 def seg(tuple_, flags, seq=0, ack=0, window=65535, adv=NOW, mss=None, ws=None, sackp=False,
-        ts=None, sack=(), mptcp=None, unknown=None, payload=0, fill=0x61):
+        ts=None, sack=(), mptcp=None, unknown=None, tmpl=None, payload=0, fill=0x61):
     opts = 0
     body = b""
     if mss is not None:
@@ -47,6 +47,10 @@ def seg(tuple_, flags, seq=0, ack=0, window=65535, adv=NOW, mss=None, ws=None, s
         opts |= 64
         kind, data = unknown
         body += bytes([kind, len(data)]) + data
+    if tmpl is not None:
+        opts |= 128
+        form, tflags, delta = tmpl
+        body += struct.pack(">BBh", form, tflags, delta)
     return (bytes([adv, 0, tuple_, flags]) + struct.pack(">hhHB", seq, ack, window, opts) + body
             + struct.pack(">HB", payload, fill))
 
@@ -64,6 +68,10 @@ def tick(adv):
 
 
 READ, WRITE, CLOSE, ABORT, INFO, CONNECT = range(6)
+# Template MPTCP options (opts bit 7): forms, and the DSS flags of form 3.
+T_MPC_SYN, T_MPC_SYNACK, T_MPC_ACK, T_DSS, T_FASTCLOSE, T_PRIO = range(6)
+D_ACK, D_MAP, D_FIN, D_CSUM, D_DSN64, D_ACK64 = 1, 2, 4, 8, 16, 32
+D_DATA = D_ACK | D_MAP | D_DSN64 | D_ACK64
 SYN_OPTS = dict(mss=1460, ws=7, sackp=True, ts=(1, 0))
 MPC_SYN = bytes([30, 4, 0x01, 0x01])
 
@@ -128,6 +136,38 @@ SEEDS = {
         seg(4, FIN | ACK),
         tick(TIMEOUT),
         app(2, ABORT),
+    ]),
+    # The active open as MPTCP: the peer's SYN/ACK carries its key, data both ways at the
+    # data level (DSS mappings at the peer's DSNs, DATA_ACKs of what the endpoint mapped),
+    # a DATA_FIN, close.
+    "mptcp_active_session": header(seed=7) + b"".join([
+        seg(0, SYN | ACK, tmpl=(T_MPC_SYNACK, 0x01, 0), **SYN_OPTS),
+        app(0, WRITE, 3000),
+        seg(0, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA, 0), payload=1000, fill=0x41),
+        app(0, READ, 4000),
+        seg(0, ACK | PSH, adv=40, ts=(1, 0), tmpl=(T_DSS, D_ACK | D_MAP | D_ACK64, 0),
+            payload=1000),
+        app(0, READ, 4000),
+        seg(0, ACK, adv=MS10, ts=(1, 0), tmpl=(T_DSS, D_DATA | D_FIN, 0)),
+        app(0, CLOSE),
+        tick(TIMEOUT),
+        seg(0, FIN | ACK, adv=MS10, ts=(1, 0), tmpl=(T_DSS, D_ACK | D_ACK64, 0)),
+        tick(TIMEOUT),
+        tick(TIMEOUT),
+    ]),
+    # A v4 MPTCP client of the listener: keyless SYN, third ACK with both keys, data,
+    # MP_PRIO, then MP_FASTCLOSE on an ACK (RFC 8684 §3.5.1).
+    "mptcp_passive_fastclose": header(seed=9) + b"".join([
+        seg(1, SYN, tmpl=(T_MPC_SYN, 0x01, 0), **SYN_OPTS),
+        seg(1, ACK, ts=(1, 0), tmpl=(T_MPC_ACK, 0x01, 0)),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA, 0), payload=1200, fill=0x30),
+        app(1, READ, 4000),
+        app(1, WRITE, 2000),
+        seg(1, ACK, adv=MS10, ts=(1, 0), tmpl=(T_DSS, D_ACK | D_ACK64, 0)),
+        seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_PRIO, 1, 0)),
+        seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_FASTCLOSE, 0, 0)),
+        tick(TIMEOUT),
+        tick(TIMEOUT),
     ]),
     # Unknown port, bad segments, raw and checksum-broken packets, a second active open.
     "resets_and_garbage": header() + b"".join([
