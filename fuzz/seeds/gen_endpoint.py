@@ -69,7 +69,8 @@ def tick(adv):
 
 READ, WRITE, CLOSE, ABORT, INFO, CONNECT = range(6)
 # Template MPTCP options (opts bit 7): forms, and the DSS flags of form 3.
-T_MPC_SYN, T_MPC_SYNACK, T_MPC_ACK, T_DSS, T_FASTCLOSE, T_PRIO = range(6)
+T_MPC_SYN, T_MPC_SYNACK, T_MPC_ACK, T_DSS, T_FASTCLOSE, T_PRIO, T_JOIN_SYN, T_JOIN_ACK, \
+    T_ADD_ADDR, T_RM_ADDR = range(10)
 D_ACK, D_MAP, D_FIN, D_CSUM, D_DSN64, D_ACK64 = 1, 2, 4, 8, 16, 32
 D_DATA = D_ACK | D_MAP | D_DSN64 | D_ACK64
 SYN_OPTS = dict(mss=1460, ws=7, sackp=True, ts=(1, 0))
@@ -167,6 +168,22 @@ SEEDS = {
         seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_PRIO, 1, 0)),
         seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_FASTCLOSE, 0, 0)),
         tick(TIMEOUT),
+        tick(TIMEOUT),
+    ]),
+    # An MPTCP client of the listener opens a second subflow from another port (MP_JOIN
+    # with the connection's token, the third ACK with the HMAC), sends data on both,
+    # announces and removes an address.
+    "mptcp_passive_join": header(seed=11) + b"".join([
+        seg(1, SYN, tmpl=(T_MPC_SYN, 0x01, 0), **SYN_OPTS),
+        seg(1, ACK, ts=(1, 0), tmpl=(T_MPC_ACK, 0x01, 0)),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA, 0), payload=700, fill=0x30),
+        seg(2, SYN, adv=5, tmpl=(T_JOIN_SYN, 0, 1), **SYN_OPTS),
+        seg(2, ACK, ts=(1, 0), tmpl=(T_JOIN_ACK, 0, 0)),
+        seg(2, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA, 0), payload=900, fill=0x40),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA, 0), payload=500, fill=0x50),
+        app(1, READ, 4000),
+        seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_ADD_ADDR, 7, 0)),
+        seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_RM_ADDR, 7, 0)),
         tick(TIMEOUT),
     ]),
     # Unknown port, bad segments, raw and checksum-broken packets, a second active open.

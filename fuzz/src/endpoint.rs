@@ -38,9 +38,14 @@
 //!              mapping of the payload at the peer's next DSN (+ delta; a delta of 0 then
 //!              advances it), bit2 DATA_FIN, bit3 checksum, bit4 8-byte DSN, bit5 8-byte
 //!              DATA_ACK; 4 MP_FASTCLOSE with the endpoint's key (+ delta), 5 MP_PRIO
-//!              (flags bit0 backup)
-//!         (form mod 6; MP_CAPABLE flags is the flag byte; the peer's key is fixed per tuple
-//!         and the endpoint's is the one its own MP_CAPABLE carried)
+//!              (flags bit0 backup), 6 MP_JOIN SYN with the token of connection number
+//!              flags (mod the connections seen; this tuple becomes its subflow; address
+//!              id the low byte of delta, flags bit7 backup), 7 MP_JOIN third ACK with
+//!              the HMAC of both keys and both nonces, 8 ADD_ADDR of the tuple's remote
+//!              address with id flags, port delta (none if 0) and its HMAC, 9 REMOVE_ADDR
+//!              of id flags
+//!         (form mod 10; MP_CAPABLE flags is the flag byte; the peer's key is fixed per
+//!         tuple and the endpoint's is the one its own MP_CAPABLE carried)
 //!       seq = the peer's next sequence number + seq_delta; when seq_delta is 0 the peer's
 //!       next sequence number then advances by the segment's length (SYN and FIN count).
 //!       ack = the highest sequence number the endpoint sent on the tuple + ack_delta.
@@ -53,7 +58,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::checksums::fix_checksums;
-use braid_proto::crypto::{dss_checksum, key_idsn};
+use braid_proto::crypto::{add_addr_hmac, dss_checksum, join_ack_hmac, key_idsn, key_token};
 use braid_proto::wire::mptcp::{Dss, DssMapping, MpCapable};
 use braid_proto::wire::tcp::UnknownOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, MptcpOption, TcpFlags, TcpRepr};
@@ -119,17 +124,17 @@ struct Tuple {
     ep_tsval: u32,
     /// The peer's initial sequence number (subflow sequence numbers are relative to it).
     peer_isn: u32,
-    /// The peer's MPTCP key and its next data sequence number.
+    /// The key the peer offers in an MP_CAPABLE on this tuple, and its MP_JOIN nonce.
     peer_key: u64,
-    peer_dsn: u64,
-    /// The endpoint's MPTCP key (from its MP_CAPABLE) and the end of the data it mapped.
-    ep_key: Option<u64>,
-    ep_data_end: u64,
+    peer_nonce: u32,
+    /// The endpoint's MP_JOIN nonce on this tuple (from its SYN/ACK).
+    ep_nonce: u32,
+    /// The MPTCP connection (index into `Harness::conns`) this tuple is a subflow of.
+    conn: Option<usize>,
 }
 
 impl Tuple {
     fn new(local: SocketAddr, remote: SocketAddr, isn: u32) -> Tuple {
-        let peer_key = 0x5eed_0000_0000_0000 | u64::from(isn) | 1;
         Tuple {
             local,
             remote,
@@ -138,10 +143,31 @@ impl Tuple {
             ep_nxt: None,
             ep_tsval: 0,
             peer_isn: isn,
+            peer_key: 0x5eed_0000_0000_0000 | u64::from(isn) | 1,
+            peer_nonce: isn.rotate_left(13) ^ 0x6e6f_6e63,
+            ep_nonce: 0,
+            conn: None,
+        }
+    }
+}
+
+/// What the harness knows of one MPTCP connection: both keys, the peer's next data
+/// sequence number and the end of the data the endpoint mapped.
+#[derive(Clone, Copy)]
+struct Conn {
+    ep_key: u64,
+    peer_key: u64,
+    peer_dsn: u64,
+    ep_data_end: u64,
+}
+
+impl Conn {
+    fn new(ep_key: u64, peer_key: u64) -> Conn {
+        Conn {
+            ep_key,
             peer_key,
             peer_dsn: key_idsn(peer_key).wrapping_add(1),
-            ep_key: None,
-            ep_data_end: 0,
+            ep_data_end: key_idsn(ep_key).wrapping_add(1),
         }
     }
 }
@@ -151,9 +177,11 @@ fn seg_len(tcp: &TcpRepr, payload_len: usize) -> u32 {
 }
 
 /// The MPTCP option of a template record (format in the module docs) for a segment from
-/// the peer of `t` with sequence number `seq` and `payload`.
+/// the peer of `t` with sequence number `seq` and `payload`; `conns` are the MPTCP
+/// connections seen so far.
 fn mptcp_template(
     t: &mut Tuple,
+    conns: &mut [Conn],
     form: u8,
     flags: u8,
     delta: i16,
@@ -161,20 +189,29 @@ fn mptcp_template(
     payload: &[u8],
 ) -> MptcpOption {
     let delta64 = i64::from(delta) as u64;
-    let ep_key = t.ep_key.unwrap_or(0);
+    if form == 6 && !conns.is_empty() {
+        // A join: this tuple becomes a subflow of the chosen connection.
+        t.conn = Some(usize::from(flags) % conns.len());
+    }
+    // Without a connection (yet), a model from this tuple's key and an unknown peer key.
+    let mut scratch = Conn::new(0, t.peer_key);
+    let c = match t.conn.and_then(|i| conns.get_mut(i)) {
+        Some(c) => c,
+        None => &mut scratch,
+    };
     match form {
         0..=2 => MptcpOption::MpCapable(MpCapable {
             version: 1,
             flags,
             sender_key: (form >= 1).then_some(t.peer_key),
-            receiver_key: (form == 2).then_some(ep_key),
+            receiver_key: (form == 2).then_some(c.ep_key),
             data_len: (form == 2 && flags & 2 != 0).then_some(payload.len() as u16),
             checksum: None,
         }),
         3 => {
             let data_fin = flags & 4 != 0;
             let mapping = (flags & 2 != 0).then(|| {
-                let dsn = t.peer_dsn.wrapping_add(delta64);
+                let dsn = c.peer_dsn.wrapping_add(delta64);
                 let len = payload.len() as u16 + u16::from(data_fin);
                 // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
                 let subflow_seq = if payload.is_empty() {
@@ -185,7 +222,7 @@ fn mptcp_template(
                 let checksum =
                     (flags & 8 != 0).then(|| dss_checksum(dsn, subflow_seq, len, payload));
                 if delta == 0 {
-                    t.peer_dsn = t.peer_dsn.wrapping_add(u64::from(len));
+                    c.peer_dsn = c.peer_dsn.wrapping_add(u64::from(len));
                 }
                 DssMapping {
                     dsn,
@@ -196,18 +233,42 @@ fn mptcp_template(
                 }
             });
             MptcpOption::Dss(Dss {
-                data_ack: (flags & 1 != 0).then(|| t.ep_data_end.wrapping_add(delta64)),
+                data_ack: (flags & 1 != 0).then(|| c.ep_data_end.wrapping_add(delta64)),
                 data_ack_64: flags & 32 != 0,
                 mapping,
                 data_fin,
             })
         }
         4 => MptcpOption::MpFastclose {
-            receiver_key: ep_key.wrapping_add(delta64),
+            receiver_key: c.ep_key.wrapping_add(delta64),
         },
-        _ => MptcpOption::MpPrio {
+        5 => MptcpOption::MpPrio {
             backup: flags & 1 != 0,
             addr_id: None,
+        },
+        6 => MptcpOption::MpJoinSyn {
+            backup: flags & 128 != 0,
+            addr_id: (delta as u16 & 0xff) as u8,
+            token: key_token(c.ep_key),
+            nonce: t.peer_nonce,
+        },
+        7 => MptcpOption::MpJoinAck {
+            hmac: join_ack_hmac(c.peer_key, c.ep_key, t.peer_nonce, t.ep_nonce),
+        },
+        8 => {
+            let addr = t.remote.ip();
+            let port = (delta != 0).then_some(delta as u16);
+            let addr_id = flags;
+            MptcpOption::AddAddr {
+                echo: false,
+                addr_id,
+                addr,
+                port,
+                hmac: Some(add_addr_hmac(c.peer_key, c.ep_key, addr_id, addr, port)),
+            }
+        }
+        _ => MptcpOption::RemoveAddr {
+            addr_ids: vec![flags],
         },
     }
 }
@@ -222,6 +283,8 @@ struct Harness {
     summary: Summary,
     /// Whether connections offer MPTCP (header `cfg` bit 7 clear).
     mptcp: bool,
+    /// The MPTCP connections seen (their keys from the endpoint's MP_CAPABLE).
+    conns: Vec<Conn>,
 }
 
 fn config(cfg: u8, sizes: u8) -> EndpointConfig {
@@ -314,6 +377,7 @@ impl Harness {
             buf: vec![0u8; 65_536],
             summary: Summary::default(),
             mptcp,
+            conns: Vec::new(),
         }
     }
 
@@ -393,14 +457,14 @@ impl Harness {
                 });
             }
         }
-        let template = (opts & 128 != 0).then(|| (r.u8() % 6, r.u8(), r.i16()));
+        let template = (opts & 128 != 0).then(|| (r.u8() % 10, r.u8(), r.i16()));
         let payload_len = usize::from(r.u16() % 3000);
         let fill = r.u8();
         let payload: Vec<u8> = (0..payload_len)
             .map(|i| fill.wrapping_add(i as u8))
             .collect();
         if let Some((form, flags, delta)) = template {
-            let m = mptcp_template(t, form, flags, delta, tcp.seq, &payload);
+            let m = mptcp_template(t, &mut self.conns, form, flags, delta, tcp.seq, &payload);
             tcp.options.mptcp.push(m);
         }
         if seq_delta == 0 {
@@ -505,19 +569,23 @@ impl Harness {
                 }
                 for m in &seg.tcp.options.mptcp {
                     match m {
-                        MptcpOption::MpCapable(c) if tuple.ep_key.is_none() => {
-                            // The sender's key of the endpoint's MP_CAPABLE is its own
-                            // (on its SYN/ACK, or its third ACK after a keyless SYN).
-                            tuple.ep_key = c.sender_key;
-                            if let Some(k) = c.sender_key {
-                                tuple.ep_data_end = key_idsn(k).wrapping_add(1);
-                            }
+                        // The sender's key of the endpoint's MP_CAPABLE is its own (on its
+                        // SYN/ACK, or its third ACK after a keyless SYN).
+                        MptcpOption::MpCapable(MpCapable {
+                            sender_key: Some(k),
+                            ..
+                        }) if tuple.conn.is_none() && self.conns.len() < 64 => {
+                            tuple.conn = Some(self.conns.len());
+                            self.conns.push(Conn::new(*k, tuple.peer_key));
                         }
-                        MptcpOption::Dss(d) => {
-                            if let Some(map) = d.mapping {
-                                let end = map.dsn.wrapping_add(u64::from(map.data_len));
-                                if map.dsn_64 && end > tuple.ep_data_end {
-                                    tuple.ep_data_end = end;
+                        MptcpOption::MpJoinSynAck { nonce, .. } => tuple.ep_nonce = *nonce,
+                        MptcpOption::Dss(Dss {
+                            mapping: Some(map), ..
+                        }) if map.dsn_64 => {
+                            let end = map.dsn.wrapping_add(u64::from(map.data_len));
+                            if let Some(c) = tuple.conn.and_then(|i| self.conns.get_mut(i)) {
+                                if end > c.ep_data_end {
+                                    c.ep_data_end = end;
                                 }
                             }
                         }
@@ -581,6 +649,11 @@ pub struct MptcpSummary {
     pub capable_ack_rx: u64,
     pub fastclose_rx: u64,
     pub prio_rx: u64,
+    pub join_syn_rx: u64,
+    pub join_ack_rx: u64,
+    pub join_ack_hmac_failure: u64,
+    pub add_addr: u64,
+    pub rm_addr: u64,
 }
 
 /// Run one fuzz input (format in the module docs). Panics on any violated property.
@@ -614,6 +687,11 @@ pub fn run(data: &[u8]) -> Summary {
         capable_ack_rx: c.MPCapableACKRX,
         fastclose_rx: c.MPFastcloseRx,
         prio_rx: c.MPPrioRx,
+        join_syn_rx: c.MPJoinSynRx,
+        join_ack_rx: c.MPJoinAckRx,
+        join_ack_hmac_failure: c.MPJoinAckHMacFailure,
+        add_addr: c.AddAddr,
+        rm_addr: c.RmAddr,
     };
     h.summary
 }

@@ -164,3 +164,19 @@ fn endpoint_seed_mptcp_passive_session_ends_with_a_fastclose() {
     assert_eq!(s.mptcp_counters.fastclose_rx, 1, "{s:?}");
     assert!(s.closed_with_error >= 1, "{s:?}");
 }
+
+#[test]
+fn endpoint_seed_mptcp_join_adds_a_subflow_that_carries_data() {
+    let s = run_seed("mptcp_passive_join");
+    assert_eq!(s.accepted, 1, "{s:?}");
+    assert_eq!(s.mptcp, 1, "{s:?}");
+    let c = s.mptcp_counters;
+    assert_eq!(
+        (c.join_syn_rx, c.join_ack_rx, c.join_ack_hmac_failure),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    // 700 + 500 on the first subflow, 900 on the join: all in order at the data level.
+    assert_eq!(s.read, 2100, "{s:?}");
+    assert_eq!((c.add_addr, c.rm_addr), (1, 1), "{s:?}");
+}
