@@ -70,8 +70,8 @@ def tick(adv):
 READ, WRITE, CLOSE, ABORT, INFO, CONNECT = range(6)
 # Template MPTCP options (opts bit 7): forms, and the DSS flags of form 3.
 T_MPC_SYN, T_MPC_SYNACK, T_MPC_ACK, T_DSS, T_FASTCLOSE, T_PRIO, T_JOIN_SYN, T_JOIN_ACK, \
-    T_ADD_ADDR, T_RM_ADDR = range(10)
-D_ACK, D_MAP, D_FIN, D_CSUM, D_DSN64, D_ACK64 = 1, 2, 4, 8, 16, 32
+    T_ADD_ADDR, T_RM_ADDR, T_MP_FAIL = range(11)
+D_ACK, D_MAP, D_FIN, D_CSUM, D_DSN64, D_ACK64, D_INFINITE = 1, 2, 4, 8, 16, 32, 64
 D_DATA = D_ACK | D_MAP | D_DSN64 | D_ACK64
 SYN_OPTS = dict(mss=1460, ws=7, sackp=True, ts=(1, 0))
 MPC_SYN = bytes([30, 4, 0x01, 0x01])
@@ -184,6 +184,22 @@ SEEDS = {
         app(1, READ, 4000),
         seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_ADD_ADDR, 7, 0)),
         seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_RM_ADDR, 7, 0)),
+        tick(TIMEOUT),
+    ]),
+    # An MPTCP client asking for DSS checksums: data with a checksum, then MP_FAIL, then
+    # the infinite mapping and data as plain TCP (RFC 8684 §3.7).
+    "mptcp_checksum_fail_fallback": header(seed=13) + b"".join([
+        seg(1, SYN, tmpl=(T_MPC_SYN, 0x81, 0), **SYN_OPTS),
+        seg(1, ACK, ts=(1, 0), tmpl=(T_MPC_ACK, 0x81, 0)),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA | D_CSUM, 0), payload=1000,
+            fill=0x30),
+        app(1, READ, 4000),
+        app(1, WRITE, 3000),
+        seg(1, ACK, adv=5, ts=(1, 0), tmpl=(T_MP_FAIL, 0, 0)),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), tmpl=(T_DSS, D_DATA | D_INFINITE, 0), payload=800,
+            fill=0x60),
+        seg(1, ACK | PSH, adv=5, ts=(1, 0), payload=600, fill=0x70),
+        app(1, READ, 4000),
         tick(TIMEOUT),
     ]),
     # Unknown port, bad segments, raw and checksum-broken packets, a second active open.

@@ -43,8 +43,9 @@
 //!              id the low byte of delta, flags bit7 backup), 7 MP_JOIN third ACK with
 //!              the HMAC of both keys and both nonces, 8 ADD_ADDR of the tuple's remote
 //!              address with id flags, port delta (none if 0) and its HMAC, 9 REMOVE_ADDR
-//!              of id flags
-//!         (form mod 10; MP_CAPABLE flags is the flag byte; the peer's key is fixed per
+//!              of id flags, 10 MP_FAIL at the peer's next DSN (+ delta); DSS flags
+//!              bit6 makes the mapping the infinite one (length 0)
+//!         (form mod 11; MP_CAPABLE flags is the flag byte; the peer's key is fixed per
 //!         tuple and the endpoint's is the one its own MP_CAPABLE carried)
 //!       seq = the peer's next sequence number + seq_delta; when seq_delta is 0 the peer's
 //!       next sequence number then advances by the segment's length (SYN and FIN count).
@@ -212,7 +213,13 @@ fn mptcp_template(
             let data_fin = flags & 4 != 0;
             let mapping = (flags & 2 != 0).then(|| {
                 let dsn = c.peer_dsn.wrapping_add(delta64);
-                let len = payload.len() as u16 + u16::from(data_fin);
+                // Flags bit6: the infinite mapping (length 0, RFC 8684 §3.7).
+                let infinite = flags & 64 != 0;
+                let len = if infinite {
+                    0
+                } else {
+                    payload.len() as u16 + u16::from(data_fin)
+                };
                 // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
                 let subflow_seq = if payload.is_empty() {
                     0
@@ -223,6 +230,9 @@ fn mptcp_template(
                     (flags & 8 != 0).then(|| dss_checksum(dsn, subflow_seq, len, payload));
                 if delta == 0 {
                     c.peer_dsn = c.peer_dsn.wrapping_add(u64::from(len));
+                }
+                if infinite && delta == 0 {
+                    c.peer_dsn = c.peer_dsn.wrapping_add(payload.len() as u64);
                 }
                 DssMapping {
                     dsn,
@@ -267,8 +277,11 @@ fn mptcp_template(
                 hmac: Some(add_addr_hmac(c.peer_key, c.ep_key, addr_id, addr, port)),
             }
         }
-        _ => MptcpOption::RemoveAddr {
+        9 => MptcpOption::RemoveAddr {
             addr_ids: vec![flags],
+        },
+        _ => MptcpOption::MpFail {
+            dsn: c.peer_dsn.wrapping_add(delta64),
         },
     }
 }
@@ -457,7 +470,7 @@ impl Harness {
                 });
             }
         }
-        let template = (opts & 128 != 0).then(|| (r.u8() % 10, r.u8(), r.i16()));
+        let template = (opts & 128 != 0).then(|| (r.u8() % 11, r.u8(), r.i16()));
         let payload_len = usize::from(r.u16() % 3000);
         let fill = r.u8();
         let payload: Vec<u8> = (0..payload_len)
@@ -654,6 +667,9 @@ pub struct MptcpSummary {
     pub join_ack_hmac_failure: u64,
     pub add_addr: u64,
     pub rm_addr: u64,
+    pub fail_rx: u64,
+    pub infinite_map_rx: u64,
+    pub data_csum_err: u64,
 }
 
 /// Run one fuzz input (format in the module docs). Panics on any violated property.
@@ -692,6 +708,9 @@ pub fn run(data: &[u8]) -> Summary {
         join_ack_hmac_failure: c.MPJoinAckHMacFailure,
         add_addr: c.AddAddr,
         rm_addr: c.RmAddr,
+        fail_rx: c.MPFailRx,
+        infinite_map_rx: c.InfiniteMapRx,
+        data_csum_err: c.DataCsumErr,
     };
     h.summary
 }

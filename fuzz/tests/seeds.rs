@@ -180,3 +180,18 @@ fn endpoint_seed_mptcp_join_adds_a_subflow_that_carries_data() {
     assert_eq!(s.read, 2100, "{s:?}");
     assert_eq!((c.add_addr, c.rm_addr), (1, 1), "{s:?}");
 }
+
+#[test]
+fn endpoint_seed_mp_fail_then_infinite_mapping_falls_back() {
+    let s = run_seed("mptcp_checksum_fail_fallback");
+    assert_eq!(s.accepted, 1, "{s:?}");
+    let c = s.mptcp_counters;
+    // The checksummed data was right; the peer's MP_FAIL and infinite mapping are taken.
+    assert_eq!(
+        (c.data_csum_err, c.fail_rx, c.infinite_map_rx),
+        (0, 1, 1),
+        "{s:?}"
+    );
+    // Every byte arrives: 1000 mapped, 800 under the infinite mapping, 600 as plain TCP.
+    assert_eq!(s.read, 2400, "{s:?}");
+}
