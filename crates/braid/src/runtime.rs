@@ -161,8 +161,18 @@ impl PacketDevice for std::os::unix::net::UnixDatagram {
         match std::os::unix::net::UnixDatagram::send(self, packet) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            // The peer end went away: nothing can be delivered, like a link that is down.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(false),
+            // The peer end went away (ECONNREFUSED on the first send after that, ENOTCONN on
+            // the next ones): nothing can be delivered, like a link that is down. A runtime
+            // that finished first (a server with `once`) must not fail the other's last
+            // packets.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -2391,6 +2401,17 @@ mod pair_tests {
         a.set_nonblocking(true).unwrap();
         b.set_nonblocking(true).unwrap();
         (a, b)
+    }
+
+    #[test]
+    fn a_datagram_device_whose_peer_is_gone_drops_packets() {
+        let (a, b) = dgram_pair();
+        drop(b);
+        // ECONNREFUSED first, ENOTCONN after: both are a link that is down, not an error
+        // that ends the run.
+        for _ in 0..3 {
+            assert!(!PacketDevice::send(&a, b"packet").unwrap());
+        }
     }
 
     /// Two paths (two datagram pairs): the client joins a second subflow from its second
