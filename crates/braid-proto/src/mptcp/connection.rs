@@ -71,6 +71,7 @@ use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
 use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
 use crate::wire::TcpRepr;
+use crate::ConnectionError;
 
 use super::dsn::DsnSpace;
 use super::handshake::{HandshakeState, MpCapableHandshake, Negotiated};
@@ -1069,12 +1070,18 @@ impl MptcpConnection {
     /// Aborts the connection: every subflow is reset at once, the resets carrying
     /// MP_FASTCLOSE with the peer's key while MPTCP is in use.
     pub fn abort(&mut self) {
-        //= rfc8684#3.5
-        //= MP_FASTCLOSE on a RST on every subflow closes the whole connection at once
-        //   (option B of §3.5, as Linux does).
+        self.fast_close(ConnectionError::Aborted);
+    }
+
+    //= rfc8684#3.5
+    //= MP_FASTCLOSE on a RST on every subflow closes the whole connection at once
+    //   (option B of §3.5, as Linux does).
+    /// Resets every subflow, the resets carrying MP_FASTCLOSE while MPTCP is in use; each
+    /// subflow closes with `error`.
+    fn fast_close(&mut self, error: ConnectionError) {
         self.fastclose = true;
         for s in &mut self.subflows {
-            s.tcb.abort();
+            s.tcb.abort_with(error);
         }
     }
 
@@ -1259,10 +1266,7 @@ impl MptcpConnection {
         //   every subflow and close the whole connection as reset by the peer.
         if fastclose && !repr.flags.rst() && out.accepted && after != TcpState::Closed {
             self.counters.MPFastcloseRx += 1;
-            self.fastclose = true;
-            for s in &mut self.subflows {
-                s.tcb.abort_with(crate::ConnectionError::Reset);
-            }
+            self.fast_close(ConnectionError::Reset);
             return;
         }
 
@@ -1910,6 +1914,9 @@ impl MptcpConnection {
         let Some(s) = self.subflows.get_mut(a.subflow) else {
             return false;
         };
+        if !Self::open_for_data(s) || s.dead {
+            return false;
+        }
         let max_len = mapping_len(&s.tcb, cont);
         let mut range = a.range.clone();
         if !a.reinjection {
@@ -1929,8 +1936,7 @@ impl MptcpConnection {
                 range.end = (range.end + pad).min(range.start + limit);
             }
         }
-        let len = range.end - range.start;
-        if !Self::open_for_data(s) || s.dead || !s.tx.has_room(len, max_len) {
+        if !s.tx.has_room(range.end - range.start, max_len) {
             return false;
         }
         let bytes = self.send.slice(range.clone());
