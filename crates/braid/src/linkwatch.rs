@@ -94,15 +94,11 @@ impl LinkWatch {
     fn request(&self, name: &str) -> io::Result<()> {
         let mut link = LinkMessage::default();
         link.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        let mut msg = NetlinkMessage::new(
-            NetlinkHeader::default(),
+        let out = encode(
             NetlinkPayload::from(RouteNetlinkMessage::GetLink(link)),
+            NLM_F_REQUEST,
+            REQUEST_SEQ,
         );
-        msg.header.flags = NLM_F_REQUEST;
-        msg.header.sequence_number = REQUEST_SEQ;
-        msg.finalize();
-        let mut out = vec![0u8; msg.buffer_len()];
-        msg.serialize(&mut out);
         self.socket
             .send_to(&out, &SocketAddr::new(0, 0), 0)
             .map(|_| ())
@@ -127,6 +123,17 @@ impl LinkWatch {
         }
         Ok(())
     }
+}
+
+/// One netlink message of `payload` with header `flags` and `seq`, as bytes.
+fn encode(payload: NetlinkPayload<RouteNetlinkMessage>, flags: u16, seq: u32) -> Vec<u8> {
+    let mut msg = NetlinkMessage::new(NetlinkHeader::default(), payload);
+    msg.header.flags = flags;
+    msg.header.sequence_number = seq;
+    msg.finalize();
+    let mut out = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut out);
+    out
 }
 
 /// What the netlink datagram `bytes` says of device `name`, if anything decisive: a
@@ -174,15 +181,11 @@ mod tests {
         let mut link = LinkMessage::default();
         link.header.flags = flags;
         link.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        let mut msg = NetlinkMessage::new(
-            NetlinkHeader::default(),
+        encode(
             NetlinkPayload::from(RouteNetlinkMessage::NewLink(link)),
-        );
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        let mut out = vec![0u8; msg.buffer_len()];
-        msg.serialize(&mut out);
-        out
+            0,
+            seq,
+        )
     }
 
     #[test]
@@ -221,14 +224,7 @@ mod tests {
         // An error answer to the request (here ENODEV): nothing to wait for.
         let mut err = ErrorMessage::default();
         err.code = core::num::NonZeroI32::new(-libc::ENODEV);
-        let mut msg = NetlinkMessage::<RouteNetlinkMessage>::new(
-            NetlinkHeader::default(),
-            NetlinkPayload::Error(err),
-        );
-        msg.header.sequence_number = REQUEST_SEQ;
-        msg.finalize();
-        let mut out = vec![0u8; msg.buffer_len()];
-        msg.serialize(&mut out);
+        let out = encode(NetlinkPayload::Error(err), 0, REQUEST_SEQ);
         assert_eq!(readiness(&out, "braid0"), Some(Readiness::Unknown));
     }
 }
