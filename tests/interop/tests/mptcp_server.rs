@@ -88,6 +88,22 @@ fn kernel_client(ns: &Netns, g: &Gates, port: u16, at: u64) -> Proc {
     ns.start(&g.arg(cmd, at, "go")).expect("kpeer connect")
 }
 
+/// The setup of the cases that act on the kernel's join: two paths, the kernel client's
+/// subflow endpoint, braid echoing on `port`, and the kernel client joined through
+/// `braid1` and paused after 8 MiB of echo (gate `go` resumes it).
+fn joined_and_paused(prefix: &str, port: u16) -> Option<(Netns, Gates, Proc, Proc)> {
+    let ns = two_paths(prefix, 0)?;
+    kernel_subflow_endpoint(&ns);
+    let g = Gates::new(prefix);
+    let braid = braid_echo(&ns, port, "");
+    let mut kernel = kernel_client(&ns, &g, port, 8 << 20);
+    wait_until("the kernel's join", &ns, || {
+        counter(&ns, "MPJoinSynAckRx") >= 1
+    });
+    kernel.wait_for_stderr("paused after 8388608").unwrap();
+    Some((ns, g, braid, kernel))
+}
+
 /// Both sides' JSON once each finished: every byte went each way, byte-exact.
 #[track_caller]
 fn both_ways(braid: Proc, kernel: Proc, limit: Duration) -> (serde_json::Value, serde_json::Value) {
@@ -128,17 +144,9 @@ fn braid_server_drops_the_subflow_of_an_endpoint_the_kernel_client_deletes() {
     if !require_root("braid_server_drops_the_subflow_of_an_endpoint_the_kernel_client_deletes") {
         return;
     }
-    let Some(ns) = two_paths("srv4", 0) else {
+    let Some((ns, g, braid, kernel)) = joined_and_paused("srv4", 5501) else {
         return;
     };
-    kernel_subflow_endpoint(&ns);
-    let g = Gates::new("srv4");
-    let braid = braid_echo(&ns, 5501, "");
-    let mut kernel = kernel_client(&ns, &g, 5501, 8 << 20);
-    wait_until("the kernel's join", &ns, || {
-        counter(&ns, "MPJoinSynAckRx") >= 1
-    });
-    kernel.wait_for_stderr("paused after 8388608").unwrap();
     ns.run("ip", &["mptcp", "endpoint", "delete", "id", "7"])
         .expect("ip mptcp endpoint delete");
     wait_until("the kernel's subflow removal", &ns, || {
@@ -218,17 +226,9 @@ fn braid_server_transfer_completes_when_a_path_goes_down() {
     if !require_root("braid_server_transfer_completes_when_a_path_goes_down") {
         return;
     }
-    let Some(ns) = two_paths("srv6", 0) else {
+    let Some((ns, g, braid, kernel)) = joined_and_paused("srv6", 5503) else {
         return;
     };
-    kernel_subflow_endpoint(&ns);
-    let g = Gates::new("srv6");
-    let braid = braid_echo(&ns, 5503, "");
-    let mut kernel = kernel_client(&ns, &g, 5503, 8 << 20);
-    wait_until("the kernel's join", &ns, || {
-        counter(&ns, "MPJoinSynAckRx") >= 1
-    });
-    kernel.wait_for_stderr("paused after 8388608").unwrap();
     ns.ip(&["link", "set", "braid1", "down"]).unwrap();
     g.open("go");
     let (braid, _) = both_ways(braid, kernel, Duration::from_secs(120));
