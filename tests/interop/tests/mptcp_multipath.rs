@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use braid_interop::mptcp::{assert_clean, assert_kernel, counter, kernel_view};
+use braid_interop::mptcp::{assert_clean, assert_kernel, counter, kernel_view, tun_paths};
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Netns};
 
 const BYTES: u64 = 32 << 20;
@@ -47,40 +47,7 @@ const MIXED: Plan = Plan {
 /// A namespace with `braid0` and `braid1` addressed as `plan` says, the kernel's MPTCP
 /// limits raised so that joins are accepted and made; `None` (skipped) without `nstat`.
 fn two_paths(prefix: &str, plan: &Plan) -> Option<Netns> {
-    let ns = Netns::new(prefix).expect("namespace");
-    if ns.run("nstat", &["-V"]).is_err() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{prefix}: nstat is missing and CI=true");
-        }
-        eprintln!("SKIPPED {prefix}: no nstat");
-        return None;
-    }
-    for (i, cidr) in plan.kernel.iter().enumerate() {
-        let dev = format!("braid{i}");
-        ns.ip(&["tuntap", "add", "dev", &dev, "mode", "tun"])
-            .unwrap();
-        let mut add = vec!["addr", "add", cidr, "dev", &dev];
-        if cidr.contains(':') {
-            // Usable at once: no duplicate address detection delay.
-            add.push("nodad");
-        }
-        ns.ip(&add).unwrap();
-        ns.ip(&["link", "set", &dev, "up"]).unwrap();
-    }
-    ns.run(
-        "ip",
-        &[
-            "mptcp",
-            "limits",
-            "set",
-            "subflows",
-            "2",
-            "add_addr_accepted",
-            "2",
-        ],
-    )
-    .expect("ip mptcp limits");
-    Some(ns)
+    tun_paths(prefix, &plan.kernel, 2, 2)
 }
 
 fn paths(plan: &Plan) -> String {
