@@ -1,0 +1,275 @@
+//! The end of an MPTCP connection, in-process (the pair harness of `mptcp_connection.rs`):
+//! the DATA_FIN goes before any subflow FIN and again until it is DATA_ACKed (RFC 8684
+//! §3.3.3), and data-level retransmission moves data to another subflow, never onto the
+//! one whose TCP still holds it (a closed window is not a lost path).
+
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
+use conn_pair::*;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use braid_proto::mptcp::connection::MIN_RECV_BUFFER;
+use braid_proto::mptcp::MptcpConfig;
+use braid_proto::time::{Duration, Instant};
+use braid_proto::wire::mptcp::MptcpOption;
+use braid_proto::wire::TcpRepr;
+
+/// A client segment as it left.
+#[derive(Debug, Clone)]
+struct Sent {
+    at: Instant,
+    fin: bool,
+    data_fin: bool,
+    mp_capable: bool,
+}
+
+fn sent(at: Instant, repr: &TcpRepr) -> Sent {
+    let opts = &repr.options.mptcp;
+    Sent {
+        at,
+        fin: repr.flags.fin(),
+        data_fin: opts
+            .iter()
+            .any(|o| matches!(o, MptcpOption::Dss(d) if d.data_fin)),
+        mp_capable: opts.iter().any(|o| matches!(o, MptcpOption::MpCapable(_))),
+    }
+}
+
+/// Sends what is due now, else moves time to the next event; false when nothing is left.
+fn step(p: &mut Pair) -> bool {
+    if p.queue.keys().next().is_some_and(|k| k.0 <= p.now) {
+        return true;
+    }
+    let before = p.seq;
+    p.poll_all();
+    p.seq != before || p.advance()
+}
+
+/// Where a close ended.
+struct Closed {
+    received: Vec<u8>,
+    /// When the client saw its DATA_FIN acknowledged.
+    fin_acked_at: Option<Instant>,
+    log: Vec<Sent>,
+    pair: Pair,
+}
+
+/// The client writes `n` bytes and closes; the server reads everything and closes once it
+/// has read the end of the stream. `drop_data_fins` client segments carrying a DATA_FIN are
+/// lost. Runs until both connections are closed (or nothing is left to happen).
+fn close_after(n: usize, drop_data_fins: usize, seed: u64) -> Closed {
+    let mut p = Pair::new(MptcpConfig::default(), Faults::default(), seed);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let dropped = Rc::new(RefCell::new(0usize));
+    {
+        let (log, dropped) = (log.clone(), dropped.clone());
+        p.filter = Some(Box::new(move |at, to_server, repr, _| {
+            if !to_server {
+                return true;
+            }
+            let s = sent(at, repr);
+            let mut d = dropped.borrow_mut();
+            let keep = !(s.data_fin && *d < drop_data_fins);
+            if !keep {
+                *d += 1;
+            }
+            log.borrow_mut().push(s);
+            keep
+        }));
+    }
+    let data: Vec<u8> = (0..n).map(|i| stream_byte(1, i)).collect();
+    let mut written = false;
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut server_closed = false;
+    let mut fin_acked_at = None;
+    for _ in 0..1_000_000 {
+        p.poll_all();
+        p.deliver_due();
+        // Written and closed as soon as the SYN/ACK is in, as `braid connect --send`
+        // does: the bytes go with the third ACK (MP_CAPABLE with data).
+        let up = p
+            .client
+            .subflow(0)
+            .is_some_and(|t| t.state().is_synchronized());
+        if up && !written {
+            assert_eq!(p.client.write(&data), n);
+            p.client.close();
+            written = true;
+        }
+        if let Some(s) = p.server.as_mut() {
+            loop {
+                let got = s.read(&mut buf);
+                if got == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf[..got]);
+            }
+            if s.is_read_finished() && !server_closed {
+                s.close();
+                server_closed = true;
+            }
+        }
+        if fin_acked_at.is_none() && p.client.is_write_finished() {
+            fin_acked_at = Some(p.now);
+        }
+        let closed = p.client.is_closed() && p.server.as_ref().is_some_and(|s| s.is_closed());
+        if closed {
+            break;
+        }
+        if !step(&mut p) {
+            break;
+        }
+    }
+    let log = log.borrow().clone();
+    Closed {
+        received,
+        fin_acked_at,
+        log,
+        pair: p,
+    }
+}
+
+/// Sizes around nothing, one byte and one segment (the MP_CAPABLE data segment carries
+/// 1448 bytes here), as the bug report measured against Linux.
+const SIZES: [usize; 7] = [0, 1, 500, 1447, 1448, 1449, 3000];
+
+//= rfc8684#3.3.3
+//= A connection is closed at the data level by the DATA_FIN, retransmitted until
+//  acknowledged; Linux closes a subflow whose FIN comes before the DATA_FIN as a lost
+//  subflow, so the subflows' FINs must wait for the DATA_ACK of the DATA_FIN.
+#[test]
+fn the_data_fin_is_acknowledged_before_any_subflow_fin_at_every_small_size() {
+    for n in SIZES {
+        let c = close_after(n, 0, 7);
+        assert_eq!(c.received.len(), n, "{n} bytes: all delivered");
+        assert!(
+            c.received
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == stream_byte(1, i)),
+            "{n} bytes: intact"
+        );
+        let server = c.pair.server.as_ref().expect("server");
+        assert!(server.is_read_finished(), "{n} bytes: the server saw EOF");
+        let acked = c
+            .fin_acked_at
+            .unwrap_or_else(|| panic!("{n} bytes: the DATA_FIN was never acknowledged"));
+        for s in c.log.iter().filter(|s| s.fin) {
+            assert!(
+                s.at >= acked,
+                "{n} bytes: a subflow FIN at {:?} before the DATA_FIN was acknowledged at {acked:?}: {:?}",
+                s.at,
+                c.log
+            );
+            assert!(!s.mp_capable, "{n} bytes: FIN on an MP_CAPABLE segment");
+        }
+        assert!(
+            c.log.iter().any(|s| s.data_fin),
+            "{n} bytes: a DATA_FIN went out"
+        );
+        assert!(
+            c.pair.client.is_closed() && server.is_closed(),
+            "{n} bytes: both ends closed"
+        );
+        assert!(c.pair.client.error().is_none() && server.error().is_none());
+        assert_eq!(c.pair.client.counters().MPTCPRetrans, 0);
+    }
+}
+
+/// Every copy of the DATA_FIN is lost a few times: the client sends it again (on pure
+/// ACKs, from the data-level retransmission timer) until it is acknowledged, and only then
+/// closes its subflow.
+#[test]
+fn a_lost_data_fin_is_sent_again_until_acknowledged() {
+    for n in [0usize, 500, 3000] {
+        let c = close_after(n, 3, 11);
+        assert_eq!(c.received.len(), n);
+        let acked = c.fin_acked_at.expect("the DATA_FIN was acknowledged");
+        let copies: Vec<&Sent> = c.log.iter().filter(|s| s.data_fin).collect();
+        assert!(copies.len() >= 4, "{n} bytes: {copies:?}");
+        assert!(c.log.iter().filter(|s| s.fin).all(|s| s.at >= acked));
+        // Sent again by the data-level timer (200 ms, then doubling), not in a burst: the
+        // three lost copies and the one that arrives span at least 200 + 400 ms.
+        assert!(copies.len() <= 12, "{n} bytes: {} copies", copies.len());
+        let span = copies[3].at - copies[0].at;
+        assert!(span >= Duration::from_millis(590), "{n} bytes: {copies:?}");
+        assert!(c.pair.client.is_closed());
+    }
+}
+
+/// The peer's application does not read for 1.5 s: its buffers fill and the only subflow's
+/// window shuts with data queued behind it. When the reader comes back each byte goes
+/// once. The data-level timer finds no other subflow to move the bytes to (the only one
+/// still holds them), so it queues nothing; before, it queued them again on the same
+/// subflow at every expiry, one more copy per backed-off timeout.
+#[test]
+fn a_closed_window_on_the_only_subflow_sends_nothing_twice() {
+    let mut cfg = MptcpConfig::default();
+    cfg.recv_buffer = MIN_RECV_BUFFER;
+    cfg.tcp.recv_buffer = 8192;
+    let mut p = Pair::new(cfg, Faults::default(), 5);
+    let payload_bytes = Rc::new(RefCell::new(0usize));
+    {
+        let payload_bytes = payload_bytes.clone();
+        p.filter = Some(Box::new(move |_, to_server, _, payload| {
+            if to_server {
+                *payload_bytes.borrow_mut() += payload.len();
+            }
+            true
+        }));
+    }
+    // More than both of the server's buffers hold, so the window shuts on data in flight.
+    let n = MIN_RECV_BUFFER + 8192 + 3000;
+    let data: Vec<u8> = (0..n).map(|i| stream_byte(1, i)).collect();
+    let mut written = 0;
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let reader_back = Instant::ZERO + Duration::from_millis(1500);
+    for _ in 0..1_000_000 {
+        p.poll_all();
+        p.deliver_due();
+        if written < n {
+            written += p.client.write(&data[written..]);
+            if written == n {
+                p.client.close();
+            }
+        }
+        if p.now >= reader_back {
+            if let Some(s) = p.server.as_mut() {
+                loop {
+                    let got = s.read(&mut buf);
+                    if got == 0 {
+                        break;
+                    }
+                    received.extend_from_slice(&buf[..got]);
+                }
+            }
+        }
+        if p.client.is_write_finished() || !step(&mut p) {
+            break;
+        }
+    }
+    assert_eq!(received.len(), n);
+    assert!(received == data, "intact");
+    assert!(p.client.is_write_finished());
+    let window = p
+        .client
+        .subflow_infos()
+        .first()
+        .map_or(0, |s| s.retransmits);
+    let sent = *payload_bytes.borrow();
+    // Window probes and the subflow's own retransmissions add a few segments; a copy of
+    // the data queued by the data-level timer adds thousands of bytes each time.
+    assert!(
+        sent < n + 4 * 1448,
+        "{sent} subflow bytes for {n} data bytes ({window} subflow retransmissions)"
+    );
+    assert_eq!(
+        p.client.counters().MPTCPRetrans,
+        0,
+        "no data-level retransmission"
+    );
+}
