@@ -4,8 +4,11 @@
 //! One request per line from the client, one response per line from the instance
 //! ([`Request`], [`Response`]); `monitor` is answered with `{"ok":true}` and then one
 //! [`MonitorEvent`] per line until the client goes away. The socket file is created with mode
-//! 0600 before anyone can reach it (bound inside a fresh 0700 directory, then renamed into
-//! place), so only its owner (and root) can connect.
+//! 0600 before anyone can reach it (bound inside a fresh 0700 directory, then linked into
+//! place), so only its owner (and root) can connect. The path may hold nothing or a stale
+//! socket (one nobody answers on), which is replaced; anything else there (a regular file, a
+//! directory, a symbolic link, a FIFO, a live socket) is refused and left as it is. On exit
+//! the socket is removed only while the path still names the file braid created.
 //!
 //! [`CtlServer`] is non-blocking and driven by the runtime's poll loop: it reports the file
 //! descriptors to wait on ([`CtlServer::poll_fds`]), and [`CtlServer::poll`] accepts clients,
@@ -502,6 +505,9 @@ struct Client {
 pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
+    /// Device and inode of the socket file this server created: on drop the path is removed
+    /// only while it still names that file.
+    file_id: (u64, u64),
     clients: Vec<Client>,
     /// Listeners open now: their `LISTENER_CREATED` is replayed to every new monitor.
     listeners: Vec<MonitorEvent>,
@@ -516,51 +522,160 @@ pub enum CtlError {
         what: &'static str,
         source: io::Error,
     },
-    #[error("control socket {0}: a braid instance is already listening there")]
+    #[error("control socket {0}: a braid instance (or another program) is listening there")]
     InUse(PathBuf),
+    /// Something other than a socket is at the path: never replaced.
+    #[error(
+        "control socket {path}: {kind} is in the way (braid replaces only a stale socket); \
+         remove it or choose another path"
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
+}
+
+/// What [`inspect`] found at a control socket's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Nothing,
+    /// A socket nobody answers on (connect: ECONNREFUSED), with its device and inode.
+    StaleSocket((u64, u64)),
+}
+
+/// The kind of a file, in words, for errors.
+fn kind_of(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() {
+        "a regular file"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "a file"
+    }
+}
+
+fn file_id(m: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// What is at `path` (not following a symbolic link): nothing, or a stale socket, which a
+/// control socket may replace. Anything else is an error: a live socket ([`CtlError::InUse`]),
+/// a socket braid cannot tell is stale, or a file of another kind
+/// ([`CtlError::NotASocket`]). Reads only: nothing is created or removed.
+fn inspect(path: &Path) -> Result<Found, CtlError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(source) => {
+            return Err(CtlError::Io {
+                path: path.to_path_buf(),
+                what: "stat",
+                source,
+            })
+        }
+    };
+    let ft = meta.file_type();
+    if !ft.is_socket() {
+        return Err(CtlError::NotASocket {
+            path: path.to_path_buf(),
+            kind: kind_of(ft),
+        });
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(CtlError::InUse(path.to_path_buf())),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            Ok(Found::StaleSocket(file_id(&meta)))
+        }
+        // A datagram socket (EPROTOTYPE), one braid may not use (EACCES)...: not known to be
+        // stale, so left alone.
+        Err(source) => Err(CtlError::Io {
+            path: path.to_path_buf(),
+            what: "a socket is there and braid cannot tell whether it is stale (connect)",
+            source,
+        }),
+    }
+}
+
+/// A fresh private (0700) directory beside `parent`'s entries, never one that existed.
+fn private_dir(parent: &Path) -> io::Result<PathBuf> {
+    let pid = std::process::id();
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for n in 0..64u32 {
+        let dir = parent.join(format!(".braid-ctl-{pid}-{n}"));
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 impl CtlServer {
-    /// Creates the socket at `path` with mode 0600. A stale socket file (nobody listening)
-    /// is replaced; a live one is an error.
+    /// Creates the socket at `path` with mode 0600. Only a stale socket (one nobody answers
+    /// on) is replaced: a live socket, and a file of any other kind (regular file,
+    /// directory, symbolic link, FIFO...), are errors and stay untouched.
     pub fn bind(path: &Path) -> Result<CtlServer, CtlError> {
         let io_err = |what| {
             let path = path.to_path_buf();
             move |source| CtlError::Io { path, what, source }
         };
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(CtlError::InUse(path.to_path_buf()));
-            }
-            fs::remove_file(path).map_err(io_err("removing the stale socket"))?;
-        }
-        // Bound inside a private directory, given mode 0600, then moved into place: nobody
+        let found = inspect(path)?;
+        // Bound inside a private directory, given mode 0600, then linked into place: nobody
         // can connect before the permissions are set.
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = parent.join(format!(".braid-ctl-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err("creating a private directory"))?;
+        let dir = private_dir(&parent).map_err(io_err("creating a private directory"))?;
         let tmp = dir.join("ctl");
         let result = (|| {
             let listener = UnixListener::bind(&tmp).map_err(io_err("bind"))?;
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
                 .map_err(io_err("chmod 0600"))?;
-            fs::rename(&tmp, path).map_err(io_err("moving into place"))?;
+            let id = file_id(&fs::symlink_metadata(&tmp).map_err(io_err("stat"))?);
+            if let Found::StaleSocket(stale) = found {
+                // Removed only if it is still the stale socket inspected above.
+                match fs::symlink_metadata(path) {
+                    Ok(m) if file_id(&m) == stale => {
+                        fs::remove_file(path).map_err(io_err("removing the stale socket"))?
+                    }
+                    _ => {}
+                }
+            }
+            // A link, unlike a rename, never replaces what may have appeared there since.
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    match inspect(path) {
+                        Err(refused) => refused,
+                        Ok(_) => io_err("moving into place")(e),
+                    }
+                } else {
+                    io_err("moving into place")(e)
+                }
+            })?;
             listener
                 .set_nonblocking(true)
                 .map_err(io_err("set_nonblocking"))?;
-            Ok(listener)
+            Ok((listener, id))
         })();
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_dir(&dir);
+        let (listener, file_id) = result?;
         Ok(CtlServer {
-            listener: result?,
+            listener,
             path: path.to_path_buf(),
+            file_id,
             clients: Vec::new(),
             listeners: Vec::new(),
         })
@@ -644,8 +759,12 @@ impl CtlServer {
 }
 
 impl Drop for CtlServer {
+    /// Removes the socket file, only while the path still names the one this server created
+    /// (someone may have replaced it since).
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| file_id(&m) == self.file_id) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -1007,5 +1126,107 @@ impl CtlClient {
     /// After a successful [`Request::Monitor`]: the next event (blocks).
     pub fn next_event(&mut self) -> anyhow::Result<MonitorEvent> {
         self.read_line()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("braid-ctl-unit-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_replaced_anything_else_is_left_alone() {
+        let dir = temp_dir("kinds");
+        let file = dir.join("file");
+        fs::write(&file, "precious").expect("write");
+        let subdir = dir.join("dir");
+        fs::create_dir(&subdir).expect("mkdir");
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let stale = dir.join("stale");
+        drop(UnixListener::bind(&stale).expect("bind"));
+        let stale_link = dir.join("stale-link");
+        std::os::unix::fs::symlink(&stale, &stale_link).expect("symlink");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let live = dir.join("live");
+        let listener = UnixListener::bind(&live).expect("bind");
+        let before = listing(&dir);
+
+        for (path, kind) in [
+            (&file, "a regular file"),
+            (&subdir, "a directory"),
+            (&link, "a symbolic link"),
+            (&stale_link, "a symbolic link"),
+            (&fifo, "a FIFO"),
+        ] {
+            let e = CtlServer::bind(path).expect_err(kind);
+            assert!(
+                matches!(&e, CtlError::NotASocket { kind: k, .. } if *k == kind),
+                "{kind}: {e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("control socket ") && !msg.contains('\n'),
+                "{msg}"
+            );
+        }
+        assert!(matches!(CtlServer::bind(&live), Err(CtlError::InUse(_))));
+        // Nothing changed: the same names, the file's content, the link's target, the live
+        // socket still answering, no private directory left behind.
+        assert_eq!(listing(&dir), before);
+        assert_eq!(fs::read_to_string(&file).expect("read"), "precious");
+        assert_eq!(fs::read_link(&link).expect("readlink"), file);
+        assert!(UnixStream::connect(&live).is_ok());
+        drop(listener);
+
+        // A stale socket is replaced, and the new one removed on drop.
+        let server = CtlServer::bind(&stale).expect("stale socket replaced");
+        assert!(UnixStream::connect(&stale).is_ok());
+        drop(server);
+        assert!(fs::symlink_metadata(&stale).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn on_drop_only_the_socket_created_is_removed() {
+        let dir = temp_dir("drop");
+        let path = dir.join("ctl.sock");
+        let server = CtlServer::bind(&path).expect("bind");
+        // Someone replaces the socket with a file of their own while braid runs.
+        fs::remove_file(&path).expect("rm");
+        fs::write(&path, "theirs").expect("write");
+        drop(server);
+        assert_eq!(fs::read_to_string(&path).expect("still there"), "theirs");
+        // And a socket that another instance bound at the path after ours went away.
+        fs::remove_file(&path).expect("rm");
+        let server = CtlServer::bind(&path).expect("bind");
+        fs::remove_file(&path).expect("rm");
+        let other = UnixListener::bind(&path).expect("bind");
+        drop(server);
+        assert!(UnixStream::connect(&path).is_ok(), "the other socket stays");
+        drop(other);
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -158,6 +158,8 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         &backups,
         !args.tcp,
     )?;
+    // Before any file or device is touched: a refused --ctl path leaves everything as it was.
+    let ctl = super::bind_ctl(&args.pm)?;
     let source = match (&args.send, &args.input) {
         (Some(n), _) => Source::Pattern(*n),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -190,7 +192,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         },
         !args.tcp,
         args.json,
-        args.pm.ctl.as_deref(),
+        ctl,
     )
 }
 

@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use braid_proto::pm::{EndpointFlags, EndpointTable, Limits, PmFactory};
 
+use crate::ctl::CtlServer;
 use crate::runtime::{self, Engine, Outcome, Progress, Runtime, Signals, Status};
 use crate::tun::TunDevice;
 
@@ -207,6 +208,18 @@ pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>>
     Ok(paths)
 }
 
+/// Create the control socket of `--ctl PATH`, if given, and announce it. Called before
+/// anything else has an effect (an output file, a TUN device): a path that braid refuses
+/// (a regular file, a live socket...) stops the command with one line and nothing touched.
+pub(crate) fn bind_ctl(pm: &PmArgs) -> anyhow::Result<Option<CtlServer>> {
+    let Some(path) = &pm.ctl else {
+        return Ok(None);
+    };
+    let server = CtlServer::bind(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("braid: control socket {}", path.display());
+    Ok(Some(server))
+}
+
 /// Where `--out FILE` writes (`-`: standard output).
 pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     if path == Path::new("-") {
@@ -225,7 +238,7 @@ pub(crate) fn execute<E: Engine>(
     role: runtime::Role,
     mptcp: bool,
     json: bool,
-    ctl: Option<&Path>,
+    ctl: Option<CtlServer>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
     // Errors become one flat line: their Display already names the cause.
@@ -234,9 +247,7 @@ pub(crate) fn execute<E: Engine>(
         .map_err(flat)?
         .with_signals(signals)
         .with_mptcp(mptcp);
-    if let Some(path) = ctl {
-        let server = crate::ctl::CtlServer::bind(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!("braid: control socket {}", path.display());
+    if let Some(server) = ctl {
         rt = rt.with_ctl(server);
     }
     // The progress line only on a terminal: never in pipes, files or tests.
