@@ -109,6 +109,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         !args.tcp,
         args.json,
         ctl,
+        None,
     )
 }
 
