@@ -421,6 +421,61 @@ fn connecting_to_a_kernel_that_drops_syns_hints_and_gives_up_on_a_signal_or_time
 }
 
 #[test]
+fn a_path_that_cannot_carry_packets_is_named_at_start_and_at_the_first_syn_timeout() {
+    if !require_root(
+        "a_path_that_cannot_carry_packets_is_named_at_start_and_at_the_first_syn_timeout",
+    ) {
+        return;
+    }
+    let Some(ns) = setup("mpdown", false) else {
+        return;
+    };
+    let connect = |path: &str| {
+        ns.start(&Cmd::braid(&format!(
+            "connect 10.0.0.1:5108 --path {path} --send 1M --connect-timeout 1.5"
+        )))
+        .unwrap()
+        .wait_within(Duration::from_secs(30))
+        .unwrap()
+    };
+    // A device braid creates: nobody configured it.
+    let c = connect("braidnew=10.9.0.2");
+    let lines: Vec<&str> = c.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", c.stderr);
+    assert!(
+        lines[0].starts_with("braid: warning: path braidnew=10.9.0.2: braid created braidnew"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        lines[1].starts_with(
+            "braid: warning: no answer from 10.0.0.1:5108 after 1 s: braid created braidnew"
+        ),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(
+        lines[2],
+        "braid: connect to 10.0.0.1:5108 timed out after 1.5 s"
+    );
+    // The usual device, set down.
+    ns.ip(&["link", "set", "braid0", "down"]).unwrap();
+    let c = connect("braid0=10.0.0.2");
+    assert!(
+        c.stderr
+            .starts_with("braid: warning: path braid0=10.0.0.2: braid0 is down"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr
+            .contains("braid: warning: no answer from 10.0.0.1:5108 after 1 s: braid0 is down"),
+        "{}",
+        c.stderr
+    );
+}
+
+#[test]
 fn ipv6_both_roles_with_the_kernel() {
     if !require_root("ipv6_both_roles_with_the_kernel") {
         return;
