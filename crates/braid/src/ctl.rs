@@ -555,6 +555,9 @@ impl CtlServer {
         let tmp = dir.join("ctl");
         let result = (|| {
             let listener = UnixListener::bind(&tmp).map_err(io_err("bind"))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(io_err("set_nonblocking"))?;
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
                 .map_err(io_err("chmod 0600"))?;
             let id = file_id(&fs::symlink_metadata(&tmp).map_err(io_err("stat"))?);
@@ -578,9 +581,6 @@ impl CtlServer {
                     io_err("moving into place")(e)
                 }
             })?;
-            listener
-                .set_nonblocking(true)
-                .map_err(io_err("set_nonblocking"))?;
             Ok((listener, id))
         })();
         let _ = fs::remove_file(&tmp);
