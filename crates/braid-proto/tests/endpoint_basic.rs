@@ -539,3 +539,62 @@ fn connections_take_turns_sending() {
     // Alternating: never the same connection twice in a row.
     assert!(ports.windows(2).all(|w| w[0] != w[1]), "{ports:?}");
 }
+
+/// What a runtime relies on to give up a connect at once (a signal, a connect timeout):
+/// `abort` in SYN-SENT closes the connection with `Aborted` at that instant, sends nothing
+/// (RFC 9293 §3.10.7.1: no RST from SYN-SENT), leaves no timer, and a SYN/ACK that arrives
+/// afterwards is answered with a RST as for any unknown connection. Plain TCP and MPTCP.
+#[test]
+fn abort_in_syn_sent_closes_at_once_silently() {
+    for mptcp in [false, true] {
+        let mut a = ep(21);
+        let mut now = Instant::ZERO;
+        let (local, remote) = (addr("10.3.0.1:0"), addr("10.3.0.2:80"));
+        let c = a
+            .connect(now, local, remote, ConnectOptions { mptcp })
+            .unwrap();
+        let mut buf = vec![0u8; 2048];
+        let syn = a.poll_transmit(now, &mut buf).expect("the SYN");
+        let syn = wire::parse_tcp_packet(&buf[..syn.len]).unwrap();
+        assert!(syn.tcp.flags.syn() && !syn.tcp.flags.ack());
+        let (port, iss) = (syn.tcp.src_port, syn.tcp.seq);
+        // One SYN timeout passes: the SYN goes again (the runtime's hint comes then).
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        assert!(
+            a.poll_transmit(now, &mut buf).is_some(),
+            "SYN retransmitted"
+        );
+        events(&mut a);
+        a.abort(c).unwrap();
+        assert_eq!(
+            events(&mut a),
+            vec![Event::Closed {
+                conn: c,
+                error: Some(ConnectionError::Aborted)
+            }],
+            "mptcp {mptcp}"
+        );
+        assert!(
+            a.poll_transmit(now, &mut buf).is_none(),
+            "mptcp {mptcp}: no RST"
+        );
+        assert_eq!(a.connection_count(), 0);
+        assert_eq!(a.poll_timeout(), None, "mptcp {mptcp}: no timer left");
+        // The peer's late SYN/ACK meets no connection: a RST at its ACK number.
+        let synack = tcp_packet(
+            remote,
+            SocketAddr::new(local.ip(), port),
+            7000,
+            iss.wrapping_add(1),
+            TcpFlags::SYN | TcpFlags::ACK,
+            &[],
+        );
+        a.handle_packet(now, &synack);
+        let rst = a.poll_transmit(now, &mut buf).expect("a RST");
+        let rst = wire::parse_tcp_packet(&buf[..rst.len]).unwrap();
+        assert!(rst.tcp.flags.rst(), "mptcp {mptcp}: {:?}", rst.tcp.flags);
+        assert_eq!(rst.tcp.seq, iss.wrapping_add(1));
+        assert!(events(&mut a).is_empty());
+    }
+}

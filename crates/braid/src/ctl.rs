@@ -4,8 +4,11 @@
 //! One request per line from the client, one response per line from the instance
 //! ([`Request`], [`Response`]); `monitor` is answered with `{"ok":true}` and then one
 //! [`MonitorEvent`] per line until the client goes away. The socket file is created with mode
-//! 0600 before anyone can reach it (bound inside a fresh 0700 directory, then renamed into
-//! place), so only its owner (and root) can connect.
+//! 0600 before anyone can reach it (bound inside a fresh 0700 directory, then linked into
+//! place), so only its owner (and root) can connect. The path may hold nothing or a stale
+//! socket (one nobody answers on), which is replaced; anything else there (a regular file, a
+//! directory, a symbolic link, a FIFO, a live socket) is refused and left as it is. On exit
+//! the socket is removed only while the path still names the file braid created.
 //!
 //! [`CtlServer`] is non-blocking and driven by the runtime's poll loop: it reports the file
 //! descriptors to wait on ([`CtlServer::poll_fds`]), and [`CtlServer::poll`] accepts clients,
@@ -19,7 +22,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,9 @@ use braid_proto::pm::{
 };
 use braid_proto::{Endpoint, Instant};
 use serde::{Deserialize, Serialize};
+
+mod sockfile;
+use sockfile::{file_id, inspect, private_dir, Found};
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -502,6 +508,9 @@ struct Client {
 pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
+    /// Device and inode of the socket file this server created: on drop the path is removed
+    /// only while it still names that file.
+    file_id: (u64, u64),
     clients: Vec<Client>,
     /// Listeners open now: their `LISTENER_CREATED` is replayed to every new monitor.
     listeners: Vec<MonitorEvent>,
@@ -516,51 +525,71 @@ pub enum CtlError {
         what: &'static str,
         source: io::Error,
     },
-    #[error("control socket {0}: a braid instance is already listening there")]
+    #[error("control socket {0}: a braid instance (or another program) is listening there")]
     InUse(PathBuf),
+    /// Something other than a socket is at the path: never replaced.
+    #[error(
+        "control socket {path}: {kind} is in the way (braid replaces only a stale socket); \
+         remove it or choose another path"
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
 }
 
 impl CtlServer {
-    /// Creates the socket at `path` with mode 0600. A stale socket file (nobody listening)
-    /// is replaced; a live one is an error.
+    /// Creates the socket at `path` with mode 0600. Only a stale socket (one nobody answers
+    /// on) is replaced: a live socket, and a file of any other kind (regular file,
+    /// directory, symbolic link, FIFO...), are errors and stay untouched.
     pub fn bind(path: &Path) -> Result<CtlServer, CtlError> {
         let io_err = |what| {
             let path = path.to_path_buf();
             move |source| CtlError::Io { path, what, source }
         };
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(CtlError::InUse(path.to_path_buf()));
-            }
-            fs::remove_file(path).map_err(io_err("removing the stale socket"))?;
-        }
-        // Bound inside a private directory, given mode 0600, then moved into place: nobody
+        let found = inspect(path)?;
+        // Bound inside a private directory, given mode 0600, then linked into place: nobody
         // can connect before the permissions are set.
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = parent.join(format!(".braid-ctl-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err("creating a private directory"))?;
+        let dir = private_dir(&parent).map_err(io_err("creating a private directory"))?;
         let tmp = dir.join("ctl");
         let result = (|| {
             let listener = UnixListener::bind(&tmp).map_err(io_err("bind"))?;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-                .map_err(io_err("chmod 0600"))?;
-            fs::rename(&tmp, path).map_err(io_err("moving into place"))?;
             listener
                 .set_nonblocking(true)
                 .map_err(io_err("set_nonblocking"))?;
-            Ok(listener)
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+                .map_err(io_err("chmod 0600"))?;
+            let id = file_id(&fs::symlink_metadata(&tmp).map_err(io_err("stat"))?);
+            if let Found::StaleSocket(stale) = found {
+                // Removed only if it is still the stale socket inspected above.
+                match fs::symlink_metadata(path) {
+                    Ok(m) if file_id(&m) == stale => {
+                        fs::remove_file(path).map_err(io_err("removing the stale socket"))?
+                    }
+                    _ => {}
+                }
+            }
+            // A link, unlike a rename, never replaces what may have appeared there since.
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    match inspect(path) {
+                        Err(refused) => refused,
+                        Ok(_) => io_err("moving into place")(e),
+                    }
+                } else {
+                    io_err("moving into place")(e)
+                }
+            })?;
+            Ok((listener, id))
         })();
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_dir(&dir);
+        let (listener, file_id) = result?;
         Ok(CtlServer {
-            listener: result?,
+            listener,
             path: path.to_path_buf(),
+            file_id,
             clients: Vec::new(),
             listeners: Vec::new(),
         })
@@ -644,8 +673,12 @@ impl CtlServer {
 }
 
 impl Drop for CtlServer {
+    /// Removes the socket file, only while the path still names the one this server created
+    /// (someone may have replaced it since).
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| file_id(&m) == self.file_id) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

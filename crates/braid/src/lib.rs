@@ -3,6 +3,7 @@
 
 pub mod cmd;
 pub mod ctl;
+pub mod health;
 pub mod linkwatch;
 pub mod report;
 pub mod runtime;

@@ -44,6 +44,80 @@ pub enum Readiness {
     TimedOut,
 }
 
+/// How long [`link_state`] waits for the kernel's answer.
+pub const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A device's state as far as carrying packets goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    /// `IFF_UP`: someone set the device up (administrative state).
+    pub up: bool,
+    /// `IFF_RUNNING`: it has carrier (for a TUN: a process is attached) and transmits.
+    pub running: bool,
+}
+
+/// The current state of device `name` in this network namespace, asked of the kernel (at
+/// most [`QUERY_TIMEOUT`]). `Ok(None)`: the kernel did not say (no such device, an error
+/// answer, no answer in time).
+pub fn link_state(name: &str) -> io::Result<Option<LinkState>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.set_non_blocking(true)?;
+    let w = LinkWatch { socket };
+    w.request(name)?;
+    let deadline = Instant::now() + QUERY_TIMEOUT;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        loop {
+            let n = match w.socket.recv(&mut &mut buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(answer) = answered_state(buf.get(..n).unwrap_or_default(), name) {
+                return Ok(answer);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        w.poll(left)?;
+    }
+}
+
+/// The answer to braid's request in the netlink datagram `bytes`, if it holds one: the
+/// state of device `name`, or `None` for an error answer.
+fn answered_state(mut bytes: &[u8], name: &str) -> Option<Option<LinkState>> {
+    while !bytes.is_empty() {
+        let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+            return None;
+        };
+        let len = (msg.header.length as usize).max(1);
+        if msg.header.sequence_number == REQUEST_SEQ {
+            match &msg.payload {
+                NetlinkPayload::Error(e) if e.code.is_some() => return Some(None),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link))
+                    if link
+                        .attributes
+                        .iter()
+                        .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)) =>
+                {
+                    let flags = link.header.flags;
+                    return Some(Some(LinkState {
+                        up: flags.contains(LinkFlags::Up),
+                        running: flags.contains(LinkFlags::Running),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        bytes = bytes.get(len.div_ceil(4) * 4..).unwrap_or_default();
+    }
+    None
+}
+
 /// A netlink socket subscribed to link messages, opened before a device is attached.
 pub struct LinkWatch {
     socket: Socket,
@@ -226,5 +300,59 @@ mod tests {
         err.code = core::num::NonZeroI32::new(-libc::ENODEV);
         let out = encode(NetlinkPayload::Error(err), 0, REQUEST_SEQ);
         assert_eq!(readiness(&out, "braid0"), Some(Readiness::Unknown));
+    }
+
+    #[test]
+    fn the_answer_to_a_query_gives_the_state() {
+        let state = |flags| {
+            answered_state(&newlink("braid0", flags, REQUEST_SEQ), "braid0")
+                .expect("an answer")
+                .expect("a state")
+        };
+        assert_eq!(
+            state(LinkFlags::empty()),
+            LinkState {
+                up: false,
+                running: false
+            }
+        );
+        assert_eq!(
+            state(LinkFlags::Up),
+            LinkState {
+                up: true,
+                running: false
+            }
+        );
+        assert_eq!(
+            state(LinkFlags::Up | LinkFlags::Running),
+            LinkState {
+                up: true,
+                running: true
+            }
+        );
+        // A notification (sequence 0) or another device is not the answer.
+        assert_eq!(
+            answered_state(&newlink("braid0", LinkFlags::Up, 0), "braid0"),
+            None
+        );
+        assert_eq!(
+            answered_state(&newlink("braid1", LinkFlags::Up, REQUEST_SEQ), "braid0"),
+            None
+        );
+        let mut err = ErrorMessage::default();
+        err.code = core::num::NonZeroI32::new(-libc::ENODEV);
+        let out = encode(NetlinkPayload::Error(err), 0, REQUEST_SEQ);
+        assert_eq!(answered_state(&out, "braid0"), Some(None));
+    }
+
+    #[test]
+    fn the_kernel_answers_for_the_loopback_device_only() {
+        // Every network namespace has `lo`; asking needs no privilege (where netlink is not
+        // available at all, there is nothing to test).
+        let Ok(lo) = link_state("lo") else {
+            return;
+        };
+        assert!(lo.is_some());
+        assert_eq!(link_state("braid-nonesuch").ok().flatten(), None);
     }
 }

@@ -20,6 +20,7 @@ use braid_proto::endpoint::{ConnectionError, Endpoint, EndpointConfig, Error as 
 use braid_proto::{ConnectOptions, ConnectionHandle, Event, Instant, ListenOptions, Transmit};
 
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
+use crate::health::DeviceState;
 use crate::report::{Report, SubflowReport};
 use crate::stream::{PatternStream, Tally};
 use crate::tun::TunDevice;
@@ -130,6 +131,13 @@ pub trait PacketDevice: AsRawFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// One packet out; `Ok(false)` when the device dropped it for lack of room.
     fn send(&self, packet: &[u8]) -> io::Result<bool>;
+    /// Whether the device can carry packets, as far as it can tell (see [`crate::health`]).
+    fn state(&self) -> DeviceState {
+        DeviceState {
+            link: None,
+            created: false,
+        }
+    }
 }
 
 impl PacketDevice for TunDevice {
@@ -141,6 +149,12 @@ impl PacketDevice for TunDevice {
     }
     fn send(&self, packet: &[u8]) -> io::Result<bool> {
         TunDevice::send(self, packet)
+    }
+    fn state(&self) -> DeviceState {
+        DeviceState {
+            link: crate::linkwatch::link_state(self.name()).ok().flatten(),
+            created: self.created(),
+        }
     }
 }
 
@@ -273,6 +287,13 @@ pub enum RuntimeError {
     TimedOut(SocketAddr),
     #[error("aborted by a second signal (RST sent)")]
     Aborted,
+    /// A signal while the client's connection was still being opened: the attempt was
+    /// given up at once (nothing to close gracefully).
+    #[error("interrupted while connecting to {0}")]
+    InterruptedConnecting(SocketAddr),
+    /// `--connect-timeout` passed before the connection was open.
+    #[error("connect to {remote} timed out after {} s", after.as_secs_f64())]
+    ConnectTimedOut { remote: SocketAddr, after: Duration },
     #[error("connection to {0} aborted: braid reset it (a protocol error)")]
     AbortedLocally(SocketAddr),
     #[error("connection to {remote} failed: {error}")]
@@ -399,6 +420,19 @@ fn readable_now(fd: RawFd) -> bool {
     rc > 0 && pfd.revents != 0
 }
 
+/// What the first signal says once connected.
+fn closing_notice(unacked: u64) -> String {
+    if unacked == 0 {
+        "interrupted: closing gracefully; a second signal aborts".to_owned()
+    } else {
+        format!(
+            "interrupted: closing gracefully once the peer takes the {} still queued; a \
+             second signal aborts",
+            human_bytes(unacked)
+        )
+    }
+}
+
 /// Largest IP packet (or GSO batch) the runtime moves at once.
 const PACKET_BUF: usize = 65536;
 /// Application chunk size.
@@ -520,6 +554,10 @@ pub struct Runtime<E: Engine> {
     routes: Routes,
     /// The control socket (`--ctl`), when asked for.
     ctl: Option<CtlServer>,
+    /// A client gives up connecting after this long (`--connect-timeout`).
+    connect_timeout: Option<Duration>,
+    /// Where one-line notices go (standard error).
+    notices: Box<dyn Write>,
 }
 
 /// Most address pairs [`Routes`] remembers (the oldest is forgotten first).
@@ -689,6 +727,8 @@ struct RunState {
     interrupted: bool,
     aborted: bool,
     done: bool,
+    /// The client said its first SYN went unanswered.
+    syn_hinted: bool,
     /// MPFastcloseRx as last seen.
     fastcloses_seen: u64,
 }
@@ -735,6 +775,8 @@ impl<E: Engine> Runtime<E> {
             progress: None,
             routes: Routes::default(),
             ctl: None,
+            connect_timeout: None,
+            notices: Box::new(io::stderr()),
         })
     }
 
@@ -820,6 +862,7 @@ impl<E: Engine> Runtime<E> {
             interrupted: false,
             aborted: false,
             done: false,
+            syn_hinted: false,
             fastcloses_seen: 0,
         };
         let role_name = match &role {
@@ -861,6 +904,7 @@ impl<E: Engine> Runtime<E> {
 
     /// Open the client's connection or the server's listeners.
     fn start(&mut self, st: &mut RunState, role: Role) -> Result<(), RuntimeError> {
+        self.warn_unusable_paths();
         match role {
             Role::Client {
                 remote,
@@ -1004,6 +1048,7 @@ impl<E: Engine> Runtime<E> {
                     continue;
                 }
             }
+            self.watch_connect(st)?;
             if let (Some(p), Some(started)) = (&mut self.progress, st.started) {
                 let subflows = st.conns.iter().map(Conn::open_subflows).sum();
                 p.update(started, st.sent.bytes(), st.received.bytes(), subflows);
@@ -1011,9 +1056,14 @@ impl<E: Engine> Runtime<E> {
             let timeout = if more || unsent {
                 Some(Duration::ZERO)
             } else {
-                self.engine
+                let engine = self
+                    .engine
                     .poll_timeout()
-                    .map(|t| t.saturating_duration_since(self.now()))
+                    .map(|t| t.saturating_duration_since(self.now()));
+                match (engine, self.connect_wake(st)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             self.wait(st, timeout)?;
         }
@@ -1386,6 +1436,8 @@ impl<E: Engine> Runtime<E> {
     }
 
     fn on_signals(&mut self, st: &mut RunState, n: usize) -> Result<(), RuntimeError> {
+        // A client still connecting has nothing to close: any signal gives the attempt up.
+        self.interrupt_connect(st)?;
         let second = st.interrupted || n > 1;
         st.interrupted = true;
         if second {
@@ -1399,14 +1451,35 @@ impl<E: Engine> Runtime<E> {
             st.done = true;
             return Ok(());
         }
-        // First signal: stop sending more, close every connection gracefully.
+        // First signal: stop sending more, close every connection gracefully now (the FIN
+        // waits behind what is queued, which a peer that does not read may never take), and
+        // say what a second signal does.
+        let mut unacked = 0u64;
         for c in &mut st.conns {
             c.input_done = true;
             c.out_q.clear();
             c.out_off = 0;
+            if c.established && !c.close_sent {
+                c.close_sent = true;
+                self.engine
+                    .close(c.handle)
+                    .map_err(|error| RuntimeError::Engine {
+                        what: "close",
+                        error,
+                    })?;
+            }
+            let acked = self
+                .engine
+                .conn_summary(c.handle)
+                .map_or(0, |s| s.bytes_acked);
+            unacked += c.bytes_sent.saturating_sub(acked);
         }
         if st.conns.is_empty() {
             st.done = true;
+        } else {
+            let now = self.now();
+            self.flush(now)?;
+            self.notice(&closing_notice(unacked));
         }
         Ok(())
     }
@@ -1690,6 +1763,8 @@ mod tests {
 }
 
 /// The application logic of the runtime against a scripted engine: no packets, no privileges.
+mod connecting;
+
 #[cfg(test)]
 mod app_tests {
     use super::*;
@@ -1699,20 +1774,24 @@ mod app_tests {
     /// A scripted engine: one connection whose peer sends `inbound` then closes; accepts
     /// writes up to `write_cap` bytes in total; a close ends the connection cleanly.
     #[derive(Default)]
-    struct Fake {
-        events: VecDeque<Event>,
-        inbound: VecDeque<Vec<u8>>,
-        peer_fin: bool,
-        written: Vec<u8>,
-        write_cap: usize,
-        closed: bool,
-        aborted: bool,
-        refuse: bool,
+    pub(super) struct Fake {
+        pub(super) events: VecDeque<Event>,
+        pub(super) inbound: VecDeque<Vec<u8>>,
+        pub(super) peer_fin: bool,
+        pub(super) written: Vec<u8>,
+        pub(super) write_cap: usize,
+        pub(super) closed: bool,
+        pub(super) aborted: bool,
+        pub(super) refuse: bool,
         /// Once connected, the peer resets with MP_FASTCLOSE (counted in MPFastcloseRx).
-        fastclose: bool,
-        listening: Vec<SocketAddr>,
+        pub(super) fastclose: bool,
+        pub(super) listening: Vec<SocketAddr>,
         /// Packets to hand out: source address, GSO segment size, bytes.
-        transmits: VecDeque<(IpAddr, Option<usize>, Vec<u8>)>,
+        pub(super) transmits: VecDeque<(IpAddr, Option<usize>, Vec<u8>)>,
+        /// `connect` stays pending: no SYN/ACK ever comes.
+        pub(super) pending_connect: bool,
+        /// `close` never completes (the peer does not read, the FIN stays queued).
+        pub(super) close_hangs: bool,
     }
 
     const H: ConnectionHandle = ConnectionHandle(7);
@@ -1734,6 +1813,9 @@ mod app_tests {
             _: SocketAddr,
             _: ConnectOptions,
         ) -> Result<ConnectionHandle, EngineError> {
+            if self.pending_connect {
+                return Ok(H);
+            }
             self.events.push_back(if self.refuse {
                 Event::Closed {
                     conn: H,
@@ -1797,7 +1879,9 @@ mod app_tests {
         }
         fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
             self.closed = true;
-            self.events.push_back(Event::Closed { conn, error: None });
+            if !self.close_hangs {
+                self.events.push_back(Event::Closed { conn, error: None });
+            }
             Ok(())
         }
         fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
@@ -1820,7 +1904,7 @@ mod app_tests {
         }
     }
 
-    fn runtime(fake: Fake) -> (Runtime<Fake>, UnixDatagram) {
+    pub(super) fn runtime(fake: Fake) -> (Runtime<Fake>, UnixDatagram) {
         let (a, b) = UnixDatagram::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let paths = vec![Path {
@@ -1836,7 +1920,7 @@ mod app_tests {
         v
     }
 
-    fn client(source: Source) -> Role {
+    pub(super) fn client(source: Source) -> Role {
         Role::Client {
             remote: "10.0.0.1:5000".parse().unwrap(),
             source,

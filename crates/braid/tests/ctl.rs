@@ -405,3 +405,93 @@ fn endpoint_commands_act_on_live_connections() {
     let r = p.ctl(Request::EndpointDelete { id: 1 });
     assert_eq!(r.error.as_deref(), Some("endpoint id 1 not found"));
 }
+
+/// `braid listen|connect --ctl PATH` run as a user would, on a path braid must not touch.
+/// The device name is one the TUN driver refuses before any system call, so these run
+/// without root: the point is what happens before a device is opened.
+#[test]
+fn cli_refuses_a_ctl_path_that_is_not_a_stale_socket_and_touches_nothing() {
+    use std::process::Command;
+    let dir = sock_path("cli");
+    let dir = dir.parent().expect("dir").to_path_buf();
+    let file = dir.join("precious");
+    std::fs::write(&file, "keep me").expect("write");
+    let out_file = dir.join("out");
+    std::fs::write(&out_file, "old output").expect("write");
+    let braid = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(args)
+            .output()
+            .expect("run the braid binary")
+    };
+    let f = file.to_str().expect("utf-8 path");
+    let o = out_file.to_str().expect("utf-8 path");
+    for args in [
+        vec![
+            "listen",
+            "--port",
+            "5000",
+            "--path",
+            "no/dev=10.0.0.2",
+            "--out",
+            o,
+            "--ctl",
+            f,
+        ],
+        vec![
+            "connect",
+            "10.0.0.1:5000",
+            "--path",
+            "no/dev=10.0.0.2",
+            "--out",
+            o,
+            "--ctl",
+            f,
+        ],
+    ] {
+        let out = braid(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line only: {stderr}"
+        );
+        assert!(
+            stderr.starts_with(&format!("braid: control socket {f}: a regular file")),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).expect("file"), "keep me");
+        assert_eq!(
+            std::fs::read_to_string(&out_file).expect("out"),
+            "old output",
+            "--out is not truncated before the refusal"
+        );
+    }
+    // A stale socket is replaced; the socket braid created goes when it exits (here at
+    // once, over the bad device name).
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    let s = stale.to_str().expect("utf-8 path");
+    let out = braid(&[
+        "listen",
+        "--port",
+        "5000",
+        "--path",
+        "no/dev=10.0.0.2",
+        "--ctl",
+        s,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with(&format!("braid: control socket {s}\n"))
+            && stderr.contains("invalid TUN device name"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&stale).is_err(),
+        "removed on exit"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

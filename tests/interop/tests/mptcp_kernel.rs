@@ -7,6 +7,8 @@
 //! Layout: namespace `braid-<test>-<pid>-<n>`, persistent TUN `braid0`, kernel side
 //! 10.0.0.1/24, braid 10.0.0.2.
 
+use std::time::{Duration, Instant};
+
 use braid_interop::mptcp::counter;
 use braid_interop::{
     assert_received, assert_sent, require_root, Cmd, Netns, TempDir, SIGINT, SIGTERM,
@@ -286,12 +288,191 @@ fn second_signal_fast_closes_and_the_kernel_counts_mp_fastclose() {
     assert!(!c.success);
     assert!(c.stderr.contains("aborted"), "{}", c.stderr);
     std::fs::write(&go, b"").unwrap();
-    let s = server
-        .wait_within(std::time::Duration::from_secs(60))
-        .unwrap();
+    let s = server.wait_within(Duration::from_secs(60)).unwrap();
     assert!(!s.success, "the kernel must see a reset, not a clean close");
     assert_eq!(counter(&ns, "MPCapableACKRX"), 1);
     assert_eq!(counter(&ns, "MPFastcloseRx"), 1, "kernel MPFastcloseRx");
+}
+
+#[test]
+fn first_signal_while_the_kernel_does_not_read_starts_the_close_and_says_so() {
+    if !require_root("first_signal_while_the_kernel_does_not_read_starts_the_close_and_says_so") {
+        return;
+    }
+    let Some(ns) = setup("mpint", false) else {
+        return;
+    };
+    let dir = TempDir::new("mpint").unwrap();
+    let go = dir.path().join("go");
+    // The kernel does not read until `go` exists: the graceful close cannot finish.
+    let mut server = ns
+        .start_ready(
+            &kpeer("listen --port 5106 --proto mptcp --sink --hold-open --wait-for")
+                .arg(go.to_string_lossy()),
+            "listening",
+        )
+        .unwrap();
+    let client = ns
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5106 --path braid0=10.0.0.2 --send 1000G",
+        ))
+        .unwrap();
+    server.wait_for_stderr("accepted").unwrap();
+    client.signal(SIGINT).unwrap();
+    // Apart, so that braid sees them one at a time (two at once abort at once).
+    std::thread::sleep(Duration::from_secs(1));
+    client.signal(SIGTERM).unwrap();
+    let c = client.wait_within(Duration::from_secs(30)).unwrap();
+    assert!(!c.success);
+    // The first signal said what it did and what a second one does; the second aborted.
+    let first = c
+        .stderr
+        .find("braid: interrupted: closing gracefully")
+        .unwrap_or_else(|| panic!("no notice of the first signal: {}", c.stderr));
+    assert!(
+        c.stderr[first..]
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with("a second signal aborts")),
+        "{}",
+        c.stderr
+    );
+    let second = c
+        .stderr
+        .find("aborted by a second signal")
+        .unwrap_or_else(|| panic!("not aborted: {}", c.stderr));
+    assert!(first < second, "{}", c.stderr);
+    std::fs::write(&go, b"").unwrap();
+    let s = server.wait_within(Duration::from_secs(60)).unwrap();
+    assert!(!s.success, "the kernel must see a reset, not a clean close");
+    assert_eq!(counter(&ns, "MPFastcloseRx"), 1, "kernel MPFastcloseRx");
+}
+
+#[test]
+fn connecting_to_a_kernel_that_drops_syns_hints_and_gives_up_on_a_signal_or_timeout() {
+    if !require_root(
+        "connecting_to_a_kernel_that_drops_syns_hints_and_gives_up_on_a_signal_or_timeout",
+    ) {
+        return;
+    }
+    let Some(ns) = setup("mpsyn", false) else {
+        return;
+    };
+    for cmd in [
+        "add table inet nosyn",
+        "add chain inet nosyn in { type filter hook input priority 0 ; policy accept ; }",
+        "add rule inet nosyn in tcp dport 5107 drop",
+    ] {
+        let out = ns.run("nft", &[cmd]).expect("nft");
+        assert!(
+            out.status.success(),
+            "nft {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A signal after the first SYN timeout (1 s): the hint came, and the attempt ends at
+    // once (not after two minutes of SYN retries).
+    let client = ns
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5107 --path braid0=10.0.0.2 --send 1M --json",
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    client.signal(SIGINT).unwrap();
+    let c = client.wait_within(Duration::from_secs(10)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(c.code, Some(130), "{}", c.stderr);
+    assert!(
+        c.stderr.contains(
+            "braid: no answer from 10.0.0.1:5107 after 1 s; still trying (check the kernel \
+             side of braid0"
+        ),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr
+            .ends_with("braid: interrupted while connecting to 10.0.0.1:5107\n"),
+        "{}",
+        c.stderr
+    );
+    // --connect-timeout: gives up on its own, saying so.
+    let t = Instant::now();
+    let c = ns
+        .start(&Cmd::braid(
+            "connect 10.0.0.1:5107 --path braid0=10.0.0.2 --send 1M --connect-timeout 1.5",
+        ))
+        .unwrap()
+        .wait_within(Duration::from_secs(30))
+        .unwrap();
+    let took = t.elapsed();
+    assert!(!c.success);
+    assert!(
+        c.stderr
+            .ends_with("braid: connect to 10.0.0.1:5107 timed out after 1.5 s\n"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_path_that_cannot_carry_packets_is_named_at_start_and_at_the_first_syn_timeout() {
+    if !require_root(
+        "a_path_that_cannot_carry_packets_is_named_at_start_and_at_the_first_syn_timeout",
+    ) {
+        return;
+    }
+    let Some(ns) = setup("mpdown", false) else {
+        return;
+    };
+    let connect = |path: &str| {
+        ns.start(&Cmd::braid(&format!(
+            "connect 10.0.0.1:5108 --path {path} --send 1M --connect-timeout 1.5"
+        )))
+        .unwrap()
+        .wait_within(Duration::from_secs(30))
+        .unwrap()
+    };
+    // A device braid creates: nobody configured it.
+    let c = connect("braidnew=10.9.0.2");
+    let lines: Vec<&str> = c.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", c.stderr);
+    assert!(
+        lines[0].starts_with("braid: warning: path braidnew=10.9.0.2: braid created braidnew"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        lines[1].starts_with(
+            "braid: warning: no answer from 10.0.0.1:5108 after 1 s: braid created braidnew"
+        ),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(
+        lines[2],
+        "braid: connect to 10.0.0.1:5108 timed out after 1.5 s"
+    );
+    // The usual device, set down.
+    ns.ip(&["link", "set", "braid0", "down"]).unwrap();
+    let c = connect("braid0=10.0.0.2");
+    assert!(
+        c.stderr
+            .starts_with("braid: warning: path braid0=10.0.0.2: braid0 is down"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr
+            .contains("braid: warning: no answer from 10.0.0.1:5108 after 1 s: braid0 is down"),
+        "{}",
+        c.stderr
+    );
 }
 
 #[test]

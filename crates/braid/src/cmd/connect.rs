@@ -40,6 +40,10 @@ pub struct ConnectArgs {
     /// Write what is received to this file (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Give up connecting after S seconds (e.g. 5 or 0.5): exit non-zero, saying so. By
+    /// default braid tries as long as the SYN is retransmitted (about two minutes).
+    #[arg(long = "connect-timeout", value_name = "S")]
+    pub connect_timeout: Option<String>,
     /// Print a JSON report on exit.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +98,18 @@ fn plan(
     if remote.port() == 0 {
         bail!("bad HOST:PORT {remote_arg:?}: port 0");
     }
+    // Packets to braid's own address never reach a peer: refused, not tried for minutes.
+    if let Some(p) = paths
+        .iter()
+        .find(|p| resolved.iter().any(|r| r.ip() == p.addr))
+    {
+        bail!(
+            "--path {p}: {} is the address of {remote_arg} too; braid's own address must be \
+             another one (the peer is the kernel side of {} or beyond it)",
+            p.addr,
+            p.dev
+        );
+    }
     for (flag, addrs) in [("--subflow", subflows), ("--backup", backups)] {
         if let Some(a) = addrs.iter().find(|a| !paths.iter().any(|p| p.addr == **a)) {
             bail!("{flag} {a}: not the address of any --path");
@@ -145,6 +161,11 @@ fn plan(
 
 /// Run `braid connect`.
 pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let connect_timeout = args
+        .connect_timeout
+        .as_deref()
+        .map(|s| super::parse_seconds("--connect-timeout", s))
+        .transpose()?;
     let path_args = parse_paths(&args.paths)?;
     let config = super::pm_config(&args.pm, &path_args)?;
     let subflows = parse_addrs("--subflow", &args.subflows)?;
@@ -158,6 +179,8 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         &backups,
         !args.tcp,
     )?;
+    // Before any file or device is touched: a refused --ctl path leaves everything as it was.
+    let ctl = super::bind_ctl(&args.pm)?;
     let source = match (&args.send, &args.input) {
         (Some(n), _) => Source::Pattern(*n),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -190,7 +213,8 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         },
         !args.tcp,
         args.json,
-        args.pm.ctl.as_deref(),
+        ctl,
+        connect_timeout,
     )
 }
 
@@ -403,6 +427,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("port 0"), "{e}");
+    }
+
+    #[test]
+    fn own_address_equal_to_the_peers_is_refused_before_anything_starts() {
+        let p = paths(&["braid0=10.0.0.1"]);
+        let e = plan(
+            "10.0.0.1:5000",
+            &[sock("10.0.0.1:5000")],
+            &p,
+            &[],
+            &[],
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--path braid0=10.0.0.1: 10.0.0.1 is the address of 10.0.0.1:5000 too")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        // A further path with the peer's address (here an IPv6 one of a name) too.
+        let p = paths(&["t0=10.0.0.2", "t1=fd00::1"]);
+        let both = [sock("10.0.0.1:5000"), sock("[fd00::1]:5000")];
+        let e = plan("h:5000", &both, &p, &[], &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--path t1=fd00::1: fd00::1 is the address of h:5000"),
+            "{e}"
+        );
+        // Through the command, before any device is opened.
+        let a = parse(&["10.0.0.1:5000", "--path", "no/dev=10.0.0.1"]).unwrap();
+        let e = run(a).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--path no/dev=10.0.0.1: 10.0.0.1 is the address"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_connect_timeout_is_refused_first() {
+        for bad in ["0", "-2", "soon"] {
+            let flag = format!("--connect-timeout={bad}");
+            let a = parse(&["10.0.0.1:5000", "--path", "no/dev=10.0.0.2", &flag]).unwrap();
+            let e = run(a).unwrap_err().to_string();
+            assert!(e.starts_with("bad --connect-timeout"), "{bad}: {e}");
+        }
+        let a = parse(&[
+            "10.0.0.1:5000",
+            "--path",
+            "b=10.0.0.2",
+            "--connect-timeout",
+            "2.5",
+        ])
+        .unwrap();
+        assert_eq!(a.connect_timeout.as_deref(), Some("2.5"));
     }
 
     #[test]

@@ -58,11 +58,6 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     if args.port == 0 {
         bail!("bad --port 0: give the port to listen on");
     }
-    let mode = match (&args.out, args.echo) {
-        (Some(path), _) => ServerMode::Out(open_output(path)?),
-        (None, true) => ServerMode::Echo,
-        (None, false) => ServerMode::Sink,
-    };
     let path_args = parse_paths(&args.paths)?;
     let mut config = super::pm_config(&args.pm, &path_args)?;
     for b in &backups {
@@ -89,6 +84,13 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         };
         done.map_err(|e| anyhow::anyhow!("--backup {b}: {e}"))?;
     }
+    // Before any file or device is touched: a refused --ctl path leaves everything as it was.
+    let ctl = super::bind_ctl(&args.pm)?;
+    let mode = match (&args.out, args.echo) {
+        (Some(path), _) => ServerMode::Out(open_output(path)?),
+        (None, true) => ServerMode::Echo,
+        (None, false) => ServerMode::Sink,
+    };
     let paths = open_paths(&path_args)?;
     let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in &path_args {
@@ -106,7 +108,8 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         },
         !args.tcp,
         args.json,
-        args.pm.ctl.as_deref(),
+        ctl,
+        None,
     )
 }
 

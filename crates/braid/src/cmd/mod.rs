@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 use braid_proto::pm::{EndpointFlags, EndpointTable, Limits, PmFactory};
 
-use crate::runtime::{self, Engine, Outcome, Progress, Runtime, Signals, Status};
+use crate::ctl::CtlServer;
+use crate::runtime::{self, Engine, Progress, Runtime, Signals, Status};
 use crate::tun::TunDevice;
 
 /// `--path DEV=ADDR`: a TUN device and braid's own address behind it.
@@ -121,6 +122,18 @@ pub struct PmArgs {
     pub ctl: Option<std::path::PathBuf>,
 }
 
+/// A number of seconds (`--connect-timeout S`): positive, finite, e.g. `5` or `0.5`.
+pub(crate) fn parse_seconds(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
+    let bad = || {
+        anyhow::anyhow!("bad {flag} {s:?}: expected a positive number of seconds, e.g. 5 or 0.5")
+    };
+    let v: f64 = s.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(bad());
+    }
+    std::time::Duration::try_from_secs_f64(v).map_err(|_| bad())
+}
+
 /// `--limits subflows=N,add_addr_accepted=M`.
 pub(crate) fn parse_limits(s: &str) -> anyhow::Result<Limits> {
     let (mut subflows, mut accepted) = (u32::from(Limits::default().subflows), 0);
@@ -207,6 +220,18 @@ pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>>
     Ok(paths)
 }
 
+/// Create the control socket of `--ctl PATH`, if given, and announce it. Called before
+/// anything else has an effect (an output file, a TUN device): a path that braid refuses
+/// (a regular file, a live socket...) stops the command with one line and nothing touched.
+pub(crate) fn bind_ctl(pm: &PmArgs) -> anyhow::Result<Option<CtlServer>> {
+    let Some(path) = &pm.ctl else {
+        return Ok(None);
+    };
+    let server = CtlServer::bind(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("braid: control socket {}", path.display());
+    Ok(Some(server))
+}
+
 /// Where `--out FILE` writes (`-`: standard output).
 pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     if path == Path::new("-") {
@@ -225,7 +250,8 @@ pub(crate) fn execute<E: Engine>(
     role: runtime::Role,
     mptcp: bool,
     json: bool,
-    ctl: Option<&Path>,
+    ctl: Option<CtlServer>,
+    connect_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
     // Errors become one flat line: their Display already names the cause.
@@ -234,10 +260,11 @@ pub(crate) fn execute<E: Engine>(
         .map_err(flat)?
         .with_signals(signals)
         .with_mptcp(mptcp);
-    if let Some(path) = ctl {
-        let server = crate::ctl::CtlServer::bind(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!("braid: control socket {}", path.display());
+    if let Some(server) = ctl {
         rt = rt.with_ctl(server);
+    }
+    if let Some(d) = connect_timeout {
+        rt = rt.with_connect_timeout(d);
     }
     // The progress line only on a terminal: never in pipes, files or tests.
     if io::stderr().is_terminal() {
@@ -253,9 +280,15 @@ pub(crate) fn execute<E: Engine>(
     if json {
         println!("{}", report.to_json());
     }
-    let Outcome { status, report } = result
-        .map(|status| Outcome { status, report })
-        .map_err(flat)?;
+    let status = match result {
+        Ok(status) => status,
+        // Interrupted before anything was sent: the exit status of an interruption.
+        Err(e @ runtime::RuntimeError::InterruptedConnecting(_)) => {
+            eprintln!("braid: {e}");
+            return Ok(std::process::ExitCode::from(130));
+        }
+        Err(e) => return Err(flat(e)),
+    };
     match status {
         Status::Clean => Ok(std::process::ExitCode::SUCCESS),
         Status::Interrupted => {
@@ -312,6 +345,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("bad --subflow") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn seconds_parse_and_nonsense_is_one_line() {
+        let d = |s| parse_seconds("--connect-timeout", s);
+        assert_eq!(d("5").unwrap(), std::time::Duration::from_secs(5));
+        assert_eq!(d("0.5").unwrap(), std::time::Duration::from_millis(500));
+        for bad in ["", "0", "-1", "x", "nan", "inf", "1e300", "5s"] {
+            let e = d(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "bad --connect-timeout {bad:?}: expected a positive"
+                )) && !e.contains('\n'),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
