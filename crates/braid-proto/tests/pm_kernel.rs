@@ -1125,3 +1125,38 @@ fn no_subflow_to_the_initial_address_of_a_peer_that_set_c() {
     );
     assert!(run(&mut pm, at(100), E::Timeout).is_empty());
 }
+
+/// A `subflow` endpoint of the other family than the connection's is skipped when the
+/// connection is established (the kernel's address families check) and used for an
+/// address of its family the peer announces, with its id.
+#[test]
+fn an_endpoint_of_the_other_family_serves_announced_addresses_of_its_family() {
+    let eps = [ep(1, "fd00:2::2", F::SUBFLOW)];
+    let mut pm = KernelPm::new(&eps, limits(2, 1), &[ip("10.0.1.1")]);
+    assert!(
+        established(&mut pm).is_empty(),
+        "no IPv6 subflow to an IPv4 peer"
+    );
+    assert_eq!(pm.subflows(), 0);
+    let out = run(
+        &mut pm,
+        T0,
+        E::AddAddrReceived {
+            id: 3,
+            addr: ip("fd00:2::1"),
+            port: None,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            C::AcceptAddAddr {
+                id: 3,
+                addr: ip("fd00:2::1"),
+                port: None
+            },
+            create("fd00:2::2", 1, "[fd00:2::1]:443", 3, false),
+        ]
+    );
+    assert_eq!(pm.subflows(), 1);
+}

@@ -93,7 +93,9 @@ struct Path {
 /// - **ADD_ADDR received**: echoed always; accepted while fewer than `add_addr_accepted`
 ///   addresses were accepted and the subflows limit allows, and the address is new. An
 ///   accepted address gets a subflow from every `fullmesh` endpoint, or without any, from the
-///   local address of the same family sharing the longest prefix with it.
+///   local address (a path's or an endpoint's) of the same family sharing the longest prefix
+///   with it. A `subflow` endpoint of the other family than the connection's opens nothing at
+///   establishment and so serves announced addresses of its family.
 /// - **C flag**: when the peer set C on its MP_CAPABLE, no subflow goes to its initial
 ///   address (the kernel's `remote_deny_join_id0`).
 /// - **ADD_ADDR retransmission**: every `add_addr_timeout` until echoed, at most
@@ -335,9 +337,20 @@ impl KernelPm {
             .cloned()
             .collect();
         if fullmesh.is_empty() {
+            // The kernel lets routing pick the source; here it is the local address of the
+            // announced one's family sharing the longest prefix with it, among the paths'
+            // addresses, the endpoints' (one of the other family than the connection's was
+            // skipped at establishment and serves here) and the initial subflow's.
             let mut sources = self.local_addrs.clone();
-            if !sources.contains(&conn.local.ip()) {
-                sources.push(conn.local.ip());
+            for a in self
+                .endpoints
+                .iter()
+                .map(|e| e.addr)
+                .chain([conn.local.ip()])
+            {
+                if !sources.contains(&a) {
+                    sources.push(a);
+                }
             }
             if let Some(local) = longest_prefix_match(&sources, addr) {
                 let local_id = self.local_id_of(local);
