@@ -209,6 +209,9 @@ pub enum Error {
     InvalidState,
     #[error("connection closed: {0}")]
     Closed(ConnectionError),
+    /// The peer set C in MP_CAPABLE: it takes no subflows to its initial address and port.
+    #[error("the peer accepts no more subflows to its initial address (MP_CAPABLE C flag)")]
+    JoinDenied,
 }
 
 /// A snapshot of one connection, for `braid stat` and reports.
@@ -998,6 +1001,12 @@ impl Endpoint {
         let derived = c.addr_id(local.ip(), &self.config.pm_table);
         let (local_id, remote_id) = ids.unwrap_or((derived, 0));
         let m = c.proto.mptcp_mut().ok_or(Error::InvalidState)?;
+        //= rfc8684#3.1
+        //= A peer that set C on its MP_CAPABLE SYN or SYN/ACK gets no subflows towards the
+        //  address and port that option came from.
+        if m.peer_denies_initial_join() && remote == c.remote {
+            return Err(Error::JoinDenied);
+        }
         let id = m
             .add_subflow(
                 params,
@@ -1554,12 +1563,14 @@ impl Endpoint {
                 return;
             }
             let token = m.local_token();
+            let remote_denies_join = m.peer_denies_initial_join();
             let mut out = Vec::new();
             for e in raw {
                 let ev = match e {
                     ConnPmEvent::Established => PmEvent::ConnectionEstablished {
                         local: c.local,
                         remote: c.remote,
+                        remote_denies_join,
                     },
                     ConnPmEvent::AddAddr { id, addr, port } => {
                         PmEvent::AddAddrReceived { id, addr, port }

@@ -48,6 +48,7 @@ fn established(pm: &mut dyn PathManager) -> Vec<C> {
         E::ConnectionEstablished {
             local: sa(LOCAL),
             remote: sa(REMOTE),
+            remote_denies_join: false,
         },
     )
 }
@@ -1070,4 +1071,92 @@ mod prop {
             }
         }
     }
+}
+
+/// The peer set C on its MP_CAPABLE: nothing goes to its initial address: a `subflow`
+/// endpoint opens nothing, a `fullmesh` one only joins announced addresses, and the initial
+/// subflow is not re-created as a join (the kernel's `remote_deny_join_id0`).
+#[test]
+fn no_subflow_to_the_initial_address_of_a_peer_that_set_c() {
+    let eps = [
+        ep(1, "10.0.2.1", F::SUBFLOW),
+        ep(2, "10.0.3.1", F::SUBFLOW | F::FULLMESH),
+    ];
+    let mut pm = KernelPm::new(&eps, limits(4, 2), &[]);
+    let deny = E::ConnectionEstablished {
+        local: sa(LOCAL),
+        remote: sa(REMOTE),
+        remote_denies_join: true,
+    };
+    assert!(run(&mut pm, T0, deny).is_empty());
+    assert_eq!(pm.subflows(), 0);
+    let out = run(
+        &mut pm,
+        T0,
+        E::AddAddrReceived {
+            id: 5,
+            addr: ip("10.0.9.2"),
+            port: None,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            C::AcceptAddAddr {
+                id: 5,
+                addr: ip("10.0.9.2"),
+                port: None
+            },
+            create("10.0.3.1", 2, "10.0.9.2:443", 5, false),
+        ]
+    );
+    run(
+        &mut pm,
+        T0,
+        E::SubflowClosed {
+            addrs: addrs(LOCAL, REMOTE),
+            error: Some(SubflowError::Timeout),
+        },
+    );
+    assert_eq!(
+        pm.poll_timeout(),
+        None,
+        "the initial subflow is not re-created"
+    );
+    assert!(run(&mut pm, at(100), E::Timeout).is_empty());
+}
+
+/// A `subflow` endpoint of the other family than the connection's is skipped when the
+/// connection is established (the kernel's address families check) and used for an
+/// address of its family the peer announces, with its id.
+#[test]
+fn an_endpoint_of_the_other_family_serves_announced_addresses_of_its_family() {
+    let eps = [ep(1, "fd00:2::2", F::SUBFLOW)];
+    let mut pm = KernelPm::new(&eps, limits(2, 1), &[ip("10.0.1.1")]);
+    assert!(
+        established(&mut pm).is_empty(),
+        "no IPv6 subflow to an IPv4 peer"
+    );
+    assert_eq!(pm.subflows(), 0);
+    let out = run(
+        &mut pm,
+        T0,
+        E::AddAddrReceived {
+            id: 3,
+            addr: ip("fd00:2::1"),
+            port: None,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            C::AcceptAddAddr {
+                id: 3,
+                addr: ip("fd00:2::1"),
+                port: None
+            },
+            create("fd00:2::2", 1, "[fd00:2::1]:443", 3, false),
+        ]
+    );
+    assert_eq!(pm.subflows(), 1);
 }

@@ -47,6 +47,7 @@ fn established(pm: &mut dyn PathManager) -> Vec<C> {
         E::ConnectionEstablished {
             local: sa(LOCAL),
             remote: sa(REMOTE),
+            remote_denies_join: false,
         },
     )
 }
@@ -348,4 +349,44 @@ fn a_backup_change_sends_mp_prio_on_that_address_subflows_and_close_stops_everyt
     assert!(run(&mut pm, at(2), E::ConnectionClosed).is_empty());
     assert!(run(&mut pm, at(3), E::LimitsChanged(limits(8, 8))).is_empty());
     assert_eq!(pm.poll_timeout(), None);
+}
+
+/// The peer set C on its MP_CAPABLE: no policy opens a subflow to its initial address
+/// (fullmesh then joins announced addresses only; ndiffports opens nothing).
+#[test]
+fn no_policy_joins_the_initial_address_of_a_peer_that_set_c() {
+    let deny = E::ConnectionEstablished {
+        local: sa(LOCAL),
+        remote: sa(REMOTE),
+        remote_denies_join: true,
+    };
+    for plan in [Plan::Fullmesh, Plan::NDiffPorts(3), Plan::Sspi] {
+        let mut pm = PolicyPm::new(plan, limits(8, 2), client_locals(), true);
+        assert!(run(&mut pm, T0, deny.clone()).is_empty(), "{plan:?}");
+        assert_eq!(pm.subflows(), 0, "{plan:?}");
+    }
+    let mut pm = PolicyPm::new(Plan::Fullmesh, limits(8, 2), client_locals(), true);
+    run(&mut pm, T0, deny);
+    let out = run(
+        &mut pm,
+        at(10),
+        E::AddAddrReceived {
+            id: 7,
+            addr: ip("10.0.9.2"),
+            port: None,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            C::AcceptAddAddr {
+                id: 7,
+                addr: ip("10.0.9.2"),
+                port: None
+            },
+            create("10.0.1.1", 0, "10.0.9.2:443", 7),
+            create("10.0.1.5", 2, "10.0.9.2:443", 7),
+            create("10.0.2.1", 3, "10.0.9.2:443", 7),
+        ]
+    );
 }

@@ -927,7 +927,7 @@ pub fn monitor_events(n: &PmNotice) -> Vec<MonitorEvent> {
         e
     };
     match &n.event {
-        PmEvent::ConnectionEstablished { local, remote } => ["CREATED", "ESTABLISHED"]
+        PmEvent::ConnectionEstablished { local, remote, .. } => ["CREATED", "ESTABLISHED"]
             .iter()
             .map(|k| {
                 let mut e = with(k);

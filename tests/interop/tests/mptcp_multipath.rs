@@ -9,12 +9,16 @@
 //!
 //! Cases (issue 4): 2a braid joins the kernel (`--subflow`, and `--backup`); 2b the kernel
 //! joins braid (an `ip mptcp endpoint ... subflow` bound to the second device); 7 two IPv6
-//! paths, and one connection mixing IPv4 (initial subflow) and IPv6 (join); 10b the kernel
+//! paths, one connection mixing IPv4 (initial subflow) and IPv6 (join), and (issue 11) an
+//! IPv6 path joining the IPv6 address a kernel server announces; 10b the kernel
 //! aborts (MP_FASTCLOSE) and braid reports it; 6 failover when a device goes down.
 
 use std::time::{Duration, Instant};
 
-use braid_interop::mptcp::{assert_clean, assert_kernel, counter, kernel_view, tun_paths};
+use braid_interop::mptcp::{
+    assert_braid_min, assert_clean, assert_kernel, assert_kernel_min, cap_kernel_rcvbuf, counter,
+    kernel_view, subflows_on, tun_paths, wait_until, Gates,
+};
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Netns};
 
 const BYTES: u64 = 32 << 20;
@@ -347,6 +351,98 @@ fn one_connection_mixes_ipv4_and_ipv6_subflows() {
     assert_eq!(join["remote"], "[fd01::1]:5305");
     assert!(join["bytes_sent"].as_u64() > Some(0), "{join}");
     rate("mp7m", &braid);
+}
+
+/// Issue 11 bug 5: braid's first path is IPv4, its second IPv6, and the server has no IPv6
+/// address braid knows of: the IPv6 path opens no subflow at first (one line on stderr,
+/// not an error, whether it comes as a further `--path` or as `--subflow`). The kernel
+/// server announces its IPv6 address (`ip mptcp endpoint add fd01::1 dev braid1 signal`);
+/// braid, accepting one announcement, joins it from the path of that family, over
+/// `braid1`, and the join carries data; every byte arrives.
+fn braid_joins_the_announced_address_of_its_second_family(prefix: &str, port: u16, extra: &str) {
+    let Some(ns) = two_paths(prefix, &MIXED) else {
+        return;
+    };
+    cap_kernel_rcvbuf(&ns);
+    ns.run(
+        "ip",
+        &[
+            "mptcp", "endpoint", "add", "fd01::1", "dev", "braid1", "id", "7", "signal",
+        ],
+    )
+    .expect("ip mptcp endpoint add");
+    let g = Gates::new(prefix);
+    // The reader pauses at 1 MiB until the join is up, so that it carries data.
+    let server = ns
+        .start_ready(
+            &g.arg(
+                kpeer(&format!(
+                    "listen --bind :: --port {port} --proto mptcp --sink --hold-open --json"
+                )),
+                1 << 20,
+                "joined",
+            ),
+            "listening",
+        )
+        .expect("kpeer listen");
+    let client = ns
+        .start(&Cmd::braid(&format!(
+            "connect 10.0.0.1:{port} {} {extra} --limits subflows=2,add_addr_accepted=1 \
+             --send {BYTES} --json",
+            paths(&MIXED)
+        )))
+        .expect("braid connect");
+    wait_until("the IPv6 join", &ns, || counter(&ns, "MPJoinAckRx") >= 1);
+    g.open("joined");
+    let c = client.wait().expect("braid connect");
+    assert!(c.success, "braid connect failed: {}", c.stderr);
+    assert!(
+        c.stderr.contains("no subflow from fd01::2 to 10.0.0.1")
+            && !c.stderr.contains("needs an IPv6"),
+        "one note, no error: {}",
+        c.stderr
+    );
+    let braid = c.json();
+    assert_sent(&braid, BYTES);
+    assert_received(&server.finish("kpeer listen").json(), BYTES);
+    assert_clean(&ns, &braid);
+    assert_kernel_min(&ns, "AddAddrTx", 1);
+    assert_braid_min(&braid, "AddAddr", 1);
+    assert_kernel(&ns, "MPJoinSynRx", 1);
+    assert_kernel(&ns, "MPJoinAckRx", 1);
+    let joins = subflows_on(&braid, "remote", "[fd01::1]");
+    assert_eq!(joins.len(), 1, "one subflow to fd01::1: {braid}");
+    let join = joins[0];
+    assert_eq!(join["remote"], format!("[fd01::1]:{port}"));
+    assert!(
+        join["local"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("[fd01::2]:")),
+        "the join leaves from the IPv6 path (braid1): {join}"
+    );
+    assert!(
+        join["bytes_sent"].as_u64() > Some(0),
+        "the join carried data: {join}"
+    );
+    rate(prefix, &braid);
+}
+
+#[test]
+fn ipv6_path_joins_the_address_an_ipv4_kernel_server_announces() {
+    if !require_root("ipv6_path_joins_the_address_an_ipv4_kernel_server_announces") {
+        return;
+    }
+    braid_joins_the_announced_address_of_its_second_family("mp11", 5307, "");
+}
+
+/// The same with the IPv6 address given as `--subflow` (the kernel skips a `subflow`
+/// endpoint of the other family likewise).
+#[test]
+fn ipv6_subflow_flag_joins_the_address_an_ipv4_kernel_server_announces() {
+    if !require_root("ipv6_subflow_flag_joins_the_address_an_ipv4_kernel_server_announces") {
+        return;
+    }
+    braid_joins_the_announced_address_of_its_second_family("mp11s", 5308, "--subflow fd01::2");
 }
 
 /// Case 10b: the kernel server aborts mid-transfer (SO_LINGER 0 close: RST with

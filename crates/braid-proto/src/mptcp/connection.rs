@@ -74,7 +74,7 @@ use crate::wire::TcpRepr;
 use crate::ConnectionError;
 
 use super::dsn::DsnSpace;
-use super::handshake::{HandshakeState, MpCapableHandshake, Negotiated};
+use super::handshake::{ack_option_counts, HandshakeState, MpCapableHandshake, Negotiated};
 use super::mapping::{tx_mapping, tx_mapping_of, MappingError, RxMap, RxStep, TxMap, TxSegment};
 use super::recv::{DataRecv, RecvError};
 use super::send::DataSend;
@@ -871,6 +871,12 @@ impl MptcpConnection {
         self.neg
     }
 
+    /// Whether the peer set C on its MP_CAPABLE SYN or SYN/ACK (RFC 8684 §3.1): no subflow
+    /// may be opened towards its initial address and port.
+    pub fn peer_denies_initial_join(&self) -> bool {
+        self.hs.peer_denies_initial_join()
+    }
+
     /// The MP_CAPABLE state machine (e.g. for [`MpCapableHandshake::redraw_key`] by the
     /// endpoint on a token collision, before the first poll).
     pub fn handshake_mut(&mut self) -> &mut MpCapableHandshake {
@@ -1328,7 +1334,7 @@ impl MptcpConnection {
             }
             HandshakeState::ServerSynReceived if out.accepted && !repr.flags.syn() => {
                 if mpc.is_some() {
-                    match self.hs.on_ack(mpc.as_ref()) {
+                    match self.hs.on_ack(mpc.as_ref(), !payload.is_empty()) {
                         Ok(Some(n)) => {
                             self.counters.MPCapableACKRX += 1;
                             self.on_negotiated(n);
@@ -1396,7 +1402,7 @@ impl MptcpConnection {
         };
 
         // MP_CAPABLE with data (form 4): the implicit mapping DSN = IDSN + 1, subflow seq 1.
-        if let Some(m) = mpc.filter(|m| m.data_len.is_some()) {
+        if let Some(m) = mpc.filter(|m| m.data_len.is_some() && ack_option_counts(m, true)) {
             if self.role == Role::Server {
                 let wire = crate::wire::mptcp::DssMapping {
                     dsn: rx_space.dsn(0),

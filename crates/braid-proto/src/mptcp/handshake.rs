@@ -6,8 +6,20 @@
 //! first DSS shows it has the keys. Server: a SYN with MP_CAPABLE → SYN/ACK with its key → the
 //! third ACK (or the first data) gives the client's key.
 //!
-//! Checksums are on when either side sets A. Anything but version 1 with the H flag, or a
-//! missing option, falls back to plain TCP (like Linux, which ignores such options).
+//! Checksums are on when either side sets A. Which options count is Linux's rule
+//! (`mptcp_parse_option`); an option that does not count is ignored, as if absent, so the
+//! connection is plain TCP:
+//!
+//! | segment            | version        | flags (A B C D E F G H)                 | form (length)        |
+//! |--------------------|----------------|-----------------------------------------|----------------------|
+//! | SYN                | 1 or higher    | B clear, D..H exactly H (`xx0 0000 1`)  | 4 (no key)           |
+//! | SYN/ACK            | exactly 1      | B clear, D..H exactly H                 | 12 (sender key)      |
+//! | third ACK / data   | exactly 1      | B clear, D..H exactly H                 | 20 / 22 or 24        |
+//!
+//! A set on a valid option turns checksums on (either side's A); C set on the peer's SYN or
+//! SYN/ACK is recorded ([`MpCapableHandshake::peer_denies_initial_join`]): no subflow may be
+//! opened towards the peer's initial address and port. A higher version on the SYN is
+//! answered with version 1 (the initiator decides); version 0 (RFC 6824) is plain TCP.
 
 use crate::crypto::{key_idsn, key_token};
 use crate::wire::mptcp::MpCapable;
@@ -71,6 +83,23 @@ pub enum FallbackReason {
     NoHmac,
     #[error("MP_CAPABLE echoes the wrong key")]
     WrongKey,
+    #[error("MP_CAPABLE with the extensibility (B) flag")]
+    Extensibility,
+    #[error("MP_CAPABLE asks for crypto algorithms other than HMAC-SHA256 (flags {0:#04x})")]
+    UnknownCrypto(u8),
+    #[error("MP_CAPABLE of the wrong form (length) for its segment")]
+    Form,
+}
+
+/// Which segment an MP_CAPABLE arrived on (it decides the form and the versions allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Syn,
+    SynAck,
+    /// The third ACK or a later segment of the initiator; `data`: it carries payload.
+    Ack {
+        data: bool,
+    },
 }
 
 /// The MP_CAPABLE state machine of one connection.
@@ -84,19 +113,70 @@ pub struct MpCapableHandshake {
     fallback: Option<FallbackReason>,
     /// An option carrying our key was handed out (it may be on the wire).
     key_sent: bool,
+    /// The peer set C on its SYN or SYN/ACK: no subflows towards its initial address.
+    peer_denies_initial_join: bool,
+}
+
+/// Flags D..H: the crypto algorithm bits.
+const CRYPTO_BITS: u8 = 0x1f;
+
+/// Whether `o` counts on a segment of kind `on`; `Err` says why it is ignored (the caller
+/// then treats the segment as one without MP_CAPABLE).
+fn check(opt: Option<&MpCapable>, on: Carrier) -> Result<&MpCapable, FallbackReason> {
+    let o = opt.ok_or(FallbackReason::Missing)?;
+    //= rfc8684#3.1
+    //= The initiator signals the highest version it supports; the listener answers with a
+    //   version no higher. Linux answers a SYN of version 1 or higher with version 1 and
+    //   takes nothing but version 1 after the SYN; version 0 (RFC 6824) is not spoken.
+    let version_ok = match on {
+        Carrier::Syn => o.version >= VERSION,
+        Carrier::SynAck | Carrier::Ack { .. } => o.version == VERSION,
+    };
+    if !version_ok {
+        return Err(FallbackReason::Version(o.version));
+    }
+    //= rfc8684#3.1
+    //= The MP_CAPABLE forms: no key on the SYN, the sender's key on the SYN/ACK, both keys
+    //   on the third ACK (plus the data-level length, and its checksum, with data). Linux
+    //   ignores an option whose length does not fit its segment.
+    let form_ok = match on {
+        Carrier::Syn => o.sender_key.is_none(),
+        Carrier::SynAck => o.sender_key.is_some() && o.receiver_key.is_none(),
+        Carrier::Ack { data } => {
+            o.sender_key.is_some() && o.receiver_key.is_some() && o.data_len.is_some() == data
+        }
+    };
+    if !form_ok {
+        return Err(FallbackReason::Form);
+    }
+    //= rfc8684#3.1
+    //= B (extensibility) MUST be 0; an MP_CAPABLE with B set that is not understood is
+    //   silently ignored, which means fallback to regular TCP.
+    if o.flags & MpCapable::FLAG_EXTENSIBILITY != 0 {
+        return Err(FallbackReason::Extensibility);
+    }
+    //= rfc8684#3.1
+    //= D..H negotiate the crypto algorithm; only H (HMAC-SHA256) is defined, and an
+    //   implementation of this method sets H and clears D..G. With none set the option is
+    //   invalid and ignored; Linux also ignores one with any of D..G set.
+    match o.flags & CRYPTO_BITS {
+        MpCapable::FLAG_HMAC_SHA256 => Ok(o),
+        0 => Err(FallbackReason::NoHmac),
+        other => Err(FallbackReason::UnknownCrypto(other)),
+    }
+}
+
+/// Whether an MP_CAPABLE on a segment of the initiator after its SYN counts (a repeat on
+/// data once the handshake completed maps that data only if it does).
+pub fn ack_option_counts(o: &MpCapable, with_data: bool) -> bool {
+    check(Some(o), Carrier::Ack { data: with_data }).is_ok()
 }
 
 //= rfc8684#3.1
-//= Version 1 and the H bit (HMAC-SHA256) are required; otherwise the option is not MPTCP v1.
-fn check(opt: Option<&MpCapable>) -> Result<&MpCapable, FallbackReason> {
-    let o = opt.ok_or(FallbackReason::Missing)?;
-    if o.version != VERSION {
-        return Err(FallbackReason::Version(o.version));
-    }
-    if !o.hmac_sha256() {
-        return Err(FallbackReason::NoHmac);
-    }
-    Ok(o)
+//= C set: the sender accepts no additional subflows to the source address and port of this
+//  option's packet, so the receiver MUST NOT open subflows towards them.
+fn denies_initial_join(o: &MpCapable) -> bool {
+    o.flags & MpCapable::FLAG_NO_MORE_SUBFLOWS != 0
 }
 
 impl MpCapableHandshake {
@@ -110,6 +190,7 @@ impl MpCapableHandshake {
             checksum: want_checksum,
             fallback: None,
             key_sent: false,
+            peer_denies_initial_join: false,
         }
     }
 
@@ -120,16 +201,7 @@ impl MpCapableHandshake {
         want_checksum: bool,
         syn: Option<&MpCapable>,
     ) -> Result<MpCapableHandshake, FallbackReason> {
-        let o = syn.ok_or(FallbackReason::Missing)?;
-        //= rfc8684#3.1
-        //= A SYN with a higher version is answered with the version we support (the
-        //   initiator then decides); a lower one is not MPTCP v1.
-        if o.version < VERSION {
-            return Err(FallbackReason::Version(o.version));
-        }
-        if !o.hmac_sha256() {
-            return Err(FallbackReason::NoHmac);
-        }
+        let o = check(syn, Carrier::Syn)?;
         Ok(MpCapableHandshake {
             state: HandshakeState::ServerSynReceived,
             local_key,
@@ -140,6 +212,7 @@ impl MpCapableHandshake {
             checksum: want_checksum || o.checksum_required(),
             fallback: None,
             key_sent: false,
+            peer_denies_initial_join: denies_initial_join(o),
         })
     }
 
@@ -153,6 +226,7 @@ impl MpCapableHandshake {
             checksum: false,
             fallback: Some(reason),
             key_sent: false,
+            peer_denies_initial_join: false,
         }
     }
 
@@ -182,6 +256,12 @@ impl MpCapableHandshake {
             }
             _ => false,
         }
+    }
+
+    /// Whether the peer set C (RFC 8684 §3.1) on its SYN or SYN/ACK: it accepts no more
+    /// subflows towards its initial address and port (Linux's `remote_deny_join_id0`).
+    pub fn peer_denies_initial_join(&self) -> bool {
+        self.peer_denies_initial_join
     }
 
     /// Whether checksums are (so far) in use.
@@ -216,10 +296,13 @@ impl MpCapableHandshake {
         }
         //= rfc8684#3.1
         //= A SYN/ACK without a valid MP_CAPABLE makes the initiator fall back to plain TCP.
-        match check(opt).and_then(|o| o.sender_key.map(|k| (o, k)).ok_or(FallbackReason::Missing)) {
+        match check(opt, Carrier::SynAck)
+            .and_then(|o| o.sender_key.map(|k| (o, k)).ok_or(FallbackReason::Form))
+        {
             Ok((o, key)) => {
                 self.remote_key = Some(key);
                 self.checksum = self.want_checksum || o.checksum_required();
+                self.peer_denies_initial_join = denies_initial_join(o);
                 self.state = HandshakeState::ClientUnconfirmed;
                 Ok(Negotiated::new(self.local_key, key, self.checksum))
             }
@@ -271,12 +354,13 @@ impl MpCapableHandshake {
     }
 
     /// Server: processes the MP_CAPABLE of a segment after the SYN (the third ACK, form 3, or
-    /// data, form 4). `Ok(Some)` when the handshake completes here, `Ok(None)` when it
+    /// data, form 4; `with_data`: the segment carries payload, so only form 4 fits). `Ok(Some)` when the handshake completes here, `Ok(None)` when it
     /// was already complete (or the option is absent while waiting: see
     /// [`MpCapableHandshake::on_missing_option`]).
     pub fn on_ack(
         &mut self,
         opt: Option<&MpCapable>,
+        with_data: bool,
     ) -> Result<Option<Negotiated>, FallbackReason> {
         if self.state != HandshakeState::ServerSynReceived {
             return Ok(None);
@@ -284,9 +368,9 @@ impl MpCapableHandshake {
         let Some(o) = opt else {
             return Ok(None);
         };
-        let o = check(Some(o)).map_err(|e| self.fall_back(e))?;
+        let o = check(Some(o), Carrier::Ack { data: with_data }).map_err(|e| self.fall_back(e))?;
         let (Some(sender), Some(receiver)) = (o.sender_key, o.receiver_key) else {
-            return Err(self.fall_back(FallbackReason::Missing));
+            return Err(self.fall_back(FallbackReason::Form));
         };
         if receiver != self.local_key {
             return Err(self.fall_back(FallbackReason::WrongKey));
@@ -341,10 +425,10 @@ mod tests {
         assert!(!n.checksum);
         let ack = c.ack_option().unwrap();
         assert_eq!((ack.sender_key, ack.receiver_key), (Some(KA), Some(KB)));
-        let sn = s.on_ack(Some(&ack)).unwrap().unwrap();
+        let sn = s.on_ack(Some(&ack), false).unwrap().unwrap();
         assert_eq!(sn.remote_key, KA);
         assert_eq!(s.state(), HandshakeState::Established);
-        assert_eq!(s.on_ack(Some(&ack)), Ok(None));
+        assert_eq!(s.on_ack(Some(&ack), false), Ok(None));
         // the client repeats MP_CAPABLE until the server's DSS
         let d = c.data_option(100, Some(7)).unwrap();
         assert_eq!((d.data_len, d.checksum), (Some(100), None));
@@ -391,7 +475,7 @@ mod tests {
 
         let mut s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(1, 1))).unwrap();
         let wrong = MpCapable::ack(1, 1, KA, KB ^ 1);
-        assert_eq!(s.on_ack(Some(&wrong)), Err(FallbackReason::WrongKey));
+        assert_eq!(s.on_ack(Some(&wrong), false), Err(FallbackReason::WrongKey));
         let mut s = MpCapableHandshake::server(KB, false, Some(&MpCapable::syn(1, 1))).unwrap();
         s.on_missing_option();
         assert_eq!(s.state(), HandshakeState::Fallback);
@@ -405,7 +489,7 @@ mod tests {
         let _ = s.syn_ack_option();
         assert!(!s.redraw_key(KB ^ 1)); // the key may be on the wire now
         let form4 = MpCapable::ack_with_data(1, 1, KA, KB, 10, None);
-        assert!(s.on_ack(Some(&form4)).unwrap().is_some());
+        assert!(s.on_ack(Some(&form4), true).unwrap().is_some());
         assert!(!s.redraw_key(5));
     }
 }

@@ -93,7 +93,11 @@ struct Path {
 /// - **ADD_ADDR received**: echoed always; accepted while fewer than `add_addr_accepted`
 ///   addresses were accepted and the subflows limit allows, and the address is new. An
 ///   accepted address gets a subflow from every `fullmesh` endpoint, or without any, from the
-///   local address of the same family sharing the longest prefix with it.
+///   local address (a path's or an endpoint's) of the same family sharing the longest prefix
+///   with it. A `subflow` endpoint of the other family than the connection's opens nothing at
+///   establishment and so serves announced addresses of its family.
+/// - **C flag**: when the peer set C on its MP_CAPABLE, no subflow goes to its initial
+///   address (the kernel's `remote_deny_join_id0`).
 /// - **ADD_ADDR retransmission**: every `add_addr_timeout` until echoed, at most
 ///   `add_addr_retrans_max` times.
 /// - **REMOVE_ADDR received**: closes the subflows towards those ids and frees their accepted
@@ -120,6 +124,8 @@ pub struct KernelPm {
     subflows: u8,
     paths: Vec<Path>,
     closed: bool,
+    /// The peer set C in MP_CAPABLE (the kernel's `remote_deny_join_id0`).
+    remote_denies_join: bool,
 }
 
 impl KernelPm {
@@ -151,6 +157,7 @@ impl KernelPm {
             subflows: 0,
             paths: Vec::new(),
             closed: false,
+            remote_denies_join: false,
         }
     }
 
@@ -282,7 +289,14 @@ impl KernelPm {
                 continue;
             }
             self.used.push(ep.id);
-            let mut remotes = vec![(conn.remote, 0u8)];
+            //= rfc8684#3.1
+            //= A peer that set C on its MP_CAPABLE gets no subflows towards its initial
+            //  address: a `subflow` endpoint then opens nothing, a `fullmesh` one goes to
+            //  the announced addresses only (the kernel's `remote_deny_join_id0`).
+            let mut remotes = Vec::new();
+            if !self.remote_denies_join {
+                remotes.push((conn.remote, 0u8));
+            }
             if ep.flags.fullmesh() {
                 remotes.extend(self.remotes.iter().map(|r| (r.addr, r.id)));
             }
@@ -323,9 +337,20 @@ impl KernelPm {
             .cloned()
             .collect();
         if fullmesh.is_empty() {
+            // The kernel lets routing pick the source; here it is the local address of the
+            // announced one's family sharing the longest prefix with it, among the paths'
+            // addresses, the endpoints' (one of the other family than the connection's was
+            // skipped at establishment and serves here) and the initial subflow's.
             let mut sources = self.local_addrs.clone();
-            if !sources.contains(&conn.local.ip()) {
-                sources.push(conn.local.ip());
+            for a in self
+                .endpoints
+                .iter()
+                .map(|e| e.addr)
+                .chain([conn.local.ip()])
+            {
+                if !sources.contains(&a) {
+                    sources.push(a);
+                }
             }
             if let Some(local) = longest_prefix_match(&sources, addr) {
                 let local_id = self.local_id_of(local);
@@ -387,7 +412,8 @@ impl KernelPm {
         let local_ok = p.local == conn.local.ip()
             || self.endpoints.iter().any(|e| e.addr == p.local)
             || self.local_addrs.contains(&p.local);
-        let remote_ok = p.remote == conn.remote || self.remotes.iter().any(|r| r.addr == p.remote);
+        let remote_ok = (p.remote == conn.remote && !self.remote_denies_join)
+            || self.remotes.iter().any(|r| r.addr == p.remote);
         local_ok && remote_ok
     }
 
@@ -534,10 +560,15 @@ impl PathManager for KernelPm {
             return;
         }
         match event {
-            PmEvent::ConnectionEstablished { local, remote } => {
+            PmEvent::ConnectionEstablished {
+                local,
+                remote,
+                remote_denies_join,
+            } => {
                 if self.conn.is_some() {
                     return;
                 }
+                self.remote_denies_join = *remote_denies_join;
                 self.conn = Some(SubflowAddrs {
                     local: *local,
                     remote: *remote,

@@ -430,6 +430,9 @@ pub enum PmEvent {
         local: SocketAddr,
         /// The initial subflow's remote address.
         remote: SocketAddr,
+        /// The peer set C on its MP_CAPABLE (RFC 8684 §3.1): open no subflow towards
+        /// `remote` (Linux's `remote_deny_join_id0`).
+        remote_denies_join: bool,
     },
     /// The peer announced an address (HMAC already verified).
     AddAddrReceived {

@@ -154,6 +154,8 @@ pub struct PolicyPm {
     remotes: Vec<Remote>,
     paths: Vec<Path>,
     closed: bool,
+    /// The peer set C in MP_CAPABLE: no subflows towards its initial address.
+    remote_denies_join: bool,
 }
 
 impl PolicyPm {
@@ -182,6 +184,7 @@ impl PolicyPm {
             remotes: Vec::new(),
             paths: Vec::new(),
             closed: false,
+            remote_denies_join: false,
         }
     }
 
@@ -245,6 +248,16 @@ impl PolicyPm {
         let Some(conn) = self.conn else {
             return Vec::new();
         };
+        let mut v = self.wanted_by_plan(conn);
+        //= rfc8684#3.1
+        //= A peer that set C on its MP_CAPABLE gets no subflows towards its initial address.
+        if self.remote_denies_join {
+            v.retain(|w| w.remote.addr != conn.remote);
+        }
+        v
+    }
+
+    fn wanted_by_plan(&self, conn: SubflowAddrs) -> Vec<Want> {
         let locals = self.all_locals();
         let same_family = |l: &LocalAddr, r: &Remote| l.addr.is_ipv4() == r.addr.is_ipv4();
         match self.plan {
@@ -351,7 +364,8 @@ impl PolicyPm {
     fn still_valid(&self, local: IpAddr, remote: SocketAddr) -> bool {
         let local_ok = self.all_locals().iter().any(|l| l.addr == local);
         let remote_ok = self.remotes.iter().any(|r| r.addr == remote);
-        local_ok && remote_ok
+        let denied = self.remote_denies_join && self.conn.is_some_and(|c| c.remote == remote);
+        local_ok && remote_ok && !denied
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -495,10 +509,15 @@ impl PathManager for PolicyPm {
             return;
         }
         match event {
-            PmEvent::ConnectionEstablished { local, remote } => {
+            PmEvent::ConnectionEstablished {
+                local,
+                remote,
+                remote_denies_join,
+            } => {
                 if self.conn.is_some() {
                     return;
                 }
+                self.remote_denies_join = *remote_denies_join;
                 self.conn = Some(SubflowAddrs {
                     local: *local,
                     remote: *remote,

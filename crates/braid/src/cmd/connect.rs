@@ -17,7 +17,8 @@ pub struct ConnectArgs {
     pub remote: String,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
     /// if not). The first carries the connection; with MPTCP and no --subflow, each further
-    /// path opens one more subflow.
+    /// path opens one more subflow (a path of a family the peer has no address in opens none
+    /// at first, and joins the addresses of its family the peer announces).
     #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP.
@@ -65,11 +66,22 @@ fn resolve(remote: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(all)
 }
 
+/// What `braid connect` opens: the connection's peer, the subflows to join once MPTCP is up,
+/// and one-line notes about the paths that open none.
+#[derive(Debug)]
+struct ConnectPlan {
+    remote: SocketAddr,
+    joins: Vec<JoinSpec>,
+    notes: Vec<String>,
+}
+
 /// The connection's peer and the subflows to join, from the resolved addresses of
 /// `HOST:PORT` and the arguments. The first path carries the connection, to the peer's
 /// first address of its family. Each join goes to that same address, or to the peer's
 /// first address in the join's family when that differs (a name with IPv4 and IPv6
-/// addresses gives a connection mixing both).
+/// addresses gives a connection mixing both). A path (or `--subflow`) of a family the
+/// peer has no address in opens no subflow now, as the kernel skips a `subflow` endpoint
+/// of the other family: it serves the addresses of its family the peer announces.
 fn plan(
     remote_arg: &str,
     resolved: &[SocketAddr],
@@ -77,7 +89,7 @@ fn plan(
     subflows: &[IpAddr],
     backups: &[IpAddr],
     mptcp: bool,
-) -> anyhow::Result<(SocketAddr, Vec<JoinSpec>)> {
+) -> anyhow::Result<ConnectPlan> {
     let first = paths
         .first()
         .map(|p| p.addr)
@@ -124,8 +136,13 @@ fn plan(
              backup; give the address of another --path"
         );
     }
+    let mut plan = ConnectPlan {
+        remote,
+        joins: Vec::new(),
+        notes: Vec::new(),
+    };
     if !mptcp {
-        return Ok((remote, Vec::new()));
+        return Ok(plan);
     }
     // Without --subflow: one subflow per further path.
     let mut locals: Vec<IpAddr> = subflows.to_vec();
@@ -136,27 +153,27 @@ fn plan(
             }
         }
     }
-    let joins = locals
-        .into_iter()
-        .map(|local| {
-            let to = if local.is_ipv4() == remote.is_ipv4() {
-                remote
-            } else {
-                in_family(local).ok_or_else(|| {
-                    anyhow!(
-                        "a subflow from {local} needs an {} address of {remote_arg}, which has none",
-                        family(local)
-                    )
-                })?
-            };
-            Ok(JoinSpec {
+    for local in locals {
+        let to = if local.is_ipv4() == remote.is_ipv4() {
+            Some(remote)
+        } else {
+            in_family(local)
+        };
+        match to {
+            Some(to) => plan.joins.push(JoinSpec {
                 local,
                 remote: to,
                 backup: backups.contains(&local),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((remote, joins))
+            }),
+            None => plan.notes.push(format!(
+                "no subflow from {local} to {remote} ({remote_arg} has no {} address); it \
+                 serves {} addresses the peer announces",
+                family(local),
+                family(local)
+            )),
+        }
+    }
+    Ok(plan)
 }
 
 /// Run `braid connect`.
@@ -171,7 +188,11 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let subflows = parse_addrs("--subflow", &args.subflows)?;
     let backups = parse_addrs("--backup", &args.backups)?;
     let resolved = resolve(&args.remote)?;
-    let (remote, joins) = plan(
+    let ConnectPlan {
+        remote,
+        joins,
+        notes,
+    } = plan(
         &args.remote,
         &resolved,
         &path_args,
@@ -181,6 +202,9 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     )?;
     // Before any file or device is touched: a refused --ctl path leaves everything as it was.
     let ctl = super::bind_ctl(&args.pm)?;
+    for n in notes {
+        eprintln!("braid: {n}");
+    }
     let source = match (&args.send, &args.input) {
         (Some(n), _) => Source::Pattern(*n),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -332,7 +356,7 @@ mod tests {
     #[test]
     fn each_further_path_joins_without_subflow_flags() {
         let p = paths(&["t0=10.0.0.2", "t1=10.1.0.2", "t2=10.2.0.2"]);
-        let (remote, joins) = plan(
+        let ConnectPlan { remote, joins, .. } = plan(
             "h",
             &[sock("10.0.0.1:5000")],
             &p,
@@ -360,11 +384,11 @@ mod tests {
         // Plain TCP: no joins; one path: no joins.
         assert!(plan("h", &[remote], &p, &[], &[], false)
             .unwrap()
-            .1
+            .joins
             .is_empty());
         assert!(plan("h", &[remote], &p[..1], &[], &[], true)
             .unwrap()
-            .1
+            .joins
             .is_empty());
     }
 
@@ -372,7 +396,8 @@ mod tests {
     fn subflow_flags_choose_the_joins_and_families_pick_the_remote() {
         let p = paths(&["t0=10.0.0.2", "t1=fd01::2", "t2=10.2.0.2"]);
         let resolved = [sock("10.0.0.1:5000"), sock("[fd00::1]:5000")];
-        let (remote, joins) = plan("h", &resolved, &p, &[ip("fd01::2")], &[], true).unwrap();
+        let ConnectPlan { remote, joins, .. } =
+            plan("h", &resolved, &p, &[ip("fd01::2")], &[], true).unwrap();
         assert_eq!(remote, sock("10.0.0.1:5000"));
         assert_eq!(joins.len(), 1, "only the --subflow address joins");
         assert_eq!(joins[0].local, ip("fd01::2"));
@@ -383,7 +408,7 @@ mod tests {
         );
         // The first path's family decides the connection's remote.
         let p6 = paths(&["t1=fd01::2", "t0=10.0.0.2"]);
-        let (remote, joins) = plan("h", &resolved, &p6, &[], &[], true).unwrap();
+        let ConnectPlan { remote, joins, .. } = plan("h", &resolved, &p6, &[], &[], true).unwrap();
         assert_eq!(remote, sock("[fd00::1]:5000"));
         assert_eq!(joins[0].remote, sock("10.0.0.1:5000"));
     }
@@ -411,10 +436,6 @@ mod tests {
                 "--backup 10.0.0.2: the first --path",
             ),
             (err(&[ip("fd01::2")], &[], false), "--subflow needs MPTCP"),
-            (
-                err(&[], &[], true),
-                "a subflow from fd01::2 needs an IPv6 address of h",
-            ),
         ];
         for (e, want) in cases {
             assert!(e.starts_with(want) && !e.contains('\n'), "{want}: {e}");
@@ -427,6 +448,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("port 0"), "{e}");
+    }
+
+    /// Issue 11 bug 5: a path (or `--subflow`) of the other family than every address of the
+    /// peer is no error: it opens no subflow now (a one-line note says so), the paths of the
+    /// peer's family still do, and the engine's path manager uses it for announced addresses
+    /// of its family.
+    #[test]
+    fn a_path_of_a_family_the_peer_lacks_is_skipped_with_a_note() {
+        let v4 = [sock("10.1.0.1:5000")];
+        let p = paths(&["bt0=10.1.0.2", "bt1=fd00:2::2", "bt2=10.2.0.2"]);
+        for subflows in [&[][..], &[ip("fd00:2::2"), ip("10.2.0.2")]] {
+            let ConnectPlan {
+                remote,
+                joins,
+                notes,
+            } = plan("10.1.0.1:5000", &v4, &p, subflows, &[], true).unwrap();
+            assert_eq!(remote, v4[0]);
+            assert_eq!(
+                joins,
+                vec![JoinSpec {
+                    local: ip("10.2.0.2"),
+                    remote,
+                    backup: false
+                }],
+                "{subflows:?}"
+            );
+            assert_eq!(
+                notes,
+                vec![
+                    "no subflow from fd00:2::2 to 10.1.0.1:5000 (10.1.0.1:5000 has no IPv6 \
+                     address); it serves IPv6 addresses the peer announces"
+                ]
+            );
+        }
+        // The bug's own command line: two paths, one per family.
+        let plan = plan("10.1.0.1:5000", &v4, &p[..2], &[], &[], true).unwrap();
+        assert!(plan.joins.is_empty() && plan.notes.len() == 1, "{plan:?}");
     }
 
     #[test]
