@@ -207,8 +207,10 @@ fn a_lost_data_fin_is_sent_again_until_acknowledged() {
 /// subflow at every expiry, one more copy per backed-off timeout.
 #[test]
 fn a_closed_window_on_the_only_subflow_sends_nothing_twice() {
-    let mut cfg = MptcpConfig::default();
-    cfg.recv_buffer = MIN_RECV_BUFFER;
+    let mut cfg = MptcpConfig {
+        recv_buffer: MIN_RECV_BUFFER,
+        ..MptcpConfig::default()
+    };
     cfg.tcp.recv_buffer = 8192;
     let mut p = Pair::new(cfg, Faults::default(), 5);
     let payload_bytes = Rc::new(RefCell::new(0usize));
