@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use braid_proto::mptcp::connection::MIN_RECV_BUFFER;
-use braid_proto::mptcp::MptcpConfig;
+use braid_proto::mptcp::{MptcpConfig, MptcpConnection};
 use braid_proto::time::{Duration, Instant};
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::TcpRepr;
@@ -45,6 +45,18 @@ fn step(p: &mut Pair) -> bool {
     let before = p.seq;
     p.poll_all();
     p.seq != before || p.advance()
+}
+
+/// Reads everything readable into `into`.
+fn read_all(c: &mut MptcpConnection, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 16384];
+    loop {
+        let got = c.read(&mut buf);
+        if got == 0 {
+            break;
+        }
+        into.extend_from_slice(&buf[..got]);
+    }
 }
 
 /// Where a close ended.
@@ -82,7 +94,6 @@ fn close_after(n: usize, drop_data_fins: usize, seed: u64) -> Closed {
     let data: Vec<u8> = (0..n).map(|i| stream_byte(1, i)).collect();
     let mut written = false;
     let mut received = Vec::new();
-    let mut buf = vec![0u8; 65536];
     let mut server_closed = false;
     let mut fin_acked_at = None;
     for _ in 0..1_000_000 {
@@ -100,13 +111,7 @@ fn close_after(n: usize, drop_data_fins: usize, seed: u64) -> Closed {
             written = true;
         }
         if let Some(s) = p.server.as_mut() {
-            loop {
-                let got = s.read(&mut buf);
-                if got == 0 {
-                    break;
-                }
-                received.extend_from_slice(&buf[..got]);
-            }
+            read_all(s, &mut received);
             if s.is_read_finished() && !server_closed {
                 s.close();
                 server_closed = true;
@@ -228,7 +233,6 @@ fn a_closed_window_on_the_only_subflow_sends_nothing_twice() {
     let data: Vec<u8> = (0..n).map(|i| stream_byte(1, i)).collect();
     let mut written = 0;
     let mut received = Vec::new();
-    let mut buf = vec![0u8; 65536];
     let reader_back = Instant::ZERO + Duration::from_millis(1500);
     for _ in 0..1_000_000 {
         p.poll_all();
@@ -241,13 +245,7 @@ fn a_closed_window_on_the_only_subflow_sends_nothing_twice() {
         }
         if p.now >= reader_back {
             if let Some(s) = p.server.as_mut() {
-                loop {
-                    let got = s.read(&mut buf);
-                    if got == 0 {
-                        break;
-                    }
-                    received.extend_from_slice(&buf[..got]);
-                }
+                read_all(s, &mut received);
             }
         }
         if p.client.is_write_finished() || !step(&mut p) {

@@ -420,6 +420,20 @@ fn readable_now(fd: RawFd) -> bool {
     rc > 0 && pfd.revents != 0
 }
 
+/// Closes an established connection's sending direction, once.
+fn close_once<E: Engine>(engine: &mut E, c: &mut Conn) -> Result<(), RuntimeError> {
+    if c.established && !c.close_sent {
+        c.close_sent = true;
+        engine
+            .close(c.handle)
+            .map_err(|error| RuntimeError::Engine {
+                what: "close",
+                error,
+            })?;
+    }
+    Ok(())
+}
+
 /// What the first signal says once connected.
 fn closing_notice(unacked: u64) -> String {
     if unacked == 0 {
@@ -1422,14 +1436,8 @@ impl<E: Engine> Runtime<E> {
                     break;
                 }
             }
-            if c.input_done && c.pending() == 0 && !c.close_sent && c.established {
-                c.close_sent = true;
-                self.engine
-                    .close(c.handle)
-                    .map_err(|error| RuntimeError::Engine {
-                        what: "close",
-                        error,
-                    })?;
+            if c.input_done && c.pending() == 0 {
+                close_once(&mut self.engine, c)?;
             }
         }
         Ok(())
@@ -1459,15 +1467,7 @@ impl<E: Engine> Runtime<E> {
             c.input_done = true;
             c.out_q.clear();
             c.out_off = 0;
-            if c.established && !c.close_sent {
-                c.close_sent = true;
-                self.engine
-                    .close(c.handle)
-                    .map_err(|error| RuntimeError::Engine {
-                        what: "close",
-                        error,
-                    })?;
-            }
+            close_once(&mut self.engine, c)?;
             let acked = self
                 .engine
                 .conn_summary(c.handle)

@@ -61,10 +61,12 @@
 //!   room for SACK blocks; SACK blocks give way when a segment without payload carries more
 //!   (MP_CAPABLE, a DATA_FIN mapping, MP_FAIL). Nothing is added beyond what the segment was
 //!   sized for.
-//! - **DATA_FIN** rides on the last data segment when the close came first, otherwise on
-//!   the subflow's FIN: once every byte was handed to the subflow the connection closes the
-//!   TCB, so the TCB's FIN retransmissions carry the DATA_FIN reliably (a FIN-only mapping:
-//!   subflow sequence 0, length 1, like Linux).
+//! - **DATA_FIN** rides on the last data segment when the close came first, otherwise on a
+//!   pure ACK (a FIN-only mapping: subflow sequence 0, length 1, like Linux); every pure ACK
+//!   carries it until it is DATA_ACKed, and the data-level timer asks for another ACK at each
+//!   expiry. The subflows' FINs follow the DATA_ACK of the DATA_FIN (Linux closes a subflow
+//!   whose FIN comes first and drops the DATA_FIN on it); in fallback the subflow's FIN is
+//!   the DATA_FIN.
 
 use crate::crypto::{dss_checksum, join_ack_hmac, join_synack_hmac};
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
