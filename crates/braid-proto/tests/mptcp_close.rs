@@ -196,11 +196,16 @@ fn a_lost_data_fin_is_sent_again_until_acknowledged() {
         let copies: Vec<&Sent> = c.log.iter().filter(|s| s.data_fin).collect();
         assert!(copies.len() >= 4, "{n} bytes: {copies:?}");
         assert!(c.log.iter().filter(|s| s.fin).all(|s| s.at >= acked));
-        // Sent again by the data-level timer (200 ms, then doubling), not in a burst: the
-        // three lost copies and the one that arrives span at least 200 + 400 ms.
+        // Sent again by the data-level timer (200 ms, then doubling); with data, ACKs of
+        // the subflow also carry copies. Without data only the timer sends them.
         assert!(copies.len() <= 12, "{n} bytes: {} copies", copies.len());
-        let span = copies[3].at - copies[0].at;
-        assert!(span >= Duration::from_millis(590), "{n} bytes: {copies:?}");
+        if n == 0 {
+            let gaps: Vec<Duration> = copies.windows(2).map(|w| w[1].at - w[0].at).collect();
+            assert!(
+                gaps.iter().all(|&g| g >= Duration::from_millis(190)),
+                "{gaps:?}"
+            );
+        }
         assert!(c.pair.client.is_closed());
     }
 }

@@ -1,134 +1,15 @@
 //! Transmission control block tests in smoltcp's style: segments are built from a template,
-//! fed with `send!` and the TCB's output checked with `recv!`.
+//! fed with `send!` and the TCB's output checked with `recv!` (helpers in `common/tcb.rs`;
+//! loss recovery is in `tcp_recovery.rs`).
 
-use braid_proto::cc::CcAlgorithm;
-use braid_proto::tcp::{Tcb, TcbParams, TcpConfig, TcpState, Timer};
-use braid_proto::wire::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
+#[macro_use]
+#[path = "common/tcb.rs"]
+mod common_tcb;
+use common_tcb::*;
+
+use braid_proto::tcp::{Tcb, TcpConfig, TcpState, Timer};
+use braid_proto::wire::{TcpOptions, TcpRepr, Timestamps};
 use braid_proto::{ConnectionError, Duration, Instant};
-
-const LOCAL_PORT: u16 = 80;
-const REMOTE_PORT: u16 = 49500;
-const LOCAL_ISS: u32 = 0xffff_ff00; // wraps during the tests
-const REMOTE_ISS: u32 = 5000;
-const T0: Instant = Instant::ZERO;
-
-fn params() -> TcbParams {
-    TcbParams {
-        local_port: LOCAL_PORT,
-        remote_port: REMOTE_PORT,
-        iss: LOCAL_ISS,
-        ts_offset: 0,
-        mss: 1460,
-        default_mss: 536,
-    }
-}
-
-/// A plain config: no timestamps, no window scaling, no delayed ACKs, small buffers.
-fn plain() -> TcpConfig {
-    TcpConfig {
-        timestamps: false,
-        window_scaling: false,
-        delayed_ack: false,
-        sack: false,
-        send_buffer: 64 * 1024,
-        recv_buffer: 16 * 1024,
-        cc: CcAlgorithm::Reno,
-        time_wait: Duration::from_secs(2),
-        ..TcpConfig::default()
-    }
-}
-
-fn l(off: u32) -> u32 {
-    LOCAL_ISS.wrapping_add(off)
-}
-fn r(off: u32) -> u32 {
-    REMOTE_ISS.wrapping_add(off)
-}
-
-/// The template of a segment from the peer.
-fn seg(seq: u32, ack: u32, flags: u8) -> TcpRepr {
-    TcpRepr {
-        src_port: REMOTE_PORT,
-        dst_port: LOCAL_PORT,
-        seq,
-        ack,
-        flags: TcpFlags(flags),
-        window: 65535,
-        urgent: 0,
-        options: TcpOptions::default(),
-    }
-}
-
-const ACK: u8 = TcpFlags::ACK;
-const SYN: u8 = TcpFlags::SYN;
-const FIN: u8 = TcpFlags::FIN;
-const RST: u8 = TcpFlags::RST;
-const PSH: u8 = TcpFlags::PSH;
-
-macro_rules! send {
-    ($t:expr, $now:expr, $repr:expr) => {
-        $t.handle_segment($now, &$repr, &[])
-    };
-    ($t:expr, $now:expr, $repr:expr, $payload:expr) => {
-        $t.handle_segment($now, &$repr, $payload)
-    };
-}
-
-macro_rules! recv {
-    ($t:expr, $now:expr) => {{
-        match $t.poll_segment($now) {
-            Some(s) => {
-                let p = $t.payload(&s).to_vec();
-                Some((s.repr, p))
-            }
-            None => None,
-        }
-    }};
-}
-
-macro_rules! recv_nothing {
-    ($t:expr, $now:expr) => {{
-        let s = recv!($t, $now);
-        assert!(s.is_none(), "unexpected segment {:?}", s);
-    }};
-}
-
-fn drain(t: &mut Tcb, now: Instant) -> Vec<(TcpRepr, Vec<u8>)> {
-    let mut v = Vec::new();
-    while let Some(s) = recv!(t, now) {
-        v.push(s);
-        assert!(v.len() < 10_000);
-    }
-    v
-}
-
-/// An established connection from an active open with `cfg`; the peer offered `peer_opts`.
-fn established_with(cfg: &TcpConfig, peer_opts: TcpOptions) -> Tcb {
-    let mut t = Tcb::connect(cfg, params());
-    let (syn, _) = recv!(t, T0).unwrap();
-    assert_eq!(syn.flags.0, SYN);
-    let mut sa = seg(r(0), l(1), SYN | ACK);
-    sa.options = peer_opts;
-    if let Some(ts) = sa.options.timestamps.as_mut() {
-        ts.tsecr = syn.options.timestamps.map_or(0, |t| t.tsval);
-    }
-    send!(t, T0, sa);
-    assert_eq!(t.state(), TcpState::Established);
-    let (ack, _) = recv!(t, T0).unwrap();
-    assert_eq!(ack.flags.0, ACK);
-    t.take_events();
-    t
-}
-
-fn established() -> Tcb {
-    established_with(
-        &plain(),
-        TcpOptions {
-            mss: Some(1000),
-            ..TcpOptions::default()
-        },
-    )
-}
 
 // ------------------------------------------------------------------ handshake
 
@@ -643,84 +524,6 @@ fn retransmission_limit_times_out() {
     assert!(t.take_events().closed);
 }
 
-// ------------------------------------------------------------------ loss recovery
-
-fn send_segments(t: &mut Tcb, n: usize) -> Vec<(TcpRepr, Vec<u8>)> {
-    let data: Vec<u8> = (0..n * 1000).map(|i| i as u8).collect();
-    assert_eq!(t.write(&data), data.len());
-    let segs = drain(t, T0);
-    assert_eq!(segs.len(), n);
-    segs
-}
-
-#[test]
-fn newreno_fast_retransmit_on_three_dupacks_and_partial_ack() {
-    let mut t = established();
-    let segs = send_segments(&mut t, 10);
-    // Segments 1 and 4 lost; duplicate ACKs for the rest.
-    let now = Instant::from_millis(10);
-    for _ in 0..2 {
-        send!(t, now, seg(r(1), l(1), ACK));
-        recv_nothing!(t, now);
-    }
-    assert!(!t.in_recovery());
-    send!(t, now, seg(r(1), l(1), ACK));
-    assert!(t.in_recovery());
-    let (re, p) = recv!(t, now).unwrap();
-    assert_eq!(re.seq, l(1));
-    assert_eq!(p, segs[0].1);
-    // Reno: ssthresh = flight / 2
-    assert_eq!(t.ssthresh(), 5000);
-    // Partial ACK up to the second hole: its segment goes out at once.
-    send!(t, now, seg(r(1), l(3001), ACK));
-    assert!(t.in_recovery());
-    let (re, _) = recv!(t, now).unwrap();
-    assert_eq!(re.seq, l(3001));
-    // Full ACK ends recovery.
-    send!(t, now, seg(r(1), l(10_001), ACK));
-    assert!(!t.in_recovery());
-    assert_eq!(t.retransmits(), 2);
-}
-
-#[test]
-fn sack_recovery_retransmits_only_holes() {
-    let mut cfg = plain();
-    cfg.sack = true;
-    let mut t = established_with(
-        &cfg,
-        TcpOptions {
-            mss: Some(1000),
-            sack_permitted: true,
-            ..TcpOptions::default()
-        },
-    );
-    let _ = send_segments(&mut t, 10);
-    let now = Instant::from_millis(10);
-    // Segments 0 and 5 lost. SACKs for 1..5 and 6..10 arrive.
-    let mut a = seg(r(1), l(1), ACK);
-    a.options.sack_blocks.push((l(1001), l(3001)));
-    send!(t, now, a.clone());
-    assert!(!t.in_recovery());
-    a.options.sack_blocks[0] = (l(1001), l(5001));
-    send!(t, now, a.clone());
-    // more than 2 * SMSS SACKed above segment 0: IsLost, recovery starts
-    assert!(t.in_recovery());
-    let (re, _) = recv!(t, now).unwrap();
-    assert_eq!(re.seq, l(1));
-    a.options.sack_blocks.clear();
-    a.options.sack_blocks.push((l(6001), l(10_001)));
-    a.options.sack_blocks.push((l(1001), l(5001)));
-    send!(t, now, a);
-    let (re, _) = recv!(t, now).unwrap();
-    assert_eq!(re.seq, l(5001));
-    // nothing else is lost: no more retransmissions
-    let rest = drain(&mut t, now);
-    assert!(rest.iter().all(|s| s.1.is_empty()), "{rest:?}");
-    assert_eq!(t.retransmits(), 2);
-    send!(t, now, seg(r(1), l(10_001), ACK));
-    assert!(!t.in_recovery());
-}
-
 // ------------------------------------------------------------------ RFC 5961, PAWS
 
 #[test]
@@ -935,16 +738,6 @@ fn reserved_option_space_shrinks_payload_and_offsets_track_data() {
 
 // ------------------------------------------------------------------ pacing
 
-fn established_with_rtt(cfg: &TcpConfig, rtt: Duration) -> Tcb {
-    let mut t = Tcb::connect(cfg, params());
-    recv!(t, T0).unwrap();
-    let mut sa = seg(r(0), l(1), SYN | ACK);
-    sa.options.mss = Some(1000);
-    send!(t, T0 + rtt, sa);
-    recv!(t, T0 + rtt).unwrap();
-    t
-}
-
 #[test]
 fn pacing_spreads_segments_over_the_rtt() {
     let cfg = TcpConfig {
@@ -982,103 +775,6 @@ fn without_pacing_the_window_goes_out_at_once() {
     t.write(&[5u8; 20_000]);
     // initial window: 10 segments
     assert_eq!(drain(&mut t, T0 + rtt).len(), 10);
-}
-
-// ------------------------------------------------------------------ spurious recovery undo
-
-#[test]
-fn reordering_detected_by_timestamps_undoes_the_reduction() {
-    let cfg = TcpConfig {
-        timestamps: true,
-        sack: true,
-        pacing: false,
-        send_buffer: 1 << 20,
-        ..plain()
-    };
-    let mut t = established_with(
-        &cfg,
-        TcpOptions {
-            mss: Some(1012),
-            sack_permitted: true,
-            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
-            ..TcpOptions::default()
-        },
-    );
-    // MSS 1012 - 12 bytes of timestamps = 1000 bytes per segment.
-    let t1 = Instant::from_millis(5);
-    t.write(&[1u8; 10_000]);
-    let segs = drain(&mut t, t1);
-    assert_eq!(segs.len(), 10);
-    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
-    let cwnd_before = t.cwnd();
-    // Segment 0 is delayed; SACKs for 1..4 arrive later and trigger a fast retransmit.
-    let t2 = Instant::from_millis(20);
-    let mut a = seg(r(1), l(1), ACK);
-    a.options.timestamps = Some(Timestamps {
-        tsval: 2,
-        tsecr: orig_ts,
-    });
-    a.options.sack_blocks.push((l(1001), l(4001)));
-    send!(t, t2, a.clone());
-    assert!(t.in_recovery());
-    assert!(t.cwnd() < cwnd_before);
-    let (re, _) = recv!(t, t2).unwrap();
-    assert_eq!(re.seq, l(1));
-    assert!(re.options.timestamps.unwrap().tsval > orig_ts);
-    // The original segment 0 arrives: the cumulative ACK echoes its (older) timestamp.
-    let mut full = seg(r(1), l(10_001), ACK);
-    full.options.timestamps = Some(Timestamps {
-        tsval: 3,
-        tsecr: orig_ts,
-    });
-    send!(t, t2, full);
-    assert!(!t.in_recovery());
-    assert_eq!(t.spurious_recoveries(), 1);
-    assert!(t.cwnd() >= cwnd_before);
-}
-
-#[test]
-fn a_real_loss_is_not_undone() {
-    let cfg = TcpConfig {
-        timestamps: true,
-        sack: true,
-        pacing: false,
-        send_buffer: 1 << 20,
-        ..plain()
-    };
-    let mut t = established_with(
-        &cfg,
-        TcpOptions {
-            mss: Some(1012),
-            sack_permitted: true,
-            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
-            ..TcpOptions::default()
-        },
-    );
-    let t1 = Instant::from_millis(5);
-    t.write(&[1u8; 10_000]);
-    let segs = drain(&mut t, t1);
-    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
-    let t2 = Instant::from_millis(20);
-    let mut a = seg(r(1), l(1), ACK);
-    a.options.timestamps = Some(Timestamps {
-        tsval: 2,
-        tsecr: orig_ts,
-    });
-    a.options.sack_blocks.push((l(1001), l(4001)));
-    send!(t, t2, a);
-    let (re, _) = recv!(t, t2).unwrap();
-    let rexmit_ts = re.options.timestamps.unwrap().tsval;
-    let reduced = t.cwnd();
-    // The retransmission filled the hole: the ACK echoes its timestamp.
-    let mut full = seg(r(1), l(10_001), ACK);
-    full.options.timestamps = Some(Timestamps {
-        tsval: 3,
-        tsecr: rexmit_ts,
-    });
-    send!(t, Instant::from_millis(40), full);
-    assert_eq!(t.spurious_recoveries(), 0);
-    assert!(t.cwnd() <= reduced + 2000);
 }
 
 #[test]

@@ -154,7 +154,10 @@ impl CongestionControl for Cubic {
     }
 
     fn on_rto(&mut self, _now: Instant, _flight: usize) {
-        self.prior = None;
+        // Kept for an undo when the timeout proves spurious (RFC 3522/4015 via timestamps).
+        let mut saved = self.clone();
+        saved.prior = None;
+        self.prior = Some(Box::new(saved));
         //= rfc9438#4.8
         //# on RTO: ssthresh and W_max as for a congestion event; cwnd = 1 segment, then slow start
         self.reduce();
@@ -290,9 +293,13 @@ mod tests {
         assert_eq!(c.cwnd(), 100 * MSS);
         assert_eq!(c.ssthresh(), usize::MAX);
         // Nothing left to undo.
-        c.on_rto(Instant::ZERO, 0);
         c.undo_congestion_event();
+        assert_eq!(c.cwnd(), 100 * MSS);
+        // A spurious timeout is undone the same way.
+        c.on_rto(Instant::ZERO, 0);
         assert_eq!(c.cwnd(), MSS);
+        c.undo_congestion_event();
+        assert_eq!(c.cwnd(), 100 * MSS);
     }
 
     #[test]

@@ -61,6 +61,8 @@ impl CongestionControl for Reno {
     }
 
     fn on_rto(&mut self, _now: Instant, flight: usize) {
+        // Kept for an undo when the timeout proves spurious (RFC 3522/4015 via timestamps).
+        self.prior = Some((self.cwnd, self.ssthresh));
         //= rfc5681#3.1
         //# on timeout ssthresh = max (FlightSize / 2, 2*SMSS) and cwnd = 1 full-sized segment
         self.ssthresh = (flight / 2).max(2 * self.mss);

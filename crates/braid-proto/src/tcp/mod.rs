@@ -52,6 +52,7 @@
 //!   of the next byte [`Tcb::read`] returns.
 
 mod buffer;
+mod rack;
 mod ranges;
 mod rtt;
 mod tcb;

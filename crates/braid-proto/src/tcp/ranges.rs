@@ -77,6 +77,37 @@ impl RangeSet {
         }
     }
 
+    /// Removes `[start, end)`, splitting ranges that straddle its edges. Returns the number
+    /// of bytes that were covered.
+    pub fn remove(&mut self, start: u64, end: u64) -> u64 {
+        if start >= end {
+            return 0;
+        }
+        let mut removed = 0;
+        // A range starting below `start` that reaches into it.
+        if let Some((&a, &b)) = self.map.range(..start).next_back() {
+            if b > start {
+                self.map.insert(a, start);
+                if b > end {
+                    self.map.insert(end, b);
+                }
+                let cut = b.min(end) - start;
+                self.total -= cut;
+                removed += cut;
+            }
+        }
+        while let Some((&a, &b)) = self.map.range(start..end).next() {
+            self.map.remove(&a);
+            if b > end {
+                self.map.insert(end, b);
+            }
+            let cut = b.min(end) - a;
+            self.total -= cut;
+            removed += cut;
+        }
+        removed
+    }
+
     /// The range containing `x`, if any.
     pub fn containing(&self, x: u64) -> Option<(u64, u64)> {
         match self.map.range(..=x).next_back() {
@@ -155,6 +186,25 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_splits_and_counts() {
+        let mut r = RangeSet::new();
+        r.insert(10, 20);
+        r.insert(30, 40);
+        assert_eq!(r.remove(15, 35), 10);
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![(10, 15), (35, 40)]);
+        assert_eq!(r.total(), 10);
+        assert_eq!(r.remove(11, 12), 1);
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![(10, 11), (12, 15), (35, 40)]
+        );
+        assert_eq!(r.remove(0, 100), 9);
+        assert!(r.is_empty());
+        assert_eq!(r.total(), 0);
+        assert_eq!(r.remove(5, 5), 0);
+    }
 
     #[test]
     fn insert_merges_and_counts() {

@@ -4,6 +4,7 @@ use core::ops::Range;
 use std::collections::VecDeque;
 
 use super::buffer::{RecvBuffer, SendBuffer};
+use super::rack::{Rack, SentLog};
 use super::ranges::RangeSet;
 use super::rtt::RttEstimator;
 use super::{TcpConfig, TcpState};
@@ -26,15 +27,21 @@ pub enum Timer {
     TimeWait = 3,
     /// Pacing: the next data segment may leave at this instant.
     Pacing = 4,
+    /// RACK's reordering window of the oldest candidate ends (RFC 8985 §6.3).
+    Reorder = 5,
+    /// Tail loss probe (RFC 8985 §7).
+    Probe = 6,
 }
 
-const TIMER_COUNT: usize = 5;
+const TIMER_COUNT: usize = 7;
 const ALL_TIMERS: [Timer; TIMER_COUNT] = [
     Timer::Retransmit,
     Timer::Persist,
     Timer::DelayedAck,
     Timer::TimeWait,
     Timer::Pacing,
+    Timer::Reorder,
+    Timer::Probe,
 ];
 
 //= rfc6675#2
@@ -51,8 +58,6 @@ const TS_OPTION_LEN: usize = 10;
 const MAX_SACK_RANGES: usize = 1024;
 /// How far behind a late driver may let pacing catch up.
 const PACING_CREDIT: Duration = Duration::from_millis(1);
-/// Most retransmissions tracked for lost-retransmission detection.
-const MAX_REXMIT_LOG: usize = 4096;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// One segment to send: the header, which application bytes it carries, and whether those
@@ -181,19 +186,34 @@ pub struct Tcb {
     high_rxt: u64,
     fast_rexmit: bool,
     nosack_inflation: u64,
-    /// Retransmissions of the current recovery in sending order: (start, end, SND.NXT when
-    /// sent). Used to detect lost retransmissions.
-    rexmit_log: VecDeque<(u64, u64, u64)>,
-    /// TSval of the first retransmission of the current fast recovery (for undo).
+    /// RACK (SACK connections): when each outstanding range was last sent.
+    sent_log: SentLog,
+    rack: Rack,
+    /// Bytes found lost (by RACK, or all outstanding after an RTO) and not sent again yet;
+    /// disjoint from the SACK scoreboard.
+    lost: RangeSet,
+    /// Proportional rate reduction during a fast recovery (RFC 6937).
+    prr: Prr,
+    /// The tail loss probe in flight: SND.NXT when it left, and whether it was a
+    /// retransmission (RFC 8985 §7.4).
+    tlp: Option<(u64, bool)>,
+    /// The probe timeout fired: the next segment is the probe.
+    probe_due: bool,
+    /// Bytes retransmitted since the last congestion event that no DSACK has shown
+    /// unnecessary yet; when DSACKs cover them all, the reduction is undone (RFC 3708).
+    /// `None` when there is nothing to undo.
+    undo_retrans: Option<u64>,
+    /// TSval of the first retransmission of the current recovery or RTO (for undo).
     undo_tsval: Option<u32>,
+    /// An RTO's retransmission went out and no ACK has advanced SND.UNA since (Eifel
+    /// detection of a spurious timeout, RFC 3522).
+    rto_undo_pending: bool,
     /// Retransmissions in the current fast recovery.
     episode_rexmits: u32,
     /// Fast recoveries undone because they were spurious.
     spurious_recoveries: u64,
     /// Earliest departure of the next paced segment.
     pace_next: Option<Instant>,
-    /// Retransmissions found lost, to be sent again before anything else.
-    relost: VecDeque<(u64, u64)>,
     cc: Box<dyn CongestionControl>,
 
     // --- replies and rate limits ---
@@ -212,6 +232,10 @@ pub struct Tcb {
     recoveries: u64,
     hystart: HyStart,
 }
+
+#[path = "recovery.rs"]
+mod recovery;
+use recovery::Prr;
 
 /// RFC 9406 (HyStart++) delay-increase detection, per round of one window.
 #[derive(Debug, Clone, Copy)]
@@ -301,12 +325,18 @@ impl Tcb {
             high_rxt: 0,
             fast_rexmit: false,
             nosack_inflation: 0,
-            rexmit_log: VecDeque::new(),
+            sent_log: SentLog::default(),
+            rack: Rack::default(),
+            lost: RangeSet::new(),
+            prr: Prr::default(),
+            tlp: None,
+            probe_due: false,
+            undo_retrans: None,
+            rto_undo_pending: false,
             pace_next: None,
             undo_tsval: None,
             episode_rexmits: 0,
             spurious_recoveries: 0,
-            relost: VecDeque::new(),
             cc: cfg.cc.build(mss, iw),
             rst_reply: None,
             challenge_window: None,
@@ -1271,278 +1301,6 @@ impl Tcb {
         self.recent_ooo[0] = Some(offset);
     }
 
-    /// The ACK field, SACK blocks and window update. Returns false when the segment must be
-    /// dropped.
-    fn process_ack(&mut self, now: Instant, repr: &TcpRepr, seq: i64, payload_len: usize) -> bool {
-        let ack = self.snd_abs(repr.ack);
-        //= rfc5961#5.2
-        //# the ACK is acceptable only in [SND.UNA - MAX.SND.WND, SND.NXT]; otherwise send an ACK and drop
-        if ack > self.snd_nxt as i64 {
-            self.ack_now = true;
-            return false;
-        }
-        if ack < self.snd_una as i64 - self.max_snd_wnd.max(1) as i64 {
-            self.challenge_ack(now);
-            return false;
-        }
-        let ack = ack.max(0) as u64;
-
-        let mut new_sacked = 0;
-        if self.sack_enabled {
-            for &(l, r) in &repr.options.sack_blocks {
-                let l = self.snd_abs(l).max(ack as i64);
-                let r = self.snd_abs(r);
-                // The scoreboard is bounded: a peer cannot make it grow without limit.
-                if r > l
-                    && r <= self.snd_nxt as i64
-                    && (self.scoreboard.len() < MAX_SACK_RANGES
-                        || self.scoreboard.touches(l as u64, r as u64))
-                {
-                    new_sacked += self.scoreboard.insert(l as u64, r as u64);
-                }
-            }
-        }
-
-        let flight_before = self.flight() as usize;
-        let old_wnd = self.snd_wnd;
-        if ack > self.snd_una {
-            self.on_new_ack(now, repr, ack, flight_before);
-        } else if ack == self.snd_una && self.snd_nxt > self.snd_una {
-            //= rfc5681#2
-            //# DUPLICATE ACKNOWLEDGMENT: no data, no SYN/FIN, same window, outstanding data
-            let window = u64::from(repr.window) << self.snd_wscale;
-            let dup = if self.sack_enabled {
-                new_sacked > 0
-            } else {
-                payload_len == 0 && !repr.flags.fin() && window == old_wnd
-            };
-            if dup {
-                self.dupacks += 1;
-                if self.in_recovery && !self.sack_enabled {
-                    //= rfc6582#3.2
-                    //# for each additional duplicate ACK, increment cwnd by SMSS (window inflation)
-                    self.nosack_inflation += self.effective_mss() as u64;
-                }
-            }
-        }
-        self.detect_lost_retransmissions();
-        self.maybe_enter_recovery(now);
-
-        // The peer is alive: it answers (zero-window probes included).
-        self.unanswered_probes = 0;
-        //= rfc9293#3.10.7.4
-        //# update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)
-        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
-            self.snd_wnd = u64::from(repr.window) << self.snd_wscale;
-            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
-        }
-
-        // Our FIN acknowledged?
-        if self.fin_sent && self.snd_una > self.fin_seq() {
-            match self.state {
-                TcpState::FinWait1 => self.state = TcpState::FinWait2,
-                TcpState::Closing => self.enter_time_wait(now),
-                TcpState::LastAck => {
-                    self.enter_closed(None);
-                }
-                _ => {}
-            }
-        }
-        true
-    }
-
-    fn on_new_ack(&mut self, now: Instant, repr: &TcpRepr, ack: u64, flight_before: usize) {
-        let acked = ack - self.snd_una;
-        self.rtt_sample_on_ack(now, repr, ack);
-        // Application bytes acknowledged: sequence offsets [1, data_end).
-        let data_lo = self.snd_una.max(1);
-        let data_hi = ack.min(self.data_end());
-        if data_hi > data_lo {
-            self.bytes_acked += data_hi - data_lo;
-        }
-        self.send.ack_to(ack.saturating_sub(1));
-        self.snd_una = ack;
-        self.scoreboard.remove_below(ack);
-        self.high_rxt = self.high_rxt.max(ack);
-        self.backoff = 0;
-        self.retries = 0;
-        if self.want_writable && self.send.free() > 0 {
-            self.want_writable = false;
-            self.events.writable = true;
-        }
-
-        if self.in_recovery && self.recovery_was_spurious(repr) {
-            //= rfc3522#3.2
-            //# an ACK echoing a timestamp older than the retransmission's shows the original arrived: the retransmission was spurious
-            self.cc.undo_congestion_event();
-            self.spurious_recoveries += 1;
-            self.in_recovery = false;
-            self.dupacks = 0;
-            self.rexmit_log.clear();
-            self.relost.clear();
-            self.recovery_point = ack;
-        } else if self.in_recovery {
-            if ack >= self.recovery_point {
-                //= rfc6675#5
-                //# recovery ends when an ACK acknowledges all data up to RecoveryPoint
-                // Retransmissions still in flight stay tracked: a recovery that starts right
-                // away must neither resend them nor lose sight of them.
-                self.in_recovery = false;
-                self.dupacks = 0;
-            } else if !self.sack_enabled {
-                //= rfc6582#3.2
-                //# partial ACK: retransmit the first unacknowledged segment, deflate cwnd by the amount acked, add back SMSS
-                let mss = self.effective_mss() as u64;
-                self.nosack_inflation = self.nosack_inflation.saturating_sub(acked) + mss;
-                self.high_rxt = ack;
-                self.fast_rexmit = true;
-            }
-        } else {
-            self.dupacks = 0;
-            // Grow only when the window was the limit: much in flight, or data waiting (for
-            // pacing or the congestion window) that the peer's window would take.
-            //= rfc7661#4.1
-            //# cwnd should not grow while the sender is application-limited
-            let waiting =
-                self.snd_nxt < self.data_end() && self.snd_nxt < self.snd_una + self.snd_wnd;
-            if flight_before * 2 >= self.cc.cwnd() || waiting {
-                self.cc
-                    .on_ack(now, acked as usize, self.rtt.srtt(), flight_before);
-            }
-        }
-        if self.rto_recovery && ack >= self.recovery_point {
-            self.rto_recovery = false;
-        }
-        //= rfc6298#5
-        //# (5.2) all data acknowledged: stop the timer; (5.3) new data acknowledged: restart it
-        if self.snd_una >= self.snd_nxt {
-            self.set_timer(Timer::Retransmit, None);
-        } else {
-            self.set_timer(Timer::Retransmit, Some(now + self.rtt.rto()));
-        }
-    }
-
-    /// A retransmission is lost when data sent after it (more than DupThresh segments
-    /// later) has been SACKed while it is still neither SACKed nor acknowledged (the same
-    /// reasoning as RFC 6675's IsLost, applied to the retransmission's send order; Linux's
-    /// lost-retransmit detection works alike). It is queued to be sent again.
-    fn detect_lost_retransmissions(&mut self) {
-        if !self.in_recovery && self.rexmit_log.is_empty() {
-            return;
-        }
-        let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
-        let slack = DUP_THRESH * self.effective_mss() as u64;
-        while let Some(&(s, e, marker)) = self.rexmit_log.front() {
-            let s = s.max(self.snd_una);
-            if e <= s || self.scoreboard.covered_in(s, e) == e - s {
-                self.rexmit_log.pop_front();
-                continue;
-            }
-            if high_sacked > marker + slack {
-                self.rexmit_log.pop_front();
-                self.relost.push_back((s, e));
-                continue;
-            }
-            break;
-        }
-    }
-
-    fn relost_bytes(&self) -> u64 {
-        self.relost
-            .iter()
-            .map(|&(s, e)| e.saturating_sub(s.max(self.snd_una)))
-            .sum()
-    }
-
-    /// True when the single retransmission of this recovery was unnecessary: the ACK that
-    /// covers it echoes a timestamp older than the retransmission.
-    fn recovery_was_spurious(&self, repr: &TcpRepr) -> bool {
-        if !self.ts_enabled || self.episode_rexmits != 1 {
-            return false;
-        }
-        match (self.undo_tsval, repr.options.timestamps) {
-            (Some(u), Some(ts)) => (ts.tsecr.wrapping_sub(u) as i32) < 0,
-            _ => false,
-        }
-    }
-
-    /// The RFC 6675 IsLost boundary: every un-SACKed sequence number below it is lost.
-    fn lost_boundary(&self) -> u64 {
-        if self.rto_recovery {
-            return self.snd_nxt;
-        }
-        if !self.sack_enabled {
-            return self.snd_una;
-        }
-        //= rfc6675#4
-        //# IsLost: DupThresh discontiguous SACKed sequences above it, or more than (DupThresh - 1) * SMSS bytes SACKed above it
-        let limit = (DUP_THRESH - 1) * self.effective_mss() as u64;
-        let (mut count, mut bytes) = (0u64, 0u64);
-        for (s, e) in self.scoreboard.iter_rev() {
-            count += 1;
-            bytes += e - s;
-            if count >= DUP_THRESH || bytes > limit {
-                return s.max(self.snd_una);
-            }
-        }
-        self.snd_una
-    }
-
-    /// RFC 6675 SetPipe: octets believed to be in the network (sent, neither SACKed nor
-    /// deemed lost, plus retransmissions not SACKed).
-    pub fn pipe(&self) -> u64 {
-        if !self.sack_enabled && self.in_recovery && !self.rto_recovery {
-            return self.flight().saturating_sub(self.nosack_inflation);
-        }
-        //= rfc6675#4
-        //# pipe counts each octet not SACKed and not lost, plus each retransmitted octet not SACKed
-        let b = self.lost_boundary().clamp(self.snd_una, self.snd_nxt);
-        let not_lost = (self.snd_nxt - b) - self.scoreboard.covered_in(b, self.snd_nxt);
-        let hr = self.high_rxt.clamp(self.snd_una, self.snd_nxt);
-        let rexmit = if self.in_recovery || self.rto_recovery {
-            (hr - self.snd_una) - self.scoreboard.covered_in(self.snd_una, hr)
-        } else {
-            0
-        };
-        (not_lost + rexmit).saturating_sub(self.relost_bytes())
-    }
-
-    fn maybe_enter_recovery(&mut self, now: Instant) {
-        if self.in_recovery || self.snd_nxt <= self.snd_una || self.snd_una < self.recovery_point {
-            return;
-        }
-        let trigger = if self.sack_enabled {
-            //= rfc6675#5
-            //# enter loss recovery when DupThresh duplicate ACKs arrive or IsLost(HighACK + 1)
-            self.dupacks >= DUP_THRESH || self.lost_boundary() > self.snd_una
-        } else {
-            self.dupacks >= DUP_THRESH
-        };
-        if !trigger {
-            return;
-        }
-        let flight = self.flight() as usize;
-        self.recoveries += 1;
-        self.in_recovery = true;
-        self.rto_recovery = false;
-        //= rfc6675#5
-        //# (4.1) RecoveryPoint = HighData; (4.2) ssthresh and cwnd reduced; (4.3) retransmit the first segment presumed dropped
-        self.recovery_point = self.snd_nxt;
-        self.cc.on_congestion_event(now, flight);
-        // HighRxt stays above SND.UNA when the previous recovery's retransmissions are still
-        // in flight (they are tracked by the lost-retransmission detector); otherwise the
-        // first segment presumed dropped goes out at once.
-        self.high_rxt = self.high_rxt.max(self.snd_una);
-        self.fast_rexmit = self.high_rxt == self.snd_una;
-        self.undo_tsval = None;
-        self.episode_rexmits = 0;
-        //= rfc6582#3.2
-        //# on entering fast recovery cwnd = ssthresh + 3*SMSS (inflation by the three duplicate ACKs)
-        self.nosack_inflation = DUP_THRESH * self.effective_mss() as u64;
-    }
-
     // ------------------------------------------------------------------ timers
 
     /// The earliest timer deadline.
@@ -1576,6 +1334,15 @@ impl Tcb {
             }
             Timer::DelayedAck => self.ack_now = true,
             Timer::Pacing => {}
+            Timer::Reorder => {
+                if self.sack_enabled {
+                    self.rack_detect(now);
+                    self.maybe_enter_recovery(now);
+                }
+            }
+            Timer::Probe => {
+                self.probe_due = self.snd_nxt > self.snd_una && self.can_send_data();
+            }
             Timer::TimeWait => {
                 if self.state == TcpState::TimeWait {
                     self.state = TcpState::Closed;
@@ -1583,61 +1350,6 @@ impl Tcb {
                 }
             }
         }
-    }
-
-    fn on_rto(&mut self, now: Instant) {
-        match self.state {
-            TcpState::SynSent | TcpState::SynReceived => {
-                self.retries += 1;
-                if self.retries > self.cfg.max_syn_retransmissions {
-                    self.enter_closed(Some(ConnectionError::TimedOut));
-                    return;
-                }
-                self.backoff += 1;
-                self.syn_pending = true;
-                self.timed = None;
-            }
-            TcpState::Closed | TcpState::Listen | TcpState::TimeWait => {}
-            _ => {
-                if self.snd_nxt <= self.snd_una {
-                    return;
-                }
-                self.retries += 1;
-                if self.retries > self.cfg.max_retransmissions {
-                    //= rfc9293#3.8.3
-                    //# excessive retransmissions (R2) close the connection
-                    self.enter_closed(Some(ConnectionError::TimedOut));
-                    return;
-                }
-                self.timeouts += 1;
-                if self.backoff == 0 {
-                    let flight = self.flight() as usize;
-                    self.cc.on_rto(now, flight);
-                }
-                //= rfc6298#5
-                //# (5.5) back off the timer: RTO <- RTO * 2
-                self.backoff += 1;
-                if self.backoff >= 3 {
-                    //= rfc2018#8
-                    //# the sender must not rely on SACKed data after a timeout (the receiver may renege)
-                    self.scoreboard.clear();
-                }
-                //= rfc6675#5.1
-                //# after an RTO, RecoveryPoint = HighData and fast recovery is terminated
-                self.in_recovery = false;
-                self.rexmit_log.clear();
-                self.relost.clear();
-                self.rto_recovery = true;
-                self.recovery_point = self.snd_nxt;
-                self.high_rxt = self.snd_una;
-                self.dupacks = 0;
-                self.timed = None;
-            }
-        }
-        self.set_timer(
-            Timer::Retransmit,
-            Some(now + self.rtt.backed_off(self.backoff)),
-        );
     }
 
     fn can_send_data(&self) -> bool {
@@ -1981,98 +1693,109 @@ impl Tcb {
         blocked: bool,
         reserve: Option<&mut dyn FnMut(u64) -> usize>,
     ) -> Option<Segment> {
-        let cwnd = self.cc.cwnd() as u64;
         let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+        let mut reserve = reserve;
+        if self.sack_enabled {
+            return self.send_data_sack(now, blocked, &mut reserve, max_payload);
+        }
 
         // (1) The forced first retransmission of fast recovery.
         if self.fast_rexmit {
             self.fast_rexmit = false;
             if self.snd_una < self.snd_nxt {
                 let p = self.snd_una;
-                let hole_end = self.scoreboard.next_from(p).map_or(self.snd_nxt, |r| r.0);
-                return Some(self.retransmit(now, p, hole_end, max_payload));
+                return Some(self.retransmit(now, p, self.snd_nxt, max_payload));
             }
         }
-
         if blocked {
             return self.probe_or_ack(now);
         }
-        let pipe = self.pipe();
-        let cwnd_avail = cwnd.saturating_sub(pipe);
+        let cwnd_avail = self.send_allowance();
 
-        // (1b) Retransmissions found lost go again first.
-        while let Some(&(s, e)) = self.relost.front() {
-            let mut p = s.max(self.snd_una);
-            if let Some((_, ce)) = self.scoreboard.containing(p) {
-                p = ce;
-            }
-            if p >= e {
-                self.relost.pop_front();
-                continue;
-            }
-            let hole_end = self.scoreboard.next_from(p).map_or(e, |r| r.0.min(e));
-            if cwnd_avail < max_payload.min(hole_end - p) {
-                return self.pure_ack(now);
-            }
-            let seg = self.retransmit(now, p, hole_end, max_payload);
-            let sent_end = p + (seg.data.end - seg.data.start).max(1);
-            if let Some(front) = self.relost.front_mut() {
-                front.0 = sent_end;
-            }
-            return Some(seg);
-        }
-
-        // (2) NextSeg rule 1: the first lost, un-SACKed, not yet retransmitted range.
-        let mut rule3: Option<(u64, u64)> = None;
-        if self.in_recovery || self.rto_recovery {
-            let boundary = self.lost_boundary();
-            let mut p = self.high_rxt.max(self.snd_una);
-            if let Some((_, e)) = self.scoreboard.containing(p) {
-                p = e;
-            }
+        // (2) NextSeg rule 1: the first lost, not yet retransmitted range (without SACK:
+        // everything after an RTO).
+        if self.rto_recovery {
+            let p = self.high_rxt.max(self.snd_una);
             if p < self.snd_nxt {
-                let hole_end = self.scoreboard.next_from(p).map_or(self.snd_nxt, |r| r.0);
-                if p < boundary {
-                    //= rfc6675#4
-                    //# NextSeg (1): the first un-SACKed sequence number > HighRxt that IsLost, if cwnd - pipe >= 1 SMSS
-                    if cwnd_avail >= max_payload.min(hole_end - p) {
-                        return Some(self.retransmit(now, p, hole_end, max_payload));
-                    }
-                    return self.pure_ack(now);
+                //= rfc6675#4
+                //# NextSeg (1): the first un-SACKed sequence number > HighRxt that IsLost, if cwnd - pipe >= 1 SMSS
+                if cwnd_avail >= max_payload.min(self.snd_nxt - p) {
+                    return Some(self.retransmit(now, p, self.snd_nxt, max_payload));
                 }
-                let high_sacked = self.scoreboard.last().map_or(0, |r| r.1);
-                if self.in_recovery && p < high_sacked {
-                    rule3 = Some((p, hole_end));
-                }
+                return self.pure_ack(now);
             }
         }
 
         // (3) NextSeg rule 2: new data.
-        let seg = match reserve {
+        if let Some(seg) = self.send_new_reserved(now, cwnd_avail, &mut reserve) {
+            return Some(seg);
+        }
+        self.probe_or_ack(now)
+    }
+
+    /// [`Tcb::send_data_inner`] for a SACK peer: the forced first retransmission of a fast
+    /// recovery, a due tail loss probe, lost ranges lowest first, new data; all but the first
+    /// two within [`Tcb::send_allowance`].
+    fn send_data_sack(
+        &mut self,
+        now: Instant,
+        blocked: bool,
+        reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
+        max_payload: u64,
+    ) -> Option<Segment> {
+        //= rfc6675#5
+        //# (4.3) retransmit the first segment presumed dropped
+        if self.fast_rexmit {
+            self.fast_rexmit = false;
+            if let Some((s, e)) = self.lost.first() {
+                return Some(self.retransmit(now, s, e, max_payload));
+            }
+        }
+        if self.probe_due {
+            self.probe_due = false;
+            if let Some(seg) = self.send_probe(now, reserve, max_payload) {
+                return Some(seg);
+            }
+        }
+        if blocked {
+            return self.probe_or_ack(now);
+        }
+        let allowance = self.send_allowance();
+        if let Some((s, e)) = self.lost.first() {
+            if allowance >= max_payload.min(e - s) {
+                return Some(self.retransmit(now, s, e, max_payload));
+            }
+            return self.probe_or_ack(now);
+        }
+        if let Some(seg) = self.send_new_reserved(now, allowance, reserve) {
+            return Some(seg);
+        }
+        self.probe_or_ack(now)
+    }
+
+    /// New data within `avail` bytes, with the caller's option reservation for it.
+    fn send_new_reserved(
+        &mut self,
+        now: Instant,
+        avail: u64,
+        reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
+    ) -> Option<Segment> {
+        match reserve {
             Some(f) if self.snd_nxt >= 1 => {
                 // The caller's reservation for a new segment from SND.NXT, for the sizing
                 // and the header of this segment only.
                 let saved = self.reserved_opt;
                 self.reserved_opt = f(self.snd_nxt - 1).min(MAX_OPTION_SPACE);
                 let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
-                let seg = self.send_new(now, cwnd_avail, max_payload);
+                let seg = self.send_new(now, avail, max_payload);
                 self.reserved_opt = saved;
                 seg
             }
-            _ => self.send_new(now, cwnd_avail, max_payload),
-        };
-        if let Some(seg) = seg {
-            return Some(seg);
-        }
-
-        // (4) NextSeg rule 3: an un-SACKed range below the highest SACK, not yet deemed lost.
-        if let Some((p, hole_end)) = rule3 {
-            if cwnd_avail >= max_payload.min(hole_end - p) {
-                return Some(self.retransmit(now, p, hole_end, max_payload));
+            _ => {
+                let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+                self.send_new(now, avail, max_payload)
             }
         }
-
-        self.probe_or_ack(now)
     }
 
     fn probe_or_ack(&mut self, now: Instant) -> Option<Segment> {
@@ -2112,20 +1835,28 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.high_rxt = self.high_rxt.max(end);
-        if self.in_recovery {
-            self.episode_rexmits += 1;
+        self.lost.remove(p, end);
+        self.sent_log.on_send(p, end, now, true);
+        self.prr_sent(end - p);
+        if let Some(u) = self.undo_retrans.as_mut() {
+            *u += end - p;
         }
-        if self.in_recovery && self.sack_enabled {
-            if self.rexmit_log.len() >= MAX_REXMIT_LOG {
-                self.rexmit_log.pop_front();
-            }
-            self.rexmit_log.push_back((p, end, self.snd_nxt));
-        }
+        self.episode_rexmits += 1;
         self.retransmits += 1;
         self.timed = None;
         let repr = self.make_repr(now, p, flags);
-        if self.in_recovery && self.episode_rexmits == 1 {
+        if self.episode_rexmits == 1 {
             self.undo_tsval = repr.options.timestamps.map(|t| t.tsval);
+        }
+        if p == self.snd_una && (self.rto_recovery || self.in_recovery) {
+            // The head went again: the timer runs from this retransmission (Linux); after a
+            // timeout its first ACK tells whether the timeout was spurious (Eifel).
+            self.rto_undo_pending =
+                self.rto_recovery && self.backoff == 1 && self.episode_rexmits == 1;
+            self.set_timer(
+                Timer::Retransmit,
+                Some(now + self.rtt.backed_off(self.backoff)),
+            );
         }
         self.arm_rto(now);
         Segment {
@@ -2195,8 +1926,11 @@ impl Tcb {
         self.snd_nxt = end;
         self.high_rxt = self.high_rxt.max(self.snd_una);
         self.bytes_sent += len;
+        self.sent_log.on_send(start, end, now, false);
+        self.prr_sent(end - start);
         let repr = self.make_repr(now, start, flags);
         self.arm_rto(now);
+        self.arm_probe(now);
         Some(Segment {
             repr,
             data: start - 1..start - 1 + len,
