@@ -51,7 +51,9 @@
 //!    independent `loss` is drawn; either loses it (`dropped_loss`);
 //! 6. **delay**: arrival = departure + `delay` + a uniform draw from `[0, jitter]`;
 //! 7. **reordering**: with probability `reorder` the packet is held back by a further
-//!    `reorder_delay` (`reordered`), letting later packets overtake it. Otherwise, unless
+//!    `reorder_delay` (`reordered`), or with `reorder_uniform` by a uniform draw from
+//!    `[1 µs, reorder_delay]`, letting later packets overtake it. The hold happens after
+//!    serialization, so it never delays the packets behind it. Otherwise, unless
 //!    `jitter_reorders` is set, arrival is raised to at least the previous non-held-back
 //!    packet's arrival, so jitter alone never reorders (FIFO);
 //! 8. **duplication**: with probability `duplicate` a copy (`duplicated`) arrives right

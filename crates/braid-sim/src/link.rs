@@ -38,6 +38,53 @@ impl GilbertElliott {
             loss_in_good: 0.0,
         }
     }
+
+    /// The Gilbert model (the bad state loses everything, the good state nothing) that loses
+    /// a fraction `loss` of packets in the long run, in bursts of `mean_burst` consecutive
+    /// packets on average: `p_bad_to_good = 1 / mean_burst` and `p_good_to_bad` such that
+    /// the stationary share of the bad state is `loss`. `loss` is clamped to `[0, 0.5]` and
+    /// `mean_burst` to at least 1 (a burst of 1 with `p_bad_to_good = 1`).
+    ///
+    /// For example `with_loss_and_burst(0.01, 3.0)` loses 1% of packets, a third as many
+    /// times as independent 1% loss would, three in a row on average.
+    pub fn with_loss_and_burst(loss: f64, mean_burst: f64) -> Self {
+        let loss = if loss.is_nan() {
+            0.0
+        } else {
+            loss.clamp(0.0, 0.5)
+        };
+        let burst = if mean_burst.is_nan() {
+            1.0
+        } else {
+            mean_burst.max(1.0)
+        };
+        let r = 1.0 / burst;
+        // π_bad = p / (p + r) = loss  ⇔  p = loss · r / (1 − loss).
+        GilbertElliott::gilbert(loss * r / (1.0 - loss), r)
+    }
+
+    /// The long-run share of packets in the bad state, `p / (p + r)` (0 if neither
+    /// transition can happen).
+    pub fn bad_share(&self) -> f64 {
+        let (p, r) = (self.p_good_to_bad.max(0.0), self.p_bad_to_good.max(0.0));
+        if p + r > 0.0 {
+            p / (p + r)
+        } else {
+            0.0
+        }
+    }
+
+    /// The long-run loss rate: each state's share times its loss probability.
+    pub fn mean_loss(&self) -> f64 {
+        let bad = self.bad_share();
+        bad * self.loss_in_bad.clamp(0.0, 1.0) + (1.0 - bad) * self.loss_in_good.clamp(0.0, 1.0)
+    }
+
+    /// The mean length of a stay in the bad state, in packets (`1 / p_bad_to_good`): with
+    /// `loss_in_bad = 1` and `loss_in_good = 0`, the mean length of a loss burst.
+    pub fn mean_burst(&self) -> f64 {
+        1.0 / self.p_bad_to_good.clamp(f64::MIN_POSITIVE, 1.0)
+    }
 }
 
 /// The configuration of one direction of a link.
@@ -62,8 +109,12 @@ pub struct LinkConfig {
     pub burst_loss: Option<GilbertElliott>,
     /// Probability that a packet is held back by `reorder_delay`, letting later ones pass it.
     pub reorder: f64,
-    /// How long a packet selected by `reorder` is held back.
+    /// How long a packet selected by `reorder` is held back (with `reorder_uniform`, at
+    /// most this long).
     pub reorder_delay: Duration,
+    /// Whether the hold of a packet selected by `reorder` is drawn uniformly from
+    /// `[1 µs, reorder_delay]` (microsecond granularity) instead of being `reorder_delay`.
+    pub reorder_uniform: bool,
     /// Probability that a packet is delivered twice (the copy arrives right after it).
     pub duplicate: f64,
     /// Drop-tail queue limit in bytes, counting every byte not yet fully serialized
@@ -88,6 +139,7 @@ impl Default for LinkConfig {
             burst_loss: None,
             reorder: 0.0,
             reorder_delay: Duration::ZERO,
+            reorder_uniform: false,
             duplicate: 0.0,
             queue_limit_bytes: 0,
             mtu: 1500,
@@ -142,6 +194,16 @@ impl LinkConfig {
     pub fn reorder(mut self, p: f64, delay: Duration) -> Self {
         self.reorder = p;
         self.reorder_delay = delay;
+        self.reorder_uniform = false;
+        self
+    }
+
+    /// Holds a fraction `p` of packets back by a delay drawn uniformly from `[1 µs, max]`
+    /// per packet. Packets behind a held one are not delayed by it.
+    pub fn reorder_upto(mut self, p: f64, max: Duration) -> Self {
+        self.reorder = p;
+        self.reorder_delay = max;
+        self.reorder_uniform = true;
         self
     }
 
@@ -439,7 +501,12 @@ impl LinkDir {
         let p = self.config.reorder;
         if self.chance(p) {
             self.stats.reordered += 1;
-            arrival += self.config.reorder_delay;
+            let max = duration_us(self.config.reorder_delay);
+            arrival += if self.config.reorder_uniform && max > 1 {
+                Duration::from_micros(1 + self.uniform_upto(max - 1))
+            } else {
+                self.config.reorder_delay
+            };
         } else if !self.config.jitter_reorders {
             arrival = arrival.max(self.last_arrival);
             self.last_arrival = arrival;
