@@ -7,15 +7,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use braid_proto::time::{Duration, Instant};
+use braid_sim::scenario::{BURSTY_LOSS, BURSTY_MEAN_BURST, REORDER_MAX, REORDER_SHARE};
 use braid_sim::{Direction, GilbertElliott, LinkConfig, LinkId, Network, NodeId, RunOutcome};
 use common::{Pinger, Sink};
-
-/// Burst loss as the loss scenarios use it: 1% loss in bursts of 3 on average.
-const BURSTY_LOSS: f64 = 0.01;
-const BURSTY_MEAN_BURST: f64 = 3.0;
-/// Reordering as the loss scenarios use it: 3% of packets held back by up to 5 ms.
-const REORDER_SHARE: f64 = 0.03;
-const REORDER_MAX: Duration = Duration::from_millis(5);
 
 const FAR: Instant = Instant::from_millis(1_000_000_000);
 
@@ -133,7 +127,7 @@ fn arrivals(net: &Network, s: NodeId) -> HashMap<u64, u64> {
         .collect()
 }
 
-/// 3% of packets are held back, each by a uniform draw from
+/// The `reorder` scenario's knob: 3% of packets are held back, each by a uniform draw from
 /// [1 µs, 5 ms]; a held packet is overtaken by those sent after it and never delays them.
 #[test]
 fn uniform_reordering_holds_its_share_by_up_to_the_bound_and_delays_no_other_packet() {

@@ -442,3 +442,43 @@ fn sim_plot_draws_each_subflow_and_the_application() {
     assert!(err.contains("cannot write plot"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn sim_help_lists_every_scenario() {
+    let out = braid(&["sim", "--help"]);
+    assert!(out.status.success());
+    // clap wraps the help text; compare word by word.
+    let help = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .collect();
+    for name in braid_sim::scenario::SCENARIOS {
+        assert!(words.contains(name), "{name} missing from:\n{help}");
+    }
+}
+
+/// The loss scenarios of issue 12, as scripts compare them: each byte-exact with MPTCP and
+/// with `--tcp`, reporting the recovery counters of each subflow.
+#[test]
+fn sim_loss_scenarios_run_with_mptcp_and_with_tcp() {
+    for name in braid_sim::scenario::LOSS_SCENARIOS {
+        for tcp in [false, true] {
+            let mut args = vec![*name, "--bytes", "1M"];
+            if tcp {
+                args.push("--tcp");
+            }
+            let v = sim_json(&args);
+            assert_eq!(v["scenario"], *name);
+            assert_eq!(v["mptcp"], !tcp, "{args:?}");
+            let sub = &v["subflows"][0];
+            for key in [
+                "retransmits",
+                "timeouts",
+                "recoveries",
+                "spurious_recoveries",
+            ] {
+                assert!(sub[key].is_u64(), "{args:?}: {key} missing: {sub}");
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use crate::report::{Report, SubflowReport};
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// The scenario to run: two-paths, single-path, lossy, failover, strip-syn, strip-data,
-    /// corrupt, nat.
+    /// corrupt, nat, bursty, reorder, lossy-path, lossy-lan.
     #[arg(default_value = "two-paths")]
     pub scenario: String,
     /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
@@ -264,6 +264,9 @@ fn subflow_json(s: &SubflowStats) -> serde_json::Value {
         o.insert("state".into(), format!("{:?}", s.state).into());
         o.insert("bytes_acked".into(), s.bytes_acked.into());
         o.insert("retransmits".into(), s.retransmits.into());
+        o.insert("timeouts".into(), s.timeouts.into());
+        o.insert("recoveries".into(), s.recoveries.into());
+        o.insert("spurious_recoveries".into(), s.spurious_recoveries.into());
         o.insert("srtt_ms".into(), srtt.into());
         o.insert("rto_ms".into(), ms(s.rto.as_secs_f64()).into());
         o.insert("cwnd".into(), s.cwnd.into());
