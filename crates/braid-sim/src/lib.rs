@@ -103,6 +103,7 @@
 //! assert_eq!(net.now(), Instant::from_millis(1_000));
 //! ```
 
+pub mod compare;
 pub mod host;
 mod link;
 pub mod middlebox;

@@ -161,3 +161,27 @@ fn loss_scenarios_are_deterministic_per_seed() {
         assert_ne!(a.links, c.links, "{name}: another seed, other impairments");
     }
 }
+
+#[test]
+fn compare_runs_every_loss_scenario_both_ways_deterministically() {
+    use braid_sim::compare;
+    let cfg = SimConfig {
+        bytes: 1 << 20,
+        ..SimConfig::default()
+    };
+    let a = compare::compare_all(&cfg).expect("compare");
+    let names: Vec<&str> = a.iter().map(|c| c.scenario).collect();
+    assert_eq!(names, LOSS_SCENARIOS);
+    for c in &a {
+        println!("{c:?}");
+        assert!(c.mptcp.integrity_ok && c.tcp.integrity_ok, "{c:?}");
+        assert!(c.mptcp.mptcp && !c.tcp.mptcp, "{c:?}");
+        assert_eq!(c.tcp.reinjections, 0);
+        assert!(c.goodput_ratio() > 0.0 && c.goodput_ratio().is_finite());
+        assert!(c.mptcp.max_gap <= c.mptcp.duration, "{c:?}");
+    }
+    assert_eq!(a, compare::compare_all(&cfg).expect("compare again"));
+    // Scenarios without a plain-TCP baseline are refused.
+    let e = compare::compare("failover", &cfg).expect_err("needs MPTCP");
+    assert!(e.to_string().contains("needs MPTCP"), "{e}");
+}

@@ -482,3 +482,49 @@ fn sim_loss_scenarios_run_with_mptcp_and_with_tcp() {
         }
     }
 }
+
+#[test]
+fn sim_compare_runs_each_loss_scenario_with_mptcp_and_tcp() {
+    let out = braid(&["sim", "compare", "--bytes", "512K", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["role"], "sim-compare");
+    assert_eq!(v["integrity_ok"], true);
+    assert_eq!(v["bytes"], 512 << 10);
+    let rows = v["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["scenario"].as_str()).collect();
+    assert_eq!(names, braid_sim::scenario::LOSS_SCENARIOS);
+    for r in rows {
+        assert_eq!(r["mptcp"]["mptcp"], true, "{r}");
+        assert_eq!(r["tcp"]["mptcp"], false, "{r}");
+        for who in ["mptcp", "tcp"] {
+            for key in [
+                "goodput_mbps",
+                "max_gap_ms",
+                "retransmits",
+                "timeouts",
+                "stalls",
+                "data_lost",
+            ] {
+                assert!(r[who][key].is_number(), "{who}.{key} missing: {r}");
+            }
+        }
+        assert!(r["goodput_ratio"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    }
+    // The table, and a one-line refusal of what does not apply.
+    let out = braid(&["sim", "compare", "--bytes", "256K"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in braid_sim::scenario::LOSS_SCENARIOS {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}:\n{text}");
+    }
+    let out = braid(&["sim", "compare", "--tcp"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--tcp"), "{err}");
+}
