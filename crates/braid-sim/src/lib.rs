@@ -47,7 +47,8 @@
 //!    The serializer keeps time in picoseconds, so back-to-back packets accumulate no
 //!    rounding error; the departure instant is rounded *up* to the microsecond;
 //! 5. **loss** on the wire (the packet has used its share of the bandwidth): first the
-//!    Gilbert–Elliott channel, if any, steps its state and draws a loss, then the
+//!    Gilbert–Elliott channel, if any, steps its state (with a `slot`, first once more per
+//!    slot of idle time since the last packet's slot) and draws a loss, then the
 //!    independent `loss` is drawn; either loses it (`dropped_loss`);
 //! 6. **delay**: arrival = departure + `delay` + a uniform draw from `[0, jitter]`;
 //! 7. **reordering**: with probability `reorder` the packet is held back by a further

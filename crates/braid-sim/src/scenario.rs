@@ -124,6 +124,9 @@ pub const LOSS_SCENARIOS: &[&str] = &["lossy", "bursty", "reorder", "lossy-path"
 pub const BURSTY_LOSS: f64 = 0.01;
 /// `bursty`: the mean length of a loss burst, in packets.
 pub const BURSTY_MEAN_BURST: f64 = 3.0;
+/// `bursty`: the chain also steps once per this much idle time (see
+/// [`GilbertElliott::slot`]).
+pub const BURSTY_SLOT: Duration = Duration::from_millis(10);
 /// `reorder`: the share of packets held back in each direction.
 pub const REORDER_SHARE: f64 = 0.03;
 /// `reorder`: a held-back packet arrives up to this much later (uniformly from 1 µs).
@@ -208,13 +211,20 @@ impl Scenario {
             )),
             "bursty" => {
                 let mut p = path(100_000_000, ms(20), 0.0);
-                let ge = GilbertElliott::with_loss_and_burst(BURSTY_LOSS, BURSTY_MEAN_BURST);
+                // The chain steps per packet, and once per BURSTY_SLOT of silence: within a
+                // flight bursts are three packets, but a lone retransmission a timeout later
+                // meets the channel in its long-run state, not still inside the burst (per
+                // packet alone, each of a timeout's retransmissions would be lost with
+                // probability 2/3, and a transfer could stall for seconds on that).
+                let ge = GilbertElliott::with_loss_and_burst(BURSTY_LOSS, BURSTY_MEAN_BURST)
+                    .with_slot(BURSTY_SLOT);
                 p.up.burst_loss = Some(ge);
                 p.down.burst_loss = Some(ge);
                 Ok(plain(
                     "bursty",
                     "one path: 100 Mbit/s, 20 ms one way, Gilbert-Elliott burst loss each way: \
-                     1% of packets on average, in bursts of 3 on average",
+                     1% of packets on average, in bursts of 3 on average; 10 ms of silence \
+                     counts as a packet, so a timeout later the burst is over",
                     vec![p],
                     false,
                 ))

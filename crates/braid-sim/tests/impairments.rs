@@ -204,3 +204,48 @@ fn uniform_reordering_is_deterministic_per_seed() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+/// With a slot, idle time moves the chain: packets far apart meet it in its long-run state
+/// (each is lost with the mean loss rate, independently), while back-to-back packets still
+/// see bursts of the mean length.
+#[test]
+fn gilbert_elliott_with_a_slot_forgets_a_burst_while_the_link_is_idle() {
+    let ge = GilbertElliott::with_loss_and_burst(0.05, 4.0);
+    let slot = Duration::from_micros(120); // 1500 bytes at 100 Mbit/s
+    let n = 200_000u64;
+    let link = |ge: GilbertElliott| LinkConfig::new().rate(100_000_000).burst_loss(ge);
+
+    // Back to back (1500-byte packets every 120 µs fill every slot): as without a slot.
+    let mut net = Network::new(4);
+    let p = net.add_node(Box::new(Pinger::new(n, 1500, slot)));
+    let s = net.add_node(Box::new(Sink::new()));
+    net.add_link(
+        (p, 0),
+        (s, 0),
+        link(ge.with_slot(slot)),
+        LinkConfig::default(),
+    );
+    assert_eq!(net.run_until(FAR, |_| false), RunOutcome::Idle);
+    let runs = loss_runs(&sink(&net, s).seqs(), n);
+    let (rate, m) = (runs.iter().sum::<u64>() as f64 / n as f64, mean(&runs));
+    println!("back to back: rate {rate:.4}, mean burst {m:.2}");
+    assert!(
+        (rate - 0.05).abs() < 0.005 && (m - 4.0).abs() < 0.4,
+        "{rate} {m}"
+    );
+
+    // One small packet every 200 ms (a timeout's pace): the loss rate stays, the bursts go.
+    // Without the slot, the same channel keeps its bursts of 4.
+    for (ge, burst) in [(ge.with_slot(slot), 1.0..1.2), (ge, 3.6..4.4)] {
+        let (net, s, l) = run(4, 50_000, Duration::from_millis(200), link(ge));
+        let lost = net.link(l).stats(Direction::AtoB).dropped_loss;
+        let rate = lost as f64 / 50_000.0;
+        let m = mean(&loss_runs(&sink(&net, s).seqs(), 50_000));
+        println!(
+            "sparse, slot {:?}: rate {rate:.4}, mean burst {m:.2}",
+            ge.slot
+        );
+        assert!((rate - 0.05).abs() < 0.01, "{ge:?}: rate {rate}");
+        assert!(burst.contains(&m), "{ge:?}: mean burst {m}");
+    }
+}

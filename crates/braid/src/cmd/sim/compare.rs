@@ -128,7 +128,7 @@ fn print_table(cfg: &SimConfig, rows: &[Comparison]) {
             "{:<11} {:>17} {:>6.3} {:>17} {:>13} {:>13} {:>9} {:>11} {:>19}{}",
             c.scenario,
             pair(
-                format!("{:.2}", m.goodput_mbps),
+                format!("{:.2}{}", m.goodput_mbps, if m.mptcp { "" } else { "*" }),
                 format!("{:.2}", t.goodput_mbps)
             ),
             c.goodput_ratio(),
@@ -150,5 +150,8 @@ fn print_table(cfg: &SimConfig, rows: &[Comparison]) {
                 "  NOT BYTE-EXACT"
             }
         );
+    }
+    if rows.iter().any(|c| !c.mptcp.mptcp) {
+        println!("* the MPTCP run fell back to plain TCP");
     }
 }
