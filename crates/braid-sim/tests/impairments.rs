@@ -1,6 +1,7 @@
-//! The link impairments of the loss scenarios: Gilbert–Elliott burst loss as parameterised
-//! by its long-run loss rate and mean burst length, and reordering by a uniform hold. Each
-//! statistic is checked over a long seeded run against the parameters it was built from.
+//! Loss and reordering on a link: random loss, Gilbert–Elliott burst loss (also as
+//! parameterised by its long-run loss rate and mean burst length, and with idle time moving
+//! the chain), and reordering by a uniform hold. Each statistic is checked over a long seeded
+//! run against the parameters it was built from.
 
 mod common;
 
@@ -50,6 +51,61 @@ fn loss_runs(received: &[u64], n: u64) -> Vec<u64> {
 
 fn mean(v: &[u64]) -> f64 {
     v.iter().sum::<u64>() as f64 / v.len().max(1) as f64
+}
+
+#[test]
+fn random_loss_fraction_is_within_bounds() {
+    let n = 100_000u64;
+    let p = 0.1;
+    let cfg = LinkConfig::new().loss(p);
+    let (net, s, l) = run(11, n, Duration::from_micros(1), cfg);
+    let stats = *net.link(l).stats(Direction::AtoB);
+    let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+    let lost = stats.dropped_loss as f64;
+    assert!((lost - n as f64 * p).abs() < 5.0 * sigma, "lost {lost}");
+    assert_eq!(stats.dropped_loss + stats.delivered_packets, n);
+    assert_eq!(sink(&net, s).arrivals.len() as u64, stats.delivered_packets);
+}
+
+#[test]
+fn gilbert_elliott_losses_come_in_bursts() {
+    let n = 100_000u64;
+    let ge = GilbertElliott::gilbert(0.01, 0.3);
+    let cfg = LinkConfig::new().burst_loss(ge);
+    let (net, s, l) = run(5, n, Duration::from_micros(1), cfg);
+    let lost = net.link(l).stats(Direction::AtoB).dropped_loss;
+    // Stationary probability of the bad state: 0.01 / 0.31.
+    let frac = lost as f64 / n as f64;
+    assert!((frac - 0.01 / 0.31).abs() < 0.008, "loss fraction {frac}");
+    let runs = loss_runs(&sink(&net, s).seqs(), n);
+    let m = mean(&runs);
+    // Mean stay in the bad state: 1 / 0.3 packets.
+    assert!((2.8..4.0).contains(&m), "mean burst {m}");
+
+    // Independent loss at the same rate has bursts barely longer than one packet.
+    let (net, s, _) = run(5, n, Duration::from_micros(1), LinkConfig::new().loss(frac));
+    let m = mean(&loss_runs(&sink(&net, s).seqs(), n));
+    assert!(m < 1.2, "independent mean burst {m}");
+}
+
+#[test]
+fn gilbert_elliott_good_state_loss_applies() {
+    // Never leaves the good state, which loses half.
+    let ge = GilbertElliott {
+        p_good_to_bad: 0.0,
+        p_bad_to_good: 1.0,
+        loss_in_bad: 1.0,
+        loss_in_good: 0.5,
+        slot: None,
+    };
+    let (net, _, l) = run(
+        5,
+        10_000,
+        Duration::from_micros(1),
+        LinkConfig::new().burst_loss(ge),
+    );
+    let lost = net.link(l).stats(Direction::AtoB).dropped_loss;
+    assert!((4_750..5_250).contains(&lost), "{lost}");
 }
 
 #[test]
