@@ -73,6 +73,11 @@ pub struct SubflowStats {
     pub bytes_acked: u64,
     pub bytes_received: u64,
     pub retransmits: u64,
+    /// Retransmission timeouts, fast recoveries entered, and fast recoveries undone as
+    /// spurious.
+    pub timeouts: u64,
+    pub recoveries: u64,
+    pub spurious_recoveries: u64,
     /// Smoothed RTT, once measured.
     pub srtt: Option<Duration>,
     pub rto: Duration,
@@ -95,6 +100,9 @@ impl SubflowStats {
             bytes_acked: t.bytes_acked(),
             bytes_received: t.bytes_received(),
             retransmits: t.retransmits(),
+            timeouts: t.timeouts(),
+            recoveries: t.recoveries(),
+            spurious_recoveries: t.spurious_recoveries(),
             srtt: t.rtt(),
             rto: t.rto(),
             cwnd: t.cwnd(),

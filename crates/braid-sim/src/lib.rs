@@ -47,11 +47,14 @@
 //!    The serializer keeps time in picoseconds, so back-to-back packets accumulate no
 //!    rounding error; the departure instant is rounded *up* to the microsecond;
 //! 5. **loss** on the wire (the packet has used its share of the bandwidth): first the
-//!    Gilbert–Elliott channel, if any, steps its state and draws a loss, then the
+//!    Gilbert–Elliott channel, if any, steps its state (with a `slot`, first once more per
+//!    slot of idle time since the last packet's slot) and draws a loss, then the
 //!    independent `loss` is drawn; either loses it (`dropped_loss`);
 //! 6. **delay**: arrival = departure + `delay` + a uniform draw from `[0, jitter]`;
 //! 7. **reordering**: with probability `reorder` the packet is held back by a further
-//!    `reorder_delay` (`reordered`), letting later packets overtake it. Otherwise, unless
+//!    `reorder_delay` (`reordered`), or with `reorder_uniform` by a uniform draw from
+//!    `[1 µs, reorder_delay]`, letting later packets overtake it. The hold happens after
+//!    serialization, so it never delays the packets behind it. Otherwise, unless
 //!    `jitter_reorders` is set, arrival is raised to at least the previous non-held-back
 //!    packet's arrival, so jitter alone never reorders (FIFO);
 //! 8. **duplication**: with probability `duplicate` a copy (`duplicated`) arrives right
@@ -101,6 +104,7 @@
 //! assert_eq!(net.now(), Instant::from_millis(1_000));
 //! ```
 
+pub mod compare;
 pub mod host;
 mod link;
 pub mod middlebox;

@@ -16,6 +16,14 @@ use crate::NodeId;
 /// state is `1 / p_bad_to_good` packets, so with `loss_in_bad = 1` losses come in bursts of
 /// that mean length; the long-run fraction of time in the bad state is
 /// `p_good_to_bad / (p_good_to_bad + p_bad_to_good)`.
+///
+/// With `slot` set, the chain also moves while the direction is idle: once per `slot` of
+/// time between the end of one packet's slot and the start of the next packet's
+/// serialization (each packet takes one step and one slot). So a bad spell lasts about
+/// `slot / p_bad_to_good` in time as well: a lone retransmission sent a timeout after a
+/// burst meets the channel in its long-run state, not still inside the burst. Without
+/// `slot` the chain moves only per packet, and a sender that goes quiet in the bad state
+/// finds it there however long it waits.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GilbertElliott {
     /// Probability, per packet, of moving from the good to the bad state.
@@ -26,6 +34,9 @@ pub struct GilbertElliott {
     pub loss_in_bad: f64,
     /// Loss probability while in the good state.
     pub loss_in_good: f64,
+    /// If set, idle time moves the chain too: one step per `slot` (see above). A natural
+    /// choice is the serialization time of a full-sized packet at the link's rate.
+    pub slot: Option<Duration>,
 }
 
 impl GilbertElliott {
@@ -36,7 +47,82 @@ impl GilbertElliott {
             p_bad_to_good,
             loss_in_bad: 1.0,
             loss_in_good: 0.0,
+            slot: None,
         }
+    }
+
+    /// The same channel, moving once per `slot` of idle time as well (see the type's
+    /// documentation).
+    pub fn with_slot(mut self, slot: Duration) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// The probability of being in the bad state `k` steps after being in state `bad`:
+    /// `π + (1 − π)·λ^k` from bad and `π·(1 − λ^k)` from good, with `π` the bad state's
+    /// long-run share and `λ = 1 − p − r`.
+    fn bad_after(&self, bad: bool, k: u64) -> f64 {
+        let (p, r) = (
+            self.p_good_to_bad.clamp(0.0, 1.0),
+            self.p_bad_to_good.clamp(0.0, 1.0),
+        );
+        let pi = self.bad_share();
+        // Past a million steps λ^k is 0 to double precision unless |λ| = 1, where the chain
+        // never moves (p = r = 0) or alternates (p = r = 1; then the parity would matter,
+        // but a chain that flips every step has no bursts to model).
+        let lk = (1.0 - p - r).powf(k.min(1 << 20) as f64);
+        if bad {
+            pi + (1.0 - pi) * lk
+        } else {
+            pi * (1.0 - lk)
+        }
+    }
+
+    /// The Gilbert model (the bad state loses everything, the good state nothing) that loses
+    /// a fraction `loss` of packets in the long run, in bursts of `mean_burst` consecutive
+    /// packets on average: `p_bad_to_good = 1 / mean_burst` and `p_good_to_bad` such that
+    /// the stationary share of the bad state is `loss`. `loss` is clamped to `[0, 0.5]` and
+    /// `mean_burst` to at least 1 (a burst of 1 with `p_bad_to_good = 1`).
+    ///
+    /// For example `with_loss_and_burst(0.01, 3.0)` loses 1% of packets, a third as many
+    /// times as independent 1% loss would, three in a row on average.
+    pub fn with_loss_and_burst(loss: f64, mean_burst: f64) -> Self {
+        let loss = if loss.is_nan() {
+            0.0
+        } else {
+            loss.clamp(0.0, 0.5)
+        };
+        let burst = if mean_burst.is_nan() {
+            1.0
+        } else {
+            mean_burst.max(1.0)
+        };
+        let r = 1.0 / burst;
+        // π_bad = p / (p + r) = loss  ⇔  p = loss · r / (1 − loss).
+        GilbertElliott::gilbert(loss * r / (1.0 - loss), r)
+    }
+
+    /// The long-run share of packets in the bad state, `p / (p + r)` (0 if neither
+    /// transition can happen).
+    pub fn bad_share(&self) -> f64 {
+        let (p, r) = (self.p_good_to_bad.max(0.0), self.p_bad_to_good.max(0.0));
+        if p + r > 0.0 {
+            p / (p + r)
+        } else {
+            0.0
+        }
+    }
+
+    /// The long-run loss rate: each state's share times its loss probability.
+    pub fn mean_loss(&self) -> f64 {
+        let bad = self.bad_share();
+        bad * self.loss_in_bad.clamp(0.0, 1.0) + (1.0 - bad) * self.loss_in_good.clamp(0.0, 1.0)
+    }
+
+    /// The mean length of a stay in the bad state, in packets (`1 / p_bad_to_good`): with
+    /// `loss_in_bad = 1` and `loss_in_good = 0`, the mean length of a loss burst.
+    pub fn mean_burst(&self) -> f64 {
+        1.0 / self.p_bad_to_good.clamp(f64::MIN_POSITIVE, 1.0)
     }
 }
 
@@ -62,8 +148,12 @@ pub struct LinkConfig {
     pub burst_loss: Option<GilbertElliott>,
     /// Probability that a packet is held back by `reorder_delay`, letting later ones pass it.
     pub reorder: f64,
-    /// How long a packet selected by `reorder` is held back.
+    /// How long a packet selected by `reorder` is held back (with `reorder_uniform`, at
+    /// most this long).
     pub reorder_delay: Duration,
+    /// Whether the hold of a packet selected by `reorder` is drawn uniformly from
+    /// `[1 µs, reorder_delay]` (microsecond granularity) instead of being `reorder_delay`.
+    pub reorder_uniform: bool,
     /// Probability that a packet is delivered twice (the copy arrives right after it).
     pub duplicate: f64,
     /// Drop-tail queue limit in bytes, counting every byte not yet fully serialized
@@ -88,6 +178,7 @@ impl Default for LinkConfig {
             burst_loss: None,
             reorder: 0.0,
             reorder_delay: Duration::ZERO,
+            reorder_uniform: false,
             duplicate: 0.0,
             queue_limit_bytes: 0,
             mtu: 1500,
@@ -142,6 +233,16 @@ impl LinkConfig {
     pub fn reorder(mut self, p: f64, delay: Duration) -> Self {
         self.reorder = p;
         self.reorder_delay = delay;
+        self.reorder_uniform = false;
+        self
+    }
+
+    /// Holds a fraction `p` of packets back by a delay drawn uniformly from `[1 µs, max]`
+    /// per packet. Packets behind a held one are not delayed by it.
+    pub fn reorder_upto(mut self, p: f64, max: Duration) -> Self {
+        self.reorder = p;
+        self.reorder_delay = max;
+        self.reorder_uniform = true;
         self
     }
 
@@ -275,6 +376,8 @@ pub(crate) struct LinkDir {
     middleboxes: Vec<Box<dyn Middlebox>>,
     rng: ChaCha8Rng,
     ge_bad: bool,
+    /// The end of the last packet's slot on the Gilbert–Elliott chain, in picoseconds.
+    ge_clock_ps: u128,
     /// When the serializer finishes its last accepted packet, in picoseconds.
     busy_until_ps: u128,
     /// Packets not yet fully serialized: (departure in picoseconds, length).
@@ -320,6 +423,7 @@ impl LinkDir {
             middleboxes: Vec::new(),
             rng: ChaCha8Rng::from_seed(key),
             ge_bad: false,
+            ge_clock_ps: 0,
             busy_until_ps: 0,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -382,6 +486,8 @@ impl LinkDir {
 
         // Serialization and the drop-tail queue.
         let now_ps = u128::from(now.as_micros()) * PS_PER_US;
+        // Where this packet's serialization starts (for the Gilbert–Elliott clock).
+        let mut start_ps = now_ps;
         let departure = if self.config.rate_bps == 0 {
             now
         } else {
@@ -399,7 +505,8 @@ impl LinkDir {
             }
             let bits = packet.len() as u128 * 8;
             let tx_ps = bits * PS_PER_S / u128::from(self.config.rate_bps);
-            let done = self.busy_until_ps.max(now_ps) + tx_ps;
+            start_ps = self.busy_until_ps.max(now_ps);
+            let done = start_ps + tx_ps;
             self.busy_until_ps = done;
             self.backlog.push_back((done, packet.len()));
             self.backlog_bytes += packet.len();
@@ -409,6 +516,15 @@ impl LinkDir {
         // Loss on the wire: the packet has used its share of the link either way.
         let mut lost = false;
         if let Some(ge) = self.config.burst_loss {
+            if let Some(slot) = ge.slot.filter(|d| !d.is_zero()) {
+                let slot_ps = slot.as_nanos() * 1000;
+                let idle = start_ps.saturating_sub(self.ge_clock_ps) / slot_ps;
+                if idle > 0 {
+                    let bad = ge.bad_after(self.ge_bad, u64::try_from(idle).unwrap_or(u64::MAX));
+                    self.ge_bad = self.chance(bad);
+                }
+                self.ge_clock_ps = start_ps + slot_ps;
+            }
             let flip = if self.ge_bad {
                 ge.p_bad_to_good
             } else {
@@ -439,7 +555,12 @@ impl LinkDir {
         let p = self.config.reorder;
         if self.chance(p) {
             self.stats.reordered += 1;
-            arrival += self.config.reorder_delay;
+            let max = duration_us(self.config.reorder_delay);
+            arrival += if self.config.reorder_uniform && max > 1 {
+                Duration::from_micros(1 + self.uniform_upto(max - 1))
+            } else {
+                self.config.reorder_delay
+            };
         } else if !self.config.jitter_reorders {
             arrival = arrival.max(self.last_arrival);
             self.last_arrival = arrival;

@@ -13,7 +13,9 @@ use braid_proto::{ConnInfo, Duration, Endpoint, EndpointConfig, Instant};
 
 use crate::host::{AppRole, AppStats, Host, SubflowStats};
 use crate::middlebox::{CorruptPayload, Hits, Nat, StripMptcp, StripWhen};
-use crate::{Direction, LinkConfig, LinkStats, Network, NodeId, PcapWriter, RunOutcome};
+use crate::{
+    Direction, GilbertElliott, LinkConfig, LinkStats, Network, NodeId, PcapWriter, RunOutcome,
+};
 
 /// One simulated path: its two directions.
 #[derive(Debug, Clone)]
@@ -30,7 +32,9 @@ pub struct Scenario {
     pub name: &'static str,
     pub description: &'static str,
     pub paths: Vec<PathSpec>,
-    /// Needs MPTCP (more than one path used, or an MPTCP-specific middlebox).
+    /// Cannot run over plain TCP (an MPTCP-specific middlebox, or a path outage that only a
+    /// second subflow survives). With MPTCP the client joins a subflow over every further
+    /// path; plain TCP (`--tcp`), where allowed, uses the first path alone.
     pub needs_mptcp: bool,
     /// What happens to the paths besides their link configuration, in order.
     pub impairments: Vec<Impairment>,
@@ -92,7 +96,47 @@ pub const SCENARIOS: &[&str] = &[
     "strip-data",
     "corrupt",
     "nat",
+    "bursty",
+    "reorder",
+    "lossy-path",
+    "lossy-lan",
 ];
+
+/// The scenarios of the CLI contract (DESIGN.md section 6, issue 3): the test suite moves
+/// 64 MiB through each; the loss scenarios added for issue 12 run at smaller sizes there.
+pub const CONTRACT_SCENARIOS: &[&str] = &[
+    "two-paths",
+    "single-path",
+    "lossy",
+    "failover",
+    "strip-syn",
+    "strip-data",
+    "corrupt",
+    "nat",
+];
+
+/// The scenarios with loss or reordering that `braid sim compare` runs with MPTCP and with
+/// plain TCP: how the sender copes with each impairment, against the baseline.
+pub const LOSS_SCENARIOS: &[&str] = &["lossy", "bursty", "reorder", "lossy-path", "lossy-lan"];
+
+/// `bursty`: the long-run loss rate of each direction's Gilbert–Elliott channel (the same
+/// average as `lossy`'s independent loss).
+pub const BURSTY_LOSS: f64 = 0.01;
+/// `bursty`: the mean length of a loss burst, in packets.
+pub const BURSTY_MEAN_BURST: f64 = 3.0;
+/// `bursty`: the chain also steps once per this much idle time (see
+/// [`GilbertElliott::slot`]).
+pub const BURSTY_SLOT: Duration = Duration::from_millis(10);
+/// `reorder`: the share of packets held back in each direction.
+pub const REORDER_SHARE: f64 = 0.03;
+/// `reorder`: a held-back packet arrives up to this much later (uniformly from 1 µs).
+pub const REORDER_MAX: Duration = Duration::from_millis(5);
+/// `lossy-path`: the random loss of path 2, each way.
+pub const LOSSY_PATH_LOSS: f64 = 0.02;
+/// `lossy-lan`: the random loss, each way.
+pub const LOSSY_LAN_LOSS: f64 = 0.02;
+/// `lossy-lan`: the one-way delay (a round trip of 0.2 ms, a thousandth of the minimum RTO).
+pub const LOSSY_LAN_DELAY: Duration = Duration::from_micros(100);
 
 /// Data segments `strip-data` lets through with their options: the first one is the
 /// client's third ACK with data (MP_CAPABLE), so the handshake completes before the options
@@ -163,6 +207,55 @@ impl Scenario {
                 "lossy",
                 "one path: 100 Mbit/s, 20 ms one way, 1% random loss each way",
                 vec![path(100_000_000, ms(20), 0.01)],
+                false,
+            )),
+            "bursty" => {
+                let mut p = path(100_000_000, ms(20), 0.0);
+                // The chain steps per packet, and once per BURSTY_SLOT of silence: within a
+                // flight bursts are three packets, but a lone retransmission a timeout later
+                // meets the channel in its long-run state, not still inside the burst (per
+                // packet alone, each of a timeout's retransmissions would be lost with
+                // probability 2/3, and a transfer could stall for seconds on that).
+                let ge = GilbertElliott::with_loss_and_burst(BURSTY_LOSS, BURSTY_MEAN_BURST)
+                    .with_slot(BURSTY_SLOT);
+                p.up.burst_loss = Some(ge);
+                p.down.burst_loss = Some(ge);
+                Ok(plain(
+                    "bursty",
+                    "one path: 100 Mbit/s, 20 ms one way, Gilbert-Elliott burst loss each way: \
+                     1% of packets on average, in bursts of 3 on average; 10 ms of silence \
+                     counts as a packet, so a timeout later the burst is over",
+                    vec![p],
+                    false,
+                ))
+            }
+            "reorder" => {
+                let mut p = path(100_000_000, ms(20), 0.0);
+                p.up = p.up.reorder_upto(REORDER_SHARE, REORDER_MAX);
+                p.down = p.down.reorder_upto(REORDER_SHARE, REORDER_MAX);
+                Ok(plain(
+                    "reorder",
+                    "one path: 100 Mbit/s, 20 ms one way, no loss; 3% of packets each way \
+                     arrive up to 5 ms late (uniformly), after packets sent behind them",
+                    vec![p],
+                    false,
+                ))
+            }
+            "lossy-path" => Ok(plain(
+                "lossy-path",
+                "two-paths where path 2 loses 2% of packets each way (random); with --tcp, \
+                 plain TCP over path 1 alone",
+                vec![
+                    path_with_queue(100_000_000, ms(10), 0.0, 2),
+                    path_with_queue(50_000_000, ms(40), LOSSY_PATH_LOSS, 2),
+                ],
+                false,
+            )),
+            "lossy-lan" => Ok(plain(
+                "lossy-lan",
+                "one path like a TUN device on one machine: 1 Gbit/s, 0.1 ms one way, 2% \
+                 random loss each way (the 200 ms minimum RTO is a thousand round trips)",
+                vec![path(1_000_000_000, LOSSY_LAN_DELAY, LOSSY_LAN_LOSS)],
                 false,
             )),
             "failover" => Ok(Scenario {
@@ -386,6 +479,23 @@ impl SimResult {
         self.server.max_gap.max(self.end - since)
     }
 
+    /// The delivery stalls of at least `min`: how many intervals of at least `min` passed
+    /// with no new byte for the server application (from its accept to the last byte, from
+    /// the recorded delivery samples), and their total length.
+    pub fn stalls(&self, min: Duration) -> (usize, Duration) {
+        let mut prev = self.server.started.unwrap_or(Instant::ZERO);
+        let (mut count, mut total) = (0, Duration::ZERO);
+        for &(t, _) in &self.server.delivery {
+            let gap = t - prev;
+            if gap >= min {
+                count += 1;
+                total += gap;
+            }
+            prev = t;
+        }
+        (count, total)
+    }
+
     /// The longest time between two deliveries to the server application, from the
     /// recorded delivery samples (equal to [`SimResult::max_gap`] for a completed run).
     pub fn longest_delivery_gap(&self) -> Duration {
@@ -453,7 +563,7 @@ pub fn run(scenario: &Scenario, cfg: &SimConfig) -> Result<SimResult, SimError> 
         },
         cfg.bytes,
     );
-    if scenario.needs_mptcp {
+    if mptcp {
         //= rfc8684#3.2
         //= The client opens one more subflow per further path (MP_JOIN) once connected.
         for i in 1..n {

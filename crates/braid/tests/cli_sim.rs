@@ -442,3 +442,94 @@ fn sim_plot_draws_each_subflow_and_the_application() {
     assert!(err.contains("cannot write plot"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn sim_help_lists_every_scenario() {
+    let out = braid(&["sim", "--help"]);
+    assert!(out.status.success());
+    // clap wraps the help text; compare word by word.
+    let help = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .collect();
+    for name in braid_sim::scenario::SCENARIOS {
+        assert!(words.contains(name), "{name} missing from:\n{help}");
+    }
+}
+
+/// The loss scenarios of issue 12, as scripts compare them: each byte-exact with MPTCP and
+/// with `--tcp`, reporting the recovery counters of each subflow.
+#[test]
+fn sim_loss_scenarios_run_with_mptcp_and_with_tcp() {
+    for name in braid_sim::scenario::LOSS_SCENARIOS {
+        for tcp in [false, true] {
+            let mut args = vec![*name, "--bytes", "1M"];
+            if tcp {
+                args.push("--tcp");
+            }
+            let v = sim_json(&args);
+            assert_eq!(v["scenario"], *name);
+            // Loss may make an MPTCP run fall back; plain TCP never tries MPTCP.
+            let tried = if tcp { 0 } else { 1 };
+            assert_eq!(v["client_counters"]["MPCapableSYNTX"], tried, "{args:?}");
+            if tcp {
+                assert_eq!(v["mptcp"], false, "{args:?}");
+            }
+            let sub = &v["subflows"][0];
+            for key in [
+                "retransmits",
+                "timeouts",
+                "recoveries",
+                "spurious_recoveries",
+            ] {
+                assert!(sub[key].is_u64(), "{args:?}: {key} missing: {sub}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sim_compare_runs_each_loss_scenario_with_mptcp_and_tcp() {
+    let out = braid(&["sim", "compare", "--bytes", "512K", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["role"], "sim-compare");
+    assert_eq!(v["integrity_ok"], true);
+    assert_eq!(v["bytes"], 512 << 10);
+    let rows = v["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["scenario"].as_str()).collect();
+    assert_eq!(names, braid_sim::scenario::LOSS_SCENARIOS);
+    for r in rows {
+        assert!(r["mptcp"]["mptcp"].is_boolean(), "{r}");
+        assert_eq!(r["tcp"]["mptcp"], false, "{r}");
+        for who in ["mptcp", "tcp"] {
+            for key in [
+                "goodput_mbps",
+                "max_gap_ms",
+                "retransmits",
+                "timeouts",
+                "stalls",
+                "data_lost",
+            ] {
+                assert!(r[who][key].is_number(), "{who}.{key} missing: {r}");
+            }
+        }
+        assert!(r["goodput_ratio"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    }
+    // The table, and a one-line refusal of what does not apply.
+    let out = braid(&["sim", "compare", "--bytes", "256K"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in braid_sim::scenario::LOSS_SCENARIOS {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}:\n{text}");
+    }
+    let out = braid(&["sim", "compare", "--tcp"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--tcp"), "{err}");
+}

@@ -1,5 +1,7 @@
 //! `braid sim`: both ends in-process over simulated paths.
 
+mod compare;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +18,9 @@ use crate::report::{Report, SubflowReport};
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// The scenario to run: two-paths, single-path, lossy, failover, strip-syn, strip-data,
-    /// corrupt, nat.
+    /// corrupt, nat, bursty, reorder, lossy-path, lossy-lan. Or `compare`: run each loss
+    /// scenario (lossy, bursty, reorder, lossy-path, lossy-lan) with MPTCP and with plain
+    /// TCP and print them side by side.
     #[arg(default_value = "two-paths")]
     pub scenario: String,
     /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
@@ -49,7 +53,7 @@ pub struct SimArgs {
 /// How often a plotted run is sampled (simulated time).
 const PLOT_SAMPLE: braid_proto::Duration = braid_proto::Duration::from_millis(10);
 
-fn cc_name(cc: CcAlgorithm) -> &'static str {
+pub(crate) fn cc_name(cc: CcAlgorithm) -> &'static str {
     match cc {
         CcAlgorithm::Reno => "reno",
         _ => "cubic",
@@ -76,6 +80,9 @@ pub fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
 
 /// Run `braid sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    if args.scenario == "compare" {
+        return compare::run(&args);
+    }
     let scenario = Scenario::by_name(&args.scenario)?;
     let cfg = SimConfig {
         bytes: args.bytes,
@@ -264,6 +271,9 @@ fn subflow_json(s: &SubflowStats) -> serde_json::Value {
         o.insert("state".into(), format!("{:?}", s.state).into());
         o.insert("bytes_acked".into(), s.bytes_acked.into());
         o.insert("retransmits".into(), s.retransmits.into());
+        o.insert("timeouts".into(), s.timeouts.into());
+        o.insert("recoveries".into(), s.recoveries.into());
+        o.insert("spurious_recoveries".into(), s.spurious_recoveries.into());
         o.insert("srtt_ms".into(), srtt.into());
         o.insert("rto_ms".into(), ms(s.rto.as_secs_f64()).into());
         o.insert("cwnd".into(), s.cwnd.into());
