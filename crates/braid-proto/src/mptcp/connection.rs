@@ -1204,16 +1204,6 @@ impl MptcpConnection {
             (Some((only, _)), None) => only,
             _ => usize::MAX,
         };
-        // A subflow that is repairing a loss (fast recovery, its ACKs still coming) has not
-        // stopped: its own retransmissions deliver the bytes, and moving them would only
-        // duplicate them. Reinjection is for subflows that stopped.
-        let recovering = self
-            .subflows
-            .get(from)
-            .is_some_and(|s| s.tcb.in_recovery() && !s.tcb.is_stalled());
-        if recovering {
-            return;
-        }
         // Somewhere else to send them: a working subflow other than `from` that is not a
         // backup (a backup takes them only when no other subflow works, and a scheduler
         // keeps a reinjection off it while one does), and whose TCP does not still hold
