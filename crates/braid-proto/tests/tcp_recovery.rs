@@ -398,3 +398,24 @@ fn a_spurious_timeout_is_undone_by_timestamps() {
     assert!(t.cwnd() >= cwnd_before, "{} < {cwnd_before}", t.cwnd());
     assert!(data_offsets(&drain(&mut t, t2)).is_empty());
 }
+
+//= rfc6298#5
+//= The timer's backoff is for a silent path: an ACK that SACKs new data shows the path
+//  delivers, so the backoff (and the MPTCP layer's sign of a stale subflow) ends there, not
+//  only when SND.UNA moves.
+#[test]
+fn sacks_after_a_timeout_end_the_backoff_and_the_stall() {
+    let mut t = sack_tcb(10, false);
+    let t0 = T0 + RTT;
+    t.write(&[7u8; 10_000]);
+    assert_eq!(drain(&mut t, t0).len(), 10);
+    let rto = t.timer(Timer::Retransmit).expect("rto");
+    t.handle_timeout(rto);
+    drain(&mut t, rto);
+    assert!(t.is_stalled());
+    assert_eq!(t.rto_backoff(), 1);
+    // The segments after the first arrive: the ACK SACKs them.
+    send!(t, rto + RTT, sack(1, &[(1001, 10_001)]));
+    assert_eq!(t.rto_backoff(), 0);
+    assert!(!t.is_stalled());
+}
