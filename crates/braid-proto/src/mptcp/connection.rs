@@ -2213,8 +2213,8 @@ impl MptcpConnection {
             } else {
                 MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload.len()))
             };
-            let (start, retransmission) = (seg.data.start, seg.retransmission);
-            self.add_options(id, &mut seg.repr, start, retransmission, &payload);
+            let start = seg.data.start;
+            self.add_options(id, &mut seg.repr, start, &payload);
             // A segment without payload may carry more than the ACK reservation (a
             // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
             while seg.repr.options.padded_len() > self.opt_limit
@@ -2247,14 +2247,7 @@ impl MptcpConnection {
         })
     }
 
-    fn add_options(
-        &mut self,
-        id: SubflowId,
-        repr: &mut TcpRepr,
-        sub: u64,
-        retransmission: bool,
-        payload: &[u8],
-    ) {
+    fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {
         if repr.flags.rst() {
             if self.fastclose && !self.fallback {
                 if let Some(n) = self.neg {
@@ -2386,8 +2379,10 @@ impl MptcpConnection {
         };
         let fin = self.send.fin();
         if !payload.is_empty() {
-            let continuation =
-                !retransmission && cont.is_some() && s.tx.classify(sub) == TxSegment::Continuation;
+            // A retransmission that continues a mapping needs no DSS either: TCP delivers in
+            // order, so the mapping's first segment (which carries it, first sent or again)
+            // reaches the receiver before these bytes do.
+            let continuation = cont.is_some() && s.tx.classify(sub) == TxSegment::Continuation;
             if continuation {
                 //= rfc8684#3.3.1
                 //= A mapping may cover the data of several segments: the segments after

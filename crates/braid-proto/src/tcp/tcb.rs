@@ -1538,10 +1538,11 @@ impl Tcb {
     }
 
     /// [`Tcb::poll_segment`], asking `new_data_reserve(offset)` how many option bytes to
-    /// reserve (instead of [`Tcb::set_reserved_option_len`]'s) when the segment carries new
-    /// data from stream offset `offset` on. The MPTCP layer reserves room for a DSS mapping
-    /// only on the first segment of a mapping that covers several segments; retransmissions,
-    /// pure ACKs and SYNs keep the reservation set with `set_reserved_option_len`.
+    /// reserve (instead of [`Tcb::set_reserved_option_len`]'s) when the segment carries data
+    /// from stream offset `offset` on (new data, and with SACK retransmissions too). The
+    /// MPTCP layer reserves room for a DSS mapping only on the first segment of a mapping
+    /// that covers several segments; pure ACKs and SYNs keep the reservation set with
+    /// `set_reserved_option_len`.
     pub fn poll_segment_with(
         &mut self,
         now: Instant,
@@ -1748,7 +1749,7 @@ impl Tcb {
         if self.fast_rexmit {
             self.fast_rexmit = false;
             if let Some((s, e)) = self.lost.first() {
-                return Some(self.retransmit(now, s, e, max_payload));
+                return Some(self.retransmit_reserved(now, s, e, reserve));
             }
         }
         if self.probe_due {
@@ -1763,7 +1764,7 @@ impl Tcb {
         let allowance = self.send_allowance();
         if let Some((s, e)) = self.lost.first() {
             if allowance >= max_payload.min(e - s) {
-                return Some(self.retransmit(now, s, e, max_payload));
+                return Some(self.retransmit_reserved(now, s, e, reserve));
             }
             return self.probe_or_ack(now);
         }
@@ -1771,6 +1772,27 @@ impl Tcb {
             return Some(seg);
         }
         self.probe_or_ack(now)
+    }
+
+    /// [`Tcb::retransmit`] with the caller's option reservation for the bytes at `p`: the
+    /// MPTCP layer needs room for a DSS only where a mapping starts (TCP delivers in order,
+    /// so the receiver has the mapping before any byte that continues it), so a whole
+    /// segment goes again as one segment.
+    fn retransmit_reserved(
+        &mut self,
+        now: Instant,
+        p: u64,
+        hole_end: u64,
+        reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
+    ) -> Segment {
+        let saved = self.reserved_opt;
+        if let Some(f) = reserve.as_mut().filter(|_| p >= 1) {
+            self.reserved_opt = f(p - 1).min(MAX_OPTION_SPACE);
+        }
+        let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+        let seg = self.retransmit(now, p, hole_end, max_payload);
+        self.reserved_opt = saved;
+        seg
     }
 
     /// New data within `avail` bytes, with the caller's option reservation for it.
