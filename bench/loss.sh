@@ -45,8 +45,6 @@ usage: bench/loss.sh [options]          (needs root; builds release binaries fir
                      goodput of the bytes that arrived within the limit
   --reps N           repetitions of each transfer; the table shows the median (default 1)
   --tcp              also measure plain TCP (braid --tcp, kpeer --proto tcp): a second table
-  --rtt MS           add MS milliseconds of round-trip delay (netem in the router, half
-                     each way); default 0
   --markdown FILE    also write the tables as markdown to FILE
   --out DIR          keep every run's JSON, stderr and kernel counters in DIR (default: a
                      new directory under /tmp, printed at the end)
@@ -73,7 +71,6 @@ LIMIT="${BENCH_LIMIT:-60}"
 REPS=1
 QUICK=0
 TCP=0
-RTT=0
 MARKDOWN=""
 OUT=""
 BUILD=1
@@ -87,14 +84,13 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --tcp) TCP=1 ;;
     --no-build) BUILD=0 ;;
-    --loss | --bytes | --limit | --reps | --rtt | --markdown | --out)
+    --loss | --bytes | --limit | --reps | --markdown | --out)
         [ $# -ge 2 ] || die "$1 needs a value"
         case "$1" in
         --loss) LOSSES="$2" ;;
         --bytes) BYTES_ALL="$2" ;;
         --limit) LIMIT="$2" ;;
         --reps) REPS="$2" ;;
-        --rtt) RTT="$2" ;;
         --markdown) MARKDOWN="$2" ;;
         --out) OUT="$2" ;;
         esac
@@ -136,7 +132,6 @@ to_permille() {
 
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "bad --reps: $REPS"
 [[ "$LIMIT" =~ ^[1-9][0-9]*$ ]] || die "bad --limit: $LIMIT (whole seconds)"
-[[ "$RTT" =~ ^[0-9]+$ ]] || die "bad --rtt: $RTT (whole milliseconds)"
 [ -z "$BYTES_ALL" ] || BYTES_ALL=$(to_bytes "$BYTES_ALL")
 PERMILLES=()
 IFS=',' read -r -a loss_list <<<"$LOSSES"
@@ -164,9 +159,6 @@ bytes_for() {
 for tool in ip nft ethtool jq awk; do
     command -v "$tool" >/dev/null 2>&1 || die "needs $tool (apt-get install iproute2 nftables ethtool jq)"
 done
-if [ "$RTT" -gt 0 ]; then
-    command -v tc >/dev/null 2>&1 || die "--rtt needs tc (iproute2)"
-fi
 HAVE_NSTAT=0
 command -v nstat >/dev/null 2>&1 && HAVE_NSTAT=1
 
@@ -266,13 +258,6 @@ topo_up() {
     done
     ip -n "$NS_K" route add default via 10.1.0.254
     ip -n "$NS_P" route add default via 10.2.0.254
-    if [ "$RTT" -gt 0 ]; then
-        local half
-        half=$(awk -v r="$RTT" 'BEGIN { printf "%.3fms", r / 2 }')
-        for dev in r0 r1 braid0; do
-            ip netns exec "$NS_R" tc qdisc add dev "$dev" root netem delay "$half" limit 1000000
-        done
-    fi
     # Client -> server (data) is dport PORT, server -> client (ACKs) sport PORT.
     local drop=""
     [ "$permille" -gt 0 ] && drop="numgen random mod 1000 < $permille counter name fwd_drop drop"
@@ -570,8 +555,11 @@ fmt_rate() {
     esac
 }
 
-ratio() { # A B -> A / B with 2 decimals, or "-"
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'
+ratio() { # A B -> A / B with 2 decimals (3 below 0.1), or "-"
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "" || !(b > 0)) { print "-"; exit }
+        r = a / b
+        printf (r < 0.1 ? "%.3f" : "%.2f"), r }'
 }
 
 TEXT=$OUT/table.txt
@@ -616,17 +604,18 @@ for proto in "${PROTOS[@]}"; do
         b=$(human_bytes "$(bytes_for "$permille")")
         printf '%-6s %-8s %12s %12s %13s %8s %8s %8s %10s\n' "$pct" "$b" "${rate[b2k]}" "${rate[k2b]}" \
             "${rate[k2k]}" "${ret[b2k]}" "${ret[k2b]}" "${ret[k2k]}" "$target" >>"$TEXT"
-        echo "| $pct | $b | ${rate[b2k]} | ${rate[k2b]} | ${rate[k2k]} | ${ret[b2k]} | ${ret[k2b]} | ${ret[k2k]} | $target |" >>"$MD"
+        echo "| $pct | $b | ${rate[b2k]} | ${rate[k2b]} | ${rate[k2k]} | ${ret[b2k]} | ${ret[k2b]} | ${ret[k2k]} | $target |" |
+            sed 's/\*/\\*/g' >>"$MD"
     done
     echo >>"$TEXT"
     echo >>"$MD"
 done
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 machine="$(date -u +%Y-%m-%d), $(nproc) CPUs (${cpu:-unknown model}), Linux $(uname -r)"
-note="$machine; $REPS repetition(s), median; time limit $LIMIT s per transfer; round-trip delay added: $RTT ms; $elapsed s in all"
+note="$machine; $REPS repetition(s), median; time limit $LIMIT s per transfer; $elapsed s in all"
 [ "$any_timeout" = 1 ] && note="$note. * timed out: goodput of the bytes that arrived within the limit"
 echo "$note" >>"$TEXT"
-echo "$note." >>"$MD"
+echo "$note." | sed 's/\* timed out/\\* timed out/' >>"$MD"
 
 cat "$TEXT"
 if [ -n "$MARKDOWN" ]; then
