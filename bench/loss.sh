@@ -50,6 +50,7 @@ usage: bench/loss.sh [options]          (needs root; builds release binaries fir
                      new directory under /tmp, printed at the end)
   --no-build         do not run cargo; use $BRAID_BIN and $KPEER_BIN, else the release
                      binaries under ${CARGO_TARGET_DIR:-target}
+  --report DIR       measure nothing: print the tables of an earlier run's --out DIR again
   -h, --help         this text
 
 Goodput is the receiver's: bytes received / its duration_s (from the connection's
@@ -74,6 +75,7 @@ TCP=0
 MARKDOWN=""
 OUT=""
 BUILD=1
+REPORT=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -84,7 +86,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --tcp) TCP=1 ;;
     --no-build) BUILD=0 ;;
-    --loss | --bytes | --limit | --reps | --markdown | --out)
+    --loss | --bytes | --limit | --reps | --markdown | --out | --report)
         [ $# -ge 2 ] || die "$1 needs a value"
         case "$1" in
         --loss) LOSSES="$2" ;;
@@ -93,6 +95,7 @@ while [ $# -gt 0 ]; do
         --reps) REPS="$2" ;;
         --markdown) MARKDOWN="$2" ;;
         --out) OUT="$2" ;;
+        --report) REPORT="$2" ;;
         esac
         shift
         ;;
@@ -154,6 +157,15 @@ bytes_for() {
 }
 
 # ---- prerequisites ------------------------------------------------------------------------
+
+DIRS=(b2k k2b k2k)
+
+if [ -n "$REPORT" ]; then
+    [ -f "$REPORT/results.tsv" ] || die "no results.tsv in $REPORT"
+    command -v awk >/dev/null 2>&1 || die "needs awk"
+    OUT=$(cd "$REPORT" && pwd)
+    RESULTS=$OUT/results.tsv
+else # up to the table
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, TUN devices, nftables)"
 for tool in ip nft ethtool jq awk; do
@@ -503,7 +515,6 @@ run_one() {
 
 PROTOS=(mptcp)
 [ "$TCP" = 1 ] && PROTOS+=(tcp)
-DIRS=(b2k k2b k2k)
 
 started=$(date +%s)
 for proto in "${PROTOS[@]}"; do
@@ -516,6 +527,16 @@ for proto in "${PROTOS[@]}"; do
     done
 done
 elapsed=$(($(date +%s) - started))
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+{
+    echo "date=$(date -u +%Y-%m-%d)"
+    echo "machine=$(nproc) CPUs (${cpu:-unknown model}), Linux $(uname -r)"
+    echo "reps=$REPS"
+    echo "limit=$LIMIT"
+    echo "elapsed=$elapsed"
+} >"$OUT/meta.txt"
+
+fi # measuring (not --report)
 
 # ---- the table ----------------------------------------------------------------------------
 
@@ -562,12 +583,22 @@ ratio() { # A B -> A / B with 2 decimals (3 below 0.1), or "-"
         printf (r < 0.1 ? "%.3f" : "%.2f"), r }'
 }
 
+# What the results hold (the same as the arguments when just measured).
+meta() { sed -n "s/^$1=//p" "$OUT/meta.txt" 2>/dev/null | head -n 1; }
+mapfile -t PROTOS < <(awk -F'\t' '{ print $2 }' "$RESULTS" | sort -u) # mptcp, tcp
+mapfile -t PERMILLES < <(awk -F'\t' '{ print $3 }' "$RESULTS" | sort -un)
+# bytes_used PROTO PERMILLE: the transfer size of those runs
+bytes_used() {
+    awk -F'\t' -v p="$1" -v l="$2" '$2 == p && $3 == l { print $5; exit }' "$RESULTS"
+}
+
 TEXT=$OUT/table.txt
 MD=$OUT/table.md
 : >"$TEXT"
 : >"$MD"
 any_timeout=0
 for proto in "${PROTOS[@]}"; do
+    [ -n "$proto" ] || continue
     declare -A base=()
     for dir in "${DIRS[@]}"; do
         read -r v f <<<"$(cell "$dir" "$proto" 0)"
@@ -587,21 +618,25 @@ for proto in "${PROTOS[@]}"; do
         echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     } >>"$MD"
     for permille in "${PERMILLES[@]}"; do
-        declare -A rate=() ret=()
+        declare -A rate=() ret=() raw=()
         for dir in "${DIRS[@]}"; do
             read -r v f <<<"$(cell "$dir" "$proto" "$permille")"
             rate[$dir]=$(fmt_rate "$v" "$f")
             [ "$f" = timeout ] && any_timeout=1
+            raw[$dir]=""
             if [ "$f" = ok ] || [ "$f" = timeout ]; then
                 ret[$dir]=$(ratio "$v" "${base[$dir]:-}")
+                [ "${ret[$dir]}" = "-" ] ||
+                    raw[$dir]=$(awk -v a="$v" -v b="${base[$dir]}" 'BEGIN { printf "%.9f", a / b }')
             else
                 ret[$dir]="-"
             fi
         done
-        target=$(ratio "${ret[b2k]}" "${ret[k2b]}")
-        [ "${ret[b2k]}" = "-" ] && target="-"
+        # From the unrounded retentions.
+        target="-"
+        [ -n "${raw[b2k]}" ] && [ -n "${raw[k2b]}" ] && target=$(ratio "${raw[b2k]}" "${raw[k2b]}")
         pct=$(awk -v p="$permille" 'BEGIN { printf "%.1f %%", p / 10 }')
-        b=$(human_bytes "$(bytes_for "$permille")")
+        b=$(human_bytes "$(bytes_used "$proto" "$permille")")
         printf '%-6s %-8s %12s %12s %13s %8s %8s %8s %10s\n' "$pct" "$b" "${rate[b2k]}" "${rate[k2b]}" \
             "${rate[k2k]}" "${ret[b2k]}" "${ret[k2b]}" "${ret[k2k]}" "$target" >>"$TEXT"
         echo "| $pct | $b | ${rate[b2k]} | ${rate[k2b]} | ${rate[k2k]} | ${ret[b2k]} | ${ret[k2b]} | ${ret[k2k]} | $target |" |
@@ -610,9 +645,7 @@ for proto in "${PROTOS[@]}"; do
     echo >>"$TEXT"
     echo >>"$MD"
 done
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-machine="$(date -u +%Y-%m-%d), $(nproc) CPUs (${cpu:-unknown model}), Linux $(uname -r)"
-note="$machine; $REPS repetition(s), median; time limit $LIMIT s per transfer; $elapsed s in all"
+note="$(meta date), $(meta machine); $(meta reps) repetition(s), median; time limit $(meta limit) s per transfer; $(meta elapsed) s in all"
 [ "$any_timeout" = 1 ] && note="$note. * timed out: goodput of the bytes that arrived within the limit"
 echo "$note" >>"$TEXT"
 echo "$note." | sed 's/\* timed out/\\* timed out/' >>"$MD"
@@ -622,4 +655,5 @@ if [ -n "$MARKDOWN" ]; then
     cp "$MD" "$MARKDOWN"
     echo "loss.sh: markdown table in $MARKDOWN" >&2
 fi
-echo "loss.sh: every run's JSON, stderr and kernel counters in $OUT (results.tsv, table.md)" >&2
+[ -n "$REPORT" ] ||
+    echo "loss.sh: every run's JSON, stderr and kernel counters in $OUT (results.tsv, table.md)" >&2

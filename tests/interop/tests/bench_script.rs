@@ -96,6 +96,15 @@ fn loss_script_quick_mode_runs() {
     }
     let table = std::fs::read_to_string(&md).unwrap();
     assert!(table.contains("| 0.0 % |"), "{table}");
+    // --report prints the same tables again from the kept results, without root or runs.
+    let again = Command::new("bash")
+        .arg(script())
+        .arg("--report")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
     // The namespaces the script created (it lists them) are gone.
     let created = std::fs::read_to_string(out_dir.path().join("namespaces.txt")).unwrap();
     assert!(created.lines().count() >= 27, "{created}");
