@@ -40,7 +40,7 @@ usage: bench/loss.sh [options]          (needs root; builds release binaries fir
   --bytes N          bytes per transfer at every loss rate (suffix K, M, G = KiB, MiB,
                      GiB); default by loss rate: 128M up to 0.5 %, 64M up to 2 %, 32M
                      above. Env: BENCH_BYTES
-  --limit S          time limit of one transfer in seconds (default 60; env BENCH_LIMIT);
+  --limit S          time limit of one transfer in seconds (default 45; env BENCH_LIMIT);
                      a transfer still running then is reported as timed out, with the
                      goodput of the bytes that arrived within the limit
   --reps N           repetitions of each transfer; the table shows the median (default 1)
@@ -68,7 +68,7 @@ die() {
 
 LOSSES="0,0.5,1,2,5,10"
 BYTES_ALL="${BENCH_BYTES:-}"
-LIMIT="${BENCH_LIMIT:-60}"
+LIMIT="${BENCH_LIMIT:-45}"
 REPS=1
 QUICK=0
 TCP=0
