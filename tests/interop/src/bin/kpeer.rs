@@ -13,10 +13,18 @@
 //! exists, printing `paused after BYTES` on stderr: a test can act while the transfer is
 //! still running, at a point it knows, with the receive window shut behind it. `--mark
 //! BYTES` only prints `read BYTES` there and reads on.
+//!
+//! The JSON report has `duration_s`: from the connection's establishment (accept or connect
+//! returned) to the end of the transfer (EOF read and everything sent). `--time-limit S`
+//! bounds the whole run: after S seconds kpeer prints the report so far with
+//! `"timed_out": true` (no SHA-256) and exits with status 124, like timeout(1).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use braid::stream::{PatternStream, Tally};
@@ -86,6 +94,46 @@ struct Common {
     /// Repeatable.
     #[arg(long, value_name = "BYTES")]
     mark: Vec<u64>,
+    /// After SECS seconds from the start, print the report so far (`"timed_out": true`
+    /// with `--json`) and exit with status 124.
+    #[arg(long, value_name = "SECS")]
+    time_limit: Option<f64>,
+}
+
+/// Progress, for a report at the time limit: bytes sent and received so far, and when the
+/// connection was established.
+static SENT: AtomicU64 = AtomicU64::new(0);
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+static ESTABLISHED: OnceLock<Instant> = OnceLock::new();
+
+/// Seconds since the connection was established (0 before).
+fn elapsed_s() -> f64 {
+    ESTABLISHED.get().map_or(0.0, |t| t.elapsed().as_secs_f64())
+}
+
+/// After `limit`, print the report so far and exit 124; the transfer goes on meanwhile.
+fn start_time_limit(limit: Duration, json: bool) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let (sent, received) = (
+            SENT.load(Ordering::Relaxed),
+            RECEIVED.load(Ordering::Relaxed),
+        );
+        eprintln!(
+            "kpeer: time limit of {:.1} s reached: {sent} bytes sent, {received} received",
+            limit.as_secs_f64()
+        );
+        if json {
+            let v = serde_json::json!({
+                "timed_out": true,
+                "bytes_sent": sent,
+                "bytes_received": received,
+                "duration_s": elapsed_s(),
+            });
+            println!("{v}");
+        }
+        std::process::exit(124);
+    });
 }
 
 /// A point of the received stream where reading pauses until a file exists.
@@ -176,6 +224,7 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
     if let Some(limit) = common.abort_after {
         return abort_after(stream, limit, common.json);
     }
+    ESTABLISHED.get_or_init(Instant::now);
     let (send, json, hold_open) = (common.send, common.json, common.hold_open);
     let mut writer = stream.try_clone().context("clone socket")?;
     let sender = std::thread::spawn(move || -> std::io::Result<Tally> {
@@ -189,6 +238,7 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
             pattern.fill(chunk);
             writer.write_all(chunk)?;
             tally.update(chunk);
+            SENT.fetch_add(n as u64, Ordering::Relaxed);
             left -= n as u64;
         }
         if !hold_open {
@@ -229,6 +279,7 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
             break;
         }
         received.update(&buf[..n]);
+        RECEIVED.fetch_add(n as u64, Ordering::Relaxed);
     }
     let sent = match sender.join() {
         Ok(r) => r.context("send")?,
@@ -240,6 +291,7 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
             "bytes_received": received.bytes(),
             "sha256_sent": sent.hex(),
             "sha256_received": received.hex(),
+            "duration_s": elapsed_s(),
         });
         println!("{v}");
     }
@@ -247,6 +299,14 @@ fn transfer(stream: TcpStream, common: &Common) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let common = match &cli.mode {
+        Mode::Listen { common, .. } | Mode::Connect { common, .. } => common,
+    };
+    if let Some(secs) = common.time_limit {
+        let limit = Duration::try_from_secs_f64(secs)
+            .map_err(|_| anyhow::anyhow!("bad --time-limit {secs}: not a duration"))?;
+        start_time_limit(limit, common.json);
+    }
     match cli.mode {
         Mode::Listen { port, bind, common } => {
             let addr = SocketAddr::new(bind, port);
