@@ -15,6 +15,32 @@ pub struct SubflowReport {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub rtt_ms: f64,
+    /// The subflow's TCP loss recovery, where the runtime knows it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpStats>,
+}
+
+/// A subflow's TCP loss-recovery counters and window (in the report and `info()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TcpStats {
+    pub retransmits: u64,
+    pub timeouts: u64,
+    pub recoveries: u64,
+    pub spurious_recoveries: u64,
+    pub cwnd: u64,
+}
+
+impl TcpStats {
+    /// The counters of a TCB.
+    pub fn of(t: &braid_proto::tcp::Tcb) -> TcpStats {
+        TcpStats {
+            retransmits: t.retransmits(),
+            timeouts: t.timeouts(),
+            recoveries: t.recoveries(),
+            spurious_recoveries: t.spurious_recoveries(),
+            cwnd: t.cwnd() as u64,
+        }
+    }
 }
 
 /// What `braid connect|listen|sim --json` prints on exit. Fields of the contract first;

@@ -21,7 +21,7 @@ use braid_proto::{ConnectOptions, ConnectionHandle, Event, Instant, ListenOption
 
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 use crate::health::DeviceState;
-use crate::report::{Report, SubflowReport};
+use crate::report::{Report, SubflowReport, TcpStats};
 use crate::stream::{PatternStream, Tally};
 use crate::tun::TunDevice;
 
@@ -94,6 +94,8 @@ pub struct SubflowSummary {
     pub rtt: Option<Duration>,
     /// Still open: not closed, not reset.
     pub open: bool,
+    /// Its TCP loss-recovery counters.
+    pub tcp: TcpStats,
 }
 
 impl SubflowSummary {
@@ -106,6 +108,7 @@ impl SubflowSummary {
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             rtt_ms: self.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            tcp: Some(self.tcp),
         }
     }
 }
@@ -525,6 +528,7 @@ impl Conn {
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             rtt_ms: self.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            tcp: None,
         }]
     }
 
@@ -1686,6 +1690,7 @@ impl Engine for Endpoint {
                         t.state(),
                         braid_proto::tcp::TcpState::Closed | braid_proto::tcp::TcpState::TimeWait
                     ),
+                    tcp: TcpStats::of(t),
                 })
             })
             .collect()

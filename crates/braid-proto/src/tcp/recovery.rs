@@ -30,6 +30,10 @@ pub(super) struct Prr {
 const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(200);
 /// Added to two SRTTs for the probe timeout (Linux's TCP_TIMEOUT_MIN, two jiffies).
 const PTO_SLACK: Duration = Duration::from_millis(2);
+/// Probes in a row without an answer before only the RTO is left (RFC 8985 sends one; a
+/// lost probe or a lost ACK of it then costs an RTO, which on a local path is a thousand
+/// round trips, so braid sends up to three, each after twice the time of the one before).
+const MAX_PROBES: u32 = 3;
 
 impl Tcb {
     /// The ACK field, SACK blocks and window update. Returns false when the segment must be
@@ -87,9 +91,11 @@ impl Tcb {
                 }
             }
         }
-        if new_sacked > 0 {
-            // The path delivers: the retransmission timer need not back off further.
+        if new_sacked > 0 || self.snd_una > una_before {
+            // The path delivers: the retransmission timer need not back off further, and
+            // probing starts afresh.
             self.backoff = 0;
+            self.probes = 0;
         }
         if self.sack_enabled {
             self.rack_detect(now);
@@ -145,9 +151,12 @@ impl Tcb {
                     }))
         });
         if dsack {
+            // Only duplicates of this episode's retransmissions count (Linux's undo_marker).
             if let (Some(left), Some(&b0)) = (self.undo_retrans, blocks.first()) {
                 let (l0, r0) = abs(self, b0);
-                self.undo_retrans = Some(left.saturating_sub((r0 - l0) as u64));
+                if l0 >= self.undo_marker as i64 {
+                    self.undo_retrans = Some(left.saturating_sub((r0 - l0) as u64));
+                }
             }
         }
         let mut new_sacked = 0;
@@ -215,7 +224,6 @@ impl Tcb {
                 //  nothing more is resent.
                 self.undo();
                 self.rto_recovery = false;
-                self.lost.clear();
                 self.recovery_point = ack;
             }
         }
@@ -225,7 +233,6 @@ impl Tcb {
             //# an ACK echoing a timestamp older than the retransmission's shows the original arrived: the retransmission was spurious
             self.undo();
             self.end_recovery();
-            self.lost.clear();
             self.recovery_point = ack;
         } else if self.in_recovery {
             if ack >= self.recovery_point {
@@ -299,15 +306,15 @@ impl Tcb {
     fn on_dsack(&mut self) {
         self.rack.on_dsack();
         if self.undo_retrans == Some(0) && self.episode_rexmits > 0 {
+            // What is still marked lost stays so: bytes really delivered leave `lost` with
+            // their ACK, and RACK no longer watches the others.
             self.undo();
             if self.in_recovery {
                 self.end_recovery();
-                self.lost.clear();
                 self.recovery_point = self.snd_una;
             }
             if self.rto_recovery {
                 self.rto_recovery = false;
-                self.lost.clear();
                 self.recovery_point = self.snd_una;
             }
         }
@@ -399,6 +406,7 @@ impl Tcb {
         self.fast_rexmit = true;
         self.undo_tsval = None;
         self.undo_retrans = Some(0);
+        self.undo_marker = self.snd_una;
         self.episode_rexmits = 0;
         //= rfc6937#3
         //= At the start of recovery: prr_delivered = prr_out = 0, RecoverFS = the flight.
@@ -445,23 +453,26 @@ impl Tcb {
     /// what the congestion window leaves beside `pipe`.
     pub(super) fn send_allowance(&self) -> u64 {
         if self.in_recovery && self.sack_enabled {
-            self.prr.allow
+            // PRR counts bytes; segments are whole (as Linux counts them): any allowance
+            // lets a full segment go, and what it sends beyond is charged to the next ACKs.
+            let mss = self.effective_mss().max(1) as u64;
+            self.prr.allow.div_ceil(mss) * mss
         } else {
             (self.cc.cwnd() as u64).saturating_sub(self.pipe())
         }
     }
 
     //= rfc8985#7.2
-    //= The probe timeout (PTO) is armed whenever data is outstanding and the connection is
-    //  neither recovering nor already probing: two SRTTs (plus the peer's delayed-ACK time
-    //  when a single segment is out), never later than the RTO.
+    //= The probe timeout (PTO) is armed whenever data is outstanding and no probe is out:
+    //  two SRTTs (plus the peer's delayed-ACK time when a single segment is out), never
+    //  later than the RTO. Unlike RFC 8985 and Linux, braid probes in recovery too: when a
+    //  retransmission and everything after it are lost (or their ACKs are), nothing else
+    //  would elicit the SACK that lets RACK go on, and the 200 ms minimum RTO is a thousand
+    //  round trips on a local path.
     pub(super) fn arm_probe(&mut self, now: Instant) {
         let eligible = self.sack_enabled
             && self.can_send_data()
-            && !self.in_recovery
-            && !self.rto_recovery
-            && self.tlp.is_none()
-            && self.backoff == 0
+            && self.probes < MAX_PROBES
             && self.snd_nxt > self.snd_una;
         let srtt = self.rtt.srtt();
         let (true, Some(srtt)) = (eligible, srtt) else {
@@ -472,6 +483,8 @@ impl Tcb {
         if self.flight() <= self.effective_mss() as u64 {
             pto = pto.max(srtt.saturating_mul(2) + WORST_CASE_DELAYED_ACK);
         }
+        // A probe that got no answer is followed by another after twice the time.
+        pto = pto.saturating_mul(1 << self.probes);
         let mut at = now + pto;
         if let Some(rto) = self.timer(Timer::Retransmit) {
             if rto <= at {
@@ -493,8 +506,15 @@ impl Tcb {
         reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
         max_payload: u64,
     ) -> Option<Segment> {
-        if self.snd_nxt <= self.snd_una || self.in_recovery || self.rto_recovery {
+        if self.snd_nxt <= self.snd_una {
             return None;
+        }
+        // In recovery a lost range not yet sent again goes first: its ACK is what counts.
+        if let Some((s, e)) = self.lost.first() {
+            let seg = self.retransmit_reserved(now, s, e, reserve);
+            self.tlp = Some((self.snd_nxt, true));
+            self.probe_sent(now);
+            return Some(seg);
         }
         let seg = match self.send_new_reserved(now, u64::MAX, reserve) {
             Some(seg) => {
@@ -512,12 +532,17 @@ impl Tcb {
                 seg
             }
         };
-        // The RTO keeps running from the last ACK (Linux counts it from the head's
-        // transmission): a probe must not postpone the last resort, nor the MPTCP layer's
-        // sign of a dead path.
-        self.set_timer(Timer::Probe, None);
-        self.arm_rto(now);
+        self.probe_sent(now);
         Some(seg)
+    }
+
+    /// A probe went: the next one (if any) after twice the time. The RTO keeps running from
+    /// the last ACK (Linux counts it from the head's transmission): probes must not
+    /// postpone the last resort, nor the MPTCP layer's sign of a dead path.
+    fn probe_sent(&mut self, now: Instant) {
+        self.probes += 1;
+        self.arm_rto(now);
+        self.arm_probe(now);
     }
 
     //= rfc8985#7.4
@@ -572,6 +597,7 @@ impl Tcb {
                     let flight = self.flight() as usize;
                     self.cc.on_rto(now, flight);
                     self.undo_retrans = Some(0);
+                    self.undo_marker = self.snd_una;
                     self.undo_tsval = None;
                     self.episode_rexmits = 0;
                 }
@@ -596,6 +622,7 @@ impl Tcb {
                 self.timed = None;
                 self.tlp = None;
                 self.probe_due = false;
+                self.probes = 0;
                 self.set_timer(Timer::Probe, None);
                 self.set_timer(Timer::Reorder, None);
                 if self.sack_enabled {

@@ -199,10 +199,14 @@ pub struct Tcb {
     tlp: Option<(u64, bool)>,
     /// The probe timeout fired: the next segment is the probe.
     probe_due: bool,
+    /// Probes sent since the path last delivered anything.
+    probes: u32,
     /// Bytes retransmitted since the last congestion event that no DSACK has shown
     /// unnecessary yet; when DSACKs cover them all, the reduction is undone (RFC 3708).
     /// `None` when there is nothing to undo.
     undo_retrans: Option<u64>,
+    /// SND.UNA when the last congestion episode began: DSACKs below it are older.
+    undo_marker: u64,
     /// TSval of the first retransmission of the current recovery or RTO (for undo).
     undo_tsval: Option<u32>,
     /// An RTO's retransmission went out and no ACK has advanced SND.UNA since (Eifel
@@ -331,7 +335,9 @@ impl Tcb {
             prr: Prr::default(),
             tlp: None,
             probe_due: false,
+            probes: 0,
             undo_retrans: None,
+            undo_marker: 0,
             rto_undo_pending: false,
             pace_next: None,
             undo_tsval: None,
@@ -1778,7 +1784,7 @@ impl Tcb {
     /// MPTCP layer needs room for a DSS only where a mapping starts (TCP delivers in order,
     /// so the receiver has the mapping before any byte that continues it), so a whole
     /// segment goes again as one segment.
-    fn retransmit_reserved(
+    pub(super) fn retransmit_reserved(
         &mut self,
         now: Instant,
         p: u64,
@@ -1881,6 +1887,9 @@ impl Tcb {
             );
         }
         self.arm_rto(now);
+        if self.timer(Timer::Probe).is_none() {
+            self.arm_probe(now);
+        }
         Segment {
             repr,
             data: data.start.saturating_sub(1)..data.end.saturating_sub(1),

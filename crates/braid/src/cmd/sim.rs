@@ -158,6 +158,7 @@ pub fn report(scenario: &Scenario, cfg: &SimConfig, r: &SimResult) -> Report {
                 bytes_sent: r.client.sent.bytes(),
                 bytes_received: r.client.received.bytes(),
                 rtt_ms: info.rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                tcp: None,
             });
         }
     }
@@ -257,6 +258,7 @@ fn subflow_report(s: &SubflowStats) -> SubflowReport {
         bytes_sent: s.bytes_sent,
         bytes_received: s.bytes_received,
         rtt_ms: s.srtt.map_or(0.0, |d| ms(d.as_secs_f64())),
+        tcp: None,
     }
 }
 
