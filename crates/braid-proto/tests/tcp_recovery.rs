@@ -419,3 +419,42 @@ fn sacks_after_a_timeout_end_the_backoff_and_the_stall() {
     assert_eq!(t.rto_backoff(), 0);
     assert!(!t.is_stalled());
 }
+
+/// A window of two segments lets two of the longest segments go, even when the congestion
+/// controller counts in shorter ones (an MPTCP subflow reserves room for a DSS mapping that
+/// most segments do not carry): counted in bytes, the second would wait for an ACK, and
+/// with the first lost, for a probe or the RTO.
+#[test]
+fn a_two_segment_window_sends_two_full_segments() {
+    let mut t = sack_tcb(2, false);
+    // From here the controller counts 972-byte segments; new data goes 1000 bytes a segment.
+    t.set_reserved_option_len(28);
+    let mut no_dss = |_: u64| 0usize;
+    let mut poll = |t: &mut Tcb, now: Instant| {
+        let mut sent = Vec::new();
+        while let Some(s) = t.poll_segment_with(now, Some(&mut no_dss)) {
+            if !s.data.is_empty() {
+                sent.push(s.data.end - s.data.start);
+            }
+            assert!(sent.len() < 10);
+        }
+        sent
+    };
+    t.write(&[7u8; 20_000]);
+    let t0 = T0 + RTT;
+    assert_eq!(poll(&mut t, t0), vec![1000, 1000]);
+    // The first is lost: the reordering timer finds it, the window falls to its floor of
+    // two (controller) segments.
+    let t1 = t0 + RTT;
+    send!(t, t1, sack(1, &[(1001, 2001)]));
+    let at = t.timer(Timer::Reorder).expect("reordering timer");
+    t.handle_timeout(at);
+    assert!(t.in_recovery());
+    assert_eq!(t.cwnd(), 2 * 972);
+    assert_eq!(poll(&mut t, at).len(), 1);
+    // Its retransmission arrives: two full segments fit the window of two.
+    let t2 = at + RTT;
+    send!(t, t2, sack(2001, &[]));
+    assert!(!t.in_recovery());
+    assert_eq!(poll(&mut t, t2), vec![1000, 1000]);
+}

@@ -26,14 +26,20 @@ pub(super) struct Prr {
     pub(super) allow: u64,
 }
 
-/// The 200 ms the peer may hold an ACK for a lone segment (RFC 8985's WCDelAckT).
-const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(200);
+/// How long the peer may hold the ACK of a lone segment, for the probe timeout of one
+/// segment in flight. RFC 8985's WCDelAckT is 200 ms, which on a path of a fraction of a
+/// millisecond equals the minimum RTO and leaves a lone lost segment to it; receivers
+/// (Linux's `ato`) mostly answer within 40 ms, and a probe sent too early costs one
+/// segment and comes back as a DSACK (no window reduction).
+const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(50);
 /// Added to two SRTTs for the probe timeout (Linux's TCP_TIMEOUT_MIN, two jiffies).
 const PTO_SLACK: Duration = Duration::from_millis(2);
 /// Probes in a row without an answer before only the RTO is left (RFC 8985 sends one; a
 /// lost probe or a lost ACK of it then costs an RTO, which on a local path is a thousand
 /// round trips, so braid sends up to three, each after twice the time of the one before).
 const MAX_PROBES: u32 = 3;
+/// Up to this many segments the congestion window counts segments, not bytes.
+const SMALL_WINDOW: u64 = 4;
 
 impl Tcb {
     /// The ACK field, SACK blocks and window update. Returns false when the segment must be
@@ -330,7 +336,7 @@ impl Tcb {
             .srtt()
             .unwrap_or(self.rtt.rto())
             .max(self.rack.min_rtt.unwrap_or(Duration::ZERO));
-        let mss = self.effective_mss().max(1) as u64;
+        let mss = self.full_mss() as u64;
         // Segments may be shorter than the MSS (a DSS mapping's first segment): round up.
         let sacked_segments = self.scoreboard.total().div_ceil(mss);
         self.rack
@@ -427,7 +433,7 @@ impl Tcb {
     fn prr_on_ack(&mut self, delivered: u64) {
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh() as u64;
-        let mss = self.effective_mss() as u64;
+        let mss = self.full_mss() as u64;
         let p = &mut self.prr;
         p.delivered += delivered;
         let sndcnt = if pipe > ssthresh {
@@ -455,10 +461,21 @@ impl Tcb {
         if self.in_recovery && self.sack_enabled {
             // PRR counts bytes; segments are whole (as Linux counts them): any allowance
             // lets a full segment go, and what it sends beyond is charged to the next ACKs.
-            let mss = self.effective_mss().max(1) as u64;
+            let mss = self.full_mss() as u64;
             self.prr.allow.div_ceil(mss) * mss
         } else {
-            (self.cc.cwnd() as u64).saturating_sub(self.pipe())
+            let (cwnd, pipe) = (self.cc.cwnd() as u64, self.pipe());
+            // The congestion controller counts in segments that leave room for the MPTCP
+            // layer's DSS; most segments are longer. In a small window (the floor of two
+            // segments after a loss, RFC 5681) bytes would let one segment fewer go than
+            // the window has: there it counts segments, as Linux always does.
+            let (unit, full) = (self.effective_mss() as u64, self.full_mss() as u64);
+            let cwnd_segments = cwnd / unit.max(1);
+            if cwnd_segments <= SMALL_WINDOW && pipe.div_ceil(full) < cwnd_segments {
+                cwnd.saturating_sub(pipe).max(full)
+            } else {
+                cwnd.saturating_sub(pipe)
+            }
         }
     }
 
@@ -480,7 +497,7 @@ impl Tcb {
             return;
         };
         let mut pto = srtt.saturating_mul(2) + PTO_SLACK;
-        if self.flight() <= self.effective_mss() as u64 {
+        if self.flight() <= self.full_mss() as u64 {
             pto = pto.max(srtt.saturating_mul(2) + WORST_CASE_DELAYED_ACK);
         }
         // A probe that got no answer is followed by another after twice the time.

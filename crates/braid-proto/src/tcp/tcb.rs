@@ -429,6 +429,13 @@ impl Tcb {
         self.snd_mss.saturating_sub(opts).max(1)
     }
 
+    /// Payload bytes of the largest segment: MSS minus timestamps (an MPTCP subflow sends
+    /// most segments without the room it reserves for a DSS mapping).
+    fn full_mss(&self) -> usize {
+        let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
+        self.snd_mss.saturating_sub(ts.div_ceil(4) * 4).max(1)
+    }
+
     /// How many SACK blocks fit after the timestamps and the reserved option space.
     fn sack_block_budget(&self) -> usize {
         let ts = if self.ts_enabled { TS_OPTION_LEN } else { 0 };
