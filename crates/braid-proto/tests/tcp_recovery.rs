@@ -458,3 +458,20 @@ fn a_two_segment_window_sends_two_full_segments() {
     assert!(!t.in_recovery());
     assert_eq!(poll(&mut t, t2), vec![1000, 1000]);
 }
+
+/// A lone segment in flight is probed too: after two RTTs and the 50 ms a receiver may
+/// hold the ACK of a lone segment, before the RTO.
+#[test]
+fn a_lone_lost_segment_is_probed_before_the_rto() {
+    let mut t = sack_tcb(10, false);
+    let t0 = T0 + RTT;
+    t.write(&[7u8; 1_000]);
+    assert_eq!(drain(&mut t, t0).len(), 1);
+    let pto = t.timer(Timer::Probe).expect("probe armed");
+    let rto = t.timer(Timer::Retransmit).expect("rto armed");
+    assert_eq!(pto - t0, RTT * 2 + Duration::from_millis(50));
+    assert!(pto < rto);
+    t.handle_timeout(pto);
+    assert_eq!(data_offsets(&drain(&mut t, pto)), vec![1]);
+    assert_eq!(t.timeouts(), 0);
+}
