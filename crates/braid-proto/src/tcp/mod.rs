@@ -1,7 +1,7 @@
 //! The subflow TCP engine: RFC 9293 state machine, RFC 7323 window scaling and timestamps,
-//! RFC 2018 SACK, RFC 6298 RTO, RFC 6675 SACK-based loss recovery (NewReno, RFC 6582, when the
-//! peer has no SACK), RFC 5961 blind-attack mitigations, and pluggable congestion control
-//! ([`crate::cc`]).
+//! RFC 2018 SACK, RFC 6298 RTO, RACK-TLP loss detection (RFC 8985) with PRR (RFC 6937) for
+//! SACK peers and RFC 6675 / NewReno (RFC 6582) for the others, RFC 5961 blind-attack
+//! mitigations, and pluggable congestion control ([`crate::cc`]).
 //!
 //! [`Tcb`] is one transmission control block. It works on decoded segments
 //! ([`crate::wire::TcpRepr`] plus a payload slice), never on raw bytes, and it performs no I/O:
@@ -11,17 +11,16 @@
 //! - [`Tcb::poll_timeout`] / [`Tcb::handle_timeout`] drive the timers (an enum-indexed array);
 //! - [`Tcb::write`], [`Tcb::read`], [`Tcb::close`], [`Tcb::abort`] are the application side.
 //!
-//! Sending follows RFC 6675's NextSeg order: the forced first retransmission of a fast
-//! recovery, retransmissions found lost again, lost holes (IsLost), new data (bounded by
-//! `min(cwnd - pipe, peer window)`, sender SWS avoidance, optional Nagle), then holes below
-//! the highest SACK, then a zero-window probe or a pure ACK. Beyond the core RFCs, these keep
-//! throughput up on real paths, each modelled on Linux: **pacing** (2 × cwnd / SRTT in slow
-//! start, 1.2 × after; [`TcpConfig::pacing`]), **HyStart++** delay-based slow-start exit
-//! (RFC 9406, without the conservative phase), **lost-retransmission detection** (a
-//! retransmission is lost when data sent after it is SACKed first) and **undo** of a fast
-//! recovery whose single retransmission turned out unnecessary (the ACK echoes the original's
-//! timestamp: reordering, not loss; RFC 3522). Duplicate segments are reported with D-SACK
-//! (RFC 2883) so that peers can undo their own spurious retransmissions.
+//! Sending, with SACK: the forced first retransmission of a fast recovery, a due tail loss
+//! probe, ranges RACK found lost (lowest first), new data (bounded by PRR's allowance in
+//! recovery, else `cwnd - pipe`, the peer's window, sender SWS avoidance, optional Nagle), then
+//! a zero-window probe or a pure ACK; without SACK, RFC 6675 / NewReno. Loss detection and
+//! recovery are in `recovery.rs` (RACK-TLP, RFC 8985; PRR, RFC 6937; undo by timestamps, RFC
+//! 3522, and DSACK, RFC 3708) and `rack.rs` (the transmission log). Beyond the core RFCs,
+//! these keep throughput up on real paths, each modelled on Linux: **pacing** (2 × cwnd /
+//! SRTT in slow start, 1.2 × after; [`TcpConfig::pacing`]) and **HyStart++** delay-based
+//! slow-start exit (RFC 9406, without the conservative phase). Duplicate segments are
+//! reported with D-SACK (RFC 2883) so that peers can undo their own spurious retransmissions.
 //!
 //! Sequence numbers are handled internally as 64-bit offsets from the initial sequence numbers
 //! (the SYN is offset 0, the first data byte offset 1), so wrap-around is confined to the
