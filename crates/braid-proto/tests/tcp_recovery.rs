@@ -475,3 +475,58 @@ fn a_lone_lost_segment_is_probed_before_the_rto() {
     assert_eq!(data_offsets(&drain(&mut t, pto)), vec![1]);
     assert_eq!(t.timeouts(), 0);
 }
+
+//= rfc5682#3.1
+//= Without timestamps a spurious timeout is found by F-RTO: after the head's retransmission
+//  is acknowledged, new data goes instead of the rest; an ACK of data sent before the
+//  timeout and never resent then undoes the timeout.
+#[test]
+fn f_rto_finds_a_spurious_timeout_without_timestamps() {
+    let mut t = sack_tcb(10, false);
+    let t0 = T0 + RTT;
+    t.write(&[7u8; 30_000]);
+    assert_eq!(drain(&mut t, t0).len(), 10);
+    let cwnd_before = t.cwnd();
+    let rto = t.timer(Timer::Retransmit).expect("rto");
+    t.handle_timeout(rto);
+    assert_eq!(data_offsets(&drain(&mut t, rto)), vec![1]);
+    // The first ACK covers the head: new data goes, not the rest of the window.
+    let t1 = rto + RTT;
+    send!(t, t1, sack(1001, &[]));
+    let next = data_offsets(&drain(&mut t, t1));
+    assert!(
+        !next.is_empty() && next.iter().all(|&o| o >= 10_001),
+        "{next:?}"
+    );
+    // The next ACK covers the segments sent before the timeout, never resent: spurious.
+    send!(t, t1 + Duration::from_millis(1), sack(10_001, &[]));
+    assert_eq!(t.spurious_recoveries(), 1);
+    assert!(t.cwnd() >= cwnd_before, "{} < {cwnd_before}", t.cwnd());
+    let after = data_offsets(&drain(&mut t, t1 + Duration::from_millis(1)));
+    assert!(
+        after.iter().all(|&o| o >= 10_001),
+        "nothing old resent: {after:?}"
+    );
+}
+
+/// F-RTO with a real loss: the ACK after the new data SACKs only it, so the recovery goes on
+/// and resends the rest.
+#[test]
+fn f_rto_goes_on_with_the_recovery_when_the_loss_was_real() {
+    let mut t = sack_tcb(10, false);
+    let t0 = T0 + RTT;
+    t.write(&[7u8; 30_000]);
+    assert_eq!(drain(&mut t, t0).len(), 10);
+    let rto = t.timer(Timer::Retransmit).expect("rto");
+    t.handle_timeout(rto);
+    drain(&mut t, rto);
+    let t1 = rto + RTT;
+    send!(t, t1, sack(1001, &[]));
+    let new = data_offsets(&drain(&mut t, t1));
+    let first_new = *new.first().expect("new data");
+    let t2 = t1 + RTT;
+    send!(t, t2, sack(1001, &[(first_new, first_new + 1000)]));
+    assert_eq!(t.spurious_recoveries(), 0);
+    let again = data_offsets(&drain(&mut t, t2));
+    assert_eq!(again.first(), Some(&1001), "{again:?}");
+}

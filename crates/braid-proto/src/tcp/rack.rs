@@ -45,20 +45,30 @@ pub struct Delivered {
     /// A transmission sent once only ended below the highest sequence delivered before:
     /// the network reordered.
     pub reordered: bool,
+    /// The earliest transmission among the delivered ones that were never sent again (F-RTO:
+    /// such data sent before a timeout shows the timeout was spurious).
+    pub first_original: Option<Instant>,
 }
 
 impl Delivered {
     fn newer(self, other: Option<Delivered>) -> Delivered {
-        match other {
-            Some(o) if (o.xmit, o.end) > (self.xmit, self.end) => Delivered {
-                reordered: o.reordered || self.reordered,
-                ..o
-            },
-            Some(o) => Delivered {
-                reordered: o.reordered || self.reordered,
-                ..self
-            },
-            None => self,
+        let Some(o) = other else {
+            return self;
+        };
+        let first_original = match (self.first_original, o.first_original) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let reordered = o.reordered || self.reordered;
+        let newest = if (o.xmit, o.end) > (self.xmit, self.end) {
+            o
+        } else {
+            self
+        };
+        Delivered {
+            reordered,
+            first_original,
+            ..newest
         }
     }
 }
@@ -162,7 +172,24 @@ impl SentLog {
             end: e.end,
             rexmit: e.rexmit,
             reordered: !e.rexmit && e.end < self.prior_fack,
+            first_original: (!e.rexmit).then_some(e.xmit),
         }
+    }
+
+    /// Watches every outstanding transmission again, oldest first (after an RTO that turned
+    /// out spurious: its marks are undone, RACK judges the bytes again).
+    pub fn rebuild_order(&mut self) {
+        let mut v: Vec<Transmission> = self
+            .by_seq
+            .iter()
+            .map(|(&start, e)| Transmission {
+                start,
+                end: e.end,
+                xmit: e.xmit,
+            })
+            .collect();
+        v.sort_by_key(|t| (t.xmit, t.start));
+        self.in_order = v.into();
     }
 
     /// The transmission time of the byte at `seq`, if outstanding.
@@ -177,11 +204,6 @@ impl SentLog {
     /// Where the highest outstanding range starts (the tail loss probe resends it).
     pub fn last_start(&self) -> Option<u64> {
         self.by_seq.keys().next_back().copied()
-    }
-
-    /// Forgets every transmission (after an RTO everything outstanding counts as lost).
-    pub fn clear_order(&mut self) {
-        self.in_order.clear();
     }
 
     /// Number of outstanding ranges.

@@ -26,6 +26,19 @@ pub(super) struct Prr {
     pub(super) allow: u64,
 }
 
+/// F-RTO (RFC 5682, the SACK-enhanced version as Linux runs it) after a timeout.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frto {
+    /// When the timeout fired: data sent before it and never resent that is (S)ACKed
+    /// shows the timeout was spurious.
+    at: Instant,
+    /// SND.NXT when it fired.
+    high: u64,
+    /// The head's retransmission was acknowledged: new data goes before the rest of the
+    /// lost bytes, and the next ACK tells.
+    new_data: bool,
+}
+
 /// How long the peer may hold the ACK of a lone segment, for the probe timeout of one
 /// segment in flight. RFC 8985's WCDelAckT is 200 ms, which on a path of a fraction of a
 /// millisecond equals the minimum RTO and leaves a lone lost segment to it; receivers
@@ -65,6 +78,7 @@ impl Tcb {
         let ack = ack.max(0) as u64;
 
         self.sent_log.begin_ack();
+        self.first_original = None;
         let (new_sacked, dsack) = if self.sack_enabled {
             self.process_sack_blocks(now, repr, ack)
         } else {
@@ -102,6 +116,9 @@ impl Tcb {
             // probing starts afresh.
             self.backoff = 0;
             self.probes = 0;
+        }
+        if self.frto.is_some() {
+            self.frto_on_ack(una_before, new_sacked);
         }
         if self.sack_enabled {
             self.rack_detect(now);
@@ -187,7 +204,7 @@ impl Tcb {
                 }
                 let next = self.scoreboard.next_from(p).map_or(r, |(s, _)| s.min(r));
                 if let Some(d) = self.sent_log.sacked(p, next) {
-                    self.rack.on_delivered(d, now);
+                    self.on_delivered(d, now);
                 }
                 self.lost.remove(p, next);
                 p = next;
@@ -201,7 +218,7 @@ impl Tcb {
         let acked = ack - self.snd_una;
         self.rtt_sample_on_ack(now, repr, ack);
         if let Some(d) = self.sent_log.ack_below(ack, &self.scoreboard) {
-            self.rack.on_delivered(d, now);
+            self.on_delivered(d, now);
         }
         self.lost.remove_below(ack);
         // Application bytes acknowledged: sequence offsets [1, data_end).
@@ -228,9 +245,7 @@ impl Tcb {
                 //= The first ACK after an RTO echoes a timestamp older than the retransmission:
                 //  the original arrived, the timeout was spurious; the reduction is undone and
                 //  nothing more is resent.
-                self.undo();
-                self.rto_recovery = false;
-                self.recovery_point = ack;
+                self.undo_timeout();
             }
         }
 
@@ -276,6 +291,60 @@ impl Tcb {
         } else {
             self.set_timer(Timer::Retransmit, Some(now + self.rtt.rto()));
         }
+    }
+
+    fn on_delivered(&mut self, d: crate::tcp::rack::Delivered, now: Instant) {
+        self.rack.on_delivered(d, now);
+        if let Some(t) = d.first_original {
+            self.first_original = Some(self.first_original.map_or(t, |f| f.min(t)));
+        }
+    }
+
+    //= rfc5682#3.1
+    //= SACK-enhanced F-RTO: once the head's retransmission is acknowledged, new data goes
+    //  instead of the rest; if an ACK then (S)ACKs data sent before the timeout and never
+    //  resent, the timeout was spurious and is undone; if it only SACKs the new data or is a
+    //  duplicate, the loss was real and the recovery goes on as usual.
+    fn frto_on_ack(&mut self, una_before: u64, new_sacked: u64) {
+        let Some(f) = self.frto else {
+            return;
+        };
+        // (Also when this ACK ended the timeout's recovery: it may have done so with the
+        // originals.)
+        if self.first_original.is_some_and(|t| t < f.at) {
+            self.frto = None;
+            self.undo_timeout();
+            return;
+        }
+        let advanced = self.snd_una > una_before;
+        if !self.rto_recovery {
+            self.frto = None;
+        } else if !f.new_data && advanced && self.snd_una < f.high {
+            self.frto = Some(Frto {
+                new_data: true,
+                ..f
+            });
+        } else if f.new_data || !advanced || new_sacked > 0 {
+            // Step 3.a (or 2.a): the loss was real.
+            self.frto = None;
+        }
+    }
+
+    /// A timeout was spurious: the window comes back, the marks the timeout put on every
+    /// outstanding byte go, and RACK judges them again.
+    fn undo_timeout(&mut self) {
+        self.undo();
+        self.rto_recovery = false;
+        self.rto_undo_pending = false;
+        self.frto = None;
+        self.lost.clear();
+        self.sent_log.rebuild_order();
+        self.recovery_point = self.snd_una;
+    }
+
+    /// True while F-RTO wants new data before the lost bytes.
+    pub(super) fn frto_new_data(&self) -> bool {
+        self.frto.is_some_and(|f| f.new_data)
     }
 
     fn end_recovery(&mut self) {
@@ -659,7 +728,11 @@ impl Tcb {
                         self.lost.insert(p, next);
                         p = next;
                     }
-                    self.sent_log.clear_order();
+                    self.frto = Some(Frto {
+                        at: now,
+                        high: self.snd_nxt,
+                        new_data: false,
+                    });
                 }
             }
         }

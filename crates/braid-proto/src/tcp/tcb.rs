@@ -201,6 +201,10 @@ pub struct Tcb {
     probe_due: bool,
     /// Probes sent since the path last delivered anything.
     probes: u32,
+    /// F-RTO after the last timeout, while it decides.
+    frto: Option<Frto>,
+    /// The earliest never-resent transmission the ACK being processed delivered.
+    first_original: Option<Instant>,
     /// Bytes retransmitted since the last congestion event that no DSACK has shown
     /// unnecessary yet; when DSACKs cover them all, the reduction is undone (RFC 3708).
     /// `None` when there is nothing to undo.
@@ -239,7 +243,7 @@ pub struct Tcb {
 
 #[path = "recovery.rs"]
 mod recovery;
-use recovery::Prr;
+use recovery::{Frto, Prr};
 
 /// RFC 9406 (HyStart++) delay-increase detection, per round of one window.
 #[derive(Debug, Clone, Copy)]
@@ -336,6 +340,8 @@ impl Tcb {
             tlp: None,
             probe_due: false,
             probes: 0,
+            frto: None,
+            first_original: None,
             undo_retrans: None,
             undo_marker: 0,
             rto_undo_pending: false,
@@ -1775,6 +1781,11 @@ impl Tcb {
             return self.probe_or_ack(now);
         }
         let allowance = self.send_allowance();
+        if self.frto_new_data() {
+            if let Some(seg) = self.send_new_reserved(now, allowance, reserve) {
+                return Some(seg);
+            }
+        }
         if let Some((s, e)) = self.lost.first() {
             if allowance >= max_payload.min(e - s) {
                 return Some(self.retransmit_reserved(now, s, e, reserve));
