@@ -45,12 +45,15 @@ pub(super) struct Frto {
 /// (Linux's `ato`) mostly answer within 40 ms, and a probe sent too early costs one
 /// segment and comes back as a DSACK (no window reduction).
 const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(50);
-/// Added to two SRTTs for the probe timeout (Linux's TCP_TIMEOUT_MIN, two jiffies).
-const PTO_SLACK: Duration = Duration::from_millis(2);
-/// Probes in a row without an answer before only the RTO is left (RFC 8985 sends one; a
+/// Added to two SRTTs for the probe timeout. Linux adds two jiffies (2 ms) for its timer's
+/// granularity; braid's clock is in microseconds, and on a local path 2 ms is ten round trips
+/// of waiting at every tail (TUN, 5 % loss: 267 -> 543 Mbit/s with 0.2 ms).
+const PTO_SLACK: Duration = Duration::from_micros(200);
+/// Probes in a row without an answer before only the RTO is left. RFC 8985 sends one; a
 /// lost probe or a lost ACK of it then costs an RTO, which on a local path is a thousand
-/// round trips, so braid sends up to three, each after twice the time of the one before).
-const MAX_PROBES: u32 = 3;
+/// round trips, so braid sends up to six, each after twice the time of the one before, all
+/// before the RTO (TUN, 10 % loss: 47 -> 197 Mbit/s, no RTO left).
+const MAX_PROBES: u32 = 6;
 /// Up to this many segments the congestion window counts segments, not bytes.
 const SMALL_WINDOW: u64 = 4;
 
