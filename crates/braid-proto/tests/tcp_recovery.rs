@@ -91,8 +91,9 @@ fn sack_recovery_retransmits_only_holes() {
 
 // ------------------------------------------------------------------ spurious recovery undo
 
-#[test]
-fn reordering_detected_by_timestamps_undoes_the_reduction() {
+/// A SACK connection with timestamps that sent ten 1000-byte segments (MSS 1012 less 12
+/// bytes of timestamps) at 5 ms; the TSval they carry.
+fn ten_timestamped_segments() -> (Tcb, u32) {
     let cfg = TcpConfig {
         timestamps: true,
         sack: true,
@@ -109,12 +110,16 @@ fn reordering_detected_by_timestamps_undoes_the_reduction() {
             ..TcpOptions::default()
         },
     );
-    // MSS 1012 - 12 bytes of timestamps = 1000 bytes per segment.
-    let t1 = Instant::from_millis(5);
     t.write(&[1u8; 10_000]);
-    let segs = drain(&mut t, t1);
+    let segs = drain(&mut t, Instant::from_millis(5));
     assert_eq!(segs.len(), 10);
-    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let orig_ts = segs[0].0.options.timestamps.map_or(0, |ts| ts.tsval);
+    (t, orig_ts)
+}
+
+#[test]
+fn reordering_detected_by_timestamps_undoes_the_reduction() {
+    let (mut t, orig_ts) = ten_timestamped_segments();
     let cwnd_before = t.cwnd();
     // Segment 0 is delayed; SACKs for 1..4 arrive later and trigger a fast retransmit.
     let t2 = Instant::from_millis(20);
@@ -144,26 +149,7 @@ fn reordering_detected_by_timestamps_undoes_the_reduction() {
 
 #[test]
 fn a_real_loss_is_not_undone() {
-    let cfg = TcpConfig {
-        timestamps: true,
-        sack: true,
-        pacing: false,
-        send_buffer: 1 << 20,
-        ..plain()
-    };
-    let mut t = established_with(
-        &cfg,
-        TcpOptions {
-            mss: Some(1012),
-            sack_permitted: true,
-            timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
-            ..TcpOptions::default()
-        },
-    );
-    let t1 = Instant::from_millis(5);
-    t.write(&[1u8; 10_000]);
-    let segs = drain(&mut t, t1);
-    let orig_ts = segs[0].0.options.timestamps.unwrap().tsval;
+    let (mut t, orig_ts) = ten_timestamped_segments();
     let t2 = Instant::from_millis(20);
     let mut a = seg(r(1), l(1), ACK);
     a.options.timestamps = Some(Timestamps {
