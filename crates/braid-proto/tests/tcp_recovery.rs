@@ -516,3 +516,38 @@ fn f_rto_goes_on_with_the_recovery_when_the_loss_was_real() {
     let again = data_offsets(&drain(&mut t, t2));
     assert_eq!(again.first(), Some(&1001), "{again:?}");
 }
+
+/// A DSACK for an earlier episode's retransmission says nothing about the current one: it
+/// does not undo the current reduction (only DSACKs from the episode's start on count).
+#[test]
+fn an_old_dsack_does_not_undo_the_current_recovery() {
+    let mut t = sack_tcb(10, false);
+    let t0 = T0 + RTT;
+    t.write(&[7u8; 40_000]);
+    assert_eq!(drain(&mut t, t0).len(), 10);
+    // Episode 1: segment 0 lost, resent, everything acknowledged.
+    let t1 = t0 + RTT;
+    send!(t, t1, sack(1, &[(1001, 5001)]));
+    assert!(t.in_recovery());
+    drain(&mut t, t1);
+    let t2 = t1 + RTT;
+    send!(t, t2, sack(10_001, &[]));
+    assert!(!t.in_recovery());
+    let sent = data_offsets(&drain(&mut t, t2));
+    let last = *sent.last().expect("new data");
+    // Episode 2: the first new segment is lost.
+    let t3 = t2 + RTT;
+    send!(t, t3, sack(10_001, &[(11_001, last + 1000)]));
+    assert!(t.in_recovery(), "episode 2");
+    let reduced = t.cwnd();
+    drain(&mut t, t3);
+    // A DSACK for episode 1's retransmission (below this episode's start) arrives.
+    send!(
+        t,
+        t3 + Duration::from_millis(1),
+        sack(10_001, &[(1, 1001), (11_001, last + 1000)])
+    );
+    assert_eq!(t.spurious_recoveries(), 0);
+    assert!(t.in_recovery());
+    assert!(t.cwnd() <= reduced);
+}
