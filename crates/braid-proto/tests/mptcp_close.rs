@@ -278,3 +278,22 @@ fn a_closed_window_on_the_only_subflow_sends_nothing_twice() {
         "no data-level retransmission"
     );
 }
+
+/// A peer that never acknowledges the DATA_FIN (every copy is lost) does not keep the
+/// connection for ever: after as many tries as TCP makes for data, it ends timed out.
+#[test]
+fn an_unacknowledged_data_fin_times_out() {
+    let c = close_after(500, usize::MAX, 13);
+    assert_eq!(c.received.len(), 500);
+    assert!(c.fin_acked_at.is_none());
+    assert!(c.pair.client.is_closed(), "the client gave up");
+    assert_eq!(
+        c.pair.client.subflow(0).and_then(|t| t.error()),
+        Some(braid_proto::ConnectionError::TimedOut)
+    );
+    let gave_up = c.log.last().map(|s| s.at).expect("segments");
+    assert!(
+        gave_up < Instant::ZERO + Duration::from_secs(300),
+        "{gave_up:?}"
+    );
+}

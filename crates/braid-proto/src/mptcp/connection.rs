@@ -1184,6 +1184,13 @@ impl MptcpConnection {
             //= The DATA_FIN is retransmitted until it is acknowledged: it rides on every pure
             //   ACK until then, so one ACK on a subflow that can still send carries it again
             //   (Linux's MPTCP retransmission timer does the same).
+            if self.rtx.backoff > self.cfg.tcp.max_retransmissions {
+                // As many tries as a subflow's TCP makes for its data (about two minutes):
+                // the peer is gone; the connection ends timed out instead of waiting for
+                // ever (pure ACKs time nothing out at the TCP level).
+                self.fast_close(ConnectionError::TimedOut);
+                return;
+            }
             self.kick_data_fin();
             return;
         }
