@@ -274,27 +274,9 @@ impl SentLog {
             if e.xmit != t.xmit {
                 continue;
             }
-            let (s, end) = (s.max(lo), e.end.min(t.end));
-            // Subtract SACKed and lost bytes.
-            let mut p = s;
-            while p < end {
-                let covered = sacked
-                    .containing(p)
-                    .or_else(|| lost.containing(p))
-                    .map(|(_, ce)| ce);
-                if let Some(ce) = covered {
-                    p = ce.min(end);
-                    continue;
-                }
-                let next = [sacked.next_from(p), lost.next_from(p)]
-                    .into_iter()
-                    .flatten()
-                    .map(|(ns, _)| ns)
-                    .min()
-                    .unwrap_or(end)
-                    .min(end);
-                out.push((p, next));
-                p = next;
+            // Less what is SACKed and what is already marked lost.
+            for (a, b) in sacked.gaps(s.max(lo), e.end.min(t.end)) {
+                out.extend(lost.gaps(a, b));
             }
         }
         out

@@ -124,6 +124,22 @@ impl RangeSet {
         before || after
     }
 
+    /// The pieces of `[from, to)` no held range covers, lowest first.
+    pub fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut p = from;
+        while p < to {
+            if let Some((_, e)) = self.containing(p) {
+                p = e.min(to);
+                continue;
+            }
+            let next = self.next_from(p).map_or(to, |(s, _)| s.min(to));
+            out.push((p, next));
+            p = next;
+        }
+        out
+    }
+
     /// The first range starting at or after `x`.
     pub fn next_from(&self, x: u64) -> Option<(u64, u64)> {
         self.map.range(x..).next().map(|(&a, &b)| (a, b))
@@ -186,6 +202,17 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_are_what_no_range_covers() {
+        let mut r = RangeSet::new();
+        r.insert(10, 20);
+        r.insert(30, 40);
+        assert_eq!(r.gaps(0, 50), vec![(0, 10), (20, 30), (40, 50)]);
+        assert_eq!(r.gaps(15, 35), vec![(20, 30)]);
+        assert_eq!(r.gaps(12, 18), vec![]);
+        assert_eq!(r.gaps(5, 5), vec![]);
+    }
 
     #[test]
     fn remove_splits_and_counts() {

@@ -199,18 +199,11 @@ impl Tcb {
             }
             let (l, r) = (l as u64, r as u64);
             // The pieces not SACKed before: delivered now.
-            let mut p = l;
-            while p < r {
-                if let Some((_, e)) = self.scoreboard.containing(p) {
-                    p = e.min(r);
-                    continue;
-                }
-                let next = self.scoreboard.next_from(p).map_or(r, |(s, _)| s.min(r));
+            for (p, next) in self.scoreboard.gaps(l, r) {
                 if let Some(d) = self.sent_log.sacked(p, next) {
                     self.on_delivered(d, now);
                 }
                 self.lost.remove(p, next);
-                p = next;
             }
             new_sacked += self.scoreboard.insert(l, r);
         }
@@ -718,18 +711,8 @@ impl Tcb {
                     //= rfc8985#6.3
                     //= After an RTO every outstanding segment not SACKed counts as lost; the
                     //  retransmissions are new transmissions for RACK.
-                    let mut p = self.snd_una;
-                    while p < self.snd_nxt {
-                        if let Some((_, e)) = self.scoreboard.containing(p) {
-                            p = e;
-                            continue;
-                        }
-                        let next = self
-                            .scoreboard
-                            .next_from(p)
-                            .map_or(self.snd_nxt, |(s, _)| s.min(self.snd_nxt));
+                    for (p, next) in self.scoreboard.gaps(self.snd_una, self.snd_nxt) {
                         self.lost.insert(p, next);
-                        p = next;
                     }
                     self.frto = Some(Frto {
                         at: now,

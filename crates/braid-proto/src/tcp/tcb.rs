@@ -1713,7 +1713,7 @@ impl Tcb {
         blocked: bool,
         reserve: Option<&mut dyn FnMut(u64) -> usize>,
     ) -> Option<Segment> {
-        let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
+        let max_payload = self.max_payload();
         let mut reserve = reserve;
         if self.sack_enabled {
             return self.send_data_sack(now, blocked, &mut reserve, max_payload);
@@ -1809,14 +1809,9 @@ impl Tcb {
         hole_end: u64,
         reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
     ) -> Segment {
-        let saved = self.reserved_opt;
-        if let Some(f) = reserve.as_mut().filter(|_| p >= 1) {
-            self.reserved_opt = f(p - 1).min(MAX_OPTION_SPACE);
-        }
-        let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
-        let seg = self.retransmit(now, p, hole_end, max_payload);
-        self.reserved_opt = saved;
-        seg
+        self.with_reservation_at(p, reserve, |t, max_payload| {
+            t.retransmit(now, p, hole_end, max_payload)
+        })
     }
 
     /// New data within `avail` bytes, with the caller's option reservation for it.
@@ -1826,22 +1821,34 @@ impl Tcb {
         avail: u64,
         reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
     ) -> Option<Segment> {
-        match reserve {
-            Some(f) if self.snd_nxt >= 1 => {
-                // The caller's reservation for a new segment from SND.NXT, for the sizing
-                // and the header of this segment only.
-                let saved = self.reserved_opt;
-                self.reserved_opt = f(self.snd_nxt - 1).min(MAX_OPTION_SPACE);
-                let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
-                let seg = self.send_new(now, avail, max_payload);
-                self.reserved_opt = saved;
-                seg
-            }
-            _ => {
-                let max_payload = self.snd_mss.saturating_sub(self.option_len()).max(1) as u64;
-                self.send_new(now, avail, max_payload)
-            }
+        let at = self.snd_nxt;
+        self.with_reservation_at(at, reserve, |t, max_payload| {
+            t.send_new(now, avail, max_payload)
+        })
+    }
+
+    /// Runs `f` with the payload size of a segment from sequence offset `seq` on: the
+    /// caller's reservation for that stream offset (the sizing and the header of this
+    /// segment only), else the one set with [`Tcb::set_reserved_option_len`].
+    fn with_reservation_at<R>(
+        &mut self,
+        seq: u64,
+        reserve: &mut Option<&mut dyn FnMut(u64) -> usize>,
+        f: impl FnOnce(&mut Tcb, u64) -> R,
+    ) -> R {
+        let saved = self.reserved_opt;
+        if let Some(r) = reserve.as_mut().filter(|_| seq >= 1) {
+            self.reserved_opt = r(seq - 1).min(MAX_OPTION_SPACE);
         }
+        let max_payload = self.max_payload();
+        let out = f(self, max_payload);
+        self.reserved_opt = saved;
+        out
+    }
+
+    /// Payload bytes of a full segment with the current option reservation.
+    fn max_payload(&self) -> u64 {
+        self.snd_mss.saturating_sub(self.option_len()).max(1) as u64
     }
 
     fn probe_or_ack(&mut self, now: Instant) -> Option<Segment> {
