@@ -203,6 +203,16 @@ fn sack_tcb(initial_window: u32, timestamps: bool) -> Tcb {
     t
 }
 
+/// [`sack_tcb`] with `initial_window` that was given `bytes` and sent `segments` of them
+/// at once, one RTT after the SYN: the connection and that instant.
+fn sending(initial_window: u32, bytes: usize, segments: usize) -> (Tcb, Instant) {
+    let mut t = sack_tcb(initial_window, false);
+    let t0 = T0 + RTT;
+    t.write(&vec![7u8; bytes]);
+    assert_eq!(drain(&mut t, t0).len(), segments);
+    (t, t0)
+}
+
 /// An ACK of everything below `ack` (offset) with SACK blocks (offsets).
 fn sack(ack: u32, blocks: &[(u32, u32)]) -> TcpRepr {
     let mut a = seg(r(1), l(ack), ACK);
@@ -226,10 +236,7 @@ fn data_offsets(out: &[(TcpRepr, Vec<u8>)]) -> Vec<u32> {
 //  and it is not, it is lost, and goes again without waiting for the RTO.
 #[test]
 fn a_lost_retransmission_is_found_and_resent_without_a_timeout() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 40_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, t0) = sending(10, 40_000, 10);
     // One RTT later: segment 0 was lost, the others are SACKed one ACK at a time.
     let t1 = t0 + RTT;
     let mut sent = Vec::new();
@@ -260,10 +267,7 @@ fn a_lost_retransmission_is_found_and_resent_without_a_timeout() {
 //  find the rest.
 #[test]
 fn a_lost_tail_is_probed_before_the_rto() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 4_000]);
-    assert_eq!(drain(&mut t, t0).len(), 4);
+    let (mut t, t0) = sending(10, 4_000, 4);
     // Segments 2 and 3 are lost: the ACK covers 0 and 1.
     let t1 = t0 + RTT;
     send!(t, t1, sack(2001, &[]));
@@ -291,10 +295,7 @@ fn a_lost_tail_is_probed_before_the_rto() {
 //  reordering window (a quarter of the minimum RTT) has passed: the reordering timer.
 #[test]
 fn the_reordering_timer_declares_a_hole_lost_when_few_segments_follow() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 2_000]);
-    assert_eq!(drain(&mut t, t0).len(), 2);
+    let (mut t, t0) = sending(10, 2_000, 2);
     let t1 = t0 + RTT;
     send!(t, t1, sack(1, &[(1001, 2001)]));
     assert!(!t.in_recovery());
@@ -312,10 +313,7 @@ fn the_reordering_timer_declares_a_hole_lost_when_few_segments_follow() {
 //  RecoverFS per delivered byte, spread over the ACKs rather than in one burst.
 #[test]
 fn prr_spreads_sending_over_the_recovery() {
-    let mut t = sack_tcb(20, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 100_000]);
-    assert_eq!(drain(&mut t, t0).len(), 20);
+    let (mut t, t0) = sending(20, 100_000, 20);
     let t1 = t0 + RTT;
     let mut per_ack = Vec::new();
     for i in 1..20u32 {
@@ -335,10 +333,7 @@ fn prr_spreads_sending_over_the_recovery() {
 //  the reduction is undone.
 #[test]
 fn dsacks_for_every_retransmission_undo_the_reduction() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 10_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, t0) = sending(10, 10_000, 10);
     let cwnd_before = t.cwnd();
     let t1 = t0 + RTT;
     send!(t, t1, sack(1, &[(1001, 5001)]));
@@ -391,10 +386,7 @@ fn a_spurious_timeout_is_undone_by_timestamps() {
 //  only when SND.UNA moves.
 #[test]
 fn sacks_after_a_timeout_end_the_backoff_and_the_stall() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 10_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, _) = sending(10, 10_000, 10);
     let rto = t.timer(Timer::Retransmit).expect("rto");
     t.handle_timeout(rto);
     drain(&mut t, rto);
@@ -449,10 +441,7 @@ fn a_two_segment_window_sends_two_full_segments() {
 /// hold the ACK of a lone segment, before the RTO.
 #[test]
 fn a_lone_lost_segment_is_probed_before_the_rto() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 1_000]);
-    assert_eq!(drain(&mut t, t0).len(), 1);
+    let (mut t, t0) = sending(10, 1_000, 1);
     let pto = t.timer(Timer::Probe).expect("probe armed");
     let rto = t.timer(Timer::Retransmit).expect("rto armed");
     assert_eq!(pto - t0, RTT * 2 + Duration::from_millis(50));
@@ -468,10 +457,7 @@ fn a_lone_lost_segment_is_probed_before_the_rto() {
 //  timeout and never resent then undoes the timeout.
 #[test]
 fn f_rto_finds_a_spurious_timeout_without_timestamps() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 30_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, _) = sending(10, 30_000, 10);
     let cwnd_before = t.cwnd();
     let rto = t.timer(Timer::Retransmit).expect("rto");
     t.handle_timeout(rto);
@@ -499,10 +485,7 @@ fn f_rto_finds_a_spurious_timeout_without_timestamps() {
 /// and resends the rest.
 #[test]
 fn f_rto_goes_on_with_the_recovery_when_the_loss_was_real() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 30_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, _) = sending(10, 30_000, 10);
     let rto = t.timer(Timer::Retransmit).expect("rto");
     t.handle_timeout(rto);
     drain(&mut t, rto);
@@ -521,10 +504,7 @@ fn f_rto_goes_on_with_the_recovery_when_the_loss_was_real() {
 /// does not undo the current reduction (only DSACKs from the episode's start on count).
 #[test]
 fn an_old_dsack_does_not_undo_the_current_recovery() {
-    let mut t = sack_tcb(10, false);
-    let t0 = T0 + RTT;
-    t.write(&[7u8; 40_000]);
-    assert_eq!(drain(&mut t, t0).len(), 10);
+    let (mut t, t0) = sending(10, 40_000, 10);
     // Episode 1: segment 0 lost, resent, everything acknowledged.
     let t1 = t0 + RTT;
     send!(t, t1, sack(1, &[(1001, 5001)]));
