@@ -1454,14 +1454,7 @@ impl<E: Engine> Runtime<E> {
         st.interrupted = true;
         if second {
             st.aborted = true;
-            for c in &mut st.conns {
-                c.input_done = true;
-                let _ = self.engine.abort(c.handle);
-            }
-            let now = self.now();
-            self.flush(now)?;
-            st.done = true;
-            return Ok(());
+            return self.abort_all(st);
         }
         // First signal: stop sending more, close every connection gracefully now (the FIN
         // waits behind what is queued, which a peer that does not read may never take), and

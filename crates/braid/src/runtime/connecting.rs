@@ -60,13 +60,15 @@ impl<E: Engine> Runtime<E> {
             return Ok(());
         };
         st.interrupted = true;
-        self.give_up(st)?;
+        self.abort_all(st)?;
         Err(RuntimeError::InterruptedConnecting(remote))
     }
 
-    /// Abort the attempt: in SYN-SENT the engine forgets the connection and sends nothing
-    /// (RFC 9293 §3.10.7.1 ABORT); a SYN/ACK still on its way is answered with a reset.
-    fn give_up(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
+    /// Abort every connection and end the run (a second signal; a connect given up). In
+    /// SYN-SENT the engine forgets the connection and sends nothing (RFC 9293 §3.10.7.1
+    /// ABORT), and a SYN/ACK still on its way is answered with a reset; an established one
+    /// is reset (with MP_FASTCLOSE under MPTCP).
+    pub(super) fn abort_all(&mut self, st: &mut RunState) -> Result<(), RuntimeError> {
         for c in &mut st.conns {
             c.input_done = true;
             let _ = self.engine.abort(c.handle);
@@ -86,7 +88,7 @@ impl<E: Engine> Runtime<E> {
         };
         let elapsed = started.elapsed();
         if let Some(after) = self.connect_timeout.filter(|t| elapsed >= *t) {
-            self.give_up(st)?;
+            self.abort_all(st)?;
             return Err(RuntimeError::ConnectTimedOut { remote, after });
         }
         let first = health::first_syn_timeout();
