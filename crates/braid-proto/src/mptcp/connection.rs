@@ -84,6 +84,8 @@ use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 
 #[path = "addr.rs"]
 mod addr;
+#[path = "data_rtx.rs"]
+mod data_rtx;
 pub use addr::{AddrError, AnnouncedAddr, ConnPmEvent, PeerAddr};
 
 /// Index of a subflow in its connection.
@@ -1127,112 +1129,6 @@ impl MptcpConnection {
         self.arm_data_rtx(now);
     }
 
-    //= rfc8684#3.3.6
-    //= Data that is not DATA_ACKed in time is sent again on another subflow: the peer may
-    //  have acknowledged it at the subflow level and still not delivered it (Linux holds
-    //  in-order data back in a subflow while out-of-order data fills its receive buffer,
-    //  and drops what a closing subflow held; Linux's own sender retransmits at the data
-    //  level for the same reason).
-    /// Keeps the data-level retransmission timer armed while data or the DATA_FIN is
-    /// outstanding: it runs from the last DATA_ACK progress, for the largest RTO among the
-    /// usable subflows (at least [`DATA_RTX_MIN`]), doubled after each expiry without
-    /// progress.
-    fn arm_data_rtx(&mut self, now: Instant) {
-        let una = self.send.una();
-        if self.fallback || self.neg.is_none() || !self.data_outstanding() {
-            self.rtx = DataRtx::default();
-            return;
-        }
-        if self.rtx.at.is_some() && self.rtx.una == una {
-            return;
-        }
-        if self.rtx.una != una {
-            self.rtx.backoff = 0;
-        }
-        self.rtx.una = una;
-        let rto = self
-            .subflows
-            .iter()
-            // Stale subflows, in RTO backoff, would stretch the timer when it matters most.
-            .filter(|s| Self::open_for_data(s) && !s.dead && !s.stale)
-            .map(|s| s.tcb.rto())
-            .max()
-            .unwrap_or(DATA_RTX_MIN)
-            .max(DATA_RTX_MIN);
-        let factor = 1u32 << self.rtx.backoff.min(6);
-        self.rtx.at = Some(now + rto.saturating_mul(factor).min(DATA_RTX_MAX));
-    }
-
-    /// True while bytes handed to the subflows, or the DATA_FIN once sent, wait for a
-    /// DATA_ACK.
-    fn data_outstanding(&self) -> bool {
-        self.send.una() < self.send.nxt() || (self.send.fin_sent() && !self.send.fin_acked())
-    }
-
-    /// The timer fired: with the DATA_ACK where it was and another subflow to carry them,
-    /// the first unacknowledged bytes (one mapping's worth) are queued for reinjection; a
-    /// DATA_FIN alone outstanding goes again on a pure ACK.
-    fn data_rtx_fired(&mut self, _now: Instant) {
-        self.rtx.at = None;
-        let (una, nxt) = (self.send.una(), self.send.nxt());
-        if self.fallback || !self.data_outstanding() || una != self.rtx.una {
-            return;
-        }
-        self.rtx.backoff = self.rtx.backoff.saturating_add(1);
-        if una >= nxt {
-            //= rfc8684#3.3.3
-            //= The DATA_FIN is retransmitted until it is acknowledged: it rides on every pure
-            //   ACK until then, so one ACK on a subflow that can still send carries it again
-            //   (Linux's MPTCP retransmission timer does the same).
-            if self.rtx.backoff > self.cfg.tcp.max_retransmissions {
-                // As many tries as a subflow's TCP makes for its data (about two minutes):
-                // the peer is gone; the connection ends timed out instead of waiting for
-                // ever (pure ACKs time nothing out at the TCP level).
-                self.fast_close(ConnectionError::TimedOut);
-                return;
-            }
-            self.kick_data_fin();
-            return;
-        }
-        if self.reinject.iter().any(|r| r.range.start <= una) {
-            return;
-        }
-        let end = nxt.min(una + crate::sched::SEND_BURST);
-        // Data-level retransmission moves bytes to another subflow. While one subflow
-        // alone carried them, they go anywhere but there: sending them again on the same
-        // subflow cannot help (its TCP delivered them, or still holds them), and a peer
-        // that does not read keeps them in that subflow's queue, not lost. Once several
-        // carried them (an unanswered retransmission), any of those may take them again.
-        let mut carriers = self.subflows.iter().enumerate().filter(|(_, s)| {
-            s.tx.data_ranges_from(0)
-                .any(|r| r.start <= una && una < r.end)
-        });
-        let from = match (carriers.next(), carriers.next()) {
-            (Some((only, _)), None) => only,
-            _ => usize::MAX,
-        };
-        // Somewhere else to send them: a working subflow other than `from` that is not a
-        // backup (a backup takes them only when no other subflow works, and a scheduler
-        // keeps a reinjection off it while one does), and whose TCP does not still hold
-        // some of them unacknowledged (a closed window, a recovery in progress): its own
-        // TCP sends those.
-        let range = una..end;
-        let elsewhere = self.subflows.iter().enumerate().any(|(id, s)| {
-            id != from
-                && Self::open_for_data(s)
-                && !s.dead
-                && !s.stale
-                && !s.backup
-                && !Self::holds_unacked(s, &range)
-        });
-        if !elsewhere {
-            return;
-        }
-        self.reinject.push(Reinject { range, from });
-        self.reinject.sort_by_key(|r| r.range.start);
-        self.counters.MPTCPRetrans += 1;
-    }
-
     // ------------------------------------------------------------------ input
 
     fn enter_fallback(&mut self) {
@@ -1777,38 +1673,6 @@ impl MptcpConnection {
 
     // ------------------------------------------------------------------ output
 
-    /// True when the TCP of `s` still holds some of the data `range` unacknowledged (queued
-    /// or in flight): it sends them itself, so a reinjection of them there would only
-    /// duplicate them on the same path.
-    fn holds_unacked(s: &Subflow, range: &core::ops::Range<u64>) -> bool {
-        s.tx.data_ranges_from(s.tcb.snd_una_offset())
-            .any(|r| r.start < range.end && range.start < r.end)
-    }
-
-    /// Asks one subflow that can still send for a pure ACK, which carries the DATA_FIN:
-    /// working subflows first, stale or backup ones after them, a different one after each
-    /// expiry of the data-level timer (a path may have died without its TCP noticing, since
-    /// pure ACKs are not retransmitted).
-    fn kick_data_fin(&mut self) {
-        let mut order: Vec<(bool, usize)> = self
-            .subflows
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.usable() && s.tcb.state().is_synchronized() && s.tcb.state() != TcpState::TimeWait
-            })
-            .map(|(i, s)| (s.stale || s.backup, i))
-            .collect();
-        order.sort_unstable();
-        if order.is_empty() {
-            return;
-        }
-        let turn = self.rtx.backoff as usize % order.len();
-        if let Some(s) = order.get(turn).and_then(|&(_, i)| self.subflows.get_mut(i)) {
-            s.tcb.request_ack();
-        }
-    }
-
     /// Data ranges handed to subflow `s` and not yet DATA_ACKed, as reinjection candidates.
     fn stuck_on(s: &Subflow, id: SubflowId, una: u64, from_sub: u64) -> Vec<Reinject> {
         s.tx.data_ranges_from(from_sub)
@@ -2109,68 +1973,6 @@ impl MptcpConnection {
         if r.start + n < r.end {
             self.send.unsend(r.start + n);
         }
-    }
-
-    //= rfc8684#3.3.3
-    //= The DATA_FIN follows every data byte and is retransmitted until DATA_ACKed; only
-    //   then are the subflows closed (their FINs say nothing at the data level). Linux
-    //   sends it on a pure ACK or the last data and closes a subflow whose FIN comes
-    //   before the DATA_FIN as a lost subflow, dropping the DATA_FIN riding on it.
-    /// Sends the DATA_FIN once every byte went to a subflow, and closes the subflows once
-    /// it is acknowledged. In fallback the subflow's FIN is the DATA_FIN.
-    fn close_subflows(&mut self) {
-        if !self.send.fin_ready() || !self.reinject.is_empty() {
-            return;
-        }
-        if !self.fallback && !self.send.fin_acked() {
-            // The DATA_FIN rides on the last mapping when that one has not gone out yet,
-            // otherwise on a pure ACK. An unconfirmed client's segments carry MP_CAPABLE
-            // instead: it waits for the server's DSS.
-            let unconfirmed = self.hs.state() == HandshakeState::ClientUnconfirmed;
-            let may = !unconfirmed || self.data_fin_instead_of_mpc();
-            if !self.send.fin_sent() && may && self.neg.is_some() {
-                let pending_mapping = self
-                    .subflows
-                    .iter()
-                    .any(|s| !s.dead && !s.stale && s.tx.last_unsealed());
-                if !pending_mapping {
-                    self.kick_data_fin();
-                }
-            }
-            return;
-        }
-        let fallback = self.fallback;
-        for s in &mut self.subflows {
-            if Self::open_for_data(s) && !s.dead {
-                if fallback {
-                    // The FIN waits for the subflow's last byte: nothing follows it.
-                    let unsent = s.tcb.send_queued() as u64
-                        > s.tcb
-                            .snd_nxt_offset()
-                            .saturating_sub(s.tcb.snd_una_offset());
-                    if unsent && !s.tx.last_unsealed() {
-                        continue;
-                    }
-                }
-                s.tcb.close();
-                s.fin_closed = true;
-                if fallback {
-                    self.send.mark_fin_sent();
-                }
-            }
-        }
-    }
-
-    //= rfc8684#3.1
-    //= An unconfirmed client repeats MP_CAPABLE until the server's DSS; with no data
-    //   outstanding and its keys sent once, its pure ACKs carry the DATA_FIN instead (a
-    //   connection closed without data would otherwise never end; Linux does the same).
-    /// Client: a pure ACK carries a DSS with the DATA_FIN rather than MP_CAPABLE.
-    fn data_fin_instead_of_mpc(&self) -> bool {
-        self.mpc_ack_sent
-            && self.send.fin_ready()
-            && !self.send.fin_acked()
-            && self.send.una() >= self.send.nxt()
     }
 
     /// The next segment to send: subflow, header (with MPTCP options) and payload.
