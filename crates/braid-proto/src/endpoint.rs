@@ -82,6 +82,7 @@ use std::collections::{HashMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+pub use crate::error::ConnectionError;
 use crate::mptcp::{
     ConnPmEvent, JoinError, JoinParams, MptcpConfig, MptcpConnection, MptcpCounters, SubflowId,
 };
@@ -179,20 +180,6 @@ pub enum Event {
         conn: ConnectionHandle,
         error: Option<ConnectionError>,
     },
-}
-
-/// Why a connection ended abnormally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    #[error("connection refused")]
-    Refused,
-    #[error("connection reset by peer")]
-    Reset,
-    #[error("connection timed out")]
-    TimedOut,
-    #[error("connection aborted locally")]
-    Aborted,
 }
 
 /// Errors of application calls.
@@ -389,6 +376,10 @@ impl Proto {
             //= Both DATA_FINs exchanged and acknowledged: the connection closed cleanly,
             //   whatever ended its subflows (a dead path's subflow timing out or reset).
             Proto::Mptcp(m) if m.is_read_finished() && m.is_write_finished() => None,
+            //= rfc8684#3.5
+            //= MP_FASTCLOSE from the peer closed the whole connection: reported as such,
+            //  not as a plain reset.
+            Proto::Mptcp(m) if m.is_fast_closed_by_peer() => Some(ConnectionError::FastClosed),
             Proto::Mptcp(m) => m.subflow(0).and_then(Tcb::error).or_else(|| {
                 // A data-level error that ended every subflow.
                 (m.error().is_some() && m.is_closed()).then_some(ConnectionError::Reset)

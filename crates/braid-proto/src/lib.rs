@@ -5,6 +5,7 @@
 //! deterministic simulator (`braid-sim`), the TUN runtime (`braid`) and the fuzzers.
 //!
 //! Layers, bottom up:
+//! - [`error`]: the errors every layer shares ([`ConnectionError`]).
 //! - [`wire`]: zero-copy views and typed `Repr`s of IPv4, IPv6, TCP and every MPTCP option.
 //! - [`crypto`]: key → token / IDSN, MP_JOIN and ADD_ADDR HMACs, the DSS checksum.
 //! - [`tcp`]: the subflow TCP engine (RFC 9293, 6298, 7323, 2018, 6675) with pluggable
@@ -15,6 +16,7 @@
 pub mod cc;
 pub mod crypto;
 pub mod endpoint;
+pub mod error;
 pub mod mptcp;
 pub mod pm;
 pub mod sched;
@@ -24,8 +26,9 @@ pub mod wire;
 
 pub use cc::{CcAlgorithm, CongestionControl};
 pub use endpoint::{
-    ConnInfo, ConnectOptions, ConnectionError, ConnectionHandle, Endpoint, EndpointConfig,
-    EndpointStats, Error, Event, ListenOptions, Transmit,
+    ConnInfo, ConnectOptions, ConnectionHandle, Endpoint, EndpointConfig, EndpointStats, Error,
+    Event, ListenOptions, Transmit,
 };
+pub use error::ConnectionError;
 pub use tcp::{TcpConfig, TcpState};
 pub use time::{Duration, Instant};

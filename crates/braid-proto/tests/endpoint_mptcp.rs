@@ -394,7 +394,7 @@ fn mp_join_syn_is_refused_with_mp_tcprst() {
 }
 
 #[test]
-fn abort_sends_mp_fastclose_and_the_peer_sees_a_reset() {
+fn abort_sends_mp_fastclose_and_the_peer_sees_a_fast_close() {
     let cfg = EndpointConfig::default();
     let mut net = Net::new(cfg.clone(), cfg, 0);
     let (mut ca, mut sb) = apps(u64::MAX, 0);
@@ -417,9 +417,63 @@ fn abort_sends_mp_fastclose_and_the_peer_sees_a_reset() {
     });
     assert!(fastclose, "the RST carries MP_FASTCLOSE");
     assert_eq!(net.a.counters().MPFastcloseTx, 1);
-    assert_eq!(sb.closed, Some(Some(ConnectionError::Reset)));
+    //= rfc8684#3.5
+    //= The peer's MP_FASTCLOSE ends the connection as fast-closed, not as a plain reset.
+    assert_eq!(sb.closed, Some(Some(ConnectionError::FastClosed)));
     assert_eq!(
         net.a.write(ca.conn.unwrap(), b"x"),
         Err(Error::UnknownConnection)
     );
+}
+
+#[test]
+fn a_plain_rst_on_an_mptcp_connection_is_a_reset() {
+    let cfg = EndpointConfig::default();
+    let mut net = Net::new(cfg.clone(), cfg, 0);
+    let (mut ca, mut sb) = apps(64 * 1024, 0);
+    ca.to_send = u64::MAX;
+    ca.conn = setup(&mut net, true, true).conn;
+    net.keep_log = true;
+    net.run(&mut ca, &mut sb, Duration::from_millis(300));
+    assert!(sb.received > 0 && ca.mptcp_seen);
+    // A RST (no MPTCP option) in sequence from the server's side, right after its last
+    // segment.
+    let (_, last) = net
+        .log
+        .iter()
+        .rev()
+        .find(|(to_b, _)| !*to_b)
+        .expect("a segment from the server");
+    let seg = parse_tcp_packet(last).unwrap();
+    let len = seg.payload.len() as u32 + u32::from(seg.tcp.flags.fin());
+    let rst = TcpRepr {
+        src_port: seg.tcp.src_port,
+        dst_port: seg.tcp.dst_port,
+        seq: seg.tcp.seq.wrapping_add(len),
+        ack: 0,
+        flags: TcpFlags(TcpFlags::RST),
+        window: 0,
+        urgent: 0,
+        options: TcpOptions::default(),
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = emit_tcp_packet(
+        &mut buf,
+        seg.ip.src_addr(),
+        seg.ip.dst_addr(),
+        64,
+        &rst,
+        &[],
+    )
+    .unwrap();
+    let now = net.now;
+    net.a.handle_packet(now, &buf[..n]);
+    let mut closed = None;
+    while let Some(ev) = net.a.poll_event() {
+        if let Event::Closed { error, .. } = ev {
+            closed = Some(error);
+        }
+    }
+    assert_eq!(closed, Some(Some(ConnectionError::Reset)));
+    assert_eq!(net.a.counters().MPFastcloseRx, 0);
 }

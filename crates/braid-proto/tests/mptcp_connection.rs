@@ -1026,7 +1026,8 @@ fn a_server_marks_every_segment_until_the_client_is_confirmed() {
 fn mp_fastclose_on_an_ack_resets_the_connection() {
     //= rfc8684#3.5.1
     //= The ACK form: the peer sends MP_FASTCLOSE with our key on an ACK; we answer with a
-    //  RST (MP_FASTCLOSE on it, as Linux does) and the connection ends as reset by the peer.
+    //  RST (MP_FASTCLOSE on it, as Linux does) and the connection ends as fast-closed by the
+    //  peer.
     let mut p = Pair::new(MptcpConfig::default(), Faults::default(), 23);
     let (repr, payload) = intercept_server_data(&mut p);
     let now = p.now;
@@ -1037,6 +1038,7 @@ fn mp_fastclose_on_an_ack_resets_the_connection() {
     }];
     p.client.handle_segment(now, 0, &wrong, &[]);
     assert_eq!(p.client.counters().MPFastcloseRx, 0);
+    assert!(!p.client.is_fast_closed_by_peer());
     assert_eq!(
         p.client.subflow(0).expect("subflow").state(),
         TcpState::Established
@@ -1050,7 +1052,8 @@ fn mp_fastclose_on_an_ack_resets_the_connection() {
     assert_eq!(p.client.counters().MPFastcloseRx, 1);
     let tcb = p.client.subflow(0).expect("subflow");
     assert_eq!(tcb.state(), TcpState::Closed);
-    assert_eq!(tcb.error(), Some(braid_proto::ConnectionError::Reset));
+    assert_eq!(tcb.error(), Some(braid_proto::ConnectionError::FastClosed));
+    assert!(p.client.is_fast_closed_by_peer());
     let (_, rst, _) = p.client.poll_segment(now).expect("RST");
     assert!(rst.flags.rst());
     assert!(rst.options.mptcp.iter().any(

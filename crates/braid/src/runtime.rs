@@ -332,6 +332,7 @@ fn connection_error(remote: SocketAddr, error: ConnectionError, established: boo
         ConnectionError::Refused => RuntimeError::Refused(remote),
         ConnectionError::Reset if !established => RuntimeError::Refused(remote),
         ConnectionError::Reset => RuntimeError::Reset(remote),
+        ConnectionError::FastClosed => RuntimeError::FastClosed(remote),
         ConnectionError::TimedOut => RuntimeError::TimedOut(remote),
         // Not a signal's abort (that one is reported as such by the caller): braid reset the
         // connection itself, over a protocol error.

@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::crypto::add_addr_hmac;
-use crate::endpoint::ConnectionError;
+use crate::error::ConnectionError;
 use crate::pm::SubflowError;
 use crate::tcp::TcpState;
 use crate::time::Instant;
@@ -384,7 +384,11 @@ impl MptcpConnection {
                     None
                 } else {
                     match s.tcb.error() {
-                        Some(ConnectionError::Reset) => Some(SubflowError::Reset(None)),
+                        // MP_FASTCLOSE is a reset by the peer too (the kernel's SUB_CLOSED
+                        // does not tell them apart).
+                        Some(ConnectionError::Reset | ConnectionError::FastClosed) => {
+                            Some(SubflowError::Reset(None))
+                        }
                         Some(ConnectionError::Refused) => Some(SubflowError::Refused),
                         Some(ConnectionError::TimedOut) => Some(SubflowError::Timeout),
                         // Our own aborts (the data level reset it), orderly closes.

@@ -69,11 +69,11 @@
 //!   the DATA_FIN.
 
 use crate::crypto::{dss_checksum, join_ack_hmac, join_synack_hmac};
+use crate::error::ConnectionError;
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
 use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
 use crate::wire::TcpRepr;
-use crate::ConnectionError;
 
 use super::dsn::DsnSpace;
 use super::handshake::{ack_option_counts, HandshakeState, MpCapableHandshake, Negotiated};
@@ -638,6 +638,8 @@ pub struct MptcpConnection {
     reported: Reported,
     /// The application aborted: resets carry MP_FASTCLOSE.
     fastclose: bool,
+    /// The peer closed the connection with MP_FASTCLOSE (on a RST or an ACK).
+    peer_fastclose: bool,
     /// Data ranges of closed or stale subflows still to be sent again on another subflow.
     reinject: Vec<Reinject>,
     /// The packet scheduler.
@@ -707,6 +709,7 @@ impl MptcpConnection {
             counters: MptcpCounters::default(),
             reported: Reported::default(),
             fastclose: false,
+            peer_fastclose: false,
             addr: addr::AddrState::default(),
             opt_limit: MAX_OPTION_SPACE,
             rtx: DataRtx::default(),
@@ -885,6 +888,12 @@ impl MptcpConnection {
     /// endpoint on a token collision, before the first poll).
     pub fn handshake_mut(&mut self) -> &mut MpCapableHandshake {
         &mut self.hs
+    }
+
+    /// True when the peer closed the connection with MP_FASTCLOSE (RFC 8684 §3.5): the
+    /// connection then ends with [`ConnectionError::FastClosed`].
+    pub fn is_fast_closed_by_peer(&self) -> bool {
+        self.peer_fastclose
     }
 
     /// The first error seen: one that ended a subflow, or a DSS checksum failure that made
@@ -1198,13 +1207,15 @@ impl MptcpConnection {
             );
         if fastclose && repr.flags.rst() && before != after && after == TcpState::Closed {
             self.counters.MPFastcloseRx += 1;
+            self.peer_fastclose = true;
         }
         //= rfc8684#3.5.1
         //= MP_FASTCLOSE with our key on an acceptable ACK (not a RST): answer with a RST on
         //   every subflow and close the whole connection as reset by the peer.
         if fastclose && !repr.flags.rst() && out.accepted && after != TcpState::Closed {
             self.counters.MPFastcloseRx += 1;
-            self.fast_close(ConnectionError::Reset);
+            self.peer_fastclose = true;
+            self.fast_close(ConnectionError::FastClosed);
             return;
         }
 

@@ -9,7 +9,7 @@ use super::ranges::RangeSet;
 use super::rtt::RttEstimator;
 use super::{TcpConfig, TcpState};
 use crate::cc::CongestionControl;
-use crate::endpoint::ConnectionError;
+use crate::error::ConnectionError;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::Timestamps;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
