@@ -90,6 +90,7 @@ use crate::pm::{
     EndpointFlags, EndpointTable, FlagChange, Limits, PathManager, PmCommand, PmContext,
     PmEndpoint, PmError, PmEvent, PmFactory, SubflowAddrs, SubflowError,
 };
+use crate::snapshot::{ConnSnapshot, SubflowSnapshot};
 use crate::tcp::{Tcb, TcbParams, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::mptcp::{rst_reason, MptcpOption};
@@ -485,6 +486,51 @@ impl Conn {
             addr_ids: vec![(0, local.ip())],
             pm: None,
         }
+    }
+
+    /// The connection's picture now (`None` only if it has no TCB, which cannot happen).
+    fn snapshot(&self) -> Option<ConnSnapshot> {
+        let t = self.proto.tcb()?;
+        let mut snap = ConnSnapshot {
+            local: self.local,
+            remote: self.remote,
+            state: t.state(),
+            mptcp: false,
+            mptcp_requested: false,
+            fallback: false,
+            checksum: false,
+            local_token: None,
+            remote_denies_join: false,
+            rtt: t.rtt(),
+            bytes_sent: t.bytes_sent(),
+            bytes_acked: t.bytes_acked(),
+            bytes_received: t.bytes_received(),
+            retransmits: t.retransmits(),
+            counters: MptcpCounters::default(),
+            subflows: Vec::new(),
+        };
+        match &self.proto {
+            Proto::Tcp(t) => {
+                snap.subflows = vec![SubflowSnapshot::of(0, self.local, self.remote, t)];
+            }
+            Proto::Mptcp(m) => {
+                // Application bytes are data-level bytes.
+                let i = m.info();
+                snap.mptcp = m.is_mptcp();
+                snap.mptcp_requested = true;
+                snap.fallback = m.is_fallback();
+                snap.checksum = i.csum_enabled;
+                snap.local_token = snap.mptcp.then(|| m.local_token());
+                snap.remote_denies_join = m.peer_denies_initial_join();
+                snap.bytes_sent = i.bytes_sent;
+                snap.bytes_acked = i.bytes_acked;
+                snap.bytes_received = i.bytes_received;
+                snap.retransmits = i.retransmits;
+                snap.counters = m.counters();
+                snap.subflows = SubflowSnapshot::all_of(m, &self.paths);
+            }
+        }
+        Some(snap)
     }
 
     /// The address id of a local address: 0 for the initial subflow's, the endpoint's id
@@ -1291,6 +1337,16 @@ impl Endpoint {
             info.retransmits = i.retransmits;
         }
         Some(info)
+    }
+
+    /// The picture of a connection and its subflows, while its handle is valid (the last
+    /// one comes with [`Event::Closed`]).
+    pub fn snapshot(&self, conn: ConnectionHandle) -> Option<ConnSnapshot> {
+        let c = self.conns.get(conn.0)?.as_ref()?;
+        if !c.known || c.closed_reported {
+            return None;
+        }
+        c.snapshot()
     }
 
     /// The (local, remote) addresses of a connection's subflows by subflow id (the first is

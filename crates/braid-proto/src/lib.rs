@@ -11,6 +11,7 @@
 //! - [`tcp`]: the subflow TCP engine (RFC 9293, 6298, 7323, 2018, 6675) with pluggable
 //!   congestion control ([`cc`]).
 //! - [`endpoint`]: demultiplexing of IP packets to connections, listeners.
+//! - [`snapshot`]: one picture of a connection and its subflows for every consumer.
 #![forbid(unsafe_code)]
 
 pub mod cc;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod mptcp;
 pub mod pm;
 pub mod sched;
+pub mod snapshot;
 pub mod tcp;
 pub mod time;
 pub mod wire;
@@ -30,5 +32,6 @@ pub use endpoint::{
     Event, ListenOptions, Transmit,
 };
 pub use error::ConnectionError;
+pub use snapshot::{ConnSnapshot, SubflowSnapshot};
 pub use tcp::{TcpConfig, TcpState};
 pub use time::{Duration, Instant};

@@ -26,11 +26,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use braid_proto::endpoint::{ConnectionHandle, PmNotice};
+use braid_proto::endpoint::PmNotice;
 use braid_proto::pm::{
     validate_flags, EndpointFlags, FlagChange, Limits, PmEndpoint, PmError, PmEvent, SubflowError,
 };
-use braid_proto::{Endpoint, Instant};
+use braid_proto::{Endpoint, Instant, TcpState};
 use serde::{Deserialize, Serialize};
 
 mod sockfile;
@@ -868,51 +868,44 @@ impl CtlHandler for EndpointCtl<'_> {
 
 /// Every connection of `ep` with its subflows, for `stat`.
 pub fn connection_stats(ep: &Endpoint) -> Vec<ConnStat> {
-    let handles: Vec<ConnectionHandle> = ep.connections().collect();
-    handles
-        .into_iter()
-        .filter_map(|h| {
-            let info = ep.conn_info(h)?;
-            let m = ep.mptcp_connection(h);
-            let paths = ep.subflow_addrs(h).unwrap_or_default();
-            let subflows = match m {
-                Some(m) if m.is_mptcp() => m
-                    .subflow_infos()
+    ep.connections()
+        .filter_map(|h| ep.snapshot(h))
+        .map(|snap| {
+            // The subflows of an MPTCP connection, those not closed; none for plain TCP.
+            let subflows = if snap.mptcp {
+                snap.subflows
                     .iter()
-                    .filter(|s| !s.closed)
-                    .filter_map(|s| {
-                        let (local, remote) = *paths.get(s.id)?;
-                        Some(SubflowStat {
-                            local,
-                            remote,
-                            local_id: s.local_id,
-                            remote_id: s.remote_id,
-                            backup: s.backup,
-                            state: format!("{:?}", s.state),
-                            rtt_ms: s.srtt.map(|d| d.as_micros() as f64 / 1000.0),
-                            cwnd: s.cwnd as u64,
-                            bytes_sent: s.bytes_sent,
-                            bytes_acked: s.bytes_acked,
-                            bytes_received: s.bytes_received,
-                            retransmits: s.retransmits,
-                            stale: s.stale,
-                        })
+                    .filter(|s| s.state != TcpState::Closed)
+                    .map(|s| SubflowStat {
+                        local: s.local,
+                        remote: s.remote,
+                        local_id: s.local_id,
+                        remote_id: s.remote_id,
+                        backup: s.backup,
+                        state: format!("{:?}", s.state),
+                        rtt_ms: s.rtt.map(|d| d.as_micros() as f64 / 1000.0),
+                        cwnd: s.cwnd as u64,
+                        bytes_sent: s.bytes_sent,
+                        bytes_acked: s.bytes_acked,
+                        bytes_received: s.bytes_received,
+                        retransmits: s.retransmits,
+                        stale: s.stale,
                     })
-                    .collect(),
-                _ => Vec::new(),
+                    .collect()
+            } else {
+                Vec::new()
             };
-            let mptcp = m.is_some_and(|m| m.is_mptcp());
-            Some(ConnStat {
-                token: m.filter(|_| mptcp).map(|m| m.local_token()),
-                local: info.local,
-                remote: info.remote,
-                mptcp,
-                state: format!("{:?}", info.state),
-                bytes_sent: info.bytes_sent,
-                bytes_acked: info.bytes_acked,
-                bytes_received: info.bytes_received,
+            ConnStat {
+                token: snap.local_token,
+                local: snap.local,
+                remote: snap.remote,
+                mptcp: snap.mptcp,
+                state: format!("{:?}", snap.state),
+                bytes_sent: snap.bytes_sent,
+                bytes_acked: snap.bytes_acked,
+                bytes_received: snap.bytes_received,
                 subflows,
-            })
+            }
         })
         .collect()
 }

@@ -31,14 +31,14 @@ pub struct TcpStats {
 }
 
 impl TcpStats {
-    /// The counters of a TCB.
-    pub fn of(t: &braid_proto::tcp::Tcb) -> TcpStats {
+    /// The counters of a subflow (or a plain TCP connection's TCB).
+    pub fn of(s: &braid_proto::SubflowSnapshot) -> TcpStats {
         TcpStats {
-            retransmits: t.retransmits(),
-            timeouts: t.timeouts(),
-            recoveries: t.recoveries(),
-            spurious_recoveries: t.spurious_recoveries(),
-            cwnd: t.cwnd() as u64,
+            retransmits: s.retransmits,
+            timeouts: s.timeouts,
+            recoveries: s.recoveries,
+            spurious_recoveries: s.spurious_recoveries,
+            cwnd: s.cwnd as u64,
         }
     }
 }

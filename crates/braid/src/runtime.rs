@@ -1661,31 +1661,21 @@ impl Engine for Endpoint {
         Some(self)
     }
     fn subflows(&self, conn: ConnectionHandle) -> Vec<SubflowSummary> {
-        let (Some(m), Some(addrs)) = (
-            self.mptcp_connection(conn).filter(|m| m.is_mptcp()),
-            self.subflow_addrs(conn),
-        ) else {
+        let Some(snap) = self.snapshot(conn).filter(|s| s.mptcp) else {
             return Vec::new();
         };
-        addrs
+        snap.subflows
             .iter()
-            .enumerate()
-            .filter_map(|(id, &(local, remote))| {
-                let t = m.subflow(id)?;
-                Some(SubflowSummary {
-                    id,
-                    local,
-                    remote,
-                    backup: m.subflow_info(id).is_some_and(|(_, _, b)| b),
-                    bytes_sent: t.bytes_sent(),
-                    bytes_received: t.bytes_received(),
-                    rtt: t.rtt(),
-                    open: !matches!(
-                        t.state(),
-                        braid_proto::tcp::TcpState::Closed | braid_proto::tcp::TcpState::TimeWait
-                    ),
-                    tcp: TcpStats::of(t),
-                })
+            .map(|s| SubflowSummary {
+                id: s.id,
+                local: s.local,
+                remote: s.remote,
+                backup: s.backup,
+                bytes_sent: s.bytes_sent,
+                bytes_received: s.bytes_received,
+                rtt: s.rtt,
+                open: s.open,
+                tcp: TcpStats::of(s),
             })
             .collect()
     }

@@ -2,6 +2,8 @@
 //! exchange real packets (emitted and parsed with the wire codec, so every option must fit
 //! and round-trip) over a simulated path with delay, a bottleneck rate, seeded loss and
 //! reordering. [`Pair::filter`] sees every segment and may rewrite or drop it.
+//!
+//! [`EpNet`] does the same one level up: two whole `Endpoint`s over one wire.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -12,6 +14,7 @@ use braid_proto::tcp::TcbParams;
 use braid_proto::time::{Duration, Instant};
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpRepr};
+use braid_proto::{Endpoint, EndpointConfig};
 
 pub const CLIENT_KEY: u64 = 0xa460_6019_1787_3ac7;
 pub const SERVER_KEY: u64 = 0xb100_1876_e183_73d4;
@@ -436,4 +439,125 @@ pub fn run(cfg: MptcpConfig, faults: Faults, seed: u64, t: Transfer) -> Pair {
         "download bytes differ"
     );
     p
+}
+
+// ------------------------------------------------------------------ endpoint pair
+
+/// Two `Endpoint`s (a: the client, b: the server) joined by one simulated wire each way:
+/// 100 Mbit/s, 5 ms one way, optional seeded loss. Any number of addresses share it, so a
+/// subflow from a second address is a second path. Every packet goes through the wire codec.
+pub struct EpNet {
+    pub now: Instant,
+    pub a: Endpoint,
+    pub b: Endpoint,
+    /// (arrival, seq) → (to b?, packet)
+    pub queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
+    pub seq: u64,
+    pub free_at: [Instant; 2],
+    pub rng: u64,
+    pub loss_per_mille: u64,
+    /// Payload bytes a → b by source IP, and b → a by destination IP.
+    pub up_by_src: BTreeMap<IpAddr, u64>,
+    pub down_by_dst: BTreeMap<IpAddr, u64>,
+    /// Packets seen on the wire, both ways (to b?, packet), while `keep_log`.
+    pub log: Vec<(bool, Vec<u8>)>,
+    pub keep_log: bool,
+}
+
+impl EpNet {
+    pub fn new(a_cfg: EndpointConfig, b_cfg: EndpointConfig, loss_per_mille: u64) -> EpNet {
+        EpNet {
+            now: Instant::ZERO,
+            a: Endpoint::new(a_cfg, [1; 32]),
+            b: Endpoint::new(b_cfg, [2; 32]),
+            queue: BTreeMap::new(),
+            seq: 0,
+            free_at: [Instant::ZERO; 2],
+            rng: 0x2545_F491_4F6C_DD1D,
+            loss_per_mille,
+            up_by_src: BTreeMap::new(),
+            down_by_dst: BTreeMap::new(),
+            log: Vec::new(),
+            keep_log: false,
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Puts a packet on the wire towards b (`to_b`) or a.
+    pub fn send(&mut self, to_b: bool, pkt: Vec<u8>) {
+        if self.keep_log {
+            self.log.push((to_b, pkt.clone()));
+        }
+        if self.loss_per_mille > 0 && self.rand() % 1000 < self.loss_per_mille {
+            return;
+        }
+        let d = usize::from(to_b);
+        let tx = Duration::from_nanos(pkt.len() as u64 * 80);
+        let start = self.free_at[d].max(self.now);
+        self.free_at[d] = start + tx;
+        let at = self.free_at[d] + Duration::from_millis(5);
+        self.seq += 1;
+        self.queue.insert((at, self.seq), (to_b, pkt));
+    }
+
+    /// Everything both endpoints have to send, onto the wire.
+    pub fn flush(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let mut any = false;
+            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
+                let pkt = buf[..t.len].to_vec();
+                let len = parse_tcp_packet(&pkt).map_or(0, |p| p.payload.len() as u64);
+                *self.up_by_src.entry(t.src).or_default() += len;
+                self.send(true, pkt);
+                any = true;
+            }
+            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
+                let pkt = buf[..t.len].to_vec();
+                let len = parse_tcp_packet(&pkt).map_or(0, |p| p.payload.len() as u64);
+                *self.down_by_dst.entry(t.dst).or_default() += len;
+                self.send(false, pkt);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// One step: transmit, advance time to the next event, deliver, fire timers. False
+    /// when nothing is left to happen.
+    pub fn step(&mut self) -> bool {
+        self.flush();
+        let next = [
+            self.queue.keys().next().map(|k| k.0),
+            self.a.poll_timeout(),
+            self.b.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else { return false };
+        self.now = self.now.max(next);
+        while let Some(e) = self.queue.first_entry() {
+            if e.key().0 > self.now {
+                break;
+            }
+            let (to_b, pkt) = e.remove();
+            if to_b {
+                self.b.handle_packet(self.now, &pkt);
+            } else {
+                self.a.handle_packet(self.now, &pkt);
+            }
+        }
+        self.a.handle_timeout(self.now);
+        self.b.handle_timeout(self.now);
+        true
+    }
 }
