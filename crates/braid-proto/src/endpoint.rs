@@ -176,10 +176,12 @@ pub enum Event {
     /// Send buffer space became available.
     Writable(ConnectionHandle),
     /// The connection is fully closed (`error` is None for a clean close) and its handle is
-    /// no longer valid after this event.
+    /// no longer valid after this event. `info` is its last picture, taken as it closed
+    /// (final per-subflow bytes included).
     Closed {
         conn: ConnectionHandle,
         error: Option<ConnectionError>,
+        info: Box<ConnSnapshot>,
     },
 }
 
@@ -488,24 +490,25 @@ impl Conn {
         }
     }
 
-    /// The connection's picture now (`None` only if it has no TCB, which cannot happen).
-    fn snapshot(&self) -> Option<ConnSnapshot> {
-        let t = self.proto.tcb()?;
+    /// The connection's picture now.
+    fn snapshot(&self) -> ConnSnapshot {
+        let t = self.proto.tcb();
+        let of = |f: fn(&Tcb) -> u64| t.map_or(0, f);
         let mut snap = ConnSnapshot {
             local: self.local,
             remote: self.remote,
-            state: t.state(),
+            state: self.proto.state(),
             mptcp: false,
             mptcp_requested: false,
             fallback: false,
             checksum: false,
             local_token: None,
             remote_denies_join: false,
-            rtt: t.rtt(),
-            bytes_sent: t.bytes_sent(),
-            bytes_acked: t.bytes_acked(),
-            bytes_received: t.bytes_received(),
-            retransmits: t.retransmits(),
+            rtt: t.and_then(Tcb::rtt),
+            bytes_sent: of(Tcb::bytes_sent),
+            bytes_acked: of(Tcb::bytes_acked),
+            bytes_received: of(Tcb::bytes_received),
+            retransmits: of(Tcb::retransmits),
             counters: MptcpCounters::default(),
             subflows: Vec::new(),
         };
@@ -530,7 +533,7 @@ impl Conn {
                 snap.subflows = SubflowSnapshot::all_of(m, &self.paths);
             }
         }
-        Some(snap)
+        snap
     }
 
     /// The address id of a local address: 0 for the initial subflow's, the endpoint's id
@@ -1346,7 +1349,7 @@ impl Endpoint {
         if !c.known || c.closed_reported {
             return None;
         }
-        c.snapshot()
+        Some(c.snapshot())
     }
 
     /// The (local, remote) addresses of a connection's subflows by subflow id (the first is
@@ -1450,6 +1453,7 @@ impl Endpoint {
                 self.events.push_back(Event::Closed {
                     conn: handle,
                     error,
+                    info: Box::new(c.snapshot()),
                 });
             }
         }

@@ -189,3 +189,73 @@ fn a_fallback_is_mptcp_requested_not_running() {
     assert_eq!(snap.subflows[0].bytes_sent, 10_000);
     assert_eq!(snap.bytes_acked, 10_000);
 }
+
+/// `Event::Closed` carries the last picture: after the handle is gone, the final bytes of
+/// every subflow are still known.
+#[test]
+fn closed_carries_the_final_picture() {
+    let (mut net, c, s) = run(false, true, true, true, 1 << 20);
+    net.a.close(c).unwrap();
+    net.b.close(s).unwrap();
+    let (mut a_closed, mut b_closed) = (None, None);
+    for _ in 0..100_000 {
+        while let Some(ev) = net.a.poll_event() {
+            if let Event::Closed { conn, error, info } = ev {
+                assert_eq!((conn, error), (c, None));
+                a_closed = Some(info);
+            }
+        }
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Closed { conn, error, info } = ev {
+                assert_eq!((conn, error), (s, None));
+                b_closed = Some(info);
+            }
+        }
+        if (a_closed.is_some() && b_closed.is_some()) || !net.step() {
+            break;
+        }
+    }
+    let a = a_closed.expect("client Closed");
+    let b = b_closed.expect("server Closed");
+    assert_eq!(net.a.snapshot(c), None, "the handle is gone");
+    assert!(a.mptcp && b.mptcp);
+    assert_eq!((a.bytes_sent, a.bytes_acked), (1 << 20, 1 << 20));
+    assert_eq!(b.bytes_received, 1 << 20);
+    assert_eq!(a.subflows.len(), 2);
+    assert!(a.subflows.iter().all(|s| !s.open), "{:?}", a.subflows);
+    // Every payload byte that left the client is in its subflows' final counts.
+    for sf in &a.subflows {
+        assert_eq!(
+            sf.bytes_sent,
+            net.up_by_src[&sf.local.ip()],
+            "subflow {}",
+            sf.id
+        );
+        assert!(sf.bytes_sent > 0);
+    }
+}
+
+/// The peer's abort: the Closed event says FastClosed and its picture counts the
+/// MP_FASTCLOSE received.
+#[test]
+fn a_fast_close_is_reported_with_its_picture() {
+    let (mut net, c, s) = run(false, true, true, false, 10_000);
+    net.a.abort(c).unwrap();
+    let mut closed = None;
+    for _ in 0..10_000 {
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Closed { conn, error, info } = ev {
+                assert_eq!(conn, s);
+                closed = Some((error, info));
+            }
+        }
+        if closed.is_some() || !net.step() {
+            break;
+        }
+    }
+    let (error, info) = closed.expect("server Closed");
+    assert_eq!(error, Some(braid_proto::ConnectionError::FastClosed));
+    assert_eq!(info.counters.MPFastcloseRx, 1);
+    assert_eq!(info.bytes_received, 10_000);
+    assert!(info.subflows.iter().all(|s| s.state == TcpState::Closed));
+}

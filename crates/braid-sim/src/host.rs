@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::endpoint::{ConnectOptions, Error as EndpointError, ListenOptions};
-use braid_proto::tcp::Tcb;
+use braid_proto::SubflowSnapshot;
 use braid_proto::{ConnectionHandle, Duration, Endpoint, Event, Instant, TcpState};
 
 use crate::stream::{PatternStream, Tally};
@@ -86,28 +86,28 @@ pub struct SubflowStats {
     pub mss: usize,
 }
 
-impl SubflowStats {
-    fn from_tcb(id: usize, t: &Tcb) -> SubflowStats {
+impl From<&SubflowSnapshot> for SubflowStats {
+    fn from(s: &SubflowSnapshot) -> SubflowStats {
         SubflowStats {
-            id,
-            local: None,
-            remote: None,
-            local_id: 0,
-            remote_id: 0,
-            backup: false,
-            state: t.state(),
-            bytes_sent: t.bytes_sent(),
-            bytes_acked: t.bytes_acked(),
-            bytes_received: t.bytes_received(),
-            retransmits: t.retransmits(),
-            timeouts: t.timeouts(),
-            recoveries: t.recoveries(),
-            spurious_recoveries: t.spurious_recoveries(),
-            srtt: t.rtt(),
-            rto: t.rto(),
-            cwnd: t.cwnd(),
-            ssthresh: t.ssthresh(),
-            mss: t.mss(),
+            id: s.id,
+            local: Some(s.local),
+            remote: Some(s.remote),
+            local_id: s.local_id,
+            remote_id: s.remote_id,
+            backup: s.backup,
+            state: s.state,
+            bytes_sent: s.bytes_sent,
+            bytes_acked: s.bytes_acked,
+            bytes_received: s.bytes_received,
+            retransmits: s.retransmits,
+            timeouts: s.timeouts,
+            recoveries: s.recoveries,
+            spurious_recoveries: s.spurious_recoveries,
+            srtt: s.rtt,
+            rto: s.rto,
+            cwnd: s.cwnd,
+            ssthresh: s.ssthresh,
+            mss: s.mss,
         }
     }
 }
@@ -257,8 +257,10 @@ impl Host {
                     self.conn = Some(conn);
                     self.stats.started = Some(now);
                 }
-                Event::Closed { conn, error } if Some(conn) == self.conn => {
+                Event::Closed { conn, error, info } if Some(conn) == self.conn => {
                     self.stats.closed = true;
+                    // The last picture, the final bytes of every subflow.
+                    self.stats.subflows = info.subflows.iter().map(SubflowStats::from).collect();
                     if let Some(e) = error {
                         self.stats.error = Some(e.to_string());
                     } else {
@@ -339,29 +341,8 @@ impl Host {
 
     /// Records every subflow's state while the connection still exists.
     fn snapshot_subflows(&mut self, conn: ConnectionHandle) {
-        let ep = &self.endpoint;
-        let paths = ep.subflow_addrs(conn).unwrap_or_default();
-        let out = &mut self.stats.subflows;
-        if let Some(m) = ep.mptcp_connection(conn) {
-            out.clear();
-            for id in 0..m.subflow_count() {
-                let Some(t) = m.subflow(id) else { continue };
-                let mut s = SubflowStats::from_tcb(id, t);
-                if let Some((l, r, backup)) = m.subflow_info(id) {
-                    (s.local_id, s.remote_id, s.backup) = (l, r, backup);
-                }
-                if let Some(&(l, r)) = paths.get(id) {
-                    (s.local, s.remote) = (Some(l), Some(r));
-                }
-                out.push(s);
-            }
-        } else if let Some(t) = ep.tcb(conn) {
-            out.clear();
-            let mut s = SubflowStats::from_tcb(0, t);
-            if let Some(&(l, r)) = paths.first() {
-                (s.local, s.remote) = (Some(l), Some(r));
-            }
-            out.push(s);
+        if let Some(snap) = self.endpoint.snapshot(conn) {
+            self.stats.subflows = snap.subflows.iter().map(SubflowStats::from).collect();
         }
     }
 

@@ -1208,7 +1208,7 @@ impl<E: Engine> Runtime<E> {
                         }
                     }
                 }
-                Event::Closed { conn, error } => {
+                Event::Closed { conn, error, .. } => {
                     let Some(i) = st.conns.iter().position(|c| c.handle == conn) else {
                         continue;
                     };
@@ -1762,6 +1762,34 @@ mod app_tests {
 
     /// A scripted engine: one connection whose peer sends `inbound` then closes; accepts
     /// writes up to `write_cap` bytes in total; a close ends the connection cleanly.
+    /// `Event::Closed` with an empty last picture.
+    fn closed(conn: ConnectionHandle, error: Option<ConnectionError>) -> Event {
+        let addr = SocketAddr::from(([10, 9, 9, 9], 0));
+        let info = braid_proto::ConnSnapshot {
+            local: addr,
+            remote: addr,
+            state: braid_proto::TcpState::Closed,
+            mptcp: false,
+            mptcp_requested: false,
+            fallback: false,
+            checksum: false,
+            local_token: None,
+            remote_denies_join: false,
+            rtt: None,
+            bytes_sent: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            retransmits: 0,
+            counters: Default::default(),
+            subflows: Vec::new(),
+        };
+        Event::Closed {
+            conn,
+            error,
+            info: Box::new(info),
+        }
+    }
+
     #[derive(Default)]
     pub(super) struct Fake {
         pub(super) events: VecDeque<Event>,
@@ -1806,18 +1834,13 @@ mod app_tests {
                 return Ok(H);
             }
             self.events.push_back(if self.refuse {
-                Event::Closed {
-                    conn: H,
-                    error: Some(ConnectionError::Reset),
-                }
+                closed(H, Some(ConnectionError::Reset))
             } else {
                 Event::Connected(H)
             });
             if self.fastclose {
-                self.events.push_back(Event::Closed {
-                    conn: H,
-                    error: Some(ConnectionError::Reset),
-                });
+                self.events
+                    .push_back(closed(H, Some(ConnectionError::Reset)));
             }
             Ok(H)
         }
@@ -1869,16 +1892,14 @@ mod app_tests {
         fn close(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
             self.closed = true;
             if !self.close_hangs {
-                self.events.push_back(Event::Closed { conn, error: None });
+                self.events.push_back(closed(conn, None));
             }
             Ok(())
         }
         fn abort(&mut self, conn: ConnectionHandle) -> Result<(), EngineError> {
             self.aborted = true;
-            self.events.push_back(Event::Closed {
-                conn,
-                error: Some(ConnectionError::Aborted),
-            });
+            self.events
+                .push_back(closed(conn, Some(ConnectionError::Aborted)));
             Ok(())
         }
         fn conn_summary(&self, _: ConnectionHandle) -> Option<ConnSummary> {
