@@ -10,10 +10,10 @@
 //! directory, a symbolic link, a FIFO, a live socket) is refused and left as it is. On exit
 //! the socket is removed only while the path still names the file braid created.
 //!
-//! [`CtlServer`] is non-blocking and driven by the runtime's poll loop: it reports the file
-//! descriptors to wait on ([`CtlServer::poll_fds`]), and [`CtlServer::poll`] accepts clients,
-//! reads their requests and answers them through a [`CtlHandler`] (the instance's endpoint
-//! and path manager). Every buffer is bounded: a request line of at most [`MAX_LINE`] bytes,
+//! [`CtlServer`] is non-blocking and driven by the endpoint's driver task: [`CtlServer::poll`]
+//! accepts clients, reads their requests and answers them through a [`CtlHandler`] (the
+//! instance's endpoint and path manager), and leaves the task's waker with every socket it
+//! waits on. Every buffer is bounded: a request line of at most [`MAX_LINE`] bytes,
 //! at most [`MAX_CLIENTS`] clients, and a monitor client that does not read its events is
 //! dropped once [`MAX_PENDING`] bytes wait for it.
 
@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::task::{Context, Poll};
 
 use braid_proto::endpoint::PmNotice;
 use braid_proto::pm::{
@@ -496,7 +496,7 @@ pub trait CtlHandler {
 
 #[derive(Debug)]
 struct Client {
-    stream: UnixStream,
+    stream: ClientStream,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     monitor: bool,
@@ -506,7 +506,7 @@ struct Client {
 /// The control socket of a running instance. See the [module docs](self).
 #[derive(Debug)]
 pub struct CtlServer {
-    listener: UnixListener,
+    listener: Listener,
     path: PathBuf,
     /// Device and inode of the socket file this server created: on drop the path is removed
     /// only while it still names that file.
@@ -514,6 +514,36 @@ pub struct CtlServer {
     clients: Vec<Client>,
     /// Listeners open now: their `LISTENER_CREATED` is replayed to every new monitor.
     listeners: Vec<MonitorEvent>,
+}
+
+/// A client's socket, registered with the tokio reactor; `Read`/`Write` never block (a
+/// socket that is not ready gives `WouldBlock`).
+#[derive(Debug)]
+struct ClientStream(tokio::net::UnixStream);
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The listening socket: bound at once, registered with the reactor at the first poll
+/// (binding happens before any runtime exists).
+#[derive(Debug)]
+enum Listener {
+    Bound(UnixListener),
+    Registered(tokio::net::UnixListener),
+    /// The reactor refused it (no client can come).
+    Failed,
 }
 
 /// Why the control socket could not be created.
@@ -587,7 +617,7 @@ impl CtlServer {
         let _ = fs::remove_dir(&dir);
         let (listener, file_id) = result?;
         Ok(CtlServer {
-            listener,
+            listener: Listener::Bound(listener),
             path: path.to_path_buf(),
             file_id,
             clients: Vec::new(),
@@ -600,43 +630,42 @@ impl CtlServer {
         &self.path
     }
 
-    /// File descriptors to wait on, with whether to wait for writability too.
-    pub fn poll_fds(&self) -> Vec<(RawFd, bool)> {
-        std::iter::once((self.listener.as_raw_fd(), false))
-            .chain(
-                self.clients
-                    .iter()
-                    .map(|c| (c.stream.as_raw_fd(), !c.outbuf.is_empty())),
-            )
-            .collect()
-    }
-
     /// Monitor clients connected.
     pub fn monitors(&self) -> usize {
         self.clients.iter().filter(|c| c.monitor).count()
     }
 
-    /// Accepts clients, answers complete requests, flushes output. Never blocks.
-    pub fn poll(&mut self, handler: &mut dyn CtlHandler) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
-                        let mut s = stream;
-                        let _ = writeln!(s, "{}", line(&Response::error("too many clients")));
-                        continue;
-                    }
-                    self.clients.push(Client {
-                        stream,
-                        inbuf: Vec::new(),
-                        outbuf: Vec::new(),
-                        monitor: false,
-                        closing: false,
-                    });
+    /// Accepts clients, answers complete requests, flushes output. Never blocks; the task
+    /// of `cx` is woken when a socket has more (call it from inside a tokio runtime).
+    pub fn poll(&mut self, cx: &mut Context<'_>, handler: &mut dyn CtlHandler) {
+        if let Listener::Bound(_) = self.listener {
+            let bound = std::mem::replace(&mut self.listener, Listener::Failed);
+            if let Listener::Bound(l) = bound {
+                if let Ok(t) = tokio::net::UnixListener::from_std(l) {
+                    self.listener = Listener::Registered(t);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+            }
+        }
+        if let Listener::Registered(l) = &self.listener {
+            loop {
+                match l.poll_accept(cx) {
+                    Poll::Ready(Ok((stream, _))) => {
+                        if self.clients.len() >= MAX_CLIENTS {
+                            let msg = format!("{}\n", line(&Response::error("too many clients")));
+                            let _ = stream.try_write(msg.as_bytes());
+                            continue;
+                        }
+                        self.clients.push(Client {
+                            stream: ClientStream(stream),
+                            inbuf: Vec::new(),
+                            outbuf: Vec::new(),
+                            monitor: false,
+                            closing: false,
+                        });
+                    }
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Poll::Ready(Err(_)) | Poll::Pending => break,
+                }
             }
         }
         for c in &mut self.clients {
@@ -652,6 +681,20 @@ impl CtlServer {
         }
         self.clients
             .retain(|c| !(c.closing && c.outbuf.is_empty()) && c.outbuf.len() <= MAX_PENDING);
+        // Leave the waker with every socket; one that became ready meanwhile is served at
+        // the next poll, which comes at once.
+        let mut again = false;
+        for c in &self.clients {
+            if !c.closing {
+                again |= c.stream.0.poll_read_ready(cx).is_ready();
+            }
+            if !c.outbuf.is_empty() {
+                again |= c.stream.0.poll_write_ready(cx).is_ready();
+            }
+        }
+        if again {
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Sends `ev` to every monitor client. A `LISTENER_CREATED` is also kept for monitors

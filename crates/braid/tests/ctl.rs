@@ -167,15 +167,25 @@ fn serve(
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let h = std::thread::spawn(move || {
-        let mut server = server;
-        let mut fake = Fake::default();
-        while !s2.load(Ordering::Relaxed) {
-            server.poll(&mut fake);
-            for ev in events.lock().expect("lock").drain(..) {
-                server.publish(&ev);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut server = server;
+            let mut fake = Fake::default();
+            while !s2.load(Ordering::Relaxed) {
+                std::future::poll_fn(|cx| {
+                    server.poll(cx, &mut fake);
+                    std::task::Poll::Ready(())
+                })
+                .await;
+                for ev in events.lock().expect("lock").drain(..) {
+                    server.publish(&ev);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        });
     });
     (stop, h)
 }

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 
-use super::{execute, open_output, open_paths, parse_addrs, parse_bytes, parse_paths, PathArg};
-use crate::runtime::{JoinSpec, Output, Role, Source};
+use super::{
+    endpoint_builder, execute, open_output, parse_addrs, parse_bytes, parse_paths, PathArg, Role,
+};
+use crate::app::{JoinSpec, Output, Source};
 
 /// Open a connection over TUN devices and send / receive.
 #[derive(Debug, Clone, clap::Args)]
@@ -224,20 +226,16 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Output::Writer(open_output(path)?),
         None => Output::Discard,
     };
-    let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
     execute(
-        engine,
-        paths,
+        builder,
         Role::Client {
             remote,
             source,
             output,
             joins,
         },
-        !args.tcp,
         args.json,
-        ctl,
         connect_timeout,
     )
 }

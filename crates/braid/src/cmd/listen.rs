@@ -7,8 +7,8 @@ use anyhow::bail;
 
 use braid_proto::pm::{EndpointFlags, FlagChange};
 
-use super::{execute, open_output, open_paths, parse_addrs, parse_paths};
-use crate::runtime::{Role, ServerMode};
+use super::{endpoint_builder, execute, open_output, parse_addrs, parse_paths, Role};
+use crate::app::ServerMode;
 
 /// Accept connections over TUN devices.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,24 +91,20 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         (None, true) => ServerMode::Echo,
         (None, false) => ServerMode::Sink,
     };
-    let paths = open_paths(&path_args)?;
-    let engine = crate::runtime::engine(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
     for p in &path_args {
         let addr = std::net::SocketAddr::new(p.addr, args.port);
         let proto = if args.tcp { "tcp" } else { "mptcp" };
         eprintln!("braid: listening on {addr} via {} ({proto})", p.dev);
     }
     execute(
-        engine,
-        paths,
+        builder,
         Role::Server {
             port: args.port,
             mode,
             once: args.once,
         },
-        !args.tcp,
         args.json,
-        ctl,
         None,
     )
 }

@@ -13,9 +13,8 @@ use std::str::FromStr;
 
 use braid_proto::pm::{EndpointFlags, EndpointTable, Limits, PmFactory};
 
+use crate::app;
 use crate::ctl::CtlServer;
-use crate::runtime::{self, Engine, Progress, Runtime, Signals, Status};
-use crate::tun::TunDevice;
 
 /// `--path DEV=ADDR`: a TUN device and braid's own address behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,17 +206,22 @@ pub(crate) fn pm_config(
     })
 }
 
-/// Open every `--path` device, in order.
-pub(crate) fn open_paths(args: &[PathArg]) -> anyhow::Result<Vec<runtime::Path>> {
-    let mut paths = Vec::with_capacity(args.len());
-    for p in args {
-        let dev = TunDevice::open(&p.dev).map_err(|e| anyhow::anyhow!("{e}"))?;
-        paths.push(runtime::Path {
-            device: Box::new(dev),
-            addr: p.addr,
-        });
+/// The library endpoint of a command: every `--path` (opened, in order, when it is built),
+/// the engine's configuration, MPTCP or plain TCP, and the control socket.
+pub(crate) fn endpoint_builder(
+    config: braid_proto::EndpointConfig,
+    paths: &[PathArg],
+    mptcp: bool,
+    ctl: Option<CtlServer>,
+) -> crate::api::Builder {
+    let mut b = crate::Endpoint::builder().config(config).mptcp(mptcp);
+    for p in paths {
+        b = b.path(&p.dev, p.addr);
     }
-    Ok(paths)
+    if let Some(server) = ctl {
+        b = b.ctl_server(server);
+    }
+    b
 }
 
 /// Create the control socket of `--ctl PATH`, if given, and announce it. Called before
@@ -233,7 +237,7 @@ pub(crate) fn bind_ctl(pm: &PmArgs) -> anyhow::Result<Option<CtlServer>> {
 }
 
 /// Where `--out FILE` writes (`-`: standard output).
-pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(io::BufWriter::new(io::stdout())));
     }
@@ -242,63 +246,85 @@ pub(crate) fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     Ok(Box::new(io::BufWriter::new(f)))
 }
 
-/// Run `role` on a runtime with signals handled; print the report; map the outcome to an
-/// exit status (0 clean, 130 interrupted) or a one-line error.
-pub(crate) fn execute<E: Engine>(
-    engine: E,
-    paths: Vec<runtime::Path>,
-    role: runtime::Role,
-    mptcp: bool,
+/// What a command runs.
+pub(crate) enum Role {
+    Client {
+        remote: std::net::SocketAddr,
+        source: app::Source,
+        output: app::Output,
+        /// Subflows to join once MPTCP is up (none: one subflow).
+        joins: Vec<app::JoinSpec>,
+    },
+    Server {
+        port: u16,
+        mode: app::ServerMode,
+        /// Exit after the first connection closes.
+        once: bool,
+    },
+}
+
+/// Run `role` over an endpoint built from `builder`, with signals handled (first: close
+/// gracefully; second: abort); print the report; map the outcome to an exit status (0 clean,
+/// 130 interrupted) or a one-line error.
+pub(crate) fn execute(
+    builder: crate::api::Builder,
+    role: Role,
     json: bool,
-    ctl: Option<CtlServer>,
     connect_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let signals = Signals::install().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
-    // Errors become one flat line: their Display already names the cause.
-    let flat = |e: runtime::RuntimeError| anyhow::anyhow!("{e}");
-    let mut rt = Runtime::new(engine, paths)
-        .map_err(flat)?
-        .with_signals(signals)
-        .with_mptcp(mptcp);
-    if let Some(server) = ctl {
-        rt = rt.with_ctl(server);
-    }
-    if let Some(d) = connect_timeout {
-        rt = rt.with_connect_timeout(d);
-    }
-    // The progress line only on a terminal: never in pipes, files or tests.
-    if io::stderr().is_terminal() {
-        rt = rt.with_progress(Progress::new(
-            Box::new(io::stderr()),
-            runtime::PROGRESS_EVERY,
-            runtime::PROGRESS_AFTER,
-        ));
-    }
-    let (result, report) = rt.run_reporting(role);
-    // The report comes out even after an error: it shows how far the transfer got and why
-    // it ended (`error`).
-    if json {
-        println!("{}", report.to_json());
-    }
-    let status = match result {
-        Ok(status) => status,
-        // Interrupted before anything was sent: the exit status of an interruption.
-        Err(e @ runtime::RuntimeError::InterruptedConnecting(_)) => {
-            eprintln!("braid: {e}");
-            return Ok(std::process::ExitCode::from(130));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        // First: a signal from now on is the run's, never the default action.
+        let interrupts =
+            app::process_interrupts().map_err(|e| anyhow::anyhow!("cannot handle signals: {e}"))?;
+        let ep = builder.build().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut opts = app::Options::new(interrupts);
+        opts.connect_timeout = connect_timeout;
+        // The progress line only on a terminal: never in pipes, files or tests.
+        if io::stderr().is_terminal() {
+            opts.progress = Some(app::Progress::new(
+                Box::new(io::stderr()),
+                app::PROGRESS_EVERY,
+                app::PROGRESS_AFTER,
+            ));
         }
-        Err(e) => return Err(flat(e)),
-    };
-    match status {
-        Status::Clean => Ok(std::process::ExitCode::SUCCESS),
-        Status::Interrupted => {
-            eprintln!(
-                "braid: interrupted after {} bytes sent, {} received",
-                report.bytes_sent, report.bytes_received
-            );
-            Ok(std::process::ExitCode::from(130))
+        let (result, report) = match role {
+            Role::Client {
+                remote,
+                source,
+                output,
+                joins,
+            } => app::run_client(&ep, remote, source, output, joins, opts).await,
+            Role::Server { port, mode, once } => app::run_server(&ep, port, mode, once, opts).await,
+        };
+        // The report comes out even after an error: it shows how far the transfer got and
+        // why it ended (`error`).
+        if json {
+            println!("{}", report.to_json());
         }
-    }
+        let status = match result {
+            Ok(status) => status,
+            // Interrupted before anything was sent: the exit status of an interruption.
+            Err(e @ app::AppError::InterruptedConnecting(_)) => {
+                eprintln!("braid: {e}");
+                return Ok(std::process::ExitCode::from(130));
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        match status {
+            app::Status::Clean => Ok(std::process::ExitCode::SUCCESS),
+            app::Status::Interrupted => {
+                eprintln!(
+                    "braid: interrupted after {} bytes sent, {} received",
+                    report.bytes_sent, report.bytes_received
+                );
+                Ok(std::process::ExitCode::from(130))
+            }
+        }
+    })
 }
 
 #[cfg(test)]

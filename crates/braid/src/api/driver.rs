@@ -1,0 +1,266 @@
+//! The driver: one task per [`Endpoint`](super::Endpoint) that owns the packet devices, the
+//! engine's timer and the control socket (quinn's endpoint driver is the model).
+//!
+//! Each time it runs: read a bounded batch from every device into the engine, fire the
+//! engine's timer once it has passed, turn events into wake-ups, answer the control socket,
+//! and drain a bounded batch of packets into the devices (a packet leaves by the device its
+//! peer's packets between the same two addresses arrive on, else by the path owning its
+//! source address). With more to do it yields and runs again; otherwise it sleeps until a
+//! device or the control socket is readable, the engine's deadline, or an application call
+//! wakes it.
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::unix::AsyncFd;
+use tokio::time::Sleep;
+
+use super::device::{ip_addrs, PacketDevice, Routes};
+use super::state::{Shared, State};
+use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
+
+/// Largest IP packet (or GSO batch) moved at once.
+const PACKET_BUF: usize = 65536;
+/// Packets read per device per round before the engine gets to send: keeps ACKs flowing.
+const RX_BATCH: usize = 64;
+/// Packets sent per round before the devices are read again.
+const TX_BATCH: usize = 128;
+/// Rounds per run before the driver yields to other tasks.
+const ROUNDS: usize = 8;
+
+/// A device registered with the reactor.
+struct Device {
+    fd: AsyncFd<Dyn>,
+    addr: IpAddr,
+}
+
+/// A boxed device as the reactor takes it.
+struct Dyn(Box<dyn PacketDevice + Send>);
+
+impl std::os::fd::AsRawFd for Dyn {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    devices: Vec<Device>,
+    routes: Routes,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<braid_proto::Instant>,
+    ctl: Option<CtlServer>,
+}
+
+impl Driver {
+    /// Registers every device (and the control socket) with the current tokio reactor.
+    pub fn new(
+        shared: Arc<Shared>,
+        devices: Vec<(Box<dyn PacketDevice + Send>, IpAddr)>,
+        ctl: Option<CtlServer>,
+    ) -> io::Result<Driver> {
+        let devices = devices
+            .into_iter()
+            .map(|(d, addr)| {
+                let name = d.name().to_owned();
+                // SAFETY: the device owns its descriptor (a TUN file or a datagram socket):
+                // it stays open, and `as_raw_fd` returns the same one, for as long as the
+                // device lives, which is inside the `AsyncFd` until that is dropped.
+                unsafe { AsyncFd::register(Dyn(d)) }
+                    .map(|fd| Device { fd, addr })
+                    .map_err(|e| {
+                        let e = io::Error::from(e);
+                        io::Error::new(e.kind(), format!("device {name}: {e}"))
+                    })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Driver {
+            shared,
+            devices,
+            routes: Routes::default(),
+            rx_buf: vec![0; PACKET_BUF],
+            tx_buf: vec![0; PACKET_BUF],
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            armed: None,
+            ctl,
+        })
+    }
+
+    /// Reads up to a batch from every device into the engine. True when a device has more.
+    fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
+        let now = st.now();
+        let mut more = false;
+        for (index, dev) in self.devices.iter().enumerate() {
+            let mut n = 0;
+            'device: loop {
+                let mut guard = match dev.fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(g)) => g,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => break,
+                };
+                loop {
+                    if n == RX_BATCH {
+                        more = true;
+                        break 'device;
+                    }
+                    let got = guard.get_inner().0.recv(&mut self.rx_buf).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("device {}: {e}", dev.fd.get_ref().0.name()),
+                        )
+                    })?;
+                    let Some(len) = got else {
+                        guard.clear_ready();
+                        break;
+                    };
+                    n += 1;
+                    st.io.packets_in += 1;
+                    if let Some(packet) = self.rx_buf.get(..len) {
+                        if let Some((src, dst)) = ip_addrs(packet) {
+                            self.routes.learn(dst, src, index);
+                        }
+                        st.ep.handle_packet(now, packet);
+                    }
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// Drains up to `limit` packets into the devices. True when it stopped at the limit.
+    fn flush(&mut self, st: &mut State, limit: usize) -> io::Result<bool> {
+        let now = st.now();
+        let mut sent = 0usize;
+        while sent < limit {
+            let Some(t) = st.ep.poll_transmit(now, &mut self.tx_buf) else {
+                return Ok(false);
+            };
+            let Some(data) = self.tx_buf.get(..t.len) else {
+                continue;
+            };
+            let Some(dev) = self
+                .routes
+                .lookup(t.src, t.dst)
+                .and_then(|i| self.devices.get(i))
+                .or_else(|| self.devices.iter().find(|d| d.addr == t.src))
+                .or_else(|| self.devices.first())
+            else {
+                continue;
+            };
+            let seg = match t.segment_size {
+                Some(s) if s > 0 => s,
+                _ => data.len().max(1),
+            };
+            for packet in data.chunks(seg) {
+                sent += 1;
+                match dev.fd.get_ref().0.send(packet) {
+                    Ok(true) => st.io.packets_out += 1,
+                    Ok(false) => st.io.packets_dropped += 1,
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("device {}: {e}", dev.fd.get_ref().0.name()),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Answers the control socket when it is ready and publishes path-management events to
+    /// monitors (drained even without a control socket: the engine's queue is bounded).
+    fn control(&mut self, cx: &mut Context<'_>, st: &mut State) {
+        let now = st.now();
+        let Some(ctl) = self.ctl.as_mut() else {
+            while st.ep.poll_pm_event().is_some() {}
+            st.monitor_queue.clear();
+            return;
+        };
+        for ev in st.monitor_queue.drain(..) {
+            ctl.publish(&ev);
+        }
+        while let Some(n) = st.ep.poll_pm_event() {
+            for e in monitor_events(&n) {
+                ctl.publish(&e);
+            }
+        }
+        ctl.poll(
+            cx,
+            &mut EndpointCtl {
+                endpoint: &mut st.ep,
+                now,
+            },
+        );
+    }
+
+    /// Arms the timer for the engine's next deadline. True when it has already passed.
+    fn arm_timer(&mut self, cx: &mut Context<'_>, st: &State) -> bool {
+        let Some(t) = st.ep.poll_timeout() else {
+            self.armed = None;
+            return false;
+        };
+        if self.armed != Some(t) {
+            self.armed = Some(t);
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(st.deadline(t)));
+        }
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+
+    fn round(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
+        let more_rx = self.receive(cx, st)?;
+        let now = st.now();
+        if st.ep.poll_timeout().is_some_and(|t| t <= now) {
+            st.ep.handle_timeout(now);
+        }
+        st.dispatch();
+        self.control(cx, st);
+        let more_tx = self.flush(st, TX_BATCH)?;
+        // Application calls and the flush can end a connection at once.
+        st.dispatch();
+        Ok(more_rx || more_tx)
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = this.shared.clone();
+        let mut st = shared.lock();
+        st.set_driver_waker(cx.waker());
+        for _ in 0..ROUNDS {
+            match this.round(cx, &mut st) {
+                Ok(true) => continue,
+                Ok(false) => {
+                    if this.arm_timer(cx, &st) {
+                        continue;
+                    }
+                    // Idle: the endpoint ends when no handle to it remains and every
+                    // connection is gone.
+                    if Arc::strong_count(&this.shared) == 1 && st.conns.is_empty() {
+                        st.driver_done = true;
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+                Err(e) => {
+                    st.fail_all(e.kind(), e.to_string());
+                    return Poll::Ready(());
+                }
+            }
+        }
+        // Still busy: let other tasks run, then come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,407 @@
+//! braid as a library: an MPTCP [`Endpoint`] driven by a tokio task, [`MptcpStream`]s and
+//! [`MptcpListener`]s in the shape of tokio's `TcpStream` and `TcpListener`.
+//!
+//! An endpoint owns its paths (one TUN device per path, with braid's own address behind
+//! it), braid's sans-IO engine, its timers and optionally a control socket; a task spawned
+//! on the current tokio runtime drives them all. Connections made or accepted through the
+//! endpoint are streams: `AsyncRead` + `AsyncWrite`, with `poll_shutdown` sending the
+//! DATA_FIN, so anything written for tokio's `TcpStream` works over MPTCP.
+//!
+//! ```no_run
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let endpoint = braid::Endpoint::builder()
+//!     .path("bt0", "10.1.0.2".parse().unwrap())
+//!     .path("bt1", "10.2.0.2".parse().unwrap())
+//!     .build()?;
+//! let mut stream = endpoint.connect("10.1.0.1:8080".parse().unwrap()).await?;
+//! stream.write_all(b"hello over two paths").await?;
+//! stream.shutdown().await?;
+//! let mut reply = Vec::new();
+//! stream.read_to_end(&mut reply).await?;
+//! println!("MPTCP: {}", stream.is_mptcp());
+//! # Ok(()) }
+//! ```
+
+pub mod device;
+mod driver;
+mod listener;
+mod state;
+mod stream;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use braid_proto::pm::{EndpointTable, Limits, PmFactory};
+use braid_proto::sched::SchedulerKind;
+use braid_proto::{CcAlgorithm, ConnectOptions, EndpointConfig, ListenOptions};
+
+pub use device::{PacketDevice, Path};
+pub use listener::MptcpListener;
+pub use state::{IoStats, PathInfo};
+pub use stream::{MptcpStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, StreamControl, WriteHalf};
+
+use crate::ctl::CtlServer;
+use driver::Driver;
+use state::{engine_error, Shared, State};
+
+/// One path the builder opens.
+enum PathSpec {
+    /// A TUN device by name: attached if it exists, created if not.
+    Tun(String, IpAddr),
+    /// A device the caller opened.
+    Device(Box<dyn PacketDevice + Send>, IpAddr),
+}
+
+/// Configures and builds an [`Endpoint`]. See [`Endpoint::builder`].
+pub struct Builder {
+    paths: Vec<PathSpec>,
+    config: EndpointConfig,
+    mptcp: bool,
+    ctl: Option<CtlSpec>,
+    seed: Option<[u8; 32]>,
+}
+
+enum CtlSpec {
+    Path(PathBuf),
+    Server(CtlServer),
+}
+
+impl Builder {
+    /// A path: the TUN device `dev` (attached if it exists, created if not) with braid's
+    /// own address `addr` behind it. The first path carries the connections braid opens;
+    /// every path's address accepts connections and joins.
+    pub fn path(mut self, dev: &str, addr: IpAddr) -> Self {
+        self.paths.push(PathSpec::Tun(dev.to_owned(), addr));
+        self
+    }
+
+    /// A path over a device the caller opened (a TUN device, or anything else carrying
+    /// whole IP packets: a connected `UnixDatagram` joins two endpoints in one process).
+    /// The device must be non-blocking.
+    pub fn device(mut self, device: impl PacketDevice + Send + 'static, addr: IpAddr) -> Self {
+        self.paths.push(PathSpec::Device(Box::new(device), addr));
+        self
+    }
+
+    /// Speak MPTCP (the default): connections open with MP_CAPABLE, listeners accept MPTCP
+    /// and plain TCP. `false`: plain TCP only.
+    pub fn mptcp(mut self, on: bool) -> Self {
+        self.mptcp = on;
+        self
+    }
+
+    /// The whole engine configuration (TCP parameters, buffers, path manager...), replacing
+    /// what the other setters chose so far.
+    pub fn config(mut self, config: EndpointConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The path manager of every connection (the kernel's in-kernel manager by default).
+    pub fn path_manager(mut self, pm: PmFactory) -> Self {
+        self.config.path_manager = pm;
+        self
+    }
+
+    /// Path-manager endpoints (`ip mptcp endpoint`) and limits.
+    pub fn endpoints(mut self, table: EndpointTable) -> Self {
+        self.config.pm_table = table;
+        self
+    }
+
+    /// Path-manager limits (`ip mptcp limits`; the kernel's defaults otherwise).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.pm_table.set_limits(limits);
+        self
+    }
+
+    /// The packet scheduler of every connection.
+    pub fn scheduler(mut self, s: SchedulerKind) -> Self {
+        self.config.scheduler = s;
+        self
+    }
+
+    /// The congestion control of every subflow.
+    pub fn congestion_control(mut self, cc: CcAlgorithm) -> Self {
+        self.config.tcp.cc = cc;
+        self
+    }
+
+    /// Ask for DSS checksums (RFC 8684 §3.3.1).
+    pub fn checksum(mut self, on: bool) -> Self {
+        self.config.mptcp_checksum = on;
+        self
+    }
+
+    /// Send and receive buffer sizes of every connection, in bytes: they bound its memory.
+    pub fn buffers(mut self, send: usize, recv: usize) -> Self {
+        self.config.tcp.send_buffer = send;
+        self.config.tcp.recv_buffer = recv;
+        self
+    }
+
+    /// Serve the control plane (`braid endpoint|limits|monitor|stat|counters --ctl PATH`)
+    /// on a Unix socket created at `path` (mode 0600; only a stale socket is replaced).
+    pub fn ctl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ctl = Some(CtlSpec::Path(path.into()));
+        self
+    }
+
+    /// Serve the control plane on a socket already bound.
+    pub fn ctl_server(mut self, server: CtlServer) -> Self {
+        self.ctl = Some(CtlSpec::Server(server));
+        self
+    }
+
+    /// The seed of ISNs, keys and nonces (by default read from the operating system).
+    pub fn seed(mut self, seed: [u8; 32]) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Opens the paths and the control socket, and spawns the driver on the current tokio
+    /// runtime (call it from inside one).
+    pub fn build(self) -> io::Result<Endpoint> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(
+                "braid::Endpoint must be built inside a tokio runtime (see braid::blocking \
+                 for programs without one)",
+            ));
+        }
+        if self.paths.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no path: give at least one path (device and address)",
+            ));
+        }
+        let ctl = match self.ctl {
+            None => None,
+            Some(CtlSpec::Server(s)) => Some(s),
+            Some(CtlSpec::Path(p)) => Some(
+                CtlServer::bind(&p)
+                    .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?,
+            ),
+        };
+        let mut devices = Vec::with_capacity(self.paths.len());
+        let mut infos = Vec::with_capacity(self.paths.len());
+        for p in self.paths {
+            let (dev, addr, tun): (Box<dyn PacketDevice + Send>, IpAddr, bool) = match p {
+                PathSpec::Tun(name, addr) => {
+                    let d = crate::tun::TunDevice::open(&name)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    (Box::new(d), addr, true)
+                }
+                PathSpec::Device(d, addr) => (d, addr, false),
+            };
+            infos.push(PathInfo {
+                name: dev.name().to_owned(),
+                addr,
+                created: dev.state().created,
+                tun,
+            });
+            devices.push((dev, addr));
+        }
+        let mut config = self.config;
+        if config.local_addrs.is_empty() {
+            config.local_addrs = infos.iter().map(|p| p.addr).collect();
+        }
+        let seed = match self.seed {
+            Some(s) => s,
+            None => os_seed()?,
+        };
+        let ep = braid_proto::Endpoint::new(config, seed);
+        let shared = Arc::new(Shared::new(State::new(ep, self.mptcp, infos)));
+        let driver = Driver::new(shared.clone(), devices, ctl)?;
+        tokio::spawn(driver);
+        Ok(Endpoint {
+            inner: Arc::new(Handle { shared }),
+        })
+    }
+}
+
+/// Wakes the driver when the last handle to the endpoint goes: it ends once every
+/// connection is gone.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().wake_driver();
+    }
+}
+
+/// An MPTCP endpoint: braid's paths, its engine and the task that drives them. Cheap to
+/// clone (every clone is the same endpoint). The driver runs until the endpoint, its
+/// listeners and streams are dropped and every connection has closed.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.inner.shared.lock();
+        f.debug_struct("Endpoint")
+            .field("paths", &st.paths)
+            .field("mptcp", &st.mptcp)
+            .field("connections", &st.conns.len())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// A builder: paths, path manager, limits, scheduler, congestion control, checksums,
+    /// control socket.
+    pub fn builder() -> Builder {
+        Builder {
+            paths: Vec::new(),
+            config: EndpointConfig::default(),
+            mptcp: true,
+            ctl: None,
+            seed: None,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Opens a connection to `remote` from the first path of its address family, with
+    /// MP_CAPABLE (unless built with `mptcp(false)`), and waits for the handshake.
+    ///
+    /// Errors as a TCP connect's: `ConnectionRefused`, `TimedOut` (the SYN retransmissions
+    /// ran out, about two minutes; wrap it in `tokio::time::timeout` for less).
+    pub async fn connect(&self, remote: SocketAddr) -> io::Result<MptcpStream> {
+        let local = {
+            let st = self.shared().lock();
+            st.paths
+                .iter()
+                .find(|p| p.addr.is_ipv4() == remote.is_ipv4())
+                .map(|p| p.addr)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::AddrNotAvailable,
+                        format!("no path of the address family of {remote}"),
+                    )
+                })?
+        };
+        self.connect_from(SocketAddr::new(local, 0), remote).await
+    }
+
+    /// [`Endpoint::connect`] from a given local address (port 0: an ephemeral port).
+    pub async fn connect_from(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> io::Result<MptcpStream> {
+        let stream = self.start_connect(local, remote)?;
+        stream.established().await?;
+        Ok(stream)
+    }
+
+    /// Starts a connection without waiting: the stream can be written at once (the bytes
+    /// go once the handshake completes) and [`MptcpStream::established`] waits for it.
+    pub fn start_connect(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<MptcpStream> {
+        let id = {
+            let mut st = self.shared().lock();
+            if st.driver_done {
+                return Err(st.driver_gone());
+            }
+            let now = st.now();
+            let mptcp = st.mptcp;
+            let handle = st
+                .ep
+                .connect(now, local, remote, ConnectOptions { mptcp })
+                .map_err(engine_error)?;
+            let id = st.insert(handle, local, remote);
+            if let Some(slot) = st.conns.get_mut(&id) {
+                slot.refs = 1;
+            }
+            st.wake_driver();
+            id
+        };
+        Ok(MptcpStream::new(self.shared().clone(), id))
+    }
+
+    /// Listens on `port` on every path's address (plain TCP is accepted too, from peers
+    /// that do not offer MPTCP).
+    pub fn listen(&self, port: u16) -> io::Result<MptcpListener> {
+        let mut st = self.shared().lock();
+        if st.listeners.contains_key(&port) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {port} is already listened on"),
+            ));
+        }
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for p in &st.paths {
+            if !addrs.contains(&p.addr) {
+                addrs.push(p.addr);
+            }
+        }
+        let mptcp = st.mptcp;
+        for a in &addrs {
+            st.ep
+                .listen(SocketAddr::new(*a, port), ListenOptions { mptcp })
+                .map_err(engine_error)?;
+            if mptcp {
+                let ev = crate::ctl::listener_event(true, SocketAddr::new(*a, port));
+                st.monitor_queue.push(ev);
+            }
+        }
+        st.listeners.insert(port, state::ListenerSlot::default());
+        st.wake_driver();
+        Ok(MptcpListener::new(self.shared().clone(), port))
+    }
+
+    /// The paths, in order.
+    pub fn paths(&self) -> Vec<PathInfo> {
+        self.shared().lock().paths.clone()
+    }
+
+    /// MPTCP counters under the kernel's MIB names, over every connection the endpoint has
+    /// had.
+    pub fn counters(&self) -> braid_proto::mptcp::MptcpCounters {
+        self.shared().lock().ep.counters()
+    }
+
+    /// The driver's packet counters.
+    pub fn io_stats(&self) -> IoStats {
+        self.shared().lock().io
+    }
+
+    /// Waits until no connection of this endpoint remains (each closed, and every stream
+    /// dropped or finished).
+    pub async fn wait_idle(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.shared().lock();
+            if st.conns.is_empty() || st.driver_done {
+                return std::task::Poll::Ready(());
+            }
+            st.idle_wakers.push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+
+    /// Runs `f` on the engine (for the control plane and tests), then wakes the driver.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut braid_proto::Endpoint) -> R) -> R {
+        let mut st = self.shared().lock();
+        let r = f(&mut st.ep);
+        st.wake_driver();
+        r
+    }
+}
+
+/// 32 bytes from the operating system's random source.
+pub fn os_seed() -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(seed)
+}

@@ -1,0 +1,330 @@
+//! `braid connect`'s application: open the connection (a signal or `--connect-timeout`
+//! gives the attempt up; a notice at the first SYN timeout), join the extra subflows, send
+//! the source while receiving into the output, close, and report.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant as TokioInstant};
+
+use super::{
+    connection_error, counters, linger, stream_error, AppError, ConnReport, JoinSpec, Options,
+    Output, Source, Status, Totals, APP_CHUNK,
+};
+use crate::health::{self, DeviceState};
+use crate::report::Report;
+use crate::stream::PatternStream;
+use crate::{Endpoint, MptcpStream, PathInfo};
+
+/// What a device looks like now (link state read by name for a TUN device).
+pub(crate) fn device_state(p: &PathInfo) -> DeviceState {
+    DeviceState {
+        link: if p.tun {
+            crate::linkwatch::link_state(&p.name).ok().flatten()
+        } else {
+            None
+        },
+        created: p.created,
+    }
+}
+
+/// A warning for every path whose device cannot carry packets now.
+pub(crate) fn warn_unusable_paths(ep: &Endpoint, opts: &mut Options) {
+    for p in ep.paths() {
+        if let Some(w) = health::start_warning(&p.name, p.addr, device_state(&p)) {
+            opts.notice(&w);
+        }
+    }
+}
+
+/// Runs the client: the result, and the report whatever happened (after an error it says
+/// how far the transfer got and names the error).
+pub async fn run_client(
+    ep: &Endpoint,
+    remote: SocketAddr,
+    source: Source,
+    output: Output,
+    joins: Vec<JoinSpec>,
+    mut opts: Options,
+) -> (Result<Status, AppError>, Report) {
+    let mut totals = Totals::new();
+    let mut live = None;
+    let result = client(
+        ep,
+        remote,
+        source,
+        output,
+        joins,
+        &mut opts,
+        &mut totals,
+        &mut live,
+    )
+    .await;
+    if let Some(p) = &mut opts.progress {
+        p.clear();
+    }
+    let live: Vec<ConnReport> = live.into_iter().collect();
+    let report = totals.report("client", &live, counters(ep), result.as_ref().err());
+    (result, report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn client(
+    ep: &Endpoint,
+    remote: SocketAddr,
+    source: Source,
+    mut output: Output,
+    joins: Vec<JoinSpec>,
+    opts: &mut Options,
+    totals: &mut Totals,
+    live: &mut Option<ConnReport>,
+) -> Result<Status, AppError> {
+    warn_unusable_paths(ep, opts);
+    let path = ep
+        .paths()
+        .into_iter()
+        .next()
+        .filter(|p| p.addr.is_ipv4() == remote.is_ipv4())
+        .ok_or(AppError::NoPathForFamily(remote))?;
+    let local = SocketAddr::new(path.addr, 0);
+    let mut stream = ep
+        .start_connect(local, remote)
+        .map_err(|source| AppError::Io {
+            what: "connect",
+            source,
+        })?;
+    let started = std::time::Instant::now();
+    totals.started = Some(started);
+    connecting(&stream, remote, &path, opts).await?;
+    *live = Some(ConnReport::of(None, stream.local_addr(), remote, 0, 0));
+
+    if !joins.is_empty() && !stream.is_mptcp() {
+        opts.notice(&format!("{remote} does not speak MPTCP: no extra subflows"));
+    } else {
+        for j in &joins {
+            //= rfc8684#3.2
+            //= Once the connection runs MPTCP, further subflows join it with MP_JOIN from
+            //  other local addresses.
+            if let Err(e) = stream.open_subflow(j.local, j.remote, j.backup) {
+                opts.notice(&format!(
+                    "cannot open a subflow from {} to {}: {e}",
+                    j.local, j.remote
+                ));
+            }
+        }
+    }
+
+    let control = stream.control();
+    let mut pattern = PatternStream::new();
+    let sent = std::cell::RefCell::new(crate::stream::Tally::new());
+    let received = std::cell::RefCell::new(crate::stream::Tally::new());
+    let mut interrupted = false;
+    let mut aborted = false;
+    let mut failure: Option<Result<AppError, std::io::Error>> = None;
+    {
+        let (mut rd, mut wr) = stream.split();
+        let send = async {
+            let mut chunk = vec![0u8; APP_CHUNK];
+            match source {
+                Source::Nothing => {}
+                Source::Pattern(mut remaining) => {
+                    while remaining > 0 {
+                        let n = usize::try_from(remaining)
+                            .unwrap_or(usize::MAX)
+                            .min(APP_CHUNK);
+                        let buf = &mut chunk[..n];
+                        pattern.fill(buf);
+                        wr.write_all(buf).await.map_err(Err)?;
+                        sent.borrow_mut().update(buf);
+                        remaining -= n as u64;
+                    }
+                }
+                Source::Reader(file) => {
+                    let mut file = tokio::fs::File::from_std(file);
+                    loop {
+                        let n = file.read(&mut chunk).await.map_err(|source| {
+                            Ok(AppError::Io {
+                                what: "reading input",
+                                source,
+                            })
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        let buf = &chunk[..n];
+                        wr.write_all(buf).await.map_err(Err)?;
+                        sent.borrow_mut().update(buf);
+                    }
+                }
+            }
+            wr.shutdown().await.map_err(Err)?;
+            Ok::<(), Result<AppError, std::io::Error>>(())
+        };
+        let recv = async {
+            let mut buf = vec![0u8; APP_CHUNK];
+            loop {
+                let n = rd.read(&mut buf).await.map_err(Err)?;
+                if n == 0 {
+                    return Ok::<(), Result<AppError, std::io::Error>>(());
+                }
+                let data = &buf[..n];
+                received.borrow_mut().update(data);
+                if let Output::Writer(w) = &mut output {
+                    w.write_all(data).map_err(|source| {
+                        Ok(AppError::Io {
+                            what: "writing output",
+                            source,
+                        })
+                    })?;
+                }
+            }
+        };
+        tokio::pin!(send);
+        tokio::pin!(recv);
+        let (mut send_done, mut recv_done) = (false, false);
+        let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+        while !(send_done && recv_done) {
+            tokio::select! {
+                r = &mut send, if !send_done => {
+                    send_done = true;
+                    if let Err(e) = r { failure = Some(e); break; }
+                }
+                r = &mut recv, if !recv_done => {
+                    recv_done = true;
+                    if let Err(e) = r { failure = Some(e); break; }
+                }
+                Some(()) = opts.interrupts.recv() => {
+                    if interrupted {
+                        aborted = true;
+                        control.abort();
+                        break;
+                    }
+                    interrupted = true;
+                    // Stop sending more, close gracefully now (the DATA_FIN waits behind what
+                    // is queued, which a peer that does not read may never take), and say
+                    // what a second signal does.
+                    send_done = true;
+                    control.shutdown();
+                    opts.notice(&super::progress::closing_notice(control.unacked()));
+                }
+                _ = tick.tick() => {
+                    for n in take_notes(&control) {
+                        opts.notice(&n);
+                    }
+                    if let Some(p) = &mut opts.progress {
+                        let info = control.info();
+                        p.update(started, sent.borrow().bytes(), received.borrow().bytes(),
+                            ConnReport::open_subflows(info.as_ref()));
+                    }
+                }
+            }
+        }
+        // The halves borrow the stream: they end here, before it is used again.
+    }
+    totals.sent = sent.into_inner();
+    totals.received = received.into_inner();
+    for n in stream.take_notes() {
+        opts.notice(&n);
+    }
+    let established = true;
+    let end = if aborted {
+        None
+    } else {
+        // Wait for the close to complete (a second signal still aborts).
+        tokio::select! {
+            c = stream.closed() => c,
+            Some(()) = opts.interrupts.recv() => {
+                aborted = true;
+                stream.abort();
+                None
+            }
+        }
+    };
+    totals.ended = Some(std::time::Instant::now());
+    let info = stream.info();
+    *live = Some(ConnReport::of(
+        info.as_ref(),
+        stream.local_addr(),
+        remote,
+        totals.sent.bytes(),
+        totals.received.bytes(),
+    ));
+    if aborted {
+        let rtt = info.as_ref().and_then(|i| i.rtt).unwrap_or_default();
+        drop(stream);
+        tokio::time::sleep(linger(rtt)).await;
+        return Err(AppError::Aborted);
+    }
+    if let Some(e) = end {
+        return Err(connection_error(remote, e, established));
+    }
+    if let Some(f) = failure {
+        return Err(match f {
+            Ok(app) => app,
+            Err(io) => stream_error(remote, io, established),
+        });
+    }
+    if let Output::Writer(w) = &mut output {
+        w.flush().map_err(|source| AppError::Io {
+            what: "writing output",
+            source,
+        })?;
+    }
+    Ok(if interrupted {
+        Status::Interrupted
+    } else {
+        Status::Clean
+    })
+}
+
+fn take_notes(control: &crate::StreamControl) -> Vec<String> {
+    control.take_notes()
+}
+
+/// Waits for the handshake: a signal gives the attempt up at once, `--connect-timeout`
+/// after its time; at the first SYN timeout a notice says nothing answered and what the
+/// path's device looks like.
+async fn connecting(
+    stream: &MptcpStream,
+    remote: SocketAddr,
+    path: &PathInfo,
+    opts: &mut Options,
+) -> Result<(), AppError> {
+    let start = TokioInstant::now();
+    let first = health::first_syn_timeout();
+    let hint_at = start + first;
+    let give_up = opts.connect_timeout.map(|d| start + d);
+    let mut hinted = false;
+    let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+    let started = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            r = stream.established() => {
+                return r.map_err(|e| stream_error(remote, e, false));
+            }
+            Some(()) = opts.interrupts.recv() => {
+                stream.abort();
+                return Err(AppError::InterruptedConnecting(remote));
+            }
+            _ = sleep_until(give_up.unwrap_or(start)), if give_up.is_some() => {
+                stream.abort();
+                return Err(AppError::ConnectTimedOut {
+                    remote,
+                    after: opts.connect_timeout.unwrap_or(Duration::ZERO),
+                });
+            }
+            _ = sleep_until(hint_at), if !hinted => {
+                hinted = true;
+                let line = health::no_answer_notice(
+                    remote, &path.name, path.addr, device_state(path), first);
+                opts.notice(&line);
+            }
+            _ = tick.tick() => {
+                if let Some(p) = &mut opts.progress {
+                    p.connecting(started, remote);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The library API end to end, in one process and without privileges: two endpoints joined
+//! by datagram socket pairs (one per path), each driven by its own task.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use braid::{Endpoint, MptcpStream};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn dgram_pair() -> (UnixDatagram, UnixDatagram) {
+    let (a, b) = UnixDatagram::pair().expect("socketpair");
+    a.set_nonblocking(true).expect("nonblocking");
+    b.set_nonblocking(true).expect("nonblocking");
+    (a, b)
+}
+
+/// A client and a server endpoint over `paths` datagram pairs: path i is 10.i.0.2 (client)
+/// to 10.i.0.1 (server).
+fn pair_with(
+    paths: usize,
+    client: impl FnOnce(braid::Builder) -> braid::Builder,
+    server: impl FnOnce(braid::Builder) -> braid::Builder,
+) -> (Endpoint, Endpoint) {
+    let mut c = Endpoint::builder().seed([1; 32]);
+    let mut s = Endpoint::builder().seed([2; 32]);
+    for i in 0..paths {
+        let (a, b) = dgram_pair();
+        c = c.device(a, ip(&format!("10.{i}.0.2")));
+        s = s.device(b, ip(&format!("10.{i}.0.1")));
+    }
+    let c = client(c).build().expect("client endpoint");
+    let s = server(s).build().expect("server endpoint");
+    (c, s)
+}
+
+fn pair(paths: usize) -> (Endpoint, Endpoint) {
+    pair_with(paths, |b| b, |b| b)
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn sha(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// Runs an echo server for one connection: returns what it echoed.
+fn echo_once(listener: braid::MptcpListener) -> tokio::task::JoinHandle<std::io::Result<u64>> {
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await?;
+        let (mut rd, mut wr) = stream.into_split();
+        let n = tokio::io::copy(&mut rd, &mut wr).await?;
+        wr.shutdown().await?;
+        Ok(n)
+    })
+}
+
+async fn send_and_read_back(stream: &mut MptcpStream, data: &[u8]) -> Vec<u8> {
+    let (mut rd, mut wr) = stream.split();
+    let write = async {
+        wr.write_all(data).await.expect("write");
+        wr.shutdown().await.expect("shutdown");
+    };
+    let read = async {
+        let mut back = Vec::new();
+        rd.read_to_end(&mut back).await.expect("read");
+        back
+    };
+    let ((), back) = tokio::join!(write, read);
+    back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_over_mptcp_is_byte_exact_at_every_edge_size() {
+    let (c, s) = pair(1);
+    let listener = s.listen(5000).expect("listen");
+    for n in [0usize, 1, 1447, 1448, 1449, 100_000, 3 << 20] {
+        let server = echo_once(listener_clone(&s, &listener));
+        let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+        assert!(stream.is_mptcp(), "MP_CAPABLE negotiated");
+        let data = pattern(n);
+        let back = send_and_read_back(&mut stream, &data).await;
+        assert_eq!(back.len(), n);
+        assert_eq!(sha(&back), sha(&data), "{n} bytes");
+        assert_eq!(server.await.expect("task").expect("echo"), n as u64);
+        assert_eq!(stream.closed().await, None, "a clean close");
+        let info = stream.info().expect("the last snapshot");
+        assert!(info.mptcp);
+        assert_eq!(info.bytes_acked, n as u64);
+    }
+    drop(listener);
+}
+
+/// The listener is shared by reference in the loop above: each round's server task gets a
+/// handle of its own through the endpoint (a second `listen` on the same port is refused, so
+/// the first listener is reused through an `Arc`).
+fn listener_clone(_ep: &Endpoint, l: &braid::MptcpListener) -> braid::MptcpListener {
+    l.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_tcp_and_fallback_say_they_are_not_mptcp() {
+    // Both plain.
+    let (c, s) = pair_with(1, |b| b.mptcp(false), |b| b.mptcp(false));
+    let server = echo_once(s.listen(80).expect("listen"));
+    let mut stream = c.connect(sa("10.0.0.1:80")).await.expect("connect");
+    assert!(!stream.is_mptcp());
+    let back = send_and_read_back(&mut stream, b"plain").await;
+    assert_eq!(back, b"plain");
+    server.await.expect("task").expect("echo");
+
+    // An MPTCP client, a plain server: fallback to TCP.
+    let (c, s) = pair_with(1, |b| b, |b| b.mptcp(false));
+    let server = echo_once(s.listen(80).expect("listen"));
+    let mut stream = c.connect(sa("10.0.0.1:80")).await.expect("connect");
+    assert!(!stream.is_mptcp(), "fell back");
+    let back = send_and_read_back(&mut stream, &pattern(70_000)).await;
+    assert_eq!(sha(&back), sha(&pattern(70_000)));
+    server.await.expect("task").expect("echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_those_of_a_tcp_stream() {
+    let (c, s) = pair(1);
+    // Nobody listens: refused.
+    let e = c.connect(sa("10.0.0.1:9")).await.expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+
+    // The peer aborts (MP_FASTCLOSE): the reader gets ConnectionReset.
+    let listener = s.listen(5000).expect("listen");
+    let accepted = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        stream
+    });
+    let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+    stream.write_all(b"hello").await.expect("write");
+    let peer = accepted.await.expect("task");
+    peer.abort();
+    let mut buf = [0u8; 16];
+    let e = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => panic!("EOF instead of a reset"),
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert_eq!(
+        stream.closed().await,
+        Some(braid_proto::ConnectionError::FastClosed)
+    );
+    // Writing after the reset fails too.
+    let e = stream.write_all(b"more").await.expect_err("reset");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_does_not_read_stops_the_writer_within_the_buffers() {
+    let (send_buf, recv_buf) = (64 * 1024, 64 * 1024);
+    let (c, s) = pair_with(
+        1,
+        |b| b.buffers(send_buf, recv_buf),
+        |b| b.buffers(send_buf, recv_buf),
+    );
+    let listener = s.listen(5000).expect("listen");
+    let accepted = tokio::spawn(async move { listener.accept().await.expect("accept").0 });
+    let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+    let mut peer = accepted.await.expect("task");
+    let chunk = pattern(16 * 1024);
+    let mut written = 0usize;
+    // Write until a write stays pending for a while: the peer's window and our send
+    // buffer are full.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), stream.write(&chunk)).await {
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => panic!("write: {e}"),
+            Err(_) => break,
+        }
+        assert!(written < 10 << 20, "the writer was never stopped");
+    }
+    assert!(
+        written <= send_buf + recv_buf + 4 * 1448,
+        "{written} bytes accepted with {send_buf} + {recv_buf} of buffers"
+    );
+    // The reader drains everything; nothing was lost.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    while got < written {
+        let n = peer.read(&mut buf).await.expect("read");
+        assert!(n > 0);
+        got += n;
+    }
+    assert_eq!(got, written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_subflow_joins_and_both_carry_data() {
+    let (c, s) = pair(2);
+    let listener = s.listen(5000).expect("listen");
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).await.expect("read");
+        stream.shutdown().await.expect("shutdown");
+        stream.closed().await;
+        (all, stream.info().expect("info"))
+    });
+    let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+    stream
+        .open_subflow(ip("10.1.0.2"), sa("10.1.0.1:5000"), false)
+        .expect("join requested");
+    let data = pattern(8 << 20);
+    stream.write_all(&data).await.expect("write");
+    stream.shutdown().await.expect("shutdown");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("read");
+    assert_eq!(stream.closed().await, None);
+    let (got, sinfo) = server.await.expect("task");
+    assert_eq!(sha(&got), sha(&data));
+    let info = stream.info().expect("info");
+    assert_eq!(info.subflows.len(), 2, "{info:?}");
+    for sub in &info.subflows {
+        assert!(
+            sub.bytes_sent > 0,
+            "subflow {} carried nothing: {info:?}",
+            sub.id
+        );
+    }
+    assert_eq!(sinfo.subflows.len(), 2);
+    assert_eq!(c.counters().MPJoinSynTx, 1);
+    assert_eq!(s.counters().MPJoinAckRx, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_echo_clients_are_each_byte_exact() {
+    let (c, s) = pair(1);
+    let listener = s.listen(7).expect("listen");
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.into_split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                let _ = wr.shutdown().await;
+            });
+        }
+    });
+    let mut clients = Vec::new();
+    for i in 0..64usize {
+        let c = c.clone();
+        clients.push(tokio::spawn(async move {
+            let mut stream = c.connect(sa("10.0.0.1:7")).await.expect("connect");
+            let data = pattern(32 * 1024 + i);
+            let back = send_and_read_back(&mut stream, &data).await;
+            assert_eq!(sha(&back), sha(&data), "client {i}");
+        }));
+    }
+    for t in clients {
+        t.await.expect("client");
+    }
+    server.abort();
+}
+
+#[test]
+fn the_blocking_facade_reads_and_writes_like_std() {
+    use std::io::{Read, Write};
+    let (a, b) = dgram_pair();
+    let server = braid::blocking::Endpoint::builder()
+        .with(|x| x.device(a, ip("10.0.0.1")).seed([3; 32]))
+        .build()
+        .expect("server");
+    let client = braid::blocking::Endpoint::builder()
+        .with(|x| x.device(b, ip("10.0.0.2")).seed([4; 32]))
+        .build()
+        .expect("client");
+    let listener = server.listen(80).expect("listen");
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read");
+        s.write_all(&got).expect("echo");
+        s.shutdown().expect("shutdown");
+        got.len()
+    });
+    let mut s = client.connect(sa("10.0.0.1:80")).expect("connect");
+    assert!(s.is_mptcp());
+    s.write_all(&pattern(200_000)).expect("write");
+    s.shutdown().expect("shutdown");
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).expect("read");
+    assert_eq!(sha(&back), sha(&pattern(200_000)));
+    assert_eq!(t.join().expect("server"), 200_000);
+}
