@@ -31,6 +31,9 @@
 //! close(&mut self, conn) -> Result<(), Error>                          // FIN after queued data
 //! abort(&mut self, conn) -> Result<(), Error>                          // RST now
 //! conn_info(&self, conn) -> Option<ConnInfo>                           // addrs, state, rtt, cwnd, bytes
+//! snapshot(&self, conn) -> Option<ConnSnapshot>                        // connection + every subflow
+//! request_subflow(&mut self, now, conn, local, remote, backup) -> Result<(), Error>
+//!                                          // join once fully established; else SubflowFailed
 //! ```
 
 //!
