@@ -31,6 +31,9 @@
 //! close(&mut self, conn) -> Result<(), Error>                          // FIN after queued data
 //! abort(&mut self, conn) -> Result<(), Error>                          // RST now
 //! conn_info(&self, conn) -> Option<ConnInfo>                           // addrs, state, rtt, cwnd, bytes
+//! snapshot(&self, conn) -> Option<ConnSnapshot>                        // connection + every subflow
+//! request_subflow(&mut self, now, conn, local, remote, backup) -> Result<(), Error>
+//!                                          // join once fully established; else SubflowFailed
 //! ```
 
 //!
@@ -175,6 +178,15 @@ pub enum Event {
     Readable(ConnectionHandle),
     /// Send buffer space became available.
     Writable(ConnectionHandle),
+    /// A subflow asked for with [`Endpoint::request_subflow`] could not be opened: the
+    /// connection is plain TCP or fell back ([`Error::NotMptcp`]), closed first, or the
+    /// join itself failed (the error [`Endpoint::add_subflow`] would have returned).
+    SubflowFailed {
+        conn: ConnectionHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        error: Error,
+    },
     /// The connection is fully closed (`error` is None for a clean close) and its handle is
     /// no longer valid after this event. `info` is its last picture, taken as it closed
     /// (final per-subflow bytes included).
@@ -202,6 +214,12 @@ pub enum Error {
     /// The peer set C in MP_CAPABLE: it takes no subflows to its initial address and port.
     #[error("the peer accepts no more subflows to its initial address (MP_CAPABLE C flag)")]
     JoinDenied,
+    /// The connection is plain TCP (or fell back): it takes no subflows.
+    #[error("the peer does not speak MPTCP")]
+    NotMptcp,
+    /// [`Endpoint::request_subflow`]: the connection already holds its most requests.
+    #[error("too many subflow requests pending (at most {MAX_PENDING_JOINS})")]
+    TooManyPendingJoins,
 }
 
 /// A snapshot of one connection, for `braid stat` and reports.
@@ -248,6 +266,8 @@ pub struct EndpointStats {
     pub token_collisions: u64,
 }
 
+/// Most subflow requests ([`Endpoint::request_subflow`]) a connection holds at once.
+pub const MAX_PENDING_JOINS: usize = 8;
 /// Most handshakes pending on listeners at once (SYN flood bound).
 const MAX_HALF_OPEN: usize = 1024;
 /// Most queued RST replies to unknown segments.
@@ -472,6 +492,9 @@ struct Conn {
     addr_ids: Vec<(u8, IpAddr)>,
     /// The path manager of an MPTCP connection.
     pm: Option<Box<dyn PathManager>>,
+    /// Subflows the application asked for, opened once the connection is fully
+    /// established: (local, remote, backup).
+    pending_joins: Vec<(SocketAddr, SocketAddr, bool)>,
 }
 
 impl Conn {
@@ -487,6 +510,7 @@ impl Conn {
             paths: vec![(local, remote)],
             addr_ids: vec![(0, local.ip())],
             pm: None,
+            pending_joins: Vec::new(),
         }
     }
 
@@ -1015,6 +1039,92 @@ impl Endpoint {
         self.open_subflow(conn.0, local, remote, None, backup)
     }
 
+    /// Asks for a subflow from `local` (port 0: an ephemeral port) to `remote`, opened (as
+    /// [`Endpoint::add_subflow`] does) once the connection runs MPTCP and is fully
+    /// established: the peer DATA_ACKed data, or data from the peer arrived, or the
+    /// application closed with nothing left to send. May be called right after
+    /// [`Endpoint::connect`]. A request that cannot be carried out later ends in
+    /// [`Event::SubflowFailed`]; at most [`MAX_PENDING_JOINS`] wait at once.
+    ///
+    /// Errors now: `UnknownConnection`, `NotMptcp` (a plain TCP connection),
+    /// `InvalidState` (an unspecified local address or mixed address families),
+    /// `TooManyPendingJoins`.
+    pub fn request_subflow(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<(), Error> {
+        self.now = self.now.max(now);
+        let c = self.conn_mut(conn)?;
+        if c.proto.mptcp().is_none() {
+            return Err(Error::NotMptcp);
+        }
+        if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
+            return Err(Error::InvalidState);
+        }
+        if c.pending_joins.len() >= MAX_PENDING_JOINS {
+            return Err(Error::TooManyPendingJoins);
+        }
+        c.pending_joins.push((local, remote, backup));
+        self.sync(conn.0);
+        Ok(())
+    }
+
+    /// Opens the requested subflows of slot `idx` once the connection is fully established,
+    /// or fails them with [`Event::SubflowFailed`] once it cannot be.
+    fn run_pending_joins(&mut self, idx: usize) {
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.pending_joins.is_empty() || c.closed_reported || !c.known {
+            return;
+        }
+        let failure = match c.proto.mptcp() {
+            None => Some(Error::NotMptcp),
+            //= rfc8684#3.7
+            //= A connection that fell back to plain TCP takes no further subflows.
+            Some(m) if m.is_fallback() => Some(Error::NotMptcp),
+            Some(_) if c.proto.is_done() => {
+                Some(c.proto.error().map_or(Error::InvalidState, Error::Closed))
+            }
+            // Still in the handshake.
+            Some(m) if !m.is_mptcp() => return,
+            Some(m) => {
+                // Fully established (as Linux's path manager waits for): until the peer
+                // DATA_ACKed data or sent some (its DSS carrying a DATA_ACK), its
+                // connection-level window is only a guess from the SYN/ACK, and data a new
+                // subflow sends beyond the real one is dropped.
+                let i = m.info();
+                let send = m.data_send();
+                let idle_closed = c.app_closed && send.una() >= send.end();
+                if i.bytes_acked == 0 && i.bytes_received == 0 && !idle_closed {
+                    return;
+                }
+                None
+            }
+        };
+        let joins = std::mem::take(&mut c.pending_joins);
+        for (local, remote, backup) in joins {
+            let res = match failure {
+                Some(e) => Err(e),
+                None => self
+                    .open_subflow(idx, local, remote, None, backup)
+                    .map(|_| ()),
+            };
+            if let Err(error) = res {
+                self.events.push_back(Event::SubflowFailed {
+                    conn: ConnectionHandle(idx),
+                    local,
+                    remote,
+                    error,
+                });
+            }
+        }
+    }
+
     /// [`Endpoint::add_subflow`] on slot `idx`; `ids` (local, remote) overrides the address
     /// ids (the path manager's choice), else the local one is derived and the remote one
     /// is 0.
@@ -1406,6 +1516,7 @@ impl Endpoint {
     /// Turns TCB events into application events and frees finished connections.
     fn sync(&mut self, idx: usize) {
         self.pm_round(idx);
+        self.run_pending_joins(idx);
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };

@@ -2,15 +2,18 @@
 //! server demultiplexes the join by token and its new 4-tuple; an unknown token is refused
 //! with MP_TCPRST and counted (MPJoinNoTokenFound).
 
-use std::collections::BTreeMap;
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
+
 use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::wire::mptcp::{rst_reason, MptcpOption};
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpFlags, TcpOptions, TcpRepr};
 use braid_proto::{
-    ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error, Event, Instant,
+    ConnectOptions, ConnectionHandle, Endpoint, EndpointConfig, Error, Event, Instant,
     ListenOptions,
 };
+use conn_pair::EpNet;
 
 const SERVER: &str = "10.0.0.2:80";
 
@@ -18,94 +21,14 @@ fn byte(seed: u64, i: u64) -> u8 {
     (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8
 }
 
-struct Net {
-    now: Instant,
-    a: Endpoint,
-    b: Endpoint,
-    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
-    seq: u64,
-    free_at: [Instant; 2],
-    /// Payload bytes a → b by source IP.
-    up_by_src: BTreeMap<IpAddr, u64>,
-}
-
-impl Net {
-    fn new() -> Net {
-        Net {
-            now: Instant::ZERO,
-            a: Endpoint::new(EndpointConfig::default(), [1; 32]),
-            b: Endpoint::new(EndpointConfig::default(), [2; 32]),
-            queue: BTreeMap::new(),
-            seq: 0,
-            free_at: [Instant::ZERO; 2],
-            up_by_src: BTreeMap::new(),
-        }
-    }
-
-    fn flush(&mut self) {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let mut any = false;
-            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
-                let pkt = buf[..t.len].to_vec();
-                let p = parse_tcp_packet(&pkt).unwrap();
-                *self.up_by_src.entry(t.src).or_default() += p.payload.len() as u64;
-                self.send(true, pkt);
-                any = true;
-            }
-            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
-                self.send(false, buf[..t.len].to_vec());
-                any = true;
-            }
-            if !any {
-                break;
-            }
-        }
-    }
-
-    fn send(&mut self, to_b: bool, pkt: Vec<u8>) {
-        let d = usize::from(to_b);
-        let tx = Duration::from_nanos(pkt.len() as u64 * 80);
-        let start = self.free_at[d].max(self.now);
-        self.free_at[d] = start + tx;
-        let at = self.free_at[d] + Duration::from_millis(5);
-        self.seq += 1;
-        self.queue.insert((at, self.seq), (to_b, pkt));
-    }
-
-    /// One step: transmit, advance time to the next event, deliver. False when idle.
-    fn step(&mut self) -> bool {
-        self.flush();
-        let next = [
-            self.queue.keys().next().map(|k| k.0),
-            self.a.poll_timeout(),
-            self.b.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else { return false };
-        self.now = self.now.max(next);
-        while let Some(e) = self.queue.first_entry() {
-            if e.key().0 > self.now {
-                break;
-            }
-            let (to_b, pkt) = e.remove();
-            if to_b {
-                self.b.handle_packet(self.now, &pkt);
-            } else {
-                self.a.handle_packet(self.now, &pkt);
-            }
-        }
-        self.a.handle_timeout(self.now);
-        self.b.handle_timeout(self.now);
-        true
-    }
+/// The shared endpoint pair (100 Mbit/s, 5 ms one way, no loss).
+fn new_net() -> EpNet {
+    EpNet::new(EndpointConfig::default(), EndpointConfig::default(), 0)
 }
 
 #[test]
 fn a_joined_subflow_from_a_second_address_carries_data() {
-    let mut net = Net::new();
+    let mut net = new_net();
     let server: SocketAddr = SERVER.parse().unwrap();
     net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
     let c = net
@@ -242,7 +165,7 @@ fn join_with_an_unknown_token_is_refused_and_counted() {
 
 #[test]
 fn add_subflow_needs_an_mptcp_connection() {
-    let mut net = Net::new();
+    let mut net = new_net();
     let server: SocketAddr = SERVER.parse().unwrap();
     net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
     let c = net
@@ -280,7 +203,7 @@ fn add_subflow_needs_an_mptcp_connection() {
 #[test]
 fn a_join_to_a_server_backup_address_is_a_backup_on_both_sides() {
     use braid_proto::pm::{EndpointFlags, EndpointTable};
-    let mut net = Net::new();
+    let mut net = new_net();
     let backup_ip: IpAddr = "10.0.1.2".parse().unwrap();
     let mut table = EndpointTable::new();
     table
