@@ -359,6 +359,12 @@ impl Endpoint {
         Ok(MptcpListener::new(self.shared().clone(), port))
     }
 
+    /// Connections open with MP_CAPABLE and listeners accept MPTCP (see
+    /// [`Builder::mptcp`]).
+    pub fn mptcp_enabled(&self) -> bool {
+        self.shared().lock().mptcp
+    }
+
     /// The paths, in order.
     pub fn paths(&self) -> Vec<PathInfo> {
         self.shared().lock().paths.clone()

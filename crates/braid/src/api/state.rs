@@ -280,7 +280,23 @@ impl State {
                     }
                     self.release(id);
                 }
-                /* TEMP SubflowFailed */
+                Event::SubflowFailed {
+                    conn,
+                    local,
+                    remote,
+                    error,
+                } => {
+                    let note = format!(
+                        "cannot open a subflow from {} to {remote}: {error}",
+                        local.ip()
+                    );
+                    if let Some(slot) = self.slot_of(conn) {
+                        slot.notes.push(note);
+                        if let Some(w) = slot.read_waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
                 _ => {}
             }
         }

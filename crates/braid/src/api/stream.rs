@@ -339,7 +339,7 @@ impl MptcpStream {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         let now = st.now();
         st.ep
-            .add_subflow(now, h, SocketAddr::new(local, 0), remote, backup) // TEMP
+            .request_subflow(now, h, SocketAddr::new(local, 0), remote, backup)
             .map_err(engine_error)?;
         st.wake_driver();
         Ok(())

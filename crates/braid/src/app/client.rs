@@ -128,6 +128,28 @@ async fn client(
             let mut chunk = vec![0u8; APP_CHUNK];
             match source {
                 Source::Nothing => {}
+                Source::Timed(d) => {
+                    let until = std::time::Instant::now() + d;
+                    // The pattern continues from what each write accepted.
+                    let mut off = chunk.len();
+                    loop {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if off == chunk.len() {
+                            pattern.fill(&mut chunk);
+                            off = 0;
+                        }
+                        let Ok(r) = tokio::time::timeout(left, wr.write(&chunk[off..])).await
+                        else {
+                            break;
+                        };
+                        let n = r.map_err(Err)?;
+                        sent.borrow_mut().update(&chunk[off..off + n]);
+                        off += n;
+                    }
+                }
                 Source::Pattern(mut remaining) => {
                     while remaining > 0 {
                         let n = usize::try_from(remaining)
@@ -184,6 +206,9 @@ async fn client(
         tokio::pin!(recv);
         let (mut send_done, mut recv_done) = (false, false);
         let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+        let every = opts.interval.unwrap_or(Duration::from_secs(3600));
+        let mut report_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
+        let mut intervals = super::interval::Intervals::new(std::time::Instant::now());
         while !(send_done && recv_done) {
             tokio::select! {
                 r = &mut send, if !send_done => {
@@ -207,6 +232,11 @@ async fn client(
                     send_done = true;
                     control.shutdown();
                     opts.notice(&super::progress::closing_notice(control.unacked()));
+                }
+                _ = report_tick.tick(), if opts.interval.is_some() => {
+                    let conns: Vec<_> = control.info().into_iter().collect();
+                    let line = intervals.line(&conns, std::time::Instant::now());
+                    opts.notice(&line);
                 }
                 _ = tick.tick() => {
                     for n in take_notes(&control) {
@@ -270,6 +300,21 @@ async fn client(
             what: "writing output",
             source,
         })?;
+    }
+    if opts.summary && !interrupted {
+        let protocol = super::progress::protocol_name(
+            ep.mptcp_enabled(),
+            info.as_ref().is_some_and(|i| i.mptcp),
+            info.as_ref().is_some_and(|i| i.checksum),
+        );
+        let line = super::progress::summary_line(
+            totals.sent.bytes(),
+            totals.received.bytes(),
+            started.elapsed(),
+            live.as_ref().map_or(1, |c| c.subflows.len()),
+            protocol,
+        );
+        opts.notice(&line);
     }
     Ok(if interrupted {
         Status::Interrupted

@@ -4,6 +4,7 @@
 //! first closes gracefully (DATA_FIN), the second aborts (MP_FASTCLOSE).
 
 mod client;
+mod interval;
 pub mod progress;
 mod server;
 
@@ -17,7 +18,7 @@ use tokio::sync::mpsc;
 
 pub use client::run_client;
 pub use progress::{Progress, PROGRESS_AFTER, PROGRESS_EVERY};
-pub use server::run_server;
+pub use server::{run_server, ServerSend};
 
 use crate::report::{Report, SubflowReport, TcpStats};
 use crate::stream::Tally;
@@ -40,6 +41,8 @@ pub enum Source {
     Pattern(u64),
     /// `--in FILE` (or standard input): until end of file.
     Reader(std::fs::File),
+    /// `--time S`: the pattern stream for this long.
+    Timed(Duration),
 }
 
 /// Where received bytes go.
@@ -116,6 +119,10 @@ pub struct Options {
     /// Where one-line notices go (standard error).
     pub notices: Box<dyn Write + Send>,
     pub interrupts: Interrupts,
+    /// `--interval S`: per-subflow rates every S seconds, on the notice stream.
+    pub interval: Option<Duration>,
+    /// One summary line per finished connection on the notice stream (without `--json`).
+    pub summary: bool,
 }
 
 impl Options {
@@ -126,6 +133,8 @@ impl Options {
             progress: None,
             notices: Box::new(io::stderr()),
             interrupts,
+            interval: None,
+            summary: false,
         }
     }
 

@@ -94,6 +94,41 @@ pub fn progress_line(sent: u64, received: u64, elapsed: Duration, subflows: usiz
     )
 }
 
+/// The line a finished transfer prints without `--json`:
+/// `sent 16.0 MiB, received 0 B in 1.23 s (109.1 Mbit/s), 2 subflows, MPTCP`.
+pub fn summary_line(
+    sent: u64,
+    received: u64,
+    elapsed: Duration,
+    subflows: usize,
+    protocol: &str,
+) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        sent.max(received) as f64 * 8.0 / secs / 1e6
+    } else {
+        0.0
+    };
+    let plural = if subflows == 1 { "" } else { "s" };
+    format!(
+        "sent {}, received {} in {secs:.2} s ({rate:.1} Mbit/s), {subflows} subflow{plural}, \
+         {protocol}",
+        human_bytes(sent),
+        human_bytes(received)
+    )
+}
+
+/// How a connection ran, for the summary: `MPTCP`, `MPTCP with checksums`, `TCP`, or the
+/// fallback when MPTCP was asked for.
+pub fn protocol_name(asked: bool, mptcp: bool, checksum: bool) -> &'static str {
+    match (asked, mptcp, checksum) {
+        (_, true, true) => "MPTCP with DSS checksums",
+        (_, true, false) => "MPTCP",
+        (true, false, _) => "TCP (fallback: no MPTCP end to end)",
+        (false, false, _) => "TCP",
+    }
+}
+
 /// 1023 B, 1.0 KiB, 12.5 MiB, 2.0 GiB.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

@@ -1,6 +1,7 @@
 //! `braid listen`'s application: accept connections, each served by its own task (sink,
-//! echo, or write out), and report over all of them. A first signal stops accepting and
-//! closes every connection gracefully; a second aborts them.
+//! echo, or write out; and with `--send` / `--in`, send to each), and report over all of
+//! them. A first signal stops accepting and closes every connection gracefully; a second
+//! aborts them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant as TokioInstant;
 
 use super::{
     connection_error, counters, linger, stream_error, AppError, ConnReport, Options, ServerMode,
@@ -21,8 +23,22 @@ struct Common {
     totals: Totals,
     out: Option<Box<dyn std::io::Write + Send>>,
     echo: bool,
-    /// Bytes queued for sending not yet acknowledged, per live connection.
+    /// The live connections, for the first signal's notice and `--interval`.
     controls: Vec<StreamControl>,
+    /// What each connection is sent (`--send`, `--in`).
+    send: Option<ServerSend>,
+    /// Print one line per finished connection; MPTCP was asked for.
+    summary: bool,
+    mptcp_asked: bool,
+}
+
+/// What `braid listen --send N | --in FILE` sends on every connection.
+#[derive(Debug, Clone)]
+pub enum ServerSend {
+    /// N bytes of the pattern stream.
+    Pattern(u64),
+    /// The file (opened again for each connection).
+    File(std::path::PathBuf),
 }
 
 type Shared = Arc<Mutex<Common>>;
@@ -39,6 +55,8 @@ struct Ended {
     report: ConnReport,
     error: Option<AppError>,
     rtt: std::time::Duration,
+    /// The connection's summary line.
+    summary: String,
 }
 
 /// Runs the server until `once` is satisfied or a signal ends it; the report comes back
@@ -48,6 +66,7 @@ pub async fn run_server(
     port: u16,
     mode: ServerMode,
     once: bool,
+    send: Option<ServerSend>,
     mut opts: Options,
 ) -> (Result<Status, AppError>, Report) {
     super::client::warn_unusable_paths(ep, &mut opts);
@@ -61,6 +80,9 @@ pub async fn run_server(
         out,
         echo,
         controls: Vec::new(),
+        send,
+        summary: opts.summary,
+        mptcp_asked: ep.mptcp_enabled(),
     }));
     let result = serve(ep, port, once, &mut opts, &common).await;
     let result = result.and_then(|s| {
@@ -98,8 +120,18 @@ async fn serve(
     let mut aborted = false;
     let mut max_rtt = std::time::Duration::ZERO;
     let mut first_error: Option<AppError> = None;
+    let every = opts
+        .interval
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let mut report_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
+    let mut intervals = super::interval::Intervals::new(std::time::Instant::now());
     loop {
         tokio::select! {
+            _ = report_tick.tick(), if opts.interval.is_some() => {
+                let conns: Vec<_> = lock(common).controls.iter().filter_map(StreamControl::info).collect();
+                let line = intervals.line(&conns, std::time::Instant::now());
+                opts.notice(&line);
+            }
             acc = async {
                 match &listener {
                     Some(l) => l.accept().await,
@@ -125,6 +157,9 @@ async fn serve(
                     Err(_) => continue,
                 };
                 max_rtt = max_rtt.max(ended.rtt);
+                if opts.summary && ended.error.is_none() {
+                    opts.notice(&ended.summary);
+                }
                 {
                     let mut c = lock(common);
                     c.totals.ended = Some(std::time::Instant::now());
@@ -179,10 +214,15 @@ async fn serve(
     Ok(Status::Clean)
 }
 
-enum Step {
-    Read(std::io::Result<usize>),
-    Wrote(std::io::Result<()>),
-    Phase(u8),
+/// What one of a connection's loops stopped on.
+enum Stop {
+    /// Done (EOF received, or everything sent).
+    Done,
+    /// The first signal: close gracefully now.
+    Closing,
+    /// The second signal (or the server going away): abort.
+    Abort,
+    Failed(AppError),
 }
 
 /// The phase now (a dropped sender counts as an abort).
@@ -194,117 +234,233 @@ fn phase_now(changed: Result<(), watch::error::RecvError>, phase: &Phase) -> u8 
     }
 }
 
-/// Serves one connection until it closes.
-async fn connection(
-    mut stream: MptcpStream,
+/// Receives (and echoes with `echo`) until the peer's EOF or a signal.
+async fn receive(
+    rd: &mut crate::api::OwnedReadHalf,
+    mut echo: Option<&mut crate::api::OwnedWriteHalf>,
     remote: SocketAddr,
-    common: Shared,
+    common: &Shared,
     mut phase: Phase,
-) -> Ended {
-    let echo = lock(&common).echo;
-    let (mut sent, mut received) = (0u64, 0u64);
+    counts: &mut (u64, u64),
+) -> Stop {
     let mut buf = vec![0u8; APP_CHUNK];
-    let mut failure: Option<AppError> = None;
-    let mut closing = false;
-    let mut aborted = false;
-    // Receive (and echo) until the peer's EOF; then close our direction.
-    'conn: loop {
-        let step = tokio::select! {
-            r = stream.read(&mut buf) => Step::Read(r),
-            changed = phase.changed() => Step::Phase(phase_now(changed, &phase)),
+    loop {
+        let r = tokio::select! {
+            r = rd.read(&mut buf) => r,
+            changed = phase.changed() => match phase_now(changed, &phase) {
+                p if p >= 2 => return Stop::Abort,
+                // Closing: the echo stops; the peer's data is still taken until its EOF.
+                _ => { echo = None; continue; }
+            },
         };
-        let n = match step {
-            Step::Read(Ok(0)) => break,
-            Step::Read(Ok(n)) => n,
-            Step::Read(Err(e)) | Step::Wrote(Err(e)) => {
-                failure = Some(stream_error(remote, e, true));
-                break;
-            }
-            Step::Wrote(Ok(())) => continue,
-            Step::Phase(p) => {
-                if p >= 2 {
-                    aborted = true;
-                    break;
-                }
-                closing = true;
-                stream.control().shutdown();
-                continue;
-            }
+        let n = match r {
+            Ok(0) => return Stop::Done,
+            Ok(n) => n,
+            Err(e) => return Stop::Failed(stream_error(remote, e, true)),
         };
         let data = &buf[..n];
-        received += n as u64;
+        counts.1 += n as u64;
         let write_err = {
-            let mut c = lock(&common);
+            let mut c = lock(common);
             c.totals.received.update(data);
             c.out.as_mut().and_then(|w| w.write_all(data).err())
         };
         if let Some(source) = write_err {
-            failure = Some(AppError::Io {
+            return Stop::Failed(AppError::Io {
                 what: "writing output",
                 source,
             });
-            aborted = true;
-            break;
         }
-        if echo && !closing {
+        if let Some(wr) = echo.as_deref_mut() {
             // Echo stops reading while the peer does not take what goes back.
-            let step = tokio::select! {
-                r = stream.write_all(data) => Step::Wrote(r),
-                changed = phase.changed() => Step::Phase(phase_now(changed, &phase)),
+            let r = tokio::select! {
+                r = wr.write_all(data) => r,
+                changed = phase.changed() => match phase_now(changed, &phase) {
+                    p if p >= 2 => return Stop::Abort,
+                    _ => { echo = None; continue; }
+                },
             };
-            match step {
-                Step::Wrote(Ok(())) => {
-                    sent += n as u64;
-                    lock(&common).totals.sent.update(data);
-                }
-                Step::Wrote(Err(e)) => {
-                    failure = Some(stream_error(remote, e, true));
-                    break 'conn;
-                }
-                Step::Phase(p) if p >= 2 => {
-                    aborted = true;
-                    break 'conn;
-                }
-                _ => {
-                    // Closing: what is not queued yet is not echoed any more.
-                    closing = true;
-                    stream.control().shutdown();
-                }
+            if let Err(e) = r {
+                return Stop::Failed(stream_error(remote, e, true));
             }
+            counts.0 += n as u64;
+            lock(common).totals.sent.update(data);
         }
     }
+}
+
+/// Sends `what` (`--send` / `--in`) until done or a signal.
+async fn send(
+    wr: &mut crate::api::OwnedWriteHalf,
+    what: ServerSend,
+    remote: SocketAddr,
+    common: &Shared,
+    mut phase: Phase,
+    counts: &mut u64,
+) -> Stop {
+    let mut chunk = vec![0u8; APP_CHUNK];
+    let mut pattern = crate::stream::PatternStream::new();
+    let (mut remaining, mut file) = match what {
+        ServerSend::Pattern(n) => (n, None),
+        ServerSend::File(path) => match tokio::fs::File::open(&path).await {
+            Ok(f) => (u64::MAX, Some(f)),
+            Err(source) => {
+                return Stop::Failed(AppError::Io {
+                    what: "opening --in",
+                    source,
+                })
+            }
+        },
+    };
+    while remaining > 0 {
+        let n = match &mut file {
+            None => {
+                let n = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(APP_CHUNK);
+                pattern.fill(&mut chunk[..n]);
+                remaining -= n as u64;
+                n
+            }
+            Some(f) => match f.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(source) => {
+                    return Stop::Failed(AppError::Io {
+                        what: "reading input",
+                        source,
+                    })
+                }
+            },
+        };
+        let data = &chunk[..n];
+        let r = tokio::select! {
+            r = wr.write_all(data) => r,
+            changed = phase.changed() => match phase_now(changed, &phase) {
+                p if p >= 2 => return Stop::Abort,
+                _ => return Stop::Closing,
+            },
+        };
+        if let Err(e) = r {
+            return Stop::Failed(stream_error(remote, e, true));
+        }
+        *counts += n as u64;
+        lock(common).totals.sent.update(data);
+    }
+    if let Err(e) = wr.shutdown().await {
+        return Stop::Failed(stream_error(remote, e, true));
+    }
+    Stop::Done
+}
+
+/// Serves one connection until it closes.
+async fn connection(
+    stream: MptcpStream,
+    remote: SocketAddr,
+    common: Shared,
+    phase: Phase,
+) -> Ended {
+    let started = std::time::Instant::now();
+    let (echo, what, summary, mptcp_asked) = {
+        let c = lock(&common);
+        (c.echo, c.send.clone(), c.summary, c.mptcp_asked)
+    };
+    let ctl = stream.control();
+    let local = stream.local_addr();
+    let (mut rd, mut wr) = stream.into_split();
+    let mut counts = (0u64, 0u64);
+    let mut sent_by_sender = 0u64;
+    let (echo_wr, send_wr) = if echo {
+        (Some(&mut wr), None)
+    } else {
+        (None, Some(&mut wr))
+    };
+    let recv = receive(
+        &mut rd,
+        echo_wr,
+        remote,
+        &common,
+        phase.clone(),
+        &mut counts,
+    );
+    let sending = async {
+        match (what, send_wr) {
+            (Some(w), Some(wr)) => {
+                send(wr, w, remote, &common, phase.clone(), &mut sent_by_sender).await
+            }
+            _ => Stop::Done,
+        }
+    };
+    let (r, s) = tokio::join!(recv, sending);
+    let mut failure = None;
+    let mut aborted = false;
+    for stop in [r, s] {
+        match stop {
+            Stop::Abort => aborted = true,
+            Stop::Failed(e) => {
+                if failure.is_none() {
+                    failure = Some(e);
+                }
+                aborted = true;
+            }
+            Stop::Done | Stop::Closing => {}
+        }
+    }
+    let mut phase = phase;
     if aborted {
-        stream.abort();
-    } else if failure.is_none() {
-        let _ = stream.shutdown().await;
+        ctl.abort();
+    } else {
+        // The peer's EOF came (or the first signal): close our direction too (after what
+        // the sender queued).
+        ctl.shutdown();
     }
     let end = if aborted {
         None
     } else {
         loop {
             let step = tokio::select! {
-                c = stream.closed() => Ok(c),
+                c = ctl.closed() => Ok(c),
                 changed = phase.changed() => Err(phase_now(changed, &phase)),
             };
             match step {
                 Ok(c) => break c,
                 Err(p) if p >= 2 => {
-                    stream.abort();
+                    ctl.abort();
                     break None;
                 }
                 Err(_) => {}
             }
         }
     };
-    let info = stream.info();
+    let info = ctl.info();
+    let (sent, received) = (counts.0 + sent_by_sender, counts.1);
     let error = match (end, failure) {
         (_, Some(f)) => Some(f),
         (Some(e), None) => Some(connection_error(remote, e, true)),
         (None, None) => None,
     };
+    let report = ConnReport::of(info.as_ref(), local, remote, sent, received);
+    let line = if summary {
+        let protocol = super::progress::protocol_name(mptcp_asked, report.mptcp, report.checksum);
+        format!(
+            "{remote}: {}",
+            super::progress::summary_line(
+                sent,
+                received,
+                started.elapsed(),
+                report.subflows.len(),
+                protocol
+            )
+        )
+    } else {
+        String::new()
+    };
+    drop(rd);
+    drop(wr);
     Ended {
-        report: ConnReport::of(info.as_ref(), stream.local_addr(), remote, sent, received),
+        report,
         error,
         rtt: info.and_then(|i| i.rtt).unwrap_or_default(),
+        summary: line,
     }
 }

@@ -47,7 +47,12 @@ pub struct ConnectArgs {
     /// default braid tries as long as the SYN is retransmitted (about two minutes).
     #[arg(long = "connect-timeout", value_name = "S")]
     pub connect_timeout: Option<String>,
-    /// Print a JSON report on exit.
+    /// Send the pattern stream for S seconds (e.g. 10), then close.
+    #[arg(long, value_name = "S", conflicts_with_all = ["send", "input"])]
+    pub time: Option<String>,
+    #[command(flatten)]
+    pub tune: super::tune::TuneArgs,
+    /// Print a JSON report on exit (instead of the one-line summary).
     #[arg(long)]
     pub json: bool,
 }
@@ -185,8 +190,14 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|s| super::parse_seconds("--connect-timeout", s))
         .transpose()?;
+    let time = args
+        .time
+        .as_deref()
+        .map(|s| super::parse_seconds("--time", s))
+        .transpose()?;
     let path_args = parse_paths(&args.paths)?;
-    let config = super::pm_config(&args.pm, &path_args)?;
+    let mut config = super::pm_config(&args.pm, &path_args)?;
+    let interval = args.tune.apply(&mut config, args.tcp)?;
     let subflows = parse_addrs("--subflow", &args.subflows)?;
     let backups = parse_addrs("--backup", &args.backups)?;
     let resolved = resolve(&args.remote)?;
@@ -207,20 +218,21 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     for n in notes {
         eprintln!("braid: {n}");
     }
-    let source = match (&args.send, &args.input) {
-        (Some(n), _) => Source::Pattern(*n),
-        (None, Some(path)) if path.as_os_str() == "-" => {
+    let source = match (time, &args.send, &args.input) {
+        (Some(t), _, _) => Source::Timed(t),
+        (None, Some(n), _) => Source::Pattern(*n),
+        (None, None, Some(path)) if path.as_os_str() == "-" => {
             let fd = std::io::stdin()
                 .lock()
                 .as_fd_owned()
                 .map_err(|e| anyhow!("cannot read standard input: {e}"))?;
             Source::Reader(std::fs::File::from(fd))
         }
-        (None, Some(path)) => Source::Reader(
+        (None, None, Some(path)) => Source::Reader(
             std::fs::File::open(path)
                 .map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?,
         ),
-        (None, None) => Source::Nothing,
+        (None, None, None) => Source::Nothing,
     };
     let output = match &args.out {
         Some(path) => Output::Writer(open_output(path)?),
@@ -235,7 +247,10 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             output,
             joins,
         },
-        args.json,
+        super::Reporting {
+            json: args.json,
+            interval,
+        },
         connect_timeout,
     )
 }

@@ -45,8 +45,18 @@ pub struct ListenArgs {
     /// Exit after the first connection closes.
     #[arg(long)]
     pub once: bool,
+    /// Send this many bytes of the pattern stream on every connection, then close our
+    /// direction (e.g. 16M): with it the server is the sender.
+    #[arg(long, value_name = "BYTES", value_parser = super::parse_bytes, conflicts_with_all = ["echo", "input"])]
+    pub send: Option<u64>,
+    /// Send this file on every connection, then close our direction.
+    #[arg(long = "in", value_name = "FILE", conflicts_with = "echo")]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub tune: super::tune::TuneArgs,
     /// Print a JSON report on exit (with several connections: totals over all of them, and
-    /// an entry for every subflow of each; `connections` counts them).
+    /// an entry for every subflow of each; `connections` counts them) instead of the
+    /// one-line summaries.
     #[arg(long)]
     pub json: bool,
 }
@@ -60,6 +70,17 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     }
     let path_args = parse_paths(&args.paths)?;
     let mut config = super::pm_config(&args.pm, &path_args)?;
+    let interval = args.tune.apply(&mut config, args.tcp)?;
+    let send = match (&args.send, &args.input) {
+        (Some(n), _) => Some(crate::app::ServerSend::Pattern(*n)),
+        (None, Some(p)) => {
+            // Checked now: a file that cannot be read is one line, before anything starts.
+            std::fs::File::open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?;
+            Some(crate::app::ServerSend::File(p.clone()))
+        }
+        (None, None) => None,
+    };
     for b in &backups {
         let Some(path) = path_args.iter().find(|p| p.addr == *b) else {
             bail!("--backup {b}: not the address of any --path");
@@ -103,8 +124,12 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
             port: args.port,
             mode,
             once: args.once,
+            send,
         },
-        args.json,
+        super::Reporting {
+            json: args.json,
+            interval,
+        },
         None,
     )
 }

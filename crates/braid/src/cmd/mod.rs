@@ -4,6 +4,7 @@ pub mod connect;
 pub mod ctl;
 pub mod listen;
 pub mod sim;
+pub mod tune;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -260,7 +261,15 @@ pub(crate) enum Role {
         mode: app::ServerMode,
         /// Exit after the first connection closes.
         once: bool,
+        /// What every connection is sent (`--send`, `--in`).
+        send: Option<app::ServerSend>,
     },
+}
+
+/// How a command reports: `--json`, or the summary lines; `--interval`.
+pub(crate) struct Reporting {
+    pub json: bool,
+    pub interval: Option<std::time::Duration>,
 }
 
 /// Run `role` over an endpoint built from `builder`, with signals handled (first: close
@@ -269,9 +278,10 @@ pub(crate) enum Role {
 pub(crate) fn execute(
     builder: crate::api::Builder,
     role: Role,
-    json: bool,
+    reporting: Reporting,
     connect_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let json = reporting.json;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -283,6 +293,8 @@ pub(crate) fn execute(
         let ep = builder.build().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut opts = app::Options::new(interrupts);
         opts.connect_timeout = connect_timeout;
+        opts.interval = reporting.interval;
+        opts.summary = !json;
         // The progress line only on a terminal: never in pipes, files or tests.
         if io::stderr().is_terminal() {
             opts.progress = Some(app::Progress::new(
@@ -298,7 +310,12 @@ pub(crate) fn execute(
                 output,
                 joins,
             } => app::run_client(&ep, remote, source, output, joins, opts).await,
-            Role::Server { port, mode, once } => app::run_server(&ep, port, mode, once, opts).await,
+            Role::Server {
+                port,
+                mode,
+                once,
+                send,
+            } => app::run_server(&ep, port, mode, once, send, opts).await,
         };
         // The report comes out even after an error: it shows how far the transfer got and
         // why it ended (`error`).

@@ -1,0 +1,50 @@
+//! The options `braid connect` and `braid listen` share for the transfer itself: scheduler,
+//! congestion control, and the per-interval report.
+
+use std::time::Duration;
+
+use braid_proto::cc::CcAlgorithm;
+use braid_proto::sched::SchedulerKind;
+
+use super::sim::{parse_cc, parse_scheduler};
+
+/// `--scheduler`, `--cc`, `--interval`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TuneArgs {
+    /// Packet scheduler of MPTCP connections: default, minrtt, roundrobin, redundant,
+    /// blest.
+    #[arg(long, value_name = "S", value_parser = parse_scheduler)]
+    pub scheduler: Option<SchedulerKind>,
+    /// Congestion control of every subflow: cubic (the default) or reno.
+    #[arg(long, value_name = "C", value_parser = parse_cc)]
+    pub cc: Option<CcAlgorithm>,
+    /// Every S seconds, print each subflow's rate (e.g. 1 or 0.5).
+    #[arg(long, value_name = "S")]
+    pub interval: Option<String>,
+}
+
+impl TuneArgs {
+    /// Applies the scheduler and congestion control to `config`; the interval, if given.
+    /// A scheduler needs MPTCP: with `--tcp` it is refused.
+    pub(crate) fn apply(
+        &self,
+        config: &mut braid_proto::EndpointConfig,
+        tcp: bool,
+    ) -> anyhow::Result<Option<Duration>> {
+        if let Some(s) = self.scheduler {
+            if tcp {
+                anyhow::bail!(
+                    "--scheduler {s} needs MPTCP (a scheduler picks among subflows): leave out --tcp"
+                );
+            }
+            config.scheduler = s;
+        }
+        if let Some(cc) = self.cc {
+            config.tcp.cc = cc;
+        }
+        self.interval
+            .as_deref()
+            .map(|s| super::parse_seconds("--interval", s))
+            .transpose()
+    }
+}
