@@ -304,3 +304,37 @@ fn the_blocking_facade_reads_and_writes_like_std() {
     assert_eq!(sha(&back), sha(&pattern(200_000)));
     assert_eq!(t.join().expect("server"), 200_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_changes_scheduler_and_path_manager() {
+    let (c, s) = pair(2);
+    let listener = s.listen(5000).expect("listen");
+    let server = echo_once(listener);
+    let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+    stream
+        .set_scheduler(braid_proto::sched::SchedulerKind::RoundRobin.build())
+        .expect("scheduler");
+    // The kernel manager without endpoints opens nothing; fullmesh joins from the second
+    // path's address at once.
+    let fullmesh = braid_proto::pm::PmFactory::by_name("fullmesh").expect("fullmesh");
+    stream.set_path_manager(&fullmesh).expect("path manager");
+    let data = pattern(4 << 20);
+    let back = send_and_read_back(&mut stream, &data).await;
+    assert_eq!(sha(&back), sha(&data));
+    server.await.expect("task").expect("echo");
+    let info = stream.info().expect("info");
+    assert!(
+        info.subflows.iter().any(|s| s.local.ip() == ip("10.1.0.2")),
+        "{info:?}"
+    );
+    assert_eq!(c.counters().MPJoinSynTx, 1);
+
+    // A plain TCP stream has neither.
+    let (c, s) = pair_with(1, |b| b.mptcp(false), |b| b.mptcp(false));
+    let _server = echo_once(s.listen(80).expect("listen"));
+    let stream = c.connect(sa("10.0.0.1:80")).await.expect("connect");
+    let e = stream
+        .set_scheduler(braid_proto::sched::SchedulerKind::MinRtt.build())
+        .expect_err("plain TCP");
+    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+}

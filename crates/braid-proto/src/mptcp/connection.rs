@@ -856,6 +856,17 @@ impl MptcpConnection {
         self.role
     }
 
+    /// Replaces the packet scheduler (takes effect at the next scheduling round; data already
+    /// handed to a subflow stays there).
+    pub fn set_scheduler(&mut self, sched: Box<dyn Scheduler>) {
+        self.sched = sched;
+    }
+
+    /// The packet scheduler's name.
+    pub fn scheduler_name(&self) -> &'static str {
+        self.sched.name()
+    }
+
     /// True while MPTCP is in use (the handshake succeeded and no fallback happened).
     pub fn is_mptcp(&self) -> bool {
         !self.fallback && self.neg.is_some()

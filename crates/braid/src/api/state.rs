@@ -397,6 +397,7 @@ pub(crate) fn engine_error(e: braid_proto::Error) -> io::Error {
         E::Closed(c) => connection_error(c, true),
         E::UnknownConnection => io::Error::new(io::ErrorKind::NotConnected, e),
         E::InvalidState => io::Error::new(io::ErrorKind::BrokenPipe, e),
+        E::NotMptcp => io::Error::new(io::ErrorKind::Unsupported, e),
         e => io::Error::other(e),
     }
 }

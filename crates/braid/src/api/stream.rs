@@ -330,19 +330,45 @@ impl MptcpStream {
     /// the backup bit if asked, once the connection is fully established (at once if it
     /// already is). A failure is reported in [`MptcpStream::take_notes`].
     pub fn open_subflow(&self, local: IpAddr, remote: SocketAddr, backup: bool) -> io::Result<()> {
+        self.with_handle(|st, h| {
+            let now = st.now();
+            st.ep
+                .request_subflow(now, h, SocketAddr::new(local, 0), remote, backup)
+        })
+    }
+
+    /// Replaces the connection's packet scheduler from now on (a built-in by kind, or any
+    /// [`braid_proto::sched::Scheduler`]); `Unsupported` for plain TCP and after a fallback.
+    pub fn set_scheduler(&self, sched: Box<dyn braid_proto::sched::Scheduler>) -> io::Result<()> {
+        self.with_handle(|st, h| st.ep.set_scheduler(h, sched))
+    }
+
+    /// Replaces the connection's path manager: the new one learns the connection as it is
+    /// and acts on it at once (see [`braid_proto::Endpoint::set_path_manager`]).
+    pub fn set_path_manager(&self, pm: &braid_proto::pm::PmFactory) -> io::Result<()> {
+        self.with_handle(|st, h| {
+            let now = st.now();
+            st.ep.set_path_manager(now, h, pm)
+        })
+    }
+
+    fn with_handle(
+        &self,
+        f: impl FnOnce(
+            &mut super::state::State,
+            braid_proto::ConnectionHandle,
+        ) -> Result<(), braid_proto::Error>,
+    ) -> io::Result<()> {
         let mut st = self.inner.shared.lock();
-        let st = &mut *st;
         let h = st
             .conns
             .get(&self.inner.id)
             .and_then(|s| s.handle)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        let now = st.now();
-        st.ep
-            .request_subflow(now, h, SocketAddr::new(local, 0), remote, backup)
-            .map_err(engine_error)?;
+        let r = f(&mut st, h).map_err(engine_error);
+        st.dispatch();
         st.wake_driver();
-        Ok(())
+        r
     }
 
     /// Waits until the connection has fully closed; `Some` names why it ended abnormally.
