@@ -96,7 +96,17 @@ async fn client(
         })?;
     let started = std::time::Instant::now();
     totals.started = Some(started);
-    connecting(&stream, remote, &path, opts).await?;
+    if let Err(e) = connecting(&stream, remote, &path, opts).await {
+        // The report of a failed attempt still names the connection tried.
+        *live = Some(ConnReport::of(
+            stream.info().as_ref(),
+            stream.local_addr(),
+            remote,
+            0,
+            0,
+        ));
+        return Err(e);
+    }
     *live = Some(ConnReport::of(None, stream.local_addr(), remote, 0, 0));
 
     if !joins.is_empty() && !stream.is_mptcp() {
