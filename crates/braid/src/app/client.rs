@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{
@@ -145,8 +145,7 @@ async fn client(
                             .min(APP_CHUNK);
                         let buf = &mut chunk[..n];
                         pattern.fill(buf);
-                        wr.write_all(buf).await.map_err(Err)?;
-                        sent.borrow_mut().update(buf);
+                        write_counted(&mut wr, buf, &sent).await.map_err(Err)?;
                         remaining -= n as u64;
                     }
                 }
@@ -163,8 +162,7 @@ async fn client(
                             break;
                         }
                         let buf = &chunk[..n];
-                        wr.write_all(buf).await.map_err(Err)?;
-                        sent.borrow_mut().update(buf);
+                        write_counted(&mut wr, buf, &sent).await.map_err(Err)?;
                     }
                 }
             }
@@ -286,6 +284,24 @@ async fn client(
     } else {
         Status::Clean
     })
+}
+
+/// Writes all of `buf`, counting each part as the stream takes it: when a signal stops the
+/// sending in the middle of a chunk, the count (and hash) is still what the peer gets.
+async fn write_counted<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut buf: &[u8],
+    sent: &std::cell::RefCell<crate::stream::Tally>,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = w.write(buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        sent.borrow_mut().update(&buf[..n]);
+        buf = &buf[n..];
+    }
+    Ok(())
 }
 
 fn take_notes(control: &crate::StreamControl) -> Vec<String> {
