@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
-use super::device::{ip_addrs, PacketDevice, Routes};
+use super::device::{ip_addrs, pick, PacketDevice, Routes};
 use super::state::{Shared, State};
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 
@@ -144,13 +144,13 @@ impl Driver {
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
-            let Some(dev) = self
-                .routes
-                .lookup(t.src, t.dst)
-                .and_then(|i| self.devices.get(i))
-                .or_else(|| self.devices.iter().find(|d| d.addr == t.src))
-                .or_else(|| self.devices.first())
-            else {
+            let Some(dev) = pick(
+                &self.routes,
+                self.devices.iter().map(|d| d.addr),
+                t.src,
+                t.dst,
+            )
+            .and_then(|i| self.devices.get(i)) else {
                 continue;
             };
             let seg = match t.segment_size {

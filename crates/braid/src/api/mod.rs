@@ -411,3 +411,16 @@ pub fn os_seed() -> io::Result<[u8; 32]> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
     Ok(seed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ() {
+        let a = os_seed().unwrap();
+        let b = os_seed().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 32]);
+    }
+}

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{
@@ -96,7 +96,17 @@ async fn client(
         })?;
     let started = std::time::Instant::now();
     totals.started = Some(started);
-    connecting(&stream, remote, &path, opts).await?;
+    if let Err(e) = connecting(&stream, remote, &path, opts).await {
+        // The report of a failed attempt still names the connection tried.
+        *live = Some(ConnReport::of(
+            stream.info().as_ref(),
+            stream.local_addr(),
+            remote,
+            0,
+            0,
+        ));
+        return Err(e);
+    }
     *live = Some(ConnReport::of(None, stream.local_addr(), remote, 0, 0));
 
     if !joins.is_empty() && !stream.is_mptcp() {
@@ -157,8 +167,7 @@ async fn client(
                             .min(APP_CHUNK);
                         let buf = &mut chunk[..n];
                         pattern.fill(buf);
-                        wr.write_all(buf).await.map_err(Err)?;
-                        sent.borrow_mut().update(buf);
+                        write_counted(&mut wr, buf, &sent).await.map_err(Err)?;
                         remaining -= n as u64;
                     }
                 }
@@ -175,8 +184,7 @@ async fn client(
                             break;
                         }
                         let buf = &chunk[..n];
-                        wr.write_all(buf).await.map_err(Err)?;
-                        sent.borrow_mut().update(buf);
+                        write_counted(&mut wr, buf, &sent).await.map_err(Err)?;
                     }
                 }
             }
@@ -321,6 +329,24 @@ async fn client(
     } else {
         Status::Clean
     })
+}
+
+/// Writes all of `buf`, counting each part as the stream takes it: when a signal stops the
+/// sending in the middle of a chunk, the count (and hash) is still what the peer gets.
+async fn write_counted<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut buf: &[u8],
+    sent: &std::cell::RefCell<crate::stream::Tally>,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = w.write(buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        sent.borrow_mut().update(&buf[..n]);
+        buf = &buf[n..];
+    }
+    Ok(())
 }
 
 fn take_notes(control: &crate::StreamControl) -> Vec<String> {

@@ -365,3 +365,89 @@ pub(crate) fn counters(ep: &crate::Endpoint) -> BTreeMap<String, u64> {
 pub(crate) fn linger(rtt: Duration) -> Duration {
     (LINGER_MIN + 2 * rtt).min(LINGER_MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_one_line_reasons() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let text = |e: ConnectionError, established| connection_error(a, e, established);
+        // A reset during the handshake is a refusal; once established, a reset.
+        assert!(matches!(
+            text(ConnectionError::Reset, false),
+            AppError::Refused(_)
+        ));
+        assert!(matches!(
+            text(ConnectionError::Refused, true),
+            AppError::Refused(_)
+        ));
+        assert!(matches!(
+            text(ConnectionError::Reset, true),
+            AppError::Reset(_)
+        ));
+        assert!(matches!(
+            text(ConnectionError::FastClosed, true),
+            AppError::FastClosed(_)
+        ));
+        assert!(matches!(
+            text(ConnectionError::Aborted, true),
+            AppError::AbortedLocally(_)
+        ));
+        assert!(text(ConnectionError::TimedOut, true)
+            .to_string()
+            .contains("timed out"));
+        let lines = [
+            (
+                text(ConnectionError::Reset, false),
+                "connection refused by 10.0.0.1:5000 (RST)",
+            ),
+            (
+                text(ConnectionError::Reset, true),
+                "connection to 10.0.0.1:5000 reset by peer",
+            ),
+            (
+                text(ConnectionError::FastClosed, true),
+                "connection to 10.0.0.1:5000 reset by peer (MP_FASTCLOSE)",
+            ),
+            (
+                text(ConnectionError::TimedOut, true),
+                "connection to 10.0.0.1:5000 timed out",
+            ),
+            (AppError::Aborted, "aborted by a second signal (RST sent)"),
+            (
+                AppError::InterruptedConnecting(a),
+                "interrupted while connecting to 10.0.0.1:5000",
+            ),
+            (
+                AppError::ConnectTimedOut {
+                    remote: a,
+                    after: Duration::from_millis(300),
+                },
+                "connect to 10.0.0.1:5000 timed out after 0.3 s",
+            ),
+        ];
+        for (e, want) in lines {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn a_stream_error_names_the_connection_end_the_engine_gave() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let io_of = |e: ConnectionError| io::Error::new(io::ErrorKind::ConnectionReset, e);
+        assert!(matches!(
+            stream_error(a, io_of(ConnectionError::FastClosed), true),
+            AppError::FastClosed(_)
+        ));
+        assert!(matches!(
+            stream_error(a, io_of(ConnectionError::Reset), false),
+            AppError::Refused(_)
+        ));
+        // Any other I/O error stays one, named as the connection's.
+        let e = stream_error(a, io::Error::other("boom"), true);
+        assert!(matches!(e, AppError::Io { .. }), "{e}");
+        assert_eq!(e.to_string(), "connection: boom");
+    }
+}

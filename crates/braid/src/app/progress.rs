@@ -159,3 +159,94 @@ pub fn closing_notice(unacked: u64) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    /// What the progress line wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn progress_lines_read_well() {
+        assert_eq!(
+            progress_line(12 << 20, 0, Duration::from_secs(1), 2),
+            "12.0 MiB sent, 0 B received, 100.7 Mbit/s, 2 subflows"
+        );
+        assert_eq!(
+            progress_line(1000, 1536, Duration::ZERO, 1),
+            "1000 B sent, 1.5 KiB received, 0.0 Mbit/s, 1 subflow"
+        );
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
+    }
+
+    #[test]
+    fn progress_waits_for_its_moment_and_clears_only_what_it_drew() {
+        let buf = Buf::default();
+        let start = std::time::Instant::now();
+        // Not yet `after`: nothing drawn, nothing to clear.
+        let mut p = Progress::new(
+            Box::new(buf.clone()),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+        p.update(start, 1, 1, 1);
+        p.connecting(start, "10.0.0.1:5000".parse().unwrap());
+        p.clear();
+        assert!(buf.text().is_empty(), "{:?}", buf.text());
+        // Drawn once, then not again within `every`, then erased (once).
+        let mut p = Progress::new(
+            Box::new(buf.clone()),
+            Duration::from_secs(3600),
+            Duration::ZERO,
+        );
+        p.update(start, 1, 0, 1);
+        p.update(start, 2, 0, 1);
+        p.clear();
+        p.clear();
+        let text = buf.text();
+        // (The rate depends on the clock: not compared.)
+        assert!(
+            text.starts_with("\r\x1b[K1 B sent, 0 B received, "),
+            "{text:?}"
+        );
+        assert!(text.ends_with(" Mbit/s, 1 subflow\r\x1b[K"), "{text:?}");
+        assert_eq!(text.matches("sent").count(), 1, "{text:?}");
+        assert_eq!(text.matches("\r\x1b[K").count(), 2, "{text:?}");
+    }
+
+    #[test]
+    fn the_closing_notice_says_what_is_still_queued() {
+        assert_eq!(
+            closing_notice(0),
+            "interrupted: closing gracefully; a second signal aborts"
+        );
+        assert_eq!(
+            closing_notice(50_000),
+            "interrupted: closing gracefully once the peer takes the 48.8 KiB still queued; \
+             a second signal aborts"
+        );
+    }
+}
