@@ -176,7 +176,7 @@ async fn client_and_server(
     copts: Options,
 ) -> (Run, Run) {
     let (sopts, _no_signal, _) = options();
-    let server = run_server(s, 5000, mode, true, sopts);
+    let server = run_server(s, 5000, mode, true, None, sopts);
     let client = async {
         // The server listens on its first poll, before the client's first SYN.
         tokio::task::yield_now().await;
@@ -438,7 +438,7 @@ async fn echo_server_returns_everything_then_closes_once() {
     let (c, s) = plain_pair();
     let data = pattern(300_000);
     let (o, _tx, notices) = options();
-    let server = run_server(&s, 5000, ServerMode::Echo, true, o);
+    let server = run_server(&s, 5000, ServerMode::Echo, true, None, o);
     let client = async {
         tokio::task::yield_now().await;
         let mut st = c.connect(sa(SERVER)).await.expect("connect");
@@ -481,7 +481,14 @@ async fn sink_server_writes_out_and_closes_after_the_peer() {
     let data = pattern(100_000);
     let out = Shared::default();
     let (o, _tx, _) = options();
-    let server = run_server(&s, 5000, ServerMode::Out(Box::new(out.clone())), true, o);
+    let server = run_server(
+        &s,
+        5000,
+        ServerMode::Out(Box::new(out.clone())),
+        true,
+        None,
+        o,
+    );
     let client = async {
         tokio::task::yield_now().await;
         let mut st = c.connect(sa(SERVER)).await.expect("connect");
@@ -804,12 +811,8 @@ impl braid::api::PacketDevice for Down {
     }
 }
 
-// The old runtime asked each path's device for its state (`PacketDevice::state`); the new
-// client (`app::client::device_state`) reads a link state only for TUN devices, by name,
-// so a device the caller opened is never said to be down: no warning at start, and the
-// first-SYN-timeout notice gives the generic hint instead. Fixing it needs the API to keep
-// (or expose) the devices' `state()`, outside app/.
-#[ignore = "a device's own state() is not consulted by the new client: see the comment"]
+// Each path's device is asked for its own state (`PacketDevice::state`, through
+// `Endpoint::path_state`), whatever kind of device it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_that_cannot_carry_packets_is_named_at_start_and_at_the_first_syn_timeout() {
     let (a, _b) = dgram_pair();

@@ -39,7 +39,7 @@ struct Device {
 }
 
 /// A boxed device as the reactor takes it.
-struct Dyn(Box<dyn PacketDevice + Send>);
+struct Dyn(Arc<dyn PacketDevice + Send + Sync>);
 
 impl std::os::fd::AsRawFd for Dyn {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
@@ -62,7 +62,7 @@ impl Driver {
     /// Registers every device (and the control socket) with the current tokio reactor.
     pub fn new(
         shared: Arc<Shared>,
-        devices: Vec<(Box<dyn PacketDevice + Send>, IpAddr)>,
+        devices: Vec<(Arc<dyn PacketDevice + Send + Sync>, IpAddr)>,
         ctl: Option<CtlServer>,
     ) -> io::Result<Driver> {
         let devices = devices

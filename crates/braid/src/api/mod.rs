@@ -53,7 +53,7 @@ enum PathSpec {
     /// A TUN device by name: attached if it exists, created if not.
     Tun(String, IpAddr),
     /// A device the caller opened.
-    Device(Box<dyn PacketDevice + Send>, IpAddr),
+    Device(Arc<dyn PacketDevice + Send + Sync>, IpAddr),
 }
 
 /// Configures and builds an [`Endpoint`]. See [`Endpoint::builder`].
@@ -82,8 +82,12 @@ impl Builder {
     /// A path over a device the caller opened (a TUN device, or anything else carrying
     /// whole IP packets: a connected `UnixDatagram` joins two endpoints in one process).
     /// The device must be non-blocking.
-    pub fn device(mut self, device: impl PacketDevice + Send + 'static, addr: IpAddr) -> Self {
-        self.paths.push(PathSpec::Device(Box::new(device), addr));
+    pub fn device(
+        mut self,
+        device: impl PacketDevice + Send + Sync + 'static,
+        addr: IpAddr,
+    ) -> Self {
+        self.paths.push(PathSpec::Device(Arc::new(device), addr));
         self
     }
 
@@ -188,12 +192,13 @@ impl Builder {
         };
         let mut devices = Vec::with_capacity(self.paths.len());
         let mut infos = Vec::with_capacity(self.paths.len());
+        let mut states = Vec::with_capacity(self.paths.len());
         for p in self.paths {
-            let (dev, addr, tun): (Box<dyn PacketDevice + Send>, IpAddr, bool) = match p {
+            let (dev, addr, tun): (Arc<dyn PacketDevice + Send + Sync>, IpAddr, bool) = match p {
                 PathSpec::Tun(name, addr) => {
                     let d = crate::tun::TunDevice::open(&name)
                         .map_err(|e| io::Error::other(e.to_string()))?;
-                    (Box::new(d), addr, true)
+                    (Arc::new(d), addr, true)
                 }
                 PathSpec::Device(d, addr) => (d, addr, false),
             };
@@ -203,6 +208,7 @@ impl Builder {
                 created: dev.state().created,
                 tun,
             });
+            states.push(dev.clone());
             devices.push((dev, addr));
         }
         let mut config = self.config;
@@ -214,7 +220,9 @@ impl Builder {
             None => os_seed()?,
         };
         let ep = braid_proto::Endpoint::new(config, seed);
-        let shared = Arc::new(Shared::new(State::new(ep, self.mptcp, infos)));
+        let mut state = State::new(ep, self.mptcp, infos);
+        state.devices = states;
+        let shared = Arc::new(Shared::new(state));
         let driver = Driver::new(shared.clone(), devices, ctl)?;
         tokio::spawn(driver);
         Ok(Endpoint {
@@ -368,6 +376,13 @@ impl Endpoint {
     /// The paths, in order.
     pub fn paths(&self) -> Vec<PathInfo> {
         self.shared().lock().paths.clone()
+    }
+
+    /// Whether path `index`'s device can carry packets now, as far as it can tell (its
+    /// link state, and whether braid created it); `None` for no such path.
+    pub fn path_state(&self, index: usize) -> Option<crate::health::DeviceState> {
+        let dev = self.shared().lock().devices.get(index).cloned()?;
+        Some(dev.state())
     }
 
     /// MPTCP counters under the kernel's MIB names, over every connection the endpoint has

@@ -143,6 +143,8 @@ pub(crate) struct State {
     pub io: IoStats,
     /// A scratch buffer for orphans' data.
     scratch: Vec<u8>,
+    /// The paths' devices (shared with the driver), for their state.
+    pub devices: Vec<std::sync::Arc<dyn super::PacketDevice + Send + Sync>>,
 }
 
 impl State {
@@ -163,6 +165,7 @@ impl State {
             monitor_queue: Vec::new(),
             io: IoStats::default(),
             scratch: vec![0; 16 * 1024],
+            devices: Vec::new(),
         }
     }
 

@@ -17,22 +17,18 @@ use crate::report::Report;
 use crate::stream::PatternStream;
 use crate::{Endpoint, MptcpStream, PathInfo};
 
-/// What a device looks like now (link state read by name for a TUN device).
-pub(crate) fn device_state(p: &PathInfo) -> DeviceState {
-    DeviceState {
-        link: if p.tun {
-            crate::linkwatch::link_state(&p.name).ok().flatten()
-        } else {
-            None
-        },
+/// What path `index`'s device looks like now, as the device itself tells.
+pub(crate) fn device_state(ep: &Endpoint, index: usize, p: &PathInfo) -> DeviceState {
+    ep.path_state(index).unwrap_or(DeviceState {
+        link: None,
         created: p.created,
-    }
+    })
 }
 
 /// A warning for every path whose device cannot carry packets now.
 pub(crate) fn warn_unusable_paths(ep: &Endpoint, opts: &mut Options) {
-    for p in ep.paths() {
-        if let Some(w) = health::start_warning(&p.name, p.addr, device_state(&p)) {
+    for (i, p) in ep.paths().iter().enumerate() {
+        if let Some(w) = health::start_warning(&p.name, p.addr, device_state(ep, i, p)) {
             opts.notice(&w);
         }
     }
@@ -96,7 +92,7 @@ async fn client(
         })?;
     let started = std::time::Instant::now();
     totals.started = Some(started);
-    if let Err(e) = connecting(&stream, remote, &path, opts).await {
+    if let Err(e) = connecting(ep, &stream, remote, &path, opts).await {
         // The report of a failed attempt still names the connection tried.
         *live = Some(ConnReport::of(
             stream.info().as_ref(),
@@ -357,6 +353,7 @@ fn take_notes(control: &crate::StreamControl) -> Vec<String> {
 /// after its time; at the first SYN timeout a notice says nothing answered and what the
 /// path's device looks like.
 async fn connecting(
+    ep: &Endpoint,
     stream: &MptcpStream,
     remote: SocketAddr,
     path: &PathInfo,
@@ -388,7 +385,7 @@ async fn connecting(
             _ = sleep_until(hint_at), if !hinted => {
                 hinted = true;
                 let line = health::no_answer_notice(
-                    remote, &path.name, path.addr, device_state(path), first);
+                    remote, &path.name, path.addr, device_state(ep, 0, path), first);
                 opts.notice(&line);
             }
             _ = tick.tick() => {

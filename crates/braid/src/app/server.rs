@@ -272,19 +272,25 @@ async fn receive(
             });
         }
         if let Some(wr) = echo.as_deref_mut() {
-            // Echo stops reading while the peer does not take what goes back.
-            let r = tokio::select! {
-                r = wr.write_all(data) => r,
-                changed = phase.changed() => match phase_now(changed, &phase) {
-                    p if p >= 2 => return Stop::Abort,
-                    _ => { echo = None; continue; }
-                },
-            };
-            if let Err(e) = r {
-                return Stop::Failed(stream_error(remote, e, true));
+            // Echo stops reading while the peer does not take what goes back; what each
+            // write took is counted, so a signal in the middle loses no count.
+            let mut off = 0;
+            while off < n {
+                let r = tokio::select! {
+                    r = wr.write(&data[off..]) => r,
+                    changed = phase.changed() => match phase_now(changed, &phase) {
+                        p if p >= 2 => return Stop::Abort,
+                        _ => { echo = None; break; }
+                    },
+                };
+                let k = match r {
+                    Ok(k) => k,
+                    Err(e) => return Stop::Failed(stream_error(remote, e, true)),
+                };
+                counts.0 += k as u64;
+                lock(common).totals.sent.update(&data[off..off + k]);
+                off += k;
             }
-            counts.0 += n as u64;
-            lock(common).totals.sent.update(data);
         }
     }
 }

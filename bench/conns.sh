@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bench/conns.sh: many concurrent connections. N kernel MPTCP echo clients (kecho), each
+# sending B bytes and reading them back, against `braid listen --echo` over a TUN device,
+# and the same clients against a kernel MPTCP echo server over a veth pair, in one run.
+# Prints, per N: the wall time for all clients, the slowest client, the packets the kernel
+# dropped at the TUN device's transmit queue (braid did not read them in time), and
+# braid's peak memory.
+#
+# Namespaces braid-conns-<pid>-{t,a,b} are created here and deleted on exit:
+#   t: TUN braid0, kernel side 10.0.0.1/24, braid behind it at 10.0.0.2 (clients run in t)
+#   a, b: veth pair, 10.9.0.1 (clients) and 10.9.0.2 (kernel echo server)
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/conns.sh [options]          (needs root; builds release binaries first)
+
+  --n LIST        client counts, comma separated (default 100,200,500,1000)
+  --bytes N       bytes each client sends and reads back (default 262144)
+  --limit S       time limit of one run in seconds (default 180)
+  --no-build      use $BRAID_BIN and $KECHO_BIN, else the release binaries
+  --markdown F    also write the table as markdown to F
+  -h, --help      this text
+EOF
+}
+
+NS_LIST="100,200,500,1000"
+BYTES=262144
+LIMIT=180
+BUILD=1
+MARKDOWN=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --n) NS_LIST="$2"; shift 2 ;;
+        --bytes) BYTES="$2"; shift 2 ;;
+        --limit) LIMIT="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --markdown) MARKDOWN="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "conns.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "conns.sh: needs root (network namespaces, TUN)" >&2; exit 1; }
+
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+if [ "$BUILD" -eq 1 ]; then
+    cargo build -q --release -p braid --bin braid -p braid-interop --bin kecho
+fi
+BRAID="${BRAID_BIN:-$TARGET/release/braid}"
+KECHO="${KECHO_BIN:-$TARGET/release/kecho}"
+
+P="braid-conns-$$"
+T="$P-t"; A="$P-a"; B="$P-b"
+BRAID_PID=""
+cleanup() {
+    if [ -n "$BRAID_PID" ]; then kill "$BRAID_PID" 2>/dev/null || true; fi
+    for n in "$T" "$A" "$B"; do ip netns del "$n" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+ip netns add "$T"; ip netns add "$A"; ip netns add "$B"
+for n in "$T" "$A" "$B"; do
+    ip -n "$n" link set lo up
+    ip netns exec "$n" sysctl -qw net.mptcp.enabled=1
+    # Thousands of connections: room for them.
+    ip netns exec "$n" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+done
+ip -n "$T" tuntap add dev braid0 mode tun
+ip -n "$T" addr add 10.0.0.1/24 dev braid0
+ip -n "$T" link set braid0 up
+ip link add "bc$$a" netns "$A" type veth peer name "bc$$b" netns "$B"
+ip -n "$A" link set "bc$$a" name v0; ip -n "$B" link set "bc$$b" name v0
+ip -n "$A" addr add 10.9.0.1/24 dev v0; ip -n "$B" addr add 10.9.0.2/24 dev v0
+ip -n "$A" link set v0 up; ip -n "$B" link set v0 up
+
+tx_dropped() {
+    ip -n "$T" -s -j link show braid0 | python3 -c \
+        'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["dropped"])'
+}
+
+run_clients() { # ns remote n
+    ulimit -n "$(ulimit -Hn)"
+    ip netns exec "$1" "$KECHO" clients "$2" --n "$3" --bytes "$BYTES" --time-limit "$LIMIT" || true
+}
+
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ''))" "$1" "$2"; }
+
+# The kernel echo server (stays up for every N).
+ip netns exec "$B" bash -c "ulimit -n \$(ulimit -Hn); exec $KECHO server --port 7000" 2>/dev/null &
+KSERVER=$!
+sleep 0.5
+
+rows=()
+IFS=',' read -ra counts <<< "$NS_LIST"
+for n in "${counts[@]}"; do
+    # braid's echo server, fresh for each N (its peak memory is per run).
+    ip netns exec "$T" "$BRAID" listen --port 7000 --path braid0=10.0.0.2 --echo \
+        --json >"/tmp/$P-braid-$n.json" 2>"/tmp/$P-braid-$n.err" &
+    BRAID_PID=$!
+    for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done
+    d0=$(tx_dropped)
+    b=$(run_clients "$T" 10.0.0.2:7000 "$n")
+    d1=$(tx_dropped)
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$BRAID_PID/status" 2>/dev/null || echo 0)
+    kill -INT "$BRAID_PID" 2>/dev/null || true
+    wait "$BRAID_PID" 2>/dev/null || true
+    BRAID_PID=""
+    k=$(run_clients "$A" 10.9.0.2:7000 "$n")
+    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $rss $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
+    echo "n=$n braid: $b" >&2
+    echo "n=$n kernel: $k" >&2
+done
+kill "$KSERVER" 2>/dev/null || true
+
+header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | braid peak RSS KiB | kernel ok | kernel wall s | kernel slowest s"
+echo "$header"
+for r in "${rows[@]}"; do
+    read -r n bok bw bs dr rss kok kw ks <<< "$r"
+    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$kok" "$kw" "$ks"
+done
+if [ -n "$MARKDOWN" ]; then
+    {
+        echo "| $header |"
+        echo "|---|---|---|---|---|---|---|---|---|"
+        for r in "${rows[@]}"; do
+            read -r n bok bw bs dr rss kok kw ks <<< "$r"
+            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$kok" "$kw" "$ks"
+        done
+    } >"$MARKDOWN"
+fi
