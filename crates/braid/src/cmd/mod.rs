@@ -2,8 +2,10 @@
 
 pub mod connect;
 pub mod ctl;
+pub mod help;
 pub mod listen;
 pub mod sim;
+pub mod usage;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
