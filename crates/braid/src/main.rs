@@ -50,6 +50,7 @@ impl Command {
     /// Checks what can be checked in the arguments before anything runs (exit status 2).
     fn check(&self) -> anyhow::Result<()> {
         match self {
+            Command::Sim(a) => a.check(),
             Command::Endpoint(a) => a.check(),
             Command::Limits(a) => a.check(),
             _ => Ok(()),

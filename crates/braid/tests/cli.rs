@@ -152,6 +152,26 @@ fn usage_errors_are_one_line_with_exit_status_2() {
              endpoint add --help')",
         ),
         (
+            vec!["sim", "--bytes", "0"],
+            "braid: bad --bytes \"0\": nothing to send: give at least 1 byte",
+        ),
+        (
+            vec!["sim", "--bytes", "12X"],
+            "braid: bad --bytes \"12X\": unknown unit \"X\" (K, M, G or KiB, MiB, GiB; none \
+             for bytes)",
+        ),
+        (
+            vec!["sim", "single-path", "--bytes", "50G"],
+            "braid: bad --bytes 53687091200: more than scenario single-path can carry in its \
+             3600 s of simulated time (at most 45000000000 bytes at 100 Mbit/s)",
+        ),
+        (
+            vec!["sim", "single-path", "--tcp", "--scheduler", "minrtt"],
+            "braid: --scheduler minrtt needs MPTCP: a scheduler spreads data over the subflows \
+             of an MPTCP connection, and --tcp has one plain TCP connection; leave out one of \
+             them",
+        ),
+        (
             vec!["sim", "--cc", "vegas"],
             "braid: unknown congestion control 'vegas' (known: cubic, reno)",
         ),

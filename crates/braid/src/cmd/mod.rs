@@ -71,16 +71,20 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(digits);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("bad byte count {s:?}: expected e.g. 16777216 or 16M"))?;
+        .map_err(|_| "expected a byte count, e.g. 16777216 or 16M".to_string())?;
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("bad byte count {s:?}: unknown unit {unit:?}")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} (K, M, G or KiB, MiB, GiB; none for bytes)"
+            ))
+        }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("bad byte count {s:?}: too large"))
+        .ok_or_else(|| "too large for a byte count".to_string())
 }
 
 /// Parse the addresses of a repeated flag (`--subflow ADDR`, `--backup ADDR`, `--signal
