@@ -51,9 +51,11 @@ impl Command {
     fn check(&self) -> anyhow::Result<()> {
         match self {
             Command::Sim(a) => a.check(),
+            Command::Connect(a) => a.check(),
+            Command::Listen(a) => a.check(),
             Command::Endpoint(a) => a.check(),
             Command::Limits(a) => a.check(),
-            _ => Ok(()),
+            Command::Monitor(_) | Command::Stat(_) | Command::Counters(_) => Ok(()),
         }
     }
 }

@@ -181,6 +181,55 @@ fn usage_errors_are_one_line_with_exit_status_2() {
              blest)",
         ),
         (
+            vec!["connect", "10.0.0.999:80"],
+            "braid: bad HOST:PORT \"10.0.0.999:80\": 10.0.0.999 is not a valid IPv4 address",
+        ),
+        (
+            vec!["connect", "fd00::1:80"],
+            "braid: bad HOST:PORT \"fd00::1:80\": an IPv6 address with a port is written in \
+             brackets: [fd00::1]:80",
+        ),
+        (
+            vec!["connect", "10.0.0.1:80", "--path", "x/bt0=10.1.0.2"],
+            "braid: --path x/bt0=10.1.0.2 and --path x/bt0=10.0.0.2: device x/bt0 given twice; \
+             each path has its own TUN device",
+        ),
+        (
+            vec!["connect", "10.0.0.1:80", "--path", "x/bt1=10.0.0.2"],
+            "braid: --path x/bt1=10.0.0.2 and --path x/bt0=10.0.0.2: address 10.0.0.2 given \
+             twice; each path has its own address",
+        ),
+        (
+            vec!["connect", "10.0.0.1:80", "--pm", "ndiffports=0"],
+            "braid: bad --pm \"ndiffports=0\": ndiffports=N takes N from 1 to 8 (the subflows \
+             over the first path)",
+        ),
+        (
+            vec!["connect", "10.0.0.1:80", "--subflow", "10.0.0.999"],
+            "braid: bad --subflow \"10.0.0.999\": 10.0.0.999 is not a valid IPv4 address",
+        ),
+        (
+            vec!["connect", "10.0.0.1:80", "--subflow", "10.9.9.9"],
+            "braid: --subflow 10.9.9.9: not the address of any --path",
+        ),
+        (
+            vec![
+                "listen",
+                "--port",
+                "5201",
+                "--path",
+                "x/bt1=fd00::1",
+                "--signal",
+                "fd00::1:8080",
+            ],
+            "braid: --signal fd00::1:8080: not the address of any --path (for a port, write \
+             [fd00::1]:8080)",
+        ),
+        (
+            vec!["listen", "--port", "0", "--path", "x/bt0=10.0.0.2"],
+            "braid: bad --port \"0\": expected a port from 1 to 65535",
+        ),
+        (
             vec!["endpoint", "add", "10.0.0.2", "dev", "bt0", "bogus"],
             "braid: endpoint add: unknown argument \"bogus\"",
         ),

@@ -430,6 +430,10 @@ mod tests {
                 "endpoint add 10.0.0.2 dev bt0 bogus",
                 "endpoint add: unknown argument \"bogus\"",
             ),
+            (
+                "endpoint add 10.0.0.999",
+                "endpoint add: invalid address \"10.0.0.999\": not a valid IPv4 address",
+            ),
             ("endpoint delete 4", "endpoint delete: expected \"id N\""),
             (
                 "endpoint change id 1",
