@@ -375,9 +375,16 @@ pub fn parse_endpoint_args(words: &[String]) -> Result<Request, String> {
     match verb {
         "add" => {
             let addr_s = next_value(&mut it, "add")?;
-            let addr: IpAddr = addr_s
-                .parse()
-                .map_err(|_| format!("invalid address \"{addr_s}\""))?;
+            let addr: IpAddr = addr_s.parse().map_err(|_| {
+                // Only digits and dots: an IPv4 address, mistyped (no name is looked up).
+                if addr_s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                    format!("invalid address \"{addr_s}\": not a valid IPv4 address")
+                } else if addr_s.contains(':') {
+                    format!("invalid address \"{addr_s}\": not a valid IPv6 address")
+                } else {
+                    format!("invalid address \"{addr_s}\"")
+                }
+            })?;
             if addr.is_unspecified() || addr.is_multicast() {
                 return Err(PmError::InvalidAddress(addr).to_string());
             }

@@ -14,23 +14,25 @@ use crate::app::{JoinSpec, Output, Source};
 /// Open a connection over TUN devices and send / receive.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// The peer, HOST:PORT (an IP address, or a name resolved by the system).
-    #[arg(value_name = "HOST:PORT")]
+    /// The peer, HOST:PORT: an IPv4 address (10.0.0.1:5201), an IPv6 one in brackets
+    /// ([fd00::1]:5201), or a name resolved by the system.
+    #[arg(value_name = "HOST:PORT", value_parser = super::parse_host_port)]
     pub remote: String,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
     /// if not). The first carries the connection; with MPTCP and no --subflow, each further
     /// path opens one more subflow (a path of a family the peer has no address in opens none
     /// at first, and joins the addresses of its family the peer announces).
-    #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
+    /// Each path has its own device and its own address.
+    #[arg(long = "path", value_name = "DEV=ADDR", required = true, value_parser = super::path_value)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP.
     #[arg(long)]
     pub tcp: bool,
     /// Open an extra subflow (MP_JOIN) from this address of a --path, once MPTCP is up.
-    #[arg(long = "subflow", value_name = "ADDR")]
+    #[arg(long = "subflow", value_name = "ADDR", value_parser = super::addr_value)]
     pub subflows: Vec<String>,
     /// Mark the subflows from this address as backup (the MP_JOIN backup bit).
-    #[arg(long = "backup", value_name = "ADDR")]
+    #[arg(long = "backup", value_name = "ADDR", value_parser = super::addr_value)]
     pub backups: Vec<String>,
     #[command(flatten)]
     pub pm: super::PmArgs,
@@ -45,7 +47,7 @@ pub struct ConnectArgs {
     pub out: Option<PathBuf>,
     /// Give up connecting after S seconds (e.g. 5 or 0.5): exit non-zero, saying so. By
     /// default braid tries as long as the SYN is retransmitted (about two minutes).
-    #[arg(long = "connect-timeout", value_name = "S")]
+    #[arg(long = "connect-timeout", value_name = "S", value_parser = super::seconds_value)]
     pub connect_timeout: Option<String>,
     /// Send the pattern stream for S seconds (e.g. 10), then close.
     #[arg(long, value_name = "S", conflicts_with_all = ["send", "input"])]
@@ -55,6 +57,36 @@ pub struct ConnectArgs {
     /// Print a JSON report on exit (instead of the one-line summary).
     #[arg(long)]
     pub json: bool,
+}
+
+impl ConnectArgs {
+    /// Checks the arguments before anything runs (no name is resolved, no device opened):
+    /// each refusal is one line.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(s) = &self.connect_timeout {
+            super::parse_seconds("--connect-timeout", s)?;
+        }
+        super::parse_host_port(&self.remote).map_err(|e| anyhow!("{e}"))?;
+        let paths = parse_paths(&self.paths)?;
+        if self.tcp && !self.pm.signals.is_empty() {
+            bail!("--signal needs MPTCP: leave out --tcp");
+        }
+        super::pm_config(&self.pm, &paths)?;
+        let subflows = parse_addrs("--subflow", &self.subflows)?;
+        let backups = parse_addrs("--backup", &self.backups)?;
+        // An address needs no resolving: the plan's checks too.
+        if let Ok(remote) = self.remote.parse::<SocketAddr>() {
+            plan(
+                &self.remote,
+                &[remote],
+                &paths,
+                &subflows,
+                &backups,
+                !self.tcp,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Every address of `HOST:PORT` (one for an IP address; a name may have several, of both
@@ -281,6 +313,23 @@ mod tests {
         Cli::try_parse_from(std::iter::once("connect").chain(v.iter().copied())).map(|c| c.args)
     }
 
+    /// What braid says to `connect v...`, in one line: clap's refusal, the check's (both
+    /// before anything runs, exit status 2), or run's.
+    fn refusal(v: &[&str]) -> String {
+        use clap::CommandFactory;
+        let argv: Vec<String> = std::iter::once("connect")
+            .chain(v.iter().copied())
+            .map(String::from)
+            .collect();
+        match Cli::try_parse_from(&argv) {
+            Err(e) => crate::cmd::usage::one_line(&e, &Cli::command(), &argv).expect("an error"),
+            Ok(c) => match c.args.check() {
+                Err(e) => e.to_string(),
+                Ok(()) => run(c.args).expect_err("refused").to_string(),
+            },
+        }
+    }
+
     #[test]
     fn flags_parse() {
         let a = parse(&[
@@ -319,7 +368,11 @@ mod tests {
                 "bad --limits \"subflows=9\"",
             ),
             (&["--limits", "add_addr_accepted=x"], "bad --limits"),
-            (&["--pm", "ndiffports=0"], "unknown path manager"),
+            (
+                &["--pm", "ndiffports=0"],
+                "bad --pm \"ndiffports=0\": ndiffports=N takes N from 1 to 8",
+            ),
+            (&["--pm", "bogus"], "unknown path manager \"bogus\""),
             (
                 &["--signal", "10.9.9.9"],
                 "--signal 10.9.9.9: not the address",
@@ -327,7 +380,7 @@ mod tests {
         ] {
             let mut v = vec!["10.0.0.1:5000", "--path", "no/dev=10.0.0.2"];
             v.extend_from_slice(extra);
-            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+            let e = refusal(&v);
             assert!(e.starts_with(want) && !e.contains('\n'), "{extra:?}: {e}");
         }
         let ok = parse(&[
@@ -541,8 +594,7 @@ mod tests {
     fn a_bad_connect_timeout_is_refused_first() {
         for bad in ["0", "-2", "soon"] {
             let flag = format!("--connect-timeout={bad}");
-            let a = parse(&["10.0.0.1:5000", "--path", "no/dev=10.0.0.2", &flag]).unwrap();
-            let e = run(a).unwrap_err().to_string();
+            let e = refusal(&["10.0.0.1:5000", "--path", "no/dev=10.0.0.2", &flag]);
             assert!(e.starts_with("bad --connect-timeout"), "{bad}: {e}");
         }
         let a = parse(&[
@@ -558,15 +610,105 @@ mod tests {
 
     #[test]
     fn bad_path_is_one_line() {
-        let a = parse(&["10.0.0.1:5000", "--path", "braid0", "--tcp"]).unwrap();
-        let e = run(a).unwrap_err().to_string();
+        let e = refusal(&["10.0.0.1:5000", "--path", "braid0", "--tcp"]);
         assert!(e.starts_with("bad --path") && !e.contains('\n'), "{e}");
     }
 
     #[test]
     fn bad_remote_is_one_line() {
-        let a = parse(&["nonsense", "--path", "braid0=10.0.0.2", "--tcp"]).unwrap();
-        let e = run(a).unwrap_err().to_string();
+        let e = refusal(&["nonsense", "--path", "braid0=10.0.0.2", "--tcp"]);
         assert!(e.starts_with("bad HOST:PORT") && !e.contains('\n'), "{e}");
+    }
+
+    /// Each refusal is one line saying what is wrong, before a name is resolved or a device
+    /// opened.
+    #[test]
+    fn arguments_are_refused_in_one_line_saying_what_is_wrong() {
+        let path = ["--path", "no/dev=10.0.0.2"];
+        for (args, want) in [
+            (
+                &["10.0.0.999:80"][..],
+                "bad HOST:PORT \"10.0.0.999:80\": 10.0.0.999 is not a valid IPv4 address",
+            ),
+            (
+                &["fd00::1:80"],
+                "bad HOST:PORT \"fd00::1:80\": an IPv6 address with a port is written in \
+                 brackets: [fd00::1]:80",
+            ),
+            (
+                &["10.0.0.1:80", "--path", "no/dev=10.1.0.2"],
+                "--path no/dev=10.1.0.2 and --path no/dev=10.0.0.2: device no/dev given twice",
+            ),
+            (
+                &["10.0.0.1:80", "--path", "other=10.0.0.2"],
+                "--path other=10.0.0.2 and --path no/dev=10.0.0.2: address 10.0.0.2 given \
+                 twice",
+            ),
+            (
+                &["10.0.0.1:80", "--path", "b=10.0.0.999"],
+                "bad --path \"b=10.0.0.999\": 10.0.0.999 is not a valid IPv4 address",
+            ),
+            (
+                &["10.0.0.1:80", "--subflow", "10.0.0.999"],
+                "bad --subflow \"10.0.0.999\": 10.0.0.999 is not a valid IPv4 address",
+            ),
+            (
+                &["10.0.0.1:80", "--backup", "fd00::1:80:1:2:3:4:5:6"],
+                "bad --backup \"fd00::1:80:1:2:3:4:5:6\": fd00::1:80:1:2:3:4:5:6 is not a \
+                 valid IPv6 address",
+            ),
+            (
+                &["10.0.0.1:80", "--signal", "10.0.0.999"],
+                "bad --signal \"10.0.0.999\": 10.0.0.999 is not a valid IPv4 address",
+            ),
+            (
+                &["10.0.0.1:80", "--pm", "ndiffports=abc"],
+                "bad --pm \"ndiffports=abc\": ndiffports=N takes N from 1 to 8",
+            ),
+            (
+                &["10.0.0.1:80", "--pm", "ndiffports=9"],
+                "bad --pm \"ndiffports=9\": ndiffports=N takes N from 1 to 8",
+            ),
+            (
+                &["10.0.0.1:80", "--tcp", "--signal", "10.0.0.2"],
+                "--signal needs MPTCP: leave out --tcp",
+            ),
+            (
+                &["10.0.0.1:80", "--send", "1Q"],
+                "bad --send \"1Q\": unknown unit \"Q\"",
+            ),
+            (
+                &["10.0.0.1:80", "--bogus"],
+                "unexpected argument '--bogus' found",
+            ),
+        ] {
+            let mut v = args.to_vec();
+            v.extend_from_slice(&path);
+            let e = refusal(&v);
+            assert!(e.starts_with(want) && !e.contains('\n'), "{args:?}: {e}");
+        }
+    }
+
+    /// The checks of `check` are those of `run`: an argument `check` passes reaches the
+    /// devices (here refused by name, before any system call).
+    #[test]
+    fn check_passes_what_run_accepts() {
+        let a = parse(&[
+            "10.0.0.1:5000",
+            "--path",
+            "no/dev=10.0.0.2",
+            "--path",
+            "no/dev1=10.1.0.2",
+            "--subflow",
+            "10.1.0.2",
+            "--signal",
+            "10.1.0.2",
+            "--pm",
+            "ndiffports=3",
+        ])
+        .unwrap();
+        a.check().unwrap();
+        let e = run(a).unwrap_err().to_string();
+        assert!(e.contains("invalid TUN device name"), "{e}");
     }
 }

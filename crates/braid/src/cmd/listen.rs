@@ -13,12 +13,13 @@ use crate::app::ServerMode;
 /// Accept connections over TUN devices.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListenArgs {
-    /// The port to listen on, on every path's address.
-    #[arg(long)]
+    /// The port to listen on (1-65535), on every path's address.
+    #[arg(long, value_parser = super::port_value)]
     pub port: u16,
     /// A TUN device and braid's own address behind it (attach if the device exists, create it
     /// if not). Connections and joins (MP_JOIN) are accepted on every path's address.
-    #[arg(long = "path", value_name = "DEV=ADDR", required = true)]
+    /// Each path has its own device and its own address.
+    #[arg(long = "path", value_name = "DEV=ADDR", required = true, value_parser = super::path_value)]
     pub paths: Vec<String>,
     /// Plain TCP instead of MPTCP (by default MPTCP is accepted, and plain TCP from peers
     /// that do not offer MPTCP).
@@ -29,7 +30,7 @@ pub struct ListenArgs {
     /// sends on them only when no other subflow works (a `backup` endpoint, as
     /// `ip mptcp endpoint add ADDR backup`). A joining peer's own backup bit is honoured
     /// on every address.
-    #[arg(long = "backup", value_name = "ADDR")]
+    #[arg(long = "backup", value_name = "ADDR", value_parser = super::addr_value)]
     pub backups: Vec<String>,
     #[command(flatten)]
     pub pm: super::PmArgs,
@@ -59,6 +60,32 @@ pub struct ListenArgs {
     /// one-line summaries.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ListenArgs {
+    /// Checks the arguments before anything runs (no device opened): each refusal is one
+    /// line.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.port == 0 {
+            bail!("bad --port 0: give the port to listen on");
+        }
+        let paths = parse_paths(&self.paths)?;
+        if self.tcp {
+            if !self.pm.signals.is_empty() {
+                bail!("--signal needs MPTCP: leave out --tcp");
+            }
+            if !self.backups.is_empty() {
+                bail!("--backup needs MPTCP: leave out --tcp");
+            }
+        }
+        super::pm_config(&self.pm, &paths)?;
+        for b in parse_addrs("--backup", &self.backups)? {
+            if !paths.iter().any(|p| p.addr == b) {
+                bail!("--backup {b}: not the address of any --path");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Run `braid listen`.
@@ -149,6 +176,23 @@ mod tests {
         Cli::try_parse_from(std::iter::once("listen").chain(v.iter().copied())).map(|c| c.args)
     }
 
+    /// What braid says to `listen v...`, in one line: clap's refusal, the check's (both
+    /// before anything runs, exit status 2), or run's.
+    fn refusal(v: &[&str]) -> String {
+        use clap::CommandFactory;
+        let argv: Vec<String> = std::iter::once("listen")
+            .chain(v.iter().copied())
+            .map(String::from)
+            .collect();
+        match Cli::try_parse_from(&argv) {
+            Err(e) => crate::cmd::usage::one_line(&e, &Cli::command(), &argv).expect("an error"),
+            Ok(c) => match c.args.check() {
+                Err(e) => e.to_string(),
+                Ok(()) => run(c.args).expect_err("refused").to_string(),
+            },
+        }
+    }
+
     #[test]
     fn flags_parse() {
         let a = parse(&[
@@ -194,8 +238,68 @@ mod tests {
         ] {
             let mut v = vec!["--port", "5000", "--path", "no/dev=10.0.0.2"];
             v.extend_from_slice(extra);
-            let e = run(parse(&v).unwrap()).unwrap_err().to_string();
+            let e = refusal(&v);
             assert!(e.starts_with(want) && !e.contains('\n'), "{extra:?}: {e}");
         }
+    }
+
+    #[test]
+    fn arguments_are_refused_in_one_line_saying_what_is_wrong() {
+        let base = ["--port", "5000", "--path", "no/dev=10.0.0.2"];
+        for (args, want) in [
+            (
+                &["--path", "no/dev=10.1.0.2"][..],
+                "--path no/dev=10.0.0.2 and --path no/dev=10.1.0.2: device no/dev given twice",
+            ),
+            (
+                &["--path", "b=10.0.0.2"],
+                "--path no/dev=10.0.0.2 and --path b=10.0.0.2: address 10.0.0.2 given twice",
+            ),
+            (
+                &["--backup", "10.0.0.999"],
+                "bad --backup \"10.0.0.999\": 10.0.0.999 is not a valid IPv4 address",
+            ),
+            (
+                &["--tcp", "--backup", "10.0.0.2"],
+                "--backup needs MPTCP: leave out --tcp",
+            ),
+            (
+                &["--tcp", "--signal", "10.0.0.2"],
+                "--signal needs MPTCP: leave out --tcp",
+            ),
+            (
+                &["--path", "v6=fd00::1", "--signal", "fd00::1:8080"],
+                "--signal fd00::1:8080: not the address of any --path (for a port, write \
+                 [fd00::1]:8080)",
+            ),
+            (
+                &["--pm", "ndiffports=0"],
+                "bad --pm \"ndiffports=0\": ndiffports=N takes N from 1 to 8",
+            ),
+        ] {
+            let mut v = base.to_vec();
+            v.extend_from_slice(args);
+            let e = refusal(&v);
+            assert!(e.starts_with(want) && !e.contains('\n'), "{args:?}: {e}");
+        }
+        let e = refusal(&["--port", "0", "--path", "b=10.0.0.2"]);
+        assert_eq!(e, "bad --port \"0\": expected a port from 1 to 65535");
+        // What check passes reaches the devices (refused by name, before any system call).
+        let a = parse(&[
+            "--port",
+            "5000",
+            "--path",
+            "no/dev=10.0.0.2",
+            "--path",
+            "v6=fd00::1",
+            "--signal",
+            "[fd00::1]:8080",
+            "--backup",
+            "fd00::1",
+        ])
+        .unwrap();
+        a.check().unwrap();
+        let e = run(a).unwrap_err().to_string();
+        assert!(e.contains("invalid TUN device name"), "{e}");
     }
 }

@@ -2,13 +2,15 @@
 
 pub mod connect;
 pub mod ctl;
+pub mod help;
 pub mod listen;
 pub mod sim;
 pub mod tune;
+pub mod usage;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -27,13 +29,16 @@ pub struct PathArg {
 impl FromStr for PathArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("bad --path {s:?}: expected DEV=ADDR, e.g. braid0=10.0.0.2");
+        let bad = || format!("bad --path {s:?}: expected DEV=ADDR, e.g. bt0=10.0.0.2");
         let (dev, addr) = s.split_once('=').ok_or_else(bad)?;
-        if dev.is_empty() {
+        if dev.is_empty() || addr.is_empty() {
             return Err(bad());
         }
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?;
+        let inner = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
+        let addr = parse_ip(inner).map_err(|why| format!("bad --path {s:?}: {why}"))?;
         if addr.is_unspecified() || addr.is_multicast() {
             return Err(format!(
                 "bad --path {s:?}: {addr} cannot be a host's own address"
@@ -46,20 +51,199 @@ impl FromStr for PathArg {
     }
 }
 
+/// An IP address. A string of only digits and dots is meant as an IPv4 address (never a
+/// name), so `10.0.0.999` is "not a valid IPv4 address"; the error says what is wrong,
+/// without the flag (the caller adds it).
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return s
+            .parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| format!("{s} is not a valid IPv4 address"));
+    }
+    if s.contains(':') {
+        return s
+            .parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| format!("{s} is not a valid IPv6 address"));
+    }
+    Err("expected an IP address, e.g. 10.0.0.2 or fd00::2".to_string())
+}
+
+/// `[fd00::1]:80` for `fd00::1:80`, when the text reads as an IPv6 address followed by a
+/// port (its last group decimal): the way to write what was probably meant.
+fn bracket_hint(s: &str) -> Option<String> {
+    let (host, port) = s.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let host: Ipv6Addr = host.parse().ok()?;
+    Some(format!("[{host}]:{port}"))
+}
+
+/// `ADDR`, `ADDR:PORT` (IPv4) or `[ADDR]:PORT` of `flag`: an address and a port, if any.
+/// An unbracketed IPv6 address has no port (`fd00::1:80` is an address).
+pub fn parse_addr_port(flag: &str, s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    addr_port(s).map_err(|why| format!("bad {flag} {s:?}: {why}"))
+}
+
+/// [`parse_addr_port`]'s work; the error says what is wrong, without the flag.
+fn addr_port(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let t = s.trim();
+    let port = |p: &str| -> Result<u16, String> {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a number from 1 to 65535"))
+    };
+    if let Some(rest) = t.strip_prefix('[') {
+        let bracketed = || "expected [ADDR] or [ADDR]:PORT".to_string();
+        let (inner, after) = rest.split_once(']').ok_or_else(bracketed)?;
+        let addr = parse_ip(inner)?;
+        return match after {
+            "" => Ok((addr, None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((addr, Some(port(p)?))),
+                None => Err(bracketed()),
+            },
+        };
+    }
+    match t.matches(':').count() {
+        0 => Ok((parse_ip(t)?, None)),
+        1 => {
+            let (host, p) = t.split_once(':').unwrap_or((t, ""));
+            Ok((parse_ip(host)?, Some(port(p)?)))
+        }
+        _ => match (t.parse::<Ipv6Addr>(), bracket_hint(t)) {
+            (Ok(a), _) => Ok((IpAddr::V6(a), None)),
+            (Err(_), Some(hint)) => Err(format!(
+                "an IPv6 address with a port is written in brackets: {hint}"
+            )),
+            (Err(_), None) => Err(format!("{t} is not a valid IPv6 address")),
+        },
+    }
+}
+
+/// `HOST:PORT` of `braid connect`, checked as far as it can be without resolving a name:
+/// a port from 1 to 65535; a host of only digits and dots a valid IPv4 address; an IPv6
+/// address in brackets (`fd00::1:80` is refused with the way to write it, `[fd00::1]:80`).
+pub fn parse_host_port(s: &str) -> Result<String, String> {
+    let bad = |why: String| format!("bad HOST:PORT {s:?}: {why}");
+    let t = s.trim();
+    if t.starts_with('[') {
+        let (addr, port) = addr_port(t).map_err(bad)?;
+        if port.is_none() {
+            return Err(bad(format!("no port; write [{addr}]:PORT")));
+        }
+        return Ok(t.to_string());
+    }
+    let (host, port) = match t.matches(':').count() {
+        0 => return Err(bad("no port; write HOST:PORT, e.g. 10.0.0.1:5201".into())),
+        1 => t.split_once(':').unwrap_or((t, "")),
+        _ => {
+            return Err(bad(match (bracket_hint(t), t.parse::<Ipv6Addr>()) {
+                (Some(hint), _) => {
+                    format!("an IPv6 address with a port is written in brackets: {hint}")
+                }
+                (None, Ok(a)) => format!("no port; write [{a}]:PORT"),
+                (None, Err(_)) => "expected HOST:PORT, or [ADDR]:PORT for IPv6".into(),
+            }))
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host before the port".into()));
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        parse_ip(host).map_err(bad)?;
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(t.to_string()),
+        _ => Err(bad(format!(
+            "port {port:?} is not a number from 1 to 65535"
+        ))),
+    }
+}
+
 impl fmt::Display for PathArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.dev, self.addr)
     }
 }
 
-/// Parse every `--path DEV=ADDR`; at least one is required.
+/// Parse every `--path DEV=ADDR`; at least one is required, and each has its own device and
+/// its own address.
 pub(crate) fn parse_paths(args: &[String]) -> anyhow::Result<Vec<PathArg>> {
     if args.is_empty() {
         anyhow::bail!("give at least one --path DEV=ADDR");
     }
-    args.iter()
+    let paths = args
+        .iter()
         .map(|s| s.parse::<PathArg>().map_err(|e| anyhow::anyhow!("{e}")))
-        .collect()
+        .collect::<anyhow::Result<Vec<PathArg>>>()?;
+    for (i, p) in paths.iter().enumerate() {
+        if let Some(q) = paths[..i].iter().find(|q| q.dev == p.dev) {
+            anyhow::bail!(
+                "--path {q} and --path {p}: device {} given twice; each path has its own TUN \
+                 device",
+                p.dev
+            );
+        }
+        if let Some(q) = paths[..i].iter().find(|q| q.addr == p.addr) {
+            anyhow::bail!(
+                "--path {q} and --path {p}: address {} given twice; each path has its own \
+                 address",
+                p.addr
+            );
+        }
+    }
+    Ok(paths)
+}
+
+/// The value parser of `--path`: the text as given once it parses.
+pub fn path_value(s: &str) -> Result<String, String> {
+    s.parse::<PathArg>().map(|_| s.to_string())
+}
+
+/// The value parser of `--subflow` / `--backup`: an IP address (a port is allowed, and
+/// dropped).
+pub fn addr_value(s: &str) -> Result<String, String> {
+    addr_port(s).map(|_| s.to_string())
+}
+
+/// The value parser of `--signal`: `ADDR`, `ADDR:PORT` or `[ADDR]:PORT`.
+pub fn signal_value(s: &str) -> Result<String, String> {
+    addr_port(s).map(|_| s.to_string())
+}
+
+/// The value parser of `--limits`.
+pub fn limits_value(s: &str) -> Result<String, String> {
+    parse_limits(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The value parser of `--pm`.
+pub fn pm_value(s: &str) -> Result<String, String> {
+    path_manager(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The value parser of a port to listen on: 1 to 65535.
+pub fn port_value(s: &str) -> Result<u16, String> {
+    s.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| "expected a port from 1 to 65535".to_string())
+}
+
+/// The value parser of `--connect-timeout`: the text as given once it parses.
+pub fn seconds_value(s: &str) -> Result<String, String> {
+    parse_seconds("--connect-timeout", s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A byte count: `1048576`, `64K`, `16M`, `1G`, `16MiB`, `2KB` (K/M/G are powers of 1024).
@@ -69,36 +253,34 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(digits);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("bad byte count {s:?}: expected e.g. 16777216 or 16M"))?;
+        .map_err(|_| "expected a byte count, e.g. 16777216 or 16M".to_string())?;
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("bad byte count {s:?}: unknown unit {unit:?}")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} (K, M, G or KiB, MiB, GiB; none for bytes)"
+            ))
+        }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("bad byte count {s:?}: too large"))
+        .ok_or_else(|| "too large for a byte count".to_string())
 }
 
 /// Parse the addresses of a repeated flag (`--subflow ADDR`, `--backup ADDR`, `--signal
-/// ADDR[:PORT]`); a port, if given, is dropped.
+/// ADDR[:PORT]`); a port, if given, is dropped. Each address once.
 pub(crate) fn parse_addrs(flag: &str, args: &[String]) -> anyhow::Result<Vec<IpAddr>> {
-    args.iter()
-        .map(|s| {
-            let t = s.trim();
-            t.parse::<IpAddr>()
-                .ok()
-                .or_else(|| t.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-                .or_else(|| {
-                    t.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<IpAddr>()
-                        .ok()
-                })
-                .ok_or_else(|| anyhow::anyhow!("bad {flag} {s:?}: expected an IP address"))
-        })
-        .collect()
+    let mut addrs: Vec<IpAddr> = Vec::with_capacity(args.len());
+    for s in args {
+        let (a, _) = parse_addr_port(flag, s).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if addrs.contains(&a) {
+            anyhow::bail!("{flag} {a} given twice");
+        }
+        addrs.push(a);
+    }
+    Ok(addrs)
 }
 
 /// The path-management options `braid connect` and `braid listen` share.
@@ -106,15 +288,15 @@ pub(crate) fn parse_addrs(flag: &str, args: &[String]) -> anyhow::Result<Vec<IpA
 pub struct PmArgs {
     /// Announce this address of a --path (ADDR or ADDR:PORT, [V6]:PORT) with ADD_ADDR: a
     /// `signal` endpoint, as `ip mptcp endpoint add ADDR signal`.
-    #[arg(long = "signal", value_name = "ADDR[:PORT]")]
+    #[arg(long = "signal", value_name = "ADDR[:PORT]", value_parser = signal_value)]
     pub signals: Vec<String>,
     /// Path-manager limits, `subflows=N,add_addr_accepted=M` (either or both; at most 8
     /// each; the defaults are the kernel's, 2 and 0).
-    #[arg(long, value_name = "LIMITS")]
+    #[arg(long, value_name = "LIMITS", value_parser = limits_value)]
     pub limits: Option<String>,
     /// The path manager of every connection: kernel (the default), fullmesh,
-    /// ndiffports[=N] or sspi.
-    #[arg(long = "pm", value_name = "POLICY", default_value = "kernel")]
+    /// ndiffports[=N] (N from 1 to 8; 2 without) or sspi.
+    #[arg(long = "pm", value_name = "POLICY", default_value = "kernel", value_parser = pm_value)]
     pub pm: String,
     /// Serve the control plane on this Unix socket (braid endpoint|limits|monitor|stat|
     /// counters --ctl PATH); created with mode 0600.
@@ -157,18 +339,35 @@ pub(crate) fn parse_limits(s: &str) -> anyhow::Result<Limits> {
 
 /// `--signal ADDR[:PORT]`: an address (and port) of a --path.
 pub(crate) fn parse_signal(s: &str, paths: &[PathArg]) -> anyhow::Result<(PathArg, Option<u16>)> {
-    let bad = || anyhow::anyhow!("bad --signal {s:?}: expected ADDR or ADDR:PORT");
-    let (addr, port) = if let Ok(a) = s.parse::<IpAddr>() {
-        (a, None)
-    } else {
-        let sa: std::net::SocketAddr = s.parse().map_err(|_| bad())?;
-        (sa.ip(), Some(sa.port()).filter(|p| *p != 0))
+    let (addr, port) = parse_addr_port("--signal", s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(path) = paths.iter().find(|p| p.addr == addr) else {
+        // `fd00::1:8080` is the address fd00::1:8080; a port may have been meant.
+        if let Some(hint) = bracket_hint(s.trim()) {
+            anyhow::bail!(
+                "--signal {addr}: not the address of any --path (for a port, write {hint})"
+            );
+        }
+        anyhow::bail!("--signal {addr}: not the address of any --path");
     };
-    let path = paths
-        .iter()
-        .find(|p| p.addr == addr)
-        .ok_or_else(|| anyhow::anyhow!("--signal {addr}: not the address of any --path"))?;
     Ok((path.clone(), port))
+}
+
+/// The path manager of `--pm POLICY`, or a one-line refusal naming the valid ones.
+pub(crate) fn path_manager(s: &str) -> anyhow::Result<PmFactory> {
+    if let Some(n) = s.strip_prefix("ndiffports=") {
+        let max = braid_proto::pm::MAX_LIMIT;
+        if !n.parse::<u8>().is_ok_and(|n| (1..=max).contains(&n)) {
+            anyhow::bail!(
+                "bad --pm {s:?}: ndiffports=N takes N from 1 to {max} (the subflows over the \
+                 first path)"
+            );
+        }
+    }
+    PmFactory::by_name(s).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown path manager {s:?} (kernel, fullmesh, ndiffports, ndiffports=N, sspi)"
+        )
+    })
 }
 
 /// The engine's configuration from the path-management options: `signal` endpoints, the
@@ -193,12 +392,7 @@ pub(crate) fn pm_config(
             )
             .map_err(|e| anyhow::anyhow!("--signal {s}: {e}"))?;
     }
-    let factory = PmFactory::by_name(&pm.pm).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown path manager {:?} (kernel, fullmesh, ndiffports, ndiffports=N, sspi)",
-            pm.pm
-        )
-    })?;
+    let factory = path_manager(&pm.pm)?;
     Ok(braid_proto::EndpointConfig {
         pm_table: table,
         path_manager: factory,
@@ -417,5 +611,172 @@ mod tests {
         assert!(parse_bytes("12X").is_err());
         assert!(parse_bytes("-1").is_err());
         assert!(parse_bytes("99999999999999999999G").is_err());
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn digits_and_dots_are_an_ipv4_address_never_a_name() {
+        assert_eq!(parse_ip("10.0.0.2"), Ok("10.0.0.2".parse().unwrap()));
+        assert_eq!(parse_ip("fd00::2"), Ok("fd00::2".parse().unwrap()));
+        for (bad, want) in [
+            ("10.0.0.999", "10.0.0.999 is not a valid IPv4 address"),
+            ("10.0.0", "10.0.0 is not a valid IPv4 address"),
+            ("010.0.0.1", "010.0.0.1 is not a valid IPv4 address"),
+            ("fd00:::1", "fd00:::1 is not a valid IPv6 address"),
+            ("bt0", "expected an IP address, e.g. 10.0.0.2 or fd00::2"),
+        ] {
+            assert_eq!(parse_ip(bad).unwrap_err(), want);
+        }
+        let e = "b=10.0.0.999".parse::<PathArg>().unwrap_err();
+        assert_eq!(
+            e,
+            "bad --path \"b=10.0.0.999\": 10.0.0.999 is not a valid IPv4 address"
+        );
+    }
+
+    #[test]
+    fn host_port_is_checked_without_resolving() {
+        for ok in [
+            "10.0.0.1:5201",
+            "[fd00::1]:80",
+            "server.example:5201",
+            "localhost:1",
+        ] {
+            assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
+        }
+        for (bad, want) in [
+            ("10.0.0.999:80", "10.0.0.999 is not a valid IPv4 address"),
+            (
+                "fd00::1:80",
+                "an IPv6 address with a port is written in brackets: [fd00::1]:80",
+            ),
+            ("fd00::1", "no port; write [fd00::1]:PORT"),
+            ("[fd00::1]", "no port; write [fd00::1]:PORT"),
+            ("[fd00::1:80", "expected [ADDR] or [ADDR]:PORT"),
+            ("[fd00::zz]:80", "fd00::zz is not a valid IPv6 address"),
+            ("host", "no port; write HOST:PORT, e.g. 10.0.0.1:5201"),
+            ("10.0.0.1:0", "port \"0\" is not a number from 1 to 65535"),
+            (
+                "10.0.0.1:http",
+                "port \"http\" is not a number from 1 to 65535",
+            ),
+            (":80", "no host before the port"),
+        ] {
+            let e = parse_host_port(bad).unwrap_err();
+            assert_eq!(e, format!("bad HOST:PORT {bad:?}: {want}"));
+        }
+    }
+
+    #[test]
+    fn addresses_with_ports_need_brackets_for_ipv6() {
+        let ok = |s| parse_addr_port("--signal", s).unwrap();
+        assert_eq!(
+            ok("10.0.0.2:8080"),
+            ("10.0.0.2".parse().unwrap(), Some(8080))
+        );
+        assert_eq!(
+            ok("[fd00::1]:8080"),
+            ("fd00::1".parse().unwrap(), Some(8080))
+        );
+        // Unbracketed, the last group is part of the address.
+        assert_eq!(ok("fd00::1:8080"), ("fd00::1:8080".parse().unwrap(), None));
+        let e = parse_addr_port("--signal", "fd00::1:99999").unwrap_err();
+        assert_eq!(
+            e,
+            "bad --signal \"fd00::1:99999\": fd00::1:99999 is not a valid IPv6 address"
+        );
+        let e = parse_addr_port("--subflow", "10.0.0.999:80").unwrap_err();
+        assert_eq!(
+            e,
+            "bad --subflow \"10.0.0.999:80\": 10.0.0.999 is not a valid IPv4 address"
+        );
+        // `fd00::1:8080` when fd00::1 is a path's address: the port was probably meant.
+        let paths = [PathArg {
+            dev: "bt0".into(),
+            addr: "fd00::1".parse().unwrap(),
+        }];
+        let e = parse_signal("fd00::1:8080", &paths)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--signal fd00::1:8080: not the address of any --path (for a port, write \
+             [fd00::1]:8080)"
+        );
+        assert_eq!(
+            parse_signal("[fd00::1]:8080", &paths).unwrap().1,
+            Some(8080)
+        );
+    }
+
+    #[test]
+    fn a_repeated_path_device_or_address_is_named() {
+        let e = parse_paths(&strings(&["bt0=10.0.0.2", "bt0=10.1.0.2"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--path bt0=10.0.0.2 and --path bt0=10.1.0.2: device bt0 given twice; each path \
+             has its own TUN device"
+        );
+        let e = parse_paths(&strings(&["bt0=10.0.0.2", "bt1=fd00::2", "bt2=10.0.0.2"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--path bt0=10.0.0.2 and --path bt2=10.0.0.2: address 10.0.0.2 given twice; each \
+             path has its own address"
+        );
+        assert_eq!(
+            parse_paths(&strings(&["bt0=10.0.0.2", "bt1=10.1.0.2"]))
+                .unwrap()
+                .len(),
+            2
+        );
+        let e = parse_addrs("--subflow", &strings(&["10.1.0.2", "10.1.0.2:80"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--subflow 10.1.0.2 given twice");
+    }
+
+    #[test]
+    fn ndiffports_says_its_range() {
+        assert_eq!(path_manager("ndiffports=8").unwrap().name(), "ndiffports");
+        assert!(path_manager("ndiffports=1").is_ok());
+        for bad in [
+            "ndiffports=0",
+            "ndiffports=9",
+            "ndiffports=abc",
+            "ndiffports=",
+            "ndiffports=-1",
+        ] {
+            let e = path_manager(bad).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "bad --pm {bad:?}: ndiffports=N takes N from 1 to 8 (the subflows over \
+                     the first path)"
+                )
+            );
+        }
+        let e = path_manager("bogus").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown path manager \"bogus\" (kernel,"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listen_ports_are_1_to_65535() {
+        assert_eq!(port_value("5201"), Ok(5201));
+        for bad in ["0", "65536", "x", "-1"] {
+            assert_eq!(
+                port_value(bad),
+                Err("expected a port from 1 to 65535".into())
+            );
+        }
     }
 }

@@ -23,17 +23,19 @@ pub struct SimArgs {
     /// TCP and print them side by side.
     #[arg(default_value = "two-paths")]
     pub scenario: String,
-    /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB).
-    #[arg(long, default_value = "64M", value_parser = super::parse_bytes)]
+    /// Bytes the client sends (suffixes K, M, G = KiB, MiB, GiB): at least 1, and no more
+    /// than the scenario's paths carry in its hour of simulated time.
+    #[arg(long, default_value = "64M", value_parser = parse_sim_bytes)]
     pub bytes: u64,
-    /// Packet scheduler: default, minrtt, roundrobin, redundant, blest.
-    #[arg(long, default_value = "default", value_parser = parse_scheduler)]
-    pub scheduler: SchedulerKind,
+    /// MPTCP packet scheduler: default (the default), minrtt, roundrobin, redundant, blest.
+    /// Not with --tcp.
+    #[arg(long, value_name = "SCHEDULER", value_parser = parse_scheduler)]
+    pub scheduler: Option<SchedulerKind>,
     /// Congestion control: cubic or reno.
     #[arg(long, default_value = "cubic", value_parser = parse_cc)]
     pub cc: CcAlgorithm,
     /// Seed of every random choice in the run; the same seed replays the same run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse_seed)]
     pub seed: u64,
     /// Write every packet (every path, as sent) to this pcap file.
     #[arg(long)]
@@ -71,6 +73,88 @@ pub fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
     }
 }
 
+/// `--seed`: a number from 0 to 2^64 - 1.
+pub fn parse_seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a number from 0 to {}", u64::MAX))
+}
+
+/// `--bytes` of `braid sim`: a byte count of at least 1.
+pub fn parse_sim_bytes(s: &str) -> Result<u64, String> {
+    match super::parse_bytes(s)? {
+        0 => Err("nothing to send: give at least 1 byte".into()),
+        n => Ok(n),
+    }
+}
+
+/// The most bytes `scenario` can carry in `time_limit` of simulated time: every path it
+/// uses (plain TCP: the first alone) busy from the first instant to the last, headers
+/// counted as data. A bound, not an estimate: more can never complete.
+pub fn capacity(scenario: &Scenario, tcp: bool, time_limit: braid_proto::Duration) -> u64 {
+    let used = if tcp { 1 } else { scenario.paths.len() };
+    let rate_bps: u128 = scenario
+        .paths
+        .iter()
+        .take(used)
+        .map(|p| u128::from(p.up.rate_bps))
+        .sum();
+    let bytes = rate_bps * time_limit.as_micros() / 8 / 1_000_000;
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
+impl SimArgs {
+    /// Checks the arguments before anything runs: the scenario, what goes with --tcp, and a
+    /// size the scenario can carry. Each refusal is one line.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.tcp {
+            if let Some(s) = self.scheduler {
+                anyhow::bail!(
+                    "--scheduler {s} needs MPTCP: a scheduler spreads data over the subflows \
+                     of an MPTCP connection, and --tcp has one plain TCP connection; leave \
+                     out one of them"
+                );
+            }
+        }
+        if self.bytes == 0 {
+            anyhow::bail!("bad --bytes \"0\": nothing to send: give at least 1 byte");
+        }
+        let time_limit = SimConfig::default().time_limit;
+        let scenarios: Vec<(Scenario, bool)> = if self.scenario == "compare" {
+            compare::check(self)?;
+            // Each loss scenario runs with MPTCP and with plain TCP.
+            braid_sim::scenario::LOSS_SCENARIOS
+                .iter()
+                .map(|n| Scenario::by_name(n).map(|s| (s, true)))
+                .collect::<Result<_, _>>()?
+        } else {
+            let s = Scenario::by_name(&self.scenario)?;
+            if self.tcp && s.needs_mptcp {
+                anyhow::bail!(
+                    "{}",
+                    braid_sim::scenario::SimError::NeedsMptcp(s.name.into())
+                );
+            }
+            vec![(s, self.tcp)]
+        };
+        for (s, tcp) in &scenarios {
+            let cap = capacity(s, *tcp, time_limit);
+            if self.bytes > cap {
+                anyhow::bail!(
+                    "bad --bytes {}: more than scenario {}{} can carry in its {} s of simulated \
+                     time (at most {cap} bytes at {} Mbit/s)",
+                    self.bytes,
+                    s.name,
+                    if *tcp { " with --tcp" } else { "" },
+                    time_limit.as_secs(),
+                    cap * 8 / time_limit.as_secs().max(1) / 1_000_000
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parse a scheduler name (every [`SchedulerKind`]).
 pub fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     s.to_ascii_lowercase()
@@ -80,6 +164,7 @@ pub fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
 
 /// Run `braid sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    args.check()?;
     if args.scenario == "compare" {
         return compare::run(&args);
     }
@@ -90,7 +175,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         tcp: args.tcp,
         cc: args.cc,
         pcap: args.pcap.clone(),
-        scheduler: args.scheduler,
+        scheduler: args.scheduler.unwrap_or_default(),
         trace_every: args.plot.as_ref().map(|_| PLOT_SAMPLE),
         ..SimConfig::default()
     };
@@ -373,6 +458,108 @@ fn print_human(scenario: &Scenario, report: &Report, r: &SimResult) {
             imp.kind(),
             imp.path() + 1,
             n
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    fn parse(v: &[&str]) -> Result<SimArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sim").chain(v.iter().copied())).map(|c| c.args)
+    }
+
+    fn refused(v: &[&str]) -> String {
+        parse(v).unwrap().check().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_scheduler_needs_mptcp() {
+        assert_eq!(
+            refused(&["single-path", "--tcp", "--scheduler", "blest"]),
+            "--scheduler blest needs MPTCP: a scheduler spreads data over the subflows of an \
+             MPTCP connection, and --tcp has one plain TCP connection; leave out one of them"
+        );
+        // Without --scheduler, --tcp is fine; so is a scheduler with MPTCP.
+        parse(&["single-path", "--tcp"]).unwrap().check().unwrap();
+        let a = parse(&["--scheduler", "blest"]).unwrap();
+        a.check().unwrap();
+        assert_eq!(a.scheduler, Some(SchedulerKind::Blest));
+        assert_eq!(parse(&[]).unwrap().scheduler, None, "the default");
+    }
+
+    #[test]
+    fn bytes_are_at_least_one_and_at_most_what_the_scenario_carries() {
+        let e = parse(&["--bytes", "0"]).unwrap_err();
+        let src = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(src, "nothing to send: give at least 1 byte");
+        // single-path: 100 Mbit/s for 3600 s is 45 GB; two-paths adds 50 Mbit/s.
+        let hour = SimConfig::default().time_limit;
+        let single = Scenario::by_name("single-path").unwrap();
+        assert_eq!(capacity(&single, false, hour), 45_000_000_000);
+        let two = Scenario::by_name("two-paths").unwrap();
+        assert_eq!(capacity(&two, false, hour), 67_500_000_000);
+        assert_eq!(capacity(&two, true, hour), 45_000_000_000, "--tcp: path 1");
+        parse(&["single-path", "--bytes", "45000000000"])
+            .unwrap()
+            .check()
+            .unwrap();
+        assert_eq!(
+            refused(&["single-path", "--bytes", "45000000001"]),
+            "bad --bytes 45000000001: more than scenario single-path can carry in its 3600 s \
+             of simulated time (at most 45000000000 bytes at 100 Mbit/s)"
+        );
+        parse(&["two-paths", "--bytes", "60G"])
+            .unwrap()
+            .check()
+            .unwrap();
+        let e = refused(&["lossy-path", "--tcp", "--bytes", "60G"]);
+        assert!(
+            e.starts_with("bad --bytes 64424509440: more than scenario lossy-path with --tcp"),
+            "{e}"
+        );
+        // compare: each loss scenario, also with plain TCP.
+        let e = refused(&["compare", "--bytes", "50G"]);
+        assert!(e.contains("with --tcp can carry"), "{e}");
+        // The largest byte count refused in one line, not overflowing.
+        let e = refused(&["--bytes", "16000000000G"]);
+        assert!(
+            e.starts_with("bad --bytes 17179869184000000000: more than"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn what_the_scenario_refuses_is_refused_before_running() {
+        let e = refused(&["no-such"]);
+        assert!(
+            e.starts_with("unknown scenario 'no-such' (known: two-paths"),
+            "{e}"
+        );
+        let e = refused(&["strip-syn", "--tcp"]);
+        assert!(e.starts_with("scenario 'strip-syn' needs MPTCP"), "{e}");
+        let e = refused(&["compare", "--plot", "x.svg"]);
+        assert!(e.ends_with("--plot does not apply"), "{e}");
+    }
+
+    #[test]
+    fn seed_and_cc_say_what_they_take() {
+        let e = parse(&["--seed", "x"]).unwrap_err();
+        let src = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(src, "expected a number from 0 to 18446744073709551615");
+        let e = parse(&["--cc", "vegas"]).unwrap_err();
+        let src = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(
+            src,
+            "unknown congestion control 'vegas' (known: cubic, reno)"
         );
     }
 }

@@ -7,8 +7,8 @@ use braid_sim::scenario::SimConfig;
 
 use super::SimArgs;
 
-/// Runs the comparison with the size, seed, congestion control and scheduler of `args`.
-pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
+/// Refuses the options that do not apply to a comparison, in one line.
+pub fn check(args: &SimArgs) -> anyhow::Result<()> {
     for (set, flag) in [
         (args.tcp, "--tcp"),
         (args.pcap.is_some(), "--pcap"),
@@ -18,11 +18,17 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("compare runs every loss scenario with MPTCP and with plain TCP; {flag} does not apply");
         }
     }
+    Ok(())
+}
+
+/// Runs the comparison with the size, seed, congestion control and scheduler of `args`.
+pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    check(args)?;
     let cfg = SimConfig {
         bytes: args.bytes,
         seed: args.seed,
         cc: args.cc,
-        scheduler: args.scheduler,
+        scheduler: args.scheduler.unwrap_or_default(),
         ..SimConfig::default()
     };
     let rows = compare::compare_all(&cfg)?;
