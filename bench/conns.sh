@@ -69,6 +69,7 @@ done
 ip -n "$T" tuntap add dev braid0 mode tun
 ip -n "$T" addr add 10.0.0.1/24 dev braid0
 ip -n "$T" link set braid0 up
+[ -n "${TXQLEN:-}" ] && ip -n "$T" link set braid0 txqueuelen "$TXQLEN"
 ip link add "bc$$a" netns "$A" type veth peer name "bc$$b" netns "$B"
 ip -n "$A" link set "bc$$a" name v0; ip -n "$B" link set "bc$$b" name v0
 ip -n "$A" addr add 10.9.0.1/24 dev v0; ip -n "$B" addr add 10.9.0.2/24 dev v0
@@ -95,37 +96,40 @@ rows=()
 IFS=',' read -ra counts <<< "$NS_LIST"
 for n in "${counts[@]}"; do
     # braid's echo server, fresh for each N (its peak memory is per run).
-    ip netns exec "$T" "$BRAID" listen --port 7000 --path braid0=10.0.0.2 --echo \
+    ip netns exec "$T" ${PERF:+perf record -q -g -o "$PERF.$n" --} "$BRAID" listen --port 7000 --path braid0=10.0.0.2 --echo \
         --json >"/tmp/$P-braid-$n.json" 2>"/tmp/$P-braid-$n.err" &
     BRAID_PID=$!
     for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done
     d0=$(tx_dropped)
     b=$(run_clients "$T" 10.0.0.2:7000 "$n")
     d1=$(tx_dropped)
+    if [ -n "${NSTAT:-}" ]; then ip netns exec "$T" nstat -az 2>/dev/null | grep -E "Drop|Prune|Collapse|TCPTimeouts|RetransSegs|MPTcpExt(DSS|Dup|OFO|Retrans)" | awk '$2 > 0' >&2; fi
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$BRAID_PID/status" 2>/dev/null || echo 0)
+    # braid's CPU time (every thread), user + system, in seconds.
+    cpu=$(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$BRAID_PID/stat" 2>/dev/null || echo 0)
     kill -INT "$BRAID_PID" 2>/dev/null || true
     wait "$BRAID_PID" 2>/dev/null || true
     BRAID_PID=""
     k=$(run_clients "$A" 10.9.0.2:7000 "$n")
-    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $rss $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
+    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
     echo "n=$n braid: $b" >&2
     echo "n=$n kernel: $k" >&2
 done
 kill "$KSERVER" 2>/dev/null || true
 
-header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | braid peak RSS KiB | kernel ok | kernel wall s | kernel slowest s"
+header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | braid peak RSS KiB | braid CPU s | kernel ok | kernel wall s | kernel slowest s"
 echo "$header"
 for r in "${rows[@]}"; do
-    read -r n bok bw bs dr rss kok kw ks <<< "$r"
-    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$kok" "$kw" "$ks"
+    read -r n bok bw bs dr rss cpu kok kw ks <<< "$r"
+    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$cpu" "$kok" "$kw" "$ks"
 done
 if [ -n "$MARKDOWN" ]; then
     {
         echo "| $header |"
-        echo "|---|---|---|---|---|---|---|---|---|"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
         for r in "${rows[@]}"; do
-            read -r n bok bw bs dr rss kok kw ks <<< "$r"
-            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$kok" "$kw" "$ks"
+            read -r n bok bw bs dr rss cpu kok kw ks <<< "$r"
+            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$cpu" "$kok" "$kw" "$ks"
         done
     } >"$MARKDOWN"
 fi

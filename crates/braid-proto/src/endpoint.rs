@@ -616,7 +616,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     rst_queue: VecDeque<(IpAddr, IpAddr, TcpRepr)>,
     next_port: u16,
-    rr: usize,
+    /// Which connections may send and when each one's timer fires.
+    agenda: agenda::Agenda,
     half_open: usize,
     stats: EndpointStats,
     /// MP_TCPRST resets sent by the endpoint itself (refused joins).
@@ -653,7 +654,7 @@ impl Endpoint {
             events: VecDeque::new(),
             rst_queue: VecDeque::new(),
             next_port,
-            rr: 0,
+            agenda: agenda::Agenda::default(),
             half_open: 0,
             stats: EndpointStats::default(),
             mp_rst_tx: 0,
@@ -780,6 +781,7 @@ impl Endpoint {
         if let Some(t) = token {
             self.tokens.insert(t, idx);
         }
+        self.touch(idx);
         idx
     }
 
@@ -1264,25 +1266,23 @@ impl Endpoint {
                 Err(_) => self.stats.emit_errors += 1,
             }
         }
-        // A segment that does not fit the caller's buffer is dropped (and counted): the TCB
-        // recovers it by retransmission. At most a few are skipped per call (bounded work).
-        for _ in 0..8 {
-            let n = self.conns.len();
-            let mut found = None;
-            for k in 0..n {
-                let idx = (self.rr + k) % n;
-                let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-                    continue;
-                };
-                let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) else {
-                    continue;
-                };
-                found = Some((idx, src, dst, res));
-                break;
-            }
-            let (idx, src, dst, res) = found?;
-            // Next call starts with the next connection: connections take turns.
-            self.rr = idx + 1;
+        // Only connections that may have something to send are asked, each once per call
+        // at most, in turns (one that sends goes to the back of the queue). A segment that
+        // does not fit the caller's buffer is dropped (and counted): the TCB recovers it by
+        // retransmission.
+        let mut tries = self.agenda.ready_len();
+        while tries > 0 {
+            tries -= 1;
+            let idx = self.agenda.pop()?;
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) else {
+                // Nothing now: it is marked again when something changes (its timers
+                // included).
+                self.refresh_deadline(idx);
+                continue;
+            };
             self.sync(idx);
             match res {
                 Ok(len) => {
@@ -1299,51 +1299,54 @@ impl Endpoint {
         None
     }
 
-    /// The earliest instant at which [`Endpoint::handle_timeout`] must be called.
+    /// The time of the earliest timer of any connection.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conns
-            .iter()
-            .flatten()
-            .flat_map(|c| {
-                let pm =
-                    c.pm.as_ref()
-                        .filter(|_| !c.closed_reported)
-                        .and_then(|p| p.poll_timeout());
-                [c.proto.poll_timeout(), pm]
-            })
-            .flatten()
-            .min()
+        self.agenda.next_deadline()
     }
 
-    /// Fires due timers.
+    /// Fires due timers (only the connections whose deadline has come are visited).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        for idx in 0..self.conns.len() {
+        for idx in self.agenda.due(now) {
             let mut out = Vec::new();
-            if let Some(c) = self.conns[idx].as_mut().filter(|c| !c.closed_reported) {
-                if let Some(pm) = c.pm.as_mut() {
-                    if pm.poll_timeout().is_some_and(|t| t <= now) {
-                        pm.handle(now, &PmEvent::Timeout, &mut out);
+            if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                if !c.closed_reported {
+                    if let Some(pm) = c.pm.as_mut() {
+                        if pm.poll_timeout().is_some_and(|t| t <= now) {
+                            pm.handle(now, &PmEvent::Timeout, &mut out);
+                        }
                     }
                 }
             }
             if !out.is_empty() {
                 self.pm_execute(idx, out);
-                self.sync(idx);
             }
-        }
-        for idx in 0..self.conns.len() {
-            let due = match self.conns[idx].as_ref() {
-                Some(c) => c.proto.poll_timeout().is_some_and(|t| t <= now),
-                None => false,
-            };
-            if due {
-                if let Some(c) = self.conns[idx].as_mut() {
+            if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                if c.proto.poll_timeout().is_some_and(|t| t <= now) {
                     c.proto.handle_timeout(now);
                 }
-                self.sync(idx);
             }
+            self.sync(idx);
         }
+    }
+
+    /// Files connection `idx`'s next deadline: its TCBs' and (until it is reported closed)
+    /// its path manager's.
+    fn refresh_deadline(&mut self, idx: usize) {
+        let t = self.conns.get(idx).and_then(Option::as_ref).and_then(|c| {
+            let pm =
+                c.pm.as_ref()
+                    .filter(|_| !c.closed_reported)
+                    .and_then(|p| p.poll_timeout());
+            [c.proto.poll_timeout(), pm].into_iter().flatten().min()
+        });
+        self.agenda.set_deadline(idx, t);
+    }
+
+    /// Connection `idx` may have something to send, and its timers may have moved.
+    fn touch(&mut self, idx: usize) {
+        self.agenda.mark(idx);
+        self.refresh_deadline(idx);
     }
 
     /// The next application event.
@@ -1399,7 +1402,10 @@ impl Endpoint {
         }
         match c.proto.write(data) {
             0 => Err(Error::WouldBlock),
-            n => Ok(n),
+            n => {
+                self.touch(conn.0);
+                Ok(n)
+            }
         }
     }
 
@@ -1586,10 +1592,14 @@ impl Endpoint {
             }
             self.conns[idx] = None;
             self.free.push(idx);
+            self.agenda.set_deadline(idx, None);
+            return;
         }
+        self.touch(idx);
     }
 }
 
+mod agenda;
 mod pm;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -45,6 +45,52 @@ pub struct TunDevice {
     file: File,
     name: String,
     created: bool,
+}
+
+/// The shortest transmit queue braid leaves its TUN devices with: the packets the kernel
+/// sends to braid wait there until braid reads them, and a burst (a thousand clients'
+/// initial windows, or their SYNs) overflows the default 500; the kernel then drops them,
+/// and the senders wait out retransmission timeouts.
+pub const MIN_TXQUEUELEN: u32 = 16384;
+
+/// `SIOCGIFTXQLEN` / `SIOCSIFTXQLEN` (linux/sockios.h), which the libc crate does not name
+/// on Linux.
+const SIOCGIFTXQLEN: libc::Ioctl = 0x8942;
+const SIOCSIFTXQLEN: libc::Ioctl = 0x8943;
+
+/// Raises device `name`'s transmit queue to `min` packets if it is shorter (a longer one,
+/// set by its owner, stays). Returns the length it has now.
+pub fn ensure_txqueuelen(name: &str, min: u32) -> io::Result<u32> {
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns; the OwnedFd closes it.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero bytes are a valid `ifreq` (plain data and a raw pointer).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFTXQLEN reads the name and writes the queue length (an int, the union's
+    // `ifru_ivalue`, which `ifru_mtu` aliases) of one valid, exclusively borrowed `ifreq`.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGIFTXQLEN, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel wrote the int member just read back.
+    let now = u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0);
+    if now >= min {
+        return Ok(now);
+    }
+    req.ifr_ifru.ifru_mtu = i32::try_from(min).unwrap_or(i32::MAX);
+    // SAFETY: as above; SIOCSIFTXQLEN only reads the `ifreq`.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCSIFTXQLEN, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(min)
 }
 
 /// Whether a network device of that name exists in this network namespace.
@@ -121,6 +167,9 @@ impl TunDevice {
                 _ => TunError::Io { name, source: e },
             });
         }
+        // Best effort: without CAP_NET_ADMIN (a persistent device owned by the user) the
+        // device keeps its queue.
+        let _ = ensure_txqueuelen(name, MIN_TXQUEUELEN);
         if let Some(w) = watch {
             // Errors and a timeout only mean no wait: the device works, at worst the first
             // packets the kernel sends are lost as they were before.

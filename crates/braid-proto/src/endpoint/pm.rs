@@ -277,6 +277,7 @@ impl Endpoint {
         match c.proto.mptcp_mut() {
             Some(m) if m.is_mptcp() => {
                 m.set_scheduler(sched);
+                self.touch(conn.0);
                 Ok(())
             }
             _ => Err(Error::NotMptcp),

@@ -16,42 +16,35 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
 use super::device::{ip_addrs, pick, PacketDevice, Routes};
+use super::reader::{self, Packet, RxQueue};
 use super::state::{Shared, State};
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 
 /// Largest IP packet (or GSO batch) moved at once.
 const PACKET_BUF: usize = 65536;
-/// Packets read per device per round before the engine gets to send: keeps ACKs flowing.
-const RX_BATCH: usize = 64;
+/// Packets handed to the engine per round before it gets to send: keeps ACKs flowing.
+const RX_BATCH: usize = 128;
 /// Packets sent per round before the devices are read again.
 const TX_BATCH: usize = 128;
 /// Rounds per run before the driver yields to other tasks.
 const ROUNDS: usize = 8;
 
-/// A device registered with the reactor.
+/// A device and braid's address behind it.
 struct Device {
-    fd: AsyncFd<Dyn>,
+    dev: Arc<dyn PacketDevice + Send + Sync>,
     addr: IpAddr,
-}
-
-/// A boxed device as the reactor takes it.
-struct Dyn(Arc<dyn PacketDevice + Send + Sync>);
-
-impl std::os::fd::AsRawFd for Dyn {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
-    }
 }
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     devices: Vec<Device>,
     routes: Routes,
-    rx_buf: Vec<u8>,
+    /// Packets the readers took from the devices.
+    rx: Arc<RxQueue>,
+    batch: Vec<Packet>,
     tx_buf: Vec<u8>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<braid_proto::Instant>,
@@ -59,32 +52,31 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Registers every device (and the control socket) with the current tokio reactor.
+    /// Starts a reader thread per device.
     pub fn new(
         shared: Arc<Shared>,
         devices: Vec<(Arc<dyn PacketDevice + Send + Sync>, IpAddr)>,
         ctl: Option<CtlServer>,
     ) -> io::Result<Driver> {
-        let devices = devices
-            .into_iter()
-            .map(|(d, addr)| {
-                let name = d.name().to_owned();
-                // SAFETY: the device owns its descriptor (a TUN file or a datagram socket):
-                // it stays open, and `as_raw_fd` returns the same one, for as long as the
-                // device lives, which is inside the `AsyncFd` until that is dropped.
-                unsafe { AsyncFd::register(Dyn(d)) }
-                    .map(|fd| Device { fd, addr })
-                    .map_err(|e| {
-                        let e = io::Error::from(e);
-                        io::Error::new(e.kind(), format!("device {name}: {e}"))
-                    })
-            })
-            .collect::<io::Result<Vec<_>>>()?;
+        let rx = Arc::new(RxQueue::default());
+        for (index, (dev, _)) in devices.iter().enumerate() {
+            if let Err(e) = reader::spawn(index, dev.clone(), rx.clone()) {
+                rx.stop();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("device {}: cannot start its reader: {e}", dev.name()),
+                ));
+            }
+        }
         Ok(Driver {
             shared,
-            devices,
+            devices: devices
+                .into_iter()
+                .map(|(dev, addr)| Device { dev, addr })
+                .collect(),
             routes: Routes::default(),
-            rx_buf: vec![0; PACKET_BUF],
+            rx,
+            batch: Vec::with_capacity(RX_BATCH),
             tx_buf: vec![0; PACKET_BUF],
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             armed: None,
@@ -92,44 +84,20 @@ impl Driver {
         })
     }
 
-    /// Reads up to a batch from every device into the engine. True when a device has more.
+    /// Hands up to a batch of received packets to the engine. True when more are waiting.
     fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
         let now = st.now();
-        let mut more = false;
-        for (index, dev) in self.devices.iter().enumerate() {
-            let mut n = 0;
-            'device: loop {
-                let mut guard = match dev.fd.poll_read_ready(cx) {
-                    Poll::Ready(Ok(g)) => g,
-                    Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Pending => break,
-                };
-                loop {
-                    if n == RX_BATCH {
-                        more = true;
-                        break 'device;
-                    }
-                    let got = guard.get_inner().0.recv(&mut self.rx_buf).map_err(|e| {
-                        io::Error::new(
-                            e.kind(),
-                            format!("device {}: {e}", dev.fd.get_ref().0.name()),
-                        )
-                    })?;
-                    let Some(len) = got else {
-                        guard.clear_ready();
-                        break;
-                    };
-                    n += 1;
-                    st.io.packets_in += 1;
-                    if let Some(packet) = self.rx_buf.get(..len) {
-                        if let Some((src, dst)) = ip_addrs(packet) {
-                            self.routes.learn(dst, src, index);
-                        }
-                        st.ep.handle_packet(now, packet);
-                    }
-                }
+        self.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
+        for (index, packet) in &self.batch {
+            st.io.packets_in += 1;
+            if let Some((src, dst)) = ip_addrs(packet) {
+                self.routes.learn(dst, src, *index);
             }
+            st.ep.handle_packet(now, packet);
         }
+        let more = self.batch.len() == RX_BATCH;
+        self.rx.recycle(&mut self.batch);
+        st.io.rx_dropped = self.rx.dropped();
         Ok(more)
     }
 
@@ -159,13 +127,13 @@ impl Driver {
             };
             for packet in data.chunks(seg) {
                 sent += 1;
-                match dev.fd.get_ref().0.send(packet) {
+                match dev.dev.send(packet) {
                     Ok(true) => st.io.packets_out += 1,
                     Ok(false) => st.io.packets_dropped += 1,
                     Err(e) => {
                         return Err(io::Error::new(
                             e.kind(),
-                            format!("device {}: {e}", dev.fd.get_ref().0.name()),
+                            format!("device {}: {e}", dev.dev.name()),
                         ))
                     }
                 }
@@ -227,6 +195,13 @@ impl Driver {
         // Application calls and the flush can end a connection at once.
         st.dispatch();
         Ok(more_rx || more_tx)
+    }
+}
+
+impl Drop for Driver {
+    /// The readers end with the driver.
+    fn drop(&mut self) {
+        self.rx.stop();
     }
 }
 

@@ -27,6 +27,7 @@
 pub mod device;
 mod driver;
 mod listener;
+mod reader;
 mod state;
 mod stream;
 

@@ -423,6 +423,11 @@ impl StreamControl {
         self.inner.upgrade().map(|inner| MptcpStream { inner })
     }
 
+    /// The stream (or one of its halves) still exists.
+    pub fn is_alive(&self) -> bool {
+        self.inner.strong_count() > 0
+    }
+
     /// See [`MptcpStream::abort`].
     pub fn abort(&self) {
         if let Some(s) = self.stream() {

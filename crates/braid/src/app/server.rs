@@ -143,7 +143,11 @@ async fn serve(
                         let now = std::time::Instant::now();
                         let mut c = lock(common);
                         c.totals.started.get_or_insert(now);
-                        c.controls.retain(|k| k.info().is_some());
+                        // Gone connections are forgotten now and then: amortized, no walk
+                        // over every connection at each accept.
+                        if c.controls.len() >= 64 && c.controls.len().is_power_of_two() {
+                            c.controls.retain(StreamControl::is_alive);
+                        }
                         c.controls.push(stream.control());
                         drop(c);
                         tasks.spawn(connection(stream, remote, common.clone(), phase_rx.clone()));
