@@ -50,7 +50,10 @@ async fn main() -> std::io::Result<()> {
             Ok::<(), std::io::Error>(())
         });
         if once {
-            return task.await.map_err(std::io::Error::other)?;
+            task.await.map_err(std::io::Error::other)??;
+            // braid's stack lives in this process: let the close finish before exiting.
+            endpoint.wait_idle().await;
+            return Ok(());
         }
     }
 }

@@ -64,6 +64,8 @@ async fn main() -> std::io::Result<()> {
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
     stream.shutdown().await?;
+    // braid's stack lives in this process: let the close finish before exiting.
+    let _ = stream.closed().await;
     let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Err(std::io::Error::other("no HTTP header in the response"));
     };

@@ -7,6 +7,10 @@
 //! endpoint are streams: `AsyncRead` + `AsyncWrite`, with `poll_shutdown` sending the
 //! DATA_FIN, so anything written for tokio's `TcpStream` works over MPTCP.
 //!
+//! braid's stack lives in the program's process, not in a kernel: before the program exits,
+//! let its connections finish closing ([`MptcpStream::closed`], [`Endpoint::wait_idle`]),
+//! or the peer never sees the end of the stream.
+//!
 //! ```no_run
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
@@ -21,6 +25,7 @@
 //! let mut reply = Vec::new();
 //! stream.read_to_end(&mut reply).await?;
 //! println!("MPTCP: {}", stream.is_mptcp());
+//! stream.closed().await;
 //! # Ok(()) }
 //! ```
 
