@@ -370,11 +370,19 @@ fn error_json(f: Failure) -> Value {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // The runtime a tokio program gets from `#[tokio::main]` (multi-thread), or with
+    // APIPEER_RUNTIME=current the single-threaded one (`braid connect` / `listen` use it).
+    let built = if std::env::var("APIPEER_RUNTIME").is_ok_and(|v| v == "current") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             println!("{}", error_json(e.into()));
