@@ -168,19 +168,32 @@ impl Driver {
         );
     }
 
-    /// Arms the timer for the engine's next deadline. True when it has already passed.
+    /// Arms the timer for the engine's next deadline. True when it is due now.
+    ///
+    /// The deadline moves later with nearly every packet (a retransmission timer re-armed by
+    /// an ACK): the timer is only moved earlier, never later, so it is not reset per packet;
+    /// firing early costs one pass that arms it again for the deadline of then.
     fn arm_timer(&mut self, cx: &mut Context<'_>, st: &State) -> bool {
         let Some(t) = st.ep.poll_timeout() else {
-            self.armed = None;
             return false;
         };
-        if self.armed != Some(t) {
-            self.armed = Some(t);
-            self.sleep
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(st.deadline(t)));
+        if t <= st.now() {
+            return true;
         }
-        self.sleep.as_mut().poll(cx).is_ready()
+        let at = |t| tokio::time::Instant::from_std(st.deadline(t));
+        if self.armed.is_none_or(|a| t < a) {
+            self.armed = Some(t);
+            self.sleep.as_mut().reset(at(t));
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            // It fired at an earlier deadline than the engine's now: arm it for this one.
+            self.armed = Some(t);
+            self.sleep.as_mut().reset(at(t));
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                return true;
+            }
+        }
+        false
     }
 
     fn round(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
