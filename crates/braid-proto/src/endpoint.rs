@@ -160,6 +160,9 @@ pub struct Transmit {
     /// When set, the buffer holds a GSO batch: consecutive packets of this size (the last
     /// may be shorter). `None`: exactly one packet.
     pub segment_size: Option<usize>,
+    /// The interface the peer's packets between the same two addresses last arrived on
+    /// (given to [`Endpoint::handle_packet_on`]); `None` when none did.
+    pub iface: Option<usize>,
 }
 
 /// Something the application should know about.
@@ -618,6 +621,8 @@ pub struct Endpoint {
     next_port: u16,
     /// Which connections may send and when each one's timer fires.
     agenda: agenda::Agenda,
+    /// The interface each peer address's packets arrive on.
+    routes: routes::Routes,
     half_open: usize,
     stats: EndpointStats,
     /// MP_TCPRST resets sent by the endpoint itself (refused joins).
@@ -655,6 +660,7 @@ impl Endpoint {
             rst_queue: VecDeque::new(),
             next_port,
             agenda: agenda::Agenda::default(),
+            routes: routes::Routes::default(),
             half_open: 0,
             stats: EndpointStats::default(),
             mp_rst_tx: 0,
@@ -849,6 +855,17 @@ impl Endpoint {
 
     /// Processes one received IPv4 or IPv6 packet. Malformed packets are dropped and counted.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle(now, None, packet);
+    }
+
+    /// [`Endpoint::handle_packet`] for a packet that arrived on interface `iface` (as the
+    /// driver numbers its devices): replies between the same two addresses carry it in
+    /// [`Transmit::iface`], so they leave the way the peer's packets came.
+    pub fn handle_packet_on(&mut self, now: Instant, iface: usize, packet: &[u8]) {
+        self.handle(now, Some(iface), packet);
+    }
+
+    fn handle(&mut self, now: Instant, iface: Option<usize>, packet: &[u8]) {
         self.now = self.now.max(now);
         let seg = match wire::parse_tcp_packet(packet) {
             Ok(s) => s,
@@ -857,6 +874,9 @@ impl Endpoint {
                 return;
             }
         };
+        if let Some(i) = iface {
+            self.routes.learn(seg.ip.dst_addr(), seg.ip.src_addr(), i);
+        }
         let local = SocketAddr::new(seg.ip.dst_addr(), seg.tcp.dst_port);
         let remote = SocketAddr::new(seg.ip.src_addr(), seg.tcp.src_port);
         if let Some(&idx) = self.by_tuple.get(&(local, remote)) {
@@ -1261,6 +1281,7 @@ impl Endpoint {
                         src,
                         dst,
                         segment_size: None,
+                        iface: self.routes.lookup(src, dst),
                     });
                 }
                 Err(_) => self.stats.emit_errors += 1,
@@ -1291,6 +1312,7 @@ impl Endpoint {
                         src,
                         dst,
                         segment_size: None,
+                        iface: self.routes.lookup(src, dst),
                     })
                 }
                 Err(_) => self.stats.emit_errors += 1,
@@ -1601,6 +1623,7 @@ impl Endpoint {
 
 mod agenda;
 mod pm;
+mod routes;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::Sleep;
 
-use super::device::{ip_addrs, pick, PacketDevice, Routes};
+use super::device::{pick, PacketDevice};
 use super::reader::{self, Packet, RxQueue};
 use super::state::{Shared, State};
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
@@ -41,7 +41,6 @@ struct Device {
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     devices: Vec<Device>,
-    routes: Routes,
     /// Packets the readers took from the devices.
     rx: Arc<RxQueue>,
     batch: Vec<Packet>,
@@ -74,7 +73,6 @@ impl Driver {
                 .into_iter()
                 .map(|(dev, addr)| Device { dev, addr })
                 .collect(),
-            routes: Routes::default(),
             rx,
             batch: Vec::with_capacity(RX_BATCH),
             tx_buf: vec![0; PACKET_BUF],
@@ -90,10 +88,7 @@ impl Driver {
         self.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
         for (index, packet) in &self.batch {
             st.io.packets_in += 1;
-            if let Some((src, dst)) = ip_addrs(packet) {
-                self.routes.learn(dst, src, *index);
-            }
-            st.ep.handle_packet(now, packet);
+            st.ep.handle_packet_on(now, *index, packet);
         }
         let more = self.batch.len() == RX_BATCH;
         self.rx.recycle(&mut self.batch);
@@ -112,13 +107,9 @@ impl Driver {
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
-            let Some(dev) = pick(
-                &self.routes,
-                self.devices.iter().map(|d| d.addr),
-                t.src,
-                t.dst,
-            )
-            .and_then(|i| self.devices.get(i)) else {
+            let Some(dev) = pick(t.iface, self.devices.iter().map(|d| d.addr), t.src)
+                .and_then(|i| self.devices.get(i))
+            else {
                 continue;
             };
             let seg = match t.segment_size {

@@ -45,7 +45,7 @@ use braid_proto::pm::{EndpointTable, Limits, PmFactory};
 use braid_proto::sched::SchedulerKind;
 use braid_proto::{CcAlgorithm, ConnectOptions, EndpointConfig, ListenOptions};
 
-pub use device::{PacketDevice, Path};
+pub use device::PacketDevice;
 pub use listener::MptcpListener;
 pub use state::{IoStats, PathInfo};
 pub use stream::{MptcpStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, StreamControl, WriteHalf};
