@@ -86,6 +86,8 @@ use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 mod addr;
 #[path = "data_rtx.rs"]
 mod data_rtx;
+#[path = "rwnd.rs"]
+mod rwnd;
 pub use addr::{AddrError, AnnouncedAddr, ConnPmEvent, PeerAddr};
 
 /// Index of a subflow in its connection.
@@ -655,6 +657,9 @@ pub struct MptcpConnection {
     /// The data-level retransmission timer: when it fires with the DATA_ACK still at
     /// `rtx.una`, the first unacknowledged bytes go again on another subflow.
     rtx: DataRtx,
+    /// The right edge of the connection-level receive window advertised so far (a data
+    /// offset; Linux's `rcv_wnd_sent`): it never moves left (see `rwnd.rs`).
+    rcv_wnd_sent: u64,
 }
 
 /// State of the data-level retransmission timer (see `MptcpConnection::data_rtx`).
@@ -713,6 +718,7 @@ impl MptcpConnection {
             addr: addr::AddrState::default(),
             opt_limit: MAX_OPTION_SPACE,
             rtx: DataRtx::default(),
+            rcv_wnd_sent: 0,
         }
     }
 
@@ -1083,6 +1089,9 @@ impl MptcpConnection {
         for id in 0..self.subflows.len() {
             self.pull(id);
         }
+        if n > 0 {
+            self.window_update();
+        }
         n
     }
 
@@ -1161,6 +1170,8 @@ impl MptcpConnection {
         for s in &mut self.subflows {
             s.tcb.set_reserved_option_len(0);
             s.reserved = 0;
+            // Each subflow's TCP window is its own again.
+            s.tcb.set_shared_window(None);
             // Every later subflow byte is the next data byte (after any mapping still held:
             // see `RxMap::set_infinite`).
             s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
@@ -2005,6 +2016,7 @@ impl MptcpConnection {
         self.close_subflows();
         let cont = self.continuation_option_space();
         for id in 0..self.subflows.len() {
+            self.share_window(id);
             let s = self.subflows.get_mut(id)?;
             // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
             // they save goes to SACK blocks (the TCB sizes payload and SACK by the
@@ -2037,6 +2049,8 @@ impl MptcpConnection {
             let Some(mut seg) = seg else {
                 continue;
             };
+            self.window_advertised(&seg.repr);
+            let s = self.subflows.get_mut(id)?;
             let payload = s.tcb.payload(&seg).to_vec();
             s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start), self.send.una());
             self.opt_limit = if payload.is_empty() {

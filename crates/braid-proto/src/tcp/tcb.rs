@@ -148,6 +148,9 @@ pub struct Tcb {
     rcv_adv: u64,
     rcv_wscale: u8,
     recv: RecvBuffer,
+    /// The window to advertise instead of the buffer's own free space, in bytes (an MPTCP
+    /// subflow's share of the connection-level window; see [`Tcb::set_shared_window`]).
+    shared_wnd: Option<u64>,
     fin_recv: Option<u64>,
     fin_received: bool,
     rcv_mss: usize,
@@ -303,6 +306,7 @@ impl Tcb {
                 0
             },
             recv: RecvBuffer::new(cfg.recv_buffer),
+            shared_wnd: None,
             fin_recv: None,
             fin_received: false,
             rcv_mss: 536,
@@ -556,6 +560,27 @@ impl Tcb {
     pub fn is_read_finished(&self) -> bool {
         self.fin_received && self.recv.readable() == 0
     }
+
+    //= rfc8684#3.3.4
+    //= The receive window is shared by all subflows and relative to the DATA_ACK: a subflow
+    //  advertises the connection-level window, not its own buffer's.
+    /// Advertises `wnd` bytes (up to the largest scaled window) on the segments after the
+    /// SYN instead of this TCB's own free buffer space, until set back to `None`. The MPTCP
+    /// layer sets it before polling each subflow: the connection-level window as the peer
+    /// reads it, relative to the DATA_ACK those segments carry. The window may then shrink
+    /// at the subflow level (the data-level right edge does not); the segments accepted are
+    /// still those the buffer has room for, and a window-update ACK after a read is the
+    /// caller's to request ([`Tcb::request_ack`]).
+    pub fn set_shared_window(&mut self, wnd: Option<u64>) {
+        self.shared_wnd = wnd;
+    }
+
+    /// The largest payload seen in one segment (the receiver's estimate of the peer's MSS,
+    /// for receiver-side silly window syndrome avoidance).
+    pub fn rcv_mss(&self) -> usize {
+        self.rcv_mss
+    }
+
     /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
     /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
     pub fn request_ack(&mut self) {
@@ -647,7 +672,9 @@ impl Tcb {
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let before_wnd = self.rcv_adv.saturating_sub(self.rcv_nxt);
         let n = self.recv.read(buf);
-        if n > 0 && self.state.is_synchronized() && !self.fin_received {
+        // With a shared window, the owner of that window sends the updates.
+        if n > 0 && self.state.is_synchronized() && !self.fin_received && self.shared_wnd.is_none()
+        {
             //= rfc9293#3.8.6.2.2
             //# receiver SWS avoidance: only announce a window increase of at least min(RCV.BUFF/2, Eff.snd.MSS)
             let new_wnd = self.recv.window() as u64;
@@ -1519,14 +1546,22 @@ impl Tcb {
     }
 
     fn window_field(&mut self) -> u16 {
-        let candidate = self.rcv_nxt + self.advertisable_window();
-        let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
-        //= rfc9293#3.8.6.2.2
-        //# the right window edge is advanced only by at least min(RCV.BUFF/2, Eff.snd.MSS); it never moves left
-        if candidate >= self.rcv_adv + thresh || self.rcv_adv < self.rcv_nxt {
-            self.rcv_adv = candidate.max(self.rcv_nxt);
-        }
-        let wnd = self.rcv_adv - self.rcv_nxt;
+        let wnd = if let Some(shared) = self.shared_wnd {
+            // The owner of the shared window keeps its right edge from moving left (in its
+            // own sequence space) and does its own silly window syndrome avoidance.
+            let wnd = shared.min(65535u64 << self.rcv_wscale);
+            self.rcv_adv = self.rcv_nxt + wnd;
+            wnd
+        } else {
+            let candidate = self.rcv_nxt + self.advertisable_window();
+            let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
+            //= rfc9293#3.8.6.2.2
+            //# the right window edge is advanced only by at least min(RCV.BUFF/2, Eff.snd.MSS); it never moves left
+            if candidate >= self.rcv_adv + thresh || self.rcv_adv < self.rcv_nxt {
+                self.rcv_adv = candidate.max(self.rcv_nxt);
+            }
+            self.rcv_adv - self.rcv_nxt
+        };
         //= rfc7323#2.3
         //# the window field is the window shifted right by Rcv.Wind.Shift
         (wnd >> self.rcv_wscale).min(65535) as u16
