@@ -1,8 +1,9 @@
 //! The connection-level receive window (RFC 8684 §3.3.4): one window, relative to the
 //! DATA_ACK and shared by every subflow. An application that stops reading stops the
 //! sender with at most about one connection-level receive buffer beyond what it read, on
-//! one subflow or two; once it reads again the window update goes out and the transfer
-//! ends byte-exact. In simulated time over the in-process endpoint pair.
+//! one subflow or two, without data-level retransmissions; once it reads again the window
+//! update goes out (or, lost, the sender's probe of the closed window brings it) and the
+//! transfer ends byte-exact. In simulated time over the in-process endpoint pair.
 
 #[path = "common/conn_pair.rs"]
 mod conn_pair;
@@ -199,6 +200,11 @@ fn slow_reader_is_bounded_and_resumes(joins: usize) {
         "the window was used: {acked}"
     );
     assert_eq!(
+        r.net.a.counters().MPTCPRetrans,
+        0,
+        "a closed window is no reason for data-level retransmissions"
+    );
+    assert_eq!(
         r.net.a.counters().SubflowStale,
         0,
         "a closed window is no stale path"
@@ -220,6 +226,11 @@ fn slow_reader_is_bounded_and_resumes(joins: usize) {
     let end = r.net.now + Duration::from_secs(20);
     r.run(end, true, total, total);
     assert_eq!(r.read, total, "everything arrived after the pause");
+    assert_eq!(
+        r.net.a.counters().MPTCPRetrans,
+        0,
+        "data-level retransmissions"
+    );
 }
 
 #[test]
@@ -313,4 +324,33 @@ fn a_read_that_opens_the_window_sends_the_update_at_once() {
             joins + 1
         );
     }
+}
+
+/// The window updates after the pause are lost: the sender, whose bytes beyond the closed
+/// window were already acknowledged on a subflow (no TCP persist timer runs there), probes
+/// the window from its data-level timer and resumes, without data-level retransmissions:
+/// the answer, on one subflow, opens the other subflow's send window too.
+#[test]
+fn a_lost_window_update_is_recovered_by_the_senders_probe() {
+    let total = 8u64 << 20;
+    let stop_at = 3u64 << 20;
+    let mut r = Run::new(1);
+    r.run(Instant::ZERO + Duration::from_secs(2), true, stop_at, total);
+    let pause_end = r.net.now + Duration::from_secs(2);
+    r.run(pause_end, false, stop_at, total);
+    let stopped = r.subflow_acked();
+    // Everything towards the sender is lost for a while: the reader's updates vanish.
+    r.net.cut[0] = true;
+    let cut_end = r.net.now + Duration::from_millis(100);
+    r.run(cut_end, true, stop_at + BUFFER as u64, total);
+    r.net.cut[0] = false;
+    let end = r.net.now + Duration::from_secs(20);
+    r.run(end, true, total, total);
+    assert_eq!(r.read, total, "everything arrived");
+    assert!(r.subflow_acked() > stopped);
+    assert_eq!(
+        r.net.a.counters().MPTCPRetrans,
+        0,
+        "data-level retransmissions"
+    );
 }

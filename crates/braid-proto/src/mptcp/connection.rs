@@ -2017,6 +2017,7 @@ impl MptcpConnection {
         let cont = self.continuation_option_space();
         for id in 0..self.subflows.len() {
             self.share_window(id);
+            self.raise_send_window(now, id);
             let s = self.subflows.get_mut(id)?;
             // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
             // they save goes to SACK blocks (the TCB sizes payload and SACK by the
@@ -2068,6 +2069,26 @@ impl MptcpConnection {
             return Some((id, seg.repr, payload));
         }
         None
+    }
+
+    /// Before subflow `id` is polled: the peer's data-level window, wherever it was
+    /// advertised, opens the subflow's TCP send window as far as the data it holds reaches
+    /// into it (from the DSN of its first unacknowledged byte).
+    fn raise_send_window(&mut self, now: Instant, id: SubflowId) {
+        if self.fallback || self.neg.is_none() {
+            return;
+        }
+        let edge = self.send.right_edge();
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        let una = s.tcb.snd_una_offset();
+        if una >= s.written || !s.tcb.state().is_synchronized() {
+            return;
+        }
+        if let Some((dsn, _)) = s.tx.lookup(una, 1) {
+            s.tcb.raise_send_window(now, edge.saturating_sub(dsn));
+        }
     }
 
     /// Option bytes a new segment that continues a mapping reserves, or `None` while every

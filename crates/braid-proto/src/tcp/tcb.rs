@@ -589,6 +589,32 @@ impl Tcb {
         }
     }
 
+    //= rfc8684#3.3.4
+    //= The window is the connection's, shared by the subflows: an update that came on one
+    //  subflow opens the others too.
+    /// Raises the send window (SND.WND, from SND.UNA) to at least `wnd` bytes: the MPTCP
+    /// layer's share of the peer's data-level window, which the peer may have advertised on
+    /// another subflow (Linux raises a subflow's `snd_wnd` the same way).
+    pub fn raise_send_window(&mut self, now: Instant, wnd: u64) {
+        if wnd > self.snd_wnd {
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.update_persist(now);
+        }
+    }
+
+    //= rfc9293#3.8.6.1
+    //# a zero-window probe elicits an ACK carrying the current window (sent with an old sequence number)
+    /// Sends a zero-window probe at the next `poll_segment`: an ACK with an old sequence
+    /// number, which the peer answers with an ACK carrying its current window. The MPTCP
+    /// layer probes a closed data-level window this way when the bytes beyond it were
+    /// already acknowledged at the subflow level.
+    pub fn probe_window(&mut self) {
+        if self.can_send_data() {
+            self.probe_pending = true;
+        }
+    }
+
     /// Ends every segment (new or retransmitted) that would cover stream offset `offset - 1`
     /// and `offset` at `offset`: the MPTCP layer maps one contiguous data-level run per
     /// segment, so it marks where one run ends and the next one begins. Offsets may come in
