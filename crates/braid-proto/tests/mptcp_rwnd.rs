@@ -354,3 +354,64 @@ fn a_lost_window_update_is_recovered_by_the_senders_probe() {
         "data-level retransmissions"
     );
 }
+
+/// An MP_PRIO asked for while the peer's window is closed does not ride on a TCP
+/// zero-window probe (an old sequence number: the peer answers it and drops the rest,
+/// options included, as Linux does); it follows on a pure ACK and arrives.
+#[test]
+fn a_signal_asked_for_while_probing_a_closed_window_is_not_lost_on_the_probe() {
+    use braid_proto::mptcp::MptcpConfig;
+    use braid_proto::tcp::Timer;
+    use conn_pair::{Faults, Pair};
+
+    let cfg = MptcpConfig {
+        tcp: TcpConfig {
+            recv_buffer: 128 * 1024,
+            ..TcpConfig::default()
+        },
+        recv_buffer: 128 * 1024,
+        ..MptcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, Faults::default(), 7);
+    let chunk = vec![0x5a_u8; 16384];
+    let deadline = Instant::ZERO + Duration::from_secs(10);
+    // The server never reads: the client ends up probing the closed window.
+    let asked_at = loop {
+        assert!(p.now < deadline, "the client never probed a closed window");
+        while p.client.write(&chunk) > 0 {}
+        p.poll_all();
+        p.deliver_due();
+        let persist = p.client.subflow(0).and_then(|t| t.timer(Timer::Persist));
+        let next = [
+            p.queue.keys().next().map(|k| k.0),
+            p.client.poll_timeout(),
+            p.server.as_ref().and_then(|s| s.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match (persist, next) {
+            // The persist timer is next: fire it, then ask for the MP_PRIO before the
+            // probe is polled.
+            (Some(at), Some(n)) if at <= n => {
+                p.now = at;
+                p.client.handle_timeout(at);
+                p.client.set_backup(0, true).expect("MPTCP");
+                break at;
+            }
+            _ => assert!(p.advance(), "nothing left to happen"),
+        }
+    };
+    let end = asked_at + Duration::from_millis(500);
+    while p.now < end {
+        p.poll_all();
+        p.deliver_due();
+        if !p.advance() {
+            break;
+        }
+    }
+    assert_eq!(p.client.counters().MPPrioTx, 1);
+    let server = p.server.as_ref().expect("server");
+    assert_eq!(server.counters().MPPrioRx, 1, "the MP_PRIO arrived");
+    assert_eq!(server.subflow_info(0).map(|i| i.2), Some(true));
+}

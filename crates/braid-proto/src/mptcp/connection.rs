@@ -41,8 +41,14 @@
 //! How the layers meet (workarounds for hooks the TCB does not have):
 //! - **Receiving** is pull-based: payload stays in the subflow TCB until a mapping covers it
 //!   and the connection-level buffer has room; only then is it read out of the TCB
-//!   ([`crate::tcp::Tcb::read`]). So the TCB's own window gives back-pressure, and reading at
-//!   the data level opens the subflow window again.
+//!   ([`crate::tcp::Tcb::read`]). The window every subflow advertises is the connection's
+//!   (`rwnd.rs`): the largest right edge advertised so far (DATA_ACK plus the data-level
+//!   buffer's free space, never moved left) minus the DATA_ACK the segment carries
+//!   ([`Tcb::set_shared_window`]), so the peer sees one window on all subflows and a
+//!   subflow TCB holds no more than that; reads that open it send a window update on every
+//!   open subflow. As a sender, a window update on one subflow opens the others'
+//!   ([`Tcb::raise_send_window`]), and a data-level window that stays closed is probed
+//!   ([`Tcb::probe_window`]) rather than retransmitted.
 //! - **Sending**: the scheduler sees each subflow as a [`SubflowView`]; with more than one
 //!   usable subflow a subflow's send space is capped at its congestion window plus one DSS
 //!   mapping's worth ([`SEND_AHEAD`]), handed over only once that backlog has run down to
@@ -2060,7 +2066,11 @@ impl MptcpConnection {
                 MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload.len()))
             };
             let start = seg.data.start;
-            self.add_options(id, &mut seg.repr, start, &payload);
+            if seg.probe {
+                self.probe_options(id, &mut seg.repr);
+            } else {
+                self.add_options(id, &mut seg.repr, start, &payload);
+            }
             // A segment without payload may carry more than the ACK reservation (a
             // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
             while seg.repr.options.padded_len() > self.opt_limit
@@ -2111,6 +2121,25 @@ impl MptcpConnection {
         } else {
             0
         })
+    }
+
+    /// The options of a TCP zero-window probe: the peer answers it but drops it otherwise
+    /// (Linux processes no MPTCP option of a segment outside its window), so it carries a
+    /// DATA_ACK only; whatever else waits to be signalled (MP_PRIO, addresses, a DATA_FIN)
+    /// goes on a pure ACK right after it.
+    fn probe_options(&mut self, id: SubflowId, repr: &mut TcpRepr) {
+        let Some(rx_space) = self.rx_space.filter(|_| !self.fallback) else {
+            return;
+        };
+        repr.options.mptcp.push(MptcpOption::Dss(Dss {
+            data_ack: Some(rx_space.dsn(self.recv.data_ack())),
+            data_ack_64: true,
+            mapping: None,
+            data_fin: false,
+        }));
+        if let Some(s) = self.subflows.get_mut(id) {
+            s.tcb.request_ack();
+        }
     }
 
     fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {

@@ -70,6 +70,9 @@ pub struct Segment {
     pub data: Range<u64>,
     /// True when the payload (or SYN/FIN) is a retransmission.
     pub retransmission: bool,
+    /// A zero-window probe: an ACK with an old sequence number, which the peer answers
+    /// with an ACK but otherwise drops (options such as MPTCP signals on it are lost).
+    pub probe: bool,
 }
 
 /// What [`Tcb::handle_segment`] did with a segment.
@@ -1649,6 +1652,7 @@ impl Tcb {
                 repr,
                 data: 0..0,
                 retransmission: false,
+                probe: false,
             });
         }
         match self.state {
@@ -1677,6 +1681,7 @@ impl Tcb {
                     repr,
                     data: 0..0,
                     retransmission,
+                    probe: false,
                 })
             }
             TcpState::TimeWait | TcpState::FinWait2 if !self.can_send_data() => {
@@ -1705,6 +1710,7 @@ impl Tcb {
             repr,
             data: 0..0,
             retransmission: false,
+            probe: false,
         })
     }
 
@@ -1925,6 +1931,7 @@ impl Tcb {
                 repr,
                 data: 0..0,
                 retransmission: false,
+                probe: true,
             });
         }
         self.pure_ack(now)
@@ -1980,6 +1987,7 @@ impl Tcb {
             repr,
             data: data.start.saturating_sub(1)..data.end.saturating_sub(1),
             retransmission: true,
+            probe: false,
         }
     }
 
@@ -2052,6 +2060,7 @@ impl Tcb {
             repr,
             data: start - 1..start - 1 + len,
             retransmission: false,
+            probe: false,
         })
     }
 
