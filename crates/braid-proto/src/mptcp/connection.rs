@@ -41,8 +41,14 @@
 //! How the layers meet (workarounds for hooks the TCB does not have):
 //! - **Receiving** is pull-based: payload stays in the subflow TCB until a mapping covers it
 //!   and the connection-level buffer has room; only then is it read out of the TCB
-//!   ([`crate::tcp::Tcb::read`]). So the TCB's own window gives back-pressure, and reading at
-//!   the data level opens the subflow window again.
+//!   ([`crate::tcp::Tcb::read`]). The window every subflow advertises is the connection's
+//!   (`rwnd.rs`): the largest right edge advertised so far (DATA_ACK plus the data-level
+//!   buffer's free space, never moved left) minus the DATA_ACK the segment carries
+//!   ([`Tcb::set_shared_window`]), so the peer sees one window on all subflows and a
+//!   subflow TCB holds no more than that; reads that open it send a window update on every
+//!   open subflow. As a sender, a window update on one subflow opens the others'
+//!   ([`Tcb::raise_send_window`]), and a data-level window that stays closed is probed
+//!   ([`Tcb::probe_window`]) rather than retransmitted.
 //! - **Sending**: the scheduler sees each subflow as a [`SubflowView`]; with more than one
 //!   usable subflow a subflow's send space is capped at its congestion window plus one DSS
 //!   mapping's worth ([`SEND_AHEAD`]), handed over only once that backlog has run down to
@@ -86,6 +92,8 @@ use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 mod addr;
 #[path = "data_rtx.rs"]
 mod data_rtx;
+#[path = "rwnd.rs"]
+mod rwnd;
 pub use addr::{AddrError, AnnouncedAddr, ConnPmEvent, PeerAddr};
 
 /// Index of a subflow in its connection.
@@ -655,6 +663,9 @@ pub struct MptcpConnection {
     /// The data-level retransmission timer: when it fires with the DATA_ACK still at
     /// `rtx.una`, the first unacknowledged bytes go again on another subflow.
     rtx: DataRtx,
+    /// The right edge of the connection-level receive window advertised so far (a data
+    /// offset; Linux's `rcv_wnd_sent`): it never moves left (see `rwnd.rs`).
+    rcv_wnd_sent: u64,
 }
 
 /// State of the data-level retransmission timer (see `MptcpConnection::data_rtx`).
@@ -713,6 +724,7 @@ impl MptcpConnection {
             addr: addr::AddrState::default(),
             opt_limit: MAX_OPTION_SPACE,
             rtx: DataRtx::default(),
+            rcv_wnd_sent: 0,
         }
     }
 
@@ -1083,6 +1095,9 @@ impl MptcpConnection {
         for id in 0..self.subflows.len() {
             self.pull(id);
         }
+        if n > 0 {
+            self.window_update();
+        }
         n
     }
 
@@ -1161,6 +1176,8 @@ impl MptcpConnection {
         for s in &mut self.subflows {
             s.tcb.set_reserved_option_len(0);
             s.reserved = 0;
+            // Each subflow's TCP window is its own again.
+            s.tcb.set_shared_window(None);
             // Every later subflow byte is the next data byte (after any mapping still held:
             // see `RxMap::set_infinite`).
             s.rx.set_infinite(s.tcb.recv_offset(), self.recv.next_expected());
@@ -2005,6 +2022,8 @@ impl MptcpConnection {
         self.close_subflows();
         let cont = self.continuation_option_space();
         for id in 0..self.subflows.len() {
+            self.share_window(id);
+            self.raise_send_window(now, id);
             let s = self.subflows.get_mut(id)?;
             // Data segments need the full DSS; pure ACKs only a DATA_ACK, and the space
             // they save goes to SACK blocks (the TCB sizes payload and SACK by the
@@ -2037,6 +2056,8 @@ impl MptcpConnection {
             let Some(mut seg) = seg else {
                 continue;
             };
+            self.window_advertised(&seg.repr);
+            let s = self.subflows.get_mut(id)?;
             let payload = s.tcb.payload(&seg).to_vec();
             s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start), self.send.una());
             self.opt_limit = if payload.is_empty() {
@@ -2045,7 +2066,11 @@ impl MptcpConnection {
                 MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload.len()))
             };
             let start = seg.data.start;
-            self.add_options(id, &mut seg.repr, start, &payload);
+            if seg.probe {
+                self.probe_options(id, &mut seg.repr);
+            } else {
+                self.add_options(id, &mut seg.repr, start, &payload);
+            }
             // A segment without payload may carry more than the ACK reservation (a
             // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
             while seg.repr.options.padded_len() > self.opt_limit
@@ -2054,6 +2079,26 @@ impl MptcpConnection {
             return Some((id, seg.repr, payload));
         }
         None
+    }
+
+    /// Before subflow `id` is polled: the peer's data-level window, wherever it was
+    /// advertised, opens the subflow's TCP send window as far as the data it holds reaches
+    /// into it (from the DSN of its first unacknowledged byte).
+    fn raise_send_window(&mut self, now: Instant, id: SubflowId) {
+        if self.fallback || self.neg.is_none() {
+            return;
+        }
+        let edge = self.send.right_edge();
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        let una = s.tcb.snd_una_offset();
+        if una >= s.written || !s.tcb.state().is_synchronized() {
+            return;
+        }
+        if let Some((dsn, _)) = s.tx.lookup(una, 1) {
+            s.tcb.raise_send_window(now, edge.saturating_sub(dsn));
+        }
     }
 
     /// Option bytes a new segment that continues a mapping reserves, or `None` while every
@@ -2076,6 +2121,25 @@ impl MptcpConnection {
         } else {
             0
         })
+    }
+
+    /// The options of a TCP zero-window probe: the peer answers it but drops it otherwise
+    /// (Linux processes no MPTCP option of a segment outside its window), so it carries a
+    /// DATA_ACK only; whatever else waits to be signalled (MP_PRIO, addresses, a DATA_FIN)
+    /// goes on a pure ACK right after it.
+    fn probe_options(&mut self, id: SubflowId, repr: &mut TcpRepr) {
+        let Some(rx_space) = self.rx_space.filter(|_| !self.fallback) else {
+            return;
+        };
+        repr.options.mptcp.push(MptcpOption::Dss(Dss {
+            data_ack: Some(rx_space.dsn(self.recv.data_ack())),
+            data_ack_64: true,
+            mapping: None,
+            data_fin: false,
+        }));
+        if let Some(s) = self.subflows.get_mut(id) {
+            s.tcb.request_ack();
+        }
     }
 
     fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {

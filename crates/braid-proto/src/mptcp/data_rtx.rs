@@ -83,6 +83,14 @@ impl MptcpConnection {
         if self.reinject.iter().any(|r| r.range.start <= una) {
             return;
         }
+        //= rfc8684#3.3.4
+        //= Bytes beyond the peer's data-level window (the window probe) wait for the window,
+        //  not for another path: reinjecting them cannot get them delivered sooner. A probe
+        //  the peer answers brings the window back.
+        if una >= self.send.right_edge() {
+            self.probe_closed_window();
+            return;
+        }
         let end = nxt.min(una + crate::sched::SEND_BURST);
         // Data-level retransmission moves bytes to another subflow. While one subflow
         // alone carried them, they go anywhere but there: sending them again on the same
@@ -125,6 +133,29 @@ impl MptcpConnection {
     pub(super) fn holds_unacked(s: &Subflow, range: &core::ops::Range<u64>) -> bool {
         s.tx.data_ranges_from(s.tcb.snd_una_offset())
             .any(|r| r.start < range.end && range.start < r.end)
+    }
+
+    /// Sends a zero-window probe on one subflow that can still send (working subflows
+    /// first, a different one after each expiry of the data-level timer): its answer
+    /// carries the peer's current window, also when the window update after the peer's
+    /// application read was lost and the bytes beyond the window were acknowledged at the
+    /// subflow level (so no TCP persist timer runs).
+    fn probe_closed_window(&mut self) {
+        let mut order: Vec<(bool, usize)> = self
+            .subflows
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| Self::open_for_data(s) && !s.dead)
+            .map(|(i, s)| (s.stale || s.backup, i))
+            .collect();
+        order.sort_unstable();
+        if order.is_empty() {
+            return;
+        }
+        let turn = self.rtx.backoff as usize % order.len();
+        if let Some(s) = order.get(turn).and_then(|&(_, i)| self.subflows.get_mut(i)) {
+            s.tcb.probe_window();
+        }
     }
 
     /// Asks one subflow that can still send for a pure ACK, which carries the DATA_FIN:

@@ -40,6 +40,11 @@ impl DataRecv {
         }
     }
 
+    /// The receive buffer's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Bytes the application can read now.
     pub fn readable(&self) -> usize {
         self.buf.readable()

@@ -92,11 +92,17 @@ impl SendBuffer {
 /// Maximum number of disjoint out-of-order ranges kept (the byte budget is the capacity).
 pub const MAX_OOO_RANGES: usize = 512;
 
+/// The first ring a receive buffer allocates (then doubled as the bytes held need).
+pub const MIN_RECV_RING: usize = 16 * 1024;
+
 /// Received bytes: in-order data waiting for the application and out-of-order data waiting
-/// for the gap before it to fill. All of it lives in one ring of `capacity` bytes.
+/// for the gap before it to fill. All of it lives in one ring of at most `capacity` bytes.
 #[derive(Debug)]
 pub struct RecvBuffer {
-    /// Allocated on the first byte stored, so idle and half-open connections cost nothing.
+    /// Allocated on the first byte stored, so idle and half-open connections cost nothing,
+    /// and grown (doubling, up to `capacity`) only as far as the bytes held reach: a reader
+    /// that keeps up, such as an MPTCP connection pulling from its subflows, keeps a small
+    /// one however much passes through. Byte `offset` lives at `offset % ring.len()`.
     ring: Vec<u8>,
     capacity: usize,
     /// Stream offset of the first unread byte.
@@ -158,10 +164,8 @@ impl RecvBuffer {
             return 0;
         }
         let src = &data[(lo - offset) as usize..(hi - offset) as usize];
-        let cap = self.capacity();
-        if self.ring.len() != cap {
-            self.ring = vec![0; cap];
-        }
+        self.reserve_to(hi);
+        let cap = self.ring.len();
         let pos = (lo % cap as u64) as usize;
         let first = src.len().min(cap - pos);
         self.ring[pos..pos + first].copy_from_slice(&src[..first]);
@@ -182,13 +186,46 @@ impl RecvBuffer {
         (self.contiguous - before) as usize
     }
 
+    /// Bytes of ring allocated now.
+    pub fn allocated(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Grows the ring so that it holds every byte from the first unread one up to stream
+    /// offset `hi` (at most `capacity` bytes, which `write_at` never exceeds).
+    fn reserve_to(&mut self, hi: u64) {
+        let need = usize::try_from(hi - self.read).unwrap_or(usize::MAX);
+        let old = self.ring.len();
+        if need <= old {
+            return;
+        }
+        let mut size = old.max(MIN_RECV_RING.min(self.capacity));
+        while size < need {
+            size = size.saturating_mul(2);
+        }
+        let size = size.min(self.capacity);
+        let mut ring = vec![0; size];
+        // Everything held lies in the `old` bytes from the first unread one: each keeps its
+        // offset and moves to that offset's slot in the larger ring.
+        let mut i = 0;
+        while i < old {
+            let at = self.read + i as u64;
+            let from = (at % old as u64) as usize;
+            let to = (at % size as u64) as usize;
+            let n = (old - i).min(old - from).min(size - to);
+            ring[to..to + n].copy_from_slice(&self.ring[from..from + n]);
+            i += n;
+        }
+        self.ring = ring;
+    }
+
     /// Copies readable bytes into `out`; returns how many.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.readable());
         if n == 0 {
             return 0;
         }
-        let cap = self.capacity();
+        let cap = self.ring.len();
         let pos = (self.read % cap as u64) as usize;
         let first = n.min(cap - pos);
         out[..first].copy_from_slice(&self.ring[pos..pos + first]);
@@ -227,6 +264,48 @@ mod tests {
         assert_eq!(r.ooo().len(), MAX_OOO_RANGES - 1);
         // In-order data drains what is contiguous.
         assert_eq!(r.write_at(0, b"ab"), 5);
+    }
+
+    #[test]
+    fn recv_ring_grows_only_as_far_as_the_bytes_held_reach() {
+        let cap = 1 << 20;
+        let mut r = RecvBuffer::new(cap);
+        assert_eq!(r.allocated(), 0);
+        // A reader that keeps up: 8 MiB through, never more than 3000 bytes held.
+        let byte = |i: u64| (i.wrapping_mul(2654435761) >> 9) as u8;
+        let mut at = 0u64;
+        let mut out = vec![0u8; 4096];
+        while at < 8 << 20 {
+            let piece: Vec<u8> = (at..at + 1448).map(byte).collect();
+            assert_eq!(r.write_at(at, &piece), 1448);
+            at += 1448;
+            if r.readable() > 1500 {
+                let n = r.read(&mut out);
+                let first = at - r.readable() as u64 - n as u64;
+                assert!(out[..n].iter().zip(first..).all(|(&b, i)| b == byte(i)));
+            }
+        }
+        assert_eq!(r.allocated(), MIN_RECV_RING);
+        // Out-of-order data far ahead grows it (doubling, wrapped bytes kept), up to the
+        // capacity.
+        let held = r.readable() as u64;
+        let start = at - held;
+        let far = start + 100_000;
+        let piece: Vec<u8> = (far..far + 1000).map(byte).collect();
+        assert_eq!(r.write_at(far, &piece), 0);
+        assert_eq!(r.allocated(), 128 * 1024);
+        let gap: Vec<u8> = (at..far).map(byte).collect();
+        assert_eq!(r.write_at(at, &gap), (far + 1000 - at) as usize);
+        let mut all = vec![0u8; r.readable()];
+        assert_eq!(r.read(&mut all), (far + 1000 - start) as usize);
+        assert!(all.iter().zip(start..).all(|(&b, i)| b == byte(i)));
+        let end = far + 1000;
+        let big: Vec<u8> = (end..end + cap as u64 + 10).map(byte).collect();
+        assert_eq!(r.write_at(end, &big), cap);
+        assert_eq!(r.allocated(), cap);
+        let mut all = vec![0u8; cap];
+        assert_eq!(r.read(&mut all), cap);
+        assert!(all.iter().zip(end..).all(|(&b, i)| b == byte(i)));
     }
 
     #[test]

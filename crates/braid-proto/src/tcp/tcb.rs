@@ -70,6 +70,9 @@ pub struct Segment {
     pub data: Range<u64>,
     /// True when the payload (or SYN/FIN) is a retransmission.
     pub retransmission: bool,
+    /// A zero-window probe: an ACK with an old sequence number, which the peer answers
+    /// with an ACK but otherwise drops (options such as MPTCP signals on it are lost).
+    pub probe: bool,
 }
 
 /// What [`Tcb::handle_segment`] did with a segment.
@@ -148,6 +151,9 @@ pub struct Tcb {
     rcv_adv: u64,
     rcv_wscale: u8,
     recv: RecvBuffer,
+    /// The window to advertise instead of the buffer's own free space, in bytes (an MPTCP
+    /// subflow's share of the connection-level window; see [`Tcb::set_shared_window`]).
+    shared_wnd: Option<u64>,
     fin_recv: Option<u64>,
     fin_received: bool,
     rcv_mss: usize,
@@ -303,6 +309,7 @@ impl Tcb {
                 0
             },
             recv: RecvBuffer::new(cfg.recv_buffer),
+            shared_wnd: None,
             fin_recv: None,
             fin_received: false,
             rcv_mss: 536,
@@ -556,11 +563,58 @@ impl Tcb {
     pub fn is_read_finished(&self) -> bool {
         self.fin_received && self.recv.readable() == 0
     }
+
+    //= rfc8684#3.3.4
+    //= The receive window is shared by all subflows and relative to the DATA_ACK: a subflow
+    //  advertises the connection-level window, not its own buffer's.
+    /// Advertises `wnd` bytes (up to the largest scaled window) on the segments after the
+    /// SYN instead of this TCB's own free buffer space, until set back to `None`. The MPTCP
+    /// layer sets it before polling each subflow: the connection-level window as the peer
+    /// reads it, relative to the DATA_ACK those segments carry. The window may then shrink
+    /// at the subflow level (the data-level right edge does not); the segments accepted are
+    /// still those the buffer has room for, and a window-update ACK after a read is the
+    /// caller's to request ([`Tcb::request_ack`]).
+    pub fn set_shared_window(&mut self, wnd: Option<u64>) {
+        self.shared_wnd = wnd;
+    }
+
+    /// The largest payload seen in one segment (the receiver's estimate of the peer's MSS,
+    /// for receiver-side silly window syndrome avoidance).
+    pub fn rcv_mss(&self) -> usize {
+        self.rcv_mss
+    }
+
     /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
     /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
     pub fn request_ack(&mut self) {
         if self.state.is_synchronized() {
             self.ack_now = true;
+        }
+    }
+
+    //= rfc8684#3.3.4
+    //= The window is the connection's, shared by the subflows: an update that came on one
+    //  subflow opens the others too.
+    /// Raises the send window (SND.WND, from SND.UNA) to at least `wnd` bytes: the MPTCP
+    /// layer's share of the peer's data-level window, which the peer may have advertised on
+    /// another subflow (Linux raises a subflow's `snd_wnd` the same way).
+    pub fn raise_send_window(&mut self, now: Instant, wnd: u64) {
+        if wnd > self.snd_wnd {
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.update_persist(now);
+        }
+    }
+
+    //= rfc9293#3.8.6.1
+    //# a zero-window probe elicits an ACK carrying the current window (sent with an old sequence number)
+    /// Sends a zero-window probe at the next `poll_segment`: an ACK with an old sequence
+    /// number, which the peer answers with an ACK carrying its current window. The MPTCP
+    /// layer probes a closed data-level window this way when the bytes beyond it were
+    /// already acknowledged at the subflow level.
+    pub fn probe_window(&mut self) {
+        if self.can_send_data() {
+            self.probe_pending = true;
         }
     }
 
@@ -647,7 +701,9 @@ impl Tcb {
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let before_wnd = self.rcv_adv.saturating_sub(self.rcv_nxt);
         let n = self.recv.read(buf);
-        if n > 0 && self.state.is_synchronized() && !self.fin_received {
+        // With a shared window, the owner of that window sends the updates.
+        if n > 0 && self.state.is_synchronized() && !self.fin_received && self.shared_wnd.is_none()
+        {
             //= rfc9293#3.8.6.2.2
             //# receiver SWS avoidance: only announce a window increase of at least min(RCV.BUFF/2, Eff.snd.MSS)
             let new_wnd = self.recv.window() as u64;
@@ -1519,14 +1575,22 @@ impl Tcb {
     }
 
     fn window_field(&mut self) -> u16 {
-        let candidate = self.rcv_nxt + self.advertisable_window();
-        let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
-        //= rfc9293#3.8.6.2.2
-        //# the right window edge is advanced only by at least min(RCV.BUFF/2, Eff.snd.MSS); it never moves left
-        if candidate >= self.rcv_adv + thresh || self.rcv_adv < self.rcv_nxt {
-            self.rcv_adv = candidate.max(self.rcv_nxt);
-        }
-        let wnd = self.rcv_adv - self.rcv_nxt;
+        let wnd = if let Some(shared) = self.shared_wnd {
+            // The owner of the shared window keeps its right edge from moving left (in its
+            // own sequence space) and does its own silly window syndrome avoidance.
+            let wnd = shared.min(65535u64 << self.rcv_wscale);
+            self.rcv_adv = self.rcv_nxt + wnd;
+            wnd
+        } else {
+            let candidate = self.rcv_nxt + self.advertisable_window();
+            let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
+            //= rfc9293#3.8.6.2.2
+            //# the right window edge is advanced only by at least min(RCV.BUFF/2, Eff.snd.MSS); it never moves left
+            if candidate >= self.rcv_adv + thresh || self.rcv_adv < self.rcv_nxt {
+                self.rcv_adv = candidate.max(self.rcv_nxt);
+            }
+            self.rcv_adv - self.rcv_nxt
+        };
         //= rfc7323#2.3
         //# the window field is the window shifted right by Rcv.Wind.Shift
         (wnd >> self.rcv_wscale).min(65535) as u16
@@ -1588,6 +1652,7 @@ impl Tcb {
                 repr,
                 data: 0..0,
                 retransmission: false,
+                probe: false,
             });
         }
         match self.state {
@@ -1616,6 +1681,7 @@ impl Tcb {
                     repr,
                     data: 0..0,
                     retransmission,
+                    probe: false,
                 })
             }
             TcpState::TimeWait | TcpState::FinWait2 if !self.can_send_data() => {
@@ -1644,6 +1710,7 @@ impl Tcb {
             repr,
             data: 0..0,
             retransmission: false,
+            probe: false,
         })
     }
 
@@ -1864,6 +1931,7 @@ impl Tcb {
                 repr,
                 data: 0..0,
                 retransmission: false,
+                probe: true,
             });
         }
         self.pure_ack(now)
@@ -1919,6 +1987,7 @@ impl Tcb {
             repr,
             data: data.start.saturating_sub(1)..data.end.saturating_sub(1),
             retransmission: true,
+            probe: false,
         }
     }
 
@@ -1991,6 +2060,7 @@ impl Tcb {
             repr,
             data: start - 1..start - 1 + len,
             retransmission: false,
+            probe: false,
         })
     }
 

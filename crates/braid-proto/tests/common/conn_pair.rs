@@ -462,6 +462,8 @@ pub struct EpNet {
     /// Packets seen on the wire, both ways (to b?, packet), while `keep_log`.
     pub log: Vec<(bool, Vec<u8>)>,
     pub keep_log: bool,
+    /// While set, every packet towards a (index 0) or b (index 1) is lost.
+    pub cut: [bool; 2],
 }
 
 impl EpNet {
@@ -479,6 +481,7 @@ impl EpNet {
             down_by_dst: BTreeMap::new(),
             log: Vec::new(),
             keep_log: false,
+            cut: [false; 2],
         }
     }
 
@@ -498,6 +501,9 @@ impl EpNet {
             return;
         }
         let d = usize::from(to_b);
+        if self.cut[d] {
+            return;
+        }
         let tx = Duration::from_nanos(pkt.len() as u64 * 80);
         let start = self.free_at[d].max(self.now);
         self.free_at[d] = start + tx;
