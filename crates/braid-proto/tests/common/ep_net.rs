@@ -84,6 +84,13 @@ impl EpNet {
 
     /// Everything both endpoints have to send, onto the wire.
     pub fn flush(&mut self) {
+        self.flush_with(|_, _, pkt| Some(pkt));
+    }
+
+    /// [`EpNet::flush`] through a middlebox: `tamper` sees each packet (with the pair as it
+    /// is, and whether it goes to b) and returns what goes on the wire, or `None` to drop
+    /// it.
+    pub fn flush_with(&mut self, mut tamper: impl FnMut(&EpNet, bool, Vec<u8>) -> Option<Vec<u8>>) {
         let mut buf = vec![0u8; 2048];
         loop {
             let mut any = false;
@@ -91,14 +98,18 @@ impl EpNet {
                 let pkt = buf[..t.len].to_vec();
                 let len = parse_tcp_packet(&pkt).map_or(0, |p| p.payload.len() as u64);
                 *self.up_by_src.entry(t.src).or_default() += len;
-                self.send(true, pkt);
+                if let Some(pkt) = tamper(self, true, pkt) {
+                    self.send(true, pkt);
+                }
                 any = true;
             }
             while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
                 let pkt = buf[..t.len].to_vec();
                 let len = parse_tcp_packet(&pkt).map_or(0, |p| p.payload.len() as u64);
                 *self.down_by_dst.entry(t.dst).or_default() += len;
-                self.send(false, pkt);
+                if let Some(pkt) = tamper(self, false, pkt) {
+                    self.send(false, pkt);
+                }
                 any = true;
             }
             if !any {
