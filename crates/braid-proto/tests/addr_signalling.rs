@@ -3,6 +3,9 @@
 //! REMOVE_ADDR (§3.4.2), MP_PRIO (§3.3.8), and the kernel path manager's endpoints and limits
 //! driving them on live connections.
 
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,19 +17,15 @@ use braid_proto::pm::{
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpRepr};
 use braid_proto::{
-    ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Event, Instant,
-    ListenOptions,
+    ConnectOptions, ConnectionHandle, Duration, EndpointConfig, Event, Instant, ListenOptions,
 };
+use conn_pair::{byte, EpNet};
 
 const SERVER: &str = "10.0.0.2:80";
 const ADD_ADDR_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn byte(seed: u64, i: u64) -> u8 {
-    (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8
 }
 
 /// What the network does to packets.
@@ -63,13 +62,10 @@ struct Seen {
     with_timestamps: bool,
 }
 
+/// The shared endpoint pair (`net.a`, `net.b`, `net.now` reach it) with a tampering
+/// network, a connection and what was seen.
 struct Net {
-    now: Instant,
-    a: Endpoint,
-    b: Endpoint,
-    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
-    seq: u64,
-    free_at: [Instant; 2],
+    ep: EpNet,
     /// Payload bytes by source address.
     by_src: BTreeMap<IpAddr, u64>,
     tamper: Tamper,
@@ -128,16 +124,15 @@ impl Net {
         client_pm: Option<PmFactory>,
         server_pm: Option<PmFactory>,
     ) -> Net {
-        let mut a = Endpoint::new(a, [1; 32]);
-        let mut b = Endpoint::new(b, [2; 32]);
+        let mut ep = EpNet::new(a, b, 0);
         let server: SocketAddr = server.parse().unwrap();
         let opts = ListenOptions { mptcp: true };
         match server_pm {
-            Some(pm) => b.listen_with_pm(server, opts, pm).unwrap(),
-            None => b.listen(server, opts).unwrap(),
+            Some(pm) => ep.b.listen_with_pm(server, opts, pm).unwrap(),
+            None => ep.b.listen(server, opts).unwrap(),
         }
-        let c = a
-            .connect_with_pm(
+        let c =
+            ep.a.connect_with_pm(
                 Instant::ZERO,
                 client.parse().unwrap(),
                 server,
@@ -146,12 +141,7 @@ impl Net {
             )
             .unwrap();
         let mut net = Net {
-            now: Instant::ZERO,
-            a,
-            b,
-            queue: BTreeMap::new(),
-            seq: 0,
-            free_at: [Instant::ZERO; 2],
+            ep,
             by_src: BTreeMap::new(),
             tamper,
             seen: Vec::new(),
@@ -171,36 +161,31 @@ impl Net {
         self.s.expect("accepted")
     }
 
+    /// Everything both endpoints have to send, through [`Net::tamper`], onto the wire.
     fn flush(&mut self) {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let mut any = false;
-            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
-                let pkt = buf[..t.len].to_vec();
-                self.send(true, pkt);
-                any = true;
-            }
-            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
-                let pkt = buf[..t.len].to_vec();
-                self.send(false, pkt);
-                any = true;
-            }
-            if !any {
-                break;
-            }
-        }
+        let (tamper, seen, by_src) = (&mut self.tamper, &mut self.seen, &mut self.by_src);
+        self.ep
+            .flush_with(|ep, to_b, pkt| Net::tamper(tamper, seen, by_src, ep, to_b, pkt));
     }
 
-    fn send(&mut self, to_b: bool, pkt: Vec<u8>) {
+    /// What the network does to a packet: `None` drops it.
+    fn tamper(
+        tamper: &mut Tamper,
+        seen: &mut Vec<Seen>,
+        by_src: &mut BTreeMap<IpAddr, u64>,
+        ep: &EpNet,
+        to_b: bool,
+        pkt: Vec<u8>,
+    ) -> Option<Vec<u8>> {
         let p = parse_tcp_packet(&pkt).unwrap();
         let (src, dst) = (p.ip.src_addr(), p.ip.dst_addr());
         let mut repr: TcpRepr = p.tcp.clone();
         let payload = p.payload.to_vec();
-        if repr.flags.rst() && self.tamper.drop_rst_from == Some(src) {
-            return;
+        if repr.flags.rst() && tamper.drop_rst_from == Some(src) {
+            return None;
         }
-        if self.tamper.blackhole.is_some_and(|a| a == src || a == dst) {
-            return;
+        if tamper.blackhole.is_some_and(|a| a == src || a == dst) {
+            return None;
         }
         let with_dss = repr
             .options
@@ -213,7 +198,7 @@ impl Net {
                 MptcpOption::AddAddr { .. }
                 | MptcpOption::RemoveAddr { .. }
                 | MptcpOption::MpPrio { .. } => {
-                    self.seen.push(Seen {
+                    seen.push(Seen {
                         to_b,
                         src,
                         opt: o.clone(),
@@ -229,53 +214,45 @@ impl Net {
                     echo: false,
                     hmac: Some(h),
                     ..
-                } if !to_b && self.tamper.forge_add_addr_to_a => *h ^= 1,
-                MptcpOption::AddAddr { echo: true, .. }
-                    if to_b && self.tamper.drop_echoes_to_b > 0 =>
-                {
-                    self.tamper.drop_echoes_to_b -= 1;
+                } if !to_b && tamper.forge_add_addr_to_a => *h ^= 1,
+                MptcpOption::AddAddr { echo: true, .. } if to_b && tamper.drop_echoes_to_b > 0 => {
+                    tamper.drop_echoes_to_b -= 1;
                     drop = true;
                 }
                 _ => {}
             }
         }
         if drop {
-            return;
+            return None;
         }
-        if to_b && self.tamper.strip_to_b {
+        if to_b && tamper.strip_to_b {
             repr.options.mptcp.clear();
         }
-        if !to_b && self.tamper.freeze_data_ack_to_a {
-            if self.a.counters().MPTCPRetrans > 0 {
-                self.tamper.freeze_data_ack_to_a = false;
+        if !to_b && tamper.freeze_data_ack_to_a {
+            if ep.a.counters().MPTCPRetrans > 0 {
+                tamper.freeze_data_ack_to_a = false;
             }
             for o in &mut repr.options.mptcp {
                 if let MptcpOption::Dss(d) = o {
-                    if let (true, Some(ack)) = (self.tamper.freeze_data_ack_to_a, d.data_ack) {
-                        d.data_ack = Some(*self.tamper.frozen_data_ack.get_or_insert(ack));
+                    if let (true, Some(ack)) = (tamper.freeze_data_ack_to_a, d.data_ack) {
+                        d.data_ack = Some(*tamper.frozen_data_ack.get_or_insert(ack));
                     }
                 }
             }
         }
         if !to_b && payload.is_empty() && !repr.flags.rst() {
-            if let Some(ids) = self.tamper.inject_remove_to_a.take() {
+            if let Some(ids) = tamper.inject_remove_to_a.take() {
                 repr.options.sack_blocks.clear();
                 repr.options
                     .mptcp
                     .push(MptcpOption::RemoveAddr { addr_ids: ids });
             }
         }
-        *self.by_src.entry(src).or_default() += payload.len() as u64;
+        *by_src.entry(src).or_default() += payload.len() as u64;
         let mut buf = vec![0u8; 2048];
         let n = emit_tcp_packet(&mut buf, src, dst, 64, &repr, &payload).unwrap();
         buf.truncate(n);
-        let d = usize::from(to_b);
-        let tx = Duration::from_nanos(buf.len() as u64 * 80);
-        let start = self.free_at[d].max(self.now);
-        self.free_at[d] = start + tx;
-        let at = self.free_at[d] + Duration::from_millis(5);
-        self.seq += 1;
-        self.queue.insert((at, self.seq), (to_b, buf));
+        Some(buf)
     }
 
     fn events(&mut self) {
@@ -301,29 +278,10 @@ impl Net {
     fn step(&mut self) -> bool {
         self.events();
         self.flush();
-        let next = [
-            self.queue.keys().next().map(|k| k.0),
-            self.a.poll_timeout(),
-            self.b.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else { return false };
-        self.now = self.now.max(next);
-        while let Some(e) = self.queue.first_entry() {
-            if e.key().0 > self.now {
-                break;
-            }
-            let (to_b, pkt) = e.remove();
-            if to_b {
-                self.b.handle_packet(self.now, &pkt);
-            } else {
-                self.a.handle_packet(self.now, &pkt);
-            }
+        // Nothing left to transmit: the pair's own flush finds nothing.
+        if !self.ep.step() {
+            return false;
         }
-        self.a.handle_timeout(self.now);
-        self.b.handle_timeout(self.now);
         self.events();
         true
     }
@@ -393,6 +351,19 @@ impl Net {
             .iter()
             .filter(|s| s.to_b == to_b && pred(&s.opt))
             .count()
+    }
+}
+
+impl std::ops::Deref for Net {
+    type Target = EpNet;
+    fn deref(&self) -> &EpNet {
+        &self.ep
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut EpNet {
+        &mut self.ep
     }
 }
 
@@ -804,7 +775,8 @@ fn endpoint_add_and_limits_on_a_live_connection() {
         PmEvent::RemoveAddrReceived { ids } if ids == &[1]
     )));
     net.transfer(256 << 10, 8, |_| {});
-    assert!(net.a.endpoint_delete(net.now, 1).is_err(), "unknown id");
+    let now = net.now;
+    assert!(net.a.endpoint_delete(now, 1).is_err(), "unknown id");
 }
 
 #[test]

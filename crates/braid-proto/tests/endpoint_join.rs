@@ -13,13 +13,9 @@ use braid_proto::{
     ConnectOptions, ConnectionHandle, Endpoint, EndpointConfig, Error, Event, Instant,
     ListenOptions,
 };
-use conn_pair::EpNet;
+use conn_pair::{byte, EpNet};
 
 const SERVER: &str = "10.0.0.2:80";
-
-fn byte(seed: u64, i: u64) -> u8 {
-    (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8
-}
 
 /// The shared endpoint pair (100 Mbit/s, 5 ms one way, no loss).
 fn new_net() -> EpNet {

@@ -2,216 +2,23 @@
 //! refused MP_JOIN, MP_FASTCLOSE on abort, the counters; in simulated time over a link with
 //! delay, a bottleneck rate and seeded loss.
 
-use std::collections::BTreeMap;
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
+
 use std::net::SocketAddr;
 
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet, TcpFlags, TcpOptions, TcpRepr};
 use braid_proto::{
-    ConnectOptions, ConnectionError, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error,
-    Event, Instant, ListenOptions,
+    ConnectOptions, ConnectionError, Duration, Endpoint, EndpointConfig, Error, Event, Instant,
+    ListenOptions,
 };
+use conn_pair::{App, EpNet};
 
 const CLIENT: &str = "10.0.0.1:0";
 const SERVER: &str = "10.0.0.2:80";
 
-fn byte(seed: u64, i: u64) -> u8 {
-    (i.wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8
-}
-
-/// One side's application: sends `to_send` pattern bytes then closes; checks what it reads.
-#[derive(Default)]
-struct App {
-    conn: Option<ConnectionHandle>,
-    to_send: u64,
-    sent: u64,
-    closed_write: bool,
-    received: u64,
-    /// Pattern seed of the bytes expected from the peer.
-    peer_seed: u64,
-    seed: u64,
-    mismatch: bool,
-    eof: bool,
-    closed: Option<Option<ConnectionError>>,
-    /// `is_mptcp` as seen once the connection was up.
-    mptcp_seen: bool,
-}
-
-impl App {
-    fn step(&mut self, ep: &mut Endpoint) {
-        let Some(c) = self.conn else { return };
-        let mut buf = [0u8; 16384];
-        while !self.closed_write {
-            if self.sent == self.to_send {
-                if ep.close(c).is_ok() {
-                    self.closed_write = true;
-                }
-                break;
-            }
-            let n = (self.to_send - self.sent).min(buf.len() as u64) as usize;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = byte(self.seed, self.sent + i as u64);
-            }
-            match ep.write(c, &buf[..n]) {
-                Ok(w) if w > 0 => self.sent += w as u64,
-                _ => break,
-            }
-        }
-        loop {
-            match ep.read(c, &mut buf) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    for (i, b) in buf[..n].iter().enumerate() {
-                        if *b != byte(self.peer_seed, self.received + i as u64) {
-                            self.mismatch = true;
-                        }
-                    }
-                    self.received += n as u64;
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-struct Net {
-    now: Instant,
-    a: Endpoint,
-    b: Endpoint,
-    /// (arrival, seq) -> (to b?, packet)
-    queue: BTreeMap<(Instant, u64), (bool, Vec<u8>)>,
-    seq: u64,
-    free_at: [Instant; 2],
-    rng: u64,
-    loss_per_mille: u64,
-    /// Packets seen on the wire, both ways (for option checks).
-    log: Vec<(bool, Vec<u8>)>,
-    keep_log: bool,
-}
-
-impl Net {
-    fn new(a_cfg: EndpointConfig, b_cfg: EndpointConfig, loss_per_mille: u64) -> Net {
-        Net {
-            now: Instant::ZERO,
-            a: Endpoint::new(a_cfg, [1; 32]),
-            b: Endpoint::new(b_cfg, [2; 32]),
-            queue: BTreeMap::new(),
-            seq: 0,
-            free_at: [Instant::ZERO; 2],
-            rng: 0x2545_F491_4F6C_DD1D,
-            loss_per_mille,
-            log: Vec::new(),
-            keep_log: false,
-        }
-    }
-
-    fn rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    fn send(&mut self, to_b: bool, pkt: Vec<u8>) {
-        if self.keep_log {
-            self.log.push((to_b, pkt.clone()));
-        }
-        if self.loss_per_mille > 0 && self.rand() % 1000 < self.loss_per_mille {
-            return;
-        }
-        // 100 Mbit/s, 5 ms one way.
-        let d = usize::from(to_b);
-        let tx = Duration::from_nanos(pkt.len() as u64 * 80);
-        let start = self.free_at[d].max(self.now);
-        self.free_at[d] = start + tx;
-        let at = self.free_at[d] + Duration::from_millis(5);
-        self.seq += 1;
-        self.queue.insert((at, self.seq), (to_b, pkt));
-    }
-
-    fn flush(&mut self) {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let mut any = false;
-            while let Some(t) = self.a.poll_transmit(self.now, &mut buf) {
-                self.send(true, buf[..t.len].to_vec());
-                any = true;
-            }
-            while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
-                self.send(false, buf[..t.len].to_vec());
-                any = true;
-            }
-            if !any {
-                break;
-            }
-        }
-    }
-
-    /// Runs until both applications saw `Closed` (or the time limit).
-    fn run(&mut self, ca: &mut App, sb: &mut App, limit: Duration) {
-        let end = Instant::ZERO + limit;
-        while self.now < end && !(ca.closed.is_some() && sb.closed.is_some()) {
-            for (ep, app) in [(&mut self.a, &mut *ca), (&mut self.b, &mut *sb)] {
-                while let Some(ev) = ep.poll_event() {
-                    match ev {
-                        Event::Accepted { conn, .. } | Event::Connected(conn) => {
-                            app.conn = Some(conn);
-                            app.mptcp_seen = ep.is_mptcp(conn);
-                        }
-                        Event::Closed { error, .. } => app.closed = Some(error),
-                        _ => {}
-                    }
-                }
-                app.step(ep);
-            }
-            self.flush();
-            let next = [
-                self.queue.keys().next().map(|k| k.0),
-                self.a.poll_timeout(),
-                self.b.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let Some(next) = next else { break };
-            self.now = self.now.max(next);
-            while let Some(e) = self.queue.first_entry() {
-                if e.key().0 > self.now {
-                    break;
-                }
-                let (to_b, pkt) = e.remove();
-                if to_b {
-                    self.b.handle_packet(self.now, &pkt);
-                } else {
-                    self.a.handle_packet(self.now, &pkt);
-                }
-            }
-            self.a.handle_timeout(self.now);
-            self.b.handle_timeout(self.now);
-        }
-    }
-}
-
-fn apps(a_bytes: u64, b_bytes: u64) -> (App, App) {
-    let ca = App {
-        to_send: a_bytes,
-        seed: 7,
-        peer_seed: 9,
-        ..App::default()
-    };
-    let sb = App {
-        to_send: b_bytes,
-        seed: 9,
-        peer_seed: 7,
-        ..App::default()
-    };
-    (ca, sb)
-}
-
-fn setup(net: &mut Net, client_mptcp: bool, server_mptcp: bool) -> App {
+fn setup(net: &mut EpNet, client_mptcp: bool, server_mptcp: bool) -> App {
     let server: SocketAddr = SERVER.parse().unwrap();
     net.b
         .listen(
@@ -244,15 +51,15 @@ fn transfer(
     checksum: bool,
     loss: u64,
     bytes: (u64, u64),
-) -> (Net, App, App) {
+) -> (EpNet, App, App) {
     let cfg = EndpointConfig {
         mptcp_checksum: checksum,
         ..EndpointConfig::default()
     };
-    let mut net = Net::new(cfg.clone(), cfg, loss);
-    let (mut ca, mut sb) = apps(bytes.0, bytes.1);
+    let mut net = EpNet::new(cfg.clone(), cfg, loss);
+    let (mut ca, mut sb) = App::pair(bytes.0, bytes.1);
     ca.conn = setup(&mut net, client_mptcp, server_mptcp).conn;
-    net.run(&mut ca, &mut sb, Duration::from_secs(600));
+    net.run_apps(&mut ca, &mut sb, Duration::from_secs(600));
     for (name, app) in [("client", &ca), ("server", &sb)] {
         assert!(!app.mismatch, "{name}: corrupted bytes");
         assert_eq!(app.closed, Some(None), "{name}: not closed cleanly");
@@ -300,15 +107,15 @@ fn mptcp_client_falls_back_against_a_plain_listener() {
 #[test]
 fn plain_client_is_plain_tcp_on_an_mptcp_listener() {
     let cfg = EndpointConfig::default();
-    let mut net = Net::new(cfg.clone(), cfg, 0);
-    let (mut ca, mut sb) = apps(1 << 20, 1 << 19);
+    let mut net = EpNet::new(cfg.clone(), cfg, 0);
+    let (mut ca, mut sb) = App::pair(1 << 20, 1 << 19);
     ca.conn = setup(&mut net, false, true).conn;
     // Stop right after the handshake to look at the server's connection kind.
-    net.run(&mut ca, &mut sb, Duration::from_millis(30));
+    net.run_apps(&mut ca, &mut sb, Duration::from_millis(30));
     let s = sb.conn.expect("accepted");
     assert!(net.b.mptcp_connection(s).is_none(), "plain SYN: plain TCP");
     assert!(!net.b.is_mptcp(s));
-    net.run(&mut ca, &mut sb, Duration::from_secs(600));
+    net.run_apps(&mut ca, &mut sb, Duration::from_secs(600));
     assert!(!ca.mismatch && !sb.mismatch);
     assert_eq!(sb.received, 1 << 20);
     assert_eq!(ca.received, 1 << 19);
@@ -318,7 +125,7 @@ fn plain_client_is_plain_tcp_on_an_mptcp_listener() {
 #[test]
 fn mptcp_listener_counts_and_keeps_connections_apart() {
     let cfg = EndpointConfig::default();
-    let mut net = Net::new(cfg.clone(), cfg, 0);
+    let mut net = EpNet::new(cfg.clone(), cfg, 0);
     let server: SocketAddr = SERVER.parse().unwrap();
     net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
     let mut conns = Vec::new();
@@ -335,8 +142,8 @@ fn mptcp_listener_counts_and_keeps_connections_apart() {
         );
     }
     // Applications that keep their (last) connections open.
-    let (mut x, mut y) = apps(u64::MAX, u64::MAX);
-    net.run(&mut x, &mut y, Duration::from_millis(100));
+    let (mut x, mut y) = App::pair(u64::MAX, u64::MAX);
+    net.run_apps(&mut x, &mut y, Duration::from_millis(100));
     let mut tokens: Vec<u32> = conns
         .iter()
         .map(|c| {
@@ -396,14 +203,14 @@ fn mp_join_syn_is_refused_with_mp_tcprst() {
 #[test]
 fn abort_sends_mp_fastclose_and_the_peer_sees_a_fast_close() {
     let cfg = EndpointConfig::default();
-    let mut net = Net::new(cfg.clone(), cfg, 0);
-    let (mut ca, mut sb) = apps(u64::MAX, 0);
+    let mut net = EpNet::new(cfg.clone(), cfg, 0);
+    let (mut ca, mut sb) = App::pair(u64::MAX, 0);
     ca.conn = setup(&mut net, true, true).conn;
-    net.run(&mut ca, &mut sb, Duration::from_millis(200));
+    net.run_apps(&mut ca, &mut sb, Duration::from_millis(200));
     assert!(sb.received > 0 && ca.mptcp_seen);
     net.keep_log = true;
     net.a.abort(ca.conn.unwrap()).unwrap();
-    net.run(&mut ca, &mut sb, Duration::from_millis(400));
+    net.run_apps(&mut ca, &mut sb, Duration::from_millis(400));
     let fastclose = net.log.iter().any(|(to_b, p)| {
         let seg = parse_tcp_packet(p).unwrap();
         *to_b
@@ -429,12 +236,12 @@ fn abort_sends_mp_fastclose_and_the_peer_sees_a_fast_close() {
 #[test]
 fn a_plain_rst_on_an_mptcp_connection_is_a_reset() {
     let cfg = EndpointConfig::default();
-    let mut net = Net::new(cfg.clone(), cfg, 0);
-    let (mut ca, mut sb) = apps(64 * 1024, 0);
+    let mut net = EpNet::new(cfg.clone(), cfg, 0);
+    let (mut ca, mut sb) = App::pair(64 * 1024, 0);
     ca.to_send = u64::MAX;
     ca.conn = setup(&mut net, true, true).conn;
     net.keep_log = true;
-    net.run(&mut ca, &mut sb, Duration::from_millis(300));
+    net.run_apps(&mut ca, &mut sb, Duration::from_millis(300));
     assert!(sb.received > 0 && ca.mptcp_seen);
     // A RST (no MPTCP option) in sequence from the server's side, right after its last
     // segment.

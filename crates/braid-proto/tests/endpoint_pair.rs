@@ -1,115 +1,16 @@
 //! Two endpoints in one process, joined by a simulated link (rate, delay, FIFO queue, optional
 //! deterministic loss), moving multi-megabyte streams byte-exact.
 
-use std::collections::VecDeque;
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
+
 use std::net::SocketAddr;
 
 use braid_proto::{
-    CcAlgorithm, ConnectOptions, ConnectionHandle, Duration, Endpoint, EndpointConfig, Error,
-    Event, Instant, ListenOptions, TcpConfig,
+    CcAlgorithm, ConnectOptions, ConnectionHandle, Duration, EndpointConfig, Error, Event, Instant,
+    ListenOptions, TcpConfig,
 };
-
-struct Link {
-    /// Bytes per second; 0 = infinite.
-    rate: u64,
-    delay: Duration,
-    queue_limit: usize,
-    busy_until: Instant,
-    in_flight: VecDeque<(Instant, Vec<u8>)>,
-    drop_every: Option<u64>,
-    /// Random loss probability in parts per million (seeded xorshift).
-    loss_ppm: u32,
-    /// Extra random delay per packet (reorders packets).
-    jitter_us: u64,
-    /// Deliver every Nth packet twice.
-    dup_every: Option<u64>,
-    /// Everything sent in this interval is lost (an outage).
-    outage: Option<(Instant, Instant)>,
-    rng: u64,
-    count: u64,
-    dropped: u64,
-}
-
-impl Link {
-    fn new(rate: u64, delay: Duration, queue_limit: usize, drop_every: Option<u64>) -> Link {
-        Link {
-            rate,
-            delay,
-            queue_limit,
-            busy_until: Instant::ZERO,
-            in_flight: VecDeque::new(),
-            drop_every,
-            loss_ppm: 0,
-            jitter_us: 0,
-            dup_every: None,
-            outage: None,
-            rng: 0x9E37_79B9_7F4A_7C15,
-            count: 0,
-            dropped: 0,
-        }
-    }
-
-    fn send(&mut self, now: Instant, pkt: &[u8]) {
-        self.count += 1;
-        if let Some(n) = self.drop_every {
-            if self.count % n == 0 {
-                self.dropped += 1;
-                return;
-            }
-        }
-        if self
-            .outage
-            .is_some_and(|(from, to)| now >= from && now < to)
-        {
-            self.dropped += 1;
-            return;
-        }
-        if self.loss_ppm > 0 && (self.next_rand() % 1_000_000) < u64::from(self.loss_ppm) {
-            self.dropped += 1;
-            return;
-        }
-        let start = self.busy_until.max(now);
-        let queued = start - now;
-        if self.rate > 0 {
-            let backlog = queued.as_secs_f64() * self.rate as f64;
-            if backlog > self.queue_limit as f64 {
-                self.dropped += 1;
-                return;
-            }
-            let tx = Duration::from_nanos(pkt.len() as u64 * 1_000_000_000 / self.rate);
-            self.busy_until = start + tx;
-        } else {
-            self.busy_until = start;
-        }
-        let mut at = self.busy_until + self.delay;
-        if self.jitter_us > 0 {
-            at += Duration::from_micros(self.next_rand() % self.jitter_us);
-        }
-        let copies = match self.dup_every {
-            Some(n) if self.count % n == 0 => 2,
-            _ => 1,
-        };
-        for _ in 0..copies {
-            let pos = self.in_flight.partition_point(|p| p.0 <= at);
-            self.in_flight.insert(pos, (at, pkt.to_vec()));
-        }
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    fn next(&self) -> Option<Instant> {
-        self.in_flight.front().map(|p| p.0)
-    }
-}
-
-fn stream_byte(i: u64) -> u8 {
-    (i.wrapping_mul(2654435761) >> 13) as u8
-}
+use conn_pair::{byte, EpNet, Link};
 
 struct Outcome {
     received: u64,
@@ -121,29 +22,22 @@ struct Outcome {
 }
 
 fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> Outcome {
-    let mut a = Endpoint::new(
-        EndpointConfig {
-            tcp: cfg.clone(),
-            ..Default::default()
-        },
-        [1; 32],
-    );
-    let mut b = Endpoint::new(
-        EndpointConfig {
-            tcp: cfg,
-            ..Default::default()
-        },
-        [2; 32],
-    );
+    let a_cfg = EndpointConfig {
+        tcp: cfg.clone(),
+        ..Default::default()
+    };
+    let b_cfg = EndpointConfig {
+        tcp: cfg,
+        ..Default::default()
+    };
+    let mut net = EpNet::with_links(a_cfg, b_cfg, ab, ba);
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let client: SocketAddr = "10.0.0.1:0".parse().unwrap();
-    b.listen(server, ListenOptions::default()).unwrap();
-    let mut now = Instant::ZERO;
-    let conn = a
-        .connect(now, client, server, ConnectOptions::default())
+    net.b.listen(server, ListenOptions::default()).unwrap();
+    let conn = net
+        .a
+        .connect(net.now, client, server, ConnectOptions::default())
         .unwrap();
-    let mut links = [ab, ba];
-    let mut buf = vec![0u8; 2048];
     let mut sent = 0u64;
     let mut received = 0u64;
     let mut sconn: Option<ConnectionHandle> = None;
@@ -159,12 +53,12 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
     let mut last = String::new();
     let mut next_trace = Instant::ZERO;
     let mut done_at = Instant::ZERO;
-    while now < limit && !(client_closed && server_closed) {
+    while net.now < limit && !(client_closed && server_closed) {
         // application: client writes, server reads
         if !closed_write {
             loop {
                 if sent == total {
-                    a.close(conn).unwrap();
+                    net.a.close(conn).unwrap();
                     closed_write = true;
                     break;
                 }
@@ -173,25 +67,26 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                     chunk_at = sent;
                     chunk_len = (total - sent).min(chunk.len() as u64) as usize;
                     for (i, c) in chunk[..chunk_len].iter_mut().enumerate() {
-                        *c = stream_byte(sent + i as u64);
+                        *c = byte(0, sent + i as u64);
                     }
                 }
                 let from = (sent - chunk_at) as usize;
-                match a.write(conn, &chunk[from..chunk_len]) {
+                match net.a.write(conn, &chunk[from..chunk_len]) {
                     Ok(w) => sent += w as u64,
                     Err(Error::WouldBlock) => break,
                     Err(e) => panic!("write: {e}"),
                 }
             }
         }
-        if let Some(info) = a.conn_info(conn) {
+        if let Some(info) = net.a.conn_info(conn) {
             retransmits = info.retransmits;
         }
-        if let Some(t) = a.tcb(conn) {
+        if let Some(t) = net.a.tcb(conn) {
             if std::env::var("TRACE").is_ok() && t.state() != braid_proto::TcpState::Closed {
-                if now >= next_trace {
+                if net.now >= next_trace {
                     eprintln!(
-                        "{now} cwnd {} ssth {} rtt {:?} una {} rexmit {} rec {}",
+                        "{} cwnd {} ssth {} rtt {:?} una {} rexmit {} rec {}",
+                        net.now,
                         t.cwnd(),
                         t.ssthresh(),
                         t.rtt(),
@@ -199,7 +94,7 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                         t.retransmits(),
                         t.in_recovery()
                     );
-                    next_trace = now + Duration::from_millis(50);
+                    next_trace = net.now + Duration::from_millis(50);
                 }
                 last = format!(
                     "{:?}",
@@ -214,26 +109,26 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                 );
             }
         }
-        while let Some(ev) = a.poll_event() {
+        while let Some(ev) = net.a.poll_event() {
             if std::env::var("TRACE").is_ok() {
-                eprintln!("{now} client {ev:?}");
+                eprintln!("{} client {ev:?}", net.now);
             }
             if let Event::Closed { error, .. } = ev {
                 assert_eq!(error, None);
                 client_closed = true;
-                done_at = done_at.max(now);
+                done_at = done_at.max(net.now);
             }
         }
-        while let Some(ev) = b.poll_event() {
+        while let Some(ev) = net.b.poll_event() {
             if std::env::var("TRACE").is_ok() {
-                eprintln!("{now} server {ev:?}");
+                eprintln!("{} server {ev:?}", net.now);
             }
             match ev {
                 Event::Accepted { conn, .. } => sconn = Some(conn),
                 Event::Closed { error, .. } => {
                     assert_eq!(error, None);
                     server_closed = true;
-                    done_at = done_at.max(now);
+                    done_at = done_at.max(net.now);
                 }
                 _ => {}
             }
@@ -241,9 +136,9 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
         if let Some(sc) = sconn {
             if !server_fin_sent {
                 loop {
-                    match b.read(sc, &mut rbuf) {
+                    match net.b.read(sc, &mut rbuf) {
                         Ok(0) => {
-                            b.close(sc).unwrap();
+                            net.b.close(sc).unwrap();
                             server_fin_sent = true;
                             break;
                         }
@@ -251,7 +146,7 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                             for (i, &c) in rbuf[..n].iter().enumerate() {
                                 assert_eq!(
                                     c,
-                                    stream_byte(received + i as u64),
+                                    byte(0, received + i as u64),
                                     "byte {}",
                                     received + i as u64
                                 );
@@ -264,54 +159,25 @@ fn transfer(cfg: TcpConfig, total: u64, ab: Link, ba: Link, limit: Instant) -> O
                 }
             }
         }
-        // network
-        for (ep, link) in [(&mut a, 0usize), (&mut b, 1usize)] {
-            while let Some(t) = ep.poll_transmit(now, &mut buf) {
-                links[link].send(now, &buf[..t.len]);
-            }
-        }
-        let next = [
-            links[0].next(),
-            links[1].next(),
-            a.poll_timeout(),
-            b.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else {
+        if !net.step() {
             eprintln!(
-                "idle at {now}: sent {sent} received {received} a={:?}",
-                a.conn_info(conn)
+                "idle at {}: sent {sent} received {received} a={:?}",
+                net.now,
+                net.a.conn_info(conn)
             );
             break;
-        };
-        now = now.max(next);
-        while links[0].next().is_some_and(|t| t <= now) {
-            let (_, p) = links[0].in_flight.pop_front().unwrap();
-            b.handle_packet(now, &p);
-        }
-        while links[1].next().is_some_and(|t| t <= now) {
-            let (_, p) = links[1].in_flight.pop_front().unwrap();
-            a.handle_packet(now, &p);
-        }
-        if a.poll_timeout().is_some_and(|t| t <= now) {
-            a.handle_timeout(now);
-        }
-        if b.poll_timeout().is_some_and(|t| t <= now) {
-            b.handle_timeout(now);
         }
     }
     eprintln!(
-        "end {now}: received {received} dropped {} {} rexmit {retransmits} info {:?}",
-        links[0].dropped, links[1].dropped, last
+        "end {}: received {received} dropped {} {} rexmit {retransmits} info {:?}",
+        net.now, net.ab.dropped, net.ba.dropped, last
     );
     Outcome {
         received,
         client_closed,
         server_closed,
         elapsed: done_at,
-        dropped: links[0].dropped + links[1].dropped,
+        dropped: net.ab.dropped + net.ba.dropped,
         retransmits,
     }
 }

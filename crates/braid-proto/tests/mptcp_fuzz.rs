@@ -2,28 +2,19 @@
 //! application calls) on the segments of real MPTCP connections never make an
 //! `MptcpConnection` panic, whatever state it is in.
 
+#[path = "common/conn_pair.rs"]
+mod conn_pair;
 #[path = "common/mptcp_strategy.rs"]
 mod mptcp_strategy;
 
 use braid_proto::mptcp::{MptcpConfig, MptcpConnection};
-use braid_proto::tcp::TcbParams;
 use braid_proto::time::{Duration, Instant};
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::TcpRepr;
+use conn_pair::params;
 use mptcp_strategy::arb_mptcp_option;
 use proptest::collection::vec;
 use proptest::prelude::*;
-
-fn params(local: u16, remote: u16, iss: u32) -> TcbParams {
-    TcbParams {
-        local_port: local,
-        remote_port: remote,
-        iss,
-        ts_offset: 0,
-        mss: 1460,
-        default_mss: 536,
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -11,14 +11,10 @@ use std::net::{IpAddr, SocketAddr};
 use braid_proto::endpoint::MAX_PENDING_JOINS;
 use braid_proto::sched::SchedulerKind;
 use braid_proto::{ConnectOptions, ConnectionHandle, EndpointConfig, Error, Event, ListenOptions};
-use conn_pair::EpNet;
+use conn_pair::{byte, EpNet};
 
 const SERVER: &str = "10.0.0.2:80";
 const SECOND: &str = "10.0.1.1:0";
-
-fn byte(i: u64) -> u8 {
-    (i.wrapping_mul(2654435761) >> 11) as u8
-}
 
 fn pair(server_mptcp: bool) -> (EpNet, ConnectionHandle) {
     // Both addresses share one wire here: round robin puts data on every subflow (the
@@ -95,7 +91,7 @@ fn transfer(net: &mut EpNet, c: ConnectionHandle, up: u64, down: u64) -> Seen {
             while sent_up < up {
                 let n = (up - sent_up).min(buf.len() as u64) as usize;
                 for (i, b) in buf[..n].iter_mut().enumerate() {
-                    *b = byte(sent_up + i as u64);
+                    *b = byte(0, sent_up + i as u64);
                 }
                 match net.a.write(c, &buf[..n]) {
                     Ok(w) => sent_up += w as u64,
@@ -113,7 +109,7 @@ fn transfer(net: &mut EpNet, c: ConnectionHandle, up: u64, down: u64) -> Seen {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         for (i, b) in buf[..n].iter().enumerate() {
-                            assert_eq!(*b, byte(seen.down + i as u64), "byte-exact down");
+                            assert_eq!(*b, byte(0, seen.down + i as u64), "byte-exact down");
                         }
                         seen.down += n as u64;
                     }
@@ -124,7 +120,7 @@ fn transfer(net: &mut EpNet, c: ConnectionHandle, up: u64, down: u64) -> Seen {
             while sent_down < down {
                 let n = (down - sent_down).min(buf.len() as u64) as usize;
                 for (i, b) in buf[..n].iter_mut().enumerate() {
-                    *b = byte(sent_down + i as u64);
+                    *b = byte(0, sent_down + i as u64);
                 }
                 match net.b.write(sc, &buf[..n]) {
                     Ok(w) => sent_down += w as u64,
@@ -140,7 +136,7 @@ fn transfer(net: &mut EpNet, c: ConnectionHandle, up: u64, down: u64) -> Seen {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         for (i, b) in buf[..n].iter().enumerate() {
-                            assert_eq!(*b, byte(seen.up + i as u64), "byte-exact up");
+                            assert_eq!(*b, byte(0, seen.up + i as u64), "byte-exact up");
                         }
                         seen.up += n as u64;
                     }
