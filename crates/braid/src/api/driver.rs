@@ -16,10 +16,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
 use super::device::{pick, PacketDevice};
-use super::reader::{self, Packet, RxQueue};
+use super::reader::{self, DevRx};
 use super::state::{Shared, State};
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 
@@ -32,18 +33,30 @@ const TX_BATCH: usize = 128;
 /// Rounds per run before the driver yields to other tasks.
 const ROUNDS: usize = 8;
 
-/// A device and braid's address behind it.
+/// A device and braid's address behind it; registered with the reactor when the driver
+/// reads it itself.
 struct Device {
-    dev: Arc<dyn PacketDevice + Send + Sync>,
     addr: IpAddr,
+    fd: AsyncFd<Dyn>,
+    /// Its receive side, shared with its watchdog.
+    rx: Arc<DevRx>,
+}
+
+/// A shared device as the reactor takes it.
+struct Dyn(Arc<dyn PacketDevice + Send + Sync>);
+
+impl std::os::fd::AsRawFd for Dyn {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     devices: Vec<Device>,
-    /// Packets the readers took from the devices.
-    rx: Arc<RxQueue>,
-    batch: Vec<Packet>,
+    /// Packets a watchdog queued, being handed to the engine.
+    batch: Vec<Vec<u8>>,
+    rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<braid_proto::Instant>,
@@ -51,30 +64,42 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Starts a reader thread per device.
+    /// Registers the devices with the reactor and starts a watchdog per device.
     pub fn new(
         shared: Arc<Shared>,
         devices: Vec<(Arc<dyn PacketDevice + Send + Sync>, IpAddr)>,
         ctl: Option<CtlServer>,
     ) -> io::Result<Driver> {
-        let rx = Arc::new(RxQueue::default());
-        for (index, (dev, _)) in devices.iter().enumerate() {
-            if let Err(e) = reader::spawn(index, dev.clone(), rx.clone()) {
-                rx.stop();
+        let mut devs: Vec<Device> = Vec::with_capacity(devices.len());
+        let stop_all = |devs: &[Device]| devs.iter().for_each(|d| d.rx.stop());
+        for (dev, addr) in devices {
+            let name = dev.name().to_owned();
+            // SAFETY: the device owns its descriptor (a TUN file or a datagram socket): it
+            // stays open, and `as_raw_fd` returns the same one, for as long as the device
+            // lives; the `Arc` inside keeps it alive until the `AsyncFd` is dropped.
+            let fd = match unsafe { AsyncFd::register(Dyn(dev.clone())) } {
+                Ok(fd) => fd,
+                Err(e) => {
+                    stop_all(&devs);
+                    let e = io::Error::from(e);
+                    return Err(io::Error::new(e.kind(), format!("device {name}: {e}")));
+                }
+            };
+            let rx = Arc::new(DevRx::new(dev));
+            if let Err(e) = reader::spawn(rx.clone()) {
+                stop_all(&devs);
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("device {}: cannot start its reader: {e}", dev.name()),
+                    format!("device {name}: cannot start its watchdog: {e}"),
                 ));
             }
+            devs.push(Device { addr, fd, rx });
         }
         Ok(Driver {
             shared,
-            devices: devices
-                .into_iter()
-                .map(|(dev, addr)| Device { dev, addr })
-                .collect(),
-            rx,
+            devices: devs,
             batch: Vec::with_capacity(RX_BATCH),
+            rx_buf: vec![0; PACKET_BUF],
             tx_buf: vec![0; PACKET_BUF],
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             armed: None,
@@ -82,17 +107,48 @@ impl Driver {
         })
     }
 
-    /// Hands up to a batch of received packets to the engine. True when more are waiting.
+    /// Hands up to a batch of received packets per device to the engine: first what its
+    /// watchdog queued, then what the device holds. True when a device has more.
     fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
         let now = st.now();
-        self.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
-        for (index, packet) in &self.batch {
-            st.io.packets_in += 1;
-            st.ep.handle_packet_on(now, *index, packet);
+        let mut more = false;
+        for (index, dev) in self.devices.iter().enumerate() {
+            let _reading = dev.rx.reading();
+            dev.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
+            let mut n = self.batch.len();
+            for packet in &self.batch {
+                st.io.packets_in += 1;
+                st.ep.handle_packet_on(now, index, packet);
+            }
+            dev.rx.recycle(&mut self.batch);
+            st.io.rx_dropped = st.io.rx_dropped.max(dev.rx.dropped());
+            'device: loop {
+                let mut guard = match dev.fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(g)) => g,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => break,
+                };
+                loop {
+                    if n >= RX_BATCH {
+                        more = true;
+                        break 'device;
+                    }
+                    let got = dev.rx.dev.recv(&mut self.rx_buf).map_err(|e| {
+                        io::Error::new(e.kind(), format!("device {}: {e}", dev.rx.dev.name()))
+                    })?;
+                    let Some(len) = got else {
+                        guard.clear_ready();
+                        dev.rx.drained();
+                        break;
+                    };
+                    n += 1;
+                    st.io.packets_in += 1;
+                    if let Some(packet) = self.rx_buf.get(..len) {
+                        st.ep.handle_packet_on(now, index, packet);
+                    }
+                }
+            }
         }
-        let more = self.batch.len() == RX_BATCH;
-        self.rx.recycle(&mut self.batch);
-        st.io.rx_dropped = self.rx.dropped();
         Ok(more)
     }
 
@@ -118,13 +174,13 @@ impl Driver {
             };
             for packet in data.chunks(seg) {
                 sent += 1;
-                match dev.dev.send(packet) {
+                match dev.rx.dev.send(packet) {
                     Ok(true) => st.io.packets_out += 1,
                     Ok(false) => st.io.packets_dropped += 1,
                     Err(e) => {
                         return Err(io::Error::new(
                             e.kind(),
-                            format!("device {}: {e}", dev.dev.name()),
+                            format!("device {}: {e}", dev.rx.dev.name()),
                         ))
                     }
                 }
@@ -203,9 +259,11 @@ impl Driver {
 }
 
 impl Drop for Driver {
-    /// The readers end with the driver.
+    /// The watchdogs end with the driver.
     fn drop(&mut self) {
-        self.rx.stop();
+        for d in &self.devices {
+            d.rx.stop();
+        }
     }
 }
 
