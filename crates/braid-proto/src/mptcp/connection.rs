@@ -1075,7 +1075,7 @@ impl MptcpConnection {
             self.reported.data_ack = ack;
             ev.readable = true;
         }
-        if self.reported.want_writable && self.send.capacity() > 0 {
+        if self.reported.want_writable && self.send.wakes_writer() {
             self.reported.want_writable = false;
             ev.writable = true;
         }

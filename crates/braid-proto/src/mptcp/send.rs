@@ -65,6 +65,12 @@ impl DataSend {
         }
     }
 
+    /// Enough free space to wake a writer that found the buffer full: a quarter of it, as
+    /// for a TCP connection's send buffer.
+    pub fn wakes_writer(&self) -> bool {
+        self.fin.is_none() && self.buf.wakes_writer()
+    }
+
     /// Queues the DATA_FIN after every byte written.
     pub fn close(&mut self) {
         if self.fin.is_none() {

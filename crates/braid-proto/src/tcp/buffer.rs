@@ -42,6 +42,13 @@ impl SendBuffer {
         self.capacity.saturating_sub(self.len())
     }
 
+    /// Enough free space to wake a writer that found the buffer full: a quarter of it (as
+    /// Linux wakes a blocked writer only once a good part of its queue is free, not at each
+    /// ACK, so that a bulk writer runs once per many ACKs).
+    pub fn wakes_writer(&self) -> bool {
+        self.free() >= (self.capacity / 4).max(1)
+    }
+
     /// Stream offset just past the last byte written.
     pub fn end(&self) -> u64 {
         self.base + self.len() as u64
@@ -238,6 +245,23 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_send_buffer_wakes_its_writer_only_once_a_quarter_is_free() {
+        let mut b = SendBuffer::new(1000);
+        assert_eq!(b.write(&[7; 1000]), 1000);
+        assert!(!b.wakes_writer());
+        b.ack_to(249);
+        assert!(!b.wakes_writer(), "249 bytes free of 1000: not yet");
+        b.ack_to(250);
+        assert!(b.wakes_writer(), "a quarter free");
+        // A buffer smaller than four bytes wakes at one free byte.
+        let mut t = SendBuffer::new(3);
+        assert_eq!(t.write(&[1; 3]), 3);
+        assert!(!t.wakes_writer());
+        t.ack_to(1);
+        assert!(t.wakes_writer());
+    }
 
     #[test]
     fn send_buffer_slices_and_acks() {

@@ -229,7 +229,7 @@ impl Tcb {
         self.high_rxt = self.high_rxt.max(ack);
         self.backoff = 0;
         self.retries = 0;
-        if self.want_writable && self.send.free() > 0 {
+        if self.want_writable && self.send.wakes_writer() {
             self.want_writable = false;
             self.events.writable = true;
         }
