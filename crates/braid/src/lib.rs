@@ -6,6 +6,7 @@ pub mod app;
 pub mod blocking;
 pub mod cmd;
 pub mod ctl;
+mod fdpoll;
 pub mod health;
 pub mod linkwatch;
 pub mod report;

@@ -180,22 +180,7 @@ impl LinkWatch {
 
     /// Waits until the socket is readable or `timeout` passed.
     fn poll(&self, timeout: Duration) -> io::Result<()> {
-        let mut pfd = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `pfd` is one valid, initialised `pollfd` that lives across the call, and
-        // the count passed is 1; the descriptor belongs to `self.socket`, which is open.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        Ok(())
+        crate::fdpoll::wait_readable(self.socket.as_raw_fd(), timeout).map(|_| ())
     }
 }
 

@@ -200,19 +200,18 @@ impl Builder {
         let mut infos = Vec::with_capacity(self.paths.len());
         let mut states = Vec::with_capacity(self.paths.len());
         for p in self.paths {
-            let (dev, addr, tun): (Arc<dyn PacketDevice + Send + Sync>, IpAddr, bool) = match p {
+            let (dev, addr): (Arc<dyn PacketDevice + Send + Sync>, IpAddr) = match p {
                 PathSpec::Tun(name, addr) => {
                     let d = crate::tun::TunDevice::open(&name)
                         .map_err(|e| io::Error::other(e.to_string()))?;
-                    (Arc::new(d), addr, true)
+                    (Arc::new(d), addr)
                 }
-                PathSpec::Device(d, addr) => (d, addr, false),
+                PathSpec::Device(d, addr) => (d, addr),
             };
             infos.push(PathInfo {
                 name: dev.name().to_owned(),
                 addr,
                 created: dev.state().created,
-                tun,
             });
             states.push(dev.clone());
             devices.push((dev, addr));

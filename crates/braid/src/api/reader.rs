@@ -14,7 +14,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -28,7 +27,7 @@ pub(crate) const QUEUE_MAX: usize = 16384;
 /// How long the driver may leave a readable device alone before the watchdog drains it.
 pub(crate) const STALE: Duration = Duration::from_millis(1);
 /// How often a watchdog with nothing to read looks whether it should stop.
-const STOP_POLL_MS: i32 = 100;
+const STOP_POLL: Duration = Duration::from_millis(100);
 /// Largest packet a device hands over.
 const PACKET_MAX: usize = 65536;
 /// Packets the watchdog moves per lock of the queue.
@@ -87,8 +86,8 @@ impl DevRx {
     }
 
     /// Takes up to `limit` queued packets into `out`; `waker` is woken when the watchdog
-    /// queues more.
-    pub fn take(&self, limit: usize, waker: &Waker, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    /// queues more. Returns the packets dropped so far because the queue was full.
+    pub fn take(&self, limit: usize, waker: &Waker, out: &mut Vec<Vec<u8>>) -> io::Result<u64> {
         let mut q = lock(&self.queue);
         if let Some((kind, msg)) = &q.error {
             return Err(io::Error::new(*kind, msg.clone()));
@@ -98,7 +97,7 @@ impl DevRx {
         if !q.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             q.waker = Some(waker.clone());
         }
-        Ok(())
+        Ok(q.dropped)
     }
 
     /// Gives the buffers of handled packets back.
@@ -109,12 +108,7 @@ impl DevRx {
         done.clear();
     }
 
-    /// Packets dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        lock(&self.queue).dropped
-    }
-
-    /// Tells the watchdog to end (within [`STOP_POLL_MS`]).
+    /// Tells the watchdog to end (within [`STOP_POLL`]).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -151,25 +145,6 @@ impl DevRx {
     }
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passed; true when readable.
-fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd that lives across the call, count 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(e);
-    }
-    Ok(rc > 0)
-}
-
 /// Starts the watchdog of a device.
 pub(crate) fn spawn(rx: Arc<DevRx>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -183,7 +158,7 @@ fn watch(rx: &DevRx) {
     let mut spare: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let stale_us = u64::try_from(STALE.as_micros()).unwrap_or(u64::MAX);
     while !rx.stop.load(Ordering::Relaxed) {
-        match wait_readable(rx.dev.as_raw_fd(), STOP_POLL_MS) {
+        match crate::fdpoll::wait_readable(rx.dev.as_raw_fd(), STOP_POLL) {
             Ok(false) => continue,
             Ok(true) => {}
             Err(e) => return rx.fail(e),

@@ -118,8 +118,6 @@ pub struct PathInfo {
     pub addr: IpAddr,
     /// braid created the device (it did not exist before).
     pub created: bool,
-    /// A TUN device (its link state can be read).
-    pub tun: bool,
 }
 
 /// The shared state (see the module docs).
@@ -340,7 +338,7 @@ impl State {
 
     /// An orphan (every stream handle dropped) still receiving: read and discard, so that
     /// its close can complete.
-    fn drain_orphan(&mut self, conn: ConnectionHandle) {
+    pub fn drain_orphan(&mut self, conn: ConnectionHandle) {
         let Self { ep, scratch, .. } = self;
         while let Ok(n) = ep.read(conn, scratch) {
             if n == 0 {

@@ -33,7 +33,8 @@ impl Drop for Inner {
             return;
         }
         if let Some(h) = slot.handle {
-            let r = if !slot.established {
+            // An engine that no longer knows the handle has nothing left to close.
+            let _ = if !slot.established {
                 st.ep.abort(h)
             } else if !slot.shut_down && !slot.aborted {
                 slot.shut_down = true;
@@ -41,14 +42,8 @@ impl Drop for Inner {
             } else {
                 Ok(())
             };
-            let _ = r;
             // What is already readable goes too.
-            let mut scratch = [0u8; 4096];
-            while let Ok(n) = st.ep.read(h, &mut scratch) {
-                if n == 0 {
-                    break;
-                }
-            }
+            st.drain_orphan(h);
             st.dispatch();
             st.wake_driver();
         }

@@ -243,7 +243,7 @@ async fn client(
                     opts.notice(&line);
                 }
                 _ = tick.tick() => {
-                    for n in take_notes(&control) {
+                    for n in control.take_notes() {
                         opts.notice(&n);
                     }
                     if let Some(p) = &mut opts.progress {
@@ -343,10 +343,6 @@ async fn write_counted<W: AsyncWrite + Unpin>(
         buf = &buf[n..];
     }
     Ok(())
-}
-
-fn take_notes(control: &crate::StreamControl) -> Vec<String> {
-    control.take_notes()
 }
 
 /// Waits for the handshake: a signal gives the attempt up at once, `--connect-timeout`
