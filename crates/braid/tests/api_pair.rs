@@ -1,47 +1,14 @@
 //! The library API end to end, in one process and without privileges: two endpoints joined
 //! by datagram socket pairs (one per path), each driven by its own task.
 
-use std::net::{IpAddr, SocketAddr};
-use std::os::unix::net::UnixDatagram;
+mod common;
+
 use std::time::Duration;
 
 use braid::{Endpoint, MptcpStream};
+use common::{dgram_pair, ip, pair_with, sa};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("address")
-}
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
-}
-
-fn dgram_pair() -> (UnixDatagram, UnixDatagram) {
-    let (a, b) = UnixDatagram::pair().expect("socketpair");
-    a.set_nonblocking(true).expect("nonblocking");
-    b.set_nonblocking(true).expect("nonblocking");
-    (a, b)
-}
-
-/// A client and a server endpoint over `paths` datagram pairs: path i is 10.i.0.2 (client)
-/// to 10.i.0.1 (server).
-fn pair_with(
-    paths: usize,
-    client: impl FnOnce(braid::Builder) -> braid::Builder,
-    server: impl FnOnce(braid::Builder) -> braid::Builder,
-) -> (Endpoint, Endpoint) {
-    let mut c = Endpoint::builder().seed([1; 32]);
-    let mut s = Endpoint::builder().seed([2; 32]);
-    for i in 0..paths {
-        let (a, b) = dgram_pair();
-        c = c.device(a, ip(&format!("10.{i}.0.2")));
-        s = s.device(b, ip(&format!("10.{i}.0.1")));
-    }
-    let c = client(c).build().expect("client endpoint");
-    let s = server(s).build().expect("server endpoint");
-    (c, s)
-}
 
 fn pair(paths: usize) -> (Endpoint, Endpoint) {
     pair_with(paths, |b| b, |b| b)
@@ -86,7 +53,7 @@ async fn an_echo_over_mptcp_is_byte_exact_at_every_edge_size() {
     let (c, s) = pair(1);
     let listener = s.listen(5000).expect("listen");
     for n in [0usize, 1, 1447, 1448, 1449, 100_000, 3 << 20] {
-        let server = echo_once(listener_clone(&s, &listener));
+        let server = echo_once(listener.clone());
         let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
         assert!(stream.is_mptcp(), "MP_CAPABLE negotiated");
         let data = pattern(n);
@@ -100,13 +67,6 @@ async fn an_echo_over_mptcp_is_byte_exact_at_every_edge_size() {
         assert_eq!(info.bytes_acked, n as u64);
     }
     drop(listener);
-}
-
-/// The listener is shared by reference in the loop above: each round's server task gets a
-/// handle of its own through the endpoint (a second `listen` on the same port is refused, so
-/// the first listener is reused through an `Arc`).
-fn listener_clone(_ep: &Endpoint, l: &braid::MptcpListener) -> braid::MptcpListener {
-    l.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,9 @@
 //! notices taken by the test. Ported from the old runtime's `app_tests`, `pair_tests` and
 //! `connecting` tests: the results, reports and notices are those users rely on.
 
+mod common;
+
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
@@ -17,48 +18,14 @@ use braid::app::{
 };
 use braid::report::Report;
 use braid::stream::{PatternStream, Tally};
-use braid::{Builder, Endpoint, MptcpStream};
+use braid::{Endpoint, MptcpStream};
+use common::{dgram_pair, ip, pair_with, sa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const SERVER: &str = "10.0.0.1:5000";
 
 type Run = (Result<Status, AppError>, Report);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("address")
-}
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
-}
-
-fn dgram_pair() -> (UnixDatagram, UnixDatagram) {
-    let (a, b) = UnixDatagram::pair().expect("socketpair");
-    a.set_nonblocking(true).expect("nonblocking");
-    b.set_nonblocking(true).expect("nonblocking");
-    (a, b)
-}
-
-/// A client and a server endpoint over `paths` datagram pairs: path i is 10.i.0.2 (client)
-/// to 10.i.0.1 (server).
-fn pair_with(
-    paths: usize,
-    client: impl FnOnce(Builder) -> Builder,
-    server: impl FnOnce(Builder) -> Builder,
-) -> (Endpoint, Endpoint) {
-    let mut c = Endpoint::builder().seed([1; 32]);
-    let mut s = Endpoint::builder().seed([2; 32]);
-    for i in 0..paths {
-        let (a, b) = dgram_pair();
-        c = c.device(a, ip(&format!("10.{i}.0.2")));
-        s = s.device(b, ip(&format!("10.{i}.0.1")));
-    }
-    (
-        client(c).build().expect("client endpoint"),
-        server(s).build().expect("server endpoint"),
-    )
-}
 
 /// Plain TCP at both ends, one path.
 fn plain_pair() -> (Endpoint, Endpoint) {
