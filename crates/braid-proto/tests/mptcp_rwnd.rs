@@ -15,7 +15,7 @@ use braid_proto::tcp::TcpConfig;
 use braid_proto::time::{Duration, Instant};
 use braid_proto::wire::mptcp::MptcpOption;
 use braid_proto::wire::parse_tcp_packet;
-use braid_proto::{ConnectOptions, ConnectionHandle, EndpointConfig, Event, ListenOptions};
+use braid_proto::{ConnectionHandle, EndpointConfig, Event};
 use conn_pair::EpNet;
 
 const SERVER: &str = "10.0.0.2:80";
@@ -52,16 +52,7 @@ fn pair(joins: usize) -> (EpNet, ConnectionHandle) {
     };
     let mut net = EpNet::new(config(sched), config(sched), 0);
     let server: SocketAddr = SERVER.parse().unwrap();
-    net.b.listen(server, ListenOptions { mptcp: true }).unwrap();
-    let c = net
-        .a
-        .connect(
-            net.now,
-            "10.0.0.1:0".parse().unwrap(),
-            server,
-            ConnectOptions { mptcp: true },
-        )
-        .unwrap();
+    let c = net.open(server, true, true);
     for i in 0..joins {
         let local: SocketAddr = format!("10.0.{}.1:0", i + 1).parse().unwrap();
         net.a

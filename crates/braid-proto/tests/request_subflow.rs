@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::endpoint::MAX_PENDING_JOINS;
 use braid_proto::sched::SchedulerKind;
-use braid_proto::{ConnectOptions, ConnectionHandle, EndpointConfig, Error, Event, ListenOptions};
+use braid_proto::{ConnectOptions, ConnectionHandle, EndpointConfig, Error, Event};
 use conn_pair::{byte, EpNet};
 
 const SERVER: &str = "10.0.0.2:80";
@@ -25,23 +25,7 @@ fn pair(server_mptcp: bool) -> (EpNet, ConnectionHandle) {
     };
     let mut net = EpNet::new(cfg.clone(), cfg, 0);
     let server: SocketAddr = SERVER.parse().unwrap();
-    net.b
-        .listen(
-            server,
-            ListenOptions {
-                mptcp: server_mptcp,
-            },
-        )
-        .unwrap();
-    let c = net
-        .a
-        .connect(
-            net.now,
-            "10.0.0.1:0".parse().unwrap(),
-            server,
-            ConnectOptions { mptcp: true },
-        )
-        .unwrap();
+    let c = net.open(server, true, server_mptcp);
     (net, c)
 }
 

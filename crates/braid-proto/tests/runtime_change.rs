@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::pm::PmFactory;
 use braid_proto::sched::SchedulerKind;
-use braid_proto::{ConnectOptions, ConnectionHandle, EndpointConfig, Error, Event, ListenOptions};
+use braid_proto::{ConnectionHandle, EndpointConfig, Error, Event};
 use conn_pair::EpNet;
 
 fn connected(client_addrs: &[&str], server_mptcp: bool) -> (EpNet, ConnectionHandle) {
@@ -20,23 +20,7 @@ fn connected(client_addrs: &[&str], server_mptcp: bool) -> (EpNet, ConnectionHan
     };
     let mut net = EpNet::new(a_cfg, EndpointConfig::default(), 0);
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    net.b
-        .listen(
-            server,
-            ListenOptions {
-                mptcp: server_mptcp,
-            },
-        )
-        .unwrap();
-    let c = net
-        .a
-        .connect(
-            net.now,
-            "10.0.0.1:0".parse().unwrap(),
-            server,
-            ConnectOptions { mptcp: true },
-        )
-        .unwrap();
+    let c = net.open(server, true, server_mptcp);
     let mut up = false;
     for _ in 0..10_000 {
         while let Some(ev) = net.a.poll_event() {

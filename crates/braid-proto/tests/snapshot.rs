@@ -6,9 +6,7 @@ mod conn_pair;
 
 use std::net::SocketAddr;
 
-use braid_proto::{
-    ConnSnapshot, ConnectOptions, ConnectionHandle, EndpointConfig, Event, ListenOptions, TcpState,
-};
+use braid_proto::{ConnSnapshot, ConnectionHandle, EndpointConfig, Event, TcpState};
 use conn_pair::EpNet;
 
 const SERVER: &str = "10.0.0.2:80";
@@ -28,25 +26,7 @@ fn run(
     };
     let mut net = EpNet::new(cfg.clone(), cfg, 0);
     let server: SocketAddr = SERVER.parse().unwrap();
-    net.b
-        .listen(
-            server,
-            ListenOptions {
-                mptcp: server_mptcp,
-            },
-        )
-        .unwrap();
-    let c = net
-        .a
-        .connect(
-            net.now,
-            "10.0.0.1:0".parse().unwrap(),
-            server,
-            ConnectOptions {
-                mptcp: client_mptcp,
-            },
-        )
-        .unwrap();
+    let c = net.open(server, client_mptcp, server_mptcp);
     let mut s = None;
     let (mut sent, mut received) = (0, 0);
     let mut buf = vec![0u8; 16384];

@@ -2,11 +2,14 @@
 //! application. Part of the shared harness; see `conn_pair.rs`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use braid_proto::time::{Duration, Instant};
 use braid_proto::wire::parse_tcp_packet;
-use braid_proto::{ConnectionError, ConnectionHandle, Endpoint, EndpointConfig, Event};
+use braid_proto::{
+    ConnectOptions, ConnectionError, ConnectionHandle, Endpoint, EndpointConfig, Event,
+    ListenOptions,
+};
 
 use super::{byte, Link};
 
@@ -37,6 +40,34 @@ pub struct EpNet {
 }
 
 impl EpNet {
+    /// b listens on `server` and a connects to it from 10.0.0.1 (an ephemeral port), now;
+    /// the connection's handle at a.
+    pub fn open(
+        &mut self,
+        server: SocketAddr,
+        client_mptcp: bool,
+        server_mptcp: bool,
+    ) -> ConnectionHandle {
+        self.b
+            .listen(
+                server,
+                ListenOptions {
+                    mptcp: server_mptcp,
+                },
+            )
+            .expect("listen");
+        self.a
+            .connect(
+                self.now,
+                SocketAddr::from(([10, 0, 0, 1], 0)),
+                server,
+                ConnectOptions {
+                    mptcp: client_mptcp,
+                },
+            )
+            .expect("connect")
+    }
+
     pub fn new(a_cfg: EndpointConfig, b_cfg: EndpointConfig, loss_per_mille: u64) -> EpNet {
         let mut net = EpNet::with_links(a_cfg, b_cfg, Link::wire(), Link::wire());
         net.loss_per_mille = loss_per_mille;
