@@ -2081,26 +2081,6 @@ impl MptcpConnection {
         None
     }
 
-    /// Before subflow `id` is polled: the peer's data-level window, wherever it was
-    /// advertised, opens the subflow's TCP send window as far as the data it holds reaches
-    /// into it (from the DSN of its first unacknowledged byte).
-    fn raise_send_window(&mut self, now: Instant, id: SubflowId) {
-        if self.fallback || self.neg.is_none() {
-            return;
-        }
-        let edge = self.send.right_edge();
-        let Some(s) = self.subflows.get_mut(id) else {
-            return;
-        };
-        let una = s.tcb.snd_una_offset();
-        if una >= s.written || !s.tcb.state().is_synchronized() {
-            return;
-        }
-        if let Some((dsn, _)) = s.tx.lookup(una, 1) {
-            s.tcb.raise_send_window(now, edge.saturating_sub(dsn));
-        }
-    }
-
     /// Option bytes a new segment that continues a mapping reserves, or `None` while every
     /// segment must carry its own MPTCP option (the MP_CAPABLE repeats of an unconfirmed
     /// client, a pending MP_FAIL or infinite mapping). A DATA_ACK goes on such segments once
@@ -2121,25 +2101,6 @@ impl MptcpConnection {
         } else {
             0
         })
-    }
-
-    /// The options of a TCP zero-window probe: the peer answers it but drops it otherwise
-    /// (Linux processes no MPTCP option of a segment outside its window), so it carries a
-    /// DATA_ACK only; whatever else waits to be signalled (MP_PRIO, addresses, a DATA_FIN)
-    /// goes on a pure ACK right after it.
-    fn probe_options(&mut self, id: SubflowId, repr: &mut TcpRepr) {
-        let Some(rx_space) = self.rx_space.filter(|_| !self.fallback) else {
-            return;
-        };
-        repr.options.mptcp.push(MptcpOption::Dss(Dss {
-            data_ack: Some(rx_space.dsn(self.recv.data_ack())),
-            data_ack_64: true,
-            mapping: None,
-            data_fin: false,
-        }));
-        if let Some(s) = self.subflows.get_mut(id) {
-            s.tcb.request_ack();
-        }
     }
 
     fn add_options(&mut self, id: SubflowId, repr: &mut TcpRepr, sub: u64, payload: &[u8]) {

@@ -13,6 +13,11 @@
 //! subflow sends a window update, so a peer stopped by a closed window resumes. A peer that
 //! probes the zero window meanwhile gets an ACK with the current window from the TCB.
 //!
+//! As a sender under the peer's shared window: before a subflow is polled, the peer's
+//! data-level window, wherever it was advertised, opens that subflow's TCP send window
+//! (`raise_send_window`), and a zero-window probe carries a DATA_ACK only
+//! (`probe_options`).
+//!
 //! A child module of `connection` (it reaches the connection's private state), like
 //! `data_rtx.rs`; the hooks are [`MptcpConnection::share_window`] and
 //! [`MptcpConnection::window_advertised`] around each subflow's poll in `poll_segment`,
@@ -92,6 +97,45 @@ impl MptcpConnection {
             if s.usable() && state.is_synchronized() && state != TcpState::TimeWait {
                 s.tcb.request_ack();
             }
+        }
+    }
+
+    /// Before subflow `id` is polled: the peer's data-level window, wherever it was
+    /// advertised, opens the subflow's TCP send window as far as the data it holds reaches
+    /// into it (from the DSN of its first unacknowledged byte).
+    pub(super) fn raise_send_window(&mut self, now: Instant, id: SubflowId) {
+        if self.fallback || self.neg.is_none() {
+            return;
+        }
+        let edge = self.send.right_edge();
+        let Some(s) = self.subflows.get_mut(id) else {
+            return;
+        };
+        let una = s.tcb.snd_una_offset();
+        if una >= s.written || !s.tcb.state().is_synchronized() {
+            return;
+        }
+        if let Some((dsn, _)) = s.tx.lookup(una, 1) {
+            s.tcb.raise_send_window(now, edge.saturating_sub(dsn));
+        }
+    }
+
+    /// The options of a TCP zero-window probe: the peer answers it but drops it otherwise
+    /// (Linux processes no MPTCP option of a segment outside its window), so it carries a
+    /// DATA_ACK only; whatever else waits to be signalled (MP_PRIO, addresses, a DATA_FIN)
+    /// goes on a pure ACK right after it.
+    pub(super) fn probe_options(&mut self, id: SubflowId, repr: &mut TcpRepr) {
+        let Some(rx_space) = self.rx_space.filter(|_| !self.fallback) else {
+            return;
+        };
+        repr.options.mptcp.push(MptcpOption::Dss(Dss {
+            data_ack: Some(rx_space.dsn(self.recv.data_ack())),
+            data_ack_64: true,
+            mapping: None,
+            data_fin: false,
+        }));
+        if let Some(s) = self.subflows.get_mut(id) {
+            s.tcb.request_ack();
         }
     }
 }

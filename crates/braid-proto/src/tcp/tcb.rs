@@ -249,6 +249,8 @@ pub struct Tcb {
 
 #[path = "recovery.rs"]
 mod recovery;
+#[path = "shared_window.rs"]
+mod shared_window;
 use recovery::{Frto, Prr};
 
 /// RFC 9406 (HyStart++) delay-increase detection, per round of one window.
@@ -564,57 +566,11 @@ impl Tcb {
         self.fin_received && self.recv.readable() == 0
     }
 
-    //= rfc8684#3.3.4
-    //= The receive window is shared by all subflows and relative to the DATA_ACK: a subflow
-    //  advertises the connection-level window, not its own buffer's.
-    /// Advertises `wnd` bytes (up to the largest scaled window) on the segments after the
-    /// SYN instead of this TCB's own free buffer space, until set back to `None`. The MPTCP
-    /// layer sets it before polling each subflow: the connection-level window as the peer
-    /// reads it, relative to the DATA_ACK those segments carry. The window may then shrink
-    /// at the subflow level (the data-level right edge does not); the segments accepted are
-    /// still those the buffer has room for, and a window-update ACK after a read is the
-    /// caller's to request ([`Tcb::request_ack`]).
-    pub fn set_shared_window(&mut self, wnd: Option<u64>) {
-        self.shared_wnd = wnd;
-    }
-
-    /// The largest payload seen in one segment (the receiver's estimate of the peer's MSS,
-    /// for receiver-side silly window syndrome avoidance).
-    pub fn rcv_mss(&self) -> usize {
-        self.rcv_mss
-    }
-
     /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
     /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
     pub fn request_ack(&mut self) {
         if self.state.is_synchronized() {
             self.ack_now = true;
-        }
-    }
-
-    //= rfc8684#3.3.4
-    //= The window is the connection's, shared by the subflows: an update that came on one
-    //  subflow opens the others too.
-    /// Raises the send window (SND.WND, from SND.UNA) to at least `wnd` bytes: the MPTCP
-    /// layer's share of the peer's data-level window, which the peer may have advertised on
-    /// another subflow (Linux raises a subflow's `snd_wnd` the same way).
-    pub fn raise_send_window(&mut self, now: Instant, wnd: u64) {
-        if wnd > self.snd_wnd {
-            self.snd_wnd = wnd;
-            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
-            self.update_persist(now);
-        }
-    }
-
-    //= rfc9293#3.8.6.1
-    //# a zero-window probe elicits an ACK carrying the current window (sent with an old sequence number)
-    /// Sends a zero-window probe at the next `poll_segment`: an ACK with an old sequence
-    /// number, which the peer answers with an ACK carrying its current window. The MPTCP
-    /// layer probes a closed data-level window this way when the bytes beyond it were
-    /// already acknowledged at the subflow level.
-    pub fn probe_window(&mut self) {
-        if self.can_send_data() {
-            self.probe_pending = true;
         }
     }
 
