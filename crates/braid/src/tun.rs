@@ -3,12 +3,19 @@
 //! [`TunDevice::open`] attaches to an existing device (for example one created persistent with
 //! `ip tuntap add dev NAME mode tun`) or creates it when it does not exist. The kernel side of
 //! the device (its address, routes, link state) is configured by whoever runs braid.
+//!
+//! The device itself is [`tun_rs`]'s: it opens `/dev/net/tun`, attaches (`TUNSETIFF`), clears
+//! any offload state a previous owner left on a persistent device, and reads and writes the
+//! transmit queue length. braid's driver waits on the descriptor through tokio's reactor, as it
+//! does for every [`PacketDevice`](crate::api::PacketDevice), so the device is kept in
+//! non-blocking mode rather than wrapped in `tun_rs::AsyncDevice`: one waiting mechanism for
+//! TUN and datagram devices alike, and a watchdog thread can drain it through `&self`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
 
@@ -40,11 +47,20 @@ pub enum TunError {
 }
 
 /// An open TUN device.
-#[derive(Debug)]
 pub struct TunDevice {
-    file: File,
+    dev: SyncDevice,
     name: String,
     created: bool,
+}
+
+impl std::fmt::Debug for TunDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunDevice")
+            .field("name", &self.name)
+            .field("fd", &self.dev.as_raw_fd())
+            .field("created", &self.created)
+            .finish()
+    }
 }
 
 /// The shortest transmit queue braid leaves its TUN devices with: the packets the kernel
@@ -52,46 +68,6 @@ pub struct TunDevice {
 /// initial windows, or their SYNs) overflows the default 500; the kernel then drops them,
 /// and the senders wait out retransmission timeouts.
 pub const MIN_TXQUEUELEN: u32 = 16384;
-
-/// `SIOCGIFTXQLEN` / `SIOCSIFTXQLEN` (linux/sockios.h), which the libc crate does not name
-/// on Linux.
-const SIOCGIFTXQLEN: libc::Ioctl = 0x8942;
-const SIOCSIFTXQLEN: libc::Ioctl = 0x8943;
-
-/// Raises device `name`'s transmit queue to `min` packets if it is shorter (a longer one,
-/// set by its owner, stays). Returns the length it has now.
-pub fn ensure_txqueuelen(name: &str, min: u32) -> io::Result<u32> {
-    // SAFETY: socket(2) with constant arguments; the result is checked and owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns; the OwnedFd closes it.
-    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: all-zero bytes are a valid `ifreq` (plain data and a raw pointer).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFTXQLEN reads the name and writes the queue length (an int, the union's
-    // `ifru_ivalue`, which `ifru_mtu` aliases) of one valid, exclusively borrowed `ifreq`.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGIFTXQLEN, &mut req) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel wrote the int member just read back.
-    let now = u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0);
-    if now >= min {
-        return Ok(now);
-    }
-    req.ifr_ifru.ifru_mtu = i32::try_from(min).unwrap_or(i32::MAX);
-    // SAFETY: as above; SIOCSIFTXQLEN only reads the `ifreq`.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCSIFTXQLEN, &mut req) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(min)
-}
 
 /// Whether a network device of that name exists in this network namespace.
 fn device_exists(name: &str) -> bool {
@@ -108,6 +84,27 @@ fn valid_name(name: &str) -> bool {
             .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
 }
 
+/// The clone device can be opened by this process: its absence and a lack of permission on
+/// it are told apart from a refusal to attach to the named device.
+fn check_clone_device(name: &str) -> Result<(), TunError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(CLONE_DEVICE)
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => TunError::NoCloneDevice,
+            io::ErrorKind::PermissionDenied => TunError::PermissionDenied {
+                name: name.to_owned(),
+                reason: "cannot open /dev/net/tun",
+            },
+            _ => TunError::Io {
+                name: name.to_owned(),
+                source: e,
+            },
+        })
+}
+
 impl TunDevice {
     /// Open the TUN device `name`: attach if it exists, create it (non-persistent: it goes away
     /// when braid exits) if it does not. Packets are raw IPv4/IPv6 (`IFF_TUN | IFF_NO_PI`), and
@@ -116,67 +113,50 @@ impl TunDevice {
         if !valid_name(name) {
             return Err(TunError::InvalidName(name.to_owned()));
         }
+        check_clone_device(name)?;
         let existed = device_exists(name);
         // Subscribed before attaching, so that the kernel's report of the carrier that the
         // attach turns on cannot be missed. Without netlink braid still works, only without
         // the wait (see `linkwatch`).
         let watch = LinkWatch::subscribe().ok();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(CLONE_DEVICE)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => TunError::NoCloneDevice,
-                io::ErrorKind::PermissionDenied => TunError::PermissionDenied {
-                    name: name.to_owned(),
-                    reason: "cannot open /dev/net/tun",
-                },
-                _ => TunError::Io {
-                    name: name.to_owned(),
-                    source: e,
-                },
-            })?;
-
-        // SAFETY: `ifreq` is a plain C struct (arrays, integers, a union of plain data and a
-        // raw pointer); all-zero bytes are a valid value of it.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        // The name was checked to be shorter than IFNAMSIZ, so the zeroed tail terminates it.
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *dst = src as libc::c_char;
-        }
-        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
-        // SAFETY: the descriptor is an open /dev/net/tun owned by `file`, which outlives the
-        // call; TUNSETIFF reads and writes exactly one `struct ifreq`, and `req` is a valid,
-        // initialised, exclusively borrowed `ifreq`.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            let name = name.to_owned();
-            return Err(match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => TunError::PermissionDenied {
-                    name,
-                    reason: if existed {
-                        "the device belongs to another user or group"
-                    } else {
-                        "the device does not exist and creating it needs CAP_NET_ADMIN"
+        let io_err = |source: io::Error| TunError::Io {
+            name: name.to_owned(),
+            source,
+        };
+        let dev = DeviceBuilder::new()
+            .name(name)
+            .layer(Layer::L3)
+            .packet_information(false)
+            .build_sync()
+            .map_err(|e| {
+                let name = name.to_owned();
+                match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) => TunError::PermissionDenied {
+                        name,
+                        reason: if existed {
+                            "the device belongs to another user or group"
+                        } else {
+                            "the device does not exist and creating it needs CAP_NET_ADMIN"
+                        },
                     },
-                },
-                Some(libc::EBUSY) => TunError::Busy { name },
-                Some(libc::EINVAL) if existed => TunError::NotTun { name },
-                _ => TunError::Io { name, source: e },
-            });
-        }
+                    Some(libc::EBUSY) => TunError::Busy { name },
+                    Some(libc::EINVAL) if existed => TunError::NotTun { name },
+                    _ => TunError::Io { name, source: e },
+                }
+            })?;
+        dev.set_nonblocking(true).map_err(io_err)?;
         // Best effort: without CAP_NET_ADMIN (a persistent device owned by the user) the
-        // device keeps its queue.
-        let _ = ensure_txqueuelen(name, MIN_TXQUEUELEN);
+        // device keeps its queue; a longer one, set by its owner, stays.
+        if dev.tx_queue_len().is_ok_and(|n| n < MIN_TXQUEUELEN) {
+            let _ = dev.set_tx_queue_len(MIN_TXQUEUELEN);
+        }
         if let Some(w) = watch {
             // Errors and a timeout only mean no wait: the device works, at worst the first
             // packets the kernel sends are lost as they were before.
             let _ = w.wait_ready(name, READY_TIMEOUT);
         }
         Ok(TunDevice {
-            file,
+            dev,
             name: name.to_owned(),
             created: !existed,
         })
@@ -192,10 +172,15 @@ impl TunDevice {
         self.created
     }
 
+    /// The device's transmit queue length (packets the kernel holds for braid to read).
+    pub fn tx_queue_len(&self) -> io::Result<u32> {
+        self.dev.tx_queue_len()
+    }
+
     /// Read one IP packet into `buf`. `Ok(None)`: nothing to read now.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match (&self.file).read(buf) {
+            match self.dev.recv(buf) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -208,7 +193,7 @@ impl TunDevice {
     /// (the kernel answers EIO until someone sets the link up): dropped, TCP retransmits.
     pub fn send(&self, packet: &[u8]) -> io::Result<bool> {
         loop {
-            match (&self.file).write(packet) {
+            match self.dev.send(packet) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(false),
@@ -221,7 +206,7 @@ impl TunDevice {
 
 impl AsRawFd for TunDevice {
     fn as_raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.dev.as_raw_fd()
     }
 }
 

@@ -34,8 +34,22 @@ fn kernel_syn_arrives_on_the_tun() {
         .spawn(env!("CARGO_BIN_EXE_tunprobe"), &["braid0", "1"])
         .unwrap();
     let ready = probe.wait_for_stderr("ready").unwrap();
-    // Attached to the persistent device, not created.
+    // Attached to the persistent device, not created; its transmit queue raised to braid's
+    // minimum (`ip tuntap add` leaves the default 500).
     assert!(ready.contains("created=false"), "{ready}");
+    assert!(
+        ready.contains(&format!("txqueuelen={}", braid::tun::MIN_TXQUEUELEN)),
+        "{ready}"
+    );
+    // A second process cannot attach while the first holds it: a clear error.
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_tunprobe"))
+        .arg("braid0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("braid0 is busy"), "{err}");
     // Nobody answers: the kernel's connect hangs, but its SYN must reach the TUN.
     let client = ns.spawn(KPEER, &["connect", "10.0.0.2:9"]).unwrap();
     let done = probe.wait().unwrap();

@@ -1,4 +1,5 @@
-//! tunprobe DEV: attach to TUN device DEV with braid's TUN driver, print `ready` on stderr,
+//! tunprobe DEV: attach to TUN device DEV with braid's TUN driver, print `ready` (with the
+//! device's transmit queue length) on stderr,
 //! then print one line per received IP packet (`v4 proto=1 src=.. dst=..`) on stdout until
 //! COUNT IPv4 packets (default 1) arrived or 10 seconds passed. A self-test of the TUN driver and
 //! of the namespace harness.
@@ -35,7 +36,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("ready {} created={}", tun.name(), tun.created());
+    let txqlen = tun
+        .tx_queue_len()
+        .map_or_else(|e| format!("? ({e})"), |n| n.to_string());
+    eprintln!(
+        "ready {} created={} txqueuelen={txqlen}",
+        tun.name(),
+        tun.created()
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = vec![0u8; 65536];
     let mut seen = 0;
