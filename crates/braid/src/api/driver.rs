@@ -130,6 +130,7 @@ impl Driver {
                 };
                 loop {
                     if n >= RX_BATCH {
+                        dev.rx.was_read();
                         more = true;
                         break 'device;
                     }
@@ -138,7 +139,7 @@ impl Driver {
                     })?;
                     let Some(len) = got else {
                         guard.clear_ready();
-                        dev.rx.drained();
+                        dev.rx.was_emptied();
                         break;
                     };
                     n += 1;
@@ -250,6 +251,9 @@ impl Driver {
             st.ep.handle_timeout(now);
         }
         st.dispatch();
+        for d in &self.devices {
+            d.rx.set_connections(st.conns.len());
+        }
         self.control(cx, st);
         let more_tx = self.flush(st, TX_BATCH)?;
         // Application calls and the flush can end a connection at once.
