@@ -127,6 +127,9 @@ impl TunDevice {
             .name(name)
             .layer(Layer::L3)
             .packet_information(false)
+            // The link state stays the user's: braid never brings a device up (tun-rs would
+            // by default), so a device nobody configured is reported as down, not used.
+            .inherit_enable_state()
             .build_sync()
             .map_err(|e| {
                 let name = name.to_owned();

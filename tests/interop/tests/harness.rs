@@ -74,6 +74,12 @@ fn missing_device_is_created_and_a_tap_is_refused() {
         .unwrap();
     let ready = probe.wait_for_stderr("ready").unwrap();
     assert!(ready.contains("created=true"), "{ready}");
+    // braid does not configure a device it created: its link stays down until a user
+    // brings it up (`ip -o link` shows the flags, e.g. `<POINTOPOINT,MULTICAST,NOARP>`).
+    let out = ns.run("ip", &["-o", "link", "show", "braidnew"]).unwrap();
+    let link = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = link.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(!flags.split(',').any(|f| f == "UP"), "{link}");
     drop(probe);
     // A TAP device of that name: not a TUN, a clear error.
     ns.ip(&["tuntap", "add", "dev", "braidtap", "mode", "tap"])
