@@ -72,23 +72,34 @@ struct Closed {
 /// has read the end of the stream. `drop_data_fins` client segments carrying a DATA_FIN are
 /// lost. Runs until both connections are closed (or nothing is left to happen).
 fn close_after(n: usize, drop_data_fins: usize, seed: u64) -> Closed {
+    let mut dropped = 0usize;
+    close_with(n, seed, move |to_server, _, repr| {
+        let s = sent(Instant::ZERO, repr);
+        let keep = !(to_server && s.data_fin && dropped < drop_data_fins);
+        if !keep {
+            dropped += 1;
+        }
+        keep
+    })
+}
+
+/// As [`close_after`], with `filter` seeing (and perhaps rewriting) every segment as it
+/// leaves (towards the server?, with payload?, header); `false` drops it. Client segments are
+/// logged as they were before the filter.
+fn close_with(
+    n: usize,
+    seed: u64,
+    mut filter: impl FnMut(bool, bool, &mut TcpRepr) -> bool + 'static,
+) -> Closed {
     let mut p = Pair::new(MptcpConfig::default(), Faults::default(), seed);
     let log = Rc::new(RefCell::new(Vec::new()));
-    let dropped = Rc::new(RefCell::new(0usize));
     {
-        let (log, dropped) = (log.clone(), dropped.clone());
-        p.filter = Some(Box::new(move |at, to_server, repr, _| {
-            if !to_server {
-                return true;
+        let log = log.clone();
+        p.filter = Some(Box::new(move |at, to_server, repr, payload| {
+            if to_server {
+                log.borrow_mut().push(sent(at, repr));
             }
-            let s = sent(at, repr);
-            let mut d = dropped.borrow_mut();
-            let keep = !(s.data_fin && *d < drop_data_fins);
-            if !keep {
-                *d += 1;
-            }
-            log.borrow_mut().push(s);
-            keep
+            filter(to_server, !payload.is_empty(), repr)
         }));
     }
     let data: Vec<u8> = (0..n).map(|i| stream_byte(1, i)).collect();
@@ -296,4 +307,29 @@ fn an_unacknowledged_data_fin_times_out() {
         gave_up < Instant::ZERO + Duration::from_secs(300),
         "{gave_up:?}"
     );
+}
+
+//= rfc8684#3.7
+//= Only a sign of stripped options counts: the peer's TCP answers from TIME-WAIT without
+//  MPTCP options (Linux's time-wait socket knows nothing of MPTCP), after its FIN.
+/// The client's ACKs after the server's FIN carry no MPTCP option, as a Linux peer's
+/// TIME-WAIT answers do: the server does not take them for stripped options (no fallback,
+/// `NoDSSFallback` stays 0), and the connection closes with every byte.
+#[test]
+fn a_time_wait_ack_without_options_is_not_a_fallback() {
+    let mut server_fin = false;
+    let c = close_with(3000, 21, move |to_server, has_payload, repr| {
+        if !to_server && repr.flags.fin() {
+            server_fin = true;
+        }
+        if to_server && server_fin && !has_payload && !repr.flags.fin() && !repr.flags.syn() {
+            repr.options.mptcp.clear();
+        }
+        true
+    });
+    assert_eq!(c.received.len(), 3000);
+    let s = c.pair.server.as_ref().expect("server");
+    assert_eq!(s.counters().NoDSSFallback, 0);
+    assert!(!s.is_fallback());
+    assert!(s.is_closed() && c.pair.client.is_closed());
 }

@@ -1322,10 +1322,13 @@ impl MptcpConnection {
         //   add the DATA_ACK); one without any MPTCP option means the options are being
         //   stripped, and the only subflow falls back (its data then maps one-to-one). A data
         //   segment may lack the DSS inside a mapping that covers several segments: in-order
-        //   data that no mapping covers is the sign there (see `pull`).
+        //   data that no mapping covers is the sign there (see `pull`). After the peer's FIN
+        //   its TCP may answer from TIME-WAIT, where Linux adds no MPTCP option: not a sign.
+        let peer_closed = self.subflows.get(id).is_some_and(|s| s.tcb.fin_received());
         if !self.fallback
             && out.accepted
             && self.peer_dss_seen
+            && !peer_closed
             && self.subflows.len() == 1
             && payload.is_empty()
             && !repr.flags.syn()

@@ -562,6 +562,12 @@ impl Tcb {
         self.send.len()
     }
     /// True when the peer's FIN has been received and every byte before it read.
+    /// True once the peer's FIN arrived (in order): the peer's TCP may answer from
+    /// TIME-WAIT from now on.
+    pub fn fin_received(&self) -> bool {
+        self.fin_received
+    }
+
     pub fn is_read_finished(&self) -> bool {
         self.fin_received && self.recv.readable() == 0
     }
