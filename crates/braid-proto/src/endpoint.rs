@@ -122,7 +122,20 @@ pub struct EndpointConfig {
     pub local_addrs: Vec<IpAddr>,
     /// ADD_ADDR retransmission timeout (`None`: Linux's 120 s).
     pub add_addr_timeout: Option<Duration>,
+    /// The most bytes all connections together invite their peers to send (the sum of
+    /// the receive windows they advertise), as Linux's `tcp_mem` bounds its sockets: each
+    /// connection's window is held to an equal share of it, at least
+    /// [`MIN_WINDOW_SHARE`], never beyond its own buffer. A packet device's queue in front
+    /// of the endpoint holds what peers send until the endpoint reads it; a budget that
+    /// fits that queue keeps it from overflowing however many connections there are.
+    /// `None` (the default): each connection's buffer is its only bound.
+    pub recv_budget: Option<usize>,
 }
+
+/// The smallest receive window a connection's share of [`EndpointConfig::recv_budget`]
+/// comes to, however many connections there are: a few full segments, so that ACKs keep
+/// coming and fast retransmit still works.
+pub const MIN_WINDOW_SHARE: u64 = 16 * 1024;
 
 /// A path-manager event of one connection, for a monitor (`braid monitor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +328,13 @@ impl Proto {
                 t.handle_segment(now, repr, payload);
             }
             Proto::Mptcp(m) => m.handle_segment(now, 0, repr, payload),
+        }
+    }
+    /// Holds the receive window to `clamp` bytes (see [`EndpointConfig::recv_budget`]).
+    fn set_window_clamp(&mut self, clamp: Option<u64>) {
+        match self {
+            Proto::Tcp(t) => t.set_window_clamp(clamp),
+            Proto::Mptcp(m) => m.set_window_clamp(clamp),
         }
     }
     fn mptcp_mut(&mut self) -> Option<&mut MptcpConnection> {
@@ -1291,6 +1311,7 @@ impl Endpoint {
         // at most, in turns (one that sends goes to the back of the queue). A segment that
         // does not fit the caller's buffer is dropped (and counted): the TCB recovers it by
         // retransmission.
+        let share = self.window_share();
         let mut tries = self.agenda.ready_len();
         while tries > 0 {
             tries -= 1;
@@ -1298,6 +1319,7 @@ impl Endpoint {
             let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
+            c.proto.set_window_clamp(share);
             let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) else {
                 // Nothing now: it is marked again when something changes (its timers
                 // included).
@@ -1319,6 +1341,14 @@ impl Endpoint {
             }
         }
         None
+    }
+
+    /// Each connection's share of the receive budget, when there is one: the budget over
+    /// the connections there are, at least [`MIN_WINDOW_SHARE`].
+    fn window_share(&self) -> Option<u64> {
+        let budget = self.config.recv_budget? as u64;
+        let live = self.conns.len().saturating_sub(self.free.len()).max(1) as u64;
+        Some((budget / live).max(MIN_WINDOW_SHARE))
     }
 
     /// The time of the earliest timer of any connection.

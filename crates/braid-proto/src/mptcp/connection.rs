@@ -666,6 +666,9 @@ pub struct MptcpConnection {
     /// The right edge of the connection-level receive window advertised so far (a data
     /// offset; Linux's `rcv_wnd_sent`): it never moves left (see `rwnd.rs`).
     rcv_wnd_sent: u64,
+    /// The most the connection-level window reaches beyond the DATA_ACK (the endpoint's
+    /// share of its receive budget; `None`: the buffer's free space alone).
+    window_clamp: Option<u64>,
 }
 
 /// State of the data-level retransmission timer (see `MptcpConnection::data_rtx`).
@@ -725,6 +728,7 @@ impl MptcpConnection {
             opt_limit: MAX_OPTION_SPACE,
             rtx: DataRtx::default(),
             rcv_wnd_sent: 0,
+            window_clamp: None,
         }
     }
 
@@ -1322,13 +1326,19 @@ impl MptcpConnection {
         //   add the DATA_ACK); one without any MPTCP option means the options are being
         //   stripped, and the only subflow falls back (its data then maps one-to-one). A data
         //   segment may lack the DSS inside a mapping that covers several segments: in-order
-        //   data that no mapping covers is the sign there (see `pull`). After the peer's FIN
-        //   its TCP may answer from TIME-WAIT, where Linux adds no MPTCP option: not a sign.
-        let peer_closed = self.subflows.get(id).is_some_and(|s| s.tcb.fin_received());
+        //   data that no mapping covers is the sign there (see `pull`). Once both FINs are
+        //   out, the peer's TCP may answer from TIME-WAIT, where Linux adds no MPTCP option:
+        //   not a sign (nothing is left to map either). A half-closed peer still sends DSS.
+        let both_closed = self.subflows.get(id).is_some_and(|s| {
+            matches!(
+                s.tcb.state(),
+                TcpState::LastAck | TcpState::Closing | TcpState::TimeWait | TcpState::Closed
+            )
+        });
         if !self.fallback
             && out.accepted
             && self.peer_dss_seen
-            && !peer_closed
+            && !both_closed
             && self.subflows.len() == 1
             && payload.is_empty()
             && !repr.flags.syn()

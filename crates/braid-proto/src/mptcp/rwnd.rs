@@ -11,7 +11,10 @@
 //! min(MSS, half the buffer) (receiver SWS avoidance), and once the application's reads
 //! open the window that much (at least doubling what the peer knows of it), every open
 //! subflow sends a window update, so a peer stopped by a closed window resumes. A peer that
-//! probes the zero window meanwhile gets an ACK with the current window from the TCB.
+//! probes the zero window meanwhile gets an ACK with the current window from the TCB. The
+//! endpoint may clamp the window below the free space (`set_window_clamp`: the
+//! connection's share of a receive budget); the edge then advances to at most the clamp
+//! beyond the DATA_ACK.
 //!
 //! As a sender under the peer's shared window: before a subflow is polled, the peer's
 //! data-level window, wherever it was advertised, opens that subflow's TCP send window
@@ -28,11 +31,12 @@ use super::*;
 
 impl MptcpConnection {
     /// The right edge (a data offset) a segment built now advertises: the one advertised
-    /// before, or the DATA_ACK plus the buffer's free space once that is at least
-    /// min(MSS, half the buffer) further.
+    /// before, or the DATA_ACK plus the buffer's free space (at most the clamp) once that is
+    /// at least min(MSS, half the buffer) further.
     fn recv_edge_now(&self) -> u64 {
         let ack = self.recv.data_ack();
-        let candidate = self.recv.right_edge();
+        let clamp = self.window_clamp.unwrap_or(u64::MAX);
+        let candidate = self.recv.right_edge().min(ack.saturating_add(clamp));
         let mss = self
             .subflows
             .iter()
@@ -49,6 +53,17 @@ impl MptcpConnection {
             candidate
         } else {
             self.rcv_wnd_sent.max(ack)
+        }
+    }
+
+    /// Holds the window to at most `clamp` bytes beyond the DATA_ACK (`None`: the buffer's
+    /// free space), here and on every subflow's own window (which rules after a fallback),
+    /// from the next segment on; an edge already advertised stays. The endpoint's share of
+    /// its receive budget (`EndpointConfig::recv_budget`).
+    pub fn set_window_clamp(&mut self, clamp: Option<u64>) {
+        self.window_clamp = clamp;
+        for s in &mut self.subflows {
+            s.tcb.set_window_clamp(clamp);
         }
     }
 

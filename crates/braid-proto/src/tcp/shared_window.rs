@@ -1,7 +1,8 @@
 //! The window hooks an MPTCP connection drives on its subflows' TCBs (RFC 8684 §3.3.4): the
 //! connection-level receive window advertised instead of the TCB's own, the peer's
 //! data-level window opening the send window, a zero-window probe on request, and the
-//! peer's MSS as the receiver sees it. A child module of `tcb` (moved, not changed).
+//! peer's MSS as the receiver sees it; and the clamp the endpoint puts on a TCB's own
+//! window (its share of the receive budget). A child module of `tcb`.
 
 use super::*;
 
@@ -18,6 +19,14 @@ impl Tcb {
     /// caller's to request ([`Tcb::request_ack`]).
     pub fn set_shared_window(&mut self, wnd: Option<u64>) {
         self.shared_wnd = wnd;
+    }
+
+    /// Advertises at most `clamp` bytes of this TCB's own free buffer space (`None`: all of
+    /// it), from the next segment on; an edge already advertised stays (the window does
+    /// not shrink). The endpoint holds every connection to its share of a receive budget
+    /// this way (see `EndpointConfig::recv_budget`).
+    pub fn set_window_clamp(&mut self, clamp: Option<u64>) {
+        self.window_clamp = clamp;
     }
 
     /// The largest payload seen in one segment (the receiver's estimate of the peer's MSS,

@@ -154,6 +154,8 @@ pub struct Tcb {
     /// The window to advertise instead of the buffer's own free space, in bytes (an MPTCP
     /// subflow's share of the connection-level window; see [`Tcb::set_shared_window`]).
     shared_wnd: Option<u64>,
+    /// The most this TCB advertises of its own free space (see [`Tcb::set_window_clamp`]).
+    window_clamp: Option<u64>,
     fin_recv: Option<u64>,
     fin_received: bool,
     rcv_mss: usize,
@@ -312,6 +314,7 @@ impl Tcb {
             },
             recv: RecvBuffer::new(cfg.recv_buffer),
             shared_wnd: None,
+            window_clamp: None,
             fin_recv: None,
             fin_received: false,
             rcv_mss: 536,
@@ -562,12 +565,6 @@ impl Tcb {
         self.send.len()
     }
     /// True when the peer's FIN has been received and every byte before it read.
-    /// True once the peer's FIN arrived (in order): the peer's TCP may answer from
-    /// TIME-WAIT from now on.
-    pub fn fin_received(&self) -> bool {
-        self.fin_received
-    }
-
     pub fn is_read_finished(&self) -> bool {
         self.fin_received && self.recv.readable() == 0
     }
@@ -668,7 +665,7 @@ impl Tcb {
         {
             //= rfc9293#3.8.6.2.2
             //# receiver SWS avoidance: only announce a window increase of at least min(RCV.BUFF/2, Eff.snd.MSS)
-            let new_wnd = self.recv.window() as u64;
+            let new_wnd = self.advertisable_window();
             let thresh = (self.recv.capacity() as u64 / 2).min(self.rcv_mss as u64);
             if new_wnd >= before_wnd.saturating_mul(2) && new_wnd - before_wnd >= thresh {
                 self.ack_now = true;
@@ -848,12 +845,17 @@ impl Tcb {
         self.cc.set_mss(m);
         let iw = (self.cfg.initial_window.max(1) as usize) * m;
         self.cc = self.cfg.cc.build(m, iw);
-        self.rcv_adv = 1 + self.advertisable_window();
+        //= rfc7323#2.2
+        //# the window in a SYN is never scaled
+        // What the SYN (or SYN/ACK) advertises, no more: the first segment after it opens
+        // the rest, as far as the window (and a clamp set since) allows.
+        self.rcv_adv = 1 + self.advertisable_window().min(65535);
     }
 
     fn advertisable_window(&self) -> u64 {
         let max = 65535u64 << self.rcv_wscale;
-        (self.recv.window() as u64).min(max)
+        let clamp = self.window_clamp.unwrap_or(u64::MAX);
+        (self.recv.window() as u64).min(max).min(clamp)
     }
 
     /// Processes one received segment addressed to this connection.
@@ -1488,7 +1490,11 @@ impl Tcb {
                     },
                 });
             }
-            window = self.recv.window().min(65535) as u16;
+            window = self.advertisable_window().min(65535) as u16;
+            if self.state == TcpState::SynReceived {
+                // The SYN/ACK's window is the right edge the peer knows.
+                self.rcv_adv = self.rcv_nxt + u64::from(window);
+            }
         } else {
             if self.ts_enabled {
                 options.timestamps = Some(Timestamps {
