@@ -3,7 +3,8 @@
 # sending B bytes and reading them back, against `braid listen --echo` over a TUN device,
 # and the same clients against a kernel MPTCP echo server over a veth pair, in one run.
 # Prints, per N: the wall time for all clients, the slowest client, the packets the kernel
-# dropped at the TUN device's transmit queue (braid did not read them in time), and
+# dropped at the TUN device's transmit queue (braid did not read them in time), the
+# segments the kernel clients retransmitted (a loss or a timeout anywhere on the way), and
 # braid's peak memory.
 #
 # Namespaces braid-conns-<pid>-{t,a,b} are created here and deleted on exit:
@@ -80,6 +81,10 @@ tx_dropped() {
         'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["dropped"])'
 }
 
+retrans() { # ns: segments the namespace's TCP retransmitted so far
+    ip netns exec "$1" nstat -asz TcpRetransSegs 2>/dev/null | awk '$1 == "TcpRetransSegs" {print $2}'
+}
+
 run_clients() { # ns remote n
     ulimit -n "$(ulimit -Hn)"
     ip netns exec "$1" "$KECHO" clients "$2" --n "$3" --bytes "$BYTES" --time-limit "$LIMIT" || true
@@ -101,8 +106,10 @@ for n in "${counts[@]}"; do
     BRAID_PID=$!
     for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done
     d0=$(tx_dropped)
+    r0=$(retrans "$T")
     b=$(run_clients "$T" 10.0.0.2:7000 "$n")
     d1=$(tx_dropped)
+    r1=$(retrans "$T")
     if [ -n "${NSTAT:-}" ]; then ip netns exec "$T" nstat -az 2>/dev/null | grep -E "Drop|Prune|Collapse|TCPTimeouts|RetransSegs|MPTcpExt(DSS|Dup|OFO|Retrans)" | awk '$2 > 0' >&2; fi
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$BRAID_PID/status" 2>/dev/null || echo 0)
     # braid's CPU time (every thread), user + system, in seconds.
@@ -111,25 +118,25 @@ for n in "${counts[@]}"; do
     wait "$BRAID_PID" 2>/dev/null || true
     BRAID_PID=""
     k=$(run_clients "$A" 10.9.0.2:7000 "$n")
-    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
+    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $((r1 - r0)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
     echo "n=$n braid: $b" >&2
     echo "n=$n kernel: $k" >&2
 done
 kill "$KSERVER" 2>/dev/null || true
 
-header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | braid peak RSS KiB | braid CPU s | kernel ok | kernel wall s | kernel slowest s"
+header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | client retransmits | braid peak RSS KiB | braid CPU s | kernel ok | kernel wall s | kernel slowest s"
 echo "$header"
 for r in "${rows[@]}"; do
-    read -r n bok bw bs dr rss cpu kok kw ks <<< "$r"
-    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$cpu" "$kok" "$kw" "$ks"
+    read -r n bok bw bs dr rt rss cpu kok kw ks <<< "$r"
+    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$rss" "$cpu" "$kok" "$kw" "$ks"
 done
 if [ -n "$MARKDOWN" ]; then
     {
         echo "| $header |"
-        echo "|---|---|---|---|---|---|---|---|---|---|"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
         for r in "${rows[@]}"; do
-            read -r n bok bw bs dr rss cpu kok kw ks <<< "$r"
-            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rss" "$cpu" "$kok" "$kw" "$ks"
+            read -r n bok bw bs dr rt rss cpu kok kw ks <<< "$r"
+            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$rss" "$cpu" "$kok" "$kw" "$ks"
         done
     } >"$MARKDOWN"
 fi

@@ -15,6 +15,10 @@ pub trait PacketDevice: AsRawFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// One packet out; `Ok(false)` when the device dropped it for lack of room.
     fn send(&self, packet: &[u8]) -> io::Result<bool>;
+    /// How many packets the device holds for braid to read before it drops, when known.
+    fn queue_len(&self) -> Option<usize> {
+        None
+    }
     /// Whether the device can carry packets, as far as it can tell (see [`crate::health`]).
     fn state(&self) -> DeviceState {
         DeviceState {
@@ -33,6 +37,11 @@ impl PacketDevice for TunDevice {
     }
     fn send(&self, packet: &[u8]) -> io::Result<bool> {
         TunDevice::send(self, packet)
+    }
+    fn queue_len(&self) -> Option<usize> {
+        self.tx_queue_len()
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
     }
     fn state(&self) -> DeviceState {
         DeviceState {

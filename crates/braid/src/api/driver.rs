@@ -114,14 +114,13 @@ impl Driver {
         let mut more = false;
         for (index, dev) in self.devices.iter().enumerate() {
             let _reading = dev.rx.reading();
-            let dropped = dev.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
+            dev.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
             let mut n = self.batch.len();
             for packet in &self.batch {
                 st.io.packets_in += 1;
                 st.ep.handle_packet_on(now, index, packet);
             }
             dev.rx.recycle(&mut self.batch);
-            st.io.rx_dropped = st.io.rx_dropped.max(dropped);
             'device: loop {
                 let mut guard = match dev.fd.poll_read_ready(cx) {
                     Poll::Ready(Ok(g)) => g,

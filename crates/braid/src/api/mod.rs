@@ -217,6 +217,9 @@ impl Builder {
             devices.push((dev, addr));
         }
         let mut config = self.config;
+        if config.recv_budget.is_none() {
+            config.recv_budget = recv_budget(devices.iter().map(|(d, _)| d.queue_len()));
+        }
         if config.local_addrs.is_empty() {
             config.local_addrs = infos.iter().map(|p| p.addr).collect();
         }
@@ -234,6 +237,23 @@ impl Builder {
             inner: Arc::new(Handle { shared }),
         })
     }
+}
+
+/// Receive budget per packet a device's queue holds: a full-sized segment carries about
+/// 1.4 kB, so a budget of 1 KiB per packet leaves about a quarter of the queue, and all of
+/// the watchdog's queue behind it, for ACKs and handshakes.
+const BUDGET_PER_QUEUED_PACKET: usize = 1024;
+
+/// The engine's receive budget (`EndpointConfig::recv_budget`) for devices whose queues hold
+/// `queues` packets: what all connections together may invite peers to send fits in them,
+/// so that however many connections send at once, the devices' queues do not overflow while
+/// braid catches up. `None` when a device's queue is unknown (a datagram socket).
+fn recv_budget(queues: impl Iterator<Item = Option<usize>>) -> Option<usize> {
+    let mut total = 0usize;
+    for q in queues {
+        total = total.saturating_add(q?.saturating_mul(BUDGET_PER_QUEUED_PACKET));
+    }
+    (total > 0).then_some(total)
 }
 
 /// Wakes the driver when the last handle to the endpoint goes: it ends once every
@@ -442,5 +462,15 @@ mod tests {
         let b = os_seed().unwrap();
         assert_ne!(a, b);
         assert_ne!(a, [0; 32]);
+    }
+
+    #[test]
+    fn the_receive_budget_fits_the_devices_queues() {
+        let q = crate::tun::MIN_TXQUEUELEN as usize;
+        assert_eq!(recv_budget([Some(q)].into_iter()), Some(16 << 20));
+        assert_eq!(recv_budget([Some(q), Some(q)].into_iter()), Some(32 << 20));
+        // A device whose queue is unknown (a datagram socket): no budget.
+        assert_eq!(recv_budget([Some(q), None].into_iter()), None);
+        assert_eq!(recv_budget([Some(0)].into_iter()), None);
     }
 }

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use super::device::PacketDevice;
 
-/// Packets a device's queue holds; more are dropped (and counted), as a full device queue
-/// would drop them.
+/// Packets the watchdog's queue holds. A watchdog that finds it full leaves the rest in the
+/// device, whose own queue then holds or drops them (counted by the kernel, `ip -s link`):
+/// nothing read is ever dropped in userspace.
 pub(crate) const QUEUE_MAX: usize = 16384;
 /// The shortest time the driver may leave a readable device alone before the watchdog
 /// drains it.
@@ -63,7 +64,6 @@ struct Queue {
     /// Buffers the driver is done with.
     free: Vec<Vec<u8>>,
     waker: Option<Waker>,
-    dropped: u64,
     error: Option<(io::ErrorKind, String)>,
 }
 
@@ -121,8 +121,8 @@ impl DevRx {
     }
 
     /// Takes up to `limit` queued packets into `out`; `waker` is woken when the watchdog
-    /// queues more. Returns the packets dropped so far because the queue was full.
-    pub fn take(&self, limit: usize, waker: &Waker, out: &mut Vec<Vec<u8>>) -> io::Result<u64> {
+    /// queues more.
+    pub fn take(&self, limit: usize, waker: &Waker, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
         let mut q = lock(&self.queue);
         if let Some((kind, msg)) = &q.error {
             return Err(io::Error::new(*kind, msg.clone()));
@@ -132,7 +132,7 @@ impl DevRx {
         if !q.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             q.waker = Some(waker.clone());
         }
-        Ok(q.dropped)
+        Ok(())
     }
 
     /// Gives the buffers of handled packets back.
@@ -153,24 +153,27 @@ impl DevRx {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    fn push(&self, batch: &mut Vec<Vec<u8>>, spare: &mut Vec<Vec<u8>>) {
-        let waker = {
+    /// Room left in the queue, in packets.
+    fn room(&self) -> usize {
+        QUEUE_MAX.saturating_sub(lock(&self.queue).packets.len())
+    }
+
+    /// Queues `batch` (which the caller sized to the room) and wakes the driver. Returns
+    /// the room left.
+    fn push(&self, batch: &mut Vec<Vec<u8>>, spare: &mut Vec<Vec<u8>>) -> usize {
+        let (waker, room) = {
             let mut q = lock(&self.queue);
-            let room = QUEUE_MAX.saturating_sub(q.packets.len());
-            if batch.len() > room {
-                q.dropped += (batch.len() - room) as u64;
-                spare.extend(batch.drain(room..));
-            }
             q.packets.extend(batch.drain(..));
             let want = BATCH.saturating_sub(spare.len());
             let n = want.min(q.free.len());
             let at = q.free.len() - n;
             spare.extend(q.free.drain(at..));
-            q.waker.clone()
+            (q.waker.clone(), QUEUE_MAX.saturating_sub(q.packets.len()))
         };
         if let Some(w) = waker {
             w.wake();
         }
+        room
     }
 
     fn fail(&self, e: io::Error) {
@@ -260,7 +263,9 @@ fn watch(rx: &DevRx) {
             continue;
         };
         let mut drained = 0usize;
-        loop {
+        let mut room = rx.room();
+        let mut emptied = false;
+        while room > 0 {
             match rx.dev.recv(&mut scratch) {
                 Ok(Some(n)) => {
                     let mut b = spare.pop().unwrap_or_default();
@@ -268,11 +273,15 @@ fn watch(rx: &DevRx) {
                     b.extend_from_slice(scratch.get(..n).unwrap_or_default());
                     batch.push(b);
                     drained += 1;
-                    if batch.len() == BATCH {
-                        rx.push(&mut batch, &mut spare);
+                    room -= 1;
+                    if batch.len() == BATCH || room == 0 {
+                        room = rx.push(&mut batch, &mut spare);
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    emptied = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return rx.fail(e),
             }
@@ -280,7 +289,9 @@ fn watch(rx: &DevRx) {
         if !batch.is_empty() {
             rx.push(&mut batch, &mut spare);
         }
-        rx.was_emptied();
+        if emptied {
+            rx.was_emptied();
+        }
         patience.drained(drained);
     }
 }

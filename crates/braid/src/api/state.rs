@@ -107,8 +107,6 @@ pub struct IoStats {
     pub packets_out: u64,
     /// Packets a device refused (no room); TCP retransmits them.
     pub packets_dropped: u64,
-    /// Received packets dropped because the driver's receive queue was full.
-    pub rx_dropped: u64,
 }
 
 /// A path as the application sees it: its device's name and braid's address behind it.
