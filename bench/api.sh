@@ -63,10 +63,13 @@ NS=""
 cleanup() { if [ -n "$NS" ]; then ip netns del "$NS" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 
+# Each transfer runs in a command substitution (a subshell): its namespace is named after
+# the subshell and deleted when the subshell exits.
 fresh_ns() {
     cleanup
     RUN=$((RUN + 1))
-    NS="braid-api-$$-$RUN"
+    NS="braid-api-$$-$BASHPID-$RUN"
+    trap cleanup EXIT
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     ip netns exec "$NS" sysctl -qw net.mptcp.enabled=1

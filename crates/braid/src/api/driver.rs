@@ -61,6 +61,8 @@ pub(crate) struct Driver {
     sleep: Pin<Box<Sleep>>,
     armed: Option<braid_proto::Instant>,
     ctl: Option<CtlServer>,
+    /// Stream wake-ups taken from the state, woken once it is unlocked.
+    wakes: Vec<std::task::Waker>,
 }
 
 impl Driver {
@@ -104,6 +106,7 @@ impl Driver {
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             armed: None,
             ctl,
+            wakes: Vec::new(),
         })
     }
 
@@ -278,16 +281,32 @@ impl Future for Driver {
         let shared = this.shared.clone();
         let mut st = shared.lock();
         st.set_driver_waker(cx.waker());
+        st.deferring = true;
+        let done = this.rounds(cx, &mut st);
+        // The streams woken meanwhile run once the state is free.
+        st.deferring = false;
+        std::mem::swap(&mut this.wakes, &mut st.deferred);
+        drop(st);
+        for w in this.wakes.drain(..) {
+            w.wake();
+        }
+        done
+    }
+}
+
+impl Driver {
+    /// Up to `ROUNDS` rounds, then yield; ready when the endpoint is done.
+    fn rounds(&mut self, cx: &mut Context<'_>, st: &mut State) -> Poll<()> {
         for _ in 0..ROUNDS {
-            match this.round(cx, &mut st) {
+            match self.round(cx, st) {
                 Ok(true) => continue,
                 Ok(false) => {
-                    if this.arm_timer(cx, &st) {
+                    if self.arm_timer(cx, st) {
                         continue;
                     }
                     // Idle: the endpoint ends when no handle to it remains and every
                     // connection is gone.
-                    if Arc::strong_count(&this.shared) == 1 && st.conns.is_empty() {
+                    if Arc::strong_count(&self.shared) == 1 && st.conns.is_empty() {
                         st.driver_done = true;
                         return Poll::Ready(());
                     }

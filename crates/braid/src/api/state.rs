@@ -143,6 +143,11 @@ pub(crate) struct State {
     scratch: Vec<u8>,
     /// The paths' devices (shared with the driver), for their state.
     pub devices: Vec<std::sync::Arc<dyn super::PacketDevice + Send + Sync>>,
+    /// While the driver holds the state: streams' read and write wake-ups wait here until
+    /// it lets go, so that a task woken on another worker thread does not find the state
+    /// locked and sleep on the mutex (`deferring` off: they wake at once).
+    pub deferring: bool,
+    pub deferred: Vec<Waker>,
 }
 
 impl State {
@@ -164,6 +169,8 @@ impl State {
             io: IoStats::default(),
             scratch: vec![0; 16 * 1024],
             devices: Vec::new(),
+            deferring: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -250,10 +257,14 @@ impl State {
                     }
                 }
                 Event::Readable(conn) => {
-                    let orphan = match self.slot_of(conn) {
+                    let slot = self
+                        .by_handle
+                        .get(&conn)
+                        .and_then(|id| self.conns.get_mut(id));
+                    let orphan = match slot {
                         Some(slot) => {
                             if let Some(w) = slot.read_waker.take() {
-                                w.wake();
+                                wake_or_defer(self.deferring, &mut self.deferred, w);
                             }
                             slot.refs == 0 && !slot.in_backlog
                         }
@@ -264,8 +275,12 @@ impl State {
                     }
                 }
                 Event::Writable(conn) => {
-                    if let Some(w) = self.slot_of(conn).and_then(|s| s.write_waker.take()) {
-                        w.wake();
+                    let slot = self
+                        .by_handle
+                        .get(&conn)
+                        .and_then(|id| self.conns.get_mut(id));
+                    if let Some(w) = slot.and_then(|s| s.write_waker.take()) {
+                        wake_or_defer(self.deferring, &mut self.deferred, w);
                     }
                 }
                 Event::Closed { conn, error, info } => {
@@ -368,6 +383,15 @@ impl State {
             Some((kind, msg)) => io::Error::new(*kind, msg.clone()),
             None => io::Error::other("the braid endpoint's driver has stopped"),
         }
+    }
+}
+
+/// Wakes `w` now, or once the driver lets go of the state (see `State::deferring`).
+fn wake_or_defer(deferring: bool, deferred: &mut Vec<Waker>, w: Waker) {
+    if deferring {
+        deferred.push(w);
+    } else {
+        w.wake();
     }
 }
 
