@@ -298,3 +298,28 @@ async fn a_live_stream_changes_scheduler_and_path_manager() {
         .expect_err("plain TCP");
     assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
 }
+
+/// An endpoint dropped with no connection left ends its driver, which lets go of its
+/// devices (a TUN device closes, its watchdog thread ends): the peer of its datagram
+/// socket finds it closed.
+#[tokio::test]
+async fn a_dropped_endpoint_without_connections_lets_go_of_its_devices() {
+    let (a, b) = dgram_pair();
+    let ep = Endpoint::builder()
+        .device(a, ip("10.0.0.1"))
+        .seed([5; 32])
+        .build()
+        .expect("endpoint");
+    // It works while it lives: a listener opens.
+    let listener = ep.listen(80).expect("listen");
+    drop(listener);
+    drop(ep);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.send(&[0u8; 20]).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the endpoint's driver still holds its device"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

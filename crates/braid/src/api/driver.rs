@@ -305,8 +305,8 @@ impl Driver {
                         continue;
                     }
                     // Idle: the endpoint ends when no handle to it remains and every
-                    // connection is gone.
-                    if Arc::strong_count(&self.shared) == 1 && st.conns.is_empty() {
+                    // listener and connection is gone.
+                    if st.finished() {
                         st.driver_done = true;
                         return Poll::Ready(());
                     }

@@ -256,15 +256,17 @@ fn recv_budget(queues: impl Iterator<Item = Option<usize>>) -> Option<usize> {
     (total > 0).then_some(total)
 }
 
-/// Wakes the driver when the last handle to the endpoint goes: it ends once every
-/// connection is gone.
+/// Tells the driver when the last handle to the endpoint goes: it ends once every listener
+/// and connection is gone too (said under the state's lock, so the driver cannot miss it).
 struct Handle {
     shared: Arc<Shared>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.lock().wake_driver();
+        let mut st = self.shared.lock();
+        st.endpoint_dropped = true;
+        st.wake_driver();
     }
 }
 

@@ -132,6 +132,9 @@ pub(crate) struct State {
     driver_waker: Option<Waker>,
     /// Why the driver stopped (a device failed), once it has.
     pub driver_error: Option<(io::ErrorKind, String)>,
+    /// Every `Endpoint` handle is gone: the driver ends once no listener and no connection
+    /// is left either.
+    pub endpoint_dropped: bool,
     /// The driver has ended: nothing moves any more.
     pub driver_done: bool,
     /// Tasks waiting for every connection to be gone.
@@ -163,6 +166,7 @@ impl State {
             listeners: HashMap::new(),
             driver_waker: None,
             driver_error: None,
+            endpoint_dropped: false,
             driver_done: false,
             idle_wakers: Vec::new(),
             monitor_queue: Vec::new(),
@@ -227,7 +231,14 @@ impl State {
             for w in self.idle_wakers.drain(..) {
                 w.wake();
             }
+            // It may be time for the driver to end.
+            self.wake_driver();
         }
+    }
+
+    /// Nothing is left for the driver to serve: no endpoint handle, listener or connection.
+    pub fn finished(&self) -> bool {
+        self.endpoint_dropped && self.listeners.is_empty() && self.conns.is_empty()
     }
 
     /// Turns every pending engine event into wake-ups.
