@@ -58,7 +58,9 @@ impl MptcpListener {
             match l.backlog.pop_front() {
                 Some(id) => Poll::Ready(Ok(id)),
                 None => {
-                    l.waker = Some(cx.waker().clone());
+                    if !l.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        l.wakers.push(cx.waker().clone());
+                    }
                     Poll::Pending
                 }
             }

@@ -154,6 +154,16 @@ impl Builder {
         self
     }
 
+    /// The most bytes all connections together invite their peers to send (each
+    /// connection's receive window is held to an equal share, at least 16 KiB:
+    /// [`braid_proto::EndpointConfig::recv_budget`]). By default it fits the TUN devices'
+    /// queues (1 KiB per packet they hold), so that many connections sending at once do not
+    /// overflow them; `usize::MAX` lifts it.
+    pub fn recv_budget(mut self, bytes: usize) -> Self {
+        self.config.recv_budget = Some(bytes);
+        self
+    }
+
     /// Serve the control plane (`braid endpoint|limits|monitor|stat|counters --ctl PATH`)
     /// on a Unix socket created at `path` (mode 0600; only a stale socket is replaced).
     pub fn ctl(mut self, path: impl Into<PathBuf>) -> Self {

@@ -97,7 +97,9 @@ impl ConnSlot {
 #[derive(Debug, Default)]
 pub(crate) struct ListenerSlot {
     pub backlog: VecDeque<ConnId>,
-    pub waker: Option<Waker>,
+    /// Every task waiting in `accept` (the listener's clones may wait at once): all are
+    /// woken when a connection arrives, and those that find none wait again.
+    pub wakers: Vec<Waker>,
 }
 
 /// Counters of the driver's own I/O.
@@ -354,7 +356,7 @@ impl State {
         }
         if let Some(l) = self.listeners.get_mut(&local.port()) {
             l.backlog.push_back(id);
-            if let Some(w) = l.waker.take() {
+            for w in l.wakers.drain(..) {
                 w.wake();
             }
         }
@@ -379,7 +381,7 @@ impl State {
             slot.wake_all();
         }
         for l in self.listeners.values_mut() {
-            if let Some(w) = l.waker.take() {
+            for w in l.wakers.drain(..) {
                 w.wake();
             }
         }
