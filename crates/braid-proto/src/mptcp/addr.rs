@@ -169,7 +169,7 @@ impl AddrState {
         self.events.push_back(e);
     }
 
-    fn has_pending(&self) -> bool {
+    pub(super) fn has_pending(&self) -> bool {
         !self.echo_tx.is_empty()
             || !self.remove_tx.is_empty()
             || self.announced.iter().any(|a| a.pending)

@@ -2257,6 +2257,11 @@ impl MptcpConnection {
                 //= A mapping may cover the data of several segments: the segments after
                 //   its first carry no mapping (the first and every retransmission do).
                 if cont == Some(0) {
+                    // No room for anything else either: a signal waiting for this subflow
+                    // (MP_PRIO, an address) goes on the pure ACK that follows the data.
+                    if s.prio_tx.is_some() || self.addr.has_pending() {
+                        s.tcb.request_ack();
+                    }
                     return;
                 }
             } else {
