@@ -270,30 +270,20 @@ impl State {
                     }
                 }
                 Event::Readable(conn) => {
-                    let slot = self
-                        .by_handle
-                        .get(&conn)
-                        .and_then(|id| self.conns.get_mut(id));
-                    let orphan = match slot {
-                        Some(slot) => {
-                            if let Some(w) = slot.read_waker.take() {
-                                wake_or_defer(self.deferring, &mut self.deferred, w);
-                            }
-                            slot.refs == 0 && !slot.in_backlog
-                        }
-                        None => false,
+                    let (waker, orphan) = match self.slot_of(conn) {
+                        Some(slot) => (slot.read_waker.take(), slot.refs == 0 && !slot.in_backlog),
+                        None => (None, false),
                     };
+                    if let Some(w) = waker {
+                        self.wake_or_defer(w);
+                    }
                     if orphan {
                         self.drain_orphan(conn);
                     }
                 }
                 Event::Writable(conn) => {
-                    let slot = self
-                        .by_handle
-                        .get(&conn)
-                        .and_then(|id| self.conns.get_mut(id));
-                    if let Some(w) = slot.and_then(|s| s.write_waker.take()) {
-                        wake_or_defer(self.deferring, &mut self.deferred, w);
+                    if let Some(w) = self.slot_of(conn).and_then(|s| s.write_waker.take()) {
+                        self.wake_or_defer(w);
                     }
                 }
                 Event::Closed { conn, error, info } => {
@@ -328,6 +318,15 @@ impl State {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Wakes `w` now, or once the driver lets go of the state (see `State::deferring`).
+    fn wake_or_defer(&mut self, w: Waker) {
+        if self.deferring {
+            self.deferred.push(w);
+        } else {
+            w.wake();
         }
     }
 
@@ -396,15 +395,6 @@ impl State {
             Some((kind, msg)) => io::Error::new(*kind, msg.clone()),
             None => io::Error::other("the braid endpoint's driver has stopped"),
         }
-    }
-}
-
-/// Wakes `w` now, or once the driver lets go of the state (see `State::deferring`).
-fn wake_or_defer(deferring: bool, deferred: &mut Vec<Waker>, w: Waker) {
-    if deferring {
-        deferred.push(w);
-    } else {
-        w.wake();
     }
 }
 
