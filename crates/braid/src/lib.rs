@@ -9,6 +9,7 @@ pub mod ctl;
 mod fdpoll;
 pub mod health;
 pub mod linkwatch;
+pub mod proxy;
 pub mod report;
 pub use braid_sim::stream;
 pub mod tun;

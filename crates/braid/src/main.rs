@@ -29,6 +29,10 @@ enum Command {
     /// Accept connections over TUN devices.
     #[command(after_help = cmd::help::LISTEN)]
     Listen(cmd::listen::ListenArgs),
+    /// Carry TCP over MPTCP: a local proxy client and a far proxy server (SOCKS5 or a
+    /// fixed upstream).
+    #[command(after_help = cmd::help::PROXY)]
+    Proxy(cmd::proxy::ProxyArgs),
     /// Path-manager endpoints of a running instance (the syntax of `ip mptcp endpoint`).
     #[command(after_help = cmd::help::ENDPOINT)]
     Endpoint(cmd::ctl::EndpointArgs),
@@ -53,6 +57,7 @@ impl Command {
             Command::Sim(a) => a.check(),
             Command::Connect(a) => a.check(),
             Command::Listen(a) => a.check(),
+            Command::Proxy(a) => a.check(),
             Command::Endpoint(a) => a.check(),
             Command::Limits(a) => a.check(),
             Command::Monitor(_) | Command::Stat(_) | Command::Counters(_) => Ok(()),
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Connect(a) => cmd::connect::run(a),
         Command::Listen(a) => cmd::listen::run(a),
+        Command::Proxy(a) => cmd::proxy::run(a),
         Command::Endpoint(a) => cmd::ctl::endpoint(a),
         Command::Limits(a) => cmd::ctl::limits(a),
         Command::Monitor(a) => cmd::ctl::monitor(a),

@@ -91,7 +91,7 @@ impl ConnectArgs {
 
 /// Every address of `HOST:PORT` (one for an IP address; a name may have several, of both
 /// families).
-fn resolve(remote: &str) -> anyhow::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve(remote: &str) -> anyhow::Result<Vec<SocketAddr>> {
     if let Ok(a) = remote.parse::<SocketAddr>() {
         return Ok(vec![a]);
     }
@@ -108,10 +108,10 @@ fn resolve(remote: &str) -> anyhow::Result<Vec<SocketAddr>> {
 /// What `braid connect` opens: the connection's peer, the subflows to join once MPTCP is up,
 /// and one-line notes about the paths that open none.
 #[derive(Debug)]
-struct ConnectPlan {
-    remote: SocketAddr,
-    joins: Vec<JoinSpec>,
-    notes: Vec<String>,
+pub(crate) struct ConnectPlan {
+    pub remote: SocketAddr,
+    pub joins: Vec<JoinSpec>,
+    pub notes: Vec<String>,
 }
 
 /// The connection's peer and the subflows to join, from the resolved addresses of
@@ -121,7 +121,7 @@ struct ConnectPlan {
 /// addresses gives a connection mixing both). A path (or `--subflow`) of a family the
 /// peer has no address in opens no subflow now, as the kernel skips a `subflow` endpoint
 /// of the other family: it serves the addresses of its family the peer announces.
-fn plan(
+pub(crate) fn plan(
     remote_arg: &str,
     resolved: &[SocketAddr],
     paths: &[PathArg],

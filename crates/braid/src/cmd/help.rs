@@ -37,6 +37,35 @@ Examples:
   braid listen --port 5201 --path bt0=10.0.0.2 --path bt1=10.1.0.2 --signal 10.1.0.2 --echo
   braid listen --port 5201 --path bt0=10.0.0.2 --out received.bin --once --json";
 
+/// `braid proxy --help`.
+pub const PROXY: &str = "\
+Examples (bond two uplinks; see docs/proxy.md):
+  braid proxy client --listen 127.0.0.1:1080 --remote 203.0.113.7:1080 \\
+      --path bt0=10.0.0.2 --path bt1=10.1.0.2
+  braid proxy server --port 1080 --path bt0=10.0.0.2 --socks5
+  curl --socks5-hostname 127.0.0.1:1080 http://example.org/";
+
+/// `braid proxy client --help`.
+pub const PROXY_CLIENT: &str = "\
+Examples:
+  braid proxy client --listen 127.0.0.1:1080 --remote 203.0.113.7:1080 \\
+      --path bt0=10.0.0.2 --path bt1=10.1.0.2
+  braid proxy client --listen [::1]:8080 --remote proxy.example:443 --path bt0=10.0.0.2 \\
+      --path bt1=10.1.0.2 --backup 10.1.0.2 --ctl /run/braid-proxy.sock --json
+
+Each local connection gets its own MPTCP connection, with one subflow per --path. The far
+end is a braid proxy server or any host with kernel MPTCP.";
+
+/// `braid proxy server --help`.
+pub const PROXY_SERVER: &str = "\
+Examples:
+  braid proxy server --port 1080 --path bt0=10.0.0.2 --socks5
+  braid proxy server --port 1080 --path bt0=10.0.0.2 --socks5 --socks5-users users.txt
+  braid proxy server --port 8443 --path bt0=10.0.0.2 --upstream 127.0.0.1:443 \\
+      --idle-timeout 600 --max-connections 256 --buffer 1M
+
+Kernel MPTCP clients work too (e.g. mptcpize run curl --socks5-hostname ...).";
+
 /// `braid endpoint --help`.
 pub const ENDPOINT: &str = "\
 Examples:

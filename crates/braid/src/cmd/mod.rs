@@ -4,6 +4,7 @@ pub mod connect;
 pub mod ctl;
 pub mod help;
 pub mod listen;
+pub mod proxy;
 pub mod sim;
 pub mod tune;
 pub mod usage;
