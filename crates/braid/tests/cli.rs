@@ -54,7 +54,7 @@ fn every_command() -> Vec<Vec<String>> {
 fn every_help_shows_examples_and_exits_0() {
     let all = every_command();
     for want in [
-        "sim", "connect", "listen", "endpoint", "limits", "monitor", "stat", "counters",
+        "sim", "connect", "listen", "proxy", "endpoint", "limits", "monitor", "stat", "counters",
     ] {
         assert!(
             all.iter().any(|p| p == &[want]),
@@ -63,6 +63,7 @@ fn every_help_shows_examples_and_exits_0() {
     }
     assert!(all.iter().any(|p| p == &["endpoint", "add"]), "{all:?}");
     assert!(all.iter().any(|p| p == &["limits", "set"]), "{all:?}");
+    assert!(all.iter().any(|p| p == &["proxy", "server"]), "{all:?}");
     for path in &all {
         for flag in ["--help", "-h"] {
             let mut args: Vec<&str> = path.iter().map(String::as_str).collect();

@@ -115,3 +115,34 @@ fn loss_script_quick_mode_runs() {
         );
     }
 }
+
+/// `bench/proxy.sh`, the proxy's throughput benchmark: a syntax check, `--help` and a
+/// refused argument (no root, no build).
+#[test]
+fn proxy_script_parses_and_explains_itself() {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/proxy.sh");
+    let syntax = Command::new("bash").arg("-n").arg(&s).output().unwrap();
+    assert!(
+        syntax.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let help = Command::new("bash").arg(&s).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "--help: {text}");
+    for flag in ["--bytes", "--reps", "--quick", "--no-build", "--markdown"] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}: {text}"
+        );
+    }
+    let bad = Command::new("bash")
+        .arg(&s)
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--bogus"), "{err}");
+}

@@ -688,12 +688,12 @@ if sys.argv[1] == "H":
         got += d
     print(got.decode(), flush=True)
 else:
-    s.sendall(b"R")
     try:
+        s.sendall(b"R")
         while s.recv(65536):
             pass
         print("eof", flush=True)
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         print("reset", flush=True)
 "#;
 
@@ -710,6 +710,19 @@ fn half_close_and_resets_cross_the_proxy_pair_and_sigterm_ends_it() {
     );
     up.wait_stderr("listening");
     let _server = braid_server(&ns, dir.path(), &["--upstream", "127.0.0.1:9001"]);
+    // A far proxy that refuses (nothing on port 1999): the program's connection is reset,
+    // and the client logs the failure.
+    let refused = braid_client(&ns, dir.path(), "10.3.0.2:1999", &[]);
+    let out = ns
+        .run("python3", &["-c", LOCAL_PROGRAM, "R"])
+        .expect("program");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reset");
+    let failed = refused.stdout();
+    assert!(
+        failed.contains(r#""event":"failed""#) && failed.contains("refused"),
+        "{failed}"
+    );
+    drop(refused);
     let mut client = braid_client(&ns, dir.path(), "10.3.0.2:1080", &[]);
     // Half-close: the program's FIN reaches the upstream, whose answer comes back after it.
     let out = ns

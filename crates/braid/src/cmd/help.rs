@@ -39,11 +39,13 @@ Examples:
 
 /// `braid proxy --help`.
 pub const PROXY: &str = "\
-Examples (bond two uplinks; see docs/proxy.md):
+Examples:
   braid proxy client --listen 127.0.0.1:1080 --remote 203.0.113.7:1080 \\
       --path bt0=10.0.0.2 --path bt1=10.1.0.2
   braid proxy server --port 1080 --path bt0=10.0.0.2 --socks5
-  curl --socks5-hostname 127.0.0.1:1080 http://example.org/";
+  curl --socks5-hostname 127.0.0.1:1080 http://example.org/
+
+The client bonds its paths (uplinks) for local programs; docs/proxy.md shows the routing.";
 
 /// `braid proxy client --help`.
 pub const PROXY_CLIENT: &str = "\
