@@ -60,7 +60,12 @@ esac
 
 RUN=0
 NS=""
-cleanup() { if [ -n "$NS" ]; then ip netns del "$NS" 2>/dev/null || true; fi; }
+cleanup() {
+    if [ -n "$NS" ]; then
+        ip netns del "$NS" 2>/dev/null || true
+        rm -f "/tmp/$NS".*
+    fi
+}
 trap cleanup EXIT
 
 # Each transfer runs in a command substitution (a subshell): its namespace is named after

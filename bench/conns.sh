@@ -57,6 +57,7 @@ BRAID_PID=""
 cleanup() {
     if [ -n "$BRAID_PID" ]; then kill "$BRAID_PID" 2>/dev/null || true; fi
     for n in "$T" "$A" "$B"; do ip netns del "$n" 2>/dev/null || true; done
+    rm -f "/tmp/$P"-braid-*
 }
 trap cleanup EXIT
 

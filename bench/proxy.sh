@@ -53,6 +53,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
+    rm -f "/tmp/$NS"-*
 }
 trap cleanup EXIT
 x() { ip netns exec "$NS" "$@"; }
@@ -108,7 +109,7 @@ else:
 
 start() { # name, command...: in the namespace, in the background; waits for its "listening"
     local name="$1"; shift
-    x "$@" >"/tmp/$NS-$name.out" 2>"/tmp/$NS-$name.err" &
+    ip netns exec "$NS" "$@" >"/tmp/$NS-$name.out" 2>"/tmp/$NS-$name.err" &
     PIDS+=("$!")
     for _ in $(seq 100); do grep -q listening "/tmp/$NS-$name.err" 2>/dev/null && return; sleep 0.1; done
     echo "proxy.sh: $name did not start: $(cat "/tmp/$NS-$name.err")" >&2; exit 1
@@ -127,27 +128,33 @@ direct_down() {
     wait "${PIDS[-1]}" 2>/dev/null || true
 }
 
-start sink python3 -c "$PY" sink 9000
-start source python3 -c "$PY" source 9001 "$N"
-start pserver-up "$BRAID" proxy server --port 1080 --path braid2=10.3.0.2 --upstream 127.0.0.1:9000
-start pclient-up "$BRAID" proxy client --listen 127.0.0.1:1080 --remote 10.3.0.2:1080 --path braid0=10.1.0.2
+stop_last_two() { # the proxy pair started last: stopped, and its TUN devices free again
+    local a="${PIDS[-1]}" b="${PIDS[-2]}"
+    kill "$a" "$b" 2>/dev/null || true
+    wait "$a" "$b" 2>/dev/null || true
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 rate() { python3 -c "import sys; print('%.0f' % ($N * 8 / float(sys.argv[1]) / 1e6))" "$1"; }
 
+start sink python3 -c "$PY" sink 9000
+start source python3 -c "$PY" source 9001 "$N"
 du=(); dd=(); pu=(); pd=()
 for r in $(seq "$REPS"); do
     du+=("$(direct_up "$r")")
     dd+=("$(direct_down "$r")")
+done
+start pserver-up "$BRAID" proxy server --port 1080 --path braid2=10.3.0.2 --upstream 127.0.0.1:9000
+start pclient-up "$BRAID" proxy client --listen 127.0.0.1:1080 --remote 10.3.0.2:1080 --path braid0=10.1.0.2
+for r in $(seq "$REPS"); do
     pu+=("$(x python3 -c "$PY" up 1080 "$N")")
 done
-# Downloads: the proxy pair again, now forwarding to the source (the braid paths are free).
-kill "${PIDS[-1]}" "${PIDS[-2]}" 2>/dev/null || true
-sleep 0.5
+stop_last_two
 start pserver-down "$BRAID" proxy server --port 1081 --path braid2=10.3.0.2 --upstream 127.0.0.1:9001
 start pclient-down "$BRAID" proxy client --listen 127.0.0.1:1081 --remote 10.3.0.2:1081 --path braid0=10.1.0.2
 for r in $(seq "$REPS"); do
     pd+=("$(x python3 -c "$PY" down 1081 "$N")")
 done
+stop_last_two
 
 row() { # label, seconds...
     local label="$1"; shift

@@ -152,11 +152,22 @@ impl CtlHandler for Fake {
     }
 }
 
-fn sock_path(name: &str) -> PathBuf {
+/// A test's directory, removed with what is in it when dropped.
+struct TestDir(PathBuf);
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh directory for test `name`, and the path of a socket in it.
+fn sock_path(name: &str) -> (TestDir, PathBuf) {
     let dir = std::env::temp_dir().join(format!("braid-ctl-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("ctl.sock")
+    let path = dir.join("ctl.sock");
+    (TestDir(dir), path)
 }
 
 /// Runs the server on a thread until the returned flag is set.
@@ -192,7 +203,7 @@ fn serve(
 
 #[test]
 fn requests_round_trip_over_the_socket_which_only_its_owner_may_use() {
-    let path = sock_path("rt");
+    let (_dir, path) = sock_path("rt");
     let server = CtlServer::bind(&path).expect("bind");
     let mode = std::fs::metadata(&path)
         .expect("socket file")
@@ -247,7 +258,7 @@ fn requests_round_trip_over_the_socket_which_only_its_owner_may_use() {
 #[test]
 fn garbage_gets_a_one_line_error_and_a_stale_socket_is_replaced() {
     use std::io::{BufRead, BufReader, Write};
-    let path = sock_path("bad");
+    let (_dir, path) = sock_path("bad");
     // A stale socket file: bound, then its listener gone.
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
     assert!(path.exists());
@@ -422,8 +433,8 @@ fn endpoint_commands_act_on_live_connections() {
 #[test]
 fn cli_refuses_a_ctl_path_that_is_not_a_stale_socket_and_touches_nothing() {
     use std::process::Command;
-    let dir = sock_path("cli");
-    let dir = dir.parent().expect("dir").to_path_buf();
+    let (_guard, sock) = sock_path("cli");
+    let dir = sock.parent().expect("dir").to_path_buf();
     let file = dir.join("precious");
     std::fs::write(&file, "keep me").expect("write");
     let out_file = dir.join("out");
