@@ -673,7 +673,8 @@ while True:
 "#;
 
 /// A local program: `H`: send N bytes, shut down writing, print what comes back; `R`: send
-/// `R`, print `reset` when the connection is reset.
+/// `R`, print `reset` when the connection is reset; `R idle`: send `H` (the upstream then
+/// waits for more) and wait the same way.
 const LOCAL_PROGRAM: &str = r#"
 import socket, sys
 s = socket.create_connection(("127.0.0.1", 1080))
@@ -689,7 +690,7 @@ if sys.argv[1] == "H":
     print(got.decode(), flush=True)
 else:
     try:
-        s.sendall(b"R")
+        s.sendall(b"H" if sys.argv[2:] == ["idle"] else b"R")
         while s.recv(65536):
             pass
         print("eof", flush=True)
@@ -748,7 +749,34 @@ fn half_close_and_resets_cross_the_proxy_pair_and_sigterm_ends_it() {
         .map(|c| c["end"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(ends, ["closed", "reset"]);
-    // SIGTERM with nothing open: a clean exit.
+    // SIGTERM with a connection open: it gets its grace, then is reset; a clean exit.
+    let idle = ns
+        .command("python3")
+        .args(["-c", LOCAL_PROGRAM, "R", "idle"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("program");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.stdout().matches(r#""event":"open""#).count() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no third open: {}",
+            client.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     client.signal("TERM");
     assert_eq!(client.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(
+        client.stderr().contains("shutting down: 1 connection open"),
+        "{}",
+        client.stderr()
+    );
+    let out = idle.wait_with_output().expect("program");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reset");
+    let ends: Vec<String> = closes(&client.stdout())
+        .iter()
+        .map(|c| c["end"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ends, ["closed", "reset", "stopped"]);
 }

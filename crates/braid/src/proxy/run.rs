@@ -196,6 +196,8 @@ where
             Some(()) = interrupts.recv() => break None,
         }
     };
+    // Finished tasks not yet reaped are not open connections.
+    while tasks.try_join_next().is_some() {}
     if failure.is_none() && !tasks.is_empty() {
         eprintln!(
             "braid: proxy shutting down: {} connection{} open, {} s to finish (another signal \
