@@ -142,7 +142,7 @@ struct Want {
     copies: u8,
 }
 
-/// A [`Plan`] carried out for one connection. See the [module docs](self).
+/// A [`Plan`] carried out for one connection. See the module docs.
 #[derive(Debug, Clone)]
 pub struct PolicyPm {
     plan: Plan,
