@@ -116,6 +116,9 @@ const MAX_RST_QUEUE: usize = 64;
 /// Hop limit / TTL of emitted packets.
 const HOP_LIMIT: u8 = 64;
 const EPHEMERAL_FIRST: u16 = 49152;
+/// Packets a connection sends in a row before the next one's turn in
+/// [`Endpoint::poll_transmit`].
+pub const SEND_BURST: usize = 16;
 
 /// Most path-manager notices kept for [`Endpoint::poll_pm_event`].
 const MAX_PM_NOTICES: usize = 1024;
@@ -155,6 +158,9 @@ pub struct Endpoint {
     listener_pms: Vec<(SocketAddr, PmFactory)>,
     /// The latest time the endpoint was given (path-manager commands run at it).
     now: Instant,
+    /// The connection that sent the last packet and how many more it may send before the
+    /// next one's turn.
+    burst: Option<(usize, usize)>,
 }
 
 fn family_matches(a: IpAddr, b: IpAddr) -> bool {
@@ -188,6 +194,7 @@ impl Endpoint {
             pm_notices: VecDeque::new(),
             listener_pms: Vec::new(),
             now: Instant::ZERO,
+            burst: None,
         }
     }
 
@@ -572,11 +579,27 @@ impl Endpoint {
                 Err(_) => self.stats.emit_errors += 1,
             }
         }
-        // Only connections that may have something to send are asked, each once per call
-        // at most, in turns (one that sends goes to the back of the queue). A segment that
-        // does not fit the caller's buffer is dropped (and counted): the TCB recovers it by
+        // Only connections that may have something to send are asked, in turns of up to
+        // `SEND_BURST` packets (one that sends goes to the back of the queue): a connection's
+        // packets leave back to back, so that a device with offloads can write them as one
+        // GSO packet, and the others wait at most a turn each. A segment that does not fit
+        // the caller's buffer is dropped (and counted): the TCB recovers it by
         // retransmission.
         let share = self.window_share();
+        if let Some((idx, left)) = self.burst.take() {
+            if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                c.proto.set_window_clamp(share);
+                if let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) {
+                    self.sync(idx);
+                    if left > 1 {
+                        self.burst = Some((idx, left - 1));
+                    }
+                    if let Some(t) = self.transmit(src, dst, res) {
+                        return Some(t);
+                    }
+                }
+            }
+        }
         let mut tries = self.agenda.ready_len();
         while tries > 0 {
             tries -= 1;
@@ -592,20 +615,34 @@ impl Endpoint {
                 continue;
             };
             self.sync(idx);
-            match res {
-                Ok(len) => {
-                    return Some(Transmit {
-                        len,
-                        src,
-                        dst,
-                        segment_size: None,
-                        iface: self.routes.lookup(src, dst),
-                    })
-                }
-                Err(_) => self.stats.emit_errors += 1,
+            self.burst = Some((idx, SEND_BURST - 1));
+            if let Some(t) = self.transmit(src, dst, res) {
+                return Some(t);
             }
         }
         None
+    }
+
+    /// The packet a connection emitted, or `None` (counted) when it did not fit.
+    fn transmit(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        res: Result<usize, wire::Error>,
+    ) -> Option<Transmit> {
+        match res {
+            Ok(len) => Some(Transmit {
+                len,
+                src,
+                dst,
+                segment_size: None,
+                iface: self.routes.lookup(src, dst),
+            }),
+            Err(_) => {
+                self.stats.emit_errors += 1;
+                None
+            }
+        }
     }
 
     /// Each connection's share of the receive budget, when there is one: the budget over

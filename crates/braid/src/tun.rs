@@ -14,8 +14,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
-use tun_rs::{DeviceBuilder, Layer, SyncDevice};
+use tun_rs::{DeviceBuilder, GROTable, Layer, SyncDevice, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
 
@@ -51,6 +52,33 @@ pub struct TunDevice {
     dev: SyncDevice,
     name: String,
     created: bool,
+    /// With offloads (`IFF_VNET_HDR`, TSO and checksum offload): what reading and writing
+    /// need besides the device.
+    offload: Option<Offload>,
+}
+
+/// The state of a device with offloads. Every read starts with a virtio-net header and may
+/// be a GSO super-packet of up to 64 KiB, which is split here into the segments it stands
+/// for (checksums filled in); writes go in batches, in which `tun_rs` coalesces consecutive
+/// segments of one TCP flow whose headers match (options included, so an MPTCP option is
+/// never stretched over bytes it did not cover) into one GSO write, segmented by the
+/// kernel (or received whole by a local socket).
+struct Offload {
+    rx: Mutex<RxSplit>,
+    tx: Mutex<GROTable>,
+}
+
+/// The segments of the last read not handed out yet.
+struct RxSplit {
+    raw: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    next: usize,
+    count: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -110,6 +138,12 @@ impl TunDevice {
     /// when braid exits) if it does not. Packets are raw IPv4/IPv6 (`IFF_TUN | IFF_NO_PI`), and
     /// the descriptor is non-blocking.
     pub fn open(name: &str) -> Result<TunDevice, TunError> {
+        TunDevice::open_with(name, false)
+    }
+
+    /// [`TunDevice::open`], with offloads when `offload` is true (see [`Offload`]); a kernel
+    /// without them gives a device without.
+    pub fn open_with(name: &str, offload: bool) -> Result<TunDevice, TunError> {
         if !valid_name(name) {
             return Err(TunError::InvalidName(name.to_owned()));
         }
@@ -130,6 +164,7 @@ impl TunDevice {
             // The link state stays the user's: braid never brings a device up (tun-rs would
             // by default), so a device nobody configured is reported as down, not used.
             .inherit_enable_state()
+            .offload(offload)
             .build_sync()
             .map_err(|e| {
                 let name = name.to_owned();
@@ -158,11 +193,65 @@ impl TunDevice {
             // packets the kernel sends are lost as they were before.
             let _ = w.wait_ready(name, READY_TIMEOUT);
         }
+        let offload = dev.tcp_gso().then(|| {
+            // Each segment of a split read fits one buffer: the device's MTU and headers.
+            let seg = usize::from(dev.mtu().unwrap_or(1500)).max(1500) + 128;
+            Offload {
+                rx: Mutex::new(RxSplit {
+                    raw: vec![0; VIRTIO_NET_HDR_LEN + 65535],
+                    bufs: vec![vec![0; seg]; IDEAL_BATCH_SIZE],
+                    sizes: vec![0; IDEAL_BATCH_SIZE],
+                    next: 0,
+                    count: 0,
+                }),
+                tx: Mutex::new(GROTable::default()),
+            }
+        });
         Ok(TunDevice {
             dev,
             name: name.to_owned(),
             created: !existed,
+            offload,
         })
+    }
+
+    /// Whether the device has offloads (GSO writes, split GSO reads).
+    pub fn offloads(&self) -> bool {
+        self.offload.is_some()
+    }
+
+    /// Bytes to leave free before each packet given to [`TunDevice::send_batch`].
+    pub fn headroom(&self) -> usize {
+        if self.offload.is_some() {
+            VIRTIO_NET_HDR_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Writes `packets`, each after [`TunDevice::headroom`] free bytes; with offloads,
+    /// segments of one flow are coalesced into GSO writes. Returns how many the device
+    /// took; the others were dropped for lack of room, or because the link is down.
+    pub fn send_batch(&self, packets: &mut [Vec<u8>]) -> io::Result<usize> {
+        let Some(off) = &self.offload else {
+            let mut sent = 0;
+            for p in packets.iter() {
+                sent += usize::from(self.send(p)?);
+            }
+            return Ok(sent);
+        };
+        let mut gro = lock(&off.tx);
+        match self
+            .dev
+            .send_multiple(&mut gro, packets, VIRTIO_NET_HDR_LEN)
+        {
+            Ok(_) => Ok(packets.len()),
+            // One write that could not go (a full queue, a link that is down): counted
+            // as dropped all together, TCP retransmits.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// The device's name.
@@ -182,6 +271,9 @@ impl TunDevice {
 
     /// Read one IP packet into `buf`. `Ok(None)`: nothing to read now.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if let Some(off) = &self.offload {
+            return Self::recv_split(&self.dev, &mut lock(&off.rx), buf);
+        }
         loop {
             match self.dev.recv(buf) {
                 Ok(n) => return Ok(Some(n)),
@@ -192,9 +284,47 @@ impl TunDevice {
         }
     }
 
+    /// The next segment of a split read, reading the device when none is left.
+    fn recv_split(dev: &SyncDevice, rx: &mut RxSplit, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        while rx.next >= rx.count {
+            let RxSplit {
+                raw, bufs, sizes, ..
+            } = &mut *rx;
+            match dev.recv_multiple(raw, bufs, sizes, 0) {
+                Ok(n) => {
+                    rx.next = 0;
+                    rx.count = n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let i = rx.next;
+        rx.next += 1;
+        let len = rx.sizes.get(i).copied().unwrap_or(0);
+        let seg = rx
+            .bufs
+            .get(i)
+            .and_then(|b| b.get(..len))
+            .unwrap_or_default();
+        let n = seg.len().min(buf.len());
+        buf[..n].copy_from_slice(&seg[..n]);
+        Ok(Some(n))
+    }
+
     /// Write one IP packet. `Ok(false)`: the device could not take it now, or it is down
     /// (the kernel answers EIO until someone sets the link up): dropped, TCP retransmits.
     pub fn send(&self, packet: &[u8]) -> io::Result<bool> {
+        if self.offload.is_some() {
+            // A packet alone: an empty virtio-net header first.
+            let mut b = Vec::with_capacity(VIRTIO_NET_HDR_LEN + packet.len());
+            b.resize(VIRTIO_NET_HDR_LEN, 0);
+            b.extend_from_slice(packet);
+            return self
+                .send_batch(std::slice::from_mut(&mut b))
+                .map(|n| n == 1);
+        }
         loop {
             match self.dev.send(packet) {
                 Ok(_) => return Ok(true),

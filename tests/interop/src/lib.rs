@@ -150,17 +150,27 @@ impl Netns {
             .unwrap_or(0))
     }
 
-    /// Packets the kernel received on device `dev` (for a TUN: packets braid wrote to it).
+    /// Packets the kernel received on device `dev` (for a TUN: packets braid wrote to it;
+    /// with TUN offloads a GSO write of many segments counts once).
     pub fn rx_packets(&self, dev: &str) -> io::Result<u64> {
+        self.rx_stat(dev, "packets")
+    }
+
+    /// Bytes the kernel received on device `dev` (for a TUN: what braid wrote to it).
+    pub fn rx_bytes(&self, dev: &str) -> io::Result<u64> {
+        self.rx_stat(dev, "bytes")
+    }
+
+    fn rx_stat(&self, dev: &str, what: &str) -> io::Result<u64> {
         let out = self.ip(&["-s", "-j", "link", "show", "dev", dev])?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| io::Error::other(format!("ip -j output: {e}")))?;
         v.get(0)
             .and_then(|l| l.get("stats64"))
             .and_then(|s| s.get("rx"))
-            .and_then(|r| r.get("packets"))
+            .and_then(|r| r.get(what))
             .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| io::Error::other("no rx packet count in `ip -s -j link`"))
+            .ok_or_else(|| io::Error::other(format!("no rx {what} count in `ip -s -j link`")))
     }
 
     /// A command that runs `program` inside the namespace.

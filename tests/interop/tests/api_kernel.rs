@@ -107,6 +107,9 @@ fn api_stream_sends_64mib_over_two_paths_to_a_kernel_server() {
     assert_eq!(kernel["sha256_received"], api["sha256_sent"]);
     assert_eq!(api["is_mptcp"], true, "{api}");
     assert_eq!(api["closed_error"], serde_json::Value::Null, "{api}");
+    // TUN offloads unless the run turned them off: the paths say which.
+    let off = std::env::var("BRAID_OFFLOAD").is_ok_and(|v| v == "off");
+    assert_eq!(api["offload"], serde_json::json!([!off, !off]), "{api}");
     let subflows = api["subflows"].as_array().expect("subflows");
     assert_eq!(subflows.len(), 2, "{api}");
     for sf in subflows {

@@ -15,6 +15,24 @@ pub trait PacketDevice: AsRawFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// One packet out; `Ok(false)` when the device dropped it for lack of room.
     fn send(&self, packet: &[u8]) -> io::Result<bool>;
+    /// Bytes to leave free before each packet given to [`PacketDevice::send_batch`].
+    fn headroom(&self) -> usize {
+        0
+    }
+    /// Packets out, each after [`PacketDevice::headroom`] free bytes (a device with
+    /// offloads may coalesce a flow's segments); how many the device took.
+    fn send_batch(&self, packets: &mut [Vec<u8>]) -> io::Result<usize> {
+        let head = self.headroom();
+        let mut sent = 0;
+        for p in packets.iter() {
+            sent += usize::from(self.send(p.get(head..).unwrap_or_default())?);
+        }
+        Ok(sent)
+    }
+    /// Whether the device coalesces and splits segments (GSO/GRO through offloads).
+    fn offloads(&self) -> bool {
+        false
+    }
     /// How many packets the device holds for braid to read before it drops, when known.
     fn queue_len(&self) -> Option<usize> {
         None
@@ -37,6 +55,15 @@ impl PacketDevice for TunDevice {
     }
     fn send(&self, packet: &[u8]) -> io::Result<bool> {
         TunDevice::send(self, packet)
+    }
+    fn headroom(&self) -> usize {
+        TunDevice::headroom(self)
+    }
+    fn send_batch(&self, packets: &mut [Vec<u8>]) -> io::Result<usize> {
+        TunDevice::send_batch(self, packets)
+    }
+    fn offloads(&self) -> bool {
+        TunDevice::offloads(self)
     }
     fn queue_len(&self) -> Option<usize> {
         self.tx_queue_len()

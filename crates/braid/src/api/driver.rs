@@ -30,6 +30,9 @@ const PACKET_BUF: usize = 65536;
 const RX_BATCH: usize = 128;
 /// Packets sent per round before the devices are read again.
 const TX_BATCH: usize = 128;
+/// Capacity of each outgoing packet's buffer: headroom and a GSO write of 64 KiB (pages
+/// are touched only where a device coalesces).
+const GSO_BUF: usize = 65536 + 64;
 /// Rounds per run before the driver yields to other tasks.
 const ROUNDS: usize = 8;
 
@@ -58,6 +61,11 @@ pub(crate) struct Driver {
     batch: Vec<Vec<u8>>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
+    /// Packets on their way to each device (after its headroom), sent a batch at a time so
+    /// that a device with offloads can coalesce them.
+    out: Vec<Vec<Vec<u8>>>,
+    /// Emptied packet buffers, for reuse.
+    pool: Vec<Vec<u8>>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<braid_proto::Instant>,
     ctl: Option<CtlServer>,
@@ -97,12 +105,17 @@ impl Driver {
             }
             devs.push(Device { addr, fd, rx });
         }
+        let n_devices = devs.len();
         Ok(Driver {
             shared,
             devices: devs,
             batch: Vec::with_capacity(RX_BATCH),
             rx_buf: vec![0; PACKET_BUF],
             tx_buf: vec![0; PACKET_BUF],
+            out: (0..n_devices)
+                .map(|_| Vec::with_capacity(TX_BATCH))
+                .collect(),
+            pool: Vec::new(),
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             armed: None,
             ctl,
@@ -155,41 +168,67 @@ impl Driver {
         Ok(more)
     }
 
-    /// Drains up to `limit` packets into the devices. True when it stopped at the limit.
+    /// Drains up to `limit` packets into the devices, a batch per device. True when it
+    /// stopped at the limit.
     fn flush(&mut self, st: &mut State, limit: usize) -> io::Result<bool> {
         let now = st.now();
-        let mut sent = 0usize;
-        while sent < limit {
+        let mut queued = 0usize;
+        let mut at_limit = true;
+        while queued < limit {
             let Some(t) = st.ep.poll_transmit(now, &mut self.tx_buf) else {
-                return Ok(false);
+                at_limit = false;
+                break;
             };
             let Some(data) = self.tx_buf.get(..t.len) else {
                 continue;
             };
-            let Some(dev) = pick(t.iface, self.devices.iter().map(|d| d.addr), t.src)
-                .and_then(|i| self.devices.get(i))
+            let Some(i) = pick(t.iface, self.devices.iter().map(|d| d.addr), t.src)
+                .filter(|&i| i < self.devices.len())
             else {
                 continue;
             };
+            let head = self.devices[i].rx.dev.headroom();
             let seg = match t.segment_size {
                 Some(s) if s > 0 => s,
                 _ => data.len().max(1),
             };
             for packet in data.chunks(seg) {
-                sent += 1;
-                match dev.rx.dev.send(packet) {
-                    Ok(true) => st.io.packets_out += 1,
-                    Ok(false) => st.io.packets_dropped += 1,
-                    Err(e) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!("device {}: {e}", dev.rx.dev.name()),
-                        ))
-                    }
-                }
+                queued += 1;
+                // Room for a whole GSO write: a device with offloads coalesces the flow's
+                // following segments into this buffer (only where it has the capacity).
+                let mut b = self
+                    .pool
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(GSO_BUF));
+                b.clear();
+                b.resize(head, 0);
+                b.extend_from_slice(packet);
+                self.out[i].push(b);
             }
         }
-        Ok(true)
+        for i in 0..self.devices.len() {
+            self.send_out(i, st)?;
+        }
+        Ok(at_limit)
+    }
+
+    /// Sends what is queued for device `i`.
+    fn send_out(&mut self, i: usize, st: &mut State) -> io::Result<()> {
+        let (Some(dev), Some(out)) = (self.devices.get(i), self.out.get_mut(i)) else {
+            return Ok(());
+        };
+        if out.is_empty() {
+            return Ok(());
+        }
+        let n = out.len();
+        let sent =
+            dev.rx.dev.send_batch(out).map_err(|e| {
+                io::Error::new(e.kind(), format!("device {}: {e}", dev.rx.dev.name()))
+            })?;
+        st.io.packets_out += sent as u64;
+        st.io.packets_dropped += n.saturating_sub(sent) as u64;
+        self.pool.append(out);
+        Ok(())
     }
 
     /// Answers the control socket when it is ready and publishes path-management events to

@@ -69,6 +69,7 @@ pub struct Builder {
     mptcp: bool,
     ctl: Option<CtlSpec>,
     seed: Option<[u8; 32]>,
+    offload: bool,
 }
 
 enum CtlSpec {
@@ -177,6 +178,15 @@ impl Builder {
         self
     }
 
+    /// TUN offloads (the default, where the kernel has them): reads may be GSO
+    /// super-packets, which the device splits; writes go in batches in which a flow's
+    /// consecutive segments with equal headers become one GSO write. `false` (or the
+    /// environment variable `BRAID_OFFLOAD=off`) keeps one packet per read and write.
+    pub fn offload(mut self, on: bool) -> Self {
+        self.offload = on;
+        self
+    }
+
     /// The seed of ISNs, keys and nonces (by default read from the operating system).
     pub fn seed(mut self, seed: [u8; 32]) -> Self {
         self.seed = Some(seed);
@@ -212,7 +222,7 @@ impl Builder {
         for p in self.paths {
             let (dev, addr): (Arc<dyn PacketDevice + Send + Sync>, IpAddr) = match p {
                 PathSpec::Tun(name, addr) => {
-                    let d = crate::tun::TunDevice::open(&name)
+                    let d = crate::tun::TunDevice::open_with(&name, self.offload)
                         .map_err(|e| io::Error::other(e.to_string()))?;
                     (Arc::new(d), addr)
                 }
@@ -222,6 +232,7 @@ impl Builder {
                 name: dev.name().to_owned(),
                 addr,
                 created: dev.state().created,
+                offload: dev.offloads(),
             });
             states.push(dev.clone());
             devices.push((dev, addr));
@@ -280,6 +291,14 @@ impl Drop for Handle {
     }
 }
 
+/// Offloads unless `BRAID_OFFLOAD=off` (or `0`, `no`) says otherwise.
+fn offload_default() -> bool {
+    !matches!(
+        std::env::var("BRAID_OFFLOAD").as_deref(),
+        Ok("off" | "0" | "no" | "false")
+    )
+}
+
 /// An MPTCP endpoint: braid's paths, its engine and the task that drives them. Cheap to
 /// clone (every clone is the same endpoint). The driver runs until the endpoint, its
 /// listeners and streams are dropped and every connection has closed.
@@ -309,6 +328,7 @@ impl Endpoint {
             mptcp: true,
             ctl: None,
             seed: None,
+            offload: offload_default(),
         }
     }
 

@@ -118,6 +118,9 @@ pub struct PathInfo {
     pub addr: IpAddr,
     /// braid created the device (it did not exist before).
     pub created: bool,
+    /// The device has offloads: GSO writes of a connection's back-to-back segments, GSO
+    /// reads split into segments (see [`crate::api::Builder::offload`]).
+    pub offload: bool,
 }
 
 /// The shared state (see the module docs).

@@ -218,6 +218,7 @@ async fn send(
         "duration_s": secs,
         "conn": conn(&stream),
         "subflows": subflows(&stream),
+        "offload": ep.paths().iter().map(|p| p.offload).collect::<Vec<_>>(),
     }))
 }
 
