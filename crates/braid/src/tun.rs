@@ -141,9 +141,18 @@ impl TunDevice {
         TunDevice::open_with(name, false)
     }
 
-    /// [`TunDevice::open`], with offloads when `offload` is true (see [`Offload`]); a kernel
-    /// without them gives a device without.
+    /// [`TunDevice::open`], with offloads when `offload` is true (see [`Offload`]); where
+    /// the kernel refuses them, the device is opened without.
     pub fn open_with(name: &str, offload: bool) -> Result<TunDevice, TunError> {
+        match TunDevice::open_inner(name, offload) {
+            Err(TunError::Io { .. } | TunError::NotTun { .. }) if offload => {
+                TunDevice::open_inner(name, false)
+            }
+            r => r,
+        }
+    }
+
+    fn open_inner(name: &str, offload: bool) -> Result<TunDevice, TunError> {
         if !valid_name(name) {
             return Err(TunError::InvalidName(name.to_owned()));
         }

@@ -167,6 +167,11 @@ fn assert_kernel_clean(ns: &Netns) {
 
 fn assert_braid_clean(braid: &serde_json::Value) {
     assert_eq!(braid["mptcp"], true, "braid fell back: {braid}");
+    // The report names the path and whether its device has offloads (on unless the run
+    // turned them off).
+    let off = std::env::var("BRAID_OFFLOAD").is_ok_and(|v| v == "off");
+    assert_eq!(braid["paths"][0]["dev"], "braid0", "{braid}");
+    assert_eq!(braid["paths"][0]["offload"], !off, "{braid}");
     let c = &braid["counters"];
     for bad in [
         "DSSNotMatching",

@@ -9,8 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{
-    connection_error, counters, linger, stream_error, AppError, ConnReport, JoinSpec, Options,
-    Output, Source, Status, Totals, APP_CHUNK,
+    connection_error, counters, linger, paths_json, stream_error, AppError, ConnReport, JoinSpec,
+    Options, Output, Source, Status, Totals, APP_CHUNK,
 };
 use crate::health::{self, DeviceState};
 use crate::report::Report;
@@ -61,7 +61,8 @@ pub async fn run_client(
         p.clear();
     }
     let live: Vec<ConnReport> = live.into_iter().collect();
-    let report = totals.report("client", &live, counters(ep), result.as_ref().err());
+    let mut report = totals.report("client", &live, counters(ep), result.as_ref().err());
+    report.extra.insert("paths".to_owned(), paths_json(ep));
     (result, report)
 }
 

@@ -352,6 +352,15 @@ impl Totals {
     }
 }
 
+/// The endpoint's paths for the report: device, braid's address, and whether the device
+/// has offloads (GSO writes, split GSO reads).
+pub(crate) fn paths_json(ep: &crate::Endpoint) -> serde_json::Value {
+    ep.paths()
+        .iter()
+        .map(|p| serde_json::json!({"dev": p.name, "addr": p.addr.to_string(), "offload": p.offload}))
+        .collect()
+}
+
 /// The endpoint's counters as the report's map.
 pub(crate) fn counters(ep: &crate::Endpoint) -> BTreeMap<String, u64> {
     ep.counters()

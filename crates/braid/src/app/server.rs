@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
 
 use super::{
-    connection_error, counters, linger, stream_error, AppError, ConnReport, Options, ServerMode,
-    Status, Totals, APP_CHUNK,
+    connection_error, counters, linger, paths_json, stream_error, AppError, ConnReport, Options,
+    ServerMode, Status, Totals, APP_CHUNK,
 };
 use crate::report::Report;
 use crate::{Endpoint, MptcpStream, StreamControl};
@@ -96,9 +96,10 @@ pub async fn run_server(
         }
     });
     let c = lock(&common);
-    let report = c
+    let mut report = c
         .totals
         .report("server", &[], counters(ep), result.as_ref().err());
+    report.extra.insert("paths".to_owned(), paths_json(ep));
     (result, report)
 }
 
