@@ -296,7 +296,7 @@ impl Endpoint {
                 active: !conn.passive,
             };
             let factory = pm.unwrap_or(&self.config.path_manager);
-            conn.pm = Some(factory.build(&ctx));
+            conn.pm = Some(conn::Pm::new(factory.build(&ctx)));
         }
         let key = (conn.local, conn.remote);
         let token = conn.proto.mptcp().map(MptcpConnection::local_token);

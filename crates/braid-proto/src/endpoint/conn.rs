@@ -225,7 +225,7 @@ pub(super) struct Conn {
     /// Local addresses by MPTCP address id (id 0: the initial subflow's).
     pub(super) addr_ids: Vec<(u8, IpAddr)>,
     /// The path manager of an MPTCP connection.
-    pub(super) pm: Option<Box<dyn PathManager>>,
+    pub(super) pm: Option<Pm>,
     /// Subflows the application asked for, opened once the connection is fully
     /// established: (local, remote, backup).
     pub(super) pending_joins: Vec<(SocketAddr, SocketAddr, bool)>,
@@ -325,5 +325,40 @@ impl Conn {
             .filter(|(_, (l, r))| l.ip() == local && *r == remote)
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// A connection's path manager and its next deadline, read again after every event it
+/// handles (the only way its timers change): the endpoint files the connection's deadline
+/// after each packet, and asking the manager each time touched its state for nothing.
+pub(super) struct Pm {
+    inner: Box<dyn PathManager>,
+    deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for Pm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pm")
+            .field("name", &self.inner.name())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Pm {
+    pub(super) fn new(inner: Box<dyn PathManager>) -> Pm {
+        let deadline = inner.poll_timeout();
+        Pm { inner, deadline }
+    }
+
+    /// [`PathManager::handle`], then the deadline again.
+    pub(super) fn handle(&mut self, now: Instant, ev: &PmEvent, out: &mut Vec<PmCommand>) {
+        self.inner.handle(now, ev, out);
+        self.deadline = self.inner.poll_timeout();
+    }
+
+    /// The manager's next deadline, as of the last event it handled.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
     }
 }

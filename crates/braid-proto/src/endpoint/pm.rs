@@ -330,7 +330,7 @@ impl Endpoint {
             };
             fresh.handle(now, &PmEvent::SubflowEstablished { addrs }, &mut out);
         }
-        c.pm = Some(fresh);
+        c.pm = Some(super::conn::Pm::new(fresh));
         self.pm_execute(conn.0, out);
         self.sync(conn.0);
         Ok(())
