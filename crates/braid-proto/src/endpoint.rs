@@ -565,18 +565,12 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.now = self.now.max(now);
         while let Some((src, dst, repr)) = self.rst_queue.pop_front() {
-            match wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &repr, &[]) {
-                Ok(len) => {
-                    self.stats.resets_sent += 1;
-                    return Some(Transmit {
-                        len,
-                        src,
-                        dst,
-                        segment_size: None,
-                        iface: self.routes.lookup(src, dst),
-                    });
-                }
-                Err(_) => self.stats.emit_errors += 1,
+            let res = wire::emit_tcp_packet(buf, src, dst, HOP_LIMIT, &repr, &[]);
+            if res.is_ok() {
+                self.stats.resets_sent += 1;
+            }
+            if let Some(t) = self.transmit(src, dst, res) {
+                return Some(t);
             }
         }
         // Only connections that may have something to send are asked, in turns of up to
@@ -586,24 +580,17 @@ impl Endpoint {
         // the caller's buffer is dropped (and counted): the TCB recovers it by
         // retransmission.
         let share = self.window_share();
-        if let Some((idx, left)) = self.burst.take() {
-            if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
-                c.proto.set_window_clamp(share);
-                if let Some((src, dst, res)) = c.proto.emit(now, buf, &c.paths) {
-                    self.sync(idx);
-                    if left > 1 {
-                        self.burst = Some((idx, left - 1));
-                    }
-                    if let Some(t) = self.transmit(src, dst, res) {
-                        return Some(t);
-                    }
-                }
-            }
-        }
         let mut tries = self.agenda.ready_len();
-        while tries > 0 {
-            tries -= 1;
-            let idx = self.agenda.pop()?;
+        loop {
+            // The connection whose turn goes on, else the next one in the queue.
+            let (idx, left) = match self.burst.take() {
+                Some(turn) => turn,
+                None if tries > 0 => {
+                    tries -= 1;
+                    (self.agenda.pop()?, SEND_BURST)
+                }
+                None => return None,
+            };
             let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
@@ -615,12 +602,13 @@ impl Endpoint {
                 continue;
             };
             self.sync(idx);
-            self.burst = Some((idx, SEND_BURST - 1));
+            if left > 1 {
+                self.burst = Some((idx, left - 1));
+            }
             if let Some(t) = self.transmit(src, dst, res) {
                 return Some(t);
             }
         }
-        None
     }
 
     /// The packet a connection emitted, or `None` (counted) when it did not fit.
