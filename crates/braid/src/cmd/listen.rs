@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use braid_proto::pm::{EndpointFlags, FlagChange};
-
 use super::{endpoint_builder, execute, open_output, parse_addrs, parse_paths, Role};
 use crate::app::ServerMode;
 
@@ -108,30 +106,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => None,
     };
-    for b in &backups {
-        let Some(path) = path_args.iter().find(|p| p.addr == *b) else {
-            bail!("--backup {b}: not the address of any --path");
-        };
-        let table = &mut config.pm_table;
-        let known = table
-            .endpoints()
-            .iter()
-            .find(|e| e.addr == *b)
-            .map(|e| e.id);
-        let done = match known {
-            Some(id) => table.change(id, FlagChange::Backup).map(|_| ()),
-            None => table
-                .add(
-                    *b,
-                    None,
-                    None,
-                    Some(path.dev.clone()),
-                    EndpointFlags::BACKUP,
-                )
-                .map(|_| ()),
-        };
-        done.map_err(|e| anyhow::anyhow!("--backup {b}: {e}"))?;
-    }
+    super::backup_endpoints(&mut config, &path_args, &backups)?;
     // Before any file or device is touched: a refused --ctl path leaves everything as it was.
     let ctl = super::bind_ctl(&args.pm)?;
     let mode = match (&args.out, args.echo) {

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::str::FromStr;
 
-use braid_proto::pm::{EndpointFlags, EndpointTable, Limits, PmFactory};
+use braid_proto::pm::{EndpointFlags, EndpointTable, FlagChange, Limits, PmFactory};
 
 use crate::app;
 use crate::ctl::CtlServer;
@@ -400,6 +400,41 @@ pub(crate) fn pm_config(
         local_addrs: paths.iter().map(|p| p.addr).collect(),
         ..braid_proto::EndpointConfig::default()
     })
+}
+
+/// `--backup ADDR` of a server: a `backup` endpoint for each address (the flag added to the
+/// endpoint the address already has, e.g. a `--signal` one), so that the subflows joining
+/// on it are asked to be backup ones (the MP_JOIN B bit in braid's SYN/ACK).
+pub(crate) fn backup_endpoints(
+    config: &mut braid_proto::EndpointConfig,
+    paths: &[PathArg],
+    backups: &[IpAddr],
+) -> anyhow::Result<()> {
+    for b in backups {
+        let Some(path) = paths.iter().find(|p| p.addr == *b) else {
+            anyhow::bail!("--backup {b}: not the address of any --path");
+        };
+        let table = &mut config.pm_table;
+        let known = table
+            .endpoints()
+            .iter()
+            .find(|e| e.addr == *b)
+            .map(|e| e.id);
+        let done = match known {
+            Some(id) => table.change(id, FlagChange::Backup).map(|_| ()),
+            None => table
+                .add(
+                    *b,
+                    None,
+                    None,
+                    Some(path.dev.clone()),
+                    EndpointFlags::BACKUP,
+                )
+                .map(|_| ()),
+        };
+        done.map_err(|e| anyhow::anyhow!("--backup {b}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The library endpoint of a command: every `--path` (opened, in order, when it is built),

@@ -6,11 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use braid_proto::cc::CcAlgorithm;
-use braid_proto::sched::SchedulerKind;
 
 use super::connect::{plan, resolve, ConnectPlan};
-use super::sim::{parse_cc, parse_scheduler};
 use super::{endpoint_builder, parse_addrs, parse_bytes, parse_paths, PathArg};
 use crate::proxy::{self, relay::RELAY_CHUNK, socks5::Auth, Far, ProxyOptions};
 
@@ -46,13 +43,8 @@ pub struct CommonArgs {
     pub backups: Vec<String>,
     #[command(flatten)]
     pub pm: super::PmArgs,
-    /// Packet scheduler of MPTCP connections: default, minrtt, roundrobin, redundant,
-    /// blest.
-    #[arg(long, value_name = "S", value_parser = parse_scheduler)]
-    pub scheduler: Option<SchedulerKind>,
-    /// Congestion control of every subflow: cubic (the default) or reno.
-    #[arg(long, value_name = "C", value_parser = parse_cc)]
-    pub cc: Option<CcAlgorithm>,
+    #[command(flatten)]
+    pub sched: super::tune::SchedArgs,
     /// Send and receive buffer of each MPTCP connection (e.g. 256K, 4M; default 1M): with
     /// --max-connections, it bounds the proxy's memory.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
@@ -133,6 +125,8 @@ fn with_port(ip: std::net::IpAddr) -> String {
 /// What the options of both roles give.
 struct Common {
     paths: Vec<PathArg>,
+    /// `--backup` addresses (checked against the paths by the role that uses them).
+    backups: Vec<std::net::IpAddr>,
     config: braid_proto::EndpointConfig,
     opts: ProxyOptions,
 }
@@ -140,11 +134,11 @@ struct Common {
 impl CommonArgs {
     fn parse(&self) -> anyhow::Result<Common> {
         let paths = parse_paths(&self.paths)?;
+        let backups = parse_addrs("--backup", &self.backups)?;
         if self.tcp {
             for (flag, given) in [
                 ("--signal", !self.pm.signals.is_empty()),
-                ("--backup", !self.backups.is_empty()),
-                ("--scheduler", self.scheduler.is_some()),
+                ("--backup", !backups.is_empty()),
             ] {
                 if given {
                     bail!("{flag} needs MPTCP: leave out --tcp");
@@ -152,12 +146,7 @@ impl CommonArgs {
             }
         }
         let mut config = super::pm_config(&self.pm, &paths)?;
-        if let Some(s) = self.scheduler {
-            config.scheduler = s;
-        }
-        if let Some(cc) = self.cc {
-            config.tcp.cc = cc;
-        }
+        self.sched.apply(&mut config, self.tcp)?;
         let b = self.buffer.unwrap_or(DEFAULT_BUFFER);
         let b = usize::try_from(b)
             .ok()
@@ -165,11 +154,6 @@ impl CommonArgs {
             .ok_or_else(|| anyhow!("bad --buffer {b}: give 16K to 1G"))?;
         config.tcp.send_buffer = b;
         config.tcp.recv_buffer = b;
-        for b in parse_addrs("--backup", &self.backups)? {
-            if !paths.iter().any(|p| p.addr == b) {
-                bail!("--backup {b}: not the address of any --path");
-            }
-        }
         let idle = self
             .idle_timeout
             .as_deref()
@@ -183,6 +167,7 @@ impl CommonArgs {
             .unwrap_or(Duration::from_secs(10));
         Ok(Common {
             paths,
+            backups,
             config,
             opts: ProxyOptions {
                 idle,
@@ -214,30 +199,34 @@ impl ProxyArgs {
                 let c = a.common.parse()?;
                 let subflows = parse_addrs("--subflow", &a.subflows)?;
                 if let Ok(remote) = a.remote.parse::<SocketAddr>() {
-                    let backups = parse_addrs("--backup", &a.common.backups)?;
                     plan(
                         &a.remote,
                         &[remote],
                         &c.paths,
                         &subflows,
-                        &backups,
+                        &c.backups,
                         !a.common.tcp,
                     )?;
                 }
                 Ok(())
             }
-            ProxyRole::Server(a) => {
-                a.common.parse()?;
-                if a.socks5_users.is_some() && !a.socks5 {
-                    bail!("--socks5-users needs --socks5");
-                }
-                if let Some(u) = &a.upstream {
-                    super::parse_host_port(u).map_err(|e| anyhow!("--upstream: {e}"))?;
-                }
-                Ok(())
-            }
+            ProxyRole::Server(a) => server_common(a).map(|_| ()),
         }
     }
+}
+
+/// The server's options, checked: its `--backup` addresses become `backup` endpoints, as
+/// `braid listen` makes them.
+fn server_common(a: &ServerArgs) -> anyhow::Result<Common> {
+    let mut c = a.common.parse()?;
+    if a.socks5_users.is_some() && !a.socks5 {
+        bail!("--socks5-users needs --socks5");
+    }
+    if let Some(u) = &a.upstream {
+        super::parse_host_port(u).map_err(|e| anyhow!("--upstream: {e}"))?;
+    }
+    super::backup_endpoints(&mut c.config, &c.paths, &c.backups)?;
+    Ok(c)
 }
 
 /// Run `braid proxy client|server`.
@@ -270,7 +259,6 @@ fn run_client(a: ClientArgs) -> anyhow::Result<ExitCode> {
     let c = a.common.parse()?;
     let listen = listen_addr(&a.listen)?;
     let subflows = parse_addrs("--subflow", &a.subflows)?;
-    let backups = parse_addrs("--backup", &a.common.backups)?;
     let resolved = resolve(&a.remote)?;
     let ConnectPlan {
         remote,
@@ -281,7 +269,7 @@ fn run_client(a: ClientArgs) -> anyhow::Result<ExitCode> {
         &resolved,
         &c.paths,
         &subflows,
-        &backups,
+        &c.backups,
         !a.common.tcp,
     )?;
     let ctl = super::bind_ctl(&a.common.pm)?;
@@ -305,7 +293,7 @@ fn run_client(a: ClientArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_server(a: ServerArgs) -> anyhow::Result<ExitCode> {
-    let c = a.common.parse()?;
+    let c = server_common(&a)?;
     let far = match (&a.upstream, a.socks5) {
         (Some(u), _) => {
             // Resolved now too: a name that does not resolve is a mistake to hear at once.
@@ -415,7 +403,7 @@ mod tests {
             (
                 &server,
                 &["--socks5", "--tcp", "--scheduler", "minrtt"],
-                "--scheduler needs MPTCP",
+                "--scheduler minrtt needs MPTCP",
             ),
             (
                 &server,
@@ -455,6 +443,33 @@ mod tests {
             verdict(&bad),
             "bad --listen \"[::1]\": no port; write [::1]:PORT"
         );
+    }
+
+    /// `--backup ADDR` of a server makes a `backup` endpoint, as `braid listen` does, so
+    /// that joins on that address are asked to be backup subflows.
+    #[test]
+    fn a_server_backup_address_becomes_a_backup_endpoint() {
+        let argv = [
+            "proxy",
+            "server",
+            "--port",
+            "1080",
+            "--path",
+            "bt0=10.3.0.2",
+            "--path",
+            "bt1=10.4.0.2",
+            "--backup",
+            "10.4.0.2",
+            "--socks5",
+        ];
+        let ProxyRole::Server(a) = Cli::try_parse_from(argv).expect("parses").args.role else {
+            panic!("a server");
+        };
+        let c = server_common(&a).expect("valid");
+        let eps = c.config.pm_table.endpoints();
+        assert_eq!(eps.len(), 1, "{eps:?}");
+        assert_eq!(eps[0].addr, "10.4.0.2".parse::<std::net::IpAddr>().unwrap());
+        assert!(eps[0].flags.backup(), "{eps:?}");
     }
 
     #[test]

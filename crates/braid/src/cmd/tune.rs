@@ -1,5 +1,5 @@
-//! The options `braid connect` and `braid listen` share for the transfer itself: scheduler,
-//! congestion control, and the per-interval report.
+//! The options `braid connect`, `braid listen` and `braid proxy` share for the transfer
+//! itself: scheduler and congestion control, and (connect and listen) the per-interval report.
 
 use std::time::Duration;
 
@@ -8,9 +8,9 @@ use braid_proto::sched::SchedulerKind;
 
 use super::sim::{parse_cc, parse_scheduler};
 
-/// `--scheduler`, `--cc`, `--interval`.
+/// `--scheduler`, `--cc`.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct TuneArgs {
+pub struct SchedArgs {
     /// Packet scheduler of MPTCP connections: default, minrtt, roundrobin, redundant,
     /// blest.
     #[arg(long, value_name = "S", value_parser = parse_scheduler)]
@@ -18,19 +18,16 @@ pub struct TuneArgs {
     /// Congestion control of every subflow: cubic (the default) or reno.
     #[arg(long, value_name = "C", value_parser = parse_cc)]
     pub cc: Option<CcAlgorithm>,
-    /// Every S seconds, print each subflow's rate (e.g. 1 or 0.5).
-    #[arg(long, value_name = "S")]
-    pub interval: Option<String>,
 }
 
-impl TuneArgs {
-    /// Applies the scheduler and congestion control to `config`; the interval, if given.
-    /// A scheduler needs MPTCP: with `--tcp` it is refused.
+impl SchedArgs {
+    /// Applies the scheduler and congestion control to `config`. A scheduler needs MPTCP:
+    /// with `--tcp` it is refused.
     pub(crate) fn apply(
         &self,
         config: &mut braid_proto::EndpointConfig,
         tcp: bool,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> anyhow::Result<()> {
         if let Some(s) = self.scheduler {
             if tcp {
                 anyhow::bail!(
@@ -42,6 +39,29 @@ impl TuneArgs {
         if let Some(cc) = self.cc {
             config.tcp.cc = cc;
         }
+        Ok(())
+    }
+}
+
+/// `--scheduler`, `--cc`, `--interval`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub sched: SchedArgs,
+    /// Every S seconds, print each subflow's rate (e.g. 1 or 0.5).
+    #[arg(long, value_name = "S")]
+    pub interval: Option<String>,
+}
+
+impl TuneArgs {
+    /// Applies the scheduler and congestion control to `config` ([`SchedArgs::apply`]);
+    /// the interval, if given.
+    pub(crate) fn apply(
+        &self,
+        config: &mut braid_proto::EndpointConfig,
+        tcp: bool,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.sched.apply(config, tcp)?;
         self.interval
             .as_deref()
             .map(|s| super::parse_seconds("--interval", s))
