@@ -1,4 +1,4 @@
-//! `bench/loss.sh`, the loss benchmark: always a syntax check, `--help` and a refused
+//! `bench/loss.sh`, the loss benchmark (and `bench/proxy.sh`'s first checks): always a syntax check, `--help` and a refused
 //! argument (cheap, no root); with `BRAID_BENCH_SMOKE=1` (and root) also its `--quick` mode
 //! on the debug binaries, which creates and deletes its own namespaces.
 
@@ -11,50 +11,55 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/loss.sh")
 }
 
-#[test]
-fn loss_script_parses_and_explains_itself() {
-    let s = script();
-    let syntax = Command::new("bash").arg("-n").arg(&s).output().unwrap();
+/// What every bench script owes before anything runs: `bash -n` passes, `--help` (no root,
+/// no build) names each of `flags`, an unknown argument is refused in one line that names
+/// it, and shellcheck (where installed) finds nothing.
+fn explains_itself(s: &Path, flags: &[&str]) {
+    let syntax = Command::new("bash").arg("-n").arg(s).output().unwrap();
     assert!(
         syntax.status.success(),
         "bash -n: {}",
         String::from_utf8_lossy(&syntax.stderr)
     );
     // --help needs neither root nor a build.
-    let help = Command::new("bash").arg(&s).arg("--help").output().unwrap();
+    let help = Command::new("bash").arg(s).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success(), "--help: {}", text);
-    for flag in [
-        "--quick",
-        "--reps",
-        "--loss",
-        "--bytes",
-        "--limit",
-        "--markdown",
-    ] {
+    for flag in flags {
         assert!(
             text.contains(flag),
             "--help does not mention {flag}: {text}"
         );
     }
     // An unknown argument: one line, non-zero, before anything is touched.
-    let bad = Command::new("bash")
-        .arg(&s)
-        .arg("--bogus")
-        .output()
-        .unwrap();
+    let bad = Command::new("bash").arg(s).arg("--bogus").output().unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--bogus"), "{err}");
     // shellcheck-clean where shellcheck is installed.
-    if let Ok(out) = Command::new("shellcheck").arg(&s).output() {
+    if let Ok(out) = Command::new("shellcheck").arg(s).output() {
         assert!(
             out.status.success(),
             "shellcheck: {}",
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+#[test]
+fn loss_script_parses_and_explains_itself() {
+    explains_itself(
+        &script(),
+        &[
+            "--quick",
+            "--reps",
+            "--loss",
+            "--bytes",
+            "--limit",
+            "--markdown",
+        ],
+    );
 }
 
 #[test]
@@ -116,33 +121,12 @@ fn loss_script_quick_mode_runs() {
     }
 }
 
-/// `bench/proxy.sh`, the proxy's throughput benchmark: a syntax check, `--help` and a
-/// refused argument (no root, no build).
+/// `bench/proxy.sh`, the proxy's throughput benchmark: the same checks (no root, no build).
 #[test]
 fn proxy_script_parses_and_explains_itself() {
     let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/proxy.sh");
-    let syntax = Command::new("bash").arg("-n").arg(&s).output().unwrap();
-    assert!(
-        syntax.status.success(),
-        "bash -n: {}",
-        String::from_utf8_lossy(&syntax.stderr)
+    explains_itself(
+        &s,
+        &["--bytes", "--reps", "--quick", "--no-build", "--markdown"],
     );
-    let help = Command::new("bash").arg(&s).arg("--help").output().unwrap();
-    let text = String::from_utf8_lossy(&help.stdout);
-    assert!(help.status.success(), "--help: {text}");
-    for flag in ["--bytes", "--reps", "--quick", "--no-build", "--markdown"] {
-        assert!(
-            text.contains(flag),
-            "--help does not mention {flag}: {text}"
-        );
-    }
-    let bad = Command::new("bash")
-        .arg(&s)
-        .arg("--bogus")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success());
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("--bogus"), "{err}");
 }

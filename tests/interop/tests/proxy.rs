@@ -102,6 +102,20 @@ impl Logged {
         }
     }
 
+    /// Waits until `done` holds of stdout and returns stdout then (a hang guard of 10 s,
+    /// not a timing assertion; `what` names what was awaited).
+    fn wait_stdout(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.stdout();
+            if done(&out) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "no {what}: {out}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
     }
@@ -262,16 +276,35 @@ fn closes(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Bytes each subflow of a close event received.
-fn subflow_bytes_received(close: &serde_json::Value) -> Vec<u64> {
-    close["subflows"]
+/// The last `close` event of a proxy, once there is one.
+fn last_close(p: &Logged) -> serde_json::Value {
+    let out = p.wait_stdout("close line", |o| !closes(o).is_empty());
+    closes(&out).pop().unwrap_or_default()
+}
+
+/// How each connection of a proxy's JSON lines ended, in order.
+fn ends(stdout: &str) -> Vec<String> {
+    closes(stdout)
+        .iter()
+        .map(|c| c["end"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// A close event's connection had two subflows, and each received more than 1 MiB.
+fn assert_two_busy_subflows(close: &serde_json::Value) {
+    let per: Vec<u64> = close["subflows"]
         .as_array()
         .map(|a| {
             a.iter()
                 .map(|s| s["bytes_received"].as_u64().unwrap_or(0))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    assert_eq!(per.len(), 2, "{close}");
+    assert!(
+        per.iter().all(|&b| b > 1 << 20),
+        "each subflow carries data: {per:?}"
+    );
 }
 
 /// curl through the proxy client, as SOCKS5 with names resolved by the far proxy.
@@ -316,26 +349,10 @@ fn curl_downloads_100_mib_through_a_braid_proxy_pair_over_two_paths() {
     );
     assert_eq!(sha_of(&got), sha, "the download is byte-exact");
     // Both subflows carried the download.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let close = loop {
-        if let Some(c) = closes(&client.stdout()).pop() {
-            break c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no close line: {}",
-            client.stdout()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let close = last_close(&client);
     assert_eq!(close["mptcp"], true, "{close}");
     assert_eq!(close["end"], "closed", "{close}");
-    let per = subflow_bytes_received(&close);
-    assert_eq!(per.len(), 2, "{close}");
-    assert!(
-        per.iter().all(|&b| b > 1 << 20),
-        "each subflow carries data: {per:?}"
-    );
+    assert_two_busy_subflows(&close);
 
     // The wrong password: the far proxy refuses, curl says so.
     let r = curl(
@@ -383,25 +400,9 @@ fn curl_downloads_100_mib_through_the_braid_client_and_a_kernel_mptcp_socks5_ser
         String::from_utf8_lossy(&r.stderr)
     );
     assert_eq!(sha_of(&got), sha, "the download is byte-exact");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let close = loop {
-        if let Some(c) = closes(&client.stdout()).pop() {
-            break c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no close line: {}",
-            client.stdout()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let close = last_close(&client);
     assert_eq!(close["mptcp"], true, "{close}");
-    let per = subflow_bytes_received(&close);
-    assert_eq!(per.len(), 2, "{close}");
-    assert!(
-        per.iter().all(|&b| b > 1 << 20),
-        "each subflow carries data: {per:?}"
-    );
+    assert_two_busy_subflows(&close);
     // The kernel's own view: it accepted MPTCP and the join.
     assert!(ns.counter("MPTcpExtMPCapableSYNRX").expect("nstat") >= 1);
     assert!(ns.counter("MPTcpExtMPJoinSynRx").expect("nstat") >= 1);
@@ -735,20 +736,8 @@ fn half_close_and_resets_cross_the_proxy_pair_and_sigterm_ends_it() {
         .run("python3", &["-c", LOCAL_PROGRAM, "R"])
         .expect("program");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reset");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while closes(&client.stdout()).len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "close lines: {}",
-            client.stdout()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ends: Vec<String> = closes(&client.stdout())
-        .iter()
-        .map(|c| c["end"].as_str().unwrap_or("").to_string())
-        .collect();
-    assert_eq!(ends, ["closed", "reset"]);
+    let out = client.wait_stdout("two close lines", |o| closes(o).len() >= 2);
+    assert_eq!(ends(&out), ["closed", "reset"]);
     // SIGTERM with a connection open: it gets its grace, then is reset; a clean exit.
     let idle = ns
         .command("python3")
@@ -756,15 +745,9 @@ fn half_close_and_resets_cross_the_proxy_pair_and_sigterm_ends_it() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("program");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.stdout().matches(r#""event":"open""#).count() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "no third open: {}",
-            client.stdout()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    client.wait_stdout("a third open", |o| {
+        o.matches(r#""event":"open""#).count() >= 3
+    });
     client.signal("TERM");
     assert_eq!(client.wait_exit(Duration::from_secs(20)), Some(0));
     assert!(
@@ -774,9 +757,5 @@ fn half_close_and_resets_cross_the_proxy_pair_and_sigterm_ends_it() {
     );
     let out = idle.wait_with_output().expect("program");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reset");
-    let ends: Vec<String> = closes(&client.stdout())
-        .iter()
-        .map(|c| c["end"].as_str().unwrap_or("").to_string())
-        .collect();
-    assert_eq!(ends, ["closed", "reset", "stopped"]);
+    assert_eq!(ends(&client.stdout()), ["closed", "reset", "stopped"]);
 }

@@ -45,7 +45,8 @@ pub enum Far {
     Socks5(Auth),
 }
 
-/// The counter of connections, for their log lines.
+/// How connection events are told: a line on standard error each, or (`--json`) a JSON
+/// object on standard output.
 #[derive(Clone)]
 struct Log {
     json: bool,
