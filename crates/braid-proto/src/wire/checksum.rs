@@ -5,21 +5,41 @@ use core::net::IpAddr;
 
 /// Add `data` to a running (unfolded) 32-bit one's-complement sum. An odd trailing byte is
 /// padded with zero, so only the last chunk of a message may have odd length.
-pub fn add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    // Accumulate in u64 to defer carries; fold at the end.
-    let mut acc: u64 = u64::from(sum);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+///
+/// The sum is taken over native-endian 32-bit words into a 64-bit accumulator (which the
+/// compiler turns into vector additions) and byte-swapped once at the end: the
+/// one's-complement sum does not depend on the order of the bytes in a word, so the sum of
+/// swapped words is the swapped sum (RFC 1071 §2(B)), and adding two 16-bit words at a time
+/// only defers carries (§2(C)).
+pub fn add(sum: u32, data: &[u8]) -> u32 {
+    let mut words = data.chunks_exact(4);
+    let mut acc: u64 = 0;
+    for w in &mut words {
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        // Zero padding keeps every byte at its place in its 16-bit word.
+        let mut tail = [0u8; 4];
+        tail[..rest.len()].copy_from_slice(rest);
+        acc += u64::from(u32::from_ne_bytes(tail));
     }
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let native = fold64(acc);
+    let be = if cfg!(target_endian = "little") {
+        native.swap_bytes()
+    } else {
+        native
+    };
+    let total = u64::from(sum) + u64::from(be);
+    ((total & 0xffff_ffff) + (total >> 32)) as u32
+}
+
+/// A 64-bit sum of 16-bit words folded to 16 bits with end-around carries.
+fn fold64(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
-    sum = acc as u32;
-    sum
+    acc as u16
 }
 
 /// Fold a running sum to 16 bits (without complementing).
@@ -75,6 +95,40 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(add(0, &data)), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    /// The plain definition: big-endian 16-bit words, one at a time.
+    fn reference(sum: u32, data: &[u8]) -> u16 {
+        let mut acc = u64::from(sum);
+        for c in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]));
+        }
+        fold64(acc)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_sum_equals_the_definition(
+            sum in proptest::prelude::any::<u32>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        ) {
+            proptest::prop_assert_eq!(fold(add(sum, &data)), reference(sum, &data));
+        }
+    }
+
+    #[test]
+    fn all_ones_and_zeros() {
+        for len in [0usize, 1, 2, 3, 4, 5, 7, 8, 1448, 1449, 65535] {
+            for fill in [0u8, 0xff] {
+                let data = vec![fill; len];
+                assert_eq!(
+                    fold(add(0, &data)),
+                    reference(0, &data),
+                    "{len} × {fill:#x}"
+                );
+                assert_eq!(fold(add(0xffff_ffff, &data)), reference(0xffff_ffff, &data));
+            }
+        }
     }
 
     #[test]
