@@ -225,8 +225,19 @@ impl DssChecksum {
 /// The DSS checksum of a whole mapping, RFC 8684 §3.3.1 (see [`DssChecksum::new`] for the
 /// arguments).
 pub fn dss_checksum(dsn: u64, subflow_seq: u32, data_len: u16, payload: &[u8]) -> u16 {
+    dss_checksum_parts(dsn, subflow_seq, data_len, payload.into())
+}
+
+/// [`dss_checksum`] over a payload in two runs (as it sits in a ring buffer).
+pub fn dss_checksum_parts(
+    dsn: u64,
+    subflow_seq: u32,
+    data_len: u16,
+    payload: crate::wire::Payload<'_>,
+) -> u16 {
     let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
-    c.update(payload);
+    c.update(payload.head);
+    c.update(payload.tail);
     c.finish()
 }
 

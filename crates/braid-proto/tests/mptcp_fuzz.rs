@@ -99,7 +99,7 @@ impl World {
             while let Some((_, r, p)) = self.client.poll_segment(self.now) {
                 moved = true;
                 match self.server.as_mut() {
-                    Some(s) => s.handle_segment(self.now, 0, &r, &p),
+                    Some(s) => s.handle_segment(self.now, 0, &r, &p.to_vec()),
                     None => {
                         self.server = MptcpConnection::accept(
                             &cfg,
@@ -115,7 +115,7 @@ impl World {
             if let Some(s) = self.server.as_mut() {
                 while let Some((_, r, p)) = s.poll_segment(self.now) {
                     moved = true;
-                    self.client.handle_segment(self.now, 0, &r, &p);
+                    self.client.handle_segment(self.now, 0, &r, &p.to_vec());
                     self.last_to_client = Some(r);
                 }
             }

@@ -69,7 +69,7 @@ impl Proto {
                 Some((
                     l0.ip(),
                     r0.ip(),
-                    wire::emit_tcp_packet(
+                    wire::emit_tcp_packet_parts(
                         buf,
                         l0.ip(),
                         r0.ip(),
@@ -85,7 +85,7 @@ impl Proto {
                 Some((
                     l.ip(),
                     r.ip(),
-                    wire::emit_tcp_packet(buf, l.ip(), r.ip(), HOP_LIMIT, &repr, &payload),
+                    wire::emit_tcp_packet_parts(buf, l.ip(), r.ip(), HOP_LIMIT, &repr, payload),
                 ))
             }
         }

@@ -581,7 +581,7 @@ impl MptcpConnection {
     }
 
     /// Puts pending signals on a segment of subflow `id` (after its DSS was added).
-    pub(super) fn addr_options(&mut self, id: SubflowId, repr: &mut TcpRepr, payload: &[u8]) {
+    pub(super) fn addr_options(&mut self, id: SubflowId, repr: &mut TcpRepr, has_data: bool) {
         let Some(n) = self.neg else {
             return;
         };
@@ -591,7 +591,7 @@ impl MptcpConnection {
         let Some(s) = self.subflows.get_mut(id) else {
             return;
         };
-        let data = !payload.is_empty();
+        let data = has_data;
         let pure_ack = !data && !repr.flags.fin();
         // What the segment was sized for (its payload and options fit the MSS).
         let limit = self.opt_limit;

@@ -74,12 +74,12 @@
 //!   whose FIN comes first and drops the DATA_FIN on it); in fallback the subflow's FIN is
 //!   the DATA_FIN.
 
-use crate::crypto::{dss_checksum, join_ack_hmac, join_synack_hmac};
+use crate::crypto::{dss_checksum_parts, join_ack_hmac, join_synack_hmac};
 use crate::error::ConnectionError;
 use crate::tcp::{Tcb, TcbParams, TcpConfig, TcpState};
 use crate::time::Instant;
 use crate::wire::mptcp::{rst_reason, Dss, DssMapping, MpCapable, MptcpOption};
-use crate::wire::TcpRepr;
+use crate::wire::{Payload, TcpRepr};
 
 use super::dsn::DsnSpace;
 use super::handshake::{ack_option_counts, HandshakeState, MpCapableHandshake, Negotiated};

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 
 use crate::crypto::DssChecksum;
 use crate::wire::mptcp::DssMapping;
+use crate::wire::Payload;
 
 use super::dsn::DsnSpace;
 
@@ -346,7 +347,7 @@ pub fn tx_mapping_of(
     data: u64,
     len: u64,
     fin: bool,
-    checksum_over: Option<&[u8]>,
+    checksum_over: Option<Payload<'_>>,
 ) -> DssMapping {
     let data_len = u16::try_from(len)
         .unwrap_or(u16::MAX)
@@ -357,7 +358,8 @@ pub fn tx_mapping_of(
     let subflow_seq = if len == 0 { 0 } else { relative_seq(sub) };
     let checksum = checksum_over.map(|payload| {
         let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
-        c.update(payload);
+        c.update(payload.head);
+        c.update(payload.tail);
         c.finish()
     });
     DssMapping {
@@ -379,7 +381,14 @@ pub fn tx_mapping(
     checksum: bool,
 ) -> DssMapping {
     let len = payload.len() as u64;
-    tx_mapping_of(space, sub, data, len, fin, checksum.then_some(payload))
+    tx_mapping_of(
+        space,
+        sub,
+        data,
+        len,
+        fin,
+        checksum.then_some(payload.into()),
+    )
 }
 
 /// A received mapping in offsets.

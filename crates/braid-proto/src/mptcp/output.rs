@@ -215,7 +215,7 @@ impl MptcpConnection {
         if bytes.is_empty() {
             return false;
         }
-        let n = s.tcb.write(bytes) as u64;
+        let n = s.tcb.write_parts(bytes) as u64;
         if n == 0 {
             return false;
         }
@@ -295,7 +295,7 @@ impl MptcpConnection {
             return;
         };
         let bytes = self.send.slice(r.clone());
-        let n = s.tcb.write(bytes) as u64;
+        let n = s.tcb.write_parts(bytes) as u64;
         let Subflow { tcb, tx, .. } = s;
         tx.record(s.written, r.start, n, max_len, |at| {
             tcb.mark_segment_boundary(at)
@@ -307,7 +307,9 @@ impl MptcpConnection {
     }
 
     /// The next segment to send: subflow, header (with MPTCP options) and payload.
-    pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Vec<u8>)> {
+    /// The payload is borrowed from the subflow's send buffer, in one or two runs, to be
+    /// copied once into the packet.
+    pub fn poll_segment(&mut self, now: Instant) -> Option<(SubflowId, TcpRepr, Payload<'_>)> {
         self.reap();
         self.arm_data_rtx(now);
         self.schedule();
@@ -350,24 +352,24 @@ impl MptcpConnection {
             };
             self.window_advertised(&seg.repr);
             let s = self.subflows.get_mut(id)?;
-            let payload = s.tcb.payload(&seg).to_vec();
+            let payload_len = (seg.data.end - seg.data.start) as usize;
             s.tx.trim(s.tcb.snd_una_offset().min(seg.data.start), self.send.una());
-            self.opt_limit = if payload.is_empty() {
+            self.opt_limit = if payload_len == 0 {
                 MAX_OPTION_SPACE
             } else {
-                MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload.len()))
+                MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload_len))
             };
-            let start = seg.data.start;
             if seg.probe {
                 self.probe_options(id, &mut seg.repr);
             } else {
-                self.add_options(id, &mut seg.repr, start, &payload);
+                self.add_options(id, &mut seg.repr, seg.data.clone());
             }
             // A segment without payload may carry more than the ACK reservation (a
             // DATA_FIN mapping, MP_CAPABLE): SACK blocks give way, the MPTCP option stays.
             while seg.repr.options.padded_len() > self.opt_limit
                 && seg.repr.options.sack_blocks.pop().is_some()
             {}
+            let payload = self.subflows.get(id)?.tcb.payload(&seg);
             return Some((id, seg.repr, payload));
         }
         None
@@ -399,9 +401,11 @@ impl MptcpConnection {
         &mut self,
         id: SubflowId,
         repr: &mut TcpRepr,
-        sub: u64,
-        payload: &[u8],
+        data: core::ops::Range<u64>,
     ) {
+        // The segment's payload: subflow offsets `data` of the subflow's send buffer.
+        let sub = data.start;
+        let payload_len = (data.end - data.start) as usize;
         if repr.flags.rst() {
             if self.fastclose && !self.fallback {
                 if let Some(n) = self.neg {
@@ -491,7 +495,7 @@ impl MptcpConnection {
 
         // The client repeats MP_CAPABLE until the server's first DSS.
         if id == 0 && self.hs.state() == HandshakeState::ClientUnconfirmed {
-            if payload.is_empty() {
+            if payload_len == 0 {
                 if !self.data_fin_instead_of_mpc() {
                     if let Some(o) = self.hs.ack_option() {
                         repr.options.mptcp.push(MptcpOption::MpCapable(o));
@@ -499,18 +503,24 @@ impl MptcpConnection {
                         return;
                     }
                 }
-            } else if sub == 0 && payload.len() <= usize::from(u16::MAX) {
-                let len = payload.len() as u16;
-                let sum = checksum.then(|| dss_checksum(tx_space.dsn(0), 1, len, payload));
+            } else if sub == 0 && payload_len <= usize::from(u16::MAX) {
+                let len = payload_len as u16;
+                let payload = self
+                    .subflows
+                    .get(id)
+                    .map(|s| s.tcb.send_slice(data.clone()));
+                let sum = checksum.then(|| {
+                    dss_checksum_parts(tx_space.dsn(0), 1, len, payload.unwrap_or_default())
+                });
                 if let Some(o) = self.hs.data_option(len, sum) {
                     repr.options.mptcp.push(MptcpOption::MpCapable(o));
                     self.mpc_ack_sent = true;
                     // That option maps exactly this segment: later bytes start a new
                     // mapping, and a retransmission once the handshake is confirmed
                     // carries the same mapping as a DSS.
-                    let wire = tx_mapping_of(&tx_space, 0, 0, u64::from(len), false, {
-                        checksum.then_some(payload)
-                    });
+                    // The same checksum: offset 0 is relative subflow sequence number 1.
+                    let mut wire = tx_mapping_of(&tx_space, 0, 0, u64::from(len), false, None);
+                    wire.checksum = sum;
                     if let Some(s) = self.subflows.get_mut(id) {
                         if let Some(at) = s.tx.seal_exact(0, u64::from(len), wire) {
                             s.tcb.mark_segment_boundary(at);
@@ -532,7 +542,7 @@ impl MptcpConnection {
             data_fin: false,
         };
         let fin = self.send.fin();
-        if !payload.is_empty() {
+        if payload_len > 0 {
             // A retransmission that continues a mapping needs no DSS either: TCP delivers in
             // order, so the mapping's first segment (which carries it, first sent or again)
             // reaches the receiver before these bytes do.
@@ -582,7 +592,7 @@ impl MptcpConnection {
             dss.data_fin = true;
         }
         let mut go_fallback = false;
-        if self.infinite_tx_pending && !payload.is_empty() {
+        if self.infinite_tx_pending && payload_len > 0 {
             if let Some((data, _)) = s.tx.lookup(sub, 1) {
                 //= rfc8684#3.7
                 //= The infinite mapping: data-level length 0 (checksum 0), from the DSN of
@@ -617,7 +627,7 @@ impl MptcpConnection {
             }
         }
         if !go_fallback {
-            self.addr_options(id, repr, payload);
+            self.addr_options(id, repr, payload_len > 0);
         }
         if go_fallback {
             self.infinite_tx_pending = false;

@@ -7,6 +7,7 @@
 use core::ops::Range;
 
 use crate::tcp::SendBuffer;
+use crate::wire::Payload;
 
 /// The connection-level send state.
 #[derive(Debug)]
@@ -164,7 +165,7 @@ impl DataSend {
     }
 
     /// The bytes of a range (clipped to what is still held).
-    pub fn slice(&self, r: Range<u64>) -> &[u8] {
+    pub fn slice(&self, r: Range<u64>) -> Payload<'_> {
         self.buf.slice(r.start, r.end)
     }
 
@@ -217,7 +218,7 @@ mod tests {
         assert_eq!(s.next_range(5, false), Some(0..5));
         assert_eq!(s.next_range(100, false), Some(5..8)); // window edge at 8
         assert_eq!(s.next_range(100, false), None);
-        assert_eq!(s.slice(3..6), b"345");
+        assert_eq!(s.slice(3..6).to_vec(), b"345");
         assert_eq!(s.unacked(), 0..8);
         // an ACK above data_nxt is ignored
         assert_eq!(s.on_data_ack(9, 100), AckOutcome::Ignored);

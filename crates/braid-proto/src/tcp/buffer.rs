@@ -2,44 +2,56 @@
 //! (a ring with out-of-order reassembly bounded by its capacity).
 
 use super::ranges::RangeSet;
+use crate::wire::Payload;
 
 /// Bytes the application wrote and the peer has not acknowledged yet.
 ///
-/// Stored contiguously in one `Vec`; acknowledged bytes are dropped from the front lazily, in
-/// large batches, so every byte is moved at most about once. A segment's payload is a slice
-/// of this buffer, copied once into the outgoing packet.
+/// A ring: byte `offset` of the stream lives at `offset % ring.len()`, so acknowledged
+/// bytes are dropped by moving `base` and nothing is ever moved inside the buffer. The
+/// ring is allocated on the first write and doubled (a power of two, up to the capacity
+/// rounded up) only as far as the bytes held reach, so an idle connection costs nothing.
+/// A segment's payload is one or two runs of it ([`Payload`]), copied once into the
+/// outgoing packet.
 #[derive(Debug)]
 pub struct SendBuffer {
-    data: Vec<u8>,
-    /// Index in `data` of the byte at stream offset `base`.
-    start: usize,
-    /// Stream offset of `data[start]` (the first unacknowledged byte).
+    ring: Vec<u8>,
+    /// Stream offset of the first byte held (the first unacknowledged byte).
     base: u64,
+    /// Bytes held.
+    len: usize,
     capacity: usize,
 }
+
+/// The first ring a send buffer allocates.
+pub const MIN_SEND_RING: usize = 16 * 1024;
 
 impl SendBuffer {
     pub fn new(capacity: usize) -> Self {
         SendBuffer {
-            data: Vec::new(),
-            start: 0,
+            ring: Vec::new(),
             base: 0,
+            len: 0,
             capacity,
         }
     }
 
     /// Bytes held (written, not yet acknowledged).
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Free space.
     pub fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.len())
+        self.capacity.saturating_sub(self.len)
+    }
+
+    /// Bytes of ring allocated now.
+    pub fn allocated(&self) -> usize {
+        self.ring.len()
     }
 
     /// Enough free space to wake a writer that found the buffer full: a quarter of it (as
@@ -51,20 +63,55 @@ impl SendBuffer {
 
     /// Stream offset just past the last byte written.
     pub fn end(&self) -> u64 {
-        self.base + self.len() as u64
+        self.base + self.len as u64
     }
 
     /// Appends as much of `bytes` as fits; returns how much.
     pub fn write(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.free());
-        if n > 0 {
-            if self.start > 0 && self.start >= self.data.len() / 2 {
-                self.data.drain(..self.start);
-                self.start = 0;
-            }
-            self.data.extend_from_slice(&bytes[..n]);
+        if n == 0 {
+            return 0;
         }
+        self.reserve(self.len + n);
+        let cap = self.ring.len();
+        let pos = (self.end() % cap as u64) as usize;
+        let first = n.min(cap - pos);
+        self.ring[pos..pos + first].copy_from_slice(&bytes[..first]);
+        self.ring[..n - first].copy_from_slice(&bytes[first..n]);
+        self.len += n;
         n
+    }
+
+    /// [`SendBuffer::write`] of both runs of a payload, in order.
+    pub fn write_parts(&mut self, bytes: Payload<'_>) -> usize {
+        let n = self.write(bytes.head);
+        if n < bytes.head.len() {
+            return n;
+        }
+        n + self.write(bytes.tail)
+    }
+
+    /// Grows the ring to hold `need` bytes: the next power of two, at least
+    /// [`MIN_SEND_RING`], the held bytes moved to their places in the new ring.
+    fn reserve(&mut self, need: usize) {
+        if need <= self.ring.len() {
+            return;
+        }
+        let size = need
+            .max(MIN_SEND_RING)
+            .max(self.ring.len() * 2)
+            .next_power_of_two();
+        let mut ring = vec![0u8; size];
+        let held = self.slice(self.base, self.end());
+        let pos = (self.base % size as u64) as usize;
+        let first = held.head.len().min(size - pos);
+        ring[pos..pos + first].copy_from_slice(&held.head[..first]);
+        ring[..held.head.len() - first].copy_from_slice(&held.head[first..]);
+        let at = (pos + held.head.len()) % size;
+        let first = held.tail.len().min(size - at);
+        ring[at..at + first].copy_from_slice(&held.tail[..first]);
+        ring[..held.tail.len() - first].copy_from_slice(&held.tail[first..]);
+        self.ring = ring;
     }
 
     /// Drops every byte below stream offset `offset`.
@@ -74,25 +121,27 @@ impl SendBuffer {
         }
         let n = usize::try_from(offset - self.base)
             .unwrap_or(usize::MAX)
-            .min(self.len());
-        self.start += n;
+            .min(self.len);
         self.base += n as u64;
-        if self.start == self.data.len() {
-            self.data.clear();
-            self.start = 0;
-        }
+        self.len -= n;
     }
 
-    /// The bytes at stream offsets `[from, to)`, clipped to what is held.
-    pub fn slice(&self, from: u64, to: u64) -> &[u8] {
+    /// The bytes at stream offsets `[from, to)`, clipped to what is held: one run, or two
+    /// where they wrap around the ring's end.
+    pub fn slice(&self, from: u64, to: u64) -> Payload<'_> {
         let lo = from.max(self.base);
         let hi = to.min(self.end());
-        if hi <= lo {
-            return &[];
+        if hi <= lo || self.ring.is_empty() {
+            return Payload::default();
         }
-        let a = self.start + (lo - self.base) as usize;
-        let b = self.start + (hi - self.base) as usize;
-        self.data.get(a..b).unwrap_or(&[])
+        let cap = self.ring.len();
+        let pos = (lo % cap as u64) as usize;
+        let n = (hi - lo) as usize;
+        let first = n.min(cap - pos);
+        Payload {
+            head: &self.ring[pos..pos + first],
+            tail: &self.ring[..n - first],
+        }
     }
 }
 
@@ -267,13 +316,58 @@ mod tests {
     fn send_buffer_slices_and_acks() {
         let mut b = SendBuffer::new(10);
         assert_eq!(b.write(b"hello world"), 10);
-        assert_eq!(b.slice(2, 5), b"llo");
+        assert_eq!(b.slice(2, 5).to_vec(), b"llo");
         b.ack_to(6);
         assert_eq!(b.len(), 4);
-        assert_eq!(b.slice(0, 8), b"wo");
+        assert_eq!(b.slice(0, 8).to_vec(), b"wo");
         assert_eq!(b.write(b"XYZ"), 3);
-        assert_eq!(b.slice(6, 13), b"worlXYZ");
+        assert_eq!(b.slice(6, 13).to_vec(), b"worlXYZ");
         assert_eq!(b.end(), 13);
+    }
+
+    /// The stream's byte at `i`.
+    fn pat(i: u64) -> u8 {
+        (i.wrapping_mul(31) >> 3) as u8
+    }
+
+    #[test]
+    fn the_ring_wraps_and_grows_without_losing_a_byte() {
+        let cap = 3 * MIN_SEND_RING;
+        let mut b = SendBuffer::new(cap);
+        let (mut written, mut acked) = (0u64, 0u64);
+        let mut chunk = vec![0u8; 7000];
+        for round in 0..200u64 {
+            // Fill (growing as the bytes held reach), check, then acknowledge a part.
+            loop {
+                for (k, c) in chunk.iter_mut().enumerate() {
+                    *c = pat(written + k as u64);
+                }
+                let n = b.write(&chunk);
+                written += n as u64;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            assert_eq!(b.len() as u64, written - acked);
+            assert!(b.allocated() >= b.len() && b.allocated() <= 4 * MIN_SEND_RING);
+            let p = b.slice(acked, written);
+            assert_eq!(p.len() as u64, written - acked);
+            for (k, c) in p.to_vec().iter().enumerate() {
+                assert_eq!(*c, pat(acked + k as u64), "round {round} byte {k}");
+            }
+            acked += (written - acked) * (1 + round % 3) / 4 + 1;
+            b.ack_to(acked);
+        }
+        assert!(written > 50 * cap as u64);
+    }
+
+    #[test]
+    fn an_idle_send_buffer_allocates_nothing() {
+        let mut b = SendBuffer::new(4 << 20);
+        assert_eq!(b.allocated(), 0);
+        assert_eq!(b.write(&[1; 100]), 100);
+        assert_eq!(b.allocated(), MIN_SEND_RING);
+        assert!(b.slice(0, 0).is_empty());
     }
 
     #[test]

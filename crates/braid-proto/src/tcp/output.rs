@@ -625,13 +625,13 @@ impl Tcb {
 
     /// Bytes of the send buffer at stream offsets `r` (clipped to what is still held: the
     /// unacknowledged and unsent bytes).
-    pub fn send_slice(&self, r: Range<u64>) -> &[u8] {
+    pub fn send_slice(&self, r: Range<u64>) -> Payload<'_> {
         self.send.slice(r.start, r.end)
     }
 
     /// The payload bytes of a segment returned by [`Tcb::poll_segment`] (call before the next
     /// `handle_segment`, which may free acknowledged bytes).
-    pub fn payload(&self, seg: &Segment) -> &[u8] {
+    pub fn payload(&self, seg: &Segment) -> Payload<'_> {
         self.send.slice(seg.data.start, seg.data.end)
     }
 }

@@ -12,6 +12,7 @@ use crate::cc::CongestionControl;
 use crate::error::ConnectionError;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::Timestamps;
+use crate::wire::Payload;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
 /// The timers of a TCB, indexing a fixed array.
@@ -412,6 +413,12 @@ impl Tcb {
     /// Queues bytes for sending; returns how many were accepted (0 when the buffer is full
     /// or the connection can no longer send).
     pub fn write(&mut self, data: &[u8]) -> usize {
+        self.write_parts(Payload::from(data))
+    }
+
+    /// [`Tcb::write`] of the (up to) two runs of a payload taken from another ring buffer
+    /// (an MPTCP connection's data-level send buffer), in order.
+    pub fn write_parts(&mut self, data: Payload<'_>) -> usize {
         let can = matches!(
             self.state,
             TcpState::SynSent | TcpState::SynReceived | TcpState::Established | TcpState::CloseWait
@@ -419,7 +426,7 @@ impl Tcb {
         if !can {
             return 0;
         }
-        let n = self.send.write(data);
+        let n = self.send.write_parts(data);
         if n < data.len() {
             self.want_writable = true;
         }

@@ -86,6 +86,63 @@ pub fn emit_tcp_packet(
     tcp: &TcpRepr,
     payload: &[u8],
 ) -> Result<usize> {
+    emit_tcp_packet_parts(buf, src, dst, hop_limit, tcp, Payload::from(payload))
+}
+
+/// A segment's payload as it sits in a ring buffer: one run of bytes, or two when it wraps
+/// around the ring's end (`head` first, then `tail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Payload<'a> {
+    pub head: &'a [u8],
+    pub tail: &'a [u8],
+}
+
+impl<'a> Payload<'a> {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Both runs, in order.
+    pub fn parts(&self) -> [&'a [u8]; 2] {
+        [self.head, self.tail]
+    }
+
+    /// The bytes, copied into one `Vec`.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(self.head);
+        v.extend_from_slice(self.tail);
+        v
+    }
+
+    /// Copies the bytes to the front of `dst`, which must hold [`Payload::len`] bytes.
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        let (a, b) = dst.split_at_mut(self.head.len());
+        a.copy_from_slice(self.head);
+        b[..self.tail.len()].copy_from_slice(self.tail);
+    }
+}
+
+impl<'a> From<&'a [u8]> for Payload<'a> {
+    fn from(head: &'a [u8]) -> Payload<'a> {
+        Payload { head, tail: &[] }
+    }
+}
+
+/// [`emit_tcp_packet`] with the payload in (up to) two runs, copied straight from a ring
+/// buffer into the packet.
+pub fn emit_tcp_packet_parts(
+    buf: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tcp: &TcpRepr,
+    payload: Payload<'_>,
+) -> Result<usize> {
     let tcp_len = tcp.header_len() + payload.len();
     let ip = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => IpRepr::V4(Ipv4Repr {
@@ -133,7 +190,14 @@ pub fn emit_tcp_packet(
             have: segment.len(),
         });
     };
-    data.copy_from_slice(payload);
+    if data.len() != payload.len() {
+        return Err(Error::BufferTooSmall {
+            what: "TCP payload",
+            need: payload.len(),
+            have: data.len(),
+        });
+    }
+    payload.copy_to(data);
     tcp.emit(
         &mut TcpPacket::new_unchecked(segment),
         src,

@@ -315,6 +315,7 @@ impl Pair {
 
     pub fn poll_all(&mut self) {
         while let Some((id, repr, payload)) = self.client.poll_segment(self.now) {
+            let payload = payload.to_vec();
             if id > 0 && !payload.is_empty() && !self.client.is_subflow_established(id) {
                 self.early_data = true;
             }
@@ -325,6 +326,7 @@ impl Pair {
             let Some((id, repr, payload)) = s.poll_segment(self.now) else {
                 break;
             };
+            let payload = payload.to_vec();
             let path = self.server_paths.get(id).copied().unwrap_or(0);
             self.send(false, path, repr, &payload);
         }
