@@ -457,14 +457,13 @@ impl MptcpConnection {
             if take == 0 {
                 break;
             }
-            let mut buf = vec![0u8; take as usize];
-            let n = s.tcb.read(&mut buf);
-            buf.truncate(n);
+            // The bytes go straight from the subflow's ring into the data-level one.
+            let n = s.tcb.peek(take as usize).len();
             if n == 0 {
                 break;
             }
             if let Some(m) = mapping.filter(|_| checksum) {
-                if !RxMap::verify(&m, &buf) {
+                if !RxMap::verify(&m, s.tcb.peek(n)) {
                     self.counters.DataCsumErr += 1;
                     if self.subflows.len() > 1 {
                         //= rfc8684#3.7
@@ -474,6 +473,7 @@ impl MptcpConnection {
                         //   it on another subflow (Linux: MPTCP_RST_EMIDDLEBOX + MP_FAIL).
                         if let Some(s) = self.subflows.get_mut(id) {
                             s.rst_mp_fail = Some(m.dsn);
+                            s.tcb.consume(n);
                         }
                         self.fail_subflow(
                             id,
@@ -504,7 +504,11 @@ impl MptcpConnection {
             if data + (n as u64) <= self.recv.next_expected() {
                 self.counters.DuplicateData += 1;
             }
-            self.recv.insert(data, &buf);
+            let Some(s) = self.subflows.get_mut(id) else {
+                return;
+            };
+            self.recv.insert_parts(data, s.tcb.peek(n));
+            s.tcb.consume(n);
         }
     }
 }

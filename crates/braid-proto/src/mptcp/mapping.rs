@@ -639,12 +639,13 @@ impl RxMap {
     }
 
     /// Verifies a checksummed mapping over its whole payload.
-    pub fn verify(mapping: &RxMapping, payload: &[u8]) -> bool {
+    pub fn verify(mapping: &RxMapping, payload: Payload<'_>) -> bool {
         let Some(wire) = mapping.checksum else {
             return true;
         };
         let mut c = DssChecksum::new(mapping.dsn, mapping.subflow_seq, mapping.data_len);
-        c.update(payload);
+        c.update(payload.head);
+        c.update(payload.tail);
         c.verify(wire)
     }
 
@@ -843,8 +844,8 @@ mod tests {
             panic!("expected a whole mapping");
         };
         assert_eq!(len, 10);
-        assert!(RxMap::verify(&mm, payload));
-        assert!(!RxMap::verify(&mm, b"abcdefghiJ"));
+        assert!(RxMap::verify(&mm, payload[..].into()));
+        assert!(!RxMap::verify(&mm, b"abcdefghiJ"[..].into()));
         assert_eq!(
             r.add(RxMapping { len: 1 << 21, ..mm }, 0, 1 << 20),
             Err(MappingError::TooLong { len: 1 << 21 })

@@ -6,6 +6,7 @@
 //! [`crate::tcp::MAX_OOO_RANGES`] out-of-order ranges are held.
 
 use crate::tcp::RecvBuffer;
+use crate::wire::Payload;
 
 /// Why received data-level state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,11 @@ impl DataRecv {
     /// Stores `data` at data offset `offset`; returns how many bytes became readable.
     /// Already received bytes, bytes beyond the window and bytes at or after a known DATA_FIN
     /// are discarded.
+    /// [`DataRecv::insert`] of both runs of a payload, in order.
+    pub fn insert_parts(&mut self, offset: u64, data: Payload<'_>) -> usize {
+        self.insert(offset, data.head) + self.insert(offset + data.head.len() as u64, data.tail)
+    }
+
     pub fn insert(&mut self, offset: u64, data: &[u8]) -> usize {
         let mut data = data;
         if let Some(fin) = self.fin {
@@ -105,6 +111,12 @@ impl DataRecv {
         // Only the gaps: bytes already held (in order or not) are kept, the copies dropped.
         let lo = offset.max(self.buf.contiguous_end());
         let hi = end.min(edge);
+        if self.buf.ooo().is_empty() {
+            // In order with nothing beyond it (the common case): one gap, the whole range.
+            return data
+                .get((lo - offset) as usize..(hi - offset) as usize)
+                .map_or(0, |piece| self.buf.write_at(lo, piece));
+        }
         let mut gaps: Vec<(u64, u64)> = Vec::new();
         let mut at = lo;
         for (a, b) in self.buf.ooo().iter() {

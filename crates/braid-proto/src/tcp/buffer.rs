@@ -277,17 +277,33 @@ impl RecvBuffer {
 
     /// Copies readable bytes into `out`; returns how many.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.readable());
+        let p = self.peek(out.len());
+        let n = p.len();
+        p.copy_to(out);
+        self.consume(n);
+        n
+    }
+
+    /// Up to `max` readable bytes, in place (one run, or two where they wrap around the
+    /// ring's end), for a reader that copies them straight to where they go; then
+    /// [`RecvBuffer::consume`].
+    pub fn peek(&self, max: usize) -> Payload<'_> {
+        let n = max.min(self.readable());
         if n == 0 {
-            return 0;
+            return Payload::default();
         }
         let cap = self.ring.len();
         let pos = (self.read % cap as u64) as usize;
         let first = n.min(cap - pos);
-        out[..first].copy_from_slice(&self.ring[pos..pos + first]);
-        out[first..n].copy_from_slice(&self.ring[..n - first]);
-        self.read += n as u64;
-        n
+        Payload {
+            head: &self.ring[pos..pos + first],
+            tail: &self.ring[..n - first],
+        }
+    }
+
+    /// Marks `n` readable bytes read.
+    pub fn consume(&mut self, n: usize) {
+        self.read += n.min(self.readable()) as u64;
     }
 }
 

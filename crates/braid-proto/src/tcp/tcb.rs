@@ -435,8 +435,23 @@ impl Tcb {
 
     /// Copies readable bytes into `buf`.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let p = self.recv.peek(buf.len());
+        let n = p.len();
+        p.copy_to(buf);
+        self.consume(n)
+    }
+
+    /// Up to `max` readable bytes in place, for a reader that copies them where they go
+    /// (an MPTCP connection into its data-level buffer); then [`Tcb::consume`].
+    pub fn peek(&self, max: usize) -> Payload<'_> {
+        self.recv.peek(max)
+    }
+
+    /// Marks `n` bytes read (as [`Tcb::read`] does once it copied them); returns how many.
+    pub fn consume(&mut self, n: usize) -> usize {
         let before_wnd = self.rcv_adv.saturating_sub(self.rcv_nxt);
-        let n = self.recv.read(buf);
+        let n = n.min(self.recv.readable());
+        self.recv.consume(n);
         // With a shared window, the owner of that window sends the updates.
         if n > 0 && self.state.is_synchronized() && !self.fin_received && self.shared_wnd.is_none()
         {
