@@ -3,7 +3,7 @@
 //! A segment is lost once a segment sent after it has been delivered (cumulatively
 //! acknowledged or SACKed) and a reordering window has passed since it was sent; retransmissions
 //! are segments like any other, so a lost retransmission is found the same way. The state:
-//! - [`SentLog`]: when each outstanding byte range was last sent (a B-tree by sequence offset),
+//! - [`SentLog`]: when each outstanding byte range was last sent (sorted by sequence offset in a ring),
 //!   and the transmissions in sending order, from which detection takes candidates oldest
 //!   first and stops at the first one sent after the newest delivery (each transmission is
 //!   looked at until it is delivered, found lost or sent again: amortised O(log n) per
@@ -14,7 +14,7 @@
 //! Which bytes are lost lives in the TCB's `lost` [`RangeSet`] (lost, not yet sent again); the
 //! SACK scoreboard says what was delivered above SND.UNA.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::ranges::RangeSet;
 use crate::time::{Duration, Instant};
@@ -73,6 +73,58 @@ impl Delivered {
     }
 }
 
+/// Outstanding ranges by their first sequence offset: disjoint, sorted, in a ring. Ranges
+/// are sent, and acknowledged, mostly in sequence order, so the common cases are a push at
+/// the back (new data) and a pop at the front (a cumulative ACK), both O(1); a
+/// retransmission splitting a range in the middle finds it by binary search.
+#[derive(Debug, Default)]
+struct SeqMap(VecDeque<(u64, Sent)>);
+
+impl SeqMap {
+    /// Index of the first range starting at or above `key`.
+    fn index_from(&self, key: u64) -> usize {
+        match self.0.back() {
+            Some(&(last, _)) if last < key => self.0.len(),
+            _ => self.0.partition_point(|&(s, _)| s < key),
+        }
+    }
+
+    /// The last range starting below `key`.
+    fn last_below(&self, key: u64) -> Option<(u64, Sent)> {
+        let i = self.index_from(key);
+        i.checked_sub(1).and_then(|i| self.0.get(i)).copied()
+    }
+
+    /// The last range starting at or below `key`.
+    fn last_at_or_below(&self, key: u64) -> Option<(u64, Sent)> {
+        self.last_below(key.saturating_add(1))
+    }
+
+    fn insert(&mut self, key: u64, v: Sent) {
+        let i = self.index_from(key);
+        match self.0.get_mut(i) {
+            Some(e) if e.0 == key => e.1 = v,
+            _ => self.0.insert(i, (key, v)),
+        }
+    }
+
+    /// The ranges starting in `[from, to)`.
+    fn range(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, Sent)> + '_ {
+        self.0
+            .range(self.index_from(from)..)
+            .take_while(move |e| e.0 < to)
+            .copied()
+    }
+
+    fn first(&self) -> Option<(u64, Sent)> {
+        self.0.front().copied()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, Sent)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
 /// Most transmissions remembered; beyond it the oldest are forgotten (a bound against a
 /// window of tiny segments, far above any real window).
 const MAX_TRANSMISSIONS: usize = 1 << 16;
@@ -80,7 +132,7 @@ const MAX_TRANSMISSIONS: usize = 1 << 16;
 /// When each outstanding range was last sent. See the [module docs](self).
 #[derive(Debug, Default)]
 pub struct SentLog {
-    by_seq: BTreeMap<u64, Sent>,
+    by_seq: SeqMap,
     in_order: VecDeque<Transmission>,
     /// The highest sequence offset delivered (RACK's "fack").
     fack: u64,
@@ -105,7 +157,7 @@ impl SentLog {
     /// Removes `[start, end)` from the sequence map, splitting entries that straddle it.
     fn cut(&mut self, start: u64, end: u64) {
         // An entry starting below `start` that reaches into it.
-        if let Some((&s, &e)) = self.by_seq.range(..start).next_back() {
+        if let Some((s, e)) = self.by_seq.last_below(start) {
             if e.end > start {
                 self.by_seq.insert(s, Sent { end: start, ..e });
                 if e.end > end {
@@ -113,12 +165,14 @@ impl SentLog {
                 }
             }
         }
-        let inside: Vec<u64> = self.by_seq.range(start..end).map(|(&s, _)| s).collect();
-        for s in inside {
-            if let Some(e) = self.by_seq.remove(&s) {
-                if e.end > end {
-                    self.by_seq.insert(end, e);
-                }
+        // The ranges starting inside it go; the part of the last one beyond `end` stays.
+        let from = self.by_seq.index_from(start);
+        let to = self.by_seq.index_from(end);
+        if from < to {
+            let last = self.by_seq.0.get(to - 1).map(|e| e.1);
+            self.by_seq.0.drain(from..to);
+            if let Some(e) = last.filter(|e| e.end > end) {
+                self.by_seq.insert(end, e);
             }
         }
     }
@@ -132,11 +186,11 @@ impl SentLog {
     /// transmission it newly delivered (ranges `sacked` before were delivered then).
     pub fn ack_below(&mut self, una: u64, sacked: &RangeSet) -> Option<Delivered> {
         let mut best: Option<Delivered> = None;
-        while let Some((&s, &e)) = self.by_seq.iter().next() {
+        while let Some((s, e)) = self.by_seq.first() {
             if s >= una {
                 break;
             }
-            self.by_seq.remove(&s);
+            self.by_seq.0.pop_front();
             if e.end > una {
                 self.by_seq.insert(una, e);
             }
@@ -152,11 +206,11 @@ impl SentLog {
     /// `[start, end)` was newly SACKed: the newest transmission among it.
     pub fn sacked(&mut self, start: u64, end: u64) -> Option<Delivered> {
         let mut best: Option<Delivered> = None;
-        let from = match self.by_seq.range(..=start).next_back() {
-            Some((&s, e)) if e.end > start => s,
+        let from = match self.by_seq.last_at_or_below(start) {
+            Some((s, e)) if e.end > start => s,
             _ => start,
         };
-        let hits: Vec<Sent> = self.by_seq.range(from..end).map(|(_, &e)| e).collect();
+        let hits: Vec<Sent> = self.by_seq.range(from, end).map(|(_, e)| e).collect();
         for e in hits {
             best = Some(self.delivered(e).newer(best));
         }
@@ -182,7 +236,7 @@ impl SentLog {
         let mut v: Vec<Transmission> = self
             .by_seq
             .iter()
-            .map(|(&start, e)| Transmission {
+            .map(|(start, e)| Transmission {
                 start,
                 end: e.end,
                 xmit: e.xmit,
@@ -195,7 +249,7 @@ impl SentLog {
     /// The transmission time of the byte at `seq`, if outstanding.
     #[cfg(test)]
     pub fn sent_at(&self, seq: u64) -> Option<(Instant, bool)> {
-        match self.by_seq.range(..=seq).next_back() {
+        match self.by_seq.last_at_or_below(seq) {
             Some((_, e)) if e.end > seq => Some((e.xmit, e.rexmit)),
             _ => None,
         }
@@ -203,13 +257,13 @@ impl SentLog {
 
     /// Where the highest outstanding range starts (the tail loss probe resends it).
     pub fn last_start(&self) -> Option<u64> {
-        self.by_seq.keys().next_back().copied()
+        self.by_seq.0.back().map(|e| e.0)
     }
 
     /// Number of outstanding ranges.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.by_seq.len()
+        self.by_seq.0.len()
     }
 
     //= rfc8985#6.2
@@ -266,11 +320,11 @@ impl SentLog {
         if lo >= t.end {
             return out;
         }
-        let from = match self.by_seq.range(..=lo).next_back() {
-            Some((&s, e)) if e.end > lo => s,
+        let from = match self.by_seq.last_at_or_below(lo) {
+            Some((s, e)) if e.end > lo => s,
             _ => lo,
         };
-        for (&s, e) in self.by_seq.range(from..t.end) {
+        for (s, e) in self.by_seq.range(from, t.end) {
             if e.xmit != t.xmit {
                 continue;
             }
