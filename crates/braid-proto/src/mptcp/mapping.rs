@@ -264,6 +264,11 @@ impl TxMap {
     }
 
     fn find(&self, sub: u64) -> Option<usize> {
+        // New data is looked up at the newest mapping: no search for it.
+        let last = self.chunks.len().checked_sub(1)?;
+        if let Some(c) = self.chunks.get(last).filter(|c| c.sub <= sub) {
+            return (sub < c.sub + c.len).then_some(last);
+        }
         let i = self.chunks.partition_point(|c| c.sub + c.len <= sub);
         let c = self.chunks.get(i)?;
         (c.sub <= sub).then_some(i)
