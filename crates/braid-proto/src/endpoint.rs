@@ -374,7 +374,7 @@ impl Endpoint {
                 key,
             )))
         } else {
-            Proto::Tcp(Tcb::connect(&self.config.tcp, params))
+            Proto::Tcp(Box::new(Tcb::connect(&self.config.tcp, params)))
         };
         let idx = self.insert_with_pm(Conn::new(proto, local, remote, false), pm.as_ref());
         Ok(ConnectionHandle(idx))
@@ -472,7 +472,8 @@ impl Endpoint {
                     MptcpConnection::accept(&self.mptcp_config(), params, now, &seg.tcp, key)
                         .map(|m| Proto::Mptcp(Box::new(m)))
                 } else {
-                    Tcb::accept(&self.config.tcp, params, now, &seg.tcp).map(Proto::Tcp)
+                    Tcb::accept(&self.config.tcp, params, now, &seg.tcp)
+                        .map(|t| Proto::Tcp(Box::new(t)))
                 };
                 if let Some(proto) = proto {
                     self.half_open += 1;
