@@ -96,6 +96,9 @@ pub enum TxSegment {
 #[derive(Debug, Default)]
 pub struct TxMap {
     chunks: VecDeque<TxChunk>,
+    /// Where the last lookup found its offset: the TCB asks about the segments it sends in
+    /// order, so the next one is mostly in the same mapping or the one after it.
+    hint: core::cell::Cell<usize>,
 }
 
 impl TxMap {
@@ -264,14 +267,29 @@ impl TxMap {
     }
 
     fn find(&self, sub: u64) -> Option<usize> {
-        // New data is looked up at the newest mapping: no search for it.
+        // New data is looked up at the newest mapping, the next segment to send in the
+        // mapping of the last one or the one after it: no search for them.
         let last = self.chunks.len().checked_sub(1)?;
         if let Some(c) = self.chunks.get(last).filter(|c| c.sub <= sub) {
             return (sub < c.sub + c.len).then_some(last);
         }
+        let h = self.hint.get();
+        for i in [h, h + 1] {
+            if self
+                .chunks
+                .get(i)
+                .is_some_and(|c| c.sub <= sub && sub < c.sub + c.len)
+            {
+                self.hint.set(i);
+                return Some(i);
+            }
+        }
         let i = self.chunks.partition_point(|c| c.sub + c.len <= sub);
         let c = self.chunks.get(i)?;
-        (c.sub <= sub).then_some(i)
+        (c.sub <= sub).then(|| {
+            self.hint.set(i);
+            i
+        })
     }
 
     /// The data offset of subflow offset `sub` and how many bytes from there map
@@ -291,6 +309,7 @@ impl TxMap {
         while let Some(c) = self.chunks.front_mut() {
             if c.sub + c.len <= sub_una && c.data + c.len <= data_una {
                 self.chunks.pop_front();
+                self.hint.set(self.hint.get().saturating_sub(1));
             } else {
                 break;
             }
