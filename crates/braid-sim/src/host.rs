@@ -130,6 +130,8 @@ pub struct Host {
     record_delivery: bool,
     stats: AppStats,
     scratch: Vec<u8>,
+    /// Where `poll_transmit` writes each packet (allocated once, not zeroed per call).
+    tx_buf: Vec<u8>,
     out: VecDeque<(usize, Vec<u8>)>,
     /// Subflows (local, remote) the client adds once connected (MP_JOIN).
     joins: Vec<(SocketAddr, SocketAddr)>,
@@ -155,6 +157,7 @@ impl Host {
             record_delivery: true,
             stats: AppStats::default(),
             scratch: vec![0; CHUNK],
+            tx_buf: vec![0; 65536],
             out: VecDeque::new(),
             joins: Vec::new(),
         }
@@ -347,10 +350,9 @@ impl Host {
     }
 
     fn drain_transmits(&mut self, now: Instant) {
-        let mut buf = [0u8; 65536];
-        while let Some(t) = self.endpoint.poll_transmit(now, &mut buf) {
+        while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx_buf) {
             let iface = self.addrs.iter().position(|a| *a == t.src).unwrap_or(0);
-            self.out.push_back((iface, buf[..t.len].to_vec()));
+            self.out.push_back((iface, self.tx_buf[..t.len].to_vec()));
         }
     }
 }

@@ -28,17 +28,30 @@ impl PatternStream {
 
     /// Fill `buf` with the next bytes of the stream.
     pub fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf.iter_mut() {
-            if self.used == 8 {
-                self.state ^= self.state >> 12;
-                self.state ^= self.state << 25;
-                self.state ^= self.state >> 27;
-                self.word = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-                self.used = 0;
-            }
-            *b = self.word[self.used];
-            self.used += 1;
+        // The rest of the current word, then whole words, then the start of the next one.
+        let head = (8 - self.used).min(buf.len());
+        let (first, rest) = buf.split_at_mut(head);
+        first.copy_from_slice(&self.word[self.used..self.used + head]);
+        self.used += head;
+        let mut words = rest.chunks_exact_mut(8);
+        for w in &mut words {
+            self.next_word();
+            w.copy_from_slice(&self.word);
         }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            self.next_word();
+            tail.copy_from_slice(&self.word[..tail.len()]);
+            self.used = tail.len();
+        }
+    }
+
+    fn next_word(&mut self) {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.word = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        self.used = 8;
     }
 }
 
@@ -79,6 +92,35 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stream as first written: one byte at a time.
+    fn bytewise(n: usize) -> Vec<u8> {
+        let mut state: u64 = 0x6272_6169_645f_7631 | 1;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            for b in state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes() {
+                out.push(b);
+            }
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn whole_words_give_the_same_bytes_at_every_chunking() {
+        let want = bytewise(5000);
+        for step in [1, 3, 7, 8, 9, 16, 1000, 4999] {
+            let mut a = PatternStream::new();
+            let mut got = vec![0u8; 5000];
+            for chunk in got.chunks_mut(step) {
+                a.fill(chunk);
+            }
+            assert_eq!(got, want, "chunks of {step}");
+        }
+    }
 
     #[test]
     fn stream_is_reproducible_across_chunkings() {
