@@ -1,6 +1,7 @@
-//! `bench/loss.sh`, the loss benchmark (and `bench/proxy.sh`'s first checks): always a syntax check, `--help` and a refused
-//! argument (cheap, no root); with `BRAID_BENCH_SMOKE=1` (and root) also its `--quick` mode
-//! on the debug binaries, which creates and deletes its own namespaces.
+//! `bench/loss.sh`, the loss benchmark (and the first checks of `bench/proxy.sh` and
+//! `bench/perf.sh`): always a syntax check, `--help` and a refused argument (cheap, no root);
+//! with `BRAID_BENCH_SMOKE=1` (and root) also its `--quick` mode on the debug binaries, which
+//! creates and deletes its own namespaces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -128,5 +129,24 @@ fn proxy_script_parses_and_explains_itself() {
     explains_itself(
         &s,
         &["--bytes", "--reps", "--quick", "--no-build", "--markdown"],
+    );
+}
+
+/// `bench/perf.sh`, braid against the kernel's MPTCP side by side (issue 15): the same checks
+/// (no root, no build).
+#[test]
+fn perf_script_parses_and_explains_itself() {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/perf.sh");
+    explains_itself(
+        &s,
+        &[
+            "--bytes",
+            "--reps",
+            "--quick",
+            "--limit",
+            "--out",
+            "--no-build",
+            "--markdown",
+        ],
     );
 }
