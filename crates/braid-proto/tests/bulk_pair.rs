@@ -59,3 +59,14 @@ fn two_subflows_both_carry_data() {
         assert!(s.bytes_sent > 1 << 20, "{:?}", snap.subflows);
     }
 }
+
+#[test]
+fn a_long_lived_connection_moves_one_batch_after_another() {
+    for subflows in [0, 1, 2] {
+        let mut pair = BulkPair::connected(subflows).expect("handshake");
+        for _ in 0..3 {
+            let moved = pair.send_more(2 << 20).expect("the batch arrives");
+            assert_eq!(moved.received, 2 << 20);
+        }
+    }
+}

@@ -135,6 +135,22 @@ impl BulkPair {
     pub fn transfer(
         &mut self,
         bytes: u64,
+        fill: impl FnMut(u64, &mut [u8]),
+        check: impl FnMut(u64, &[u8]),
+    ) -> Option<Moved> {
+        self.run(bytes, true, fill, check)
+    }
+
+    /// The client sends `bytes` more and keeps the connection open; returns once the server
+    /// read them all (a connection in its steady state: buffers grown, windows open).
+    pub fn send_more(&mut self, bytes: u64) -> Option<Moved> {
+        self.run(bytes, false, |_, _| {}, |_, _| {})
+    }
+
+    fn run(
+        &mut self,
+        bytes: u64,
+        close: bool,
         mut fill: impl FnMut(u64, &mut [u8]),
         mut check: impl FnMut(u64, &[u8]),
     ) -> Option<Moved> {
@@ -148,7 +164,9 @@ impl BulkPair {
             while !closed {
                 if pending.is_empty() {
                     if sent == bytes {
-                        self.a.close(self.client).ok()?;
+                        if close {
+                            self.a.close(self.client).ok()?;
+                        }
                         closed = true;
                         break;
                     }
@@ -181,7 +199,7 @@ impl BulkPair {
                     Err(_) => return None,
                 }
             }
-            if eof {
+            if eof || (!close && moved.received == bytes) {
                 return Some(moved);
             }
             let (ab, ba) = self.round();
