@@ -113,6 +113,15 @@ impl MptcpConnection {
                 }
                 self.views.push(v);
             }
+            // No subflow may take anything: no scheduler can assign (the trait's contract),
+            // so it is not asked. This is most calls while a bulk sender's subflows are full.
+            if self
+                .views
+                .iter()
+                .all(|v| v.send_space == 0 || !v.is_active())
+            {
+                break;
+            }
             let nxt = self.send.nxt();
             let input = SchedInput {
                 subflows: &self.views,

@@ -111,8 +111,9 @@ impl DataRecv {
         // Only the gaps: bytes already held (in order or not) are kept, the copies dropped.
         let lo = offset.max(self.buf.contiguous_end());
         let hi = end.min(edge);
-        if self.buf.ooo().is_empty() {
-            // In order with nothing beyond it (the common case): one gap, the whole range.
+        if self.buf.ooo().last().is_none_or(|(_, end)| end <= lo) {
+            // Nothing held beyond its start (in order, or extending the highest range past
+            // a hole: the common cases): one gap, the whole range.
             return data
                 .get((lo - offset) as usize..(hi - offset) as usize)
                 .map_or(0, |piece| self.buf.write_at(lo, piece));

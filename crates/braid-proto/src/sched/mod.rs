@@ -13,7 +13,8 @@
 //!   applies the assignments in order, then calls again while it has data to place and the
 //!   previous call assigned something; an empty result means "nothing to send now".
 //! - Only subflows that are [`SubflowView::is_active`] (established, not stale) and have send
-//!   space ([`SubflowView::send_space`] > 0) are ever chosen.
+//!   space ([`SubflowView::send_space`] > 0) are ever chosen; when no subflow is both, the
+//!   connection does not call the scheduler at all.
 //! - New-data assignments (`reinjection == false`) are disjoint and contiguous from
 //!   `new_data.start`, each inside `new_data`: the connection advances `data_nxt` by their
 //!   total length. Copies of the same bytes on other subflows ([`Redundant`]) and

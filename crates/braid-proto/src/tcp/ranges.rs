@@ -45,6 +45,16 @@ impl RangeSet {
                 return 0;
             }
         }
+        // The common case: the highest range grows at its end (data arriving in order
+        // beyond a hole): changed in place.
+        if let Some((&a, last)) = self.map.iter_mut().next_back() {
+            if a <= s && s <= *last {
+                let added = e - *last;
+                *last = e;
+                self.total += added;
+                return added;
+            }
+        }
         let mut removed = 0;
         while let Some((&a, &b)) = self.map.range(..=e).next_back() {
             if b < s {
