@@ -107,6 +107,9 @@ mod types;
 use conn::{Conn, Proto};
 pub use types::*;
 
+/// A 4-tuple and where its packets go: the connection slot, and the joined subflow's id.
+type Recent = ((SocketAddr, SocketAddr), usize, Option<SubflowId>);
+
 /// Most subflow requests ([`Endpoint::request_subflow`]) a connection holds at once.
 pub const MAX_PENDING_JOINS: usize = 8;
 /// Most handshakes pending on listeners at once (SYN flood bound).
@@ -136,6 +139,10 @@ pub struct Endpoint {
     tokens: HashMap<u32, usize>,
     /// 4-tuples of joined subflows: connection slot and subflow id.
     joins: HashMap<(SocketAddr, SocketAddr), (usize, SubflowId)>,
+    /// The last two 4-tuples a packet came for and where they led (the connection, and the
+    /// joined subflow): a bulk flow's packets skip the hash maps. Cleared whenever
+    /// `by_tuple` or `joins` change.
+    recent: [Option<Recent>; 2],
     /// MP_JOIN SYNs whose token matched no connection (Linux: MPJoinNoTokenFound).
     join_no_token: u64,
     listeners: Vec<(SocketAddr, ListenOptions)>,
@@ -180,6 +187,7 @@ impl Endpoint {
             by_tuple: HashMap::new(),
             tokens: HashMap::new(),
             joins: HashMap::new(),
+            recent: [None; 2],
             join_no_token: 0,
             listeners: Vec::new(),
             events: VecDeque::new(),
@@ -311,6 +319,7 @@ impl Endpoint {
             }
         };
         self.by_tuple.insert(key, idx);
+        self.recent = [None; 2];
         if let Some(t) = token {
             self.tokens.insert(t, idx);
         }
@@ -406,14 +415,29 @@ impl Endpoint {
         }
         let local = SocketAddr::new(seg.ip.dst_addr(), seg.tcp.dst_port);
         let remote = SocketAddr::new(seg.ip.src_addr(), seg.tcp.src_port);
-        if let Some(&idx) = self.by_tuple.get(&(local, remote)) {
+        let key = (local, remote);
+        let route = match self.recent.iter().flatten().find(|r| r.0 == key) {
+            Some(&(_, idx, sub)) => Some((idx, sub)),
+            None => {
+                let found = self
+                    .by_tuple
+                    .get(&key)
+                    .map(|&idx| (idx, None))
+                    .or_else(|| self.joins.get(&key).map(|&(idx, id)| (idx, Some(id))));
+                if let Some((idx, sub)) = found {
+                    self.recent = [Some((key, idx, sub)), self.recent[0]];
+                }
+                found
+            }
+        };
+        if let Some((idx, None)) = route {
             if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
                 c.proto.handle_segment(now, &seg.tcp, seg.payload);
             }
             self.sync(idx);
             return;
         }
-        if let Some(&(idx, id)) = self.joins.get(&(local, remote)) {
+        if let Some((idx, Some(id))) = route {
             if let Some(m) = self
                 .conns
                 .get_mut(idx)
@@ -758,6 +782,7 @@ impl Endpoint {
                 }
             }
             self.by_tuple.remove(&key);
+            self.recent = [None; 2];
             for p in c.paths.iter().skip(1) {
                 if self.joins.get(p).is_some_and(|&(i, _)| i == idx) {
                     self.joins.remove(p);

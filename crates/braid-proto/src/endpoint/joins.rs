@@ -86,6 +86,7 @@ impl Endpoint {
         c.paths.push((local, remote));
         debug_assert_eq!(c.paths.len(), id + 1);
         self.joins.insert((local, remote), (idx, id));
+        self.recent = [None; 2];
         self.sync(idx);
         Ok(())
     }
@@ -236,6 +237,7 @@ impl Endpoint {
             .map_err(|_| Error::InvalidState)?;
         c.paths.push((local, remote));
         self.joins.insert((local, remote), (idx, id));
+        self.recent = [None; 2];
         Ok(id)
     }
 }
