@@ -38,6 +38,7 @@ usage: bench/perf.sh [options]          (needs root; builds release binaries fir
   --out DIR       keep every transfer's JSON and stderr in DIR (default: a new directory
                   under /tmp, printed at the end), with results.tsv, table.txt, table.md
   --markdown F    also write the table as markdown to F
+  --svg F         also write the plot (plot.svg in the output directory) to F
   --no-build      do not run cargo; use $BRAID_BIN and $KPEER_BIN, else the release
                   binaries under ${CARGO_TARGET_DIR:-target}; $BRAID_COMMIT, if set, names
                   the commit they were built from (else the work tree's, as printed)
@@ -63,6 +64,7 @@ REPS=3
 LIMIT=120
 OUT=""
 MARKDOWN=""
+SVG=""
 BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -75,7 +77,7 @@ while [ $# -gt 0 ]; do
         REPS=1
         ;;
     --no-build) BUILD=0 ;;
-    --bytes | --reps | --limit | --out | --markdown)
+    --bytes | --reps | --limit | --out | --markdown | --svg)
         [ $# -ge 2 ] || die "$1 needs a value"
         case "$1" in
         --bytes) BYTES="$2" ;;
@@ -83,6 +85,7 @@ while [ $# -gt 0 ]; do
         --limit) LIMIT="$2" ;;
         --out) OUT="$2" ;;
         --markdown) MARKDOWN="$2" ;;
+        --svg) SVG="$2" ;;
         esac
         shift
         ;;
@@ -476,10 +479,52 @@ MD=$OUT/table.md
     [ "$failed" = 0 ] || echo "$failed transfer(s) did not succeed (status in place of the goodput)."
 } >"$MD"
 
+# ---- the plot: one bar per row (its median), a dot per repetition, the kernel's MPTCP as a
+# dashed line ----------------------------------------------------------------------------------
+PLOT=$OUT/plot.svg
+for row in "${ROWS[@]}"; do
+    printf '%s\t%s' "${LABEL[$row]}" "${MED[$row]}"
+    awk -F'\t' -v r="$row" '$1 == r && $3 == "ok" { printf "\t%s", $4 }' "$RESULTS"
+    echo
+done | awk -F'\t' -v title="braid and the kernel, $SIZE per transfer, $REPS rep(s) (braid $COMMIT)" -v base="$BASE" '
+    { label[NR] = $1; med[NR] = $2; nrep[NR] = NF - 2
+      for (i = 3; i <= NF; i++) { rep[NR, i - 2] = $i; if ($i + 0 > max) max = $i + 0 }
+      if ($2 + 0 > max) max = $2 + 0 }
+    END {
+        step = 1000; top = (int(max / step) + 1) * step; x0 = 250; w = 520; h = 34
+        H = 70 + NR * h + 40
+        printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"820\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", H
+        printf "<rect width=\"820\" height=\"%d\" fill=\"white\"/>\n", H
+        printf "<text x=\"10\" y=\"24\" font-size=\"14\">%s</text>\n", title
+        for (v = 0; v <= top; v += step) {
+            x = x0 + w * v / top
+            printf "<line x1=\"%.1f\" y1=\"50\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x, x, 60 + NR * h
+            printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x, 76 + NR * h, v
+        }
+        printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">receiver goodput, Mbit/s (bar: median; dots: repetitions)</text>\n", x0 + w / 2, 96 + NR * h
+        for (i = 1; i <= NR; i++) {
+            y = 56 + (i - 1) * h
+            printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", x0 - 8, y + 17, label[i]
+            if (med[i] != "-") {
+                printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"22\" fill=\"%s\"/>\n", x0, y + 2, w * med[i] / top, (label[i] ~ /^braid|-> braid/) ? "#4a7bb7" : "#999"
+                printf "<text x=\"%.1f\" y=\"%d\">%d</text>\n", x0 + w * med[i] / top + 6, y + 17, med[i]
+            }
+            for (k = 1; k <= nrep[i]; k++)
+                printf "<circle cx=\"%.1f\" cy=\"%d\" r=\"3\" fill=\"black\"/>\n", x0 + w * rep[i, k] / top, y + 13
+        }
+        if (base != "-")
+            printf "<line x1=\"%.1f\" y1=\"50\" x2=\"%.1f\" y2=\"%d\" stroke=\"#c33\" stroke-dasharray=\"4 3\"/>\n", x0 + w * base / top, x0 + w * base / top, 60 + NR * h
+        print "</svg>"
+    }' >"$PLOT"
+
 cat "$TEXT"
+if [ -n "$SVG" ]; then
+    cp "$PLOT" "$SVG"
+    echo "perf.sh: plot in $SVG" >&2
+fi
 if [ -n "$MARKDOWN" ]; then
     cp "$MD" "$MARKDOWN"
     echo "perf.sh: markdown table in $MARKDOWN" >&2
 fi
-echo "perf.sh: every transfer's JSON and stderr in $OUT (results.tsv, table.md)" >&2
+echo "perf.sh: every transfer's JSON and stderr in $OUT (results.tsv, table.md, plot.svg)" >&2
 [ "$failed" = 0 ]
