@@ -63,6 +63,8 @@ die() {
     echo "loss.sh: $*" >&2
     exit 1
 }
+# shellcheck source=bench/lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- arguments ----------------------------------------------------------------------------
 
@@ -168,35 +170,12 @@ if [ -n "$REPORT" ]; then
 else # up to the table
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, TUN devices, nftables)"
-for tool in ip nft ethtool jq awk; do
-    command -v "$tool" >/dev/null 2>&1 || die "needs $tool (apt-get install iproute2 nftables ethtool jq)"
-done
+bench_needs "apt-get install iproute2 nftables ethtool jq" ip nft ethtool jq awk
 HAVE_NSTAT=0
 command -v nstat >/dev/null 2>&1 && HAVE_NSTAT=1
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-if [ "$BUILD" = 1 ]; then
-    echo "loss.sh: building release binaries" >&2
-    (cd "$ROOT" && cargo build --release -q -p braid --bin braid &&
-        cargo build --release -q -p braid-interop --bin kpeer) || die "cargo build failed"
-    BRAID=$TARGET/release/braid
-    KPEER=$TARGET/release/kpeer
-else
-    BRAID=${BRAID_BIN:-$TARGET/release/braid}
-    KPEER=${KPEER_BIN:-$TARGET/release/kpeer}
-fi
-[ -x "$BRAID" ] || die "no braid binary at $BRAID"
-[ -x "$KPEER" ] || die "no kpeer binary at $KPEER"
-
-if [ -z "$OUT" ]; then
-    OUT=$(mktemp -d /tmp/braid-bench.XXXXXX)
-else
-    mkdir -p "$OUT"
-fi
-OUT=$(cd "$OUT" && pwd)
-RESULTS=$OUT/results.tsv
-: >"$RESULTS"
+bench_binaries loss.sh "$BUILD"
+bench_outdir /tmp/braid-bench.XXXXXX
 : >"$OUT/namespaces.txt"
 
 # ---- cleanup: only what this script created -----------------------------------------------

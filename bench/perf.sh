@@ -56,6 +56,8 @@ die() {
     echo "perf.sh: $*" >&2
     exit 1
 }
+# shellcheck source=bench/lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- arguments ----------------------------------------------------------------------------
 
@@ -113,35 +115,12 @@ N=$(to_bytes "$BYTES")
 # ---- prerequisites ------------------------------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, veth, TUN)"
-for tool in ip jq awk timeout git; do
-    command -v "$tool" >/dev/null 2>&1 || die "needs $tool (apt-get install iproute2 jq gawk coreutils git)"
-done
+bench_needs "apt-get install iproute2 jq gawk coreutils git" ip jq awk timeout git
 HAVE_NSTAT=0
 command -v nstat >/dev/null 2>&1 && HAVE_NSTAT=1
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-if [ "$BUILD" = 1 ]; then
-    echo "perf.sh: building release binaries" >&2
-    (cd "$ROOT" && cargo build --release -q -p braid --bin braid &&
-        cargo build --release -q -p braid-interop --bin kpeer) || die "cargo build failed"
-    BRAID=$TARGET/release/braid
-    KPEER=$TARGET/release/kpeer
-else
-    BRAID=${BRAID_BIN:-$TARGET/release/braid}
-    KPEER=${KPEER_BIN:-$TARGET/release/kpeer}
-fi
-[ -x "$BRAID" ] || die "no braid binary at $BRAID"
-[ -x "$KPEER" ] || die "no kpeer binary at $KPEER"
-
-if [ -z "$OUT" ]; then
-    OUT=$(mktemp -d /tmp/braid-perf.XXXXXX)
-else
-    mkdir -p "$OUT"
-fi
-OUT=$(cd "$OUT" && pwd)
-RESULTS=$OUT/results.tsv
-: >"$RESULTS"
+bench_binaries perf.sh "$BUILD"
+bench_outdir /tmp/braid-perf.XXXXXX
 
 # ---- cleanup: only what this script created -----------------------------------------------
 
@@ -270,13 +249,8 @@ declare -A LABEL=(
     [k2b]="kernel -> braid, MPTCP, TUN"
     [b2b]="braid -> braid, MPTCP, TUN"
 )
-declare -A LABEL_MD=(
-    [k2k-mptcp]="kernel → kernel, MPTCP, veth"
-    [k2k-tcp]="kernel → kernel, TCP, veth"
-    [b2k]="braid → kernel, MPTCP, TUN"
-    [k2b]="kernel → braid, MPTCP, TUN"
-    [b2b]="braid → braid, MPTCP, TUN"
-)
+declare -A LABEL_MD
+for row in "${ROWS[@]}"; do LABEL_MD[$row]=${LABEL[$row]//->/→}; done
 PORT=5201
 
 # run_one ROW REP: appends to results.tsv: row rep status mbps bytes_received duration_s
