@@ -4,8 +4,9 @@
 //!
 //! A child module of `connection` (it reaches the connection's private state); the hooks in
 //! `connection.rs` are one call each: [`MptcpConnection::addr_input`] from
-//! `handle_segment`, [`MptcpConnection::addr_options`] from `add_options`,
-//! [`MptcpConnection::pm_sync`] from `take_events` and the timer pair.
+//! `handle_segment`, [`MptcpConnection::addr_options`] from `add_options` (both in the sibling
+//! `addr_wire`, what goes on the wire), [`MptcpConnection::pm_sync`] from `take_events` and
+//! the timer pair.
 //!
 //! Linux's choices:
 //! - ADD_ADDR, its echo, REMOVE_ADDR and MP_PRIO go on pure ACKs (the connection asks the
@@ -25,7 +26,6 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use crate::crypto::add_addr_hmac;
 use crate::error::ConnectionError;
 use crate::pm::SubflowError;
 use crate::tcp::TcpState;
@@ -41,10 +41,10 @@ const MAX_OPTION_SPACE: usize = 40;
 /// Most queued events before the oldest are dropped (nobody draining them).
 const MAX_EVENTS: usize = 256;
 /// Most peer addresses remembered (the kernel's `MPTCP_PM_ADDR_MAX` is 8; ids are 8 bits).
-const MAX_PEER_ADDRS: usize = 256;
+pub(super) const MAX_PEER_ADDRS: usize = 256;
 /// Most echoes waiting to be sent; ADD_ADDRs beyond are dropped (`AddAddrDrop`), as the
 /// kernel drops one while its path manager is still busy with the previous.
-const MAX_PENDING_ECHOES: usize = 16;
+pub(super) const MAX_PENDING_ECHOES: usize = 16;
 
 /// Path-manager events of one connection, by subflow id (the endpoint adds the addresses).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,16 +109,16 @@ pub enum AddrError {
 
 /// One of our announcements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Announce {
-    id: u8,
-    addr: IpAddr,
-    port: Option<u16>,
+pub(super) struct Announce {
+    pub(super) id: u8,
+    pub(super) addr: IpAddr,
+    pub(super) port: Option<u16>,
     /// Next retransmission; `None` once echoed or given up.
-    deadline: Option<Instant>,
-    retrans: u8,
-    echoed: bool,
+    pub(super) deadline: Option<Instant>,
+    pub(super) retrans: u8,
+    pub(super) echoed: bool,
     /// Waiting to go on a segment.
-    pending: bool,
+    pub(super) pending: bool,
 }
 
 /// An address the peer announced.
@@ -150,19 +150,19 @@ pub struct AnnouncedAddr {
 /// The connection's address state.
 #[derive(Debug, Default)]
 pub(super) struct AddrState {
-    announced: Vec<Announce>,
-    peer: Vec<PeerAddr>,
+    pub(super) announced: Vec<Announce>,
+    pub(super) peer: Vec<PeerAddr>,
     /// Echoes to send.
-    echo_tx: VecDeque<PeerAddr>,
+    pub(super) echo_tx: VecDeque<PeerAddr>,
     /// REMOVE_ADDR ids to send.
-    remove_tx: Vec<u8>,
+    pub(super) remove_tx: Vec<u8>,
     events: VecDeque<ConnPmEvent>,
     established_reported: bool,
     closed_reported: bool,
 }
 
 impl AddrState {
-    fn push_event(&mut self, e: ConnPmEvent) {
+    pub(super) fn push_event(&mut self, e: ConnPmEvent) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }
@@ -192,7 +192,12 @@ fn try_push(repr: &mut TcpRepr, opt: MptcpOption, limit: usize) -> bool {
 /// [`try_push`]; on a pure ACK carrying nothing else, an option that does not fit beside the
 /// DATA_ACK takes its place (Linux's dedicated ADD_ADDR ACK drops the other suboptions). A DSS with a mapping
 /// or a DATA_FIN never gives way.
-fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool, limit: usize) -> bool {
+pub(super) fn push_signal(
+    repr: &mut TcpRepr,
+    opt: MptcpOption,
+    pure_ack: bool,
+    limit: usize,
+) -> bool {
     if try_push(repr, opt.clone(), limit) {
         return true;
     }
@@ -219,7 +224,7 @@ fn push_signal(repr: &mut TcpRepr, opt: MptcpOption, pure_ack: bool, limit: usiz
 
 impl MptcpConnection {
     /// The subflow signals go on: the lowest usable, open one (not closing).
-    fn signal_subflow(&self, avoid_local: &[u8]) -> Option<SubflowId> {
+    pub(super) fn signal_subflow(&self, avoid_local: &[u8]) -> Option<SubflowId> {
         let ok = |s: &super::Subflow| {
             s.usable()
                 && !s.pm_closing
@@ -233,7 +238,7 @@ impl MptcpConnection {
     }
 
     /// Asks a subflow for a pure ACK to carry the pending signals.
-    fn kick_signals(&mut self) {
+    pub(super) fn kick_signals(&mut self) {
         let avoid = self.addr.remove_tx.clone();
         if let Some(id) = self.signal_subflow(&avoid) {
             if let Some(s) = self.subflows.get_mut(id) {
@@ -440,247 +445,12 @@ impl MptcpConnection {
             self.kick_signals();
         }
     }
-
-    /// Address options of a segment received on subflow `id` (the segment was accepted and
-    /// MPTCP runs).
-    pub(super) fn addr_input(&mut self, id: SubflowId, repr: &TcpRepr) {
-        let Some(n) = self.neg else {
-            return;
-        };
-        if repr.flags.syn() || repr.flags.rst() {
-            return;
-        }
-        // `Established` comes before anything the peer signals.
-        self.pm_sync();
-        let mut kick = false;
-        for opt in &repr.options.mptcp {
-            match opt {
-                MptcpOption::AddAddr {
-                    echo: false,
-                    addr_id,
-                    addr,
-                    port,
-                    hmac,
-                } => {
-                    //= rfc8684#3.4.1
-                    //= The receiver checks the HMAC (keyed with the sender's key then its
-                    //  own); an ADD_ADDR failing the check is dropped. A valid one is echoed.
-                    let want = add_addr_hmac(n.remote_key, n.local_key, *addr_id, *addr, *port);
-                    let pa = PeerAddr {
-                        id: *addr_id,
-                        addr: *addr,
-                        port: *port,
-                    };
-                    let queued = self.addr.echo_tx.contains(&pa);
-                    if *hmac != Some(want)
-                        || (!queued && self.addr.echo_tx.len() >= MAX_PENDING_ECHOES)
-                    {
-                        self.counters.AddAddrDrop += 1;
-                        continue;
-                    }
-                    self.counters.AddAddr += 1;
-                    if !queued {
-                        self.addr.echo_tx.push_back(pa);
-                    }
-                    kick = true;
-                    let known = self.addr.peer.iter().position(|p| p.id == *addr_id);
-                    match known {
-                        Some(i) if self.addr.peer.get(i) == Some(&pa) => {}
-                        Some(i) => {
-                            if let Some(p) = self.addr.peer.get_mut(i) {
-                                *p = pa;
-                            }
-                            self.addr.push_event(ConnPmEvent::AddAddr {
-                                id: *addr_id,
-                                addr: *addr,
-                                port: *port,
-                            });
-                        }
-                        None if self.addr.peer.len() < MAX_PEER_ADDRS => {
-                            self.addr.peer.push(pa);
-                            self.addr.push_event(ConnPmEvent::AddAddr {
-                                id: *addr_id,
-                                addr: *addr,
-                                port: *port,
-                            });
-                        }
-                        None => {}
-                    }
-                }
-                MptcpOption::AddAddr {
-                    echo: true,
-                    addr_id,
-                    addr,
-                    port,
-                    ..
-                } => {
-                    //= rfc8684#3.4.1
-                    //= The echo (E bit, no HMAC) confirms the announcement: it is not
-                    //  retransmitted any more.
-                    self.counters.EchoAdd += 1;
-                    let a = self.addr.announced.iter_mut().find(|a| {
-                        a.id == *addr_id && a.addr == *addr && (port.is_none() || *port == a.port)
-                    });
-                    if let Some(a) = a {
-                        a.deadline = None;
-                        a.pending = false;
-                        if !a.echoed {
-                            a.echoed = true;
-                            let id = a.id;
-                            self.addr.push_event(ConnPmEvent::Echoed { id });
-                        }
-                    }
-                }
-                MptcpOption::RemoveAddr { addr_ids } => {
-                    //= rfc8684#3.4.2
-                    //= On REMOVE_ADDR the receiver closes every subflow towards the removed
-                    //  address ids and forgets the addresses.
-                    let mut ids = Vec::new();
-                    for rid in addr_ids {
-                        if ids.contains(rid) {
-                            continue;
-                        }
-                        ids.push(*rid);
-                        self.counters.RmAddr += 1;
-                        self.addr.peer.retain(|p| p.id != *rid);
-                        self.addr.echo_tx.retain(|p| p.id != *rid);
-                        let victims: Vec<SubflowId> = self
-                            .subflows
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.remote_id == *rid)
-                            .map(|(i, _)| i)
-                            .collect();
-                        for v in victims {
-                            // Already closed ones are skipped.
-                            let _ = self.close_subflow(v);
-                        }
-                    }
-                    self.addr.push_event(ConnPmEvent::RemoveAddr { ids });
-                }
-                MptcpOption::MpPrio { backup, .. } => {
-                    //= rfc8684#3.3.8
-                    //= MP_PRIO changes the backup state of the subflow it arrives on.
-                    self.counters.MPPrioRx += 1;
-                    if let Some(s) = self.subflows.get_mut(id) {
-                        s.backup = *backup;
-                    }
-                    self.addr.push_event(ConnPmEvent::Priority {
-                        subflow: id,
-                        backup: *backup,
-                    });
-                }
-                _ => {}
-            }
-        }
-        // Signals still waiting (e.g. the client's, held back while it repeated MP_CAPABLE)
-        // go on the answer.
-        if kick || self.addr.has_pending() {
-            self.kick_signals();
-        }
-    }
-
-    /// Puts pending signals on a segment of subflow `id` (after its DSS was added).
-    pub(super) fn addr_options(&mut self, id: SubflowId, repr: &mut TcpRepr, has_data: bool) {
-        let Some(n) = self.neg else {
-            return;
-        };
-        if repr.flags.syn() || repr.flags.rst() {
-            return;
-        }
-        let Some(s) = self.subflows.get_mut(id) else {
-            return;
-        };
-        let data = has_data;
-        let pure_ack = !data && !repr.flags.fin();
-        // What the segment was sized for (its payload and options fit the MSS).
-        let limit = self.opt_limit;
-        // MP_PRIO belongs to its own subflow.
-        if let Some(b) = s.prio_tx {
-            let opt = MptcpOption::MpPrio {
-                backup: b,
-                addr_id: None,
-            };
-            if push_signal(repr, opt, pure_ack, limit) {
-                s.prio_tx = None;
-                self.counters.MPPrioTx += 1;
-            } else if data {
-                // Data took the room: the next pure ACK carries it.
-                s.tcb.request_ack();
-            }
-        }
-        if !self.addr.has_pending() || s.pm_closing {
-            return;
-        }
-        let local_id = s.local_id;
-        let mut progress = false;
-        // REMOVE_ADDR preferably on a subflow that stays.
-        if !self.addr.remove_tx.is_empty()
-            && (!self.addr.remove_tx.contains(&local_id)
-                || self.signal_subflow(&[local_id]) == Some(id)
-                || self.signal_subflow(&self.addr.remove_tx.clone()) == Some(id))
-        {
-            let opt = MptcpOption::RemoveAddr {
-                addr_ids: self.addr.remove_tx.clone(),
-            };
-            if push_signal(repr, opt, pure_ack, limit) {
-                self.addr.remove_tx.clear();
-                self.counters.RmAddrTx += 1;
-                progress = true;
-            }
-        }
-        while let Some(pa) = self.addr.echo_tx.front().copied() {
-            let opt = MptcpOption::AddAddr {
-                echo: true,
-                addr_id: pa.id,
-                addr: pa.addr,
-                port: pa.port,
-                hmac: None,
-            };
-            if !push_signal(repr, opt, pure_ack, limit) {
-                break;
-            }
-            self.addr.echo_tx.pop_front();
-            self.counters.EchoAddTx += 1;
-            progress = true;
-        }
-        for i in 0..self.addr.announced.len() {
-            let Some(a) = self.addr.announced.get(i).copied().filter(|a| a.pending) else {
-                continue;
-            };
-            let opt = MptcpOption::AddAddr {
-                echo: false,
-                addr_id: a.id,
-                addr: a.addr,
-                port: a.port,
-                hmac: Some(add_addr_hmac(
-                    n.local_key,
-                    n.remote_key,
-                    a.id,
-                    a.addr,
-                    a.port,
-                )),
-            };
-            if !push_signal(repr, opt, pure_ack, limit) {
-                break;
-            }
-            if let Some(x) = self.addr.announced.get_mut(i) {
-                x.pending = false;
-            }
-            self.counters.AddAddrTx += 1;
-            progress = true;
-        }
-        // What is left goes on another pure ACK: after a data segment, or when this one
-        // carried something (so the requests stop when nothing fits at all).
-        if self.addr.has_pending() && (data || progress) {
-            self.kick_signals();
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::add_addr_hmac;
     use crate::mptcp::MptcpConfig;
     use crate::tcp::TcbParams;
 

@@ -92,6 +92,8 @@ use crate::sched::{Assignment, Reinject, SchedInput, Scheduler, SubflowView};
 mod access;
 #[path = "addr.rs"]
 mod addr;
+#[path = "addr_wire.rs"]
+mod addr_wire;
 #[path = "data_rtx.rs"]
 mod data_rtx;
 #[path = "info.rs"]
