@@ -214,6 +214,11 @@ add_ns() {
     ip -n "$1" link set lo up
 }
 
+# braid writes one segment per TUN write, as the kernel's senders do with TSO and GSO off:
+# with its TUN offloads on, the router would drop whole GSO writes (several segments at
+# once), a burstier loss than the kernel's senders see.
+export BRAID_OFFLOAD=off
+
 no_offloads() { # NS DEV
     ip netns exec "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 ||
         ip netns exec "$1" ethtool -K "$2" gso off gro off >/dev/null 2>&1 || true
