@@ -22,8 +22,11 @@ use tokio::time::Sleep;
 use super::device::{pick, PacketDevice};
 use super::reader::{self, DevRx};
 use super::state::{Shared, State};
+use super::timer::PreciseTimer;
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 
+/// The granularity of tokio's timers: a deadline nearer than this is waited for by yielding.
+const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 /// Largest IP packet (or GSO batch) moved at once.
 const PACKET_BUF: usize = 65536;
 /// Packets handed to the engine per round before it gets to send: keeps ACKs flowing.
@@ -67,6 +70,8 @@ pub(crate) struct Driver {
     /// Emptied packet buffers, for reuse.
     pool: Vec<Vec<u8>>,
     sleep: Pin<Box<Sleep>>,
+    /// The last millisecond before a deadline (`None`: no timerfd could be made).
+    precise: Option<PreciseTimer>,
     armed: Option<braid_proto::Instant>,
     ctl: Option<CtlServer>,
     /// Stream wake-ups taken from the state, woken once it is unlocked.
@@ -117,6 +122,7 @@ impl Driver {
                 .collect(),
             pool: Vec::new(),
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            precise: PreciseTimer::new().ok(),
             armed: None,
             ctl,
             wakes: Vec::new(),
@@ -262,6 +268,11 @@ impl Driver {
     /// The deadline moves later with nearly every packet (a retransmission timer re-armed by
     /// an ACK): the timer is only moved earlier, never later, so it is not reset per packet;
     /// firing early costs one pass that arms it again for the deadline of then.
+    ///
+    /// tokio's timers tick once a millisecond, and a loss probe or a reordering timer on a
+    /// fast path is due a fraction of one after it is set: a far deadline is slept towards on
+    /// tokio's timer up to [`TIMER_TICK`] before it, the rest on a [`PreciseTimer`] (without
+    /// one, the driver yields and looks again).
     fn arm_timer(&mut self, cx: &mut Context<'_>, st: &State) -> bool {
         let Some(t) = st.ep.poll_timeout() else {
             return false;
@@ -269,7 +280,25 @@ impl Driver {
         if t <= st.now() {
             return true;
         }
-        let at = |t| tokio::time::Instant::from_std(st.deadline(t));
+        let due = st.deadline(t);
+        if due.saturating_duration_since(std::time::Instant::now()) <= TIMER_TICK {
+            match self
+                .precise
+                .as_mut()
+                .map(|p| p.arm(due).map(|()| p.poll_fired(cx)))
+            {
+                Some(Ok(fired)) => return fired.is_ready(),
+                // No timerfd: yield and look again.
+                _ => {
+                    cx.waker().wake_by_ref();
+                    return false;
+                }
+            }
+        }
+        let at = |t| {
+            let due = st.deadline(t);
+            tokio::time::Instant::from_std(due.checked_sub(TIMER_TICK).unwrap_or(due))
+        };
         if self.armed.is_none_or(|a| t < a) {
             self.armed = Some(t);
             self.sleep.as_mut().reset(at(t));

@@ -35,6 +35,7 @@ mod listener;
 mod reader;
 mod state;
 mod stream;
+mod timer;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
