@@ -178,7 +178,9 @@ impl DataRecv {
 
     /// Copies readable bytes into `out`.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
-        self.buf.read(out)
+        let n = self.buf.read(out);
+        self.buf.release_if_drained();
+        n
     }
 }
 

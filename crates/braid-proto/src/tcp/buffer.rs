@@ -124,6 +124,11 @@ impl SendBuffer {
             .min(self.len);
         self.base += n as u64;
         self.len -= n;
+        // Everything acknowledged and the ring at its smallest (no bulk flow behind it): an
+        // idle connection holds no send memory; the next write allocates it again.
+        if self.len == 0 && self.ring.len() <= MIN_SEND_RING {
+            self.ring = Vec::new();
+        }
     }
 
     /// The bytes at stream offsets `[from, to)`, clipped to what is held: one run, or two
@@ -305,6 +310,16 @@ impl RecvBuffer {
     pub fn consume(&mut self, n: usize) {
         self.read += n.min(self.readable()) as u64;
     }
+
+    /// Frees the ring when the application read everything, nothing waits out of order and
+    /// the ring is at its smallest (no bulk flow behind it): an idle connection holds no
+    /// receive memory; the next byte allocates it again. Called from the application's reads,
+    /// not from an MPTCP connection's pull, which drains a subflow's ring at every segment.
+    pub fn release_if_drained(&mut self) {
+        if self.readable() == 0 && self.ooo.is_empty() && self.ring.len() <= MIN_RECV_RING {
+            self.ring = Vec::new();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +399,42 @@ mod tests {
         assert_eq!(b.write(&[1; 100]), 100);
         assert_eq!(b.allocated(), MIN_SEND_RING);
         assert!(b.slice(0, 0).is_empty());
+        b.ack_to(50);
+        assert_eq!(b.allocated(), MIN_SEND_RING, "bytes still held");
+        b.ack_to(100);
+        assert_eq!(b.allocated(), 0, "all acknowledged: the ring goes");
+        assert_eq!(b.write(b"again"), 5);
+        assert_eq!(b.slice(100, 105).to_vec(), b"again");
+        // A ring that grew (a bulk flow) stays when it drains.
+        let big = vec![7u8; 3 * MIN_SEND_RING];
+        assert_eq!(b.write(&big), big.len());
+        b.ack_to(b.end());
+        assert!(b.allocated() > MIN_SEND_RING);
+    }
+
+    #[test]
+    fn a_drained_receive_ring_goes_only_when_small_and_read() {
+        let mut r = RecvBuffer::new(1 << 20);
+        r.write_at(0, b"hello");
+        r.write_at(10, b"later");
+        let mut out = [0u8; 16];
+        assert_eq!(r.read(&mut out), 5);
+        r.release_if_drained();
+        assert_eq!(r.allocated(), MIN_RECV_RING, "out-of-order bytes wait");
+        r.write_at(5, b"12345");
+        assert_eq!(r.read(&mut out), 10);
+        assert_eq!(&out[..10], b"12345later");
+        r.release_if_drained();
+        assert_eq!(r.allocated(), 0);
+        r.write_at(15, b"!");
+        assert_eq!(r.read(&mut out), 1);
+        assert_eq!(out[0], b'!');
+        let big = vec![1u8; 3 * MIN_RECV_RING];
+        r.write_at(16, &big);
+        let mut sink = vec![0u8; big.len()];
+        assert_eq!(r.read(&mut sink), big.len());
+        r.release_if_drained();
+        assert!(r.allocated() > MIN_RECV_RING, "a grown ring stays");
     }
 
     #[test]

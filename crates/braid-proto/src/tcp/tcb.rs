@@ -438,7 +438,9 @@ impl Tcb {
         let p = self.recv.peek(buf.len());
         let n = p.len();
         p.copy_to(buf);
-        self.consume(n)
+        let n = self.consume(n);
+        self.recv.release_if_drained();
+        n
     }
 
     /// Up to `max` readable bytes in place, for a reader that copies them where they go
