@@ -4,6 +4,33 @@
 use super::ranges::RangeSet;
 use crate::wire::Payload;
 
+/// The `n` bytes of a ring from stream offset `at` on (stream byte `o` lives at
+/// `o % ring.len()`): one run, or two where they wrap around its end. `n` is at most the
+/// ring's length, and the ring is not empty unless `n` is 0.
+fn ring_get(ring: &[u8], at: u64, n: usize) -> Payload<'_> {
+    if n == 0 {
+        return Payload::default();
+    }
+    let pos = (at % ring.len() as u64) as usize;
+    let first = n.min(ring.len() - pos);
+    Payload {
+        head: &ring[pos..pos + first],
+        tail: &ring[..n - first],
+    }
+}
+
+/// Writes `src` into a ring from stream offset `at` on, wrapping around its end (`src` is
+/// at most the ring's length).
+fn ring_put(ring: &mut [u8], at: u64, src: &[u8]) {
+    if src.is_empty() {
+        return;
+    }
+    let pos = (at % ring.len() as u64) as usize;
+    let first = src.len().min(ring.len() - pos);
+    ring[pos..pos + first].copy_from_slice(&src[..first]);
+    ring[..src.len() - first].copy_from_slice(&src[first..]);
+}
+
 /// Bytes the application wrote and the peer has not acknowledged yet.
 ///
 /// A ring: byte `offset` of the stream lives at `offset % ring.len()`, so acknowledged
@@ -73,11 +100,8 @@ impl SendBuffer {
             return 0;
         }
         self.reserve(self.len + n);
-        let cap = self.ring.len();
-        let pos = (self.end() % cap as u64) as usize;
-        let first = n.min(cap - pos);
-        self.ring[pos..pos + first].copy_from_slice(&bytes[..first]);
-        self.ring[..n - first].copy_from_slice(&bytes[first..n]);
+        let end = self.end();
+        ring_put(&mut self.ring, end, &bytes[..n]);
         self.len += n;
         n
     }
@@ -102,15 +126,9 @@ impl SendBuffer {
             .max(self.ring.len() * 2)
             .next_power_of_two();
         let mut ring = vec![0u8; size];
-        let held = self.slice(self.base, self.end());
-        let pos = (self.base % size as u64) as usize;
-        let first = held.head.len().min(size - pos);
-        ring[pos..pos + first].copy_from_slice(&held.head[..first]);
-        ring[..held.head.len() - first].copy_from_slice(&held.head[first..]);
-        let at = (pos + held.head.len()) % size;
-        let first = held.tail.len().min(size - at);
-        ring[at..at + first].copy_from_slice(&held.tail[..first]);
-        ring[..held.tail.len() - first].copy_from_slice(&held.tail[first..]);
+        let held = ring_get(&self.ring, self.base, self.len);
+        ring_put(&mut ring, self.base, held.head);
+        ring_put(&mut ring, self.base + held.head.len() as u64, held.tail);
         self.ring = ring;
     }
 
@@ -136,17 +154,10 @@ impl SendBuffer {
     pub fn slice(&self, from: u64, to: u64) -> Payload<'_> {
         let lo = from.max(self.base);
         let hi = to.min(self.end());
-        if hi <= lo || self.ring.is_empty() {
+        if hi <= lo {
             return Payload::default();
         }
-        let cap = self.ring.len();
-        let pos = (lo % cap as u64) as usize;
-        let n = (hi - lo) as usize;
-        let first = n.min(cap - pos);
-        Payload {
-            head: &self.ring[pos..pos + first],
-            tail: &self.ring[..n - first],
-        }
+        ring_get(&self.ring, lo, (hi - lo) as usize)
     }
 }
 
@@ -226,11 +237,7 @@ impl RecvBuffer {
         }
         let src = &data[(lo - offset) as usize..(hi - offset) as usize];
         self.reserve_to(hi);
-        let cap = self.ring.len();
-        let pos = (lo % cap as u64) as usize;
-        let first = src.len().min(cap - pos);
-        self.ring[pos..pos + first].copy_from_slice(&src[..first]);
-        self.ring[..src.len() - first].copy_from_slice(&src[first..]);
+        ring_put(&mut self.ring, lo, src);
         let before = self.contiguous;
         if lo == self.contiguous {
             self.contiguous = hi;
@@ -268,15 +275,9 @@ impl RecvBuffer {
         let mut ring = vec![0; size];
         // Everything held lies in the `old` bytes from the first unread one: each keeps its
         // offset and moves to that offset's slot in the larger ring.
-        let mut i = 0;
-        while i < old {
-            let at = self.read + i as u64;
-            let from = (at % old as u64) as usize;
-            let to = (at % size as u64) as usize;
-            let n = (old - i).min(old - from).min(size - to);
-            ring[to..to + n].copy_from_slice(&self.ring[from..from + n]);
-            i += n;
-        }
+        let held = ring_get(&self.ring, self.read, old);
+        ring_put(&mut ring, self.read, held.head);
+        ring_put(&mut ring, self.read + held.head.len() as u64, held.tail);
         self.ring = ring;
     }
 
@@ -293,17 +294,7 @@ impl RecvBuffer {
     /// ring's end), for a reader that copies them straight to where they go; then
     /// [`RecvBuffer::consume`].
     pub fn peek(&self, max: usize) -> Payload<'_> {
-        let n = max.min(self.readable());
-        if n == 0 {
-            return Payload::default();
-        }
-        let cap = self.ring.len();
-        let pos = (self.read % cap as u64) as usize;
-        let first = n.min(cap - pos);
-        Payload {
-            head: &self.ring[pos..pos + first],
-            tail: &self.ring[..n - first],
-        }
+        ring_get(&self.ring, self.read, max.min(self.readable()))
     }
 
     /// Marks `n` readable bytes read.
