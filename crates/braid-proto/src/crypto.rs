@@ -184,6 +184,12 @@ impl DssChecksum {
         }
     }
 
+    /// Add the next piece of the mapping's payload as it sits in a ring buffer (both runs).
+    pub fn update_parts(&mut self, data: crate::wire::Payload<'_>) {
+        self.update(data.head);
+        self.update(data.tail);
+    }
+
     /// Add the next piece of the mapping's payload.
     pub fn update(&mut self, mut data: &[u8]) {
         if let Some(hi) = self.pending.take() {
@@ -236,8 +242,7 @@ pub fn dss_checksum_parts(
     payload: crate::wire::Payload<'_>,
 ) -> u16 {
     let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
-    c.update(payload.head);
-    c.update(payload.tail);
+    c.update_parts(payload);
     c.finish()
 }
 

@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 
-use crate::crypto::DssChecksum;
+use crate::crypto::dss_checksum_parts;
 use crate::wire::mptcp::DssMapping;
 use crate::wire::Payload;
 
@@ -383,12 +383,8 @@ pub fn tx_mapping_of(
     //= rfc8684#3.3.3
     //= A DATA_FIN without data has a subflow sequence number of 0 and a length of 1.
     let subflow_seq = if len == 0 { 0 } else { relative_seq(sub) };
-    let checksum = checksum_over.map(|payload| {
-        let mut c = DssChecksum::new(dsn, subflow_seq, data_len);
-        c.update(payload.head);
-        c.update(payload.tail);
-        c.finish()
-    });
+    let checksum =
+        checksum_over.map(|payload| dss_checksum_parts(dsn, subflow_seq, data_len, payload));
     DssMapping {
         dsn,
         dsn_64: true,

@@ -262,8 +262,7 @@ impl RxMap {
             return true;
         };
         let mut c = DssChecksum::new(mapping.dsn, mapping.subflow_seq, mapping.data_len);
-        c.update(payload.head);
-        c.update(payload.tail);
+        c.update_parts(payload);
         c.verify(wire)
     }
 
