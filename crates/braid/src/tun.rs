@@ -20,6 +20,8 @@ use tun_rs::{DeviceBuilder, GROTable, Layer, SyncDevice, IDEAL_BATCH_SIZE, VIRTI
 
 use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
 
+mod order;
+
 /// The clone device every TUN is opened through.
 const CLONE_DEVICE: &str = "/dev/net/tun";
 
@@ -250,17 +252,23 @@ impl TunDevice {
             return Ok(sent);
         };
         let mut gro = lock(&off.tx);
-        match self
-            .dev
-            .send_multiple(&mut gro, packets, VIRTIO_NET_HDR_LEN)
-        {
-            Ok(_) => Ok(packets.len()),
-            // One write that could not go (a full queue, a link that is down): counted
-            // as dropped all together, TCP retransmits.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
-            Err(e) => Err(e),
+        let mut sent = 0;
+        // In runs within which no flow's data can overtake its own ACKs (`order`).
+        for run in order::arrange(packets, VIRTIO_NET_HDR_LEN) {
+            let n = run.len();
+            let Some(part) = packets.get_mut(run) else {
+                continue;
+            };
+            match self.dev.send_multiple(&mut gro, part, VIRTIO_NET_HDR_LEN) {
+                Ok(_) => sent += n,
+                // One write that could not go (a full queue, a link that is down): counted
+                // as dropped all together, TCP retransmits.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(sent)
     }
 
     /// The device's name.

@@ -1,0 +1,245 @@
+//! Keeping a flow's packets in order through the device's GSO coalescing.
+//!
+//! `tun_rs` coalesces a batch's TCP segments per flow: each data segment is appended to the
+//! earlier segment of its flow it continues (same ACK, same options), and the merged packet
+//! is written where that earlier segment stood. A segment it cannot coalesce (no payload, or
+//! a flag beside ACK and PSH) is written where it stands. So when a flow's pure ACK lies
+//! between two of its data segments, the second segment's bytes overtake the ACK: the peer
+//! then receives an ACK whose sequence number lies below what it has already acknowledged,
+//! takes it for an old duplicate, and drops it with everything it carried (an ADD_ADDR echo,
+//! a DATA_FIN, a window update: seen as a lost ADD_ADDR echo against the kernel).
+//!
+//! So a batch is written in generations: a flow's data segment that follows one of its own
+//! segments that cannot be coalesced opens the flow's next generation, and each generation
+//! is written after the one before. Every flow keeps its own order (only the order between
+//! flows changes), and the other flows' segments still coalesce across the whole batch.
+
+use std::ops::Range;
+
+/// A TCP flow as the packet names it: both addresses and ports (IPv4 addresses in the
+/// first 8 bytes).
+type FlowKey = [u8; 36];
+
+/// What the coalescing does with one packet: `None` for anything but TCP.
+struct Seen {
+    flow: FlowKey,
+    /// Data with only ACK (and PSH) set: the coalescing may merge it.
+    candidate: bool,
+}
+
+fn inspect(packet: &[u8]) -> Option<Seen> {
+    const TCP: u8 = 6;
+    let version = packet.first()? >> 4;
+    let mut flow = [0u8; 36];
+    let (iph_len, total, addrs) = match version {
+        4 => {
+            if *packet.get(9)? != TCP {
+                return None;
+            }
+            let ihl = usize::from(packet.first()? & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+            (ihl, total, packet.get(12..20)?)
+        }
+        6 => {
+            if *packet.get(6)? != TCP {
+                return None;
+            }
+            let payload = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
+            (40, 40 + payload, packet.get(8..40)?)
+        }
+        _ => return None,
+    };
+    let tcp = packet.get(iph_len..total.min(packet.len()))?;
+    flow[..addrs.len()].copy_from_slice(addrs);
+    flow[32..36].copy_from_slice(tcp.get(0..4)?);
+    let data_offset = usize::from(tcp.get(12)? >> 4) * 4;
+    let flags = *tcp.get(13)?;
+    const ACK: u8 = 0x10;
+    const PSH: u8 = 0x08;
+    let candidate = (flags == ACK || flags == ACK | PSH) && tcp.len() > data_offset;
+    Some(Seen { flow, candidate })
+}
+
+/// Puts `packets` (each after `head` bytes of headroom) in the order they can be written in
+/// without a flow's data overtaking its own segments that cannot be coalesced, and returns
+/// the runs to write one after the other (one run, the whole batch unmoved, when no flow
+/// needs this).
+pub(crate) fn arrange(packets: &mut [Vec<u8>], head: usize) -> Vec<Range<usize>> {
+    // Per flow: its current generation, and whether that already holds a segment the
+    // coalescing leaves where it is.
+    let mut flows: Vec<(FlowKey, u32, bool)> = Vec::new();
+    let mut gens: Vec<u32> = Vec::with_capacity(packets.len());
+    let mut last = 0;
+    for p in packets.iter() {
+        let Some(seen) = p.get(head..).and_then(inspect) else {
+            gens.push(0);
+            continue;
+        };
+        let i = match flows.iter().position(|f| f.0 == seen.flow) {
+            Some(i) => i,
+            None => {
+                flows.push((seen.flow, 0, false));
+                flows.len() - 1
+            }
+        };
+        let f = &mut flows[i];
+        if seen.candidate && f.2 {
+            f.1 += 1;
+            f.2 = false;
+        } else if !seen.candidate {
+            f.2 = true;
+        }
+        gens.push(f.1);
+        last = last.max(f.1);
+    }
+    if last == 0 {
+        return std::iter::once(0..packets.len()).collect();
+    }
+    // A stable sort by generation keeps each flow's order within a generation.
+    let mut tagged: Vec<(u32, Vec<u8>)> = gens
+        .iter()
+        .zip(packets.iter_mut())
+        .map(|(&g, p)| (g, std::mem::take(p)))
+        .collect();
+    tagged.sort_by_key(|t| t.0);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut current = 0;
+    for (i, (g, p)) in tagged.into_iter().enumerate() {
+        if let Some(slot) = packets.get_mut(i) {
+            *slot = p;
+        }
+        if g != current {
+            runs.push(start..i);
+            start = i;
+            current = g;
+        }
+    }
+    runs.push(start..packets.len());
+    runs
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use braid_proto::wire::{emit_tcp_packet, TcpFlags, TcpOptions, TcpRepr};
+    use std::net::IpAddr;
+
+    const HEAD: usize = 10;
+
+    fn packet(src: &str, sport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let src: IpAddr = src.parse().unwrap();
+        let dst: IpAddr = if src.is_ipv4() {
+            "10.0.0.1".parse().unwrap()
+        } else {
+            "fd00::1".parse().unwrap()
+        };
+        let repr = TcpRepr {
+            src_port: sport,
+            dst_port: 80,
+            seq,
+            ack: 1,
+            flags: TcpFlags(flags),
+            window: 100,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        let mut buf = vec![0u8; 2048];
+        let n = emit_tcp_packet(&mut buf, src, dst, 64, &repr, payload).unwrap();
+        let mut p = vec![0u8; HEAD];
+        p.extend_from_slice(&buf[..n]);
+        p
+    }
+
+    fn data(src: &str, sport: u16, seq: u32) -> Vec<u8> {
+        packet(src, sport, seq, TcpFlags::ACK, &[7u8; 100])
+    }
+
+    fn pure_ack(src: &str, sport: u16, seq: u32) -> Vec<u8> {
+        packet(src, sport, seq, TcpFlags::ACK, &[])
+    }
+
+    /// The first payload byte's marker of each packet, in the order given.
+    fn order(batch: &[Vec<u8>]) -> Vec<(u16, u32)> {
+        batch
+            .iter()
+            .map(|p| {
+                let ip = &p[HEAD..];
+                let iph = if ip[0] >> 4 == 4 {
+                    usize::from(ip[0] & 15) * 4
+                } else {
+                    40
+                };
+                let tcp = &ip[iph..];
+                let port = u16::from_be_bytes([tcp[0], tcp[1]]);
+                let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+                (port, seq)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flows_data_after_its_pure_ack_goes_in_the_next_run() {
+        for src in ["10.0.0.2", "fd00::2"] {
+            let mut batch = vec![
+                data(src, 1000, 1),
+                data(src, 2000, 1),
+                pure_ack(src, 1000, 101),
+                data(src, 1000, 101),
+                data(src, 2000, 101),
+                data(src, 1000, 201),
+            ];
+            let runs = arrange(&mut batch, HEAD);
+            assert_eq!(runs, vec![0..4, 4..6], "{src}");
+            // Flow 2000 stays together in the first run; flow 1000 keeps its order.
+            assert_eq!(
+                order(&batch),
+                vec![
+                    (1000, 1),
+                    (2000, 1),
+                    (1000, 101),
+                    (2000, 101),
+                    (1000, 101),
+                    (1000, 201)
+                ],
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_without_such_a_flow_is_left_as_it_is() {
+        let mut batch = vec![
+            data("10.0.0.2", 1000, 1),
+            pure_ack("10.0.0.2", 2000, 1),
+            data("10.0.0.2", 1000, 101),
+            vec![0u8; HEAD + 3],
+            pure_ack("10.0.0.2", 1000, 201),
+        ];
+        let before = batch.clone();
+        let one = |r: std::ops::Range<usize>| std::iter::once(r).collect::<Vec<_>>();
+        assert_eq!(arrange(&mut batch, HEAD), one(0..5));
+        assert_eq!(batch, before);
+        assert_eq!(arrange(&mut [], HEAD), one(0..0));
+    }
+
+    #[test]
+    fn a_fin_counts_as_a_segment_left_in_place_and_generations_stack() {
+        let mut batch = vec![
+            packet(
+                "10.0.0.2",
+                1000,
+                1,
+                TcpFlags::ACK | TcpFlags::FIN,
+                &[1u8; 10],
+            ),
+            data("10.0.0.2", 1000, 12),
+            pure_ack("10.0.0.2", 1000, 112),
+            data("10.0.0.2", 1000, 112),
+        ];
+        assert_eq!(arrange(&mut batch, HEAD), vec![0..1, 1..3, 3..4]);
+        assert_eq!(
+            order(&batch),
+            vec![(1000, 1), (1000, 12), (1000, 112), (1000, 112)]
+        );
+    }
+}
