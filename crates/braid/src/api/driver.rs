@@ -23,6 +23,7 @@ use super::device::{pick, PacketDevice};
 use super::reader::{self, DevRx};
 use super::state::{Shared, State};
 use super::timer::PreciseTimer;
+use super::writer::Writer;
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
 
 /// The granularity of tokio's timers: a deadline nearer than this is waited for by yielding.
@@ -46,6 +47,8 @@ struct Device {
     fd: AsyncFd<Dyn>,
     /// Its receive side, shared with its watchdog.
     rx: Arc<DevRx>,
+    /// Its writer thread (`None`: the driver writes itself).
+    tx: Option<Writer>,
 }
 
 /// A shared device as the reactor takes it.
@@ -79,11 +82,13 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Registers the devices with the reactor and starts a watchdog per device.
+    /// Registers the devices with the reactor and starts a watchdog per device, and a
+    /// writer per device with `writer_threads`.
     pub fn new(
         shared: Arc<Shared>,
         devices: Vec<(Arc<dyn PacketDevice + Send + Sync>, IpAddr)>,
         ctl: Option<CtlServer>,
+        writer_threads: bool,
     ) -> io::Result<Driver> {
         let mut devs: Vec<Device> = Vec::with_capacity(devices.len());
         let stop_all = |devs: &[Device]| devs.iter().for_each(|d| d.rx.stop());
@@ -100,7 +105,7 @@ impl Driver {
                     return Err(io::Error::new(e.kind(), format!("device {name}: {e}")));
                 }
             };
-            let rx = Arc::new(DevRx::new(dev));
+            let rx = Arc::new(DevRx::new(dev.clone()));
             if let Err(e) = reader::spawn(rx.clone()) {
                 stop_all(&devs);
                 return Err(io::Error::new(
@@ -108,7 +113,30 @@ impl Driver {
                     format!("device {name}: cannot start its watchdog: {e}"),
                 ));
             }
-            devs.push(Device { addr, fd, rx });
+            let tx = if writer_threads {
+                match Writer::spawn(dev.clone()) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        stop_all(&devs);
+                        rx.stop();
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("device {name}: cannot start its writer: {e}"),
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
+            devs.push(Device { addr, fd, rx, tx });
+        }
+        {
+            let mut st = shared.lock();
+            st.writers = devs
+                .iter()
+                .filter_map(|d| d.tx.as_ref())
+                .map(|w| w.tx.clone())
+                .collect();
         }
         let n_devices = devs.len();
         Ok(Driver {
@@ -176,7 +204,7 @@ impl Driver {
 
     /// Drains up to `limit` packets into the devices, a batch per device. True when it
     /// stopped at the limit.
-    fn flush(&mut self, st: &mut State, limit: usize) -> io::Result<bool> {
+    fn flush(&mut self, st: &mut State, limit: usize, cx: &Context<'_>) -> io::Result<bool> {
         let now = st.now();
         let mut queued = 0usize;
         let mut at_limit = true;
@@ -213,16 +241,24 @@ impl Driver {
             }
         }
         for i in 0..self.devices.len() {
-            self.send_out(i, st)?;
+            self.send_out(i, st, cx)?;
         }
         Ok(at_limit)
     }
 
-    /// Sends what is queued for device `i`.
-    fn send_out(&mut self, i: usize, st: &mut State) -> io::Result<()> {
+    /// Sends what is queued for device `i` (through its writer, when it has one).
+    fn send_out(&mut self, i: usize, st: &mut State, cx: &Context<'_>) -> io::Result<()> {
         let (Some(dev), Some(out)) = (self.devices.get(i), self.out.get_mut(i)) else {
             return Ok(());
         };
+        if let Some(w) = &dev.tx {
+            // Its counts are the writer's (`State::io_stats`).
+            return if out.is_empty() {
+                w.tx.check(cx.waker())
+            } else {
+                w.tx.hand_over(out, &mut self.pool, cx.waker())
+            };
+        }
         if out.is_empty() {
             return Ok(());
         }
@@ -325,7 +361,7 @@ impl Driver {
             d.rx.set_connections(st.conns.len());
         }
         self.control(cx, st);
-        let more_tx = self.flush(st, TX_BATCH)?;
+        let more_tx = self.flush(st, TX_BATCH, cx)?;
         // Application calls and the flush can end a connection at once.
         st.dispatch();
         Ok(more_rx || more_tx)

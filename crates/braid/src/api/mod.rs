@@ -36,6 +36,7 @@ mod reader;
 mod state;
 mod stream;
 mod timer;
+mod writer;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +72,7 @@ pub struct Builder {
     ctl: Option<CtlSpec>,
     seed: Option<[u8; 32]>,
     offload: bool,
+    writer_threads: bool,
 }
 
 enum CtlSpec {
@@ -188,6 +190,16 @@ impl Builder {
         self
     }
 
+    /// A writer thread per device (the default): the driver hands each round's packets to
+    /// it and goes on, so that the kernel's work behind a write into a TUN device (taking
+    /// the packet in, waking the socket's reader, the peer's answers) runs beside the
+    /// engine instead of in its thread. `false` (or the environment variable
+    /// `BRAID_TX_THREAD=off`) has the driver write itself.
+    pub fn writer_threads(mut self, on: bool) -> Self {
+        self.writer_threads = on;
+        self
+    }
+
     /// The seed of ISNs, keys and nonces (by default read from the operating system).
     pub fn seed(mut self, seed: [u8; 32]) -> Self {
         self.seed = Some(seed);
@@ -253,7 +265,7 @@ impl Builder {
         let mut state = State::new(ep, self.mptcp, infos);
         state.devices = states;
         let shared = Arc::new(Shared::new(state));
-        let driver = Driver::new(shared.clone(), devices, ctl)?;
+        let driver = Driver::new(shared.clone(), devices, ctl, self.writer_threads)?;
         tokio::spawn(driver);
         Ok(Endpoint {
             inner: Arc::new(Handle { shared }),
@@ -294,8 +306,18 @@ impl Drop for Handle {
 
 /// Offloads unless `BRAID_OFFLOAD=off` (or `0`, `no`) says otherwise.
 fn offload_default() -> bool {
+    env_on("BRAID_OFFLOAD")
+}
+
+/// Writer threads unless `BRAID_TX_THREAD=off` (or `0`, `no`) says otherwise.
+fn writer_threads_default() -> bool {
+    env_on("BRAID_TX_THREAD")
+}
+
+/// On unless the environment variable `name` says `off`, `0`, `no` or `false`.
+fn env_on(name: &str) -> bool {
     !matches!(
-        std::env::var("BRAID_OFFLOAD").as_deref(),
+        std::env::var(name).as_deref(),
         Ok("off" | "0" | "no" | "false")
     )
 }
@@ -330,6 +352,7 @@ impl Endpoint {
             ctl: None,
             seed: None,
             offload: offload_default(),
+            writer_threads: writer_threads_default(),
         }
     }
 
@@ -451,7 +474,7 @@ impl Endpoint {
 
     /// The driver's packet counters.
     pub fn io_stats(&self) -> IoStats {
-        self.shared().lock().io
+        self.shared().lock().io_stats()
     }
 
     /// Waits until no connection of this endpoint remains (each closed, and every stream

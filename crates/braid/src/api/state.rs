@@ -147,6 +147,8 @@ pub(crate) struct State {
     /// Control-plane events the driver publishes to monitors (listeners opened...).
     pub monitor_queue: Vec<MonitorEvent>,
     pub io: IoStats,
+    /// The devices' writer threads, whose counts `io_stats` adds to `io`.
+    pub writers: Vec<std::sync::Arc<super::writer::DevTx>>,
     /// A scratch buffer for orphans' data.
     scratch: Vec<u8>,
     /// The paths' devices (shared with the driver), for their state.
@@ -159,6 +161,16 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The driver's packet counts, with what the writer threads wrote.
+    pub fn io_stats(&self) -> IoStats {
+        let mut io = self.io;
+        for w in &self.writers {
+            io.packets_out += w.sent();
+            io.packets_dropped += w.dropped();
+        }
+        io
+    }
+
     pub fn new(ep: braid_proto::Endpoint, mptcp: bool, paths: Vec<PathInfo>) -> State {
         State {
             ep,
@@ -176,6 +188,7 @@ impl State {
             idle_wakers: Vec::new(),
             monitor_queue: Vec::new(),
             io: IoStats::default(),
+            writers: Vec::new(),
             scratch: vec![0; 16 * 1024],
             devices: Vec::new(),
             deferring: false,
