@@ -82,6 +82,11 @@ tx_dropped() {
         'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["dropped"])'
 }
 
+dev_packets() { # ns dev: packets through the device so far, both directions
+    ip -n "$1" -s -j link show "$2" | python3 -c \
+        'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print(s["tx"]["packets"] + s["rx"]["packets"])'
+}
+
 retrans() { # ns: segments the namespace's TCP retransmitted so far
     ip netns exec "$1" nstat -asz TcpRetransSegs 2>/dev/null | awk '$1 == "TcpRetransSegs" {print $2}'
 }
@@ -107,9 +112,11 @@ for n in "${counts[@]}"; do
     BRAID_PID=$!
     for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done
     d0=$(tx_dropped)
+    p0=$(dev_packets "$T" braid0)
     r0=$(retrans "$T")
     b=$(run_clients "$T" 10.0.0.2:7000 "$n")
     d1=$(tx_dropped)
+    p1=$(dev_packets "$T" braid0)
     r1=$(retrans "$T")
     if [ -n "${NSTAT:-}" ]; then ip netns exec "$T" nstat -az 2>/dev/null | grep -E "Drop|Prune|Collapse|TCPTimeouts|RetransSegs|MPTcpExt(DSS|Dup|OFO|Retrans)" | awk '$2 > 0' >&2; fi
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$BRAID_PID/status" 2>/dev/null || echo 0)
@@ -118,26 +125,28 @@ for n in "${counts[@]}"; do
     kill -INT "$BRAID_PID" 2>/dev/null || true
     wait "$BRAID_PID" 2>/dev/null || true
     BRAID_PID=""
+    k0=$(dev_packets "$A" v0)
     k=$(run_clients "$A" 10.9.0.2:7000 "$n")
-    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $((r1 - r0)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s)")
+    k1=$(dev_packets "$A" v0)
+    rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $((r1 - r0)) $(((p1 - p0) / n)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s) $(((k1 - k0) / n))")
     echo "n=$n braid: $b" >&2
     echo "n=$n kernel: $k" >&2
 done
 kill "$KSERVER" 2>/dev/null || true
 
-header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | client retransmits | braid peak RSS KiB | braid CPU s | kernel ok | kernel wall s | kernel slowest s"
+header="clients | braid ok | braid wall s | braid slowest s | TUN tx drops | client retransmits | TUN packets per client | braid peak RSS KiB | braid CPU s | kernel ok | kernel wall s | kernel slowest s | veth packets per client"
 echo "$header"
 for r in "${rows[@]}"; do
-    read -r n bok bw bs dr rt rss cpu kok kw ks <<< "$r"
-    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$rss" "$cpu" "$kok" "$kw" "$ks"
+    read -r n bok bw bs dr rt pk rss cpu kok kw ks kp <<< "$r"
+    printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$pk" "$rss" "$cpu" "$kok" "$kw" "$ks" "$kp"
 done
 if [ -n "$MARKDOWN" ]; then
     {
         echo "| $header |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         for r in "${rows[@]}"; do
-            read -r n bok bw bs dr rt rss cpu kok kw ks <<< "$r"
-            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$rss" "$cpu" "$kok" "$kw" "$ks"
+            read -r n bok bw bs dr rt pk rss cpu kok kw ks kp <<< "$r"
+            printf '| %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s |\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$pk" "$rss" "$cpu" "$kok" "$kw" "$ks" "$kp"
         done
     } >"$MARKDOWN"
 fi
