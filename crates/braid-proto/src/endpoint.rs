@@ -169,6 +169,8 @@ pub struct Endpoint {
     /// The connection that sent the last packet and how many more it may send before the
     /// next one's turn.
     burst: Option<(usize, usize)>,
+    /// A segment handled since the last `take_urgent_ack` left its TCB owing an ACK at once.
+    urgent_ack: bool,
 }
 
 fn family_matches(a: IpAddr, b: IpAddr) -> bool {
@@ -204,6 +206,7 @@ impl Endpoint {
             listener_pms: Vec::new(),
             now: Instant::ZERO,
             burst: None,
+            urgent_ack: false,
         }
     }
 
@@ -402,6 +405,15 @@ impl Endpoint {
         self.handle(now, Some(iface), packet);
     }
 
+    /// Whether a packet handled since the last call left a connection owing an ACK at once
+    /// (RFC 5681 §4.2: for a segment out of order, one that fills a gap, a duplicate).
+    /// Each such segment should get its own ACK, with the SACK blocks as they stand after
+    /// it; a driver that hands packets over in batches polls its transmits before the next
+    /// packet when this is true. Clears the flag.
+    pub fn take_urgent_ack(&mut self) -> bool {
+        std::mem::take(&mut self.urgent_ack)
+    }
+
     fn handle(&mut self, now: Instant, iface: Option<usize>, packet: &[u8]) {
         self.now = self.now.max(now);
         let seg = match wire::parse_tcp_packet(packet) {
@@ -434,18 +446,17 @@ impl Endpoint {
         if let Some((idx, None)) = route {
             if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
                 c.proto.handle_segment(now, &seg.tcp, seg.payload);
+                self.urgent_ack |= c.proto.urgent_ack(0);
             }
             self.sync(idx);
             return;
         }
         if let Some((idx, Some(id))) = route {
-            if let Some(m) = self
-                .conns
-                .get_mut(idx)
-                .and_then(Option::as_mut)
-                .and_then(|c| c.proto.mptcp_mut())
-            {
-                m.handle_segment(now, id, &seg.tcp, seg.payload);
+            if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                if let Some(m) = c.proto.mptcp_mut() {
+                    m.handle_segment(now, id, &seg.tcp, seg.payload);
+                }
+                self.urgent_ack |= c.proto.urgent_ack(id);
             }
             self.sync(idx);
             return;

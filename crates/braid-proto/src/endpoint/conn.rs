@@ -33,6 +33,14 @@ impl Proto {
                 .or_else(|| m.subflow(0)),
         }
     }
+    /// Whether the TCB of subflow `id` (the TCP connection itself for plain TCP) owes an
+    /// ACK at once ([`Tcb::urgent_ack`]).
+    pub(super) fn urgent_ack(&self, id: usize) -> bool {
+        match self {
+            Proto::Tcp(t) => t.urgent_ack(),
+            Proto::Mptcp(m) => m.subflow(id).is_some_and(Tcb::urgent_ack),
+        }
+    }
     pub(super) fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
         match self {
             Proto::Tcp(t) => {

@@ -323,6 +323,8 @@ impl Tcb {
             //# if a segment is not acceptable, send an acknowledgment (unless RST) and drop it
             if !f.rst() {
                 self.ack_now = true;
+                // A duplicate of data already received (RFC 5681 §4.2: at once).
+                self.urgent_ack |= !payload.is_empty();
                 let end = seq + payload.len() as i64;
                 if self.sack_enabled
                     && !payload.is_empty()
@@ -495,6 +497,7 @@ impl Tcb {
         if bytes.is_empty() {
             // A pure duplicate: acknowledge at once (RFC 9293 §3.10.7.4, RFC 5681 §4.2).
             self.ack_now = true;
+            self.urgent_ack = true;
             return 0..0;
         }
         let offset = start_seq - 1;
@@ -522,6 +525,7 @@ impl Tcb {
         //# an out-of-order segment or one that fills a gap SHOULD be acknowledged immediately
         if !in_order || had_gap || !self.cfg.delayed_ack {
             self.ack_now = true;
+            self.urgent_ack |= !in_order || had_gap;
         } else {
             //= rfc9293#3.8.6.3
             //# an ACK SHOULD be generated for at least every second full-sized segment

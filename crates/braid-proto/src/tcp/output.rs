@@ -147,6 +147,7 @@ impl Tcb {
     pub(super) fn ack_sent(&mut self) {
         self.dsack = None;
         self.ack_now = false;
+        self.urgent_ack = false;
         self.rcv_unacked = 0;
         self.last_ack_sent = self.rcv_nxt;
         self.set_timer(Timer::DelayedAck, None);

@@ -162,6 +162,9 @@ pub struct Tcb {
     rcv_mss: usize,
     rcv_unacked: usize,
     ack_now: bool,
+    /// The ACK owed is one RFC 5681 wants at once (for an out-of-order segment, one that
+    /// fills a gap, or a duplicate): see [`Tcb::urgent_ack`].
+    urgent_ack: bool,
     last_ack_sent: u64,
     recent_ooo: [Option<u64>; 4],
     /// Duplicate data to report in the next ACK (RFC 2883), as stream offsets.
@@ -327,6 +330,7 @@ impl Tcb {
             rcv_mss: 536,
             rcv_unacked: 0,
             ack_now: false,
+            urgent_ack: false,
             last_ack_sent: 0,
             recent_ooo: [None; 4],
             dsack: None,

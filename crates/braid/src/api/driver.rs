@@ -66,12 +66,7 @@ pub(crate) struct Driver {
     /// Packets a watchdog queued, being handed to the engine.
     batch: Vec<Vec<u8>>,
     rx_buf: Vec<u8>,
-    tx_buf: Vec<u8>,
-    /// Packets on their way to each device (after its headroom), sent a batch at a time so
-    /// that a device with offloads can coalesce them.
-    out: Vec<Vec<Vec<u8>>>,
-    /// Emptied packet buffers, for reuse.
-    pool: Vec<Vec<u8>>,
+    outbox: Outbox,
     sleep: Pin<Box<Sleep>>,
     /// The last millisecond before a deadline (`None`: no timerfd could be made).
     precise: Option<PreciseTimer>,
@@ -79,6 +74,99 @@ pub(crate) struct Driver {
     ctl: Option<CtlServer>,
     /// Stream wake-ups taken from the state, woken once it is unlocked.
     wakes: Vec<std::task::Waker>,
+}
+
+/// What the driver sends: the engine's transmits, queued per device and sent a batch at a
+/// time so that a device with offloads can coalesce them.
+struct Outbox {
+    tx_buf: Vec<u8>,
+    /// Packets on their way to each device (after its headroom).
+    out: Vec<Vec<Vec<u8>>>,
+    /// Emptied packet buffers, for reuse.
+    pool: Vec<Vec<u8>>,
+}
+
+impl Outbox {
+    /// Drains up to `limit` packets into the devices, a batch per device. True when it
+    /// stopped at the limit.
+    fn flush(
+        &mut self,
+        devices: &[Device],
+        st: &mut State,
+        limit: usize,
+        cx: &Context<'_>,
+    ) -> io::Result<bool> {
+        let now = st.now();
+        let mut queued = 0usize;
+        let mut at_limit = true;
+        while queued < limit {
+            let Some(t) = st.ep.poll_transmit(now, &mut self.tx_buf) else {
+                at_limit = false;
+                break;
+            };
+            let Some(data) = self.tx_buf.get(..t.len) else {
+                continue;
+            };
+            let Some(i) = pick(t.iface, devices.iter().map(|d| d.addr), t.src)
+                .filter(|&i| i < devices.len() && i < self.out.len())
+            else {
+                continue;
+            };
+            let head = devices[i].rx.dev.headroom();
+            let seg = match t.segment_size {
+                Some(s) if s > 0 => s,
+                _ => data.len().max(1),
+            };
+            for packet in data.chunks(seg) {
+                queued += 1;
+                // Room for a whole GSO write: a device with offloads coalesces the flow's
+                // following segments into this buffer (only where it has the capacity).
+                let mut b = self
+                    .pool
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(GSO_BUF));
+                b.clear();
+                b.resize(head, 0);
+                b.extend_from_slice(packet);
+                self.out[i].push(b);
+            }
+        }
+        for (dev, out) in devices.iter().zip(self.out.iter_mut()) {
+            send_out(dev, out, &mut self.pool, st, cx)?;
+        }
+        Ok(at_limit)
+    }
+}
+
+/// Sends what is queued for `dev` (through its writer, when it has one).
+fn send_out(
+    dev: &Device,
+    out: &mut Vec<Vec<u8>>,
+    pool: &mut Vec<Vec<u8>>,
+    st: &mut State,
+    cx: &Context<'_>,
+) -> io::Result<()> {
+    if let Some(w) = &dev.tx {
+        // Its counts are the writer's (`State::io_stats`).
+        return if out.is_empty() {
+            w.tx.check(cx.waker())
+        } else {
+            w.tx.hand_over(out, pool, cx.waker())
+        };
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let n = out.len();
+    let sent = dev
+        .rx
+        .dev
+        .send_batch(out)
+        .map_err(|e| io::Error::new(e.kind(), format!("device {}: {e}", dev.rx.dev.name())))?;
+    st.io.packets_out += sent as u64;
+    st.io.packets_dropped += n.saturating_sub(sent) as u64;
+    pool.append(out);
+    Ok(())
 }
 
 impl Driver {
@@ -144,11 +232,13 @@ impl Driver {
             devices: devs,
             batch: Vec::with_capacity(RX_BATCH),
             rx_buf: vec![0; PACKET_BUF],
-            tx_buf: vec![0; PACKET_BUF],
-            out: (0..n_devices)
-                .map(|_| Vec::with_capacity(TX_BATCH))
-                .collect(),
-            pool: Vec::new(),
+            outbox: Outbox {
+                tx_buf: vec![0; PACKET_BUF],
+                out: (0..n_devices)
+                    .map(|_| Vec::with_capacity(TX_BATCH))
+                    .collect(),
+                pool: Vec::new(),
+            },
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             precise: PreciseTimer::new().ok(),
             armed: None,
@@ -158,19 +248,34 @@ impl Driver {
     }
 
     /// Hands up to a batch of received packets per device to the engine: first what its
-    /// watchdog queued, then what the device holds. True when a device has more.
+    /// watchdog queued, then what the device holds. True when a device has more. A packet
+    /// that leaves its connection owing an ACK at once (out of order, filling a gap, a
+    /// duplicate: `Endpoint::take_urgent_ack`) has what is ready sent before the next
+    /// packet, so that each such segment gets its own ACK and SACK blocks, as a TCP that
+    /// takes packets one at a time would send them.
     fn receive(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
         let now = st.now();
         let mut more = false;
-        for (index, dev) in self.devices.iter().enumerate() {
+        let Driver {
+            devices,
+            batch,
+            rx_buf,
+            outbox,
+            ..
+        } = self;
+        let devices: &[Device] = devices;
+        for (index, dev) in devices.iter().enumerate() {
             let _reading = dev.rx.reading();
-            dev.rx.take(RX_BATCH, cx.waker(), &mut self.batch)?;
-            let mut n = self.batch.len();
-            for packet in &self.batch {
+            dev.rx.take(RX_BATCH, cx.waker(), batch)?;
+            let mut n = batch.len();
+            for packet in batch.iter() {
                 st.io.packets_in += 1;
                 st.ep.handle_packet_on(now, index, packet);
+                if st.ep.take_urgent_ack() {
+                    outbox.flush(devices, st, TX_BATCH, cx)?;
+                }
             }
-            dev.rx.recycle(&mut self.batch);
+            dev.rx.recycle(batch);
             'device: loop {
                 let mut guard = match dev.fd.poll_read_ready(cx) {
                     Poll::Ready(Ok(g)) => g,
@@ -183,7 +288,7 @@ impl Driver {
                         more = true;
                         break 'device;
                     }
-                    let got = dev.rx.dev.recv(&mut self.rx_buf).map_err(|e| {
+                    let got = dev.rx.dev.recv(rx_buf).map_err(|e| {
                         io::Error::new(e.kind(), format!("device {}: {e}", dev.rx.dev.name()))
                     })?;
                     let Some(len) = got else {
@@ -193,8 +298,11 @@ impl Driver {
                     };
                     n += 1;
                     st.io.packets_in += 1;
-                    if let Some(packet) = self.rx_buf.get(..len) {
+                    if let Some(packet) = rx_buf.get(..len) {
                         st.ep.handle_packet_on(now, index, packet);
+                        if st.ep.take_urgent_ack() {
+                            outbox.flush(devices, st, TX_BATCH, cx)?;
+                        }
                     }
                 }
             }
@@ -202,75 +310,9 @@ impl Driver {
         Ok(more)
     }
 
-    /// Drains up to `limit` packets into the devices, a batch per device. True when it
-    /// stopped at the limit.
+    /// Drains up to `limit` packets into the devices (see [`Outbox::flush`]).
     fn flush(&mut self, st: &mut State, limit: usize, cx: &Context<'_>) -> io::Result<bool> {
-        let now = st.now();
-        let mut queued = 0usize;
-        let mut at_limit = true;
-        while queued < limit {
-            let Some(t) = st.ep.poll_transmit(now, &mut self.tx_buf) else {
-                at_limit = false;
-                break;
-            };
-            let Some(data) = self.tx_buf.get(..t.len) else {
-                continue;
-            };
-            let Some(i) = pick(t.iface, self.devices.iter().map(|d| d.addr), t.src)
-                .filter(|&i| i < self.devices.len())
-            else {
-                continue;
-            };
-            let head = self.devices[i].rx.dev.headroom();
-            let seg = match t.segment_size {
-                Some(s) if s > 0 => s,
-                _ => data.len().max(1),
-            };
-            for packet in data.chunks(seg) {
-                queued += 1;
-                // Room for a whole GSO write: a device with offloads coalesces the flow's
-                // following segments into this buffer (only where it has the capacity).
-                let mut b = self
-                    .pool
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(GSO_BUF));
-                b.clear();
-                b.resize(head, 0);
-                b.extend_from_slice(packet);
-                self.out[i].push(b);
-            }
-        }
-        for i in 0..self.devices.len() {
-            self.send_out(i, st, cx)?;
-        }
-        Ok(at_limit)
-    }
-
-    /// Sends what is queued for device `i` (through its writer, when it has one).
-    fn send_out(&mut self, i: usize, st: &mut State, cx: &Context<'_>) -> io::Result<()> {
-        let (Some(dev), Some(out)) = (self.devices.get(i), self.out.get_mut(i)) else {
-            return Ok(());
-        };
-        if let Some(w) = &dev.tx {
-            // Its counts are the writer's (`State::io_stats`).
-            return if out.is_empty() {
-                w.tx.check(cx.waker())
-            } else {
-                w.tx.hand_over(out, &mut self.pool, cx.waker())
-            };
-        }
-        if out.is_empty() {
-            return Ok(());
-        }
-        let n = out.len();
-        let sent =
-            dev.rx.dev.send_batch(out).map_err(|e| {
-                io::Error::new(e.kind(), format!("device {}: {e}", dev.rx.dev.name()))
-            })?;
-        st.io.packets_out += sent as u64;
-        st.io.packets_dropped += n.saturating_sub(sent) as u64;
-        self.pool.append(out);
-        Ok(())
+        self.outbox.flush(&self.devices, st, limit, cx)
     }
 
     /// Answers the control socket when it is ready and publishes path-management events to
