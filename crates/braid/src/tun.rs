@@ -14,11 +14,12 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use tun_rs::{DeviceBuilder, GROTable, Layer, SyncDevice, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
+use crate::lock;
 
 mod order;
 
@@ -77,10 +78,6 @@ struct RxSplit {
     sizes: Vec<usize>,
     next: usize,
     count: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for TunDevice {

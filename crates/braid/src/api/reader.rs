@@ -27,11 +27,12 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::device::PacketDevice;
+use crate::lock;
 
 /// Packets the watchdog's queue holds. A watchdog that finds it full leaves the rest in the
 /// device, whose own queue then holds or drops them (counted by the kernel, `ip -s link`):
@@ -53,10 +54,6 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 const PACKET_MAX: usize = 65536;
 /// Packets the watchdog moves per lock of the queue.
 const BATCH: usize = 64;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 #[derive(Default)]
 struct Queue {

@@ -19,11 +19,12 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::Waker;
 use std::thread::JoinHandle;
 
 use super::device::PacketDevice;
+use crate::lock;
 
 /// Packets waiting for the writer before the driver waits for it.
 pub(crate) const PENDING_MAX: usize = 1024;
@@ -31,10 +32,6 @@ pub(crate) const PENDING_MAX: usize = 1024;
 const POOL_MAX: usize = 1024;
 /// Packets the writer sends per write batch.
 const WRITE_BATCH: usize = 512;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 #[derive(Default)]
 struct Queue {
