@@ -11,6 +11,7 @@ pub mod health;
 pub mod linkwatch;
 pub mod proxy;
 pub mod report;
+mod sync;
 pub use braid_sim::stream;
 pub mod tun;
 
@@ -18,10 +19,3 @@ pub use api::{
     Builder, Endpoint, MptcpListener, MptcpStream, OwnedReadHalf, OwnedWriteHalf, PathInfo,
     ReadHalf, StreamControl, WriteHalf,
 };
-
-/// Locks `m`, taking the data of a poisoned lock as it is: the I/O threads' queues hold
-/// packets and buffers whose every state is valid, and a panic elsewhere must not stop the
-/// driver, its watchdogs and writers from draining them.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use tun_rs::{DeviceBuilder, GROTable, Layer, SyncDevice, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::linkwatch::{LinkWatch, READY_TIMEOUT};
-use crate::lock;
+use crate::sync::lock;
 
 mod order;
 

@@ -32,7 +32,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::device::PacketDevice;
-use crate::lock;
+use crate::sync::lock;
 
 /// Packets the watchdog's queue holds. A watchdog that finds it full leaves the rest in the
 /// device, whose own queue then holds or drops them (counted by the kernel, `ip -s link`):

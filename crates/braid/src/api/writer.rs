@@ -24,7 +24,7 @@ use std::task::Waker;
 use std::thread::JoinHandle;
 
 use super::device::PacketDevice;
-use crate::lock;
+use crate::sync::lock;
 
 /// Packets waiting for the writer before the driver waits for it.
 pub(crate) const PENDING_MAX: usize = 1024;
