@@ -45,6 +45,9 @@ usage: bench/loss.sh [options]          (needs root; builds release binaries fir
                      goodput of the bytes that arrived within the limit
   --reps N           repetitions of each transfer; the table shows the median (default 1)
   --tcp              also measure plain TCP (braid --tcp, kpeer --proto tcp): a second table
+  --kernel-cc NAME   the kernel sockets' congestion control (kpeer --cc, TCP_CONGESTION),
+                     e.g. cubic to compare with braid's default like for like; default:
+                     the namespace's (net.ipv4.tcp_congestion_control; printed)
   --markdown FILE    also write the tables as markdown to FILE
   --out DIR          keep every run's JSON, stderr and kernel counters in DIR (default: a
                      new directory under /tmp, printed at the end)
@@ -78,6 +81,7 @@ MARKDOWN=""
 OUT=""
 BUILD=1
 REPORT=""
+KERNEL_CC=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -88,7 +92,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --tcp) TCP=1 ;;
     --no-build) BUILD=0 ;;
-    --loss | --bytes | --limit | --reps | --markdown | --out | --report)
+    --loss | --bytes | --limit | --reps | --markdown | --out | --report | --kernel-cc)
         [ $# -ge 2 ] || die "$1 needs a value"
         case "$1" in
         --loss) LOSSES="$2" ;;
@@ -98,6 +102,7 @@ while [ $# -gt 0 ]; do
         --markdown) MARKDOWN="$2" ;;
         --out) OUT="$2" ;;
         --report) REPORT="$2" ;;
+        --kernel-cc) KERNEL_CC="$2" ;;
         esac
         shift
         ;;
@@ -234,6 +239,7 @@ topo_up() {
     add_ns "$NS_R"
     add_ns "$NS_K"
     add_ns "$NS_P"
+    KCC=${KERNEL_CC:-$(ip netns exec "$NS_K" sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)}
     ip netns exec "$NS_R" sysctl -qw net.ipv4.ip_forward=1
     # r <-> k
     ip -n "$NS_R" link add r0 type veth peer name k0 netns "$NS_K"
@@ -403,6 +409,7 @@ run_one() {
     topo_up "$permille"
     local pre="$OUT/$dir-$proto-$permille-$rep"
     local braid_proto=() kproto=(--proto "$proto")
+    [ -n "$KERNEL_CC" ] && kproto+=(--cc "$KERNEL_CC")
     [ "$proto" = tcp ] && braid_proto=(--tcp)
     local klimit=(--time-limit "$LIMIT")
     local srv cli recv_json send_json
@@ -518,6 +525,7 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null |
     echo "machine=$(nproc) CPUs (${cpu:-unknown model}), Linux $(uname -r)"
     echo "reps=$REPS"
     echo "limit=$LIMIT"
+    echo "kernel_cc=${KCC:-unknown}"
     echo "elapsed=$elapsed"
 } >"$OUT/meta.txt"
 
@@ -630,7 +638,7 @@ for proto in "${PROTOS[@]}"; do
     echo >>"$TEXT"
     echo >>"$MD"
 done
-note="$(meta date), $(meta machine); $(meta reps) repetition(s), median; time limit $(meta limit) s per transfer; $(meta elapsed) s in all"
+note="$(meta date), $(meta machine); $(meta reps) repetition(s), median; time limit $(meta limit) s per transfer; kernel congestion control $(meta kernel_cc); $(meta elapsed) s in all"
 [ "$any_timeout" = 1 ] && note="$note. * timed out: goodput of the bytes that arrived within the limit"
 echo "$note" >>"$TEXT"
 echo "$note." | sed 's/\* timed out/\\* timed out/' >>"$MD"

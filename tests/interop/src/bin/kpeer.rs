@@ -3,6 +3,7 @@
 //! ```text
 //! kpeer listen  [--bind ADDR] --port P       [--proto tcp|mptcp] [--send N] [--sink] [--json]
 //! kpeer connect HOST:PORT [--bind ADDR]      [--proto tcp|mptcp] [--send N] [--sink] [--json]
+//! (both also take [--cc NAME]: the socket's congestion control)
 //! ```
 //! One connection: sends N bytes of braid's pattern stream (then shuts down its sending
 //! direction) while reading until the peer closes; `--json` prints bytes and SHA-256 of both
@@ -98,6 +99,11 @@ struct Common {
     /// with `--json`) and exit with status 124.
     #[arg(long, value_name = "SECS")]
     time_limit: Option<f64>,
+    /// The socket's congestion control (TCP_CONGESTION; an MPTCP socket passes it to its
+    /// subflows), e.g. `cubic`; needs CAP_NET_ADMIN for one outside
+    /// net.ipv4.tcp_allowed_congestion_control. Default: the namespace's.
+    #[arg(long, value_name = "NAME")]
+    cc: Option<String>,
 }
 
 /// Progress, for a report at the time limit: bytes sent and received so far, and when the
@@ -178,12 +184,18 @@ enum Proto {
     Mptcp,
 }
 
-fn socket_for(addr: &SocketAddr, proto: Proto) -> anyhow::Result<Socket> {
+fn socket_for(addr: &SocketAddr, proto: Proto, cc: Option<&str>) -> anyhow::Result<Socket> {
     let protocol = match proto {
         Proto::Tcp => Protocol::TCP,
         Proto::Mptcp => Protocol::from(IPPROTO_MPTCP),
     };
-    Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol)).context("socket")
+    let sock =
+        Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol)).context("socket")?;
+    if let Some(cc) = cc {
+        sock.set_tcp_congestion(cc.as_bytes())
+            .with_context(|| format!("congestion control {cc}"))?;
+    }
+    Ok(sock)
 }
 
 /// Reads until `limit` bytes arrived, then closes with SO_LINGER 0: the kernel resets.
@@ -310,7 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.mode {
         Mode::Listen { port, bind, common } => {
             let addr = SocketAddr::new(bind, port);
-            let sock = socket_for(&addr, common.proto)?;
+            let sock = socket_for(&addr, common.proto, common.cc.as_deref())?;
             sock.set_reuse_address(true)?;
             sock.bind(&addr.into())
                 .with_context(|| format!("bind {addr}"))?;
@@ -326,7 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bind,
             common,
         } => {
-            let sock = socket_for(&remote, common.proto)?;
+            let sock = socket_for(&remote, common.proto, common.cc.as_deref())?;
             if let Some(b) = bind {
                 sock.bind(&SocketAddr::new(b, 0).into())
                     .with_context(|| format!("bind {b}"))?;
