@@ -14,7 +14,20 @@
 //! is written after the one before. Every flow keeps its own order (only the order between
 //! flows changes), and the other flows' segments still coalesce across the whole batch.
 
+use std::collections::HashMap;
 use std::ops::Range;
+
+/// Flows a batch tracks in a list before it switches to a map.
+const FEW: usize = 16;
+
+/// A flow's place in the batch being arranged.
+#[derive(Default, Clone, Copy)]
+struct Flow {
+    /// The generation its next segment goes in.
+    generation: u32,
+    /// That generation already holds one of its segments the coalescing leaves in place.
+    fixed: bool,
+}
 
 /// A TCP flow as the packet names it: both addresses and ports (IPv4 addresses in the
 /// first 8 bytes).
@@ -66,8 +79,10 @@ fn inspect(packet: &[u8]) -> Option<Seen> {
 /// needs this).
 pub(crate) fn arrange(packets: &mut [Vec<u8>], head: usize) -> Vec<Range<usize>> {
     // Per flow: its current generation, and whether that already holds a segment the
-    // coalescing leaves where it is.
-    let mut flows: Vec<(FlowKey, u32, bool)> = Vec::new();
+    // coalescing leaves where it is. A batch of a few flows looks them up in a list; one of
+    // many (a thousand connections' ACKs) in a map.
+    let mut few: Vec<(FlowKey, Flow)> = Vec::new();
+    let mut many: HashMap<FlowKey, Flow> = HashMap::new();
     let mut gens: Vec<u32> = Vec::with_capacity(packets.len());
     let mut last = 0;
     for p in packets.iter() {
@@ -75,22 +90,29 @@ pub(crate) fn arrange(packets: &mut [Vec<u8>], head: usize) -> Vec<Range<usize>>
             gens.push(0);
             continue;
         };
-        let i = match flows.iter().position(|f| f.0 == seen.flow) {
-            Some(i) => i,
-            None => {
-                flows.push((seen.flow, 0, false));
-                flows.len() - 1
+        let f = if many.is_empty() && few.len() < FEW {
+            let i = match few.iter().position(|f| f.0 == seen.flow) {
+                Some(i) => i,
+                None => {
+                    few.push((seen.flow, Flow::default()));
+                    few.len() - 1
+                }
+            };
+            &mut few[i].1
+        } else {
+            if many.is_empty() {
+                many.extend(few.drain(..));
             }
+            many.entry(seen.flow).or_default()
         };
-        let f = &mut flows[i];
-        if seen.candidate && f.2 {
-            f.1 += 1;
-            f.2 = false;
+        if seen.candidate && f.fixed {
+            f.generation += 1;
+            f.fixed = false;
         } else if !seen.candidate {
-            f.2 = true;
+            f.fixed = true;
         }
-        gens.push(f.1);
-        last = last.max(f.1);
+        gens.push(f.generation);
+        last = last.max(f.generation);
     }
     if last == 0 {
         return std::iter::once(0..packets.len()).collect();
@@ -118,6 +140,7 @@ pub(crate) fn arrange(packets: &mut [Vec<u8>], head: usize) -> Vec<Range<usize>>
     runs.push(start..packets.len());
     runs
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +226,31 @@ mod tests {
                 ],
                 "{src}"
             );
+        }
+    }
+
+    #[test]
+    fn a_batch_of_many_flows_keeps_each_flows_order() {
+        // 40 flows (past the list, into the map), each: data, pure ACK, data.
+        let mut batch = Vec::new();
+        for round in 0..3u32 {
+            for port in 1000..1040u16 {
+                batch.push(match round {
+                    1 => pure_ack("10.0.0.2", port, 101),
+                    r => data("10.0.0.2", port, 1 + 100 * r / 2),
+                });
+            }
+        }
+        let runs = arrange(&mut batch, HEAD);
+        assert_eq!(runs, vec![0..80, 80..120]);
+        let got = order(&batch);
+        for port in 1000..1040u16 {
+            let mine: Vec<u32> = got
+                .iter()
+                .filter(|(p, _)| *p == port)
+                .map(|x| x.1)
+                .collect();
+            assert_eq!(mine, vec![1, 101, 101], "flow {port}");
         }
     }
 
