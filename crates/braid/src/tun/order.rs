@@ -15,7 +15,11 @@
 //! flows changes), and the other flows' segments still coalesce across the whole batch.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::Range;
+
+use braid_proto::wire::ip::PROTOCOL_TCP;
+use braid_proto::wire::{Ipv4Packet, Ipv6Packet, Ipv6Repr, TcpFlags, TcpPacket};
 
 /// Flows a batch tracks in a list before it switches to a map.
 const FEW: usize = 16;
@@ -29,9 +33,8 @@ struct Flow {
     fixed: bool,
 }
 
-/// A TCP flow as the packet names it: both addresses and ports (IPv4 addresses in the
-/// first 8 bytes).
-type FlowKey = [u8; 36];
+/// A TCP flow as the packet names it: both addresses and ports.
+type FlowKey = (IpAddr, IpAddr, u16, u16);
 
 /// What the coalescing does with one packet: `None` for anything but TCP.
 struct Seen {
@@ -41,36 +44,28 @@ struct Seen {
 }
 
 fn inspect(packet: &[u8]) -> Option<Seen> {
-    const TCP: u8 = 6;
-    let version = packet.first()? >> 4;
-    let mut flow = [0u8; 36];
-    let (iph_len, total, addrs) = match version {
+    // Where the TCP segment lies in the packet (the views check every length first).
+    let (src, dst, l4): (IpAddr, IpAddr, Range<usize>) = match packet.first()? >> 4 {
         4 => {
-            if *packet.get(9)? != TCP {
-                return None;
-            }
-            let ihl = usize::from(packet.first()? & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-            (ihl, total, packet.get(12..20)?)
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            (ip.protocol() == PROTOCOL_TCP).then_some(())?;
+            let l4 = ip.header_len()..usize::from(ip.total_len());
+            (ip.src_addr().into(), ip.dst_addr().into(), l4)
         }
         6 => {
-            if *packet.get(6)? != TCP {
-                return None;
-            }
-            let payload = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
-            (40, 40 + payload, packet.get(8..40)?)
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            (ip.next_header() == PROTOCOL_TCP).then_some(())?;
+            let l4 = Ipv6Repr::HEADER_LEN..Ipv6Repr::HEADER_LEN + usize::from(ip.payload_len());
+            (ip.src_addr().into(), ip.dst_addr().into(), l4)
         }
         _ => return None,
     };
-    let tcp = packet.get(iph_len..total.min(packet.len()))?;
-    flow[..addrs.len()].copy_from_slice(addrs);
-    flow[32..36].copy_from_slice(tcp.get(0..4)?);
-    let data_offset = usize::from(tcp.get(12)? >> 4) * 4;
-    let flags = *tcp.get(13)?;
-    const ACK: u8 = 0x10;
-    const PSH: u8 = 0x08;
-    let candidate = (flags == ACK || flags == ACK | PSH) && tcp.len() > data_offset;
-    Some(Seen { flow, candidate })
+    let tcp = TcpPacket::new_checked(packet.get(l4)?).ok()?;
+    let flags = tcp.flags().0 & !TcpFlags::PSH;
+    Some(Seen {
+        flow: (src, dst, tcp.src_port(), tcp.dst_port()),
+        candidate: flags == TcpFlags::ACK && !tcp.payload().is_empty(),
+    })
 }
 
 /// Puts `packets` (each after `head` bytes of headroom) in the order they can be written in
