@@ -87,6 +87,25 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Hands one received packet (from device `index`) to the engine; when it leaves its
+    /// connection owing an ACK at once, sends what is ready before the next packet.
+    fn hand_in(
+        &mut self,
+        devices: &[Device],
+        st: &mut State,
+        now: braid_proto::Instant,
+        index: usize,
+        packet: &[u8],
+        cx: &Context<'_>,
+    ) -> io::Result<()> {
+        st.io.packets_in += 1;
+        st.ep.handle_packet_on(now, index, packet);
+        if st.ep.take_urgent_ack() {
+            self.flush(devices, st, TX_BATCH, cx)?;
+        }
+        Ok(())
+    }
+
     /// Drains up to `limit` packets into the devices, a batch per device. True when it
     /// stopped at the limit.
     fn flush(
@@ -269,11 +288,7 @@ impl Driver {
             dev.rx.take(RX_BATCH, cx.waker(), batch)?;
             let mut n = batch.len();
             for packet in batch.iter() {
-                st.io.packets_in += 1;
-                st.ep.handle_packet_on(now, index, packet);
-                if st.ep.take_urgent_ack() {
-                    outbox.flush(devices, st, TX_BATCH, cx)?;
-                }
+                outbox.hand_in(devices, st, now, index, packet, cx)?;
             }
             dev.rx.recycle(batch);
             'device: loop {
@@ -297,12 +312,8 @@ impl Driver {
                         break;
                     };
                     n += 1;
-                    st.io.packets_in += 1;
                     if let Some(packet) = rx_buf.get(..len) {
-                        st.ep.handle_packet_on(now, index, packet);
-                        if st.ep.take_urgent_ack() {
-                            outbox.flush(devices, st, TX_BATCH, cx)?;
-                        }
+                        outbox.hand_in(devices, st, now, index, packet, cx)?;
                     }
                 }
             }

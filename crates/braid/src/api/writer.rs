@@ -180,28 +180,28 @@ fn write_loop(tx: &DevTx) {
         tx.room.notify_one();
         let n = batch.len();
         let result = tx.dev.send_batch(&mut batch);
-        let waker = {
-            let mut q = lock(&tx.queue);
-            q.free.append(&mut batch);
-            match result {
-                Ok(sent) => {
-                    tx.sent.fetch_add(sent as u64, Ordering::Relaxed);
-                    tx.dropped
-                        .fetch_add(n.saturating_sub(sent) as u64, Ordering::Relaxed);
-                    None
-                }
-                Err(e) => {
+        let sent = match result {
+            Ok(sent) => sent,
+            Err(e) => {
+                // The driver finds the error at its next hand-over; one waiting for room,
+                // or asleep, is woken for it. The writer ends.
+                let waker = {
+                    let mut q = lock(&tx.queue);
                     q.error = Some((e.kind(), format!("device {}: {e}", tx.dev.name())));
                     q.pending.clear();
                     q.waker.take()
+                };
+                tx.room.notify_all();
+                if let Some(w) = waker {
+                    w.wake();
                 }
+                return;
             }
         };
-        if let Some(w) = waker {
-            tx.room.notify_all();
-            w.wake();
-            return;
-        }
+        tx.sent.fetch_add(sent as u64, Ordering::Relaxed);
+        tx.dropped
+            .fetch_add(n.saturating_sub(sent) as u64, Ordering::Relaxed);
+        lock(&tx.queue).free.append(&mut batch);
     }
 }
 
