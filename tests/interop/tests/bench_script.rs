@@ -156,35 +156,18 @@ fn perf_script_parses_and_explains_itself() {
 /// on): an unknown name is refused with the name in the error; a known one listens.
 #[test]
 fn kpeer_sets_its_congestion_control() {
-    let kpeer = env!("CARGO_BIN_EXE_kpeer");
-    let bad = Command::new(kpeer)
-        .args([
-            "listen",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--cc",
-            "no-such-cc",
-        ])
-        .output()
-        .unwrap();
+    let listen = |cc: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kpeer"))
+            .args(["listen", "--bind", "127.0.0.1", "--port", "0", "--cc", cc])
+            .args(["--time-limit", "0.3"])
+            .output()
+            .unwrap()
+    };
+    let bad = listen("no-such-cc");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("congestion control no-such-cc"), "{err}");
-    let good = Command::new(kpeer)
-        .args([
-            "listen",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--cc",
-            "reno",
-        ])
-        .args(["--time-limit", "0.3"])
-        .output()
-        .unwrap();
+    let good = listen("reno");
     let err = String::from_utf8_lossy(&good.stderr);
     assert!(err.contains("listening on"), "{err}");
 }
