@@ -77,14 +77,15 @@ ip -n "$A" link set "bc$$a" name v0; ip -n "$B" link set "bc$$b" name v0
 ip -n "$A" addr add 10.9.0.1/24 dev v0; ip -n "$B" addr add 10.9.0.2/24 dev v0
 ip -n "$A" link set v0 up; ip -n "$B" link set v0 up
 
-tx_dropped() {
-    ip -n "$T" -s -j link show braid0 | python3 -c \
-        'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["dropped"])'
+dev_stat() { # ns dev expr: a figure of the device's counters (`s`, its stats64)
+    ip -n "$1" -s -j link show "$2" | python3 -c \
+        "import json,sys; s=json.load(sys.stdin)[0]['stats64']; print($3)"
 }
 
+tx_dropped() { dev_stat "$T" braid0 's["tx"]["dropped"]'; }
+
 dev_packets() { # ns dev: packets through the device so far, both directions
-    ip -n "$1" -s -j link show "$2" | python3 -c \
-        'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print(s["tx"]["packets"] + s["rx"]["packets"])'
+    dev_stat "$1" "$2" 's["tx"]["packets"] + s["rx"]["packets"]'
 }
 
 retrans() { # ns: segments the namespace's TCP retransmitted so far
