@@ -932,6 +932,8 @@ async fn two_paths(n: u64, backup: bool) -> (Report, Report, String) {
     let (c, s) = pair_with(2, |b| b, |b| b);
     let progress = Shared::default();
     let (mut o, _tx, _) = options();
+    // Redrawn at every chance (every 10 ms): the transfer may take a tenth of a second,
+    // and the line must have shown the joined subflow by then.
     o.progress = Some(Progress::new(
         Box::new(progress.clone()),
         Duration::ZERO,

@@ -210,7 +210,7 @@ async fn client(
         tokio::pin!(send);
         tokio::pin!(recv);
         let (mut send_done, mut recv_done) = (false, false);
-        let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+        let mut tick = tokio::time::interval(progress_cadence(opts));
         let every = opts.interval.unwrap_or(Duration::from_secs(3600));
         let mut report_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         let mut intervals = super::interval::Intervals::new(std::time::Instant::now());
@@ -361,7 +361,7 @@ async fn connecting(
     let hint_at = start + first;
     let give_up = opts.connect_timeout.map(|d| start + d);
     let mut hinted = false;
-    let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+    let mut tick = tokio::time::interval(progress_cadence(opts));
     let started = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -392,4 +392,12 @@ async fn connecting(
             }
         }
     }
+}
+
+/// How often the loop offers the progress line an update (the line's own cadence; with no
+/// line, the default, for the notes the same tick drains).
+fn progress_cadence(opts: &Options) -> Duration {
+    opts.progress
+        .as_ref()
+        .map_or(super::PROGRESS_EVERY, |p| p.cadence())
 }

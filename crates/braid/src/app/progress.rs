@@ -33,6 +33,12 @@ impl Progress {
         }
     }
 
+    /// How often the caller should offer an update: `every`, but not more often than every
+    /// 10 ms (a line asked to redraw at every chance still gets a few per transfer).
+    pub fn cadence(&self) -> Duration {
+        self.every.max(Duration::from_millis(10))
+    }
+
     /// Rewrite the line if `every` has passed since the last time.
     pub fn update(
         &mut self,
