@@ -183,11 +183,19 @@ impl CongestionControl for Cubic {
         }
     }
 
+    /// Counts the window in segments of `mss` bytes from now on, keeping it in bytes. The
+    /// state kept for an undo is converted too: an undo after the MSS changed (the MPTCP
+    /// option reservation, a fallback to plain TCP) must restore the window in the current
+    /// unit, not in a stale one (one segment of the old, smaller unit is less than one
+    /// full segment of the new one and lets nothing go after a timeout).
     fn set_mss(&mut self, mss: usize) {
         let mss = mss.max(1);
         let bytes = self.cwnd * self.mss as f64;
         self.mss = mss;
         self.cwnd = (bytes / mss as f64).max(1.0);
+        if let Some(p) = self.prior.as_mut() {
+            p.set_mss(mss);
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -221,6 +229,25 @@ mod tests {
         );
         // K = cbrt(W_max * (1 - beta) / C) = cbrt(75)
         assert!((c.k() - 75f64.cbrt()).abs() < 1e-6, "{}", c.k());
+    }
+
+    /// The MSS changes between a timeout and its undo (an MPTCP subflow that falls back
+    /// drops its option reservation): the restored window is in the new unit, and a
+    /// one-segment window after a later timeout is one segment of the new size.
+    #[test]
+    fn an_undo_after_the_mss_changed_restores_the_window_in_bytes() {
+        let mut c = Cubic::new(1420, 10 * 1420);
+        c.on_rto(Instant::ZERO, 10 * 1420);
+        c.set_mss(1448);
+        assert_eq!(c.cwnd(), 1448, "one segment of the new size");
+        c.undo_congestion_event();
+        assert_eq!(
+            c.cwnd(),
+            10 * 1420,
+            "the window before the timeout, in bytes"
+        );
+        c.on_rto(Instant::ZERO, 10 * 1420);
+        assert_eq!(c.cwnd(), 1448, "one full segment, not one of the old size");
     }
 
     #[test]

@@ -534,8 +534,11 @@ impl Tcb {
             // layer's DSS; most segments are longer. In a small window (the floor of two
             // segments after a loss, RFC 5681) bytes would let one segment fewer go than
             // the window has: there it counts segments, as Linux always does.
+            //= rfc5681#3.1
+            //= The loss window is one full-sized segment: a window below one segment still
+            //  lets one go when nothing is in flight (else a timeout could send nothing).
             let (unit, full) = (self.effective_mss() as u64, self.full_mss() as u64);
-            let cwnd_segments = cwnd / unit.max(1);
+            let cwnd_segments = (cwnd / unit.max(1)).max(1);
             if cwnd_segments <= SMALL_WINDOW && pipe.div_ceil(full) < cwnd_segments {
                 cwnd.saturating_sub(pipe).max(full)
             } else {
