@@ -178,3 +178,111 @@ fn transfers_end_whatever_the_path_and_the_reader_do() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+/// Runs a 4 MiB transfer over one subflow, or a subflow and a backup, where the receiver
+/// acknowledges one mapping's bytes at the TCP level and then drops them at the data
+/// level, as Linux does when its MPTCP-level receive memory is full (it acknowledged the
+/// segments, then `skmem` counts them as dropped). The wire emulates that by moving the
+/// mapping's data sequence number back by 1 MiB: the receiver's TCP takes the segments,
+/// its data level sees bytes it already has. Returns the sender's data-level
+/// retransmissions.
+fn data_dropped_after_the_tcp_ack(backup_join: bool) -> u64 {
+    use braid_proto::wire::mptcp::MptcpOption;
+    use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet};
+
+    let cfg = EndpointConfig::default;
+    let mut net = EpNet::new(cfg(), cfg(), 0);
+    let server: SocketAddr = "10.0.0.2:80".parse().expect("address");
+    let c = net.open(server, true, true);
+    let (mut written, mut read, mut joined, mut moved) = (0u64, 0u64, !backup_join, false);
+    let mut s = None;
+    let mut buf = vec![0u8; 65536];
+    let limit = Instant::ZERO + Duration::from_secs(120);
+    while read < TOTAL && net.now < limit {
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Accepted { conn, .. } = ev {
+                s = Some(conn);
+            }
+        }
+        while let Some(ev) = net.a.poll_event() {
+            if matches!(ev, Event::Connected(_)) && !joined {
+                joined = true;
+                let local: SocketAddr = "10.0.1.1:0".parse().expect("address");
+                net.a
+                    .request_subflow(net.now, c, local, server, true)
+                    .expect("join");
+            }
+        }
+        while written < TOTAL {
+            let n = (TOTAL - written).min(16384);
+            let chunk: Vec<u8> = (0..n).map(|i| byte(written + i)).collect();
+            match net.a.write(c, &chunk) {
+                Ok(0) | Err(Error::WouldBlock) => break,
+                Ok(w) => written += w as u64,
+                Err(e) => panic!("write: {e:?}"),
+            }
+        }
+        if let Some(sc) = s {
+            while let Ok(n) = net.b.read(sc, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                assert!(
+                    (0..n).all(|i| buf[i] == byte(read + i as u64)),
+                    "byte-exact"
+                );
+                read += n as u64;
+            }
+        }
+        let past = net.up_by_src.values().sum::<u64>() > 1 << 20;
+        net.flush_with(|_, to_b, pkt| {
+            if !to_b || moved || !past {
+                return Some(pkt);
+            }
+            let p = parse_tcp_packet(&pkt).expect("valid packet");
+            let mut repr = p.tcp.clone();
+            let mut hit = false;
+            for o in &mut repr.options.mptcp {
+                if let MptcpOption::Dss(d) = o {
+                    if let Some(m) = d.mapping.as_mut().filter(|m| m.data_len > 0) {
+                        m.dsn = m.dsn.wrapping_sub(1 << 20);
+                        hit = true;
+                    }
+                }
+            }
+            if !hit {
+                return Some(pkt);
+            }
+            moved = true;
+            let mut out = vec![0u8; pkt.len() + 64];
+            let (src, dst) = (p.ip.src_addr(), p.ip.dst_addr());
+            let n = emit_tcp_packet(&mut out, src, dst, 64, &repr, p.payload).expect("emit");
+            out.truncate(n);
+            Some(out)
+        });
+        if !net.step() {
+            break;
+        }
+    }
+    assert!(moved, "a mapping was moved");
+    assert_eq!(
+        read, TOTAL,
+        "everything arrived (backup join: {backup_join}), at {:?}",
+        net.now
+    );
+    net.a.counters().MPTCPRetrans
+}
+
+//= rfc8684#3.3.6
+//= Bytes acknowledged at the subflow level but never DATA_ACKed are sent again at the
+//  data level, on the same subflow when no other may take them (Linux retransmits on any
+//  subflow, the one that carried them included).
+/// With one subflow, the bytes go again on it; with a backup beside a working primary,
+/// on the primary, not never.
+#[test]
+fn bytes_the_peer_dropped_after_the_tcp_ack_are_sent_again_on_the_same_subflow() {
+    for backup_join in [false, true] {
+        let retrans = data_dropped_after_the_tcp_ack(backup_join);
+        assert!(retrans >= 1, "data-level retransmissions: {retrans}");
+    }
+}

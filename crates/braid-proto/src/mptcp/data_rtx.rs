@@ -55,9 +55,10 @@ impl MptcpConnection {
         self.send.una() < self.send.nxt() || (self.send.fin_sent() && !self.send.fin_acked())
     }
 
-    /// The timer fired: with the DATA_ACK where it was and another subflow to carry them,
-    /// the first unacknowledged bytes (one mapping's worth) are queued for reinjection; a
-    /// DATA_FIN alone outstanding goes again on a pure ACK.
+    /// The timer fired: with the DATA_ACK where it was, the first unacknowledged bytes (one
+    /// mapping's worth) are queued for reinjection, on another subflow when there is one,
+    /// else on any that can take them (the same one included); a DATA_FIN alone
+    /// outstanding goes again on a pure ACK.
     pub(super) fn data_rtx_fired(&mut self, _now: Instant) {
         self.rtx.at = None;
         let (una, nxt) = (self.send.una(), self.send.nxt());
@@ -92,11 +93,11 @@ impl MptcpConnection {
             return;
         }
         let end = nxt.min(una + crate::sched::SEND_BURST);
-        // Data-level retransmission moves bytes to another subflow. While one subflow
-        // alone carried them, they go anywhere but there: sending them again on the same
-        // subflow cannot help (its TCP delivered them, or still holds them), and a peer
-        // that does not read keeps them in that subflow's queue, not lost. Once several
-        // carried them (an unanswered retransmission), any of those may take them again.
+        // Data-level retransmission moves bytes to another subflow when there is one.
+        // While one subflow alone carried them, they go elsewhere first: its TCP delivered
+        // them or still holds them, and a peer that does not read keeps them in that
+        // subflow's queue. Once several carried them (an unanswered retransmission), any
+        // of those may take them again.
         let mut carriers = self.subflows.iter().enumerate().filter(|(_, s)| {
             s.tx.data_ranges_from(0)
                 .any(|r| r.start <= una && una < r.end)
@@ -119,9 +120,23 @@ impl MptcpConnection {
                 && !s.backup
                 && !Self::holds_unacked(s, &range)
         });
-        if !elsewhere {
+        //= rfc8684#3.3.6
+        //= With nowhere else to go, the bytes go again on any subflow that can take them,
+        //  the one that carried them included: its TCP delivered them, yet the peer may
+        //  have dropped them at the data level after acknowledging them (Linux does when
+        //  its MPTCP receive memory is full), and only a data-level retransmission, a new
+        //  mapping of the same data, brings them (Linux's MPTCP retransmits on any subflow).
+        let from = if elsewhere {
+            from
+        } else if self
+            .subflows
+            .iter()
+            .any(|s| Self::open_for_data(s) && !s.dead && !Self::holds_unacked(s, &range))
+        {
+            usize::MAX
+        } else {
             return;
-        }
+        };
         self.reinject.push(Reinject { range, from });
         self.reinject.sort_by_key(|r| r.range.start);
         self.counters.MPTCPRetrans += 1;
