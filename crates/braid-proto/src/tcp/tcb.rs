@@ -165,6 +165,10 @@ pub struct Tcb {
     /// The ACK owed is one RFC 5681 wants at once (for an out-of-order segment, one that
     /// fills a gap, or a duplicate): see [`Tcb::urgent_ack`].
     urgent_ack: bool,
+    /// SACK compression (Linux's `tcp_comp_sack_*`): the `rcv_nxt` of the current hole, the
+    /// duplicate ACKs sent at once for it, and the out-of-order segments since whose ACK
+    /// waited for the end of the batch.
+    ooo_acks: (u64, u8, u8),
     last_ack_sent: u64,
     recent_ooo: [Option<u64>; 4],
     /// Duplicate data to report in the next ACK (RFC 2883), as stream offsets.
@@ -331,6 +335,7 @@ impl Tcb {
             rcv_unacked: 0,
             ack_now: false,
             urgent_ack: false,
+            ooo_acks: (0, 0, 0),
             last_ack_sent: 0,
             recent_ooo: [None; 4],
             dsack: None,
