@@ -18,13 +18,91 @@ use std::net::SocketAddr;
 
 use braid_proto::tcp::TcpConfig;
 use braid_proto::time::{Duration, Instant};
-use braid_proto::{EndpointConfig, Error, Event};
+use braid_proto::{ConnectionHandle, EndpointConfig, Error, Event};
 use conn_pair::{EpNet, Link, Rng};
 
 const TOTAL: u64 = 4 << 20;
 
 fn byte(i: u64) -> u8 {
     (i.wrapping_mul(2654435761) >> 11) as u8
+}
+
+/// One transfer of [`TOTAL`] pattern bytes from a client on `net.a` to a listener on
+/// `net.b`, with a join from a second address once connected when `join` says so (its
+/// backup flag; refused quietly by a connection that fell back to TCP).
+struct Transfer {
+    server: SocketAddr,
+    c: ConnectionHandle,
+    s: Option<ConnectionHandle>,
+    join: Option<bool>,
+    written: u64,
+    read: u64,
+    buf: Vec<u8>,
+}
+
+impl Transfer {
+    fn open(net: &mut EpNet, join: Option<bool>) -> Transfer {
+        let server: SocketAddr = "10.0.0.2:80".parse().expect("address");
+        let c = net.open(server, true, true);
+        Transfer {
+            server,
+            c,
+            s: None,
+            join,
+            written: 0,
+            read: 0,
+            buf: vec![0u8; 65536],
+        }
+    }
+
+    /// Takes the events (the server's accept, the client's connect and its join) and
+    /// writes what the client may.
+    fn drive(&mut self, net: &mut EpNet) -> Result<(), String> {
+        while let Some(ev) = net.b.poll_event() {
+            if let Event::Accepted { conn, .. } = ev {
+                self.s = Some(conn);
+            }
+        }
+        while let Some(ev) = net.a.poll_event() {
+            if let (Event::Connected(_), Some(backup)) = (ev, self.join.take()) {
+                let local: SocketAddr = "10.0.1.1:0".parse().expect("address");
+                let _ = net
+                    .a
+                    .request_subflow(net.now, self.c, local, self.server, backup);
+            }
+        }
+        while self.written < TOTAL {
+            let n = (TOTAL - self.written).min(16384);
+            let chunk: Vec<u8> = (0..n).map(|i| byte(self.written + i)).collect();
+            match net.a.write(self.c, &chunk) {
+                Ok(0) | Err(Error::WouldBlock) => break,
+                Ok(w) => self.written += w as u64,
+                Err(e) => return Err(format!("write: {e:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's application reads up to `max` bytes (none before the accept) and
+    /// checks them; how many it read.
+    fn read(&mut self, net: &mut EpNet, max: usize) -> Result<usize, String> {
+        let Some(sc) = self.s else {
+            return Ok(0);
+        };
+        let want = max.min(self.buf.len());
+        match net.b.read(sc, &mut self.buf[..want]) {
+            Ok(n) => {
+                let at = self.read;
+                if let Some(i) = (0..n).find(|&i| self.buf[i] != byte(at + i as u64)) {
+                    return Err(format!("byte {} differs", at + i as u64));
+                }
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(Error::WouldBlock) => Ok(0),
+            Err(e) => Err(format!("read: {e:?}")),
+        }
+    }
 }
 
 /// One hostile run's knobs.
@@ -58,41 +136,16 @@ fn run(seed: u64, backup: bool, h: Hostile) -> Result<(), String> {
         l
     };
     let mut net = EpNet::with_links(cfg(), cfg(), link(0x9E37_79B9), link(0x1234_5679));
-    let server: SocketAddr = "10.0.0.2:80".parse().expect("address");
-    let c = net.open(server, true, true);
+    let mut t = Transfer::open(&mut net, Some(backup));
     let mut rng = Rng(seed.wrapping_mul(0x2545_F491) | 1);
-    let (mut written, mut read, mut joined) = (0u64, 0u64, false);
-    let mut s = None;
-    let mut buf = vec![0u8; 65536];
     let mut paused_until = Instant::ZERO;
     let mut cut_until = [Instant::ZERO; 2];
     let limit = Instant::ZERO + Duration::from_secs(600);
-    while read < TOTAL {
+    while t.read < TOTAL {
         if net.now >= limit {
-            return Err(format!("{read} of {TOTAL} bytes after {limit:?}"));
+            return Err(format!("{} of {TOTAL} bytes after {limit:?}", t.read));
         }
-        while let Some(ev) = net.b.poll_event() {
-            if let Event::Accepted { conn, .. } = ev {
-                s = Some(conn);
-            }
-        }
-        while let Some(ev) = net.a.poll_event() {
-            if matches!(ev, Event::Connected(_)) && !joined {
-                joined = true;
-                let local: SocketAddr = "10.0.1.1:0".parse().expect("address");
-                // A connection that fell back to TCP refuses the join: fine.
-                let _ = net.a.request_subflow(net.now, c, local, server, backup);
-            }
-        }
-        while written < TOTAL {
-            let n = (TOTAL - written).min(16384);
-            let chunk: Vec<u8> = (0..n).map(|i| byte(written + i)).collect();
-            match net.a.write(c, &chunk) {
-                Ok(0) | Err(Error::WouldBlock) => break,
-                Ok(w) => written += w as u64,
-                Err(e) => return Err(format!("write: {e:?}")),
-            }
-        }
+        t.drive(&mut net)?;
         // Outages: each direction goes dark now and then, for up to 1.5 s.
         for (dir, until) in cut_until.iter_mut().enumerate() {
             if net.now >= *until {
@@ -106,29 +159,18 @@ fn run(seed: u64, backup: bool, h: Hostile) -> Result<(), String> {
         }
         // The reader: a random amount per turn, now and then a pause.
         let mut busy = false;
-        if let (Some(sc), true) = (s, net.now >= paused_until) {
+        if t.s.is_some() && net.now >= paused_until {
             let r = rng.next();
             if r % h.pause_one_in == 0 {
                 paused_until = net.now + Duration::from_millis(r % 300);
                 busy = true;
             } else {
-                let want = (r % 65536) as usize + 1;
-                match net.b.read(sc, &mut buf[..want]) {
-                    Ok(n) => {
-                        if let Some(i) = (0..n).find(|&i| buf[i] != byte(read + i as u64)) {
-                            return Err(format!("byte {} differs", read + i as u64));
-                        }
-                        read += n as u64;
-                        busy = n > 0;
-                    }
-                    Err(Error::WouldBlock) => {}
-                    Err(e) => return Err(format!("read: {e:?}")),
-                }
+                busy = t.read(&mut net, (r % 65536) as usize + 1)? > 0;
             }
         }
         if !net.step() {
             // Nothing in flight and no timer anywhere: only the application can move.
-            if busy || read >= TOTAL {
+            if busy || t.read >= TOTAL {
                 continue;
             }
             if net.now < paused_until {
@@ -140,8 +182,8 @@ fn run(seed: u64, backup: bool, h: Hostile) -> Result<(), String> {
                 continue;
             }
             return Err(format!(
-                "stuck at {read} of {TOTAL} bytes at {:?}: nothing in flight, no timer",
-                net.now
+                "stuck at {} of {TOTAL} bytes at {:?}: nothing in flight, no timer",
+                t.read, net.now
             ));
         }
     }
@@ -192,48 +234,12 @@ fn data_dropped_after_the_tcp_ack(backup_join: bool) -> u64 {
 
     let cfg = EndpointConfig::default;
     let mut net = EpNet::new(cfg(), cfg(), 0);
-    let server: SocketAddr = "10.0.0.2:80".parse().expect("address");
-    let c = net.open(server, true, true);
-    let (mut written, mut read, mut joined, mut moved) = (0u64, 0u64, !backup_join, false);
-    let mut s = None;
-    let mut buf = vec![0u8; 65536];
+    let mut t = Transfer::open(&mut net, backup_join.then_some(true));
+    let mut moved = false;
     let limit = Instant::ZERO + Duration::from_secs(120);
-    while read < TOTAL && net.now < limit {
-        while let Some(ev) = net.b.poll_event() {
-            if let Event::Accepted { conn, .. } = ev {
-                s = Some(conn);
-            }
-        }
-        while let Some(ev) = net.a.poll_event() {
-            if matches!(ev, Event::Connected(_)) && !joined {
-                joined = true;
-                let local: SocketAddr = "10.0.1.1:0".parse().expect("address");
-                net.a
-                    .request_subflow(net.now, c, local, server, true)
-                    .expect("join");
-            }
-        }
-        while written < TOTAL {
-            let n = (TOTAL - written).min(16384);
-            let chunk: Vec<u8> = (0..n).map(|i| byte(written + i)).collect();
-            match net.a.write(c, &chunk) {
-                Ok(0) | Err(Error::WouldBlock) => break,
-                Ok(w) => written += w as u64,
-                Err(e) => panic!("write: {e:?}"),
-            }
-        }
-        if let Some(sc) = s {
-            while let Ok(n) = net.b.read(sc, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                assert!(
-                    (0..n).all(|i| buf[i] == byte(read + i as u64)),
-                    "byte-exact"
-                );
-                read += n as u64;
-            }
-        }
+    while t.read < TOTAL && net.now < limit {
+        t.drive(&mut net).expect("the client writes");
+        while t.read(&mut net, usize::MAX).expect("byte-exact") > 0 {}
         let past = net.up_by_src.values().sum::<u64>() > 1 << 20;
         net.flush_with(|_, to_b, pkt| {
             if !to_b || moved || !past {
@@ -266,10 +272,15 @@ fn data_dropped_after_the_tcp_ack(backup_join: bool) -> u64 {
     }
     assert!(moved, "a mapping was moved");
     assert_eq!(
-        read, TOTAL,
+        t.read, TOTAL,
         "everything arrived (backup join: {backup_join}), at {:?}",
         net.now
     );
+    let subflows = net
+        .a
+        .mptcp_connection(t.c)
+        .map_or(0, |c| c.subflow_infos().len());
+    assert_eq!(subflows, 1 + usize::from(backup_join), "the join was made");
     net.a.counters().MPTCPRetrans
 }
 
