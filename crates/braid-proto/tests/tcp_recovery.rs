@@ -532,35 +532,18 @@ fn an_old_dsack_does_not_undo_the_current_recovery() {
     assert!(t.cwnd() <= reduced);
 }
 
-/// A congestion controller whose window stays below one segment (one built for another
-/// MSS, or a pluggable one that floors at a few hundred bytes).
-#[derive(Debug)]
-struct Tiny;
-
-impl braid_proto::cc::CongestionControl for Tiny {
-    fn on_ack(&mut self, _: Instant, _: usize, _: Option<Duration>, _: usize) {}
-    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
-    fn on_rto(&mut self, _: Instant, _: usize) {}
-    fn exit_slow_start(&mut self, _: Instant) {}
-    fn cwnd(&self) -> usize {
-        600
-    }
-    fn ssthresh(&self) -> usize {
-        600
-    }
-    fn set_mss(&mut self, _: usize) {}
-    fn name(&self) -> &'static str {
-        "tiny"
-    }
-}
-
 /// RFC 5681 §3.1: the loss window is one full-sized segment. A window below one segment
 /// still lets one whole segment go when nothing is in flight, before and after a timeout
 /// (else the retransmission timer fires for ever and sends nothing), and only one.
 #[test]
 fn a_window_below_one_segment_still_sends_one_segment() {
     let mut t = established();
-    t.set_congestion_control(Box::new(Tiny));
+    // A window below one segment (one built for another MSS, or a pluggable controller
+    // that floors at a few hundred bytes).
+    t.set_congestion_control(Box::new(Fixed {
+        cwnd: 600,
+        acks: Default::default(),
+    }));
     let data = vec![7u8; 5000];
     assert_eq!(t.write(&data), data.len());
     let first = drain(&mut t, T0);

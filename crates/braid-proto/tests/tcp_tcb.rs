@@ -886,33 +886,6 @@ fn duplicate_data_is_reported_with_dsack() {
 
 // ------------------------------------------------------------------ pluggable congestion control
 
-/// A controller with a fixed window, standing in for a coupled (MPTCP) controller.
-#[derive(Debug)]
-struct Fixed {
-    cwnd: usize,
-    acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl braid_proto::cc::CongestionControl for Fixed {
-    fn on_ack(&mut self, _: Instant, acked: usize, _: Option<Duration>, _: usize) {
-        self.acks
-            .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
-    }
-    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
-    fn on_rto(&mut self, _: Instant, _: usize) {}
-    fn exit_slow_start(&mut self, _: Instant) {}
-    fn cwnd(&self) -> usize {
-        self.cwnd
-    }
-    fn ssthresh(&self) -> usize {
-        self.cwnd
-    }
-    fn set_mss(&mut self, _: usize) {}
-    fn name(&self) -> &'static str {
-        "fixed"
-    }
-}
-
 #[test]
 fn an_installed_controller_governs_the_window() {
     let mut t = established();

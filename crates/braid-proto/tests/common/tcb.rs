@@ -140,3 +140,31 @@ pub fn established_with_rtt(cfg: &TcpConfig, rtt: Duration) -> Tcb {
     recv!(t, T0 + rtt).unwrap();
     t
 }
+
+/// A controller with a fixed window, standing in for a coupled (MPTCP) controller (or one
+/// whose window stays below a segment); counts the bytes acknowledged to it.
+#[derive(Debug)]
+pub struct Fixed {
+    pub cwnd: usize,
+    pub acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl braid_proto::cc::CongestionControl for Fixed {
+    fn on_ack(&mut self, _: Instant, acked: usize, _: Option<Duration>, _: usize) {
+        self.acks
+            .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_congestion_event(&mut self, _: Instant, _: usize) {}
+    fn on_rto(&mut self, _: Instant, _: usize) {}
+    fn exit_slow_start(&mut self, _: Instant) {}
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> usize {
+        self.cwnd
+    }
+    fn set_mss(&mut self, _: usize) {}
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+}
