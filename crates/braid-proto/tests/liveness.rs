@@ -5,6 +5,9 @@
 //! byte-exact. It may slow down; it must never reach a state where data is owed and
 //! nothing is scheduled, nor keep firing timers that send nothing.
 //!
+//! A third mix has the receiver drop the data of one mapping in 200 after its TCP
+//! acknowledged it, as Linux does when its MPTCP receive memory is full (`DropAfterAck`).
+//!
 //! Found this way: after a timeout proven spurious, CUBIC restored its window in the MSS
 //! unit it had before a fallback to plain TCP dropped the MPTCP option reservation; the
 //! next timeout left a window of one old segment, less than one full new segment, and the
@@ -105,6 +108,50 @@ impl Transfer {
     }
 }
 
+/// The wire's way to make the receiver drop data after its TCP acknowledged it, as Linux
+/// does when its MPTCP receive memory is full: the DSN of chosen DSS mappings is moved back
+/// by 1 MiB, so that the receiver's TCP takes the segments and its data level sees bytes it
+/// already has and discards them. A mapping once chosen is moved on every copy (a
+/// retransmission carries the same mapping: two different ones for the same bytes would be
+/// a protocol error, not a drop).
+#[derive(Default)]
+struct DropAfterAck {
+    /// Chosen mappings: (source port, relative subflow sequence number).
+    chosen: std::collections::HashSet<(u16, u32)>,
+}
+
+impl DropAfterAck {
+    /// `pkt` (client to server) with its mapping moved back when `choose` picks it or it
+    /// was picked before; `None` when the packet goes as it is.
+    fn apply(&mut self, pkt: &[u8], mut choose: impl FnMut() -> bool) -> Option<Vec<u8>> {
+        use braid_proto::wire::mptcp::MptcpOption;
+        use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet};
+
+        let p = parse_tcp_packet(pkt).ok()?;
+        let mut repr = p.tcp.clone();
+        let mut hit = false;
+        for o in &mut repr.options.mptcp {
+            if let MptcpOption::Dss(d) = o {
+                if let Some(m) = d.mapping.as_mut().filter(|m| m.data_len > 0) {
+                    let key = (repr.src_port, m.subflow_seq);
+                    if self.chosen.contains(&key) || (choose() && self.chosen.insert(key)) {
+                        m.dsn = m.dsn.wrapping_sub(1 << 20);
+                        hit = true;
+                    }
+                }
+            }
+        }
+        if !hit {
+            return None;
+        }
+        let mut out = vec![0u8; pkt.len() + 64];
+        let (src, dst) = (p.ip.src_addr(), p.ip.dst_addr());
+        let n = emit_tcp_packet(&mut out, src, dst, 64, &repr, p.payload).ok()?;
+        out.truncate(n);
+        Some(out)
+    }
+}
+
 /// One hostile run's knobs.
 #[derive(Clone, Copy, Debug)]
 struct Hostile {
@@ -116,6 +163,9 @@ struct Hostile {
     buffer: usize,
     /// The reader pauses (up to 300 ms) once in this many of its turns.
     pause_one_in: u64,
+    /// The receiver drops the data of one in this many mappings after its TCP acknowledged
+    /// it ([`DropAfterAck`]); 0: never.
+    data_drop_one_in: u64,
 }
 
 /// Runs one transfer of [`TOTAL`] bytes, client to server, and returns how it ended.
@@ -140,6 +190,7 @@ fn run(seed: u64, backup: bool, h: Hostile) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x2545_F491) | 1);
     let mut paused_until = Instant::ZERO;
     let mut cut_until = [Instant::ZERO; 2];
+    let mut drops = DropAfterAck::default();
     let limit = Instant::ZERO + Duration::from_secs(600);
     while t.read < TOTAL {
         if net.now >= limit {
@@ -167,6 +218,17 @@ fn run(seed: u64, backup: bool, h: Hostile) -> Result<(), String> {
             } else {
                 busy = t.read(&mut net, (r % 65536) as usize + 1)? > 0;
             }
+        }
+        // (Once 1 MiB went out: a DSN moved back from the first bytes would lie before the
+        // start of the stream, a protocol error rather than a duplicate.)
+        let past = net.up_by_src.values().sum::<u64>() > 1 << 20;
+        if h.data_drop_one_in > 0 && past {
+            net.flush_with(|_, to_b, pkt| {
+                let moved = to_b
+                    .then(|| drops.apply(&pkt, || rng.next() % h.data_drop_one_in == 0))
+                    .flatten();
+                Some(moved.unwrap_or(pkt))
+            });
         }
         if !net.step() {
             // Nothing in flight and no timer anywhere: only the application can move.
@@ -201,12 +263,21 @@ fn transfers_end_whatever_the_path_and_the_reader_do() {
             jitter_us: 2000,
             buffer: 64 * 1024,
             pause_one_in: 10,
+            data_drop_one_in: 0,
         },
         Hostile {
             loss_ppm: 20_000,
             jitter_us: 500,
             buffer: 128 * 1024,
             pause_one_in: 20,
+            data_drop_one_in: 0,
+        },
+        Hostile {
+            loss_ppm: 10_000,
+            jitter_us: 500,
+            buffer: 256 * 1024,
+            pause_one_in: 20,
+            data_drop_one_in: 200,
         },
     ];
     let mut failed = Vec::new();
@@ -229,48 +300,31 @@ fn transfers_end_whatever_the_path_and_the_reader_do() {
 /// its data level sees bytes it already has. Returns the sender's data-level
 /// retransmissions.
 fn data_dropped_after_the_tcp_ack(backup_join: bool) -> u64 {
-    use braid_proto::wire::mptcp::MptcpOption;
-    use braid_proto::wire::{emit_tcp_packet, parse_tcp_packet};
-
     let cfg = EndpointConfig::default;
     let mut net = EpNet::new(cfg(), cfg(), 0);
     let mut t = Transfer::open(&mut net, backup_join.then_some(true));
-    let mut moved = false;
+    let mut drops = DropAfterAck::default();
+    // One mapping, the first after 1 MiB.
+    let mut left = 1;
     let limit = Instant::ZERO + Duration::from_secs(120);
     while t.read < TOTAL && net.now < limit {
         t.drive(&mut net).expect("the client writes");
         while t.read(&mut net, usize::MAX).expect("byte-exact") > 0 {}
         let past = net.up_by_src.values().sum::<u64>() > 1 << 20;
+        let mut choose = || {
+            let now = past && left > 0;
+            left -= usize::from(now);
+            now
+        };
         net.flush_with(|_, to_b, pkt| {
-            if !to_b || moved || !past {
-                return Some(pkt);
-            }
-            let p = parse_tcp_packet(&pkt).expect("valid packet");
-            let mut repr = p.tcp.clone();
-            let mut hit = false;
-            for o in &mut repr.options.mptcp {
-                if let MptcpOption::Dss(d) = o {
-                    if let Some(m) = d.mapping.as_mut().filter(|m| m.data_len > 0) {
-                        m.dsn = m.dsn.wrapping_sub(1 << 20);
-                        hit = true;
-                    }
-                }
-            }
-            if !hit {
-                return Some(pkt);
-            }
-            moved = true;
-            let mut out = vec![0u8; pkt.len() + 64];
-            let (src, dst) = (p.ip.src_addr(), p.ip.dst_addr());
-            let n = emit_tcp_packet(&mut out, src, dst, 64, &repr, p.payload).expect("emit");
-            out.truncate(n);
-            Some(out)
+            let out = to_b.then(|| drops.apply(&pkt, &mut choose)).flatten();
+            Some(out.unwrap_or(pkt))
         });
         if !net.step() {
             break;
         }
     }
-    assert!(moved, "a mapping was moved");
+    assert_eq!(drops.chosen.len(), 1, "one mapping was dropped");
     assert_eq!(
         t.read, TOTAL,
         "everything arrived (backup join: {backup_join}), at {:?}",
