@@ -402,6 +402,7 @@ json_of() {
 # run_one DIR PROTO PERMILLE REP: DIR is b2k, k2b or k2k; PROTO mptcp or tcp. Appends a line
 # to results.tsv: dir proto permille rep bytes status mbps bytes_received duration_s
 # data_dropped_% ack_dropped_% data_packets ack_packets server_rc/client_rc note
+# sender_retransmitted_segments sender_dsacked_segments (a kernel sender's; "-" unknown)
 run_one() {
     local dir=$1 proto=$2 permille=$3 rep=$4
     local bytes
@@ -491,16 +492,29 @@ run_one() {
     if [ "$proto" = mptcp ] && [ -n "$braid_json" ] && [ "$(jq -r '.mptcp // empty' <<<"$braid_json")" = false ]; then
         note="${note:+$note; }braid fell back to plain TCP"
     fi
+    # The sender's retransmitted segments and, for a kernel sender, how many of them the
+    # receiver reported as duplicates (DSACK: sent again for nothing). braid's report counts
+    # retransmissions per subflow; the kernel's are in its namespace's counters.
+    local rexmit="-" dsacked="-" sender_nstat=""
+    case "$dir" in
+    b2k) rexmit=$(jq -r '[.subflows[]?.retransmits // 0] | add // 0' <<<"$send_json") ;;
+    k2b) sender_nstat=$pre.nstat-kernel ;;
+    k2k) sender_nstat=$pre.nstat-peer ;;
+    esac
+    if [ -n "$sender_nstat" ] && [ -s "$sender_nstat" ]; then
+        rexmit=$(awk '$1 == "TcpRetransSegs" { print $2; found = 1 } END { if (!found) print 0 }' "$sender_nstat")
+        dsacked=$(awk '$1 == "TcpExtTCPDSACKRecvSegs" { print $2; found = 1 } END { if (!found) print 0 }' "$sender_nstat")
+    fi
     mbps=$(awk -v b="$received" -v d="$duration" 'BEGIN { if (d > 0) printf "%.1f", b * 8 / d / 1e6; else print "0" }')
     local dl al
     dl=$(awk -v s="$seen_f" -v d="$drop_f" 'BEGIN { if (s > 0) printf "%.2f", 100 * d / s; else print "-" }')
     al=$(awk -v s="$seen_r" -v d="$drop_r" 'BEGIN { if (s > 0) printf "%.2f", 100 * d / s; else print "-" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dir" "$proto" "$permille" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$dir" "$proto" "$permille" \
         "$rep" "$bytes" "$status" "$mbps" "$received" "$duration" "$dl" "$al" "$seen_f" "$seen_r" \
-        "$srv_rc/$cli_rc" "$note" >>"$RESULTS"
-    printf 'loss.sh: %-4s %-5s loss %5s %%  %9d bytes  %-7s %9s Mbit/s  (%s bytes in %.2f s; %s data packets, %s %% dropped; %s ACKs, %s %% dropped)%s\n' \
+        "$srv_rc/$cli_rc" "$note" "$rexmit" "$dsacked" >>"$RESULTS"
+    printf 'loss.sh: %-4s %-5s loss %5s %%  %9d bytes  %-7s %9s Mbit/s  (%s bytes in %.2f s; %s data packets, %s %% dropped; %s ACKs, %s %% dropped; sender retransmitted %s, %s of them DSACKed)%s\n' \
         "$dir" "$proto" "$(awk -v p="$permille" 'BEGIN { printf "%.1f", p / 10 }')" "$bytes" "$status" "$mbps" \
-        "$received" "$duration" "$seen_f" "$dl" "$seen_r" "$al" "${note:+ $note}" >&2
+        "$received" "$duration" "$seen_f" "$dl" "$seen_r" "$al" "$rexmit" "$dsacked" "${note:+ $note}" >&2
 }
 
 # ---- the runs -----------------------------------------------------------------------------
