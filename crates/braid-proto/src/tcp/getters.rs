@@ -169,16 +169,17 @@ impl Tcb {
         self.fin_received && self.recv.readable() == 0
     }
 
-    /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
-    /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
     /// Whether an ACK is owed at once for a segment out of order, one that filled a gap,
     /// or a duplicate (RFC 5681 §4.2): each such segment should get its own ACK, with the
     /// SACK blocks as they stand after it, so a caller that hands over packets in batches
     /// sends what is owed before the next segment of this TCB (`Endpoint::take_urgent_ack`).
+    /// Beyond a hole's first three, out-of-order segments share an ACK (SACK compression).
     pub fn urgent_ack(&self) -> bool {
         self.urgent_ack && self.ack_now
     }
 
+    /// Sends an ACK at the next `poll_segment`, even with nothing new at the TCP level: the
+    /// MPTCP layer acknowledges data-level events (a DATA_FIN on a pure ACK) this way.
     pub fn request_ack(&mut self) {
         if self.state.is_synchronized() {
             self.ack_now = true;
