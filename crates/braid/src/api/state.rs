@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 
 use braid_proto::{ConnectionError, ConnectionHandle, Event, Instant};
@@ -428,7 +428,7 @@ impl Shared {
 
     /// The state, whatever a panicking holder left (every update is complete per call).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 }
 

@@ -19,12 +19,12 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::Waker;
 use std::thread::JoinHandle;
 
 use super::device::PacketDevice;
-use crate::sync::lock;
+use crate::sync::{lock, wait};
 
 /// Packets waiting for the writer before the driver waits for it.
 pub(crate) const PENDING_MAX: usize = 1024;
@@ -93,7 +93,7 @@ impl DevTx {
     ) -> io::Result<()> {
         let mut q = lock(&self.queue);
         while q.pending.len() >= PENDING_MAX && q.error.is_none() {
-            q = self.room.wait(q).unwrap_or_else(PoisonError::into_inner);
+            q = wait(&self.room, q);
         }
         Self::remember(&mut q, waker)?;
         q.pending.append(out);
@@ -168,7 +168,7 @@ fn write_loop(tx: &DevTx) {
             let mut q = lock(&tx.queue);
             while q.pending.is_empty() && !q.stop {
                 q.idle = true;
-                q = tx.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q = wait(&tx.work, q);
             }
             q.idle = false;
             if q.pending.is_empty() {

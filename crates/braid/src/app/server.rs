@@ -4,7 +4,7 @@
 //! aborts them.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -16,6 +16,7 @@ use super::{
     ServerMode, Status, Totals, APP_CHUNK,
 };
 use crate::report::Report;
+use crate::sync::lock;
 use crate::{Endpoint, MptcpStream, StreamControl};
 
 /// What the connections' tasks share: the byte tallies and the output.
@@ -42,10 +43,6 @@ pub enum ServerSend {
 }
 
 type Shared = Arc<Mutex<Common>>;
-
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Common> {
-    s.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The phase every connection follows: 0 run, 1 close gracefully now, 2 abort.
 type Phase = watch::Receiver<u8>;
