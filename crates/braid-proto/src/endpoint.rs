@@ -103,9 +103,11 @@ mod app;
 mod conn;
 mod joins;
 mod output;
+mod shard;
 mod types;
 
 use conn::{Conn, Proto};
+pub use shard::{Handoff, Shard};
 pub use types::*;
 
 /// A 4-tuple and where its packets go: the connection slot, and the joined subflow's id.
@@ -291,7 +293,12 @@ impl Endpoint {
             //= A key whose token collides with an existing local token is replaced by a
             //  new one (the token must identify the connection uniquely).
             let key = crate::crypto::generate_key(&mut self.rng);
-            if !self.tokens.contains_key(&crate::crypto::key_token(key)) {
+            let token = crate::crypto::key_token(key);
+            // A worker's tokens are its own share (see `shard`): drawn again, not counted.
+            if !self.config.shard.owns(token) {
+                continue;
+            }
+            if !self.tokens.contains_key(&token) {
                 return key;
             }
             self.stats.token_collisions += 1;
@@ -356,28 +363,7 @@ impl Endpoint {
         if local.ip().is_unspecified() || !family_matches(local.ip(), remote.ip()) {
             return Err(Error::InvalidState);
         }
-        let mut local = local;
-        if local.port() == 0 {
-            let mut found = None;
-            for _ in 0..16384 {
-                let p = self.next_port;
-                self.next_port = if p == u16::MAX {
-                    EPHEMERAL_FIRST
-                } else {
-                    p + 1
-                };
-                let cand = SocketAddr::new(local.ip(), p);
-                if !self.by_tuple.contains_key(&(cand, remote))
-                    && !self.listeners.iter().any(|(l, _)| l.port() == p)
-                {
-                    found = Some(cand);
-                    break;
-                }
-            }
-            local = found.ok_or(Error::AddrInUse)?;
-        } else if self.by_tuple.contains_key(&(local, remote)) {
-            return Err(Error::AddrInUse);
-        }
+        let local = self.free_local(local, remote)?;
         let params = self.params(local, remote);
         let proto = if opts.mptcp {
             let key = self.unique_key();
@@ -395,14 +381,31 @@ impl Endpoint {
 
     /// Processes one received IPv4 or IPv6 packet. Malformed packets are dropped and counted.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.handle(now, None, packet);
+        self.handle(now, None, packet, false);
     }
 
     /// [`Endpoint::handle_packet`] for a packet that arrived on interface `iface` (as the
     /// driver numbers its devices): replies between the same two addresses carry it in
     /// [`Transmit::iface`], so they leave the way the peer's packets came.
     pub fn handle_packet_on(&mut self, now: Instant, iface: usize, packet: &[u8]) {
-        self.handle(now, Some(iface), packet);
+        self.handle(now, Some(iface), packet, false);
+    }
+
+    /// [`Endpoint::handle_packet_on`] for one worker of several
+    /// ([`EndpointConfig::shard`]): a packet another worker may own is left untouched and
+    /// said where to go. An MP_JOIN SYN whose token is another worker's goes
+    /// [`Handoff::To`] it; a segment of no connection here (not a SYN for a listener) goes
+    /// [`Handoff::Next`] unless `last` says that every other worker has passed on it
+    /// already, when it is answered here as an unknown segment (RST).
+    pub fn handle_packet_sharded(
+        &mut self,
+        now: Instant,
+        iface: usize,
+        packet: &[u8],
+        last: bool,
+    ) -> Option<Handoff> {
+        let pass_on = self.config.shard.count > 1 && !last;
+        self.handle(now, Some(iface), packet, pass_on)
     }
 
     /// Whether a packet handled since the last call left a connection owing an ACK at once
@@ -414,18 +417,22 @@ impl Endpoint {
         std::mem::take(&mut self.urgent_ack)
     }
 
-    fn handle(&mut self, now: Instant, iface: Option<usize>, packet: &[u8]) {
+    /// Handles a packet, or (`pass_on`) says which other worker may own it.
+    fn handle(
+        &mut self,
+        now: Instant,
+        iface: Option<usize>,
+        packet: &[u8],
+        pass_on: bool,
+    ) -> Option<Handoff> {
         self.now = self.now.max(now);
         let seg = match wire::parse_tcp_packet(packet) {
             Ok(s) => s,
             Err(_) => {
                 self.stats.malformed += 1;
-                return;
+                return None;
             }
         };
-        if let Some(i) = iface {
-            self.routes.learn(seg.ip.dst_addr(), seg.ip.src_addr(), i);
-        }
         let local = SocketAddr::new(seg.ip.dst_addr(), seg.tcp.dst_port);
         let remote = SocketAddr::new(seg.ip.src_addr(), seg.tcp.src_port);
         let key = (local, remote);
@@ -443,13 +450,31 @@ impl Endpoint {
                 found
             }
         };
+        let f = seg.tcp.flags;
+        let is_syn = f.syn() && !f.ack() && !f.rst();
+        let token = seg.tcp.options.mptcp.iter().find_map(|o| match o {
+            MptcpOption::MpJoinSyn { token, .. } if is_syn => Some(*token),
+            _ => None,
+        });
+        if route.is_none() && self.config.shard.count > 1 {
+            match token {
+                Some(t) if !self.config.shard.owns(t) => {
+                    return Some(Handoff::To(self.config.shard.owner_of(t)));
+                }
+                None if pass_on && !is_syn => return Some(Handoff::Next),
+                _ => {}
+            }
+        }
+        if let Some(i) = iface {
+            self.routes.learn(seg.ip.dst_addr(), seg.ip.src_addr(), i);
+        }
         if let Some((idx, None)) = route {
             if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
                 c.proto.handle_segment(now, &seg.tcp, seg.payload);
                 self.urgent_ack |= c.proto.urgent_ack(0);
             }
             self.sync(idx);
-            return;
+            return None;
         }
         if let Some((idx, Some(id))) = route {
             if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
@@ -459,18 +484,13 @@ impl Endpoint {
                 self.urgent_ack |= c.proto.urgent_ack(id);
             }
             self.sync(idx);
-            return;
+            return None;
         }
-        let f = seg.tcp.flags;
-        if f.syn() && !f.ack() && !f.rst() {
+        if is_syn {
             let has = |pred: fn(&MptcpOption) -> bool| seg.tcp.options.mptcp.iter().any(pred);
-            let token = seg.tcp.options.mptcp.iter().find_map(|o| match o {
-                MptcpOption::MpJoinSyn { token, .. } => Some(*token),
-                _ => None,
-            });
             if let Some(token) = token {
                 let refused = match self.accept_join(now, local, remote, &seg.tcp, token) {
-                    Ok(()) => return,
+                    Ok(()) => return None,
                     Err(None) => {
                         self.join_no_token += 1;
                         rst_reason::MPTCP_SPECIFIC
@@ -484,7 +504,7 @@ impl Endpoint {
                 //  MP_TCPRST.
                 self.stats.join_refused += 1;
                 self.reset_unknown(local, remote, &seg.tcp, seg.payload.len(), Some(refused));
-                return;
+                return None;
             }
             let listener = self.listeners.iter().find(|(l, _)| {
                 l.port() == local.port() && (l.ip().is_unspecified() || l.ip() == local.ip())
@@ -499,7 +519,7 @@ impl Endpoint {
             if listener.is_some() && family_matches(local.ip(), remote.ip()) {
                 if self.half_open >= MAX_HALF_OPEN {
                     self.stats.syn_dropped += 1;
-                    return;
+                    return None;
                 }
                 let params = self.params(local, remote);
                 let mp_capable = has(|o| matches!(o, MptcpOption::MpCapable(_)));
@@ -518,10 +538,11 @@ impl Endpoint {
                         listener_pm.as_ref(),
                     );
                 }
-                return;
+                return None;
             }
         }
         self.reset_unknown(local, remote, &seg.tcp, seg.payload.len(), None);
+        None
     }
 
     /// `local` with an ephemeral port when its port is 0; `AddrInUse` when the 4-tuple is
@@ -544,6 +565,10 @@ impl Endpoint {
             } else {
                 p + 1
             };
+            // A worker's ephemeral ports are its own share (see `shard`).
+            if !self.config.shard.owns(u32::from(p)) {
+                continue;
+            }
             let cand = SocketAddr::new(local.ip(), p);
             if !taken(self, cand) && !self.listeners.iter().any(|(l, _)| l.port() == p) {
                 return Ok(cand);

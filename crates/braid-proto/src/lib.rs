@@ -29,7 +29,7 @@ pub mod wire;
 pub use cc::{CcAlgorithm, CongestionControl};
 pub use endpoint::{
     ConnInfo, ConnectOptions, ConnectionHandle, Endpoint, EndpointConfig, EndpointStats, Error,
-    Event, ListenOptions, Transmit, MIN_WINDOW_SHARE,
+    Event, Handoff, ListenOptions, Shard, Transmit, MIN_WINDOW_SHARE,
 };
 pub use error::ConnectionError;
 pub use snapshot::{ConnSnapshot, SubflowSnapshot};

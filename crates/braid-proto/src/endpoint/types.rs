@@ -33,6 +33,10 @@ pub struct EndpointConfig {
     /// fits that queue keeps it from overflowing however many connections there are.
     /// `None` (the default): each connection's buffer is its only bound.
     pub recv_budget: Option<usize>,
+    /// This endpoint's share of the connections when several serve the same addresses,
+    /// one per worker (see [`Shard`] and [`Endpoint::handle_packet_sharded`]); the
+    /// default is the only worker.
+    pub shard: Shard,
 }
 
 /// The smallest receive window a connection's share of [`EndpointConfig::recv_budget`]
