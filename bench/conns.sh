@@ -19,6 +19,7 @@ usage: bench/conns.sh [options]          (needs root; builds release binaries fi
   --n LIST        client counts, comma separated (default 100,200,500,1000)
   --bytes N       bytes each client sends and reads back (default 262144)
   --limit S       time limit of one run in seconds (default 180)
+  --workers N     braid's worker threads (default 1; more: a multi-queue TUN device)
   --no-build      use $BRAID_BIN and $KECHO_BIN, else the release binaries
   --markdown F    also write the table as markdown to F
   -h, --help      this text
@@ -30,11 +31,13 @@ BYTES=262144
 LIMIT=180
 BUILD=1
 MARKDOWN=""
+WORKERS=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --n) NS_LIST="$2"; shift 2 ;;
         --bytes) BYTES="$2"; shift 2 ;;
         --limit) LIMIT="$2"; shift 2 ;;
+        --workers) WORKERS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --markdown) MARKDOWN="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -68,7 +71,11 @@ for n in "$T" "$A" "$B"; do
     # Thousands of connections: room for them.
     ip netns exec "$n" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
 done
-ip -n "$T" tuntap add dev braid0 mode tun
+if [ "$WORKERS" -gt 1 ]; then
+    ip -n "$T" tuntap add dev braid0 mode tun multi_queue
+else
+    ip -n "$T" tuntap add dev braid0 mode tun
+fi
 ip -n "$T" addr add 10.0.0.1/24 dev braid0
 ip -n "$T" link set braid0 up
 [ -n "${TXQLEN:-}" ] && ip -n "$T" link set braid0 txqueuelen "$TXQLEN"
@@ -108,7 +115,7 @@ rows=()
 IFS=',' read -ra counts <<< "$NS_LIST"
 for n in "${counts[@]}"; do
     # braid's echo server, fresh for each N (its peak memory is per run).
-    ip netns exec "$T" ${PERF:+perf record -q -g -o "$PERF.$n" --} "$BRAID" listen --port 7000 --path braid0=10.0.0.2 --echo \
+    ip netns exec "$T" ${PERF:+perf record -q -g -o "$PERF.$n" --} "$BRAID" listen --port 7000 --path braid0=10.0.0.2 --echo --workers "$WORKERS" \
         --json >"/tmp/$P-braid-$n.json" 2>"/tmp/$P-braid-$n.err" &
     BRAID_PID=$!
     for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done

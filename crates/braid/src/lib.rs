@@ -16,6 +16,6 @@ pub use braid_sim::stream;
 pub mod tun;
 
 pub use api::{
-    Builder, Endpoint, MptcpListener, MptcpStream, OwnedReadHalf, OwnedWriteHalf, PathInfo,
-    ReadHalf, StreamControl, WriteHalf,
+    Builder, Endpoint, MptcpListener, MptcpStream, OwnedReadHalf, OwnedWriteHalf, PacketDevice,
+    PathInfo, ReadHalf, StreamControl, WriteHalf,
 };

@@ -42,6 +42,17 @@ pub enum TunError {
     Busy { name: String },
     #[error("{name} exists but is not a TUN device (a TAP, or a device of another kind)")]
     NotTun { name: String },
+    #[error(
+        "TUN device {name} has a single queue and several workers need one each: create it \
+         with `ip tuntap add dev {name} mode tun multi_queue`, or let braid create it, or \
+         run one worker"
+    )]
+    NotMultiQueue { name: String },
+    #[error(
+        "TUN device {name} has several queues (multi_queue): run braid with --workers 2 or \
+         more, or recreate the device without multi_queue"
+    )]
+    MultiQueue { name: String },
     #[error("cannot open TUN device {name}: {source}")]
     Io {
         name: String,
@@ -101,6 +112,18 @@ fn device_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// `IFF_TAP` and `IFF_MULTI_QUEUE` in a device's `tun_flags`.
+const IFF_TAP: u32 = 0x2;
+const IFF_MULTI_QUEUE: u32 = 0x100;
+
+/// The flags a TUN or TAP device was created with (`None`: no such device, or not one of
+/// those: only they have `tun_flags`).
+fn tun_flags(name: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("tun_flags"))
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() < libc::IFNAMSIZ
@@ -143,15 +166,31 @@ impl TunDevice {
     /// [`TunDevice::open`], with offloads when `offload` is true (see [`Offload`]); where
     /// the kernel refuses them, the device is opened without.
     pub fn open_with(name: &str, offload: bool) -> Result<TunDevice, TunError> {
-        match TunDevice::open_inner(name, offload) {
+        let mut queues = TunDevice::open_queues(name, offload, 1)?;
+        queues.pop().ok_or_else(|| TunError::Io {
+            name: name.to_owned(),
+            source: io::Error::other("no queue opened"),
+        })
+    }
+
+    /// [`TunDevice::open_with`] with `queues` queues (`IFF_MULTI_QUEUE` when more than
+    /// one): each is a descriptor of its own, read and written by one worker. The kernel
+    /// hands a flow's packets to the queue that last wrote one of the flow, else to one
+    /// chosen by the flow's hash.
+    pub fn open_queues(
+        name: &str,
+        offload: bool,
+        queues: usize,
+    ) -> Result<Vec<TunDevice>, TunError> {
+        match TunDevice::open_inner(name, offload, queues) {
             Err(TunError::Io { .. } | TunError::NotTun { .. }) if offload => {
-                TunDevice::open_inner(name, false)
+                TunDevice::open_inner(name, false, queues)
             }
             r => r,
         }
     }
 
-    fn open_inner(name: &str, offload: bool) -> Result<TunDevice, TunError> {
+    fn open_inner(name: &str, offload: bool, queues: usize) -> Result<Vec<TunDevice>, TunError> {
         if !valid_name(name) {
             return Err(TunError::InvalidName(name.to_owned()));
         }
@@ -173,6 +212,7 @@ impl TunDevice {
             // by default), so a device nobody configured is reported as down, not used.
             .inherit_enable_state()
             .offload(offload)
+            .multi_queue(queues > 1)
             .build_sync()
             .map_err(|e| {
                 let name = name.to_owned();
@@ -186,11 +226,30 @@ impl TunDevice {
                         },
                     },
                     Some(libc::EBUSY) => TunError::Busy { name },
+                    Some(libc::EINVAL) if existed => match tun_flags(&name) {
+                        // A TUN device (not a TAP) whose queues are not what was asked.
+                        Some(f) if f & IFF_TAP == 0 => {
+                            match (queues > 1, f & IFF_MULTI_QUEUE != 0) {
+                                (true, false) => TunError::NotMultiQueue { name },
+                                (false, true) => TunError::MultiQueue { name },
+                                _ => TunError::NotTun { name },
+                            }
+                        }
+                        _ => TunError::NotTun { name },
+                    },
                     Some(libc::EINVAL) if existed => TunError::NotTun { name },
                     _ => TunError::Io { name, source: e },
                 }
             })?;
-        dev.set_nonblocking(true).map_err(io_err)?;
+        let mut devs = vec![dev];
+        for _ in 1..queues {
+            let q = devs[0].try_clone().map_err(io_err)?;
+            devs.push(q);
+        }
+        for d in &devs {
+            d.set_nonblocking(true).map_err(io_err)?;
+        }
+        let dev = &devs[0];
         // Best effort: without CAP_NET_ADMIN (a persistent device owned by the user) the
         // device keeps its queue; a longer one, set by its owner, stays.
         if dev.tx_queue_len().is_ok_and(|n| n < MIN_TXQUEUELEN) {
@@ -201,26 +260,29 @@ impl TunDevice {
             // packets the kernel sends are lost as they were before.
             let _ = w.wait_ready(name, READY_TIMEOUT);
         }
-        let offload = dev.tcp_gso().then(|| {
-            // Each segment of a split read fits one buffer: the device's MTU and headers.
-            let seg = usize::from(dev.mtu().unwrap_or(1500)).max(1500) + 128;
-            Offload {
-                rx: Mutex::new(RxSplit {
-                    raw: vec![0; VIRTIO_NET_HDR_LEN + 65535],
-                    bufs: vec![vec![0; seg]; IDEAL_BATCH_SIZE],
-                    sizes: vec![0; IDEAL_BATCH_SIZE],
-                    next: 0,
-                    count: 0,
-                }),
-                tx: Mutex::new(GROTable::default()),
-            }
-        });
-        Ok(TunDevice {
-            dev,
-            name: name.to_owned(),
-            created: !existed,
-            offload,
-        })
+        // Each segment of a split read fits one buffer: the device's MTU and headers.
+        let seg = usize::from(dev.mtu().unwrap_or(1500)).max(1500) + 128;
+        Ok(devs
+            .into_iter()
+            .map(|dev| {
+                let offload = dev.tcp_gso().then(|| Offload {
+                    rx: Mutex::new(RxSplit {
+                        raw: vec![0; VIRTIO_NET_HDR_LEN + 65535],
+                        bufs: vec![vec![0; seg]; IDEAL_BATCH_SIZE],
+                        sizes: vec![0; IDEAL_BATCH_SIZE],
+                        next: 0,
+                        count: 0,
+                    }),
+                    tx: Mutex::new(GROTable::default()),
+                });
+                TunDevice {
+                    dev,
+                    name: name.to_owned(),
+                    created: !existed,
+                    offload,
+                }
+            })
+            .collect())
     }
 
     /// Whether the device has offloads (GSO writes, split GSO reads).

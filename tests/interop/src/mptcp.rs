@@ -16,6 +16,18 @@ pub fn tun_paths(
     subflows: u8,
     add_addr_accepted: u8,
 ) -> Option<Netns> {
+    tun_paths_with(prefix, kernel, subflows, add_addr_accepted, false)
+}
+
+/// [`tun_paths`] whose devices are `multi_queue` (one queue per braid worker) when
+/// `multi_queue` is true.
+pub fn tun_paths_with(
+    prefix: &str,
+    kernel: &[&str],
+    subflows: u8,
+    add_addr_accepted: u8,
+    multi_queue: bool,
+) -> Option<Netns> {
     let ns = Netns::new(prefix).expect("namespace");
     if ns.run("nstat", &["-V"]).is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -26,8 +38,11 @@ pub fn tun_paths(
     }
     for (i, cidr) in kernel.iter().enumerate() {
         let dev = format!("braid{i}");
-        ns.ip(&["tuntap", "add", "dev", &dev, "mode", "tun"])
-            .expect("tuntap");
+        let mut add = vec!["tuntap", "add", "dev", &dev, "mode", "tun"];
+        if multi_queue {
+            add.push("multi_queue");
+        }
+        ns.ip(&add).expect("tuntap");
         let mut add = vec!["addr", "add", cidr, "dev", &dev];
         if cidr.contains(':') {
             // Usable at once: no duplicate address detection delay.
@@ -51,6 +66,23 @@ pub fn tun_paths(
     )
     .expect("ip mptcp limits");
     Some(ns)
+}
+
+/// The kernel's `subflow` endpoint 10.1.0.1 (id 7) on `braid1`, joining braid's first
+/// address 10.0.0.2 through the second device (source-routed, as multihomed hosts are set
+/// up).
+pub fn kernel_subflow_endpoint(ns: &Netns) {
+    ns.ip(&["rule", "add", "from", "10.1.0.1", "table", "101"])
+        .expect("ip rule");
+    ns.ip(&["route", "add", "10.0.0.2", "dev", "braid1", "table", "101"])
+        .expect("ip route");
+    ns.run(
+        "ip",
+        &[
+            "mptcp", "endpoint", "add", "10.1.0.1", "dev", "braid1", "id", "7", "subflow",
+        ],
+    )
+    .expect("ip mptcp endpoint");
 }
 
 /// Caps the kernel's TCP receive buffer at 4 MiB, so that a paused reader (a [`Gates`]

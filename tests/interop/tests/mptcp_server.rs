@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use braid_interop::mptcp::{
     assert_braid_min, assert_clean, assert_clean_but, assert_kernel, assert_kernel_min,
-    cap_kernel_rcvbuf, counter, subflows_on, tun_paths, wait_until, Gates,
+    cap_kernel_rcvbuf, counter, kernel_subflow_endpoint, subflows_on, tun_paths, wait_until, Gates,
 };
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, Finished, Netns, Proc};
 
@@ -49,22 +49,6 @@ fn two_paths(prefix: &str, add_addr_accepted: u8) -> Option<Netns> {
     )?;
     cap_kernel_rcvbuf(&ns);
     Some(ns)
-}
-
-/// The kernel client's `subflow` endpoint 10.1.0.1 (id 7) on `braid1`, joining braid's first
-/// address through the second device (source-routed, as multihomed hosts are set up).
-fn kernel_subflow_endpoint(ns: &Netns) {
-    ns.ip(&["rule", "add", "from", "10.1.0.1", "table", "101"])
-        .unwrap();
-    ns.ip(&["route", "add", "10.0.0.2", "dev", "braid1", "table", "101"])
-        .unwrap();
-    ns.run(
-        "ip",
-        &[
-            "mptcp", "endpoint", "add", "10.1.0.1", "dev", "braid1", "id", "7", "subflow",
-        ],
-    )
-    .expect("ip mptcp endpoint");
 }
 
 /// `braid listen ... --echo --once --json` with `extra` options, ready.

@@ -23,8 +23,9 @@ use super::device::{pick, PacketDevice};
 use super::reader::{self, DevRx};
 use super::state::{Shared, State};
 use super::timer::PreciseTimer;
+use super::workers::{Mailbox, Passed, Peers, ShardCtl};
 use super::writer::Writer;
-use crate::ctl::{monitor_events, CtlServer, EndpointCtl};
+use crate::ctl::{monitor_events, CtlServer, EndpointCtl, MonitorEvent};
 
 /// The granularity of tokio's timers: a deadline nearer than this is waited for by yielding.
 const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -74,6 +75,12 @@ pub(crate) struct Driver {
     ctl: Option<CtlServer>,
     /// Stream wake-ups taken from the state, woken once it is unlocked.
     wakes: Vec<std::task::Waker>,
+    /// The other workers, with several.
+    peers: Option<Peers>,
+    /// Packets other workers passed on, being handed to the engine.
+    passed: Vec<Passed>,
+    /// Monitor events other workers sent (to the first), being published.
+    events: Vec<MonitorEvent>,
 }
 
 /// What the driver sends: the engine's transmits, queued per device and sent a batch at a
@@ -87,19 +94,33 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// Hands one received packet (from device `index`) to the engine; when it leaves its
+    /// Hands one received packet (from device `index`; `passed`: by how many other
+    /// workers) to the engine, or on to the worker that owns it; when it leaves its
     /// connection owing an ACK at once, sends what is ready before the next packet.
+    #[allow(clippy::too_many_arguments)]
     fn hand_in(
         &mut self,
         devices: &[Device],
+        peers: Option<&Peers>,
         st: &mut State,
         now: braid_proto::Instant,
-        index: usize,
+        (index, passed): (usize, u8),
         packet: &[u8],
         cx: &Context<'_>,
     ) -> io::Result<()> {
-        st.io.packets_in += 1;
-        st.ep.handle_packet_on(now, index, packet);
+        if passed == 0 {
+            st.io.packets_in += 1;
+        }
+        match peers {
+            Some(p) => {
+                let last = p.last(passed);
+                if let Some(to) = st.ep.handle_packet_sharded(now, index, packet, last) {
+                    p.hand_off(to, index, passed, packet);
+                    return Ok(());
+                }
+            }
+            None => st.ep.handle_packet_on(now, index, packet),
+        }
         if st.ep.take_urgent_ack() {
             self.flush(devices, st, TX_BATCH, cx)?;
         }
@@ -196,6 +217,7 @@ impl Driver {
         devices: Vec<(Arc<dyn PacketDevice + Send + Sync>, IpAddr)>,
         ctl: Option<CtlServer>,
         writer_threads: bool,
+        peers: Option<Peers>,
     ) -> io::Result<Driver> {
         let mut devs: Vec<Device> = Vec::with_capacity(devices.len());
         let stop_all = |devs: &[Device]| devs.iter().for_each(|d| d.rx.stop());
@@ -263,6 +285,9 @@ impl Driver {
             armed: None,
             ctl,
             wakes: Vec::new(),
+            peers,
+            passed: Vec::new(),
+            events: Vec::new(),
         })
     }
 
@@ -280,15 +305,26 @@ impl Driver {
             batch,
             rx_buf,
             outbox,
+            peers,
+            passed,
+            events,
+            shared,
             ..
         } = self;
         let devices: &[Device] = devices;
+        let peers = peers.as_ref();
+        if peers.is_some() {
+            Mailbox::take(&shared.mailbox, cx.waker(), passed, events);
+            for p in passed.drain(..) {
+                outbox.hand_in(devices, peers, st, now, (p.iface, p.passed), &p.packet, cx)?;
+            }
+        }
         for (index, dev) in devices.iter().enumerate() {
             let _reading = dev.rx.reading();
             dev.rx.take(RX_BATCH, cx.waker(), batch)?;
             let mut n = batch.len();
             for packet in batch.iter() {
-                outbox.hand_in(devices, st, now, index, packet, cx)?;
+                outbox.hand_in(devices, peers, st, now, (index, 0), packet, cx)?;
             }
             dev.rx.recycle(batch);
             'device: loop {
@@ -313,7 +349,7 @@ impl Driver {
                     };
                     n += 1;
                     if let Some(packet) = rx_buf.get(..len) {
-                        outbox.hand_in(devices, st, now, index, packet, cx)?;
+                        outbox.hand_in(devices, peers, st, now, (index, 0), packet, cx)?;
                     }
                 }
             }
@@ -331,8 +367,18 @@ impl Driver {
     fn control(&mut self, cx: &mut Context<'_>, st: &mut State) {
         let now = st.now();
         let Some(ctl) = self.ctl.as_mut() else {
-            while st.ep.poll_pm_event().is_some() {}
-            st.monitor_queue.clear();
+            // A worker other than the first sends its events there (when it serves a
+            // control socket).
+            let mut events = Vec::new();
+            while let Some(n) = st.ep.poll_pm_event() {
+                if self.peers.as_ref().is_some_and(|p| p.ctl) {
+                    events.extend(monitor_events(&n));
+                }
+            }
+            events.append(&mut st.monitor_queue);
+            if let Some(p) = &self.peers {
+                p.publish(events);
+            }
             return;
         };
         for ev in st.monitor_queue.drain(..) {
@@ -343,13 +389,23 @@ impl Driver {
                 ctl.publish(&e);
             }
         }
-        ctl.poll(
-            cx,
-            &mut EndpointCtl {
-                endpoint: &mut st.ep,
-                now,
-            },
-        );
+        for e in self.events.drain(..) {
+            ctl.publish(&e);
+        }
+        let own = EndpointCtl {
+            endpoint: &mut st.ep,
+            now,
+        };
+        match &self.peers {
+            Some(p) => ctl.poll(
+                cx,
+                &mut ShardCtl {
+                    own,
+                    others: p.shards.get(1..).unwrap_or_default(),
+                },
+            ),
+            None => ctl.poll(cx, &mut { own }),
+        }
     }
 
     /// Arms the timer for the engine's next deadline. True when it is due now.

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -19,8 +20,12 @@ pub struct MptcpListener {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    /// Every worker's state: each takes the SYNs that reach its queue.
+    shards: Arc<[Arc<Shared>]>,
     port: u16,
+    /// The worker whose backlog is looked at first next time (in turn, so that no
+    /// worker's connections wait behind another's).
+    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for MptcpListener {
@@ -32,9 +37,13 @@ impl std::fmt::Debug for MptcpListener {
 }
 
 impl MptcpListener {
-    pub(crate) fn new(shared: Arc<Shared>, port: u16) -> MptcpListener {
+    pub(crate) fn new(shards: Arc<[Arc<Shared>]>, port: u16) -> MptcpListener {
         MptcpListener {
-            inner: Arc::new(Inner { shared, port }),
+            inner: Arc::new(Inner {
+                shards,
+                port,
+                next: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -46,28 +55,34 @@ impl MptcpListener {
     /// The next established connection and its peer's address.
     pub async fn accept(&self) -> io::Result<(MptcpStream, SocketAddr)> {
         let this = &self.inner;
-        let id: ConnId = std::future::poll_fn(|cx| {
-            let mut st = this.shared.lock();
-            let st = &mut *st;
-            if st.driver_done {
-                return Poll::Ready(Err(st.driver_gone()));
-            }
-            let Some(l) = st.listeners.get_mut(&this.port) else {
-                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-            };
-            match l.backlog.pop_front() {
-                Some(id) => Poll::Ready(Ok(id)),
-                None => {
-                    if !l.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                        l.wakers.push(cx.waker().clone());
+        let n = this.shards.len();
+        let (k, id): (usize, ConnId) = std::future::poll_fn(|cx| {
+            let first = this.next.fetch_add(1, Ordering::Relaxed);
+            for j in 0..n {
+                let k = (first + j) % n;
+                let mut st = this.shards[k].lock();
+                let st = &mut *st;
+                if st.driver_done {
+                    return Poll::Ready(Err(st.driver_gone()));
+                }
+                let Some(l) = st.listeners.get_mut(&this.port) else {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                };
+                match l.backlog.pop_front() {
+                    Some(id) => return Poll::Ready(Ok((k, id))),
+                    None => {
+                        if !l.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                            l.wakers.push(cx.waker().clone());
+                        }
                     }
-                    Poll::Pending
                 }
             }
+            Poll::Pending
         })
         .await?;
+        let shared = &this.shards[k];
         let remote = {
-            let mut st = this.shared.lock();
+            let mut st = shared.lock();
             let slot = st.conns.get_mut(&id);
             match slot {
                 Some(s) => {
@@ -78,28 +93,30 @@ impl MptcpListener {
                 None => SocketAddr::from(([0, 0, 0, 0], 0)),
             }
         };
-        Ok((MptcpStream::new(this.shared.clone(), id), remote))
+        Ok((MptcpStream::new(shared.clone(), id), remote))
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        let st = &mut *st;
-        let Some(l) = st.listeners.remove(&self.port) else {
-            return;
-        };
-        for id in l.backlog {
-            let handle = st.conns.get_mut(&id).and_then(|s| {
-                s.in_backlog = false;
-                s.handle
-            });
-            if let Some(h) = handle {
-                let _ = st.ep.abort(h);
+        for shared in self.shards.iter() {
+            let mut st = shared.lock();
+            let st = &mut *st;
+            let Some(l) = st.listeners.remove(&self.port) else {
+                continue;
+            };
+            for id in l.backlog {
+                let handle = st.conns.get_mut(&id).and_then(|s| {
+                    s.in_backlog = false;
+                    s.handle
+                });
+                if let Some(h) = handle {
+                    let _ = st.ep.abort(h);
+                }
+                st.release(id);
             }
-            st.release(id);
+            st.dispatch();
+            st.wake_driver();
         }
-        st.dispatch();
-        st.wake_driver();
     }
 }

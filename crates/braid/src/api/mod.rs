@@ -36,11 +36,13 @@ mod reader;
 mod state;
 mod stream;
 mod timer;
+mod workers;
 mod writer;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use braid_proto::pm::{EndpointTable, Limits, PmFactory};
@@ -60,9 +62,12 @@ use state::{engine_error, Shared, State};
 enum PathSpec {
     /// A TUN device by name: attached if it exists, created if not.
     Tun(String, IpAddr),
-    /// A device the caller opened.
-    Device(Arc<dyn PacketDevice + Send + Sync>, IpAddr),
+    /// A device the caller opened: one queue per worker.
+    Device(Vec<Arc<dyn PacketDevice + Send + Sync>>, IpAddr),
 }
+
+/// A device queue as the driver takes it.
+type DynDevice = Arc<dyn PacketDevice + Send + Sync>;
 
 /// Configures and builds an [`Endpoint`]. See [`Endpoint::builder`].
 pub struct Builder {
@@ -73,6 +78,7 @@ pub struct Builder {
     seed: Option<[u8; 32]>,
     offload: bool,
     writer_threads: bool,
+    workers: usize,
 }
 
 enum CtlSpec {
@@ -97,7 +103,26 @@ impl Builder {
         device: impl PacketDevice + Send + Sync + 'static,
         addr: IpAddr,
     ) -> Self {
-        self.paths.push(PathSpec::Device(Arc::new(device), addr));
+        self.paths
+            .push(PathSpec::Device(vec![Arc::new(device)], addr));
+        self
+    }
+
+    /// A path over a device the caller opened with one queue per worker (see
+    /// [`Builder::workers`]): queue `i` is worker `i`'s. Each must be non-blocking.
+    pub fn device_queues(mut self, queues: Vec<DynDevice>, addr: IpAddr) -> Self {
+        self.paths.push(PathSpec::Device(queues, addr));
+        self
+    }
+
+    /// Worker threads (1 by default, or the environment variable `BRAID_WORKERS`): each
+    /// has its own engine, driver and queue of every path's TUN device
+    /// (`IFF_MULTI_QUEUE`), and serves a share of the connections; the kernel keeps each
+    /// connection's packets on its worker's queue. With more than one, the workers run
+    /// on threads of their own (not on the caller's runtime), and TUN devices that
+    /// already exist must have been created with `multi_queue`.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
         self
     }
 
@@ -229,30 +254,53 @@ impl Builder {
                     .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?,
             ),
         };
-        let mut devices = Vec::with_capacity(self.paths.len());
-        let mut infos = Vec::with_capacity(self.paths.len());
-        let mut states = Vec::with_capacity(self.paths.len());
-        for p in self.paths {
-            let (dev, addr): (Arc<dyn PacketDevice + Send + Sync>, IpAddr) = match p {
-                PathSpec::Tun(name, addr) => {
-                    let d = crate::tun::TunDevice::open_with(&name, self.offload)
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    (Arc::new(d), addr)
-                }
-                PathSpec::Device(d, addr) => (d, addr),
-            };
-            infos.push(PathInfo {
-                name: dev.name().to_owned(),
-                addr,
-                created: dev.state().created,
-                offload: dev.offloads(),
-            });
-            states.push(dev.clone());
-            devices.push((dev, addr));
+        let workers = self.workers;
+        if workers == 0 || workers > usize::from(u8::MAX) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{workers} workers: from 1 to 255"),
+            ));
         }
+        // Per path, one queue per worker.
+        let mut queues: Vec<(Vec<DynDevice>, IpAddr)> = Vec::with_capacity(self.paths.len());
+        for p in self.paths {
+            match p {
+                PathSpec::Tun(name, addr) => {
+                    let qs = crate::tun::TunDevice::open_queues(&name, self.offload, workers)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    queues.push((
+                        qs.into_iter().map(|d| Arc::new(d) as DynDevice).collect(),
+                        addr,
+                    ));
+                }
+                PathSpec::Device(qs, addr) => {
+                    if qs.len() != workers {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "a path over a device of {} queue(s) for {workers} worker(s): \
+                                 give one queue per worker",
+                                qs.len()
+                            ),
+                        ));
+                    }
+                    queues.push((qs, addr));
+                }
+            }
+        }
+        let infos: Vec<PathInfo> = queues
+            .iter()
+            .map(|(qs, addr)| PathInfo {
+                name: qs[0].name().to_owned(),
+                addr: *addr,
+                created: qs[0].state().created,
+                offload: qs[0].offloads(),
+            })
+            .collect();
         let mut config = self.config;
         if config.recv_budget.is_none() {
-            config.recv_budget = recv_budget(devices.iter().map(|(d, _)| d.queue_len()));
+            // Every queue holds its own packets: a worker's share is its queues'.
+            config.recv_budget = recv_budget(queues.iter().map(|(qs, _)| qs[0].queue_len()));
         }
         if config.local_addrs.is_empty() {
             config.local_addrs = infos.iter().map(|p| p.addr).collect();
@@ -261,16 +309,62 @@ impl Builder {
             Some(s) => s,
             None => os_seed()?,
         };
-        let ep = braid_proto::Endpoint::new(config, seed);
-        let mut state = State::new(ep, self.mptcp, infos);
-        state.devices = states;
-        let shared = Arc::new(Shared::new(state));
-        let driver = Driver::new(shared.clone(), devices, ctl, self.writer_threads)?;
-        tokio::spawn(driver);
+        let mut shards: Vec<Arc<Shared>> = Vec::with_capacity(workers);
+        let mut devices: Vec<Vec<(DynDevice, IpAddr)>> = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let mut config = config.clone();
+            if workers > 1 {
+                config.shard =
+                    braid_proto::Shard::new(i as u16, workers as u16).unwrap_or_default();
+            }
+            let devs: Vec<(DynDevice, IpAddr)> =
+                queues.iter().map(|(qs, a)| (qs[i].clone(), *a)).collect();
+            let ep = braid_proto::Endpoint::new(config, worker_seed(seed, i));
+            let mut state = State::new(ep, self.mptcp, infos.clone());
+            state.devices = devs.iter().map(|(d, _)| d.clone()).collect();
+            shards.push(Arc::new(Shared::new(state)));
+            devices.push(devs);
+        }
+        let shards: Arc<[Arc<Shared>]> = shards.into();
+        let handle = Handle {
+            shards: shards.clone(),
+            next: AtomicUsize::new(0),
+        };
+        let writer_threads = self.writer_threads;
+        if workers == 1 {
+            let devs = devices.pop().unwrap_or_default();
+            let driver = Driver::new(shards[0].clone(), devs, ctl, writer_threads, None)?;
+            tokio::spawn(driver);
+        } else {
+            let mut ctl = ctl;
+            let has_ctl = ctl.is_some();
+            for (i, devs) in devices.into_iter().enumerate() {
+                let shared = shards[i].clone();
+                let peers = workers::Peers {
+                    index: i,
+                    shards: shards.clone(),
+                    ctl: has_ctl,
+                };
+                let ctl = if i == 0 { ctl.take() } else { None };
+                // On an error the workers started so far end with `handle`.
+                workers::spawn(i, move || {
+                    Driver::new(shared, devs, ctl, writer_threads, Some(peers))
+                })?;
+            }
+        }
         Ok(Endpoint {
-            inner: Arc::new(Handle { shared }),
+            inner: Arc::new(handle),
         })
     }
+}
+
+/// Worker `i`'s seed: the endpoint's, told apart per worker.
+fn worker_seed(seed: [u8; 32], i: usize) -> [u8; 32] {
+    let mut s = seed;
+    for (b, x) in s.iter_mut().zip((i as u64).to_le_bytes()) {
+        *b ^= x;
+    }
+    s
 }
 
 /// Receive budget per packet a device's queue holds: a full-sized segment carries about
@@ -293,14 +387,19 @@ fn recv_budget(queues: impl Iterator<Item = Option<usize>>) -> Option<usize> {
 /// Tells the driver when the last handle to the endpoint goes: it ends once every listener
 /// and connection is gone too (said under the state's lock, so the driver cannot miss it).
 struct Handle {
-    shared: Arc<Shared>,
+    /// One per worker.
+    shards: Arc<[Arc<Shared>]>,
+    /// The worker the next connection opens on.
+    next: AtomicUsize,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        st.endpoint_dropped = true;
-        st.wake_driver();
+        for shared in self.shards.iter() {
+            let mut st = shared.lock();
+            st.endpoint_dropped = true;
+            st.wake_driver();
+        }
     }
 }
 
@@ -310,6 +409,14 @@ fn offload_default() -> bool {
 }
 
 /// Writer threads unless `BRAID_TX_THREAD=off` (or `0`, `no`) says otherwise.
+/// Workers from `BRAID_WORKERS` (1 when unset or not a number).
+fn workers_default() -> usize {
+    std::env::var("BRAID_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
+}
+
 fn writer_threads_default() -> bool {
     env_on("BRAID_TX_THREAD")
 }
@@ -332,11 +439,13 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.inner.shared.lock();
+        let conns: usize = self.inner.shards.iter().map(|s| s.lock().conns.len()).sum();
+        let st = self.shared().lock();
         f.debug_struct("Endpoint")
             .field("paths", &st.paths)
             .field("mptcp", &st.mptcp)
-            .field("connections", &st.conns.len())
+            .field("workers", &self.inner.shards.len())
+            .field("connections", &conns)
             .finish()
     }
 }
@@ -353,11 +462,25 @@ impl Endpoint {
             seed: None,
             offload: offload_default(),
             writer_threads: writer_threads_default(),
+            workers: workers_default(),
         }
     }
 
+    /// The first worker's state (paths and settings are every worker's).
     fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
+        &self.inner.shards[0]
+    }
+
+    /// The worker the next connection opens on (in turn).
+    fn next_shard(&self) -> &Arc<Shared> {
+        let shards = &self.inner.shards;
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % shards.len();
+        &shards[i]
+    }
+
+    /// How many workers serve the endpoint (see [`Builder::workers`]).
+    pub fn workers(&self) -> usize {
+        self.inner.shards.len()
     }
 
     /// Opens a connection to `remote` from the first path of its address family, with
@@ -396,8 +519,9 @@ impl Endpoint {
     /// Starts a connection without waiting: the stream can be written at once (the bytes
     /// go once the handshake completes) and [`MptcpStream::established`] waits for it.
     pub fn start_connect(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<MptcpStream> {
+        let shared = self.next_shard();
         let id = {
-            let mut st = self.shared().lock();
+            let mut st = shared.lock();
             if st.driver_done {
                 return Err(st.driver_gone());
             }
@@ -414,38 +538,43 @@ impl Endpoint {
             st.wake_driver();
             id
         };
-        Ok(MptcpStream::new(self.shared().clone(), id))
+        Ok(MptcpStream::new(shared.clone(), id))
     }
 
     /// Listens on `port` on every path's address (plain TCP is accepted too, from peers
     /// that do not offer MPTCP).
     pub fn listen(&self, port: u16) -> io::Result<MptcpListener> {
-        let mut st = self.shared().lock();
-        if st.listeners.contains_key(&port) {
+        let shards = &self.inner.shards;
+        let mut guards: Vec<_> = shards.iter().map(|s| s.lock()).collect();
+        if guards[0].listeners.contains_key(&port) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("port {port} is already listened on"),
             ));
         }
         let mut addrs: Vec<IpAddr> = Vec::new();
-        for p in &st.paths {
+        for p in &guards[0].paths {
             if !addrs.contains(&p.addr) {
                 addrs.push(p.addr);
             }
         }
-        let mptcp = st.mptcp;
-        for a in &addrs {
-            st.ep
-                .listen(SocketAddr::new(*a, port), ListenOptions { mptcp })
-                .map_err(engine_error)?;
-            if mptcp {
-                let ev = crate::ctl::listener_event(true, SocketAddr::new(*a, port));
-                st.monitor_queue.push(ev);
+        // Every worker listens: a SYN is taken by the worker whose queue it reaches.
+        for (i, st) in guards.iter_mut().enumerate() {
+            let mptcp = st.mptcp;
+            for a in &addrs {
+                st.ep
+                    .listen(SocketAddr::new(*a, port), ListenOptions { mptcp })
+                    .map_err(engine_error)?;
+                if mptcp && i == 0 {
+                    let ev = crate::ctl::listener_event(true, SocketAddr::new(*a, port));
+                    st.monitor_queue.push(ev);
+                }
             }
+            st.listeners.insert(port, state::ListenerSlot::default());
+            st.wake_driver();
         }
-        st.listeners.insert(port, state::ListenerSlot::default());
-        st.wake_driver();
-        Ok(MptcpListener::new(self.shared().clone(), port))
+        drop(guards);
+        Ok(MptcpListener::new(shards.clone(), port))
     }
 
     /// Connections open with MP_CAPABLE and listeners accept MPTCP (see
@@ -469,29 +598,43 @@ impl Endpoint {
     /// MPTCP counters under the kernel's MIB names, over every connection the endpoint has
     /// had.
     pub fn counters(&self) -> braid_proto::mptcp::MptcpCounters {
-        self.shared().lock().ep.counters()
+        let mut sum = braid_proto::mptcp::MptcpCounters::default();
+        for s in self.inner.shards.iter() {
+            sum.add(&s.lock().ep.counters());
+        }
+        sum
     }
 
-    /// The driver's packet counters.
+    /// The driver's packet counters (every worker's).
     pub fn io_stats(&self) -> IoStats {
-        self.shared().lock().io_stats()
+        let mut sum = IoStats::default();
+        for s in self.inner.shards.iter() {
+            let io = s.lock().io_stats();
+            sum.packets_in += io.packets_in;
+            sum.packets_out += io.packets_out;
+            sum.packets_dropped += io.packets_dropped;
+        }
+        sum
     }
 
     /// Waits until no connection of this endpoint remains (each closed, and every stream
     /// dropped or finished).
     pub async fn wait_idle(&self) {
         std::future::poll_fn(|cx| {
-            let mut st = self.shared().lock();
-            if st.conns.is_empty() || st.driver_done {
-                return std::task::Poll::Ready(());
+            for s in self.inner.shards.iter() {
+                let mut st = s.lock();
+                if !(st.conns.is_empty() || st.driver_done) {
+                    st.idle_wakers.push(cx.waker().clone());
+                    return std::task::Poll::Pending;
+                }
             }
-            st.idle_wakers.push(cx.waker().clone());
-            std::task::Poll::Pending
+            std::task::Poll::Ready(())
         })
         .await;
     }
 
-    /// Runs `f` on the engine (for the control plane and tests), then wakes the driver.
+    /// Runs `f` on the engine (for the control plane and tests; with several workers,
+    /// the first worker's), then wakes the driver.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut braid_proto::Endpoint) -> R) -> R {
         let mut st = self.shared().lock();
         let r = f(&mut st.ep);

@@ -414,15 +414,18 @@ impl State {
     }
 }
 
-/// The mutex around [`State`].
+/// The mutex around [`State`], and beside it (under a lock of its own, so that workers
+/// never take each other's state) what other workers hand this one.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    pub mailbox: Mutex<super::workers::Mailbox>,
 }
 
 impl Shared {
     pub fn new(state: State) -> Shared {
         Shared {
             state: Mutex::new(state),
+            mailbox: Mutex::default(),
         }
     }
 

@@ -111,6 +111,12 @@ async fn serve(
         what: "listen",
         source,
     })?;
+    // Said once every worker listens: whoever waits for this line may connect at once.
+    let proto = if ep.mptcp_enabled() { "mptcp" } else { "tcp" };
+    for p in ep.paths() {
+        let addr = std::net::SocketAddr::new(p.addr, port);
+        eprintln!("braid: listening on {addr} via {} ({proto})", p.name);
+    }
     let mut listener = Some(listener);
     let (phase_tx, phase_rx) = watch::channel(0u8);
     let mut tasks: JoinSet<Ended> = JoinSet::new();

@@ -270,7 +270,10 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Output::Writer(open_output(path)?),
         None => Output::Discard,
     };
-    let builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
+    let mut builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
+    if let Some(n) = args.tune.workers {
+        builder = builder.workers(usize::from(n));
+    }
     execute(
         builder,
         Role::Client {

@@ -114,12 +114,12 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         (None, true) => ServerMode::Echo,
         (None, false) => ServerMode::Sink,
     };
-    let builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
-    for p in &path_args {
-        let addr = std::net::SocketAddr::new(p.addr, args.port);
-        let proto = if args.tcp { "tcp" } else { "mptcp" };
-        eprintln!("braid: listening on {addr} via {} ({proto})", p.dev);
+    let mut builder = endpoint_builder(config, &path_args, !args.tcp, ctl);
+    if let Some(n) = args.tune.workers {
+        builder = builder.workers(usize::from(n));
     }
+    // `braid: listening on ...` comes once the listener is there (`app::run_server`): a
+    // client started at that line finds it.
     execute(
         builder,
         Role::Server {

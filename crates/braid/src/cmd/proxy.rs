@@ -319,15 +319,17 @@ fn run_server(a: ServerArgs) -> anyhow::Result<ExitCode> {
             Far::Socks5(Auth::Open) => "SOCKS5, no authentication".into(),
             Far::Socks5(Auth::Users(u)) => format!("SOCKS5, {} users", u.len()),
         };
-        for p in &c.paths {
-            let proto = if a.common.tcp { "tcp" } else { "mptcp" };
-            eprintln!(
-                "braid: proxy server listening on {} via {} ({proto}), {what}",
-                SocketAddr::new(p.addr, a.port),
-                p.dev
-            );
-        }
-        proxy::run_server(&ep, a.port, far, c.opts, interrupts).await?;
+        let listening = || {
+            for p in &c.paths {
+                let proto = if a.common.tcp { "tcp" } else { "mptcp" };
+                eprintln!(
+                    "braid: proxy server listening on {} via {} ({proto}), {what}",
+                    SocketAddr::new(p.addr, a.port),
+                    p.dev
+                );
+            }
+        };
+        proxy::run_server(&ep, a.port, far, c.opts, interrupts, listening).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -51,6 +51,10 @@ pub struct TuneArgs {
     /// Every S seconds, print each subflow's rate (e.g. 1 or 0.5).
     #[arg(long, value_name = "S")]
     pub interval: Option<String>,
+    /// Worker threads, each with its own engine and queue of every TUN device (default 1,
+    /// or BRAID_WORKERS); an existing device must have been created with `multi_queue`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub workers: Option<u8>,
 }
 
 impl TuneArgs {

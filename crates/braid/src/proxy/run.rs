@@ -321,17 +321,20 @@ async fn client_conn(
     log.closed(entry, &out, started.elapsed(), &conn);
 }
 
-/// `braid proxy server`: each MPTCP connection accepted on `port` goes to `far`.
+/// `braid proxy server`: each MPTCP connection accepted on `port` goes to `far`;
+/// `listening` runs once the listener is there.
 pub async fn run_server(
     ep: &Endpoint,
     port: u16,
     far: Far,
     opts: ProxyOptions,
     interrupts: Interrupts,
+    listening: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let listener = ep
         .listen(port)
         .map_err(|e| anyhow::anyhow!("cannot listen on port {port}: {e}"))?;
+    listening();
     let log = Log { json: opts.json };
     let far = Arc::new(far);
     let mut next_id = 0u64;

@@ -1,0 +1,256 @@
+//! Several workers ([`Builder::workers`](super::Builder::workers)): each a thread with its
+//! own driver, its own engine and its own queue of every path's device, serving its share
+//! of the connections.
+//!
+//! The kernel hands a TUN device's packets to the queue that last wrote a packet of the
+//! same flow, else to one its hash of the flow picks: a connection's packets reach the
+//! worker that sends them, and a new connection's SYN the worker that then owns it. What
+//! reaches another worker (an MP_JOIN SYN, whose token names its worker; a flow the kernel
+//! forgot after a few idle seconds) is handed over through the owner's [`Mailbox`]: the
+//! engine says where it goes (`braid_proto::Endpoint::handle_packet_sharded`), and no
+//! table is shared. The control plane is served by the first worker, which carries
+//! changes out on every worker's engine and adds their connections and counters up; the
+//! others send it their monitor events.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use braid_proto::Handoff;
+
+use super::state::Shared;
+use crate::ctl::{CtlHandler, EndpointCtl, MonitorEvent, Request, Response};
+use crate::sync::lock;
+
+/// A packet another worker passed on.
+pub(crate) struct Passed {
+    /// The path it arrived on.
+    pub iface: usize,
+    /// How many workers passed it on (the last on the round answers it).
+    pub passed: u8,
+    pub packet: Vec<u8>,
+}
+
+/// What other workers hand a worker: packets, and (for the first worker) monitor events.
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    packets: Vec<Passed>,
+    events: Vec<MonitorEvent>,
+    waker: Option<Waker>,
+}
+
+impl Mailbox {
+    /// Takes what waits into `packets` and `events`, and remembers who to wake for more.
+    pub fn take(
+        mailbox: &Mutex<Mailbox>,
+        waker: &Waker,
+        packets: &mut Vec<Passed>,
+        events: &mut Vec<MonitorEvent>,
+    ) {
+        let mut m = lock(mailbox);
+        packets.append(&mut m.packets);
+        events.append(&mut m.events);
+        if !m.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            m.waker = Some(waker.clone());
+        }
+    }
+
+    /// Leaves something, waking the owner when the mailbox was empty (a worker empties
+    /// its mailbox each time it runs).
+    fn put(mailbox: &Mutex<Mailbox>, f: impl FnOnce(&mut Mailbox)) {
+        let waker = {
+            let mut m = lock(mailbox);
+            let was_empty = m.packets.is_empty() && m.events.is_empty();
+            f(&mut m);
+            if was_empty {
+                m.waker.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// A worker's view of all workers.
+pub(crate) struct Peers {
+    pub index: usize,
+    pub shards: Arc<[Arc<Shared>]>,
+    /// The first worker serves a control socket: the others send it their events.
+    pub ctl: bool,
+}
+
+impl Peers {
+    pub fn count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether a packet that `passed` workers passed on is at the last worker of its
+    /// round.
+    pub fn last(&self, passed: u8) -> bool {
+        usize::from(passed) + 1 >= self.count()
+    }
+
+    /// Sends a packet this worker does not take where the engine said.
+    pub fn hand_off(&self, to: Handoff, iface: usize, passed: u8, packet: &[u8]) {
+        let (k, passed) = match to {
+            Handoff::To(k) => (usize::from(k), passed),
+            Handoff::Next => ((self.index + 1) % self.count(), passed.saturating_add(1)),
+        };
+        let Some(shard) = self.shards.get(k) else {
+            return;
+        };
+        Mailbox::put(&shard.mailbox, |m| {
+            m.packets.push(Passed {
+                iface,
+                passed,
+                packet: packet.to_vec(),
+            })
+        });
+    }
+
+    /// Sends monitor events to the first worker, which publishes them.
+    pub fn publish(&self, events: Vec<MonitorEvent>) {
+        if events.is_empty() || !self.ctl {
+            return;
+        }
+        if let Some(first) = self.shards.first() {
+            Mailbox::put(&first.mailbox, |m| m.events.extend(events));
+        }
+    }
+}
+
+/// The control plane over every worker's engine (served by the first worker, whose engine
+/// `own` is): changes are carried out on each (an endpoint added without an id gets the
+/// first worker's choice everywhere), `stat` lists every worker's connections and
+/// `counters` adds their counters up.
+pub(crate) struct ShardCtl<'a> {
+    pub own: EndpointCtl<'a>,
+    pub others: &'a [Arc<Shared>],
+}
+
+impl ShardCtl<'_> {
+    fn on_others(&self, req: &Request) -> Vec<Response> {
+        self.others
+            .iter()
+            .map(|o| {
+                let mut st = o.lock();
+                let now = st.now();
+                let r = EndpointCtl {
+                    endpoint: &mut st.ep,
+                    now,
+                }
+                .handle(req.clone());
+                st.wake_driver();
+                r
+            })
+            .collect()
+    }
+}
+
+impl CtlHandler for ShardCtl<'_> {
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Stat => {
+                let mut r = self.own.handle(Request::Stat);
+                for o in self.on_others(&Request::Stat) {
+                    if let (Some(all), Some(more)) = (r.connections.as_mut(), o.connections) {
+                        all.extend(more);
+                    }
+                }
+                r
+            }
+            Request::Counters => {
+                let mut r = self.own.handle(Request::Counters);
+                for o in self.on_others(&Request::Counters) {
+                    if let (Some(all), Some(more)) = (r.counters.as_mut(), o.counters) {
+                        add_counters(all, more);
+                    }
+                }
+                r
+            }
+            Request::EndpointAdd { mut endpoint } => {
+                let r = self.own.handle(Request::EndpointAdd {
+                    endpoint: endpoint.clone(),
+                });
+                if r.ok {
+                    endpoint.id = r.endpoint.as_ref().and_then(|e| e.id).or(endpoint.id);
+                    self.on_others(&Request::EndpointAdd { endpoint });
+                }
+                r
+            }
+            req @ (Request::EndpointDelete { .. }
+            | Request::EndpointFlush
+            | Request::EndpointChange { .. }
+            | Request::LimitsSet { .. }) => {
+                let r = self.own.handle(req.clone());
+                if r.ok {
+                    self.on_others(&req);
+                }
+                r
+            }
+            req => self.own.handle(req),
+        }
+    }
+}
+
+fn add_counters(all: &mut BTreeMap<String, u64>, more: BTreeMap<String, u64>) {
+    for (name, v) in more {
+        *all.entry(name).or_insert(0) += v;
+    }
+}
+
+/// Runs `start` on a thread of its own with a current-thread tokio runtime: it builds the
+/// worker's driver (registering its devices with that runtime's reactor), whose outcome
+/// is returned here, and the thread then drives it until the worker is done.
+pub(crate) fn spawn<D, F>(index: usize, start: F) -> io::Result<()>
+where
+    D: std::future::Future<Output = ()> + 'static,
+    F: FnOnce() -> io::Result<D> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("braid-worker{index}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match start() {
+                    Ok(driver) => {
+                        let _ = tx.send(Ok(()));
+                        driver.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    rx.recv()
+        .unwrap_or_else(|_| Err(io::Error::other("a worker thread ended as it started")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_of_workers_add_up() {
+        let mut a: BTreeMap<String, u64> = [("MPCapableSYNRX".into(), 2)].into();
+        let b: BTreeMap<String, u64> = [("MPCapableSYNRX".into(), 3), ("RmAddr".into(), 1)].into();
+        add_counters(&mut a, b);
+        assert_eq!(a["MPCapableSYNRX"], 5);
+        assert_eq!(a["RmAddr"], 1);
+    }
+}
