@@ -168,6 +168,17 @@ impl RxMap {
             if *old == m {
                 return Ok(());
             }
+            //= rfc8684#3.3.3
+            //= The DATA_FIN rides on the mapping of the last data: a sender that closes
+            //  after sending them adds it when it sends them again (Linux marks a
+            //  retransmission so, its Data-Level Length one more and its checksum
+            //  recomputed). The same bytes at the same place, now also ending the stream,
+            //  are the same mapping (Linux compares the lengths without the DATA_FIN, not
+            //  the checksums); the caller takes the DATA_FIN, and the first mapping's
+            //  fields still verify the bytes.
+            if old.sub == m.sub && old.data == m.data && old.len == m.len {
+                return Ok(());
+            }
             //= rfc8684#3.3.1
             //= A mapping that differs from an earlier one for the same bytes is an error
             //   (Linux resets the subflow and counts DSSNotMatching).
@@ -335,6 +346,45 @@ mod tests {
             }
         );
         assert_eq!(r.step(15, 100), RxStep::Unmapped);
+    }
+
+    /// Found against the kernel under load (`checksums_kernel_client_to_braid_server`):
+    /// Linux sent the last segment again with the DATA_FIN added to its mapping, and braid
+    /// reset the subflow as DSSNotMatching, 1456 bytes short of the end.
+    #[test]
+    fn the_last_mapping_sent_again_with_the_data_fin_is_the_same_mapping() {
+        let s = space();
+        let payload = b"the last bytes";
+        for (first_fin, again_fin) in [(false, true), (true, false)] {
+            let mut r = RxMap::new();
+            let first = tx_mapping(&s, 0, 0, payload, first_fin, true);
+            let again = tx_mapping(&s, 0, 0, payload, again_fin, true);
+            assert_ne!(first, again, "the wire differs: length and checksum");
+            let a = RxMap::decode(&s, &first, first_fin, 0, 0).unwrap();
+            let b = RxMap::decode(&s, &again, again_fin, 0, 0).unwrap();
+            r.add(a, 0, 1 << 20).unwrap();
+            assert_eq!(r.add(b, 0, 1 << 20), Ok(()));
+            // The bytes are delivered and verified with the first mapping's fields.
+            let RxStep::Deliver {
+                data: 0,
+                len,
+                mapping: Some(m),
+            } = r.step(0, payload.len() as u64)
+            else {
+                panic!("not delivered");
+            };
+            assert_eq!(len, payload.len() as u64);
+            assert!(RxMap::verify(&m, Payload::from(&payload[..])));
+        }
+        // Other bytes at that place are still a contradiction.
+        let mut r = RxMap::new();
+        let a = RxMap::decode(&s, &tx_mapping(&s, 0, 0, payload, false, true), false, 0, 0);
+        r.add(a.unwrap(), 0, 1 << 20).unwrap();
+        let moved = RxMap::decode(&s, &tx_mapping(&s, 0, 1, payload, true, true), true, 0, 0);
+        assert_eq!(
+            r.add(moved.unwrap(), 0, 1 << 20),
+            Err(MappingError::NotMatching)
+        );
     }
 
     #[test]
