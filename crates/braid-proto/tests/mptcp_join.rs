@@ -96,6 +96,71 @@ fn forged_third_ack_hmac_is_reset_and_counted() {
     assert_eq!(n.paths[1].up_bytes, 0, "no data on a refused subflow");
 }
 
+/// A segment without MP_JOIN that reaches the responder before the third ACK (reordered:
+/// Linux sends its DATA_FIN on every subflow, a join not yet acknowledged too, and two
+/// braid workers once let it overtake the third ACK) does not complete the handshake: it is
+/// dropped, and the third ACK that follows establishes the join.
+#[test]
+fn a_segment_overtaking_the_third_ack_does_not_fail_the_join() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut n = Pair::two_paths(MptcpConfig::default(), Faults::default());
+    // Every copy of the third ACK is held back until the test lets it go.
+    let held: Rc<RefCell<Option<TcpRepr>>> = Rc::default();
+    let release = Rc::new(RefCell::new(false));
+    let (h, r) = (held.clone(), release.clone());
+    n.filter = Some(Box::new(move |_, to_server, repr, _| {
+        let third = to_server
+            && repr
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::MpJoinAck { .. }));
+        if third && !*r.borrow() {
+            h.borrow_mut().get_or_insert_with(|| repr.clone());
+            return false;
+        }
+        true
+    }));
+    let mut joined = false;
+    for _ in 0..10_000 {
+        if !joined && n.client.take_events().established {
+            assert_eq!(n.join(1), 1);
+            joined = true;
+        }
+        if held.borrow().is_some() || !n.step() {
+            break;
+        }
+    }
+    let third = held.borrow().clone().expect("the third ACK was sent");
+    // What overtakes it: the same ACK with a DSS instead of MP_JOIN.
+    let mut other = third.clone();
+    other.options.mptcp = vec![MptcpOption::Dss(braid_proto::wire::mptcp::Dss {
+        data_ack: Some(0),
+        data_ack_64: false,
+        mapping: None,
+        data_fin: false,
+    })];
+    n.send(true, 1, other, &[]);
+    for _ in 0..5 {
+        n.step();
+    }
+    let srv = n.server.as_ref().expect("server");
+    assert_eq!(srv.counters().MPJoinAckHMacFailure, 0);
+    assert!(!srv.is_subflow_established(1), "not before the third ACK");
+    *release.borrow_mut() = true;
+    n.send(true, 1, third, &[]);
+    for _ in 0..50 {
+        n.step();
+    }
+    let srv = n.server.as_ref().expect("server");
+    assert_eq!(srv.counters().MPJoinAckRx, 1);
+    assert_eq!(srv.counters().MPJoinAckHMacFailure, 0);
+    assert!(srv.is_subflow_established(1));
+    n.transfer(256 << 10, 256 << 10);
+    assert!(n.paths[1].up_bytes > 0, "the join carries data");
+}
+
 #[test]
 fn a_dying_path_completes_on_the_other() {
     let mut cfg = MptcpConfig::default();

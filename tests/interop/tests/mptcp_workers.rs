@@ -1,7 +1,8 @@
 //! braid with two workers (`--workers 2`: two threads, each with its own engine and its own
 //! queue of every multi-queue TUN device) against the kernel, in both roles.
 //!
-//! - As a server: 40 kernel MPTCP echo clients at once, each joining braid's first address
+//! - As a server: 16 kernel MPTCP echo clients at once (8 MiB each way, long enough for
+//!   every join to be made while its connection lives), each joining braid's first address
 //!   through the second device. The kernel hands each connection's packets to the queue of
 //!   the worker that wrote its last packet, and each join's SYN to the queue its hash picks:
 //!   every join must still reach the worker owning its token, and every echo must come
@@ -21,7 +22,7 @@ use braid_interop::{assert_received, assert_sent, require_root, Cmd, TempDir, SI
 const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
 const KECHO: &str = env!("CARGO_BIN_EXE_kecho");
 const PATHS: &str = "--path braid0=10.0.0.2 --path braid1=10.1.0.2";
-const CLIENTS: u64 = 40;
+const CLIENTS: u64 = 16;
 
 #[test]
 fn two_workers_serve_kernel_clients_and_every_join_reaches_its_worker() {
@@ -51,7 +52,7 @@ fn two_workers_serve_kernel_clients_and_every_join_reaches_its_worker() {
             "--n",
             &CLIENTS.to_string(),
             "--bytes",
-            "1048576",
+            "8388608",
             "--time-limit",
             "120",
         ])
@@ -64,6 +65,7 @@ fn two_workers_serve_kernel_clients_and_every_join_reaches_its_worker() {
     wait_until("the kernel's joins", &ns, || {
         braid_interop::mptcp::counter(&ns, "MPJoinSynAckRx") >= CLIENTS
     });
+    assert_kernel(&ns, "MPJoinSynTx", CLIENTS);
     assert_kernel(&ns, "MPJoinSynAckRx", CLIENTS);
     assert_kernel(&ns, "MPCapableSYNACKRX", CLIENTS);
     let counters = ns

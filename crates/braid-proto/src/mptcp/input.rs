@@ -10,6 +10,24 @@ impl MptcpConnection {
             return;
         };
         let before = s.tcb.state();
+        //= rfc8684#3.2
+        //= The third ACK of a join carries the initiator's HMAC, and only it completes
+        //  the handshake. A segment without MP_JOIN that comes before it (reordered: Linux
+        //  sends its DATA_FIN on every subflow, a join's not yet acknowledged one too) is
+        //  not taken for it, which would fail the join: it is dropped, the third ACK
+        //  follows (and Linux sends the DATA_FIN again).
+        if before == TcpState::SynReceived
+            && s.join.is_some_and(|j| j.state == JoinState::SynReceived)
+            && !repr.flags.syn()
+            && !repr.flags.rst()
+            && !repr
+                .options
+                .mptcp
+                .iter()
+                .any(|o| matches!(o, MptcpOption::MpJoinAck { .. }))
+        {
+            return;
+        }
         let out = s.tcb.handle_segment(now, repr, payload);
         let after = s.tcb.state();
         //= rfc8684#3.5
