@@ -172,6 +172,7 @@ fn assert_braid_clean(braid: &serde_json::Value) {
     let off = std::env::var("BRAID_OFFLOAD").is_ok_and(|v| v == "off");
     assert_eq!(braid["paths"][0]["dev"], "braid0", "{braid}");
     assert_eq!(braid["paths"][0]["offload"], !off, "{braid}");
+    assert_eq!(braid["workers"], 1, "{braid}");
     let c = &braid["counters"];
     for bad in [
         "DSSNotMatching",

@@ -105,6 +105,7 @@ fn two_workers_connect_and_join_to_a_kernel_server() {
     let braid = c.json();
     assert_sent(&braid, BYTES);
     assert_received(&s.json(), BYTES);
+    assert_eq!(braid["workers"], 2, "{braid}");
     assert_eq!(braid["counters"]["MPJoinSynAckRx"], 1, "{braid}");
     assert_kernel(&ns, "MPJoinAckRx", 1);
 }

@@ -256,10 +256,13 @@ impl Builder {
         };
         let workers = self.workers;
         if workers == 0 || workers > usize::from(u8::MAX) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{workers} workers: from 1 to 255"),
-            ));
+            let msg = match std::env::var("BRAID_WORKERS") {
+                Ok(v) if workers_from(&v).is_none() => {
+                    format!("BRAID_WORKERS={v:?}: expected a number of workers from 1 to 255")
+                }
+                _ => format!("{workers} workers: from 1 to 255"),
+            };
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         // Per path, one queue per worker.
         let mut queues: Vec<(Vec<DynDevice>, IpAddr)> = Vec::with_capacity(self.paths.len());
@@ -409,12 +412,20 @@ fn offload_default() -> bool {
 }
 
 /// Writer threads unless `BRAID_TX_THREAD=off` (or `0`, `no`) says otherwise.
-/// Workers from `BRAID_WORKERS` (1 when unset or not a number).
+/// Workers from `BRAID_WORKERS` (1 when unset; 0, refused by `build`, when it is not a
+/// number from 1 to 255).
 fn workers_default() -> usize {
-    std::env::var("BRAID_WORKERS")
+    match std::env::var("BRAID_WORKERS") {
+        Ok(v) => workers_from(&v).unwrap_or(0),
+        Err(_) => 1,
+    }
+}
+
+fn workers_from(v: &str) -> Option<usize> {
+    v.trim()
+        .parse()
         .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1)
+        .filter(|n| (1..=usize::from(u8::MAX)).contains(n))
 }
 
 fn writer_threads_default() -> bool {
@@ -661,6 +672,15 @@ mod tests {
         let b = os_seed().unwrap();
         assert_ne!(a, b);
         assert_ne!(a, [0; 32]);
+    }
+
+    #[test]
+    fn worker_counts_from_the_environment_are_checked() {
+        assert_eq!(workers_from("2"), Some(2));
+        assert_eq!(workers_from(" 1 "), Some(1));
+        for bad in ["0", "256", "two", "", "-1"] {
+            assert_eq!(workers_from(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

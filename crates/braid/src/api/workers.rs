@@ -244,6 +244,103 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::state::State;
+    use crate::ctl::EndpointSpec;
+
+    fn shard(i: u16) -> Arc<Shared> {
+        let config = braid_proto::EndpointConfig {
+            shard: braid_proto::Shard::new(i, 2).unwrap_or_default(),
+            ..Default::default()
+        };
+        let ep = braid_proto::Endpoint::new(config, [i as u8 + 1; 32]);
+        Arc::new(Shared::new(State::new(ep, true, Vec::new())))
+    }
+
+    fn endpoints(s: &Shared) -> Vec<(u8, std::net::IpAddr)> {
+        s.lock()
+            .ep
+            .pm_table()
+            .endpoints()
+            .iter()
+            .map(|e| (e.id, e.addr))
+            .collect()
+    }
+
+    /// The first worker's control plane carries changes out on every worker's engine (an
+    /// endpoint added without an id gets the same id everywhere) and answers for all.
+    #[test]
+    fn the_control_plane_speaks_for_every_worker() {
+        let (a, b) = (shard(0), shard(1));
+        let others = [b.clone()];
+        let mut st = a.lock();
+        let now = st.now();
+        let mut ctl = ShardCtl {
+            own: EndpointCtl {
+                endpoint: &mut st.ep,
+                now,
+            },
+            others: &others,
+        };
+        let spec = EndpointSpec {
+            id: None,
+            addr: "10.1.0.2".parse().unwrap(),
+            port: None,
+            dev: None,
+            flags: vec!["signal".into()],
+        };
+        let r = ctl.handle(Request::EndpointAdd { endpoint: spec });
+        assert!(r.ok, "{r:?}");
+        let id = r.endpoint.and_then(|e| e.id).expect("an id");
+        let r = ctl.handle(Request::LimitsSet {
+            subflows: Some(5),
+            add_addr_accepted: None,
+        });
+        assert!(r.ok, "{r:?}");
+        let r = ctl.handle(Request::Counters);
+        assert!(r.counters.is_some_and(|c| c.contains_key("MPJoinAckRx")));
+        let r = ctl.handle(Request::Stat);
+        assert_eq!(r.connections.map(|c| c.len()), Some(0));
+        drop(st);
+        let want = vec![(id, "10.1.0.2".parse().unwrap())];
+        assert_eq!(endpoints(&a), want);
+        assert_eq!(endpoints(&b), want, "worker 1 has it under the same id");
+        assert_eq!(b.lock().ep.pm_table().limits().subflows, 5);
+    }
+
+    /// Packets handed over reach the owner's mailbox in order, and the owner is woken
+    /// once for a batch; monitor events go to the first worker only when it has a
+    /// control socket.
+    #[test]
+    fn mailboxes_keep_order_and_events_go_to_the_first_worker() {
+        let shards: Arc<[Arc<Shared>]> = vec![shard(0), shard(1)].into();
+        let peers = Peers {
+            index: 1,
+            shards: shards.clone(),
+            ctl: true,
+        };
+        let waker = std::task::Waker::noop();
+        let (mut packets, mut events) = (Vec::new(), Vec::new());
+        Mailbox::take(&shards[0].mailbox, waker, &mut packets, &mut events);
+        peers.hand_off(Handoff::Next, 1, 0, b"first");
+        peers.hand_off(Handoff::To(0), 0, 0, b"second");
+        peers.publish(vec![MonitorEvent::new("CREATED")]);
+        Mailbox::take(&shards[0].mailbox, waker, &mut packets, &mut events);
+        let got: Vec<(usize, u8, &[u8])> = packets
+            .iter()
+            .map(|p| (p.iface, p.passed, p.packet.as_slice()))
+            .collect();
+        assert_eq!(got, vec![(1, 1, &b"first"[..]), (0, 0, &b"second"[..])]);
+        assert_eq!(events.len(), 1);
+        assert!(peers.last(1) && !peers.last(0));
+        let quiet = Peers {
+            ctl: false,
+            ..peers
+        };
+        quiet.publish(vec![MonitorEvent::new("CREATED")]);
+        events.clear();
+        Mailbox::take(&shards[0].mailbox, waker, &mut packets, &mut events);
+        assert!(events.is_empty());
+    }
 
     #[test]
     fn counters_of_workers_add_up() {

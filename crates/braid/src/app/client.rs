@@ -63,6 +63,9 @@ pub async fn run_client(
     let live: Vec<ConnReport> = live.into_iter().collect();
     let mut report = totals.report("client", &live, counters(ep), result.as_ref().err());
     report.extra.insert("paths".to_owned(), paths_json(ep));
+    report
+        .extra
+        .insert("workers".to_owned(), serde_json::Value::from(ep.workers()));
     (result, report)
 }
 

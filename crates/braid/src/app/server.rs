@@ -97,6 +97,9 @@ pub async fn run_server(
         .totals
         .report("server", &[], counters(ep), result.as_ref().err());
     report.extra.insert("paths".to_owned(), paths_json(ep));
+    report
+        .extra
+        .insert("workers".to_owned(), serde_json::Value::from(ep.workers()));
     (result, report)
 }
 
