@@ -1,8 +1,7 @@
 //! An endpoint of several workers (`Builder::workers`), in-process: each path of the server
-//! is a device with one queue per worker, fed by a switch that puts each packet on a
-//! queue at random (a harder spread than the kernel's, which keeps a flow on the queue of
-//! the worker that last wrote it). Every connection, and every join, must end at the one
-//! worker that owns it.
+//! is a device with one queue per worker, fed by a switch that puts each flow on a queue by
+//! its hash, or each packet on a queue at random (`Spread`). Every connection, and every
+//! join, must end at the one worker that owns it.
 
 #[allow(dead_code)]
 mod common;
@@ -15,8 +14,41 @@ use braid::{Endpoint, MptcpStream, PacketDevice};
 use common::{dgram_pair, ip, sa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How the switch picks a server queue for a packet from the client.
+#[derive(Clone, Copy)]
+enum Spread {
+    /// Each packet at random: a flow's packets reach both workers and overtake each other
+    /// through the mailbox (harsher than the kernel, which keeps a flow on one queue).
+    Random,
+    /// By a hash of the flow's ports, the same queue for all its packets (as the kernel's
+    /// hash does before braid writes): a join whose token is the other worker's is
+    /// handed over for its whole life.
+    ByFlow,
+}
+
+/// The queue of a packet from the client under `spread`.
+fn pick(spread: Spread, rng: &mut u64, packet: &[u8], queues: usize) -> usize {
+    match spread {
+        Spread::Random => {
+            *rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*rng >> 33) as usize) % queues
+        }
+        Spread::ByFlow => {
+            // IPv4: the TCP ports follow the header.
+            let ihl = usize::from(packet.first().map_or(5, |b| b & 0x0f)) * 4;
+            let ports = packet.get(ihl..ihl + 4).unwrap_or_default();
+            let h = ports.iter().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+            });
+            h as usize % queues
+        }
+    }
+}
+
 /// Moves packets between one client-side socket and `queues` server-side ones until
-/// dropped: client → a queue picked at random, any queue → client.
+/// dropped: client → a queue `Spread` picks, any queue → client.
 struct Switch {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -24,7 +56,7 @@ struct Switch {
 
 impl Switch {
     /// The client's end and the server's queues of one path.
-    fn new(queues: usize, seed: u64) -> (Switch, UnixDatagram, Vec<UnixDatagram>) {
+    fn new(queues: usize, seed: u64, spread: Spread) -> (Switch, UnixDatagram, Vec<UnixDatagram>) {
         let (client, client_side) = dgram_pair();
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..queues {
@@ -40,10 +72,7 @@ impl Switch {
             while !halt.load(Ordering::Relaxed) {
                 let mut moved = false;
                 while let Ok(n) = client_side.recv(&mut buf) {
-                    rng = rng
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let q = ((rng >> 33) as usize) % ours.len();
+                    let q = pick(spread, &mut rng, &buf[..n], ours.len());
                     let _ = ours[q].send(&buf[..n]);
                     moved = true;
                 }
@@ -79,12 +108,12 @@ impl Drop for Switch {
 }
 
 /// A one-worker client and a server of `workers` workers over `paths` switched paths.
-fn pair(paths: usize, workers: usize) -> (Endpoint, Endpoint, Vec<Switch>) {
+fn pair(paths: usize, workers: usize, spread: Spread) -> (Endpoint, Endpoint, Vec<Switch>) {
     let mut c = Endpoint::builder().seed([1; 32]).workers(1);
     let mut s = Endpoint::builder().seed([2; 32]).workers(workers);
     let mut switches = Vec::new();
     for i in 0..paths {
-        let (sw, client, queues) = Switch::new(workers, i as u64 + 1);
+        let (sw, client, queues) = Switch::new(workers, i as u64 + 1, spread);
         c = c.device(client, ip(&format!("10.{i}.0.2")));
         let queues: Vec<Arc<dyn PacketDevice + Send + Sync>> = queues
             .into_iter()
@@ -118,10 +147,10 @@ async fn echo(mut stream: MptcpStream) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_serve_echoes_and_joins_whatever_queue_each_packet_reaches() {
+async fn two_workers_serve_echoes_and_joins_whatever_queue_their_flows_reach() {
     const CONNS: usize = 8;
     const BYTES: usize = 512 << 10;
-    let (c, s, _switches) = pair(2, 2);
+    let (c, s, _switches) = pair(2, 2, Spread::ByFlow);
     assert_eq!(s.workers(), 2);
     let listener = s.listen(7).expect("listen");
     let server = tokio::spawn(async move {
@@ -173,6 +202,41 @@ async fn two_workers_serve_echoes_and_joins_whatever_queue_each_packet_reaches()
     assert_eq!(s.counters().MPJoinNoTokenFound, 0);
     let io = s.io_stats();
     assert!(io.packets_in > 0 && io.packets_out > 0);
+}
+
+/// A worker with nothing left to serve keeps reading its queues until every worker is
+/// done: the kernel may still put another worker's packets there. The server endpoint and
+/// its listener are dropped while a connection of theirs still moves data, on whichever
+/// worker; every packet of it, on either queue, must still reach its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_left_without_connections_still_reads_its_queues() {
+    const BYTES: usize = 2 << 20;
+    let (c, s, _switches) = pair(1, 2, Spread::Random);
+    let listener = s.listen(9).expect("listen");
+    let mut client = c.connect(sa("10.0.0.1:9")).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    drop(listener);
+    drop(s);
+    let echo = tokio::spawn(echo(server));
+    let data = pattern(BYTES, 3);
+    let (mut r, mut w) = client.split();
+    let send = async {
+        w.write_all(&data).await.expect("write");
+        w.shutdown().await.expect("shutdown");
+    };
+    let mut back = Vec::new();
+    let recv = r.read_to_end(&mut back);
+    let (_, got) = tokio::join!(send, recv);
+    got.expect("read back");
+    assert!(back == data, "the echo differs");
+    assert_eq!(client.closed().await, None);
+    echo.await.expect("echo task");
+    let info = client.info().expect("info");
+    let lost: u64 = info.subflows.iter().map(|f| f.timeouts).sum();
+    assert_eq!(
+        lost, 0,
+        "no retransmission timeout: nothing was left unread {info:?}"
+    );
 }
 
 #[tokio::test]

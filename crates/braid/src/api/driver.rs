@@ -518,8 +518,15 @@ impl Driver {
                         continue;
                     }
                     // Idle: the endpoint ends when no handle to it remains and every
-                    // listener and connection is gone.
-                    if st.finished() {
+                    // listener and connection is gone; with several workers, once every
+                    // worker is done (the kernel may still put another worker's packets on
+                    // this one's queue, which must be read and handed over until then).
+                    let finished = st.finished();
+                    let all = match &self.peers {
+                        Some(p) => p.finished(finished),
+                        None => finished,
+                    };
+                    if all {
                         st.driver_done = true;
                         return Poll::Ready(());
                     }

@@ -419,6 +419,8 @@ impl State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub mailbox: Mutex<super::workers::Mailbox>,
+    /// With several workers: this one has nothing left to serve (it ends once all have).
+    pub done: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -426,6 +428,7 @@ impl Shared {
         Shared {
             state: Mutex::new(state),
             mailbox: Mutex::default(),
+            done: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
@@ -53,6 +54,14 @@ impl Mailbox {
         events.append(&mut m.events);
         if !m.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             m.waker = Some(waker.clone());
+        }
+    }
+
+    /// Wakes the owner (to look at its peers again).
+    fn wake(mailbox: &Mutex<Mailbox>) {
+        let waker = lock(mailbox).waker.clone();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
@@ -110,6 +119,23 @@ impl Peers {
                 packet: packet.to_vec(),
             })
         });
+    }
+
+    /// Says whether this worker is `done` (nothing left to serve) and whether every
+    /// worker is: a worker that is done keeps reading its queues for the others until all
+    /// are. The last to be done wakes the others, which then end too.
+    pub fn finished(&self, done: bool) -> bool {
+        let me = &self.shards[self.index];
+        let was = me.done.swap(done, Ordering::SeqCst);
+        let all = self.shards.iter().all(|s| s.done.load(Ordering::SeqCst));
+        if all && !was {
+            for (i, s) in self.shards.iter().enumerate() {
+                if i != self.index {
+                    Mailbox::wake(&s.mailbox);
+                }
+            }
+        }
+        all
     }
 
     /// Sends monitor events to the first worker, which publishes them.
