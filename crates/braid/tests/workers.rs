@@ -133,6 +133,20 @@ fn pattern(n: usize, k: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 7 + k * 13) % 251) as u8).collect()
 }
 
+/// Writes `data` and shuts down while reading everything back.
+async fn send_and_read_back(stream: &mut MptcpStream, data: &[u8]) -> Vec<u8> {
+    let (mut r, mut w) = stream.split();
+    let send = async {
+        w.write_all(data).await.expect("write");
+        w.shutdown().await.expect("shutdown");
+    };
+    let mut back = Vec::new();
+    let recv = r.read_to_end(&mut back);
+    let (_, got) = tokio::join!(send, recv);
+    got.expect("read back");
+    back
+}
+
 async fn echo(mut stream: MptcpStream) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -172,15 +186,7 @@ async fn two_workers_serve_echoes_and_joins_whatever_queue_their_flows_reach() {
                 .open_subflow(ip("10.1.0.2"), sa("10.1.0.1:7"), false)
                 .expect("join requested");
             let data = pattern(BYTES, k);
-            let (mut r, mut w) = stream.split();
-            let send = async {
-                w.write_all(&data).await.expect("write");
-                w.shutdown().await.expect("shutdown");
-            };
-            let mut back = Vec::new();
-            let recv = r.read_to_end(&mut back);
-            let (_, got) = tokio::join!(send, recv);
-            got.expect("read back");
+            let back = send_and_read_back(&mut stream, &data).await;
             assert!(back == data, "connection {k}: the echo differs");
             assert_eq!(stream.closed().await, None);
             stream.info().expect("info").subflows.len()
@@ -219,15 +225,7 @@ async fn a_worker_left_without_connections_still_reads_its_queues() {
     drop(s);
     let echo = tokio::spawn(echo(server));
     let data = pattern(BYTES, 3);
-    let (mut r, mut w) = client.split();
-    let send = async {
-        w.write_all(&data).await.expect("write");
-        w.shutdown().await.expect("shutdown");
-    };
-    let mut back = Vec::new();
-    let recv = r.read_to_end(&mut back);
-    let (_, got) = tokio::join!(send, recv);
-    got.expect("read back");
+    let back = send_and_read_back(&mut client, &data).await;
     assert!(back == data, "the echo differs");
     assert_eq!(client.closed().await, None);
     echo.await.expect("echo task");
