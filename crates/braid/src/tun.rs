@@ -237,7 +237,6 @@ impl TunDevice {
                         }
                         _ => TunError::NotTun { name },
                     },
-                    Some(libc::EINVAL) if existed => TunError::NotTun { name },
                     _ => TunError::Io { name, source: e },
                 }
             })?;

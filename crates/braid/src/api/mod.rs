@@ -78,7 +78,8 @@ pub struct Builder {
     seed: Option<[u8; 32]>,
     offload: bool,
     writer_threads: bool,
-    workers: usize,
+    /// The workers asked for, or why `BRAID_WORKERS` could not say.
+    workers: Result<usize, String>,
 }
 
 enum CtlSpec {
@@ -122,7 +123,7 @@ impl Builder {
     /// on threads of their own (not on the caller's runtime), and TUN devices that
     /// already exist must have been created with `multi_queue`.
     pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n;
+        self.workers = Ok(n);
         self
     }
 
@@ -254,15 +255,14 @@ impl Builder {
                     .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?,
             ),
         };
-        let workers = self.workers;
+        let workers = self
+            .workers
+            .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
         if workers == 0 || workers > usize::from(u8::MAX) {
-            let msg = match std::env::var("BRAID_WORKERS") {
-                Ok(v) if workers_from(&v).is_none() => {
-                    format!("BRAID_WORKERS={v:?}: expected a number of workers from 1 to 255")
-                }
-                _ => format!("{workers} workers: from 1 to 255"),
-            };
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{workers} workers: from 1 to 255"),
+            ));
         }
         // Per path, one queue per worker.
         let mut queues: Vec<(Vec<DynDevice>, IpAddr)> = Vec::with_capacity(self.paths.len());
@@ -411,13 +411,14 @@ fn offload_default() -> bool {
     env_on("BRAID_OFFLOAD")
 }
 
-/// Writer threads unless `BRAID_TX_THREAD=off` (or `0`, `no`) says otherwise.
-/// Workers from `BRAID_WORKERS` (1 when unset; 0, refused by `build`, when it is not a
-/// number from 1 to 255).
-fn workers_default() -> usize {
+/// Workers from `BRAID_WORKERS` (1 when unset); what `build` says when it is not a number
+/// from 1 to 255.
+fn workers_default() -> Result<usize, String> {
     match std::env::var("BRAID_WORKERS") {
-        Ok(v) => workers_from(&v).unwrap_or(0),
-        Err(_) => 1,
+        Ok(v) => workers_from(&v).ok_or_else(|| {
+            format!("BRAID_WORKERS={v:?}: expected a number of workers from 1 to 255")
+        }),
+        Err(_) => Ok(1),
     }
 }
 
@@ -428,6 +429,7 @@ fn workers_from(v: &str) -> Option<usize> {
         .filter(|n| (1..=usize::from(u8::MAX)).contains(n))
 }
 
+/// Writer threads unless `BRAID_TX_THREAD=off` (or `0`, `no`) says otherwise.
 fn writer_threads_default() -> bool {
     env_on("BRAID_TX_THREAD")
 }
