@@ -126,6 +126,38 @@ async fn errors_are_those_of_a_tcp_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_with_unread_data_resets_and_without_closes() {
+    let (c, s) = pair(1);
+    let listener = s.listen(5000).expect("listen");
+    for unread in [true, false] {
+        let l = listener.clone();
+        let accepted = tokio::spawn(async move {
+            let (mut stream, _) = l.accept().await.expect("accept");
+            // Wait for the client's bytes; read them or not; drop the stream.
+            while stream.info().is_some_and(|i| i.bytes_received < 5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if !unread {
+                let mut buf = [0u8; 5];
+                stream.read_exact(&mut buf).await.expect("read");
+            }
+        });
+        let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+        stream.write_all(b"hello").await.expect("write");
+        accepted.await.expect("task");
+        let mut rest = Vec::new();
+        let r = stream.read_to_end(&mut rest).await;
+        if unread {
+            // The peer must not take a clean end for the delivery of what it sent.
+            let e = r.expect_err("a reset");
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        } else {
+            assert_eq!(r.expect("a clean end"), 0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_does_not_read_stops_the_writer_within_the_buffers() {
     let (send_buf, recv_buf) = (64 * 1024, 64 * 1024);
     let (c, s) = pair_with(

@@ -63,9 +63,12 @@ impl DataRecv {
         self.buf.window()
     }
 
-    /// One past the highest data offset the buffer can take now (the window's right edge).
+    /// One past the highest data offset the buffer can take now (the window's right edge),
+    /// never below the DATA_ACK: once the DATA_FIN is reached with the buffer full, the
+    /// DATA_ACK counts the DATA_FIN one beyond the last byte held, and the window is zero,
+    /// not negative.
     pub fn right_edge(&self) -> u64 {
-        self.buf.contiguous_end() + self.buf.window() as u64
+        (self.buf.contiguous_end() + self.buf.window() as u64).max(self.data_ack())
     }
 
     //= rfc8684#3.3.2
@@ -238,6 +241,23 @@ mod tests {
         assert!(!r.is_finished());
         assert_eq!(read_all(&mut r), b"abcd");
         assert!(r.is_finished());
+    }
+
+    #[test]
+    fn a_data_fin_reached_with_the_buffer_full_leaves_a_zero_window() {
+        // A peer that sent beyond the window: the bytes and the DATA_FIN behind them fill
+        // the buffer exactly (the connection's window arithmetic subtracted the DATA_ACK
+        // from the right edge, one short of it here).
+        let mut r = DataRecv::new(8);
+        r.set_fin(8).unwrap();
+        assert_eq!(r.insert(0, b"abcdefgh"), 8);
+        assert!(r.fin_reached());
+        assert_eq!(r.window(), 0);
+        assert_eq!(r.data_ack(), 9);
+        assert_eq!(r.right_edge(), r.data_ack());
+        assert_eq!(read_all(&mut r), b"abcdefgh");
+        assert!(r.is_finished());
+        assert_eq!(r.right_edge(), 16);
     }
 
     #[test]

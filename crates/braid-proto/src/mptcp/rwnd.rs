@@ -104,7 +104,7 @@ impl MptcpConnection {
         let ack = self.recv.data_ack();
         let known = self.rcv_wnd_sent.saturating_sub(ack);
         let edge = self.recv_edge_now();
-        if edge <= self.rcv_wnd_sent || edge - ack < known.saturating_mul(2) {
+        if edge <= self.rcv_wnd_sent || edge.saturating_sub(ack) < known.saturating_mul(2) {
             return;
         }
         for s in &mut self.subflows {

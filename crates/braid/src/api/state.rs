@@ -379,13 +379,16 @@ impl State {
 
     /// An orphan (every stream handle dropped) still receiving: read and discard, so that
     /// its close can complete.
-    pub fn drain_orphan(&mut self, conn: ConnectionHandle) {
+    pub fn drain_orphan(&mut self, conn: ConnectionHandle) -> u64 {
         let Self { ep, scratch, .. } = self;
+        let mut dropped = 0;
         while let Ok(n) = ep.read(conn, scratch) {
             if n == 0 {
                 break;
             }
+            dropped += n as u64;
         }
+        dropped
     }
 
     /// Every waiting task learns that the driver has stopped.

@@ -21,7 +21,9 @@ struct Inner {
 impl Drop for Inner {
     /// Like a TCP socket's close: a connection still open is closed gracefully (DATA_FIN
     /// after what is queued; a handshake in progress is abandoned), and the driver finishes
-    /// it alone, discarding what still arrives.
+    /// it alone, discarding what still arrives. Received bytes left unread make it an
+    /// abort (MP_FASTCLOSE, or a RST after fallback), as Linux's close does: the peer must
+    /// not take a clean end for the delivery of what it sent.
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         let st = &mut *st;
@@ -33,17 +35,24 @@ impl Drop for Inner {
             return;
         }
         if let Some(h) = slot.handle {
+            let (established, shut_down, aborted) =
+                (slot.established, slot.shut_down, slot.aborted);
+            // What is already readable goes.
+            //= rfc1122#4.2.2.13
+            //= A CLOSE while received data is still pending in TCP SHOULD send a RST
+            //  to show that data was lost.
+            let unread = st.drain_orphan(h);
             // An engine that no longer knows the handle has nothing left to close.
-            let _ = if !slot.established {
+            let _ = if !established || (unread > 0 && !aborted) {
                 st.ep.abort(h)
-            } else if !slot.shut_down && !slot.aborted {
-                slot.shut_down = true;
+            } else if !shut_down && !aborted {
                 st.ep.close(h)
             } else {
                 Ok(())
             };
-            // What is already readable goes too.
-            st.drain_orphan(h);
+            if let Some(slot) = st.conns.get_mut(&self.id) {
+                slot.shut_down = true;
+            }
             st.dispatch();
             st.wake_driver();
         }

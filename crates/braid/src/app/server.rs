@@ -165,6 +165,9 @@ async fn serve(
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let ended = match done {
                     Ok(e) => e,
+                    // A connection's task panicked: a bug, which must not pass for a
+                    // connection that ended (its stream was dropped, the peer reset).
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(_) => continue,
                 };
                 max_rtt = max_rtt.max(ended.rtt);
