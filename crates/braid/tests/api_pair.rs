@@ -157,6 +157,43 @@ async fn a_stream_dropped_with_unread_data_resets_and_without_closes() {
     }
 }
 
+/// An echo's reply carries the ACK of the request: the driver lets the streams that the
+/// input woke run before it sends, instead of a pure ACK going out just ahead of the reply.
+/// Requests of three segments (the second asks for an ACK at once), on one thread as the
+/// CLI runs.
+#[tokio::test(flavor = "current_thread")]
+async fn an_echo_reply_carries_the_ack_of_its_request() {
+    const EXCHANGES: u64 = 50;
+    const REQUEST: usize = 3000;
+    let (c, s) = pair(1);
+    let listener = s.listen(5000).expect("listen");
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; REQUEST];
+        for _ in 0..EXCHANGES {
+            stream.read_exact(&mut buf).await.expect("request");
+            stream.write_all(&buf).await.expect("reply");
+        }
+        stream
+    });
+    let mut stream = c.connect(sa("10.0.0.1:5000")).await.expect("connect");
+    let request = pattern(REQUEST);
+    let mut back = vec![0u8; REQUEST];
+    let before = s.io_stats().packets_out;
+    for _ in 0..EXCHANGES {
+        stream.write_all(&request).await.expect("write");
+        stream.read_exact(&mut back).await.expect("read");
+        assert_eq!(back, request);
+    }
+    let sent = s.io_stats().packets_out - before;
+    let _peer = server.await.expect("task");
+    // Three segments of reply each; a pure ACK ahead of every reply would make it four.
+    assert!(
+        sent <= EXCHANGES * 3 + EXCHANGES / 5,
+        "{sent} packets from the server for {EXCHANGES} replies of three segments"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_does_not_read_stops_the_writer_within_the_buffers() {
     let (send_buf, recv_buf) = (64 * 1024, 64 * 1024);

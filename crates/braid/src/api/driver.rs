@@ -81,6 +81,8 @@ pub(crate) struct Driver {
     passed: Vec<Passed>,
     /// Monitor events other workers sent (to the first), being published.
     events: Vec<MonitorEvent>,
+    /// The streams that the last input woke run before the driver sends (see `round`).
+    apps_first: bool,
 }
 
 /// What the driver sends: the engine's transmits, queued per device and sent a batch at a
@@ -285,6 +287,7 @@ impl Driver {
             armed: None,
             ctl,
             wakes: Vec::new(),
+            apps_first: false,
             peers,
             passed: Vec::new(),
             events: Vec::new(),
@@ -459,7 +462,7 @@ impl Driver {
         false
     }
 
-    fn round(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<bool> {
+    fn round(&mut self, cx: &mut Context<'_>, st: &mut State) -> io::Result<Round> {
         let more_rx = self.receive(cx, st)?;
         let now = st.now();
         if st.ep.poll_timeout().is_some_and(|t| t <= now) {
@@ -470,11 +473,35 @@ impl Driver {
             d.rx.set_connections(st.conns.len());
         }
         self.control(cx, st);
+        // Streams that the input woke run before the send: what they write at once (an
+        // echo, a reply) carries the ACKs the input asks for, instead of pure ACKs going
+        // out just ahead of it (Linux's receiver likewise holds an ACK whose window would
+        // not grow until the application reads). Once per input: the next round sends
+        // whatever they did. ACKs that cannot wait went out in `hand_in` already.
+        if !st.deferred.is_empty() && !self.apps_first {
+            self.apps_first = true;
+            return Ok(Round::AppsFirst);
+        }
+        self.apps_first = false;
         let more_tx = self.flush(st, TX_BATCH, cx)?;
         // Application calls and the flush can end a connection at once.
         st.dispatch();
-        Ok(more_rx || more_tx)
+        Ok(if more_rx || more_tx {
+            Round::More
+        } else {
+            Round::Idle
+        })
     }
+}
+
+/// How a round of the driver ended.
+enum Round {
+    /// More to read or to send: another round.
+    More,
+    /// Nothing left: arm the timer and sleep.
+    Idle,
+    /// Streams were woken and run before the next round sends (see `Driver::round`).
+    AppsFirst,
 }
 
 impl Drop for Driver {
@@ -503,6 +530,10 @@ impl Future for Driver {
         for w in this.wakes.drain(..) {
             w.wake();
         }
+        if this.apps_first {
+            // Behind them in the run queue: they run first, then the driver sends.
+            cx.waker().wake_by_ref();
+        }
         done
     }
 }
@@ -512,8 +543,9 @@ impl Driver {
     fn rounds(&mut self, cx: &mut Context<'_>, st: &mut State) -> Poll<()> {
         for _ in 0..ROUNDS {
             match self.round(cx, st) {
-                Ok(true) => continue,
-                Ok(false) => {
+                Ok(Round::More) => continue,
+                Ok(Round::AppsFirst) => return Poll::Pending,
+                Ok(Round::Idle) => {
                     if self.arm_timer(cx, st) {
                         continue;
                     }
