@@ -329,7 +329,10 @@ struct Subflow {
 }
 
 impl Subflow {
-    fn new(tcb: Tcb, local_id: u8, remote_id: u8, backup: bool, join: Option<Join>) -> Subflow {
+    fn new(mut tcb: Tcb, local_id: u8, remote_id: u8, backup: bool, join: Option<Join>) -> Subflow {
+        // Its bytes stay in the connection's buffer, once for every subflow (`TxMap` says
+        // which data offsets each subflow offset carries).
+        tcb.count_send_bytes_only();
         Subflow {
             tcb,
             tx: TxMap::new(),

@@ -6,6 +6,12 @@ use super::*;
 impl MptcpConnection {
     /// Processes one received segment of subflow `id` (decoded header and payload).
     pub fn handle_segment(&mut self, now: Instant, id: SubflowId, repr: &TcpRepr, payload: &[u8]) {
+        self.take_segment(now, id, repr, payload);
+        // What it acknowledged (at either level) may free sent bytes.
+        self.release_sent();
+    }
+
+    fn take_segment(&mut self, now: Instant, id: SubflowId, repr: &TcpRepr, payload: &[u8]) {
         let Some(s) = self.subflows.get_mut(id) else {
             return;
         };

@@ -21,12 +21,14 @@ impl MptcpConnection {
     pub(super) fn reap(&mut self) {
         let una = self.send.una();
         let usable = self.subflows.iter().filter(|s| s.usable()).count();
+        let mut released = false;
         for id in 0..self.subflows.len() {
             let Some(s) = self.subflows.get_mut(id) else {
                 continue;
             };
             if !s.dead && s.tcb.state() == TcpState::Closed {
                 s.dead = true;
+                released = true;
                 //= rfc8684#3.3.6
                 //= Data sent on a subflow that fails and not yet DATA_ACKed is sent again on
                 //   another subflow (the DATA_ACK, not the subflow ACK, proves delivery).
@@ -63,6 +65,10 @@ impl MptcpConnection {
             r.range.start = r.range.start.max(una);
             r.range.start < r.range.end
         });
+        if released {
+            // A closed subflow sends nothing again: what only it needed goes.
+            self.release_sent();
+        }
         //= rfc8684#3.3.3
         //= Once the DATA_FIN is acknowledged every byte is delivered: a stale subflow, which
         //   cannot complete its FIN exchange, is reset rather than left to time out (Linux
@@ -378,10 +384,87 @@ impl MptcpConnection {
             while seg.repr.options.padded_len() > self.opt_limit
                 && seg.repr.options.sack_blocks.pop().is_some()
             {}
-            let payload = self.subflows.get(id)?.tcb.payload(&seg);
+            let payload = self.segment_payload(id, &seg);
             return Some((id, seg.repr, payload));
         }
         None
+    }
+
+    /// Frees the DATA_ACKed bytes that no subflow can send any more: below the lowest data
+    /// offset any open subflow carries and has not had acknowledged (see
+    /// [`DataSend::release`]).
+    ///
+    /// The buffer is one ring: a subflow that lags far behind (a path that died, its
+    /// retransmissions backing off) would hold everything written after its bytes. Once it
+    /// holds more than the buffer's capacity that way, it gets its own copy of its bytes
+    /// (its TCB keeps them, as a plain TCP connection's does) and lets go of the ring.
+    pub(super) fn release_sent(&mut self) {
+        let una = self.send.una();
+        if self.send.held_from() >= una {
+            return;
+        }
+        let limit = self
+            .send
+            .end()
+            .saturating_sub(self.send.capacity_total() as u64);
+        let mut needed = una;
+        for id in 0..self.subflows.len() {
+            let Some(lo) = self.needed_by(id) else {
+                continue;
+            };
+            if lo < limit && self.copy_out(id) {
+                continue;
+            }
+            needed = needed.min(lo);
+        }
+        self.send.release(needed);
+    }
+
+    /// The lowest data offset subflow `id` may still send from the connection's buffer.
+    fn needed_by(&self, id: SubflowId) -> Option<u64> {
+        let s = self.subflows.get(id)?;
+        if s.dead || s.tcb.state() == TcpState::Closed || s.tcb.keeps_send_bytes() {
+            return None;
+        }
+        let una = s.tcb.snd_una_offset();
+        s.tx.data_ranges_from(una).map(|r| r.start).min()
+    }
+
+    /// Subflow `id`'s TCB takes a copy of the bytes it holds (see `release_sent`).
+    fn copy_out(&mut self, id: SubflowId) -> bool {
+        let Some(s) = self.subflows.get_mut(id) else {
+            return false;
+        };
+        let una = s.tcb.snd_una_offset();
+        let parts: Vec<Payload<'_>> =
+            s.tx.data_ranges_from(una)
+                .map(|r| self.send.slice(r))
+                .collect();
+        s.tcb.keep_send_bytes(&parts)
+    }
+
+    /// The payload of subflow `id`'s segment at subflow offsets `data`: its bytes live in
+    /// the data-level buffer (the TCB keeps none), at the data offsets its mapping gives.
+    /// No segment straddles two mappings (a new one starts a segment), so they are one
+    /// data range.
+    fn segment_payload(&self, id: SubflowId, seg: &crate::tcp::Segment) -> Payload<'_> {
+        let data = &seg.data;
+        let len = data.end - data.start;
+        let Some(s) = self.subflows.get(id).filter(|_| len > 0) else {
+            return Payload::default();
+        };
+        if s.tcb.keeps_send_bytes() {
+            // A subflow that lagged behind holds a copy of its own (see `release_sent`).
+            return s.tcb.payload(seg);
+        }
+        let at = s.tx.lookup(data.start, len);
+        match at {
+            Some((d, n)) if n == len => self.send.slice(d..d + len),
+            _ => {
+                debug_assert!(false, "subflow {id} bytes {data:?} without one mapping");
+                Payload::default()
+            }
+        }
     }
 
     /// Option bytes a new segment that continues a mapping reserves, or `None` while every
@@ -514,13 +597,9 @@ impl MptcpConnection {
                 }
             } else if sub == 0 && payload_len <= usize::from(u16::MAX) {
                 let len = payload_len as u16;
-                let payload = self
-                    .subflows
-                    .get(id)
-                    .map(|s| s.tcb.send_slice(data.clone()));
-                let sum = checksum.then(|| {
-                    dss_checksum_parts(tx_space.dsn(0), 1, len, payload.unwrap_or_default())
-                });
+                // Subflow offset 0 carries data offset 0: the handshake's first byte.
+                let payload = self.send.slice(0..u64::from(len));
+                let sum = checksum.then(|| dss_checksum_parts(tx_space.dsn(0), 1, len, payload));
                 if let Some(o) = self.hs.data_option(len, sum) {
                     repr.options.mptcp.push(MptcpOption::MpCapable(o));
                     self.mpc_ack_sent = true;
@@ -571,19 +650,11 @@ impl MptcpConnection {
             } else {
                 let fin_ready = self.send.fin_ready();
                 let send = &self.send;
-                let tcb = &s.tcb;
                 let make = |msub: u64, data: u64, len: u64| {
                     let with_fin = fin == Some(data + len) && fin_ready;
-                    // The checksum covers the whole mapping: its bytes are still in the
-                    // subflow's send buffer (none of them was acknowledged there yet).
-                    let bytes = checksum.then(|| {
-                        let b = tcb.send_slice(msub..msub + len);
-                        if b.len() as u64 == len {
-                            b
-                        } else {
-                            send.slice(data..data + len)
-                        }
-                    });
+                    // The checksum covers the whole mapping: its bytes are still held at the
+                    // data level (the subflow has not acknowledged them yet).
+                    let bytes = checksum.then(|| send.slice(data..data + len));
                     (
                         tx_mapping_of(&tx_space, msub, data, len, with_fin, bytes),
                         with_fin,

@@ -2,7 +2,9 @@
 //!
 //! Bytes stay here from [`DataSend::write`] until a DATA_ACK covers them, whichever subflow
 //! carried them, so unacknowledged ranges can be reinjected on another subflow
-//! ([`DataSend::unacked`]). Offsets are data offsets (0 = DSN IDSN + 1).
+//! ([`DataSend::unacked`]); and until no subflow still needs them ([`DataSend::release`]):
+//! they are the only copy, each subflow's segments and retransmissions are cut from here.
+//! Offsets are data offsets (0 = DSN IDSN + 1).
 
 use core::ops::Range;
 
@@ -12,7 +14,11 @@ use crate::wire::Payload;
 /// The connection-level send state.
 #[derive(Debug)]
 pub struct DataSend {
+    /// Holds up to twice `capacity`: the DATA_ACKed bytes a subflow may still send do not
+    /// count against the application's share (see [`DataSend::release`]).
     buf: SendBuffer,
+    /// Bytes written and not DATA_ACKed at most.
+    capacity: usize,
     /// First unacknowledged data offset.
     una: u64,
     /// Next data offset never handed to a subflow.
@@ -39,7 +45,8 @@ impl DataSend {
     /// first DATA_ACK.
     pub fn new(capacity: usize, initial_window: u64) -> DataSend {
         DataSend {
-            buf: SendBuffer::new(capacity),
+            buf: SendBuffer::new(capacity.saturating_mul(2)),
+            capacity,
             una: 0,
             nxt: 0,
             right_edge: initial_window,
@@ -54,7 +61,15 @@ impl DataSend {
         if self.fin.is_some() {
             return 0;
         }
-        self.buf.write(data)
+        let n = data.len().min(self.free());
+        self.buf.write(&data[..n])
+    }
+
+    /// Room for the application: the capacity less what is not DATA_ACKed, and what the
+    /// buffer itself has left.
+    fn free(&self) -> usize {
+        let unacked = usize::try_from(self.buf.end() - self.una).unwrap_or(usize::MAX);
+        self.capacity.saturating_sub(unacked).min(self.buf.free())
     }
 
     /// Free space for [`DataSend::write`].
@@ -62,14 +77,14 @@ impl DataSend {
         if self.fin.is_some() {
             0
         } else {
-            self.buf.free()
+            self.free()
         }
     }
 
     /// Enough free space to wake a writer that found the buffer full: a quarter of it, as
     /// for a TCP connection's send buffer.
     pub fn wakes_writer(&self) -> bool {
-        self.fin.is_none() && self.buf.wakes_writer()
+        self.fin.is_none() && self.free() >= (self.capacity / 4).max(1)
     }
 
     /// Queues the DATA_FIN after every byte written.
@@ -139,7 +154,6 @@ impl DataSend {
         }
         let newly = ack - self.una;
         self.una = ack;
-        self.buf.ack_to(ack.min(self.buf.end()));
         if self.fin_sent && Some(ack.saturating_sub(1)) == self.fin && ack == max {
             self.fin_acked = true;
         }
@@ -147,6 +161,24 @@ impl DataSend {
         //= The right edge of the window never moves back.
         self.right_edge = self.right_edge.max(ack.saturating_add(window));
         AckOutcome::Accepted { newly_acked: newly }
+    }
+
+    /// Bytes written and not DATA_ACKed at most (the buffer's size as configured).
+    pub fn capacity_total(&self) -> usize {
+        self.capacity
+    }
+
+    /// The lowest data offset still held.
+    pub fn held_from(&self) -> u64 {
+        self.buf.end() - self.buf.len() as u64
+    }
+
+    /// Frees the DATA_ACKed bytes below `needed`, the lowest data offset a subflow may still
+    /// send (its bytes not acknowledged at the subflow level: a subflow retransmits what
+    /// it sent, also bytes another subflow got through). Such bytes do not count against
+    /// the capacity, up to as much again.
+    pub fn release(&mut self, needed: u64) {
+        self.buf.ack_to(needed.min(self.una).min(self.buf.end()));
     }
 
     /// Hands the next unsent range to a subflow: at most `max_len` bytes, within the peer's
@@ -234,7 +266,15 @@ mod tests {
         assert_eq!(s.right_edge(), 14);
         assert_eq!(s.next_range(100, false), Some(8..14));
         assert_eq!(s.next_range(1, true), Some(14..15)); // probe beyond the window
+                                                         // DATA_ACKed bytes are held while a subflow may still send them, beside the
+                                                         // capacity.
         assert_eq!(s.capacity(), 5);
+        assert_eq!(s.slice(0..2).to_vec(), b"01");
+        s.release(2);
+        assert_eq!(s.slice(1..4).to_vec(), b"23");
+        s.release(u64::MAX);
+        assert_eq!(s.capacity(), 5);
+        assert_eq!(s.slice(4..6).to_vec(), b"5");
     }
 
     #[test]

@@ -39,6 +39,10 @@ fn ring_put(ring: &mut [u8], at: u64, src: &[u8]) {
 /// rounded up) only as far as the bytes held reach, so an idle connection costs nothing.
 /// A segment's payload is one or two runs of it ([`Payload`]), copied once into the
 /// outgoing packet.
+///
+/// A counting buffer ([`SendBuffer::counting`]) keeps the account without the bytes, for an
+/// owner that holds them itself: an MPTCP subflow's bytes live once in the connection's
+/// data-level buffer, for every subflow and retransmission.
 #[derive(Debug)]
 pub struct SendBuffer {
     ring: Vec<u8>,
@@ -47,6 +51,8 @@ pub struct SendBuffer {
     /// Bytes held.
     len: usize,
     capacity: usize,
+    /// Counts only: no ring, and [`SendBuffer::slice`] is empty.
+    counting: bool,
 }
 
 /// The first ring a send buffer allocates.
@@ -59,7 +65,50 @@ impl SendBuffer {
             base: 0,
             len: 0,
             capacity,
+            counting: false,
         }
+    }
+
+    /// A buffer that counts what is written and acknowledged but keeps no byte (see
+    /// [`SendBuffer`]).
+    pub fn counting(capacity: usize) -> Self {
+        SendBuffer {
+            counting: true,
+            ..SendBuffer::new(capacity)
+        }
+    }
+
+    /// The most bytes it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// A counting buffer keeps its bytes from now on: `parts` are every byte it holds, in
+    /// order (false, and nothing changes, when they are not as many).
+    pub fn keep(&mut self, parts: &[Payload<'_>]) -> bool {
+        if !self.counting {
+            return true;
+        }
+        if parts.iter().map(|p| p.len()).sum::<usize>() != self.len {
+            return false;
+        }
+        let held = core::mem::take(&mut self.len);
+        self.counting = false;
+        self.reserve(held);
+        let mut at = self.base;
+        for p in parts {
+            for run in [p.head, p.tail] {
+                ring_put(&mut self.ring, at, run);
+                at += run.len() as u64;
+            }
+        }
+        self.len = held;
+        true
+    }
+
+    /// Keeps no byte (see [`SendBuffer::counting`]).
+    pub fn is_counting(&self) -> bool {
+        self.counting
     }
 
     /// Bytes held (written, not yet acknowledged).
@@ -99,9 +148,11 @@ impl SendBuffer {
         if n == 0 {
             return 0;
         }
-        self.reserve(self.len + n);
-        let end = self.end();
-        ring_put(&mut self.ring, end, &bytes[..n]);
+        if !self.counting {
+            self.reserve(self.len + n);
+            let end = self.end();
+            ring_put(&mut self.ring, end, &bytes[..n]);
+        }
         self.len += n;
         n
     }
@@ -154,7 +205,7 @@ impl SendBuffer {
     pub fn slice(&self, from: u64, to: u64) -> Payload<'_> {
         let lo = from.max(self.base);
         let hi = to.min(self.end());
-        if hi <= lo {
+        if hi <= lo || self.counting {
             return Payload::default();
         }
         ring_get(&self.ring, lo, (hi - lo) as usize)
@@ -401,6 +452,27 @@ mod tests {
         assert_eq!(b.write(&big), big.len());
         b.ack_to(b.end());
         assert!(b.allocated() > MIN_SEND_RING);
+    }
+
+    #[test]
+    fn a_counting_buffer_keeps_the_account_and_no_byte_until_it_keeps_them() {
+        let mut b = SendBuffer::counting(10);
+        assert_eq!(b.write(b"abcdefgh"), 8);
+        assert_eq!(b.write(b"ijkl"), 2, "bounded like any other");
+        assert_eq!((b.len(), b.free(), b.allocated()), (10, 0, 0));
+        assert!(b.slice(0, 4).is_empty());
+        b.ack_to(3);
+        assert_eq!((b.end(), b.len()), (10, 7));
+        // The owner hands the held bytes over: not as many, refused.
+        assert!(!b.keep(&[Payload::from(&b"defg"[..])]));
+        assert!(b.is_counting());
+        let (head, tail) = (&b"defg"[..], &b"hij"[..]);
+        assert!(b.keep(&[Payload { head, tail }]));
+        assert!(!b.is_counting());
+        assert_eq!(b.slice(3, 10).to_vec(), b"defghij");
+        assert_eq!(b.write(b"klmn"), 3);
+        b.ack_to(5);
+        assert_eq!(b.slice(0, 20).to_vec(), b"fghijklm");
     }
 
     #[test]

@@ -624,14 +624,9 @@ impl Tcb {
         })
     }
 
-    /// Bytes of the send buffer at stream offsets `r` (clipped to what is still held: the
-    /// unacknowledged and unsent bytes).
-    pub fn send_slice(&self, r: Range<u64>) -> Payload<'_> {
-        self.send.slice(r.start, r.end)
-    }
-
     /// The payload bytes of a segment returned by [`Tcb::poll_segment`] (call before the next
-    /// `handle_segment`, which may free acknowledged bytes).
+    /// `handle_segment`, which may free acknowledged bytes); empty when the owner keeps the
+    /// bytes ([`Tcb::count_send_bytes_only`]).
     pub fn payload(&self, seg: &Segment) -> Payload<'_> {
         self.send.slice(seg.data.start, seg.data.end)
     }

@@ -419,6 +419,28 @@ impl Tcb {
 
     // ------------------------------------------------------------------ application side
 
+    /// From now on the TCB counts the bytes written and acknowledged but keeps none: the
+    /// owner holds them and supplies each segment's payload itself ([`Tcb::payload`] is
+    /// empty). An MPTCP subflow's bytes live once, in the connection's data-level buffer.
+    /// Only before anything was written.
+    pub fn count_send_bytes_only(&mut self) {
+        if self.send.is_empty() && !self.send.is_counting() {
+            self.send = SendBuffer::counting(self.send.capacity());
+        }
+    }
+
+    /// The TCB keeps its bytes again (after [`Tcb::count_send_bytes_only`]): `parts` are the
+    /// bytes it holds, from SND.UNA on, in order. False (nothing changes) when they are not
+    /// as many.
+    pub fn keep_send_bytes(&mut self, parts: &[Payload<'_>]) -> bool {
+        self.send.keep(parts)
+    }
+
+    /// The TCB holds its unacknowledged bytes itself (see [`Tcb::count_send_bytes_only`]).
+    pub fn keeps_send_bytes(&self) -> bool {
+        !self.send.is_counting()
+    }
+
     /// Queues bytes for sending; returns how many were accepted (0 when the buffer is full
     /// or the connection can no longer send).
     pub fn write(&mut self, data: &[u8]) -> usize {
