@@ -333,3 +333,109 @@ fn a_time_wait_ack_without_options_is_not_a_fallback() {
     assert!(!s.is_fallback());
     assert!(s.is_closed() && c.pair.client.is_closed());
 }
+
+/// A subflow reset with data its peer never got: the RST's sequence number is beyond what
+/// the peer expects, so the peer answers it with a challenge ACK (RFC 5961 §3.2); the closed
+/// subflow answers that with a RST at the exact number (RFC 9293 §3.10.7.1), and the peer's
+/// subflow closes. It ignored the challenge ACK before, and the peer's subflow waited in
+/// FIN-WAIT-2 for good once the connection ended (the in-process workers test hung 7 runs
+/// in 1000).
+#[test]
+fn a_reset_subflow_answers_the_challenge_ack_and_the_peer_closes_it() {
+    let mut p = Pair::two_paths(MptcpConfig::default(), Faults::default());
+    p.establish_and_join();
+    assert!(p.client.is_subflow_established(1));
+    // The client's data on subflow 0 (port 40000) is lost from now on.
+    p.filter = Some(Box::new(
+        |_, to_server, repr: &mut TcpRepr, payload: &[u8]| {
+            !(to_server && repr.src_port == 40000 && !payload.is_empty())
+        },
+    ));
+    let data: Vec<u8> = (0..200_000).map(|i| stream_byte(1, i)).collect();
+    let mut written = 0;
+    for _ in 0..2000 {
+        written += p.client.write(&data[written..]);
+        if !p.step() {
+            break;
+        }
+        let lost = p
+            .client
+            .subflow(0)
+            .is_some_and(|t| t.snd_una_offset() + 4000 < t.snd_nxt_offset());
+        if lost {
+            break;
+        }
+    }
+    let t = p.client.subflow(0).expect("subflow 0");
+    assert!(
+        t.snd_una_offset() < t.snd_nxt_offset(),
+        "data lost on subflow 0"
+    );
+    p.client.close_subflow(0).expect("reset");
+    p.filter = None;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..100_000 {
+        written += p.client.write(&data[written..]);
+        if let Some(s) = p.server.as_mut() {
+            let n = s.read(&mut buf);
+            got.extend_from_slice(&buf[..n]);
+        }
+        let closed = p
+            .server
+            .as_ref()
+            .and_then(|s| s.subflow(0))
+            .is_some_and(|t| t.state() == braid_proto::TcpState::Closed);
+        if closed && got.len() == data.len() {
+            break;
+        }
+        if !p.step() {
+            break;
+        }
+    }
+    assert!(
+        got == data,
+        "{} of {} bytes, byte-exact",
+        got.len(),
+        data.len()
+    );
+    let srv = p.server.as_ref().expect("server");
+    assert_eq!(
+        srv.subflow(0).map(|t| t.state()),
+        Some(braid_proto::TcpState::Closed),
+        "the server's subflow 0 took the exact RST"
+    );
+}
+
+/// Both DATA_FINs acknowledged, but the peer's FIN (and its RST) on one subflow never
+/// arrive: that subflow waits in FIN-WAIT-2 with nothing to retransmit, so after the close
+/// timeout (Linux's `net.mptcp.close_timeout`, 60 s) it is reset and the connection ends.
+#[test]
+fn subflows_still_open_a_close_timeout_after_both_data_fins_are_reset() {
+    let mut p = Pair::two_paths(MptcpConfig::default(), Faults::default());
+    p.establish_and_join();
+    assert!(p.client.is_subflow_established(1));
+    // The client's FIN and RST on subflow 0 (port 40000) are lost.
+    p.filter = Some(Box::new(|_, to_server, repr: &mut TcpRepr, _: &[u8]| {
+        !(to_server && repr.src_port == 40000 && (repr.flags.fin() || repr.flags.rst()))
+    }));
+    p.transfer(100_000, 100_000);
+    let done = p.now;
+    let server_closed = |p: &Pair| p.server.as_ref().is_some_and(|s| s.is_closed());
+    while !server_closed(&p) && p.now < done + Duration::from_secs(120) {
+        if !p.step() {
+            break;
+        }
+    }
+    assert!(server_closed(&p), "the server's subflows closed");
+    let took = p.now - done;
+    assert!(
+        took >= Duration::from_secs(59) && took <= Duration::from_secs(61),
+        "{took:?} after both DATA_FINs"
+    );
+    let srv = p.server.as_ref().expect("server");
+    assert_eq!(
+        srv.subflow(0).map(|t| t.state()),
+        Some(braid_proto::TcpState::Closed)
+    );
+}

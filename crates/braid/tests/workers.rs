@@ -147,6 +147,16 @@ async fn send_and_read_back(stream: &mut MptcpStream, data: &[u8]) -> Vec<u8> {
     back
 }
 
+/// A hang guard, not a timing assertion (a run takes a fraction of a second; a subflow
+/// whose peer's FIN was lost closes after the 60 s close timeout): a stream that has not
+/// finished `what` after 90 s panics with its own account of itself.
+async fn within<T>(stream: &MptcpStream, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(std::time::Duration::from_secs(90), f).await {
+        Ok(t) => t,
+        Err(_) => panic!("{what}: still waiting after 90 s; {:#?}", stream.info()),
+    }
+}
+
 async fn echo(mut stream: MptcpStream) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -157,7 +167,8 @@ async fn echo(mut stream: MptcpStream) {
         stream.write_all(&buf[..n]).await.expect("server write");
     }
     stream.shutdown().await.expect("server shutdown");
-    stream.closed().await;
+    let (closed, s) = (stream.closed(), &stream);
+    within(s, "the server's close", closed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,9 +197,17 @@ async fn two_workers_serve_echoes_and_joins_whatever_queue_their_flows_reach() {
                 .open_subflow(ip("10.1.0.2"), sa("10.1.0.1:7"), false)
                 .expect("join requested");
             let data = pattern(BYTES, k);
-            let back = send_and_read_back(&mut stream, &data).await;
+            let echoed = send_and_read_back(&mut stream, &data);
+            let Ok(back) = tokio::time::timeout(std::time::Duration::from_secs(20), echoed).await
+            else {
+                panic!(
+                    "connection {k}: no end of the echo after 20 s; {:#?}",
+                    stream.info()
+                );
+            };
             assert!(back == data, "connection {k}: the echo differs");
-            assert_eq!(stream.closed().await, None);
+            let closed = within(&stream, "the client's close", stream.closed()).await;
+            assert_eq!(closed, None);
             stream.info().expect("info").subflows.len()
         }));
     }
@@ -199,7 +218,7 @@ async fn two_workers_serve_echoes_and_joins_whatever_queue_their_flows_reach() {
             "a connection and its join"
         );
     }
-    tokio::time::timeout(std::time::Duration::from_secs(30), server)
+    tokio::time::timeout(std::time::Duration::from_secs(120), server)
         .await
         .expect("the server finished")
         .expect("server task");

@@ -154,6 +154,9 @@ pub struct MptcpConfig {
     pub add_addr_timeout: crate::time::Duration,
     /// Retransmissions of an unechoed ADD_ADDR (Linux's `ADD_ADDR_RETRANS_MAX`, 3).
     pub add_addr_retrans_max: u8,
+    /// How long subflows may take to close once both DATA_FINs are acknowledged; those
+    /// still open then are reset (Linux's `net.mptcp.close_timeout`, default 60 s).
+    pub close_timeout: crate::time::Duration,
 }
 
 impl Default for MptcpConfig {
@@ -169,6 +172,7 @@ impl Default for MptcpConfig {
             scheduler: crate::sched::SchedulerKind::Default,
             add_addr_timeout: crate::time::Duration::from_secs(120),
             add_addr_retrans_max: 3,
+            close_timeout: crate::time::Duration::from_secs(60),
         }
     }
 }
@@ -461,6 +465,8 @@ pub struct MptcpConnection {
     /// The data-level retransmission timer: when it fires with the DATA_ACK still at
     /// `rtx.una`, the first unacknowledged bytes go again on another subflow.
     rtx: DataRtx,
+    /// When both DATA_FINs were acknowledged (the subflows' close timeout runs from there).
+    data_closed_at: Option<Instant>,
     /// The right edge of the connection-level receive window advertised so far (a data
     /// offset; Linux's `rcv_wnd_sent`): it never moves left (see `rwnd.rs`).
     rcv_wnd_sent: u64,
@@ -525,6 +531,7 @@ impl MptcpConnection {
             addr: addr::AddrState::default(),
             opt_limit: MAX_OPTION_SPACE,
             rtx: DataRtx::default(),
+            data_closed_at: None,
             rcv_wnd_sent: 0,
             window_clamp: None,
         }
@@ -662,10 +669,18 @@ impl MptcpConnection {
             .filter_map(|s| s.tcb.poll_timeout())
             .chain(self.addr_timeout())
             .chain(self.rtx.at)
+            .chain(self.close_deadline())
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.close_deadline().is_some_and(|t| t <= now) {
+            for s in &mut self.subflows {
+                if !matches!(s.tcb.state(), TcpState::Closed | TcpState::TimeWait) {
+                    s.tcb.abort();
+                }
+            }
+        }
         if self.addr_timeout().is_some_and(|t| t <= now) {
             self.addr_handle_timeout(now);
         }
@@ -678,6 +693,7 @@ impl MptcpConnection {
             self.data_rtx_fired(now);
         }
         self.arm_data_rtx(now);
+        self.note_data_closed(now);
     }
 
     // ------------------------------------------------------------------ input

@@ -2,7 +2,8 @@
 //! [`MptcpConnection`]: the data-level timer that moves bytes not DATA_ACKed in time to
 //! another subflow (RFC 8684 §3.3.6), and the DATA_FIN, sent once every byte went to a
 //! subflow, retransmitted until DATA_ACKed, and only then followed by the subflows' FINs
-//! (§3.3.3).
+//! (§3.3.3); once both DATA_FINs are acknowledged, subflows that do not close in time are
+//! reset ([`MptcpConnection::close_deadline`], from the timer pair).
 //!
 //! A child module of `connection` (it reaches the connection's private state), like
 //! `addr.rs`; the hooks are [`MptcpConnection::arm_data_rtx`] and
@@ -257,5 +258,29 @@ impl MptcpConnection {
             && self.send.fin_ready()
             && !self.send.fin_acked()
             && self.send.una() >= self.send.nxt()
+    }
+
+    //= rfc8684#3.3.3
+    //= Once both DATA_FINs are acknowledged the connection is closed; subflows that do not
+    //  finish their own close in time (the peer's FIN or RST lost, with nothing left to
+    //  retransmit on our side) are reset, as Linux does after `close_timeout`.
+    /// The time the subflows still open are reset, while any is.
+    pub(super) fn close_deadline(&self) -> Option<Instant> {
+        let at = self.data_closed_at?;
+        self.subflows
+            .iter()
+            .any(|s| !matches!(s.tcb.state(), TcpState::Closed | TcpState::TimeWait))
+            .then(|| at + self.cfg.close_timeout)
+    }
+
+    /// Notes when both DATA_FINs were acknowledged.
+    pub(super) fn note_data_closed(&mut self, now: Instant) {
+        if self.data_closed_at.is_none()
+            && !self.fallback
+            && self.recv.fin_reached()
+            && self.send.fin_acked()
+        {
+            self.data_closed_at = Some(now);
+        }
     }
 }

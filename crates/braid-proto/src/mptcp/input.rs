@@ -9,6 +9,7 @@ impl MptcpConnection {
         self.take_segment(now, id, repr, payload);
         // What it acknowledged (at either level) may free sent bytes.
         self.release_sent();
+        self.note_data_closed(now);
     }
 
     fn take_segment(&mut self, now: Instant, id: SubflowId, repr: &TcpRepr, payload: &[u8]) {

@@ -374,7 +374,11 @@ impl MptcpConnection {
             } else {
                 MAX_OPTION_SPACE.min(s.tcb.mss().saturating_sub(payload_len))
             };
-            if seg.probe {
+            if seg.reset_reply {
+                // A closed subflow's answer to a segment of its peer: a plain RST, as Linux
+                // sends once the subflow's socket is gone (no MP_FASTCLOSE again, no
+                // MP_TCPRST).
+            } else if seg.probe {
                 self.probe_options(id, &mut seg.repr);
             } else {
                 self.add_options(id, &mut seg.repr, seg.data.clone());

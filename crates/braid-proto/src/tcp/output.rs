@@ -202,6 +202,7 @@ impl Tcb {
                 data: 0..0,
                 retransmission: false,
                 probe: false,
+                reset_reply: r.closed,
             });
         }
         match self.state {
@@ -231,6 +232,7 @@ impl Tcb {
                     data: 0..0,
                     retransmission,
                     probe: false,
+                    reset_reply: false,
                 })
             }
             TcpState::TimeWait | TcpState::FinWait2 if !self.can_send_data() => {
@@ -260,6 +262,7 @@ impl Tcb {
             data: 0..0,
             retransmission: false,
             probe: false,
+            reset_reply: false,
         })
     }
 
@@ -481,6 +484,7 @@ impl Tcb {
                 data: 0..0,
                 retransmission: false,
                 probe: true,
+                reset_reply: false,
             });
         }
         self.pure_ack(now)
@@ -543,6 +547,7 @@ impl Tcb {
             data: data.start.saturating_sub(1)..data.end.saturating_sub(1),
             retransmission: true,
             probe: false,
+            reset_reply: false,
         }
     }
 
@@ -621,6 +626,7 @@ impl Tcb {
             data: start - 1..start - 1 + len,
             retransmission: false,
             probe: false,
+            reset_reply: false,
         })
     }
 

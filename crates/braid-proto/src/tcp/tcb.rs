@@ -74,6 +74,9 @@ pub struct Segment {
     /// A zero-window probe: an ACK with an old sequence number, which the peer answers
     /// with an ACK but otherwise drops (options such as MPTCP signals on it are lost).
     pub probe: bool,
+    /// A RST answering a segment that the TCB could not take (RFC 9293 §3.10.7): as a
+    /// host without the connection would send it, it carries nothing else.
+    pub reset_reply: bool,
 }
 
 /// What [`Tcb::handle_segment`] did with a segment.
@@ -119,6 +122,8 @@ pub struct TcbParams {
 struct RstReply {
     seq: u32,
     ack: Option<u32>,
+    /// Answers a segment that reached the closed TCB (see [`Segment::reset_reply`]).
+    closed: bool,
 }
 
 /// A transmission control block. See the [module docs](super).
@@ -548,6 +553,7 @@ impl Tcb {
             self.rst_reply = Some(RstReply {
                 seq: self.wire_seq(self.snd_nxt),
                 ack: None,
+                closed: false,
             });
         }
         self.enter_closed(Some(error));
