@@ -20,10 +20,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
 use super::device::{pick, PacketDevice};
+use super::mailbox::{Mailbox, Passed};
 use super::reader::{self, DevRx};
 use super::state::{Shared, State};
 use super::timer::PreciseTimer;
-use super::workers::{Mailbox, Passed, Peers, ShardCtl};
+use super::workers::{Peers, ShardCtl};
 use super::writer::Writer;
 use crate::ctl::{monitor_events, CtlServer, EndpointCtl, MonitorEvent};
 

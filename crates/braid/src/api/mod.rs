@@ -32,6 +32,7 @@
 pub mod device;
 mod driver;
 mod listener;
+mod mailbox;
 mod reader;
 mod state;
 mod stream;

@@ -421,7 +421,7 @@ impl State {
 /// never take each other's state) what other workers hand this one.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    pub mailbox: Mutex<super::workers::Mailbox>,
+    pub mailbox: Mutex<super::mailbox::Mailbox>,
     /// With several workers: this one has nothing left to serve (it ends once all have).
     pub done: std::sync::atomic::AtomicBool,
 }

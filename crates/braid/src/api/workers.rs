@@ -6,7 +6,7 @@
 //! same flow, else to one its hash of the flow picks: a connection's packets reach the
 //! worker that sends them, and a new connection's SYN the worker that then owns it. What
 //! reaches another worker (an MP_JOIN SYN, whose token names its worker; a flow the kernel
-//! forgot after a few idle seconds) is handed over through the owner's [`Mailbox`]: the
+//! forgot after a few idle seconds) is handed over through the owner's [`Mailbox`](super::mailbox::Mailbox): the
 //! engine says where it goes (`braid_proto::Endpoint::handle_packet_sharded`), and no
 //! table is shared. The control plane is served by the first worker, which carries
 //! changes out on every worker's engine and adds their connections and counters up; the
@@ -15,74 +15,13 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::sync::Arc;
 
 use braid_proto::Handoff;
 
+use super::mailbox::{Mailbox, Passed};
 use super::state::Shared;
 use crate::ctl::{CtlHandler, EndpointCtl, MonitorEvent, Request, Response};
-use crate::sync::lock;
-
-/// A packet another worker passed on.
-pub(crate) struct Passed {
-    /// The path it arrived on.
-    pub iface: usize,
-    /// How many workers passed it on (the last on the round answers it).
-    pub passed: u8,
-    pub packet: Vec<u8>,
-}
-
-/// What other workers hand a worker: packets, and (for the first worker) monitor events.
-#[derive(Default)]
-pub(crate) struct Mailbox {
-    packets: Vec<Passed>,
-    events: Vec<MonitorEvent>,
-    waker: Option<Waker>,
-}
-
-impl Mailbox {
-    /// Takes what waits into `packets` and `events`, and remembers who to wake for more.
-    pub fn take(
-        mailbox: &Mutex<Mailbox>,
-        waker: &Waker,
-        packets: &mut Vec<Passed>,
-        events: &mut Vec<MonitorEvent>,
-    ) {
-        let mut m = lock(mailbox);
-        packets.append(&mut m.packets);
-        events.append(&mut m.events);
-        if !m.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            m.waker = Some(waker.clone());
-        }
-    }
-
-    /// Wakes the owner (to look at its peers again).
-    fn wake(mailbox: &Mutex<Mailbox>) {
-        let waker = lock(mailbox).waker.clone();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Leaves something, waking the owner when the mailbox was empty (a worker empties
-    /// its mailbox each time it runs).
-    fn put(mailbox: &Mutex<Mailbox>, f: impl FnOnce(&mut Mailbox)) {
-        let waker = {
-            let mut m = lock(mailbox);
-            let was_empty = m.packets.is_empty() && m.events.is_empty();
-            f(&mut m);
-            if was_empty {
-                m.waker.clone()
-            } else {
-                None
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
 
 /// A worker's view of all workers.
 pub(crate) struct Peers {
