@@ -585,21 +585,15 @@ impl Endpoint {
         len: usize,
         mptcp_reason: Option<u8>,
     ) {
-        //= rfc9293#3.10.7.1
-        //# CLOSED: an incoming RST is discarded; otherwise send <SEQ=SEG.ACK><CTL=RST> if ACK is on, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-        if tcp.flags.rst() || self.rst_queue.len() >= MAX_RST_QUEUE {
+        if self.rst_queue.len() >= MAX_RST_QUEUE {
             return;
         }
-        let f = tcp.flags;
-        let (seq, ack, flags) = if f.ack() {
-            (tcp.ack, 0, TcpFlags::RST)
-        } else {
-            let seg_len = len as u32 + u32::from(f.syn()) + u32::from(f.fin());
-            (
-                0,
-                tcp.seq.wrapping_add(seg_len),
-                TcpFlags::RST | TcpFlags::ACK,
-            )
+        let Some((seq, ack)) = crate::tcp::reset_answer(tcp, len) else {
+            return;
+        };
+        let (ack, flags) = match ack {
+            Some(a) => (a, TcpFlags::RST | TcpFlags::ACK),
+            None => (0, TcpFlags::RST),
         };
         let mut options = TcpOptions::default();
         if let Some(reason) = mptcp_reason {

@@ -267,10 +267,7 @@ impl MptcpConnection {
     /// The time the subflows still open are reset, while any is.
     pub(super) fn close_deadline(&self) -> Option<Instant> {
         let at = self.data_closed_at?;
-        self.subflows
-            .iter()
-            .any(|s| !matches!(s.tcb.state(), TcpState::Closed | TcpState::TimeWait))
-            .then(|| at + self.cfg.close_timeout)
+        (!self.is_closed()).then(|| at + self.cfg.close_timeout)
     }
 
     /// Notes when both DATA_FINs were acknowledged.

@@ -265,9 +265,10 @@ mod tests {
         assert_eq!(s.on_data_ack(5, 1), AckOutcome::Accepted { newly_acked: 1 });
         assert_eq!(s.right_edge(), 14);
         assert_eq!(s.next_range(100, false), Some(8..14));
-        assert_eq!(s.next_range(1, true), Some(14..15)); // probe beyond the window
-                                                         // DATA_ACKed bytes are held while a subflow may still send them, beside the
-                                                         // capacity.
+        // A probe beyond the window.
+        assert_eq!(s.next_range(1, true), Some(14..15));
+        // DATA_ACKed bytes are held while a subflow may still send them, beside the
+        // capacity.
         assert_eq!(s.capacity(), 5);
         assert_eq!(s.slice(0..2).to_vec(), b"01");
         s.release(2);

@@ -83,28 +83,18 @@ impl Tcb {
     ) -> SegmentOutcome {
         let out = match self.state {
             TcpState::Closed => {
-                //= rfc9293#3.10.7.1
-                //# CLOSED: an incoming RST is discarded; otherwise send <SEQ=SEG.ACK><CTL=RST> if ACK is on, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
                 // An MPTCP subflow closes inside a connection that lives on: its peer's
                 // segments still reach it (the challenge ACK that answers a reset whose
-                // sequence number was not the one it expected, after data it never got).
-                // A RST of our own still waiting to go (an abort's) goes first.
-                let f = repr.flags;
-                if !f.rst() && self.rst_reply.is_none() {
-                    self.rst_reply = Some(if f.ack() {
-                        RstReply {
-                            seq: repr.ack,
-                            ack: None,
+                // sequence number was not the one it expected, after data it never got),
+                // and get the answer of a host without the connection. A RST of our own
+                // still waiting to go (an abort's) goes first.
+                if self.rst_reply.is_none() {
+                    self.rst_reply =
+                        crate::tcp::reset_answer(repr, payload.len()).map(|(seq, ack)| RstReply {
+                            seq,
+                            ack,
                             closed: true,
-                        }
-                    } else {
-                        let len = payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
-                        RstReply {
-                            seq: 0,
-                            ack: Some(repr.seq.wrapping_add(len)),
-                            closed: true,
-                        }
-                    });
+                        });
                 }
                 SegmentOutcome::default()
             }

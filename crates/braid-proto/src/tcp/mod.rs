@@ -63,6 +63,24 @@ pub use tcb::{Segment, SegmentOutcome, Tcb, TcbEvents, TcbParams, Timer};
 
 use crate::cc::CcAlgorithm;
 use crate::time::Duration;
+use crate::wire::TcpRepr;
+
+//= rfc9293#3.10.7.1
+//# CLOSED: an incoming RST is discarded; otherwise send <SEQ=SEG.ACK><CTL=RST> if ACK is on, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+/// The RST that answers `seg` (with `len` payload bytes) where no connection takes it:
+/// its sequence number, and its acknowledgment number when it carries one (RST,ACK).
+/// `None` for a RST, which is not answered.
+pub(crate) fn reset_answer(seg: &TcpRepr, len: usize) -> Option<(u32, Option<u32>)> {
+    let f = seg.flags;
+    if f.rst() {
+        None
+    } else if f.ack() {
+        Some((seg.ack, None))
+    } else {
+        let seg_len = len as u32 + u32::from(f.syn()) + u32::from(f.fin());
+        Some((0, Some(seg.seq.wrapping_add(seg_len))))
+    }
+}
 
 /// TCP engine configuration, shared by every connection of an endpoint
 /// (`EndpointConfig::tcp`).

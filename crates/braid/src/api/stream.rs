@@ -35,23 +35,21 @@ impl Drop for Inner {
             return;
         }
         if let Some(h) = slot.handle {
-            let (established, shut_down, aborted) =
-                (slot.established, slot.shut_down, slot.aborted);
             // What is already readable goes.
             //= rfc1122#4.2.2.13
             //= A CLOSE while received data is still pending in TCP SHOULD send a RST
             //  to show that data was lost.
             let unread = st.drain_orphan(h);
-            // An engine that no longer knows the handle has nothing left to close.
-            let _ = if !established || (unread > 0 && !aborted) {
-                st.ep.abort(h)
-            } else if !shut_down && !aborted {
-                st.ep.close(h)
-            } else {
-                Ok(())
-            };
             if let Some(slot) = st.conns.get_mut(&self.id) {
-                slot.shut_down = true;
+                // An engine that no longer knows the handle has nothing left to close.
+                let _ = if !slot.established || (unread > 0 && !slot.aborted) {
+                    st.ep.abort(h)
+                } else if !slot.shut_down && !slot.aborted {
+                    slot.shut_down = true;
+                    st.ep.close(h)
+                } else {
+                    Ok(())
+                };
             }
             st.dispatch();
             st.wake_driver();
