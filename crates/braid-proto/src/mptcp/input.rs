@@ -35,7 +35,42 @@ impl MptcpConnection {
         {
             return;
         }
-        let out = s.tcb.handle_segment(now, repr, payload);
+        let seg_map = find_dss(repr).and_then(|d| d.mapping.map(|m| (m, d.data_fin)));
+        let out = if let Some(rx_space) = self.rx_space.filter(|_| {
+            !self.fallback
+                && !payload.is_empty()
+                && !self.neg.is_some_and(|n| n.checksum)
+                && s.join.is_none_or(|j| j.state == JoinState::Established)
+                && !seg_map.is_some_and(|(m, _)| m.is_infinite())
+        }) {
+            //= rfc8684#3.3.1
+            //= In-order bytes that a mapping (without checksum) already places in the data
+            //  stream go straight into the data-level buffer, as `pull` would move them a
+            //  moment later: one copy fewer. The segment's own mapping is added after it, as
+            //  for every other segment; an infinite mapping (fallback) takes the old way.
+            let seg = seg_map.and_then(|(m, fin)| {
+                let (sub, data) = (s.tcb.recv_offset(), self.recv.next_expected());
+                RxMap::decode(&rx_space, &m, fin, sub, data).ok()
+            });
+            let (rx, recv, counters) = (&s.rx, &mut self.recv, &mut self.counters);
+            let mut place = |sub: u64, bytes: &[u8]| {
+                let len = bytes.len() as u64;
+                match rx.place(sub, len, seg.as_ref()) {
+                    Some(data) if data + len <= recv.right_edge() => {
+                        if data + len <= recv.next_expected() {
+                            counters.DuplicateData += 1;
+                        }
+                        recv.insert(data, bytes);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            s.tcb
+                .handle_segment_into(now, repr, payload, Some(&mut place))
+        } else {
+            s.tcb.handle_segment(now, repr, payload)
+        };
         let after = s.tcb.state();
         //= rfc8684#3.5
         //= A RST with MP_FASTCLOSE carrying our key ends the connection at once (counted
@@ -406,6 +441,11 @@ impl MptcpConnection {
 
     pub(super) fn after_input(&mut self, id: SubflowId) {
         self.pull(id);
+        // In-order bytes mostly pass the subflow's buffer by: one that held some (a hole
+        // filled, a mapping arrived) is freed once they moved on.
+        if let Some(s) = self.subflows.get_mut(id) {
+            s.tcb.release_recv_if_drained();
+        }
         if self.fallback {
             self.fallback_acks(id);
         }

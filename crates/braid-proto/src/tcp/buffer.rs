@@ -305,6 +305,20 @@ impl RecvBuffer {
         (self.contiguous - before) as usize
     }
 
+    /// Whether `n` bytes arriving in order could pass the ring by ([`RecvBuffer::pass`]):
+    /// nothing is unread, nothing waits out of order, and they fit.
+    pub fn can_pass(&self, n: usize) -> bool {
+        self.readable() == 0 && self.ooo.is_empty() && n <= self.capacity
+    }
+
+    /// Counts `n` in-order bytes as received and read at once: their reader took them
+    /// straight from the segment (see [`RecvBuffer::can_pass`]), so they are never stored.
+    pub fn pass(&mut self, n: usize) {
+        debug_assert!(self.can_pass(n));
+        self.contiguous += n as u64;
+        self.read = self.contiguous;
+    }
+
     /// Bytes of ring allocated now.
     pub fn allocated(&self) -> usize {
         self.ring.len()
@@ -356,7 +370,7 @@ impl RecvBuffer {
     /// Frees the ring when the application read everything, nothing waits out of order and
     /// the ring is at its smallest (no bulk flow behind it): an idle connection holds no
     /// receive memory; the next byte allocates it again. Called from the application's reads,
-    /// not from an MPTCP connection's pull, which drains a subflow's ring at every segment.
+    /// and by an MPTCP connection after moving a subflow's bytes on (most pass it by).
     pub fn release_if_drained(&mut self) {
         if self.readable() == 0 && self.ooo.is_empty() && self.ring.len() <= MIN_RECV_RING {
             self.ring = Vec::new();
@@ -367,6 +381,27 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_order_bytes_taken_elsewhere_pass_by_without_a_ring() {
+        let mut r = RecvBuffer::new(1000);
+        assert!(r.can_pass(1000) && !r.can_pass(1001));
+        r.pass(600);
+        assert_eq!(
+            (r.contiguous_end(), r.readable(), r.allocated()),
+            (600, 0, 0)
+        );
+        // Bytes that wait (out of order here) stop the passing until they are read.
+        assert_eq!(r.write_at(700, &[1; 50]), 0);
+        assert!(!r.can_pass(100));
+        assert_eq!(r.write_at(600, &[2; 100]), 150);
+        assert!(!r.can_pass(1));
+        let mut out = [0u8; 200];
+        assert_eq!(r.read(&mut out), 150);
+        assert!(r.can_pass(1000));
+        r.pass(10);
+        assert_eq!(r.contiguous_end(), 760);
+    }
 
     #[test]
     fn a_full_send_buffer_wakes_its_writer_only_once_a_quarter_is_free() {

@@ -78,6 +78,11 @@ impl Tcb {
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
     }
+    /// Of [`Tcb::bytes_received`], the bytes that went straight from their segment to an
+    /// in-order sink ([`Tcb::handle_segment_into`]) without being stored here.
+    pub fn bytes_passed(&self) -> u64 {
+        self.bytes_passed
+    }
     /// Segments retransmitted.
     pub fn retransmits(&self) -> u64 {
         self.retransmits

@@ -81,6 +81,21 @@ impl Tcb {
         repr: &TcpRepr,
         payload: &[u8],
     ) -> SegmentOutcome {
+        self.handle_segment_into(now, repr, payload, None)
+    }
+
+    /// [`Tcb::handle_segment`], offering new in-order bytes to `sink` first when nothing
+    /// waits in the receive buffer: `sink(offset, bytes)` returns true when it took them all
+    /// (an MPTCP connection placing them in its data-level buffer), and they are counted as
+    /// received and read without being stored; on false they are stored as usual. Either
+    /// way the TCP side (sequence numbers, ACKs, SACK) is the same.
+    pub fn handle_segment_into(
+        &mut self,
+        now: Instant,
+        repr: &TcpRepr,
+        payload: &[u8],
+        sink: Option<InOrderSink<'_>>,
+    ) -> SegmentOutcome {
         let out = match self.state {
             TcpState::Closed => {
                 // An MPTCP subflow closes inside a connection that lives on: its peer's
@@ -100,7 +115,7 @@ impl Tcb {
             }
             TcpState::Listen => SegmentOutcome::default(),
             TcpState::SynSent => self.handle_syn_sent(now, repr),
-            _ => self.handle_synchronized(now, repr, payload),
+            _ => self.handle_synchronized(now, repr, payload, sink),
         };
         self.update_persist(now);
         out
@@ -269,6 +284,7 @@ impl Tcb {
         now: Instant,
         repr: &TcpRepr,
         payload: &[u8],
+        sink: Option<InOrderSink<'_>>,
     ) -> SegmentOutcome {
         let mut f = repr.flags;
         // The segment's own text length: a segment that carried data is no duplicate ACK,
@@ -460,7 +476,7 @@ impl Tcb {
                 TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
             )
         {
-            data_range = self.receive_data(now, seq, payload);
+            data_range = self.receive_data(now, seq, payload, sink);
         } else if !payload.is_empty() {
             // Data after the peer's FIN: acknowledge and ignore.
             self.ack_now = true;
@@ -511,7 +527,13 @@ impl Tcb {
         }
     }
 
-    pub(super) fn receive_data(&mut self, now: Instant, seq: i64, payload: &[u8]) -> Range<u64> {
+    pub(super) fn receive_data(
+        &mut self,
+        now: Instant,
+        seq: i64,
+        payload: &[u8],
+        sink: Option<InOrderSink<'_>>,
+    ) -> Range<u64> {
         let rcv_nxt = self.rcv_nxt as i64;
         // Trim what was already received.
         let skip = if seq < rcv_nxt {
@@ -542,12 +564,22 @@ impl Tcb {
         }
         let had_gap = !self.recv.ooo().is_empty();
         let in_order = start_seq == self.rcv_nxt;
-        let newly = self.recv.write_at(offset, bytes);
+        let passed = in_order
+            && self.recv.can_pass(bytes.len())
+            && sink.is_some_and(|take| take(offset, bytes));
+        let newly = if passed {
+            self.recv.pass(bytes.len());
+            self.bytes_passed += bytes.len() as u64;
+            bytes.len()
+        } else {
+            self.recv.write_at(offset, bytes)
+        };
         self.rcv_mss = self.rcv_mss.max(payload.len());
         if newly > 0 {
             self.rcv_nxt += newly as u64;
             self.bytes_received += newly as u64;
-            self.events.readable = true;
+            // Bytes the sink took were read as they came.
+            self.events.readable |= !passed;
         }
         if !in_order {
             self.note_ooo(offset);

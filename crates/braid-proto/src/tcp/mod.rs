@@ -59,7 +59,7 @@ mod tcb;
 pub use buffer::{RecvBuffer, SendBuffer, MAX_OOO_RANGES};
 pub use ranges::RangeSet;
 pub use rtt::RttEstimator;
-pub use tcb::{Segment, SegmentOutcome, Tcb, TcbEvents, TcbParams, Timer};
+pub use tcb::{InOrderSink, Segment, SegmentOutcome, Tcb, TcbEvents, TcbParams, Timer};
 
 use crate::cc::CcAlgorithm;
 use crate::time::Duration;

@@ -89,6 +89,10 @@ pub struct SegmentOutcome {
     pub data: Range<u64>,
 }
 
+/// Where [`Tcb::handle_segment_into`] may put new in-order bytes instead of the receive
+/// buffer: called with their stream offset and the bytes, returns true when it took them.
+pub type InOrderSink<'a> = &'a mut dyn FnMut(u64, &[u8]) -> bool;
+
 /// Things that happened since the last [`Tcb::take_events`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcbEvents {
@@ -254,6 +258,8 @@ pub struct Tcb {
     bytes_sent: u64,
     bytes_acked: u64,
     bytes_received: u64,
+    /// Of them, bytes an in-order sink took without the receive buffer storing them.
+    bytes_passed: u64,
     retransmits: u64,
     paws_drops: u64,
     challenge_acks: u64,
@@ -389,6 +395,7 @@ impl Tcb {
             bytes_sent: 0,
             bytes_acked: 0,
             bytes_received: 0,
+            bytes_passed: 0,
             retransmits: 0,
             paws_drops: 0,
             challenge_acks: 0,
@@ -477,6 +484,12 @@ impl Tcb {
         let n = self.consume(n);
         self.recv.release_if_drained();
         n
+    }
+
+    /// Frees the receive buffer when nothing waits in it (see
+    /// [`RecvBuffer::release_if_drained`](super::RecvBuffer::release_if_drained)).
+    pub fn release_recv_if_drained(&mut self) {
+        self.recv.release_if_drained();
     }
 
     /// Up to `max` readable bytes in place, for a reader that copies them where they go

@@ -194,6 +194,36 @@ impl RxMap {
         Ok(())
     }
 
+    /// The data offset of the `len` new in-order subflow bytes at offset `sub`, when they
+    /// can go to the data level as they arrive, without waiting in the subflow's buffer: one
+    /// mapping without a checksum covers them all (`seg`, the one their segment carries and
+    /// that is added after it, or one received before) and no other mapping of these bytes
+    /// says otherwise. `None` leaves them to the subflow's buffer and [`RxMap::step`], which
+    /// decides every other case (no mapping yet, checksums, fallback, contradictions).
+    pub fn place(&self, sub: u64, len: u64, seg: Option<&RxMapping>) -> Option<u64> {
+        if self.infinite.is_some() || len == 0 || seg.is_some_and(|m| m.checksum.is_some()) {
+            return None;
+        }
+        let end = sub + len;
+        let mut found: Option<RxMapping> = None;
+        let held = self.maps.iter().take_while(|m| m.sub < end);
+        for m in seg.into_iter().chain(held) {
+            if m.end() <= sub || m.len == 0 {
+                continue;
+            }
+            if m.checksum.is_some() {
+                return None;
+            }
+            match found {
+                Some(f) if f.delta() != m.delta() => return None,
+                Some(_) => {}
+                None if m.sub <= sub && end <= m.end() => found = Some(*m),
+                None => return None,
+            }
+        }
+        found.map(|f| f.data + (sub - f.sub))
+    }
+
     /// What to do with the in-order subflow bytes at offset `sub` of which `readable` are
     /// available.
     pub fn step(&mut self, sub: u64, readable: u64) -> RxStep {
@@ -489,5 +519,42 @@ mod tests {
         let far = MAX_RX_MAPPINGS as u64 * 2 + 10;
         let m = RxMap::decode(&s, &wire(&s, far, far, 1, None), false, 0, 0).unwrap();
         assert_eq!(r.add(m, 0, 100), Err(MappingError::TooMany));
+    }
+
+    #[test]
+    fn place_finds_where_in_order_bytes_go_only_when_nothing_else_decides() {
+        let s = space();
+        let mapping = |sub, data, len, csum| {
+            RxMap::decode(&s, &wire(&s, sub, data, len, csum), false, sub, data).unwrap()
+        };
+        let mut r = RxMap::new();
+        // Nothing mapped: the bytes wait.
+        assert_eq!(r.place(0, 100, None), None);
+        // The segment's own mapping, or one held, covering every byte.
+        assert_eq!(
+            r.place(0, 100, Some(&mapping(0, 500, 100, None))),
+            Some(500)
+        );
+        r.add(mapping(0, 500, 3000, None), 0, 1 << 20).unwrap();
+        assert_eq!(r.place(1400, 1400, None), Some(1900));
+        assert_eq!(
+            r.place(1400, 1400, Some(&mapping(1400, 1900, 1400, None))),
+            Some(1900)
+        );
+        // Bytes past the mapping's end, or a segment mapping that contradicts it.
+        assert_eq!(r.place(2800, 400, None), None);
+        assert_eq!(
+            r.place(1400, 1400, Some(&mapping(1400, 9000, 1400, None))),
+            None
+        );
+        // A checksum is verified over the whole mapping first.
+        assert_eq!(r.place(0, 100, Some(&mapping(0, 500, 100, Some(7)))), None);
+        let mut c = RxMap::new();
+        c.add(mapping(0, 500, 100, Some(7)), 0, 1 << 20).unwrap();
+        assert_eq!(c.place(0, 100, None), None);
+        // After the infinite mapping the subflow is plain TCP.
+        r.set_infinite(3000, 3500);
+        assert_eq!(r.place(1400, 1400, None), None);
+        assert_eq!(r.place(0, 0, None), None);
     }
 }
