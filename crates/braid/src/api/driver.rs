@@ -94,6 +94,8 @@ struct Outbox {
     out: Vec<Vec<Vec<u8>>>,
     /// Emptied packet buffers, for reuse.
     pool: Vec<Vec<u8>>,
+    /// A device's writer said it was full: nothing more leaves the engine until it has room.
+    tx_full: bool,
 }
 
 impl Outbox {
@@ -139,6 +141,18 @@ impl Outbox {
         limit: usize,
         cx: &Context<'_>,
     ) -> io::Result<bool> {
+        if self.tx_full {
+            // Nothing more out of the engine while a writer is full: it wakes the driver
+            // once it has room.
+            for dev in devices {
+                if let Some(w) = &dev.tx {
+                    if !w.tx.check(cx.waker())? {
+                        return Ok(false);
+                    }
+                }
+            }
+            self.tx_full = false;
+        }
         let now = st.now();
         let mut queued = 0usize;
         let mut at_limit = true;
@@ -174,21 +188,24 @@ impl Outbox {
                 self.out[i].push(b);
             }
         }
+        let mut room = true;
         for (dev, out) in devices.iter().zip(self.out.iter_mut()) {
-            send_out(dev, out, &mut self.pool, st, cx)?;
+            room &= send_out(dev, out, &mut self.pool, st, cx)?;
         }
-        Ok(at_limit)
+        self.tx_full = !room;
+        Ok(at_limit && room)
     }
 }
 
-/// Sends what is queued for `dev` (through its writer, when it has one).
+/// Sends what is queued for `dev` (through its writer, when it has one); false when its
+/// writer is full (see `DevTx::hand_over`).
 fn send_out(
     dev: &Device,
     out: &mut Vec<Vec<u8>>,
     pool: &mut Vec<Vec<u8>>,
     st: &mut State,
     cx: &Context<'_>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     if let Some(w) = &dev.tx {
         // Its counts are the writer's (`State::io_stats`).
         return if out.is_empty() {
@@ -198,7 +215,7 @@ fn send_out(
         };
     }
     if out.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let n = out.len();
     let sent = dev
@@ -209,7 +226,7 @@ fn send_out(
     st.io.packets_out += sent as u64;
     st.io.packets_dropped += n.saturating_sub(sent) as u64;
     pool.append(out);
-    Ok(())
+    Ok(true)
 }
 
 impl Driver {
@@ -282,6 +299,7 @@ impl Driver {
                     .map(|_| Vec::with_capacity(TX_BATCH))
                     .collect(),
                 pool: Vec::new(),
+                tx_full: false,
             },
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             precise: PreciseTimer::new().ok(),
@@ -540,7 +558,10 @@ impl Future for Driver {
 }
 
 impl Driver {
-    /// Up to `ROUNDS` rounds, then yield; ready when the endpoint is done.
+    /// Up to `ROUNDS` rounds, then yield; ready when the endpoint is done. Between rounds
+    /// the streams woken so far are woken and the state is handed to a thread waiting for
+    /// it, if one is (see `Shared`): an application on another thread calls in at least
+    /// once per round, not once per run of rounds.
     fn rounds(&mut self, cx: &mut Context<'_>, st: &mut State) -> Poll<()> {
         for _ in 0..ROUNDS {
             match self.round(cx, st) {

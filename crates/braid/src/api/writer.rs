@@ -11,11 +11,15 @@
 //! letting them overtake the flow's own ACKs: `tun::order`) and gives the buffers back. One
 //! writer per device keeps every device's packets in the order the engine produced them.
 //!
-//! The hand-over is bounded: at [`PENDING_MAX`] packets waiting, the driver waits for the
-//! writer (the device is the bottleneck then, and the engine must not run ahead of it). A
-//! write error ends the writer; the driver sees it at its next hand-over, or at once when
-//! it sleeps, through the waker it left. Dropping the [`Writer`] stops the thread after it
-//! has written everything it was given, and waits for that.
+//! The hand-over is bounded: at [`PENDING_MAX`] packets waiting the writer says it is full
+//! and the driver takes nothing more out of the engine (the device is the bottleneck then,
+//! and the engine must not run ahead of it) until the writer, down to half of that, wakes
+//! it. The driver never waits for the writer: it would wait holding the state that the
+//! application's threads need for every call (with a thousand kernel clients the writer is
+//! the bottleneck, and their connections then waited seconds to be accepted). A write
+//! error ends the writer; the driver sees it at its next hand-over, or at once when it
+//! sleeps, through the waker it left. Dropping the [`Writer`] stops the thread after it has
+//! written everything it was given, and waits for that.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +30,8 @@ use std::thread::JoinHandle;
 use super::device::PacketDevice;
 use crate::sync::{lock, wait};
 
-/// Packets waiting for the writer before the driver waits for it.
+/// Packets waiting for the writer from which on the driver hands over no more until the
+/// writer is down to half of them.
 pub(crate) const PENDING_MAX: usize = 1024;
 /// Written buffers the driver keeps for reuse (the rest are freed).
 const POOL_MAX: usize = 1024;
@@ -42,8 +47,10 @@ struct Queue {
     /// The writer is asleep, waiting for packets.
     idle: bool,
     error: Option<(io::ErrorKind, String)>,
-    /// The driver's waker, for an error found while it sleeps.
+    /// The driver's waker, for an error found while it sleeps, or room it waits for.
     waker: Option<Waker>,
+    /// The driver was told the writer is full: wake it once half of that is written.
+    want_room: bool,
     stop: bool,
 }
 
@@ -53,8 +60,6 @@ pub(crate) struct DevTx {
     queue: Mutex<Queue>,
     /// Signalled when packets (or the stop) arrive for the writer.
     work: Condvar,
-    /// Signalled when the writer took packets (room for a waiting driver).
-    room: Condvar,
     /// Packets written, and dropped (the device's queue was full, or its link down).
     sent: AtomicU64,
     dropped: AtomicU64,
@@ -66,7 +71,6 @@ impl DevTx {
             dev,
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
-            room: Condvar::new(),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -83,34 +87,42 @@ impl DevTx {
     }
 
     /// Hands `out` (emptied) to the writer, after the packets handed before; takes written
-    /// buffers back into `pool` (up to [`POOL_MAX`] there). Waits while [`PENDING_MAX`]
-    /// packets are waiting. Fails with the writer's error once it had one.
+    /// buffers back into `pool` (up to [`POOL_MAX`] there). True while the writer has room
+    /// for more; false once [`PENDING_MAX`] packets wait, and `waker` is woken when it has
+    /// written half of them. Never waits. Fails with the writer's error once it had one.
     pub fn hand_over(
         &self,
         out: &mut Vec<Vec<u8>>,
         pool: &mut Vec<Vec<u8>>,
         waker: &Waker,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let mut q = lock(&self.queue);
-        while q.pending.len() >= PENDING_MAX && q.error.is_none() {
-            q = wait(&self.room, q);
-        }
         Self::remember(&mut q, waker)?;
         q.pending.append(out);
         let keep = POOL_MAX.saturating_sub(pool.len());
         pool.extend(q.free.drain(..).take(keep));
+        let room = Self::room(&mut q);
         let wake = q.idle && !q.pending.is_empty();
         drop(q);
         if wake {
             self.work.notify_one();
         }
-        Ok(())
+        Ok(room)
     }
 
     /// The writer's error, if it had one (the driver's check when it has nothing to hand
-    /// over); `waker` is woken if one comes later.
-    pub fn check(&self, waker: &Waker) -> io::Result<()> {
-        Self::remember(&mut lock(&self.queue), waker)
+    /// over), and whether it has room, as [`DevTx::hand_over`] says; `waker` is woken if an
+    /// error comes later, or the room the driver waits for.
+    pub fn check(&self, waker: &Waker) -> io::Result<bool> {
+        let mut q = lock(&self.queue);
+        Self::remember(&mut q, waker)?;
+        Ok(Self::room(&mut q))
+    }
+
+    fn room(q: &mut Queue) -> bool {
+        let room = q.pending.len() < PENDING_MAX;
+        q.want_room |= !room;
+        room
     }
 
     fn remember(q: &mut Queue, waker: &Waker) -> io::Result<()> {
@@ -176,8 +188,13 @@ fn write_loop(tx: &DevTx) {
             }
             let n = q.pending.len().min(WRITE_BATCH);
             batch.extend(q.pending.drain(..n));
+            if q.want_room && q.pending.len() <= PENDING_MAX / 2 {
+                q.want_room = false;
+                if let Some(w) = &q.waker {
+                    w.wake_by_ref();
+                }
+            }
         }
-        tx.room.notify_one();
         let n = batch.len();
         let result = tx.dev.send_batch(&mut batch);
         let sent = match result {
@@ -191,7 +208,6 @@ fn write_loop(tx: &DevTx) {
                     q.pending.clear();
                     q.waker.take()
                 };
-                tx.room.notify_all();
                 if let Some(w) = waker {
                     w.wake();
                 }
@@ -227,7 +243,7 @@ mod tests {
         let mut pool = Vec::new();
         for round in 0..20u8 {
             let mut out: Vec<Vec<u8>> = (0..10u8).map(|i| vec![round, i]).collect();
-            w.tx.hand_over(&mut out, &mut pool, &waker).unwrap();
+            assert!(w.tx.hand_over(&mut out, &mut pool, &waker).unwrap(), "room");
             assert!(out.is_empty());
         }
         // Written buffers come back at a later hand-over.
@@ -250,6 +266,65 @@ mod tests {
             }
         }
         assert!(b.recv(&mut buf).is_err(), "nothing more");
+    }
+
+    /// A device that takes a while per packet (a kernel taking the packet in).
+    struct Slow(UnixDatagram);
+    impl AsRawFd for Slow {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_raw_fd()
+        }
+    }
+    impl PacketDevice for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        fn recv(&self, _: &mut [u8]) -> io::Result<Option<usize>> {
+            Ok(None)
+        }
+        fn send(&self, _: &[u8]) -> io::Result<bool> {
+            std::thread::sleep(Duration::from_micros(200));
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn a_full_writer_says_so_at_once_and_wakes_the_driver_when_it_has_room() {
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let (a, _b) = UnixDatagram::pair().unwrap();
+        let w = Writer::spawn(Arc::new(Slow(a))).unwrap();
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut pool = Vec::new();
+        // Far more than the writer takes in the meantime: the hand-over never waits.
+        let start = std::time::Instant::now();
+        let mut rooms = Vec::new();
+        for _ in 0..(2 * PENDING_MAX / 64) {
+            let mut out: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 4]).collect();
+            rooms.push(w.tx.hand_over(&mut out, &mut pool, &waker).unwrap());
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "no hand-over waited"
+        );
+        assert!(rooms[0], "room at first");
+        assert!(!rooms.last().copied().unwrap(), "full at the end");
+        assert!(!w.tx.check(&waker).unwrap());
+        assert!(!flag.0.load(Ordering::SeqCst));
+        // The writer wakes the driver once it is down to half.
+        for _ in 0..5000 {
+            if flag.0.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(flag.0.load(Ordering::SeqCst), "woken for room");
+        assert!(w.tx.check(&waker).unwrap(), "room again");
     }
 
     /// A device whose writes fail.
