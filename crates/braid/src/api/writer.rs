@@ -268,38 +268,66 @@ mod tests {
         assert!(b.recv(&mut buf).is_err(), "nothing more");
     }
 
-    /// A device that takes a while per packet (a kernel taking the packet in).
-    struct Slow(UnixDatagram);
-    impl AsRawFd for Slow {
+    /// A test device whose writes do what `send` says (the reads find nothing).
+    struct Dev {
+        sock: UnixDatagram,
+        name: &'static str,
+        send: fn() -> io::Result<bool>,
+    }
+    impl AsRawFd for Dev {
         fn as_raw_fd(&self) -> RawFd {
-            self.0.as_raw_fd()
+            self.sock.as_raw_fd()
         }
     }
-    impl PacketDevice for Slow {
+    impl PacketDevice for Dev {
         fn name(&self) -> &str {
-            "slow"
+            self.name
         }
         fn recv(&self, _: &mut [u8]) -> io::Result<Option<usize>> {
             Ok(None)
         }
         fn send(&self, _: &[u8]) -> io::Result<bool> {
-            std::thread::sleep(Duration::from_micros(200));
-            Ok(true)
+            (self.send)()
         }
+    }
+
+    fn writer(name: &'static str, send: fn() -> io::Result<bool>) -> Writer {
+        let (sock, _) = UnixDatagram::pair().unwrap();
+        Writer::spawn(Arc::new(Dev { sock, name, send })).unwrap()
+    }
+
+    /// A waker that records that it was woken.
+    struct Flag(std::sync::atomic::AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn flag() -> (Arc<Flag>, Waker) {
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        (flag.clone(), Waker::from(flag))
+    }
+
+    /// Waits up to `ms` milliseconds for `flag`.
+    fn woken(flag: &Flag, ms: u64) -> bool {
+        for _ in 0..ms {
+            if flag.0.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        flag.0.load(Ordering::SeqCst)
     }
 
     #[test]
     fn a_full_writer_says_so_at_once_and_wakes_the_driver_when_it_has_room() {
-        struct Flag(std::sync::atomic::AtomicBool);
-        impl Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let (a, _b) = UnixDatagram::pair().unwrap();
-        let w = Writer::spawn(Arc::new(Slow(a))).unwrap();
-        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
+        // A kernel taking each packet in for a while.
+        let w = writer("slow", || {
+            std::thread::sleep(Duration::from_micros(200));
+            Ok(true)
+        });
+        let (flag, waker) = flag();
         let mut pool = Vec::new();
         // Far more than the writer takes in the meantime: the hand-over never waits.
         let start = std::time::Instant::now();
@@ -317,57 +345,20 @@ mod tests {
         assert!(!w.tx.check(&waker).unwrap());
         assert!(!flag.0.load(Ordering::SeqCst));
         // The writer wakes the driver once it is down to half.
-        for _ in 0..5000 {
-            if flag.0.load(Ordering::SeqCst) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(flag.0.load(Ordering::SeqCst), "woken for room");
+        assert!(woken(&flag, 5000), "woken for room");
         assert!(w.tx.check(&waker).unwrap(), "room again");
-    }
-
-    /// A device whose writes fail.
-    struct Broken(UnixDatagram);
-    impl AsRawFd for Broken {
-        fn as_raw_fd(&self) -> RawFd {
-            self.0.as_raw_fd()
-        }
-    }
-    impl PacketDevice for Broken {
-        fn name(&self) -> &str {
-            "broken"
-        }
-        fn recv(&self, _: &mut [u8]) -> io::Result<Option<usize>> {
-            Ok(None)
-        }
-        fn send(&self, _: &[u8]) -> io::Result<bool> {
-            Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
-        }
     }
 
     #[test]
     fn a_write_error_reaches_the_driver_and_wakes_it() {
-        struct Flag(std::sync::atomic::AtomicBool);
-        impl Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let (a, _b) = UnixDatagram::pair().unwrap();
-        let w = Writer::spawn(Arc::new(Broken(a))).unwrap();
-        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
+        let w = writer("broken", || {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
+        });
+        let (flag, waker) = flag();
         let mut pool = Vec::new();
         w.tx.hand_over(&mut vec![vec![1u8, 2, 3]], &mut pool, &waker)
             .unwrap();
-        for _ in 0..1000 {
-            if flag.0.load(Ordering::SeqCst) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(flag.0.load(Ordering::SeqCst), "the driver is woken");
+        assert!(woken(&flag, 1000), "the driver is woken");
         let e = w.tx.check(&waker).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
         assert!(e.to_string().contains("device broken"), "{e}");
