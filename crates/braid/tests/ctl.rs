@@ -262,6 +262,15 @@ fn garbage_gets_a_one_line_error_and_a_stale_socket_is_replaced() {
     // A stale socket file: bound, then its listener gone.
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
     assert!(path.exists());
+    // A process another test forks meanwhile holds the listener until it execs (a
+    // connection then succeeds, and the socket is rightly taken for a live one): the file
+    // is stale once a connection is refused.
+    for _ in 0..2000 {
+        match std::os::unix::net::UnixStream::connect(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
     let server = CtlServer::bind(&path).expect("stale socket replaced");
     let (stop, h) = serve(server, Arc::new(Mutex::new(Vec::new())));
     let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
