@@ -255,22 +255,26 @@ fn requests_round_trip_over_the_socket_which_only_its_owner_may_use() {
     assert!(!path.exists());
 }
 
+/// A stale socket file at `path`: bound, then its listener gone. A process another test
+/// forks meanwhile holds the listener until it execs (a connection then succeeds, and the
+/// socket is rightly taken for a live one): the file is stale once a connection is refused.
+fn stale_socket(path: &std::path::Path) {
+    drop(std::os::unix::net::UnixListener::bind(path).expect("bind"));
+    for _ in 0..2000 {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    panic!("{} still takes connections", path.display());
+}
+
 #[test]
 fn garbage_gets_a_one_line_error_and_a_stale_socket_is_replaced() {
     use std::io::{BufRead, BufReader, Write};
     let (_dir, path) = sock_path("bad");
-    // A stale socket file: bound, then its listener gone.
-    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+    stale_socket(&path);
     assert!(path.exists());
-    // A process another test forks meanwhile holds the listener until it execs (a
-    // connection then succeeds, and the socket is rightly taken for a live one): the file
-    // is stale once a connection is refused.
-    for _ in 0..2000 {
-        match std::os::unix::net::UnixStream::connect(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
-            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
-        }
-    }
     let server = CtlServer::bind(&path).expect("stale socket replaced");
     let (stop, h) = serve(server, Arc::new(Mutex::new(Vec::new())));
     let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
@@ -501,7 +505,7 @@ fn cli_refuses_a_ctl_path_that_is_not_a_stale_socket_and_touches_nothing() {
     // A stale socket is replaced; the socket braid created goes when it exits (here at
     // once, over the bad device name).
     let stale = dir.join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    stale_socket(&stale);
     let s = stale.to_str().expect("utf-8 path");
     let out = braid(&[
         "listen",

@@ -135,6 +135,13 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
         let stale = dir.join("stale");
         drop(UnixListener::bind(&stale).expect("bind"));
+        // A process another test forks meanwhile holds the listener until it execs.
+        for _ in 0..2000 {
+            match UnixStream::connect(&stale) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
         let stale_link = dir.join("stale-link");
         std::os::unix::fs::symlink(&stale, &stale_link).expect("symlink");
         let fifo = dir.join("fifo");
