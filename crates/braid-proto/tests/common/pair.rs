@@ -473,6 +473,38 @@ impl Pair {
         panic!("join did not finish");
     }
 
+    /// Runs a pair until the server's first DSS-mapped data packet is queued, takes it out of
+    /// the network and returns it decoded.
+    pub fn intercept_server_data(&mut self) -> (TcpRepr, Vec<u8>) {
+        for _ in 0..10_000 {
+            self.deliver_due();
+            if let Some(s) = self.server.as_mut() {
+                // Less than a segment: the DSS maps exactly this segment's payload.
+                if s.is_mptcp() && s.send_capacity() == MptcpConfig::default().send_buffer {
+                    s.write(&[0x5a; 1000]);
+                }
+            }
+            self.poll_all();
+            let hit = self.queue.iter().find_map(|(k, (to_server, pkt))| {
+                let seg = parse_tcp_packet(pkt).ok()?;
+                let dss = seg
+                    .tcp
+                    .options
+                    .mptcp
+                    .iter()
+                    .any(|o| matches!(o, MptcpOption::Dss(d) if d.mapping.is_some()));
+                (!*to_server && !seg.payload.is_empty() && dss)
+                    .then(|| (*k, seg.tcp.clone(), seg.payload.to_vec()))
+            });
+            if let Some((k, repr, payload)) = hit {
+                self.queue.remove(&k);
+                return (repr, payload);
+            }
+            assert!(self.advance(), "no server data");
+        }
+        panic!("no server data");
+    }
+
     /// On an established pair: `up` bytes to the server and `down` bytes back, each side
     /// closing when done, driven by [`Pair::step`]; both streams byte-exact.
     pub fn transfer(&mut self, up: usize, down: usize) {
