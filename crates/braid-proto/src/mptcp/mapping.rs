@@ -271,10 +271,19 @@ impl TxMap {
 
     fn find(&self, sub: u64) -> Option<usize> {
         // New data is looked up at the newest mapping, the next segment to send in the
-        // mapping of the last one or the one after it: no search for them.
+        // mapping of the last one or the one after it, and the first unacknowledged byte
+        // (the send window's base, each time the subflow is polled) in the oldest one kept:
+        // no search for them.
         let last = self.chunks.len().checked_sub(1)?;
         if let Some(c) = self.chunks.get(last).filter(|c| c.sub <= sub) {
             return (sub < c.sub + c.len).then_some(last);
+        }
+        if self
+            .chunks
+            .front()
+            .is_some_and(|c| c.sub <= sub && sub < c.sub + c.len)
+        {
+            return Some(0);
         }
         let h = self.hint.get();
         for i in [h, h + 1] {
