@@ -57,10 +57,7 @@ impl MptcpConnection {
                 let len = bytes.len() as u64;
                 match rx.place(sub, len, seg.as_ref()) {
                     Some(data) if data + len <= recv.right_edge() => {
-                        if data + len <= recv.next_expected() {
-                            counters.DuplicateData += 1;
-                        }
-                        recv.insert(data, bytes);
+                        to_data_level(recv, counters, data, Payload::from(bytes));
                         true
                     }
                     _ => false,
@@ -566,14 +563,21 @@ impl MptcpConnection {
                     }
                 }
             }
-            if data + (n as u64) <= self.recv.next_expected() {
-                self.counters.DuplicateData += 1;
-            }
             let Some(s) = self.subflows.get_mut(id) else {
                 return;
             };
-            self.recv.insert_parts(data, s.tcb.peek(n));
+            to_data_level(&mut self.recv, &mut self.counters, data, s.tcb.peek(n));
             s.tcb.consume(n);
         }
     }
+}
+
+/// Puts subflow bytes into the data-level buffer at data offset `data`, counted as a
+/// duplicate (Linux's `DuplicateData`) when every one of them had arrived before: what
+/// `pull` moves from a subflow's buffer and what passes that buffer by alike.
+fn to_data_level(recv: &mut DataRecv, counters: &mut MptcpCounters, data: u64, bytes: Payload<'_>) {
+    if data + bytes.len() as u64 <= recv.next_expected() {
+        counters.DuplicateData += 1;
+    }
+    recv.insert_parts(data, bytes);
 }

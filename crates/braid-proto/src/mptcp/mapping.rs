@@ -274,31 +274,24 @@ impl TxMap {
         // mapping of the last one or the one after it, and the first unacknowledged byte
         // (the send window's base, each time the subflow is polled) in the oldest one kept:
         // no search for them.
+        let covers = |i: usize| {
+            self.chunks
+                .get(i)
+                .is_some_and(|c| c.sub <= sub && sub < c.sub + c.len)
+        };
         let last = self.chunks.len().checked_sub(1)?;
-        if let Some(c) = self.chunks.get(last).filter(|c| c.sub <= sub) {
-            return (sub < c.sub + c.len).then_some(last);
+        if self.chunks.get(last).is_some_and(|c| c.sub <= sub) {
+            return covers(last).then_some(last);
         }
-        if self
-            .chunks
-            .front()
-            .is_some_and(|c| c.sub <= sub && sub < c.sub + c.len)
-        {
+        if covers(0) {
             return Some(0);
         }
         let h = self.hint.get();
-        for i in [h, h + 1] {
-            if self
-                .chunks
-                .get(i)
-                .is_some_and(|c| c.sub <= sub && sub < c.sub + c.len)
-            {
-                self.hint.set(i);
-                return Some(i);
-            }
-        }
-        let i = self.chunks.partition_point(|c| c.sub + c.len <= sub);
-        let c = self.chunks.get(i)?;
-        (c.sub <= sub).then(|| {
+        let i = [h, h + 1]
+            .into_iter()
+            .find(|&i| covers(i))
+            .unwrap_or_else(|| self.chunks.partition_point(|c| c.sub + c.len <= sub));
+        covers(i).then(|| {
             self.hint.set(i);
             i
         })

@@ -558,10 +558,7 @@ impl Future for Driver {
 }
 
 impl Driver {
-    /// Up to `ROUNDS` rounds, then yield; ready when the endpoint is done. Between rounds
-    /// the streams woken so far are woken and the state is handed to a thread waiting for
-    /// it, if one is (see `Shared`): an application on another thread calls in at least
-    /// once per round, not once per run of rounds.
+    /// Up to `ROUNDS` rounds, then yield; ready when the endpoint is done.
     fn rounds(&mut self, cx: &mut Context<'_>, st: &mut State) -> Poll<()> {
         for _ in 0..ROUNDS {
             match self.round(cx, st) {
