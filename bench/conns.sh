@@ -7,6 +7,9 @@
 # segments the kernel clients retransmitted (a loss or a timeout anywhere on the way), and
 # braid's peak memory.
 #
+# PERF=F records braid with perf into F.<n>; PCAP=F captures braid0 (96 bytes a packet) into
+# F.<n>, and the kernel server's veth into F.<n>.kernel.
+#
 # Namespaces braid-conns-<pid>-{t,a,b} are created here and deleted on exit:
 #   t: TUN braid0, kernel side 10.0.0.1/24, braid behind it at 10.0.0.2 (clients run in t)
 #   a, b: veth pair, 10.9.0.1 (clients) and 10.9.0.2 (kernel echo server)
@@ -45,6 +48,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "conns.sh: needs root (network namespaces, TUN)" >&2; exit 1; }
+if [ -n "${PCAP:-}" ] && ! command -v tcpdump >/dev/null; then
+    echo "conns.sh: PCAP needs tcpdump" >&2; exit 1
+fi
 
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -57,8 +63,10 @@ KECHO="${KECHO_BIN:-$TARGET/release/kecho}"
 P="braid-conns-$$"
 T="$P-t"; A="$P-a"; B="$P-b"
 BRAID_PID=""
+KSERVER=""
 cleanup() {
     if [ -n "$BRAID_PID" ]; then kill "$BRAID_PID" 2>/dev/null || true; fi
+    if [ -n "$KSERVER" ]; then kill "$KSERVER" 2>/dev/null || true; fi
     for n in "$T" "$A" "$B"; do ip netns del "$n" 2>/dev/null || true; done
     rm -f "/tmp/$P"-braid-*
 }
@@ -119,6 +127,12 @@ for n in "${counts[@]}"; do
         --json >"/tmp/$P-braid-$n.json" 2>"/tmp/$P-braid-$n.err" &
     BRAID_PID=$!
     for _ in $(seq 50); do grep -q listening "/tmp/$P-braid-$n.err" 2>/dev/null && break; sleep 0.1; done
+    TCPDUMP_PID=""
+    if [ -n "${PCAP:-}" ]; then
+        ip netns exec "$T" tcpdump -q -i braid0 -s 96 -w "$PCAP.$n" 2>/dev/null &
+        TCPDUMP_PID=$!
+        sleep 1
+    fi
     d0=$(tx_dropped)
     p0=$(dev_packets "$T" braid0)
     r0=$(retrans "$T")
@@ -126,6 +140,7 @@ for n in "${counts[@]}"; do
     d1=$(tx_dropped)
     p1=$(dev_packets "$T" braid0)
     r1=$(retrans "$T")
+    if [ -n "$TCPDUMP_PID" ]; then sleep 0.5; kill -INT "$TCPDUMP_PID"; wait "$TCPDUMP_PID" 2>/dev/null || true; fi
     if [ -n "${NSTAT:-}" ]; then ip netns exec "$T" nstat -az 2>/dev/null | grep -E "Drop|Prune|Collapse|TCPTimeouts|RetransSegs|MPTcpExt(DSS|Dup|OFO|Retrans)" | awk '$2 > 0' >&2; fi
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$BRAID_PID/status" 2>/dev/null || echo 0)
     # braid's CPU time (every thread), user + system, in seconds.
@@ -133,9 +148,15 @@ for n in "${counts[@]}"; do
     kill -INT "$BRAID_PID" 2>/dev/null || true
     wait "$BRAID_PID" 2>/dev/null || true
     BRAID_PID=""
+    if [ -n "${PCAP:-}" ]; then
+        ip netns exec "$A" tcpdump -q -i v0 -s 96 -w "$PCAP.$n.kernel" 2>/dev/null &
+        TCPDUMP_PID=$!
+        sleep 1
+    fi
     k0=$(dev_packets "$A" v0)
     k=$(run_clients "$A" 10.9.0.2:7000 "$n")
     k1=$(dev_packets "$A" v0)
+    if [ -n "$TCPDUMP_PID" ]; then sleep 0.5; kill -INT "$TCPDUMP_PID"; wait "$TCPDUMP_PID" 2>/dev/null || true; fi
     rows+=("$n $(field "$b" completed) $(field "$b" wall_s) $(field "$b" slowest_s) $((d1 - d0)) $((r1 - r0)) $(((p1 - p0) / n)) $rss $cpu $(field "$k" completed) $(field "$k" wall_s) $(field "$k" slowest_s) $(((k1 - k0) / n))")
     echo "n=$n braid: $b" >&2
     echo "n=$n kernel: $k" >&2
