@@ -1,14 +1,18 @@
-//! A set of disjoint half-open `u64` ranges kept in a B-tree: O(log n) insert and lookup.
+//! A set of disjoint half-open `u64` ranges kept sorted in a ring (`VecDeque`): O(log n)
+//! lookup, inserts and removals that shift the few ranges after them, and no allocation once
+//! the ring has room (an emptied set keeps it, so a receiver whose out-of-order set empties
+//! and refills at every hole allocates nothing).
 //!
 //! Used for the receiver's out-of-order map and for the sender's SACK scoreboard. Offsets are
 //! 64-bit stream positions, so sequence-number wrap-around never reaches this structure.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// Disjoint, non-adjacent half-open ranges `[start, end)`, with their total size.
 #[derive(Debug, Clone, Default)]
 pub struct RangeSet {
-    map: BTreeMap<u64, u64>,
+    /// Sorted by start; as the ranges are disjoint and not adjacent, by end as well.
+    ranges: VecDeque<(u64, u64)>,
     total: u64,
 }
 
@@ -20,17 +24,27 @@ impl RangeSet {
 
     /// Number of disjoint ranges.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.ranges.len()
     }
 
     /// True when no range is held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.ranges.is_empty()
     }
 
     /// Total bytes covered.
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    /// The number of ranges starting at or below `x`.
+    fn starting_to(&self, x: u64) -> usize {
+        self.ranges.partition_point(|&(a, _)| a <= x)
+    }
+
+    /// The number of ranges ending below `x` (wholly before it, not touching it).
+    fn ending_before(&self, x: u64) -> usize {
+        self.ranges.partition_point(|&(_, b)| b < x)
     }
 
     /// Inserts `[start, end)`, merging with overlapping or adjacent ranges. Returns the number
@@ -39,33 +53,35 @@ impl RangeSet {
         if start >= end {
             return 0;
         }
-        let (mut s, mut e) = (start, end);
-        if let Some((_, &pe)) = self.map.range(..=s).next_back() {
-            if pe >= e {
-                return 0;
-            }
+        let below = self.starting_to(start);
+        if below > 0 && self.ranges[below - 1].1 >= end {
+            return 0;
         }
         // The common case: the highest range grows at its end (data arriving in order
         // beyond a hole): changed in place.
-        if let Some((&a, last)) = self.map.iter_mut().next_back() {
-            if a <= s && s <= *last {
-                let added = e - *last;
-                *last = e;
-                self.total += added;
-                return added;
+        if below == self.ranges.len() {
+            if let Some(last) = self.ranges.back_mut() {
+                if start <= last.1 {
+                    let added = end - last.1;
+                    last.1 = end;
+                    self.total += added;
+                    return added;
+                }
             }
         }
-        let mut removed = 0;
-        while let Some((&a, &b)) = self.map.range(..=e).next_back() {
-            if b < s {
-                break;
-            }
-            self.map.remove(&a);
-            removed += b - a;
-            s = s.min(a);
-            e = e.max(b);
+        // The ranges that overlap or touch `[start, end]` become one.
+        let first = self.ending_before(start);
+        let past = self.starting_to(end);
+        if first >= past {
+            self.ranges.insert(first, (start, end));
+            self.total += end - start;
+            return end - start;
         }
-        self.map.insert(s, e);
+        let s = start.min(self.ranges[first].0);
+        let e = end.max(self.ranges[past - 1].1);
+        let removed: u64 = self.ranges.range(first..past).map(|&(a, b)| b - a).sum();
+        self.ranges[first] = (s, e);
+        self.ranges.drain(first + 1..past);
         let added = (e - s) - removed;
         self.total += added;
         added
@@ -73,17 +89,18 @@ impl RangeSet {
 
     /// Removes everything below `at`.
     pub fn remove_below(&mut self, at: u64) {
-        while let Some((&a, &b)) = self.map.iter().next() {
+        while let Some(front) = self.ranges.front_mut() {
+            let (a, b) = *front;
             if a >= at {
                 break;
             }
-            self.map.remove(&a);
-            self.total -= b - a;
             if b > at {
-                self.map.insert(at, b);
-                self.total += b - at;
+                front.0 = at;
+                self.total -= at - a;
                 break;
             }
+            self.ranges.pop_front();
+            self.total -= b - a;
         }
     }
 
@@ -93,35 +110,35 @@ impl RangeSet {
         if start >= end {
             return 0;
         }
-        let mut removed = 0;
-        // A range starting below `start` that reaches into it.
-        if let Some((&a, &b)) = self.map.range(..start).next_back() {
-            if b > start {
-                self.map.insert(a, start);
-                if b > end {
-                    self.map.insert(end, b);
-                }
-                let cut = b.min(end) - start;
-                self.total -= cut;
-                removed += cut;
-            }
+        // The ranges that overlap `[start, end)`: they end after `start`, begin before `end`.
+        let first = self.ranges.partition_point(|&(_, b)| b <= start);
+        let past = self.ranges.partition_point(|&(a, _)| a < end);
+        if first >= past {
+            return 0;
         }
-        while let Some((&a, &b)) = self.map.range(start..end).next() {
-            self.map.remove(&a);
-            if b > end {
-                self.map.insert(end, b);
-            }
-            let cut = b.min(end) - a;
-            self.total -= cut;
-            removed += cut;
+        let removed: u64 = self
+            .ranges
+            .range(first..past)
+            .map(|&(a, b)| b.min(end) - a.max(start))
+            .sum();
+        let (lo, _) = self.ranges[first];
+        let (_, hi) = self.ranges[past - 1];
+        self.ranges.drain(first..past);
+        if hi > end {
+            self.ranges.insert(first, (end, hi));
         }
+        if lo < start {
+            self.ranges.insert(first, (lo, start));
+        }
+        self.total -= removed;
         removed
     }
 
     /// The range containing `x`, if any.
     pub fn containing(&self, x: u64) -> Option<(u64, u64)> {
-        match self.map.range(..=x).next_back() {
-            Some((&a, &b)) if b > x => Some((a, b)),
+        let below = self.starting_to(x);
+        match below.checked_sub(1).map(|i| self.ranges[i]) {
+            Some((a, b)) if b > x => Some((a, b)),
             _ => None,
         }
     }
@@ -129,57 +146,62 @@ impl RangeSet {
     /// True when `[start, end)` overlaps or is adjacent to a held range (inserting it would
     /// not add a range).
     pub fn touches(&self, start: u64, end: u64) -> bool {
-        let before = matches!(self.map.range(..=start).next_back(), Some((_, &e)) if e >= start);
-        let after = matches!(self.map.range(start..).next(), Some((&s, _)) if s <= end);
-        before || after
+        let i = self.ending_before(start);
+        matches!(self.ranges.get(i), Some(&(a, _)) if a <= end)
     }
 
     /// The pieces of `[from, to)` no held range covers, lowest first.
     pub fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut p = from;
+        let mut i = self.ranges.partition_point(|&(_, b)| b <= from);
         while p < to {
-            if let Some((_, e)) = self.containing(p) {
-                p = e.min(to);
-                continue;
+            match self.ranges.get(i) {
+                Some(&(a, b)) if a <= p => {
+                    p = b.min(to);
+                    i += 1;
+                }
+                next => {
+                    let q = next.map_or(to, |&(a, _)| a.min(to));
+                    out.push((p, q));
+                    p = q;
+                }
             }
-            let next = self.next_from(p).map_or(to, |(s, _)| s.min(to));
-            out.push((p, next));
-            p = next;
         }
         out
     }
 
     /// The first range starting at or after `x`.
     pub fn next_from(&self, x: u64) -> Option<(u64, u64)> {
-        self.map.range(x..).next().map(|(&a, &b)| (a, b))
+        let i = self.ranges.partition_point(|&(a, _)| a < x);
+        self.ranges.get(i).copied()
     }
 
     /// The lowest range.
     pub fn first(&self) -> Option<(u64, u64)> {
-        self.map.iter().next().map(|(&a, &b)| (a, b))
+        self.ranges.front().copied()
     }
 
     /// The highest range.
     pub fn last(&self) -> Option<(u64, u64)> {
-        self.map.iter().next_back().map(|(&a, &b)| (a, b))
+        self.ranges.back().copied()
     }
 
     /// Removes and returns the lowest range.
     pub fn pop_first(&mut self) -> Option<(u64, u64)> {
-        let (a, b) = self.map.pop_first()?;
+        let (a, b) = self.ranges.pop_front()?;
         self.total -= b - a;
         Some((a, b))
     }
 
     /// Ranges from the highest down.
     pub fn iter_rev(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.map.iter().rev().map(|(&a, &b)| (a, b))
+        self.ranges.iter().rev().copied()
     }
 
     /// Ranges from the lowest up.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.map.iter().map(|(&a, &b)| (a, b))
+        self.ranges.iter().copied()
     }
 
     /// Bytes covered inside `[from, to)`.
@@ -187,24 +209,17 @@ impl RangeSet {
         if from >= to {
             return 0;
         }
-        let mut sum = 0;
-        let start_key = match self.map.range(..=from).next_back() {
-            Some((&a, _)) => a,
-            None => from,
-        };
-        for (&a, &b) in self.map.range(start_key..to) {
-            let lo = a.max(from);
-            let hi = b.min(to);
-            if hi > lo {
-                sum += hi - lo;
-            }
-        }
-        sum
+        let first = self.ranges.partition_point(|&(_, b)| b <= from);
+        self.ranges
+            .range(first..)
+            .take_while(|&&(a, _)| a < to)
+            .map(|&(a, b)| b.min(to) - a.max(from))
+            .sum()
     }
 
-    /// Removes every range.
+    /// Removes every range (the ring keeps its room).
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.ranges.clear();
         self.total = 0;
     }
 }
@@ -282,5 +297,101 @@ mod tests {
         assert_eq!(r.containing(19), Some((10, 20)));
         assert_eq!(r.containing(20), None);
         assert_eq!(r.next_from(20), Some((30, 40)));
+    }
+
+    /// The set as runs of a bitmap over `0..U`: the model the proptest checks against.
+    fn runs(bits: &[bool]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bits.len() {
+            if bits[i] {
+                let s = i;
+                while i < bits.len() && bits[i] {
+                    i += 1;
+                }
+                out.push((s as u64, i as u64));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    const U: usize = 96;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64, u64),
+        Remove(u64, u64),
+        RemoveBelow(u64),
+        PopFirst,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let r = (0..U as u64, 0..U as u64);
+        prop_oneof![
+            4 => r.clone().prop_map(|(a, b)| Op::Insert(a.min(b), a.max(b))),
+            2 => r.prop_map(|(a, b)| Op::Remove(a.min(b), a.max(b))),
+            1 => (0..U as u64).prop_map(Op::RemoveBelow),
+            1 => Just(Op::PopFirst),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn behaves_as_a_bitmap(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut set = RangeSet::new();
+            let mut bits = vec![false; U];
+            for op in ops {
+                match op {
+                    Op::Insert(a, b) => {
+                        let new = (a..b).filter(|&x| !bits[x as usize]).count() as u64;
+                        (a..b).for_each(|x| bits[x as usize] = true);
+                        proptest::prop_assert_eq!(set.insert(a, b), new);
+                    }
+                    Op::Remove(a, b) => {
+                        let had = (a..b).filter(|&x| bits[x as usize]).count() as u64;
+                        (a..b).for_each(|x| bits[x as usize] = false);
+                        proptest::prop_assert_eq!(set.remove(a, b), had);
+                    }
+                    Op::RemoveBelow(a) => {
+                        (0..a).for_each(|x| bits[x as usize] = false);
+                        set.remove_below(a);
+                    }
+                    Op::PopFirst => {
+                        let first = runs(&bits).first().copied();
+                        if let Some((a, b)) = first {
+                            (a..b).for_each(|x| bits[x as usize] = false);
+                        }
+                        proptest::prop_assert_eq!(set.pop_first(), first);
+                    }
+                }
+                let model = runs(&bits);
+                proptest::prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.clone());
+                proptest::prop_assert_eq!(set.len(), model.len());
+                proptest::prop_assert_eq!(set.total(), bits.iter().filter(|&&b| b).count() as u64);
+            }
+            let model = runs(&bits);
+            for q in 0..U as u64 {
+                let containing = model.iter().copied().find(|&(a, b)| a <= q && q < b);
+                proptest::prop_assert_eq!(set.containing(q), containing);
+                proptest::prop_assert_eq!(set.next_from(q), model.iter().copied().find(|&(a, _)| a >= q));
+            }
+            for lo in 0..U as u64 {
+                for hi in lo..=U as u64 {
+                    let covered = (lo..hi).filter(|&x| bits[x as usize]).count() as u64;
+                    proptest::prop_assert_eq!(set.covered_in(lo, hi), covered);
+                    let gaps: Vec<bool> = (0..U).map(|x| (lo..hi).contains(&(x as u64)) && !bits[x]).collect();
+                    proptest::prop_assert_eq!(set.gaps(lo, hi), runs(&gaps));
+                    if lo < hi {
+                        let touches = model.iter().any(|&(a, b)| a <= hi && b >= lo);
+                        proptest::prop_assert_eq!(set.touches(lo, hi), touches);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(set.first(), model.first().copied());
+            proptest::prop_assert_eq!(set.last(), model.last().copied());
+        }
     }
 }
