@@ -121,29 +121,28 @@ impl DataRecv {
                 .get((lo - offset) as usize..(hi - offset) as usize)
                 .map_or(0, |piece| self.buf.write_at(lo, piece));
         }
-        let mut gaps: Vec<(u64, u64)> = Vec::new();
+        // Gap by gap, lowest first, looked up afresh after each write (a write that fills
+        // the hole below moves ranges into the in-order data): nothing allocated.
+        let mut n = 0;
         let mut at = lo;
-        for (a, b) in self.buf.ooo().iter() {
-            if b <= at {
+        while at < hi {
+            at = at.max(self.buf.contiguous_end());
+            if let Some((_, end)) = self.buf.ooo().containing(at) {
+                at = end;
                 continue;
             }
-            if a >= hi {
+            if at >= hi {
                 break;
             }
-            if a > at {
-                gaps.push((at, a));
+            let next = self
+                .buf
+                .ooo()
+                .next_from(at)
+                .map_or(hi, |(start, _)| start.min(hi));
+            if let Some(piece) = data.get((at - offset) as usize..(next - offset) as usize) {
+                n += self.buf.write_at(at, piece);
             }
-            at = at.max(b);
-        }
-        if at < hi {
-            gaps.push((at, hi));
-        }
-        let mut n = 0;
-        for (a, b) in gaps {
-            let (from, to) = ((a - offset) as usize, (b - offset) as usize);
-            if let Some(piece) = data.get(from..to) {
-                n += self.buf.write_at(a, piece);
-            }
+            at = next;
         }
         n
     }
@@ -196,6 +195,41 @@ mod tests {
         let n = r.read(&mut out);
         out.truncate(n);
         out
+    }
+
+    #[test]
+    fn a_segment_across_several_holes_fills_each_and_keeps_what_was_held() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut r = DataRecv::new(4096);
+        // Held out of order: [20, 30) and [50, 60), with marked copies a later segment must
+        // not overwrite.
+        r.insert(20, &[0xAA; 10]);
+        r.insert(50, &[0xBB; 10]);
+        assert_eq!(r.readable(), 0);
+        // One segment from 10 to 80 over both: its bytes go only into the gaps.
+        assert_eq!(r.insert(10, &data[10..80]), 0, "nothing in order yet");
+        // The hole below fills: everything up to 80 is readable at once.
+        assert_eq!(r.insert(0, &data[..10]), 80);
+        let mut out = vec![0u8; 80];
+        assert_eq!(r.read(&mut out), 80);
+        assert_eq!(&out[..20], &data[..20]);
+        assert_eq!(&out[20..30], &[0xAA; 10]);
+        assert_eq!(&out[30..50], &data[30..50]);
+        assert_eq!(&out[50..60], &[0xBB; 10]);
+        assert_eq!(&out[60..80], &data[60..80]);
+    }
+
+    #[test]
+    fn a_segment_that_fills_the_first_hole_runs_on_past_the_ranges_it_joins() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut r = DataRecv::new(4096);
+        r.insert(20, &data[20..30]);
+        r.insert(40, &data[40..50]);
+        // From the in-order edge over both ranges and beyond: each gap once, all readable.
+        assert_eq!(r.insert(0, &data[..70]), 70);
+        let mut out = vec![0u8; 70];
+        assert_eq!(r.read(&mut out), 70);
+        assert_eq!(out, &data[..70]);
     }
 
     #[test]
