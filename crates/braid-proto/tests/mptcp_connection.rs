@@ -376,7 +376,7 @@ fn hostile_segments_do_not_panic() {
             }),
             data_fin: rng.next() % 4 == 0,
         };
-        r.options.mptcp = vec![MptcpOption::Dss(dss)];
+        r.options.mptcp = vec![MptcpOption::Dss(dss)].into();
         if i % 7 == 0 {
             r.options.mptcp.push(MptcpOption::MpCapable(
                 braid_proto::wire::mptcp::MpCapable::ack_with_data(

@@ -550,7 +550,8 @@ fn mp_fastclose_on_an_ack_resets_the_connection() {
     let mut wrong = repr.clone();
     wrong.options.mptcp = vec![MptcpOption::MpFastclose {
         receiver_key: CLIENT_KEY ^ 1,
-    }];
+    }]
+    .into();
     p.client.handle_segment(now, 0, &wrong, &[]);
     assert_eq!(p.client.counters().MPFastcloseRx, 0);
     assert!(!p.client.is_fast_closed_by_peer());
@@ -562,7 +563,8 @@ fn mp_fastclose_on_an_ack_resets_the_connection() {
     let mut fastclose = repr.clone();
     fastclose.options.mptcp = vec![MptcpOption::MpFastclose {
         receiver_key: CLIENT_KEY,
-    }];
+    }]
+    .into();
     p.client.handle_segment(now, 0, &fastclose, &payload);
     assert_eq!(p.client.counters().MPFastcloseRx, 1);
     let tcb = p.client.subflow(0).expect("subflow");

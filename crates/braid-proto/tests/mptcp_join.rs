@@ -140,7 +140,8 @@ fn a_segment_overtaking_the_third_ack_does_not_fail_the_join() {
         data_ack_64: false,
         mapping: None,
         data_fin: false,
-    })];
+    })]
+    .into();
     n.send(true, 1, other, &[]);
     for _ in 0..5 {
         n.step();

@@ -277,7 +277,8 @@ fn a_stray_segment_is_reset_once_and_a_join_goes_to_its_token_s_worker() {
                 addr_id: 1,
                 token: 0x1234_5677,
                 nonce: 1,
-            }],
+            }]
+            .into(),
             ..TcpOptions::default()
         },
         ..ack

@@ -104,7 +104,7 @@ fn arb_options(with_mptcp: bool) -> impl Strategy<Value = TcpOptions> {
                 sack_permitted,
                 sack_blocks: sack.into_iter().collect(),
                 timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
-                mptcp,
+                mptcp: mptcp.into(),
                 unknown,
             },
         )
@@ -336,7 +336,7 @@ proptest! {
             urgent: 0,
             options: TcpOptions::default(),
         };
-        repr.options.mptcp = opts.clone();
+        repr.options.mptcp = opts.clone().into();
         let a = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut buf = vec![0u8; 100];
         let n = emit_tcp_packet(&mut buf, a, a, 1, &repr, &[]).unwrap();

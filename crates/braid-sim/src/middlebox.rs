@@ -393,7 +393,7 @@ mod tests {
             urgent: 0,
             options: TcpOptions {
                 mss: (flags & TcpFlags::SYN != 0).then_some(1460),
-                mptcp,
+                mptcp: mptcp.into(),
                 ..TcpOptions::default()
             },
         };

@@ -338,7 +338,7 @@ fn corrupt_reset_carries_mp_tcprst_and_mp_fail_on_the_wire() {
         .iter()
         .filter_map(|p| parse_tcp_packet(p).ok())
         .filter(|s| s.tcp.flags.rst())
-        .map(|s| s.tcp.options.mptcp)
+        .map(|s| s.tcp.options.mptcp.to_vec())
         // The reset subflow answers its peer's segments still in flight with plain RSTs
         // (RFC 9293 §3.10.7.1), as a host without the connection would.
         .filter(|mptcp| !mptcp.is_empty())

@@ -487,7 +487,7 @@ mod tests {
     fn ack_with(opts: Vec<MptcpOption>) -> TcpRepr {
         use crate::wire::tcp::{TcpFlags, TcpOptions};
         let options = TcpOptions {
-            mptcp: opts,
+            mptcp: opts.into(),
             ..TcpOptions::default()
         };
         TcpRepr {
@@ -610,7 +610,7 @@ mod tests {
             MAX_OPTION_SPACE
         ));
         assert!(push_signal(&mut repr, big.clone(), true, MAX_OPTION_SPACE));
-        assert_eq!(repr.options.mptcp, vec![big]);
+        assert_eq!(repr.options.mptcp.to_vec(), vec![big]);
         assert!(repr.options.padded_len() <= MAX_OPTION_SPACE);
         // A second one waits for the next ACK.
         let small = MptcpOption::MpPrio {

@@ -13,7 +13,7 @@ pub mod tcp;
 pub use ip::{IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 pub use mptcp::MptcpOption;
 pub use packet::{emit_tcp_packet, emit_tcp_packet_parts, parse_tcp_packet, Payload, TcpSegment};
-pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps, UnknownOption};
+pub use tcp::{MptcpOptions, TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps, UnknownOption};
 
 /// Why a packet or option could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

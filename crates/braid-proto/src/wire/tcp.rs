@@ -10,6 +10,7 @@ use core::net::IpAddr;
 use core::ops::Range;
 
 use arrayvec::ArrayVec;
+use smallvec::SmallVec;
 
 use super::checksum;
 use super::ip::PROTOCOL_TCP;
@@ -64,6 +65,11 @@ pub struct UnknownOption {
     pub data: Vec<u8>,
 }
 
+/// The MPTCP options of one segment. Two fit inline (a DSS and one signal, what real
+/// segments carry), so parsing or building a segment allocates nothing; more spill to the
+/// heap, so any number the option space can hold is kept.
+pub type MptcpOptions = SmallVec<[MptcpOption; 2]>;
+
 /// Decoded TCP options. Empty vectors do not allocate, so plain segments cost nothing here.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TcpOptions {
@@ -74,7 +80,7 @@ pub struct TcpOptions {
     pub sack_blocks: ArrayVec<(u32, u32), 4>,
     pub timestamps: Option<Timestamps>,
     /// MPTCP options (kind 30), in the order they appear.
-    pub mptcp: Vec<MptcpOption>,
+    pub mptcp: MptcpOptions,
     /// Options of other kinds, preserved.
     pub unknown: Vec<UnknownOption>,
 }

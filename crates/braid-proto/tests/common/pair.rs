@@ -227,7 +227,7 @@ impl Pair {
                 return;
             }
             if to_server && self.dropped_first_seq == Some(repr.seq) {
-                self.first_data_resent.push(repr.options.mptcp.clone());
+                self.first_data_resent.push(repr.options.mptcp.to_vec());
             }
             // The server's first DSS (the DATA_ACK answering the third ACK): lost, so the
             // client stays unconfirmed and its first data repeats MP_CAPABLE.
