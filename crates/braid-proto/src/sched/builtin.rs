@@ -1,9 +1,15 @@
 //! The built-in schedulers. See the [parent module](super) for the shared contract.
 
+use smallvec::SmallVec;
+
 use super::{
     chunk, data_candidates, has_active_primary, place_reinjections, Assignment, SchedInput,
     Scheduler, SubflowId, SubflowView,
 };
+
+/// A call's list of candidate subflows: up to eight inline (more spill to the heap), so
+/// scheduling a burst allocates nothing.
+type Candidates<'a> = SmallVec<[&'a SubflowView; 8]>;
 
 /// The Linux kernel's default scheduler (`net/mptcp/protocol.c`, `mptcp_subflow_get_send` and
 /// `mptcp_subflow_get_retrans`).
@@ -31,16 +37,27 @@ use super::{
 ///
 /// One new-data assignment per call: the connection calls again and the queues it just grew
 /// steer the next burst.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KernelDefault {
     /// `(subflow, average rate)` of the subflows seen in the last call.
     avg: Vec<(SubflowId, u64)>,
+    /// Scratch for [`super::finish_time`], kept between calls.
+    points: Vec<(f64, f64)>,
 }
+
+/// Two are equal when their averages are: the scratch is not state.
+impl PartialEq for KernelDefault {
+    fn eq(&self, other: &Self) -> bool {
+        self.avg == other.avg
+    }
+}
+
+impl Eq for KernelDefault {}
 
 impl KernelDefault {
     /// The kernel's default scheduler.
     pub fn new() -> KernelDefault {
-        KernelDefault { avg: Vec::new() }
+        KernelDefault::default()
     }
 
     /// The averaged rate of `id` in bytes per second, once it was seen.
@@ -75,25 +92,31 @@ impl Scheduler for KernelDefault {
             return;
         }
         let want_backup = !has_active_primary(input.subflows);
-        let mut class: Vec<&SubflowView> = input
-            .subflows
-            .iter()
-            .filter(|s| s.is_active() && s.backup == want_backup && !used.contains(&s.id))
-            .collect();
+        // The preferred class, walked again where needed rather than collected: a call
+        // allocates nothing (it runs for every burst).
+        let class = || {
+            input
+                .subflows
+                .iter()
+                .filter(|s| s.is_active() && s.backup == want_backup && !used.contains(&s.id))
+        };
         let rate = |s: &SubflowView| s.delivery_rate();
         let mut finish = None;
         if let Some(end) = input.stream_end {
             // The rest of the stream is known: a subflow whose queue and delay would land
             // its next byte after the others could have delivered everything gets no more.
-            let mut pts: Vec<(f64, f64)> = class
-                .iter()
-                .map(|s| (s.arrival_secs(rate(s)), rate(s) as f64))
-                .collect();
-            let t = super::finish_time(&mut pts, end.saturating_sub(input.new_data.start));
-            class.retain(|s| s.arrival_secs(rate(s)) < t);
-            finish = Some(t);
+            let mut pts = std::mem::take(&mut self.points);
+            pts.clear();
+            pts.extend(class().map(|s| (s.arrival_secs(rate(s)), rate(s) as f64)));
+            finish = Some(super::finish_time(
+                &mut pts,
+                end.saturating_sub(input.new_data.start),
+            ));
+            self.points = pts;
         }
-        let best = class.into_iter().min_by_key(|s| (self.linger(s), s.id));
+        let best = class()
+            .filter(|s| finish.is_none_or(|t| s.arrival_secs(rate(s)) < t))
+            .min_by_key(|s| (self.linger(s), s.id));
         if let Some(sf) = best {
             if sf.send_space == 0 {
                 return;
@@ -163,7 +186,7 @@ impl Scheduler for MinRtt {
     fn schedule(&mut self, input: &SchedInput<'_>, out: &mut Vec<Assignment>) {
         let mut used = Vec::new();
         place_reinjections(input, &mut used, out);
-        let mut order: Vec<&SubflowView> = data_candidates(input.subflows, &used)
+        let mut order: Candidates<'_> = data_candidates(input.subflows, &used)
             .filter(|s| s.cwnd_room() > 0)
             .collect();
         order.sort_by_key(|s| (s.srtt_or_max(), s.id));
@@ -215,7 +238,7 @@ impl Scheduler for RoundRobin {
     fn schedule(&mut self, input: &SchedInput<'_>, out: &mut Vec<Assignment>) {
         let mut used = Vec::new();
         place_reinjections(input, &mut used, out);
-        let mut order: Vec<&SubflowView> = data_candidates(input.subflows, &used)
+        let mut order: Candidates<'_> = data_candidates(input.subflows, &used)
             .filter(|s| s.cwnd_room() > 0)
             .collect();
         order.sort_by_key(|s| s.id);
@@ -277,7 +300,7 @@ impl Scheduler for Redundant {
             return;
         }
         let want_backup = !has_active_primary(input.subflows);
-        let mut targets: Vec<&SubflowView> = input
+        let mut targets: Candidates<'_> = input
             .subflows
             .iter()
             .filter(|s| s.is_active() && s.backup == want_backup)
@@ -396,7 +419,7 @@ impl Scheduler for Blest {
         else {
             return;
         };
-        let mut order: Vec<&SubflowView> = data_candidates(input.subflows, &used)
+        let mut order: Candidates<'_> = data_candidates(input.subflows, &used)
             .filter(|s| s.cwnd_room() > 0)
             .collect();
         order.sort_by_key(|s| (s.srtt_or_max(), s.id));
