@@ -27,6 +27,8 @@ pub struct BulkPair {
     pub server: ConnectionHandle,
     packet: Vec<u8>,
     chunk: Vec<u8>,
+    /// The server application's read buffer.
+    read: Vec<u8>,
 }
 
 /// What one transfer did.
@@ -72,6 +74,7 @@ impl BulkPair {
             server: ConnectionHandle(usize::MAX),
             packet: vec![0; PACKET],
             chunk: vec![0; CHUNK],
+            read: vec![0; CHUNK],
         };
         let mut accepted = None;
         let mut joined = subflows < 2;
@@ -158,7 +161,6 @@ impl BulkPair {
         let (mut sent, mut filled_to) = (0u64, 0u64);
         let mut pending = 0..0;
         let mut closed = false;
-        let mut read = vec![0u8; CHUNK];
         let mut idle = 0;
         loop {
             while !closed {
@@ -186,13 +188,13 @@ impl BulkPair {
             }
             let mut eof = false;
             loop {
-                match self.b.read(self.server, &mut read) {
+                match self.b.read(self.server, &mut self.read) {
                     Ok(0) => {
                         eof = true;
                         break;
                     }
                     Ok(n) => {
-                        check(moved.received, &read[..n]);
+                        check(moved.received, &self.read[..n]);
                         moved.received += n as u64;
                     }
                     Err(Error::WouldBlock) => break,
