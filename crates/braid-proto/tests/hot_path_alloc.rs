@@ -75,11 +75,9 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
 
 const MIB: u64 = 1 << 20;
 
-fn steady_state_allocations(subflows: usize) -> (u64, u64) {
-    steady_state_allocations_with(subflows, SchedulerKind::Default)
-}
-
-fn steady_state_allocations_with(subflows: usize, scheduler: SchedulerKind) -> (u64, u64) {
+/// Moves 8 MiB over a warmed-up pair with `subflows` subflows (0: plain TCP) under
+/// `scheduler` and checks that no allocation was made.
+fn allocates_nothing(subflows: usize, scheduler: SchedulerKind) {
     let cfg = EndpointConfig {
         scheduler,
         ..EndpointConfig::default()
@@ -91,30 +89,29 @@ fn steady_state_allocations_with(subflows: usize, scheduler: SchedulerKind) -> (
     for _ in 0..16 {
         pair.send_more(8 * MIB).expect("warm-up transfer");
     }
-    let (n, moved) = allocations(|| pair.send_more(8 * MIB).expect("measured transfer"));
+    let (allocs, moved) = allocations(|| pair.send_more(8 * MIB).expect("measured transfer"));
     assert_eq!(moved.received, 8 * MIB);
-    (n, moved.packets_ab + moved.packets_ba)
+    let packets = moved.packets_ab + moved.packets_ba;
+    assert!(packets > 5_000, "{scheduler:?}: {packets} packets");
+    assert_eq!(
+        allocs, 0,
+        "{subflows} subflows, {scheduler:?}: {allocs} allocations over {packets} packets"
+    );
 }
 
 #[test]
 fn tcp_bulk_allocates_nothing_per_packet() {
-    let (allocs, packets) = steady_state_allocations(0);
-    assert!(packets > 5_000, "{packets} packets");
-    assert_eq!(allocs, 0, "{allocs} allocations over {packets} packets");
+    allocates_nothing(0, SchedulerKind::Default);
 }
 
 #[test]
 fn mptcp_one_subflow_bulk_allocates_nothing_per_packet() {
-    let (allocs, packets) = steady_state_allocations(1);
-    assert!(packets > 5_000, "{packets} packets");
-    assert_eq!(allocs, 0, "{allocs} allocations over {packets} packets");
+    allocates_nothing(1, SchedulerKind::Default);
 }
 
 #[test]
 fn mptcp_two_subflows_bulk_allocates_nothing_per_packet() {
-    let (allocs, packets) = steady_state_allocations(2);
-    assert!(packets > 5_000, "{packets} packets");
-    assert_eq!(allocs, 0, "{allocs} allocations over {packets} packets");
+    allocates_nothing(2, SchedulerKind::Default);
 }
 
 #[test]
@@ -125,12 +122,7 @@ fn every_built_in_scheduler_allocates_nothing_per_packet() {
         SchedulerKind::Redundant,
         SchedulerKind::Blest,
     ] {
-        let (allocs, packets) = steady_state_allocations_with(2, kind);
-        assert!(packets > 5_000, "{kind:?}: {packets} packets");
-        assert_eq!(
-            allocs, 0,
-            "{kind:?}: {allocs} allocations over {packets} packets"
-        );
+        allocates_nothing(2, kind);
     }
 }
 
