@@ -5,7 +5,9 @@
 # Prints, per N: the wall time for all clients, the slowest client, the packets the kernel
 # dropped at the TUN device's transmit queue (braid did not read them in time), the
 # segments the kernel clients retransmitted (a loss or a timeout anywhere on the way), and
-# braid's peak memory.
+# braid's peak memory; with three client counts or more, a least-squares line of the wall
+# time against the number of clients (ms per client added, intercept, R^2) for braid and
+# for the kernel.
 #
 # PERF=F records braid with perf into F.<n>; PCAP=F captures braid0 (96 bytes a packet) into
 # F.<n>, and the kernel server's veth into F.<n>.kernel.
@@ -169,6 +171,24 @@ for r in "${rows[@]}"; do
     read -r n bok bw bs dr rt pk rss cpu kok kw ks kp <<< "$r"
     printf '%s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s\n' "$n" "$bok" "$bw" "$bs" "$dr" "$rt" "$pk" "$rss" "$cpu" "$kok" "$kw" "$ks" "$kp"
 done
+# With three client counts or more: how the wall time grows with the number of clients, a
+# least-squares line through the points (seconds per client added, the intercept, R^2).
+if [ "${#rows[@]}" -ge 3 ]; then
+    printf '%s\n' "${rows[@]}" | python3 -c '
+import sys
+pts = [l.split() for l in sys.stdin if l.strip()]
+def fit(col, name):
+    xs = [float(p[0]) for p in pts]; ys = [float(p[col]) for p in pts]
+    n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs); syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    a = sxy / sxx; b = my - a * mx
+    r2 = sxy * sxy / (sxx * syy) if syy > 0 else 1.0
+    print("%s wall time: %.2f ms per client added, intercept %.3f s, R^2 %.4f" % (name, 1000 * a, b, r2))
+fit(2, "braid")
+fit(10, "kernel")
+'
+fi
 if [ -n "$MARKDOWN" ]; then
     {
         echo "| $header |"
