@@ -125,24 +125,15 @@ impl DataRecv {
         // the hole below moves ranges into the in-order data): nothing allocated.
         let mut n = 0;
         let mut at = lo;
-        while at < hi {
-            at = at.max(self.buf.contiguous_end());
-            if let Some((_, end)) = self.buf.ooo().containing(at) {
-                at = end;
-                continue;
+        while let Some((a, b)) = self
+            .buf
+            .ooo()
+            .next_gap(at.max(self.buf.contiguous_end()), hi)
+        {
+            if let Some(piece) = data.get((a - offset) as usize..(b - offset) as usize) {
+                n += self.buf.write_at(a, piece);
             }
-            if at >= hi {
-                break;
-            }
-            let next = self
-                .buf
-                .ooo()
-                .next_from(at)
-                .map_or(hi, |(start, _)| start.min(hi));
-            if let Some(piece) = data.get((at - offset) as usize..(next - offset) as usize) {
-                n += self.buf.write_at(at, piece);
-            }
-            at = next;
+            at = b;
         }
         n
     }

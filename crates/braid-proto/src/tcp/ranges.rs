@@ -47,6 +47,11 @@ impl RangeSet {
         self.ranges.partition_point(|&(_, b)| b < x)
     }
 
+    /// The number of ranges ending at or below `x` (none of their bytes at `x` or above).
+    fn ending_to(&self, x: u64) -> usize {
+        self.ranges.partition_point(|&(_, b)| b <= x)
+    }
+
     /// Inserts `[start, end)`, merging with overlapping or adjacent ranges. Returns the number
     /// of bytes that were not covered before.
     pub fn insert(&mut self, start: u64, end: u64) -> u64 {
@@ -111,7 +116,7 @@ impl RangeSet {
             return 0;
         }
         // The ranges that overlap `[start, end)`: they end after `start`, begin before `end`.
-        let first = self.ranges.partition_point(|&(_, b)| b <= start);
+        let first = self.ending_to(start);
         let past = self.ranges.partition_point(|&(a, _)| a < end);
         if first >= past {
             return 0;
@@ -154,21 +159,23 @@ impl RangeSet {
     pub fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut p = from;
-        let mut i = self.ranges.partition_point(|&(_, b)| b <= from);
-        while p < to {
-            match self.ranges.get(i) {
-                Some(&(a, b)) if a <= p => {
-                    p = b.min(to);
-                    i += 1;
-                }
-                next => {
-                    let q = next.map_or(to, |&(a, _)| a.min(to));
-                    out.push((p, q));
-                    p = q;
-                }
-            }
+        while let Some((a, b)) = self.next_gap(p, to) {
+            out.push((a, b));
+            p = b;
         }
         out
+    }
+
+    /// The lowest piece of `[from, to)` no held range covers, if any (for a caller that
+    /// fills each gap as it finds it: nothing allocated).
+    pub fn next_gap(&self, from: u64, to: u64) -> Option<(u64, u64)> {
+        // Ranges are not adjacent: past the end of the one holding `from` is a gap.
+        let p = self.containing(from).map_or(from, |(_, end)| end);
+        if p >= to {
+            return None;
+        }
+        let q = self.next_from(p).map_or(to, |(start, _)| start.min(to));
+        Some((p, q))
     }
 
     /// The first range starting at or after `x`.
@@ -209,7 +216,7 @@ impl RangeSet {
         if from >= to {
             return 0;
         }
-        let first = self.ranges.partition_point(|&(_, b)| b <= from);
+        let first = self.ending_to(from);
         self.ranges
             .range(first..)
             .take_while(|&&(a, _)| a < to)
