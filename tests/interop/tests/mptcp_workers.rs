@@ -16,7 +16,9 @@
 
 use std::time::Duration;
 
-use braid_interop::mptcp::{assert_kernel, kernel_subflow_endpoint, tun_paths_with, wait_until};
+use braid_interop::mptcp::{
+    assert_kernel, kernel_subflow_endpoint, kernel_view, tun_paths_with, wait_until,
+};
 use braid_interop::{assert_received, assert_sent, require_root, Cmd, TempDir, SIGINT};
 
 const KPEER: &str = env!("CARGO_BIN_EXE_kpeer");
@@ -110,6 +112,11 @@ fn two_workers_connect_and_join_to_a_kernel_server() {
     assert_sent(&braid, BYTES);
     assert_received(&s.json(), BYTES);
     assert_eq!(braid["workers"], 2, "{braid}");
-    assert_eq!(braid["counters"]["MPJoinSynAckRx"], 1, "{braid}");
+    assert_eq!(
+        braid["counters"]["MPJoinSynAckRx"],
+        1,
+        "{braid}; kernel counters: {}",
+        kernel_view(&ns)
+    );
     assert_kernel(&ns, "MPJoinAckRx", 1);
 }
